@@ -1,0 +1,214 @@
+"""Fitness evaluation.
+
+- Analytic objectives are evaluated in-process, vectorised over the population (a pool would
+  only add overhead).
+- Gymnasium envs: each process (the main one with ``workers=1``, else each worker of one
+  ``multiprocessing.Pool`` made once per run) keeps its own :class:`EpisodeRunner` with its own
+  env instances. A generation's candidates are split into one chunk per worker; a chunk's
+  candidates x episodes all run in lockstep, so the MLP forward pass is one batched matmul per
+  layer per time step for the whole chunk. Where gymnasium ships a numpy vector env (CartPole),
+  the env step is batched too (``backend="vector"``); otherwise scalar envs are stepped in a
+  tight loop (``backend="scalar"``).
+
+Every candidate of one call is run on the same episode seeds, so the episodes' start states are
+the same for all candidates of a generation and the same from run to run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+import numpy as np
+
+from .envs import ANALYTIC
+from .policy import MLPPolicy
+
+
+@dataclass(frozen=True)
+class GymConfig:
+    """What a worker process needs to build its envs and policy (picklable)."""
+
+    env_id: str
+    hidden: tuple[int, ...]
+    max_episode_steps: int | None = None
+    backend: str = "auto"  # auto | vector | scalar
+
+
+class EpisodeRunner:
+    """Runs episodes of many candidate policies in lockstep, in one process."""
+
+    def __init__(self, cfg: GymConfig):
+        import gymnasium as gym
+
+        self.cfg = cfg
+        self._gym = gym
+        probe = gym.make(cfg.env_id, disable_env_checker=True)
+        self.max_steps = cfg.max_episode_steps or probe.spec.max_episode_steps or 1000
+        self.policy = MLPPolicy(probe.observation_space.shape[0], probe.action_space, cfg.hidden)
+        self._envs = [probe.unwrapped]  # scalar envs, grown on demand
+        spec = gym.spec(cfg.env_id)
+        has_vector = spec.vector_entry_point is not None and hasattr(probe.unwrapped, "state")
+        if cfg.backend == "vector" and not has_vector:
+            raise ValueError(f"{cfg.env_id} has no gymnasium vector env; use backend 'scalar' or 'auto'")
+        self.vectorized = has_vector and cfg.backend in ("auto", "vector")
+        self._venvs: dict[int, object] = {}
+
+    @property
+    def n_params(self) -> int:
+        return self.policy.n_params
+
+    def returns(self, thetas: np.ndarray, seeds) -> np.ndarray:
+        """Episode returns, shape (n, K), of n flat parameter vectors on K seeded episodes."""
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
+        seeds = [int(s) for s in seeds]
+        if thetas.shape[0] == 0:
+            return np.zeros((0, len(seeds)))
+        if self.vectorized:
+            return self._returns_vector(thetas, seeds)
+        return self._returns_scalar(thetas, seeds)
+
+    # -- scalar envs stepped in a tight loop ------------------------------------------------
+    def _returns_scalar(self, thetas, seeds):
+        n, K = thetas.shape[0], len(seeds)
+        need = n * K
+        while len(self._envs) < need:
+            self._envs.append(self._gym.make(self.cfg.env_id, disable_env_checker=True).unwrapped)
+        envs = self._envs[:need]
+        layers = self.policy.unpack(thetas)
+        obs = np.empty((n, K, self.policy.sizes[0]))
+        flat_obs = obs.reshape(need, -1)
+        for i, env in enumerate(envs):
+            o, _ = env.reset(seed=seeds[i % K])
+            flat_obs[i] = o
+        ret = np.zeros(need)
+        active = list(range(need))
+        for _ in range(self.max_steps):
+            acts = self.policy.act(layers, obs)
+            flat_acts = acts.reshape(need, -1) if not self.policy.discrete else acts.reshape(need)
+            still = []
+            for i in active:
+                a = flat_acts[i]
+                o, r, term, trunc, _ = envs[i].step(int(a) if self.policy.discrete else a)
+                ret[i] += r
+                if not (term or trunc):
+                    flat_obs[i] = o
+                    still.append(i)
+            active = still
+            if not active:
+                break
+        return ret.reshape(n, K)
+
+    # -- gymnasium's numpy vector env (CartPole) -------------------------------------------
+    def _initial_states(self, seeds):
+        """Start states of the scalar env reset with each seed (same as the scalar backend)."""
+        env = self._envs[0]
+        out = []
+        for s in seeds:
+            env.reset(seed=s)
+            out.append(np.array(env.state, dtype=np.float64))
+        return np.stack(out, axis=1)  # (state_dim, K)
+
+    def _returns_vector(self, thetas, seeds):
+        n, K = thetas.shape[0], len(seeds)
+        need = n * K
+        venv = self._venvs.get(need)
+        if venv is None:
+            if len(self._venvs) >= 8:
+                self._venvs.pop(next(iter(self._venvs))).close()
+            venv = self._gym.make_vec(self.cfg.env_id, num_envs=need, vectorization_mode="vector_entry_point",
+                                      max_episode_steps=self.max_steps).unwrapped
+            self._venvs[need] = venv
+        venv.reset(seed=seeds[0])
+        venv.state = np.tile(self._initial_states(seeds), (1, n))  # column c*K + k = episode k
+        obs = venv.state.T.astype(np.float32).astype(np.float64).reshape(n, K, -1)
+        layers = self.policy.unpack(thetas)
+        ret = np.zeros(need)
+        alive = np.ones(need, dtype=bool)
+        for _ in range(self.max_steps):
+            acts = self.policy.act(layers, obs).reshape(need)
+            o, r, term, trunc, _ = venv.step(acts)
+            ret += r * alive
+            alive &= ~(term | trunc)
+            if not alive.any():
+                break
+            obs = o.astype(np.float64).reshape(n, K, -1)
+        return ret.reshape(n, K)
+
+    def close(self):
+        for e in self._envs:
+            e.close()
+        for v in self._venvs.values():
+            v.close()
+
+
+# -------------------------------------------------------------------------------------------
+# Pool plumbing: one EpisodeRunner per worker process, built by the initializer.
+
+_RUNNER: EpisodeRunner | None = None
+
+
+def _init_worker(cfg: GymConfig) -> None:
+    global _RUNNER
+    # The parent handles Ctrl-C and SIGTERM and terminates the pool; workers just die.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _RUNNER = EpisodeRunner(cfg)
+
+
+def _worker_returns(args) -> np.ndarray:
+    thetas, seeds = args
+    return _RUNNER.returns(thetas, seeds)
+
+
+class GymEvaluator:
+    """Episode returns of populations, in-process (workers=1) or over a process pool."""
+
+    def __init__(self, cfg: GymConfig, workers: int):
+        self.cfg = cfg
+        self.workers = max(1, int(workers))
+        self.local = EpisodeRunner(cfg)  # also gives n_params; used directly when workers == 1
+        self.pool = None
+        if self.workers > 1:
+            import multiprocessing as mp
+
+            self.pool = mp.get_context().Pool(self.workers, initializer=_init_worker, initargs=(cfg,))
+
+    @property
+    def n_params(self) -> int:
+        return self.local.n_params
+
+    def returns(self, thetas: np.ndarray, seeds) -> np.ndarray:
+        thetas = np.atleast_2d(thetas)
+        if self.pool is None or thetas.shape[0] == 1:
+            return self.local.returns(thetas, seeds)
+        chunks = [c for c in np.array_split(thetas, min(self.workers, thetas.shape[0])) if len(c)]
+        parts = self.pool.map(_worker_returns, [(c, list(seeds)) for c in chunks])
+        return np.concatenate(parts, axis=0)
+
+    def close(self, terminate: bool = False) -> None:
+        if self.pool is not None:
+            if terminate:
+                self.pool.terminate()
+            else:
+                self.pool.close()
+            self.pool.join()
+            self.pool = None
+        self.local.close()
+
+
+class AnalyticEvaluator:
+    """Negated analytic objective, vectorised over the population, in-process."""
+
+    def __init__(self, name: str, dim: int):
+        self.fn = ANALYTIC[name]
+        self.n_params = dim
+
+    def returns(self, thetas: np.ndarray, seeds=None) -> np.ndarray:
+        X = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
+        return -self.fn(X)[:, None]
+
+    def close(self, terminate: bool = False) -> None:
+        pass

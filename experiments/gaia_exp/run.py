@@ -1,0 +1,151 @@
+"""The :class:`Run` that every method drives.
+
+A method's loop is::
+
+    while run.can_afford(popsize):
+        fitness = run.evaluate(X)          # (n,) higher is better; counts n evals
+        ... update the search distribution ...
+        if run.end_generation(sigma):      # prints the Gen line; True means stop
+            break
+
+``Run`` does the bookkeeping the methods share: the evaluation budget, episode seeds per
+generation, best-of-generation and best-ever (with its parameters), the Gen line and curve.csv
+row, progress lines, and the early stop once the env's threshold is reached.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from typing import Any, Callable, TextIO
+
+import numpy as np
+
+from .lines import format_gen_line, gaia_line
+
+# Seed streams: SeedSequence([seed, stream, index]) keeps every use of the run seed independent.
+STREAM_TRAIN, STREAM_VALIDATE, STREAM_FINAL, STREAM_X0, STREAM_METHOD = 0, 1, 2, 3, 4
+
+
+def derive_seeds(seed: int, stream: int, index: int, count: int) -> list[int]:
+    """``count`` 32-bit seeds for (run seed, stream, index): reproducible and well separated."""
+    ss = np.random.SeedSequence([int(seed), int(stream), int(index)])
+    return [int(s) for s in ss.generate_state(count, dtype=np.uint32)]
+
+
+def method_rng(seed: int, index: int = 0) -> np.random.Generator:
+    """A numpy Generator for a method's own sampling (index tells sub-streams apart)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), STREAM_METHOD, int(index)]))
+
+
+def method_seed(seed: int, index: int = 0) -> int:
+    """A non-zero 31-bit seed for libraries that take an int (pycma treats 0 as 'time')."""
+    return derive_seeds(seed, STREAM_METHOD, 1000 + index, 1)[0] % (2**31 - 2) + 1
+
+
+class Run:
+    def __init__(self, *, evaluator, x0: np.ndarray, seed: int, max_evals: int, eval_episodes: int,
+                 threshold: float | None, stop_when_solved: bool, validate: Callable[[np.ndarray, int], np.ndarray] | None,
+                 precise: bool, out: TextIO | None = None, curve_file: TextIO | None = None,
+                 t0: float | None = None):
+        self.evaluator = evaluator
+        self.x0 = np.asarray(x0, dtype=np.float64)
+        self.dim = self.x0.size
+        self.seed = seed
+        self.max_evals = max_evals
+        self.eval_episodes = eval_episodes
+        self.threshold = threshold
+        self.stop_when_solved = stop_when_solved and threshold is not None
+        self.validate = validate  # (params, generation) -> episode returns, or None if not needed
+        self.precise = precise
+        self.out = out or sys.stdout
+        self.t0 = time.perf_counter() if t0 is None else t0
+        self.generation = 1
+        self.evals = 0
+        self.best_ever = -math.inf
+        self.best_params = self.x0.copy()
+        self.curve: list[dict[str, Any]] = []
+        self.stop_reason: str | None = None
+        self.validated: dict[str, Any] | None = None
+        self.validation_episodes = 0
+        self._gen_fitness: list[np.ndarray] = []
+        self._ever_improved = False
+        self._last_progress = 0.0
+        self._curve_writer = None
+        if curve_file is not None:
+            self._curve_writer = csv.writer(curve_file)
+            self._curve_writer.writerow(["generation", "evals", "best", "best_ever", "mean", "sigma", "elapsed"])
+            self._curve_file = curve_file
+
+    # -- what methods use -------------------------------------------------------------------
+    def can_afford(self, n: int) -> bool:
+        """True if n more evaluations fit in the budget and the run has not been stopped."""
+        return self.stop_reason is None and self.evals + n <= self.max_evals
+
+    def evaluate(self, X) -> np.ndarray:
+        """Fitness (higher is better) of each row of X, on this generation's episode seeds."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        seeds = derive_seeds(self.seed, STREAM_TRAIN, self.generation, self.eval_episodes)
+        f = self.evaluator.returns(X, seeds).mean(axis=1)
+        self.evals += X.shape[0]
+        self._gen_fitness.append(f)
+        i = int(np.nanargmax(f)) if np.any(np.isfinite(f)) else 0
+        if f[i] > self.best_ever:
+            self.best_ever = float(f[i])
+            self.best_params = X[i].copy()
+            self._ever_improved = True
+        return f
+
+    def end_generation(self, sigma: float) -> bool:
+        """Print this generation's line and record it; return True when the run should stop."""
+        f = np.concatenate(self._gen_fitness) if self._gen_fitness else np.array([math.nan])
+        finite = f[np.isfinite(f)]
+        best = float(finite.max()) if finite.size else math.nan
+        mean = float(finite.mean()) if finite.size else math.nan
+        elapsed = time.perf_counter() - self.t0
+        row = {"generation": self.generation, "evals": self.evals, "best": best, "best_ever": self.best_ever,
+               "mean": mean, "sigma": float(sigma), "elapsed": round(elapsed, 3)}
+        self.curve.append(row)
+        self.emit(format_gen_line(self.generation, best, self.best_ever, mean, float(sigma), self.evals, elapsed,
+                                  precise=self.precise))
+        if self._curve_writer is not None:
+            self._curve_writer.writerow([row[k] for k in ("generation", "evals", "best", "best_ever", "mean", "sigma", "elapsed")])
+            self._curve_file.flush()
+        progress = self.evals / self.max_evals if self.max_evals else 1.0
+        if progress - self._last_progress >= 0.05:
+            self._last_progress = progress
+            self.emit(gaia_line({"progress": round(progress, 4)}))
+        if self.stop_when_solved and self._ever_improved and self.best_ever >= self.threshold:
+            self._check_solved()
+        self._gen_fitness = []
+        self._ever_improved = False
+        self.generation += 1
+        return self.stop_reason is not None
+
+    def status(self, message: str) -> None:
+        """A status message for GAIA (``@gaia {"status": ...}``)."""
+        self.emit(gaia_line({"status": message}))
+
+    def emit(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _check_solved(self) -> None:
+        if self.validate is None:  # deterministic objective: the training value is the truth
+            self.stop_reason = "solved"
+            self.status(f"solved at generation {self.generation}: best {self.best_ever:.6g}")
+            return
+        rets = self.validate(self.best_params, self.generation)
+        self.validation_episodes += len(rets)
+        mean = float(np.mean(rets))
+        if mean >= self.threshold:
+            self.stop_reason = "solved"
+            self.validated = {"generation": self.generation, "mean": mean, "episodes": len(rets)}
+            self.status(f"solved at generation {self.generation}: validation mean {mean:.1f} over "
+                        f"{len(rets)} episodes >= {self.threshold:g}")
+        else:
+            print(f"gen {self.generation}: best-ever {self.best_ever:.1f} reached the threshold but validation "
+                  f"mean is {mean:.1f}; going on", file=sys.stderr, flush=True)

@@ -1,0 +1,148 @@
+//! `gaia workers`, `status`, `token`.
+
+use gaia_core::model::Scope;
+
+use crate::common::{Conn, fmt_ago, fmt_time, print_json, print_table};
+use crate::exit;
+
+#[derive(clap::Args)]
+pub struct WorkersArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn workers(a: WorkersArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let list = client.workers()?;
+    if a.json {
+        print_json(&list)?;
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = list
+        .workers
+        .iter()
+        .map(|w| {
+            let gpus = if w.hardware.gpus.is_empty() {
+                "no GPU".to_string()
+            } else {
+                w.hardware.gpus.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(", ")
+            };
+            vec![
+                w.name.clone(),
+                w.id.clone(),
+                w.state.as_str().to_string(),
+                fmt_ago(w.last_seen),
+                format!(
+                    "{} cores, {} GiB, {gpus}",
+                    w.hardware.cpu_cores,
+                    w.hardware.memory_mb / 1024
+                ),
+                if w.update_available { format!("{} (update available)", w.version) } else { w.version.clone() },
+                w.running.iter().map(|j| j.to_string()).collect::<Vec<_>>().join(","),
+            ]
+        })
+        .collect();
+    print_table(&["name", "id", "state", "last seen", "hardware", "version", "running"], &rows);
+    Ok(exit::OK)
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn status(a: StatusArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let s = client.status()?;
+    if a.json {
+        print_json(&s)?;
+        return Ok(exit::OK);
+    }
+    println!("server:   {} (gaia {}, protocol {})", client.base(), s.version, s.protocol);
+    println!("up since: {}", fmt_time(s.started_at));
+    println!("workers:  {} online of {}", s.workers_online, s.workers_total);
+    let counts: Vec<String> = s.jobs.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("jobs:     {}", counts.join(", "));
+    Ok(exit::OK)
+}
+
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    cmd: TokenCmd,
+}
+
+#[derive(clap::Subcommand)]
+enum TokenCmd {
+    /// Create a token; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        conn: Conn,
+        /// What the token may do: worker (run jobs), read (look), admin (everything).
+        #[arg(long)]
+        scope: Scope,
+        /// A unique name for the token.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (names and scopes; secrets are never stored).
+    List {
+        #[command(flatten)]
+        conn: Conn,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by name.
+    Revoke {
+        #[command(flatten)]
+        conn: Conn,
+        /// Token name.
+        name: String,
+    },
+}
+
+pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
+    match a.cmd {
+        TokenCmd::Create { conn, scope, name, json } => {
+            let client = conn.client()?;
+            let name = name.unwrap_or_else(|| format!("{}-{}", scope.as_str(), gaia_core::model::now_ms() / 1000));
+            let t = client.create_token(&name, scope)?;
+            if json {
+                print_json(&t)?;
+            } else {
+                eprintln!("created {} token {:?}; it is shown only now:", t.scope.as_str(), t.name);
+                println!("{}", t.token);
+            }
+        }
+        TokenCmd::List { conn, json } => {
+            let client = conn.client()?;
+            let list = client.tokens()?;
+            if json {
+                print_json(&list)?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .tokens
+                    .iter()
+                    .map(|t| vec![t.name.clone(), t.scope.as_str().into(), fmt_time(t.created_at)])
+                    .collect();
+                print_table(&["name", "scope", "created"], &rows);
+            }
+        }
+        TokenCmd::Revoke { conn, name } => {
+            conn.client()?.revoke_token(&name)?;
+            println!("revoked token {name:?}");
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,145 @@
+//! Flags every client subcommand shares, and small output helpers.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use gaia_core::client::{Client, DEFAULT_SERVER};
+use gaia_core::server::ADMIN_TOKEN_FILE;
+
+/// Where the server is and how to authenticate.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Conn {
+    /// Server URL.
+    #[arg(long, env = "GAIA_SERVER", default_value = DEFAULT_SERVER, global = true)]
+    pub server: String,
+    /// API token. Without one, the admin token of a server on this machine is used
+    /// (read from <data-dir>/admin.token).
+    #[arg(long, env = "GAIA_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Data directory of a server on this machine, to find its admin token.
+    #[arg(long, env = "GAIA_DATA_DIR", default_value = "./gaia-data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+impl Conn {
+    /// A client, with the token from the flag, the environment, or the local data dir.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let token = match &self.token {
+            Some(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            _ => std::fs::read_to_string(self.data_dir.join(ADMIN_TOKEN_FILE))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        };
+        if token.is_none() {
+            anyhow::bail!(
+                "no token: pass --token or set GAIA_TOKEN (gaia serve printed the admin token; \
+                 `gaia token create` makes others)"
+            );
+        }
+        Client::new(&self.server, token).context("bad --server")
+    }
+}
+
+/// Formats milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn fmt_time(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// "3m ago" style age.
+pub fn fmt_ago(ms: u64) -> String {
+    let now = gaia_core::model::now_ms();
+    let s = now.saturating_sub(ms) / 1000;
+    match s {
+        0..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86_399 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// Seconds as `1h02m`, `3m05s`, `12.3s`.
+pub fn fmt_duration(ms: u64) -> String {
+    let s = ms as f64 / 1000.0;
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s as u64) % 60)
+    } else {
+        format!("{}h{:02}m", (s / 3600.0) as u64, ((s as u64) % 3600) / 60)
+    }
+}
+
+/// A number for a table: short, no exponent for ordinary magnitudes.
+pub fn fmt_num(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v.is_nan() => "nan".into(),
+        Some(v) if v.abs() >= 1e6 || (v != 0.0 && v.abs() < 1e-3) => format!("{v:.3e}"),
+        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// Prints rows as an aligned table with a header.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.iter().map(|h| h.to_uppercase()).collect());
+    for r in rows {
+        line(r.clone());
+    }
+}
+
+/// Prints JSON, pretty.
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_formats() {
+        assert_eq!(super::fmt_time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::fmt_time(1_700_000_000_000), "2023-11-14 22:13:20");
+        assert_eq!(super::fmt_duration(61_000), "1m01s");
+    }
+}

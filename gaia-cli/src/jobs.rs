@@ -1,0 +1,518 @@
+//! `gaia submit`, `jobs`, `show`, `cancel`, `logs`, `files`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use gaia_core::model::{Job, JobKind, JobSpec, JobState};
+use gaia_core::protocol::JobQuery;
+
+use crate::common::{Conn, fmt_ago, fmt_duration, fmt_num, fmt_time, print_json, print_table};
+use crate::exit;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  gaia submit --method cma_es --max-evals 100000
+  gaia submit --method openai_es --env CartPole-v1 --seed 3 --param pop_size=64 --priority 5
+  gaia submit --kind hash --input hello
+  gaia submit --kind command -- python3 my_experiment.py --lr 0.1")]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Job kind: experiment, command, or a built-in (reverse, hash, sum, upper, wait).
+    #[arg(long, default_value = "experiment")]
+    kind: JobKind,
+    /// Optimisation method of an experiment (cma_es, openai_es, random_search, island_model).
+    #[arg(long)]
+    method: Option<String>,
+    /// Environment of an experiment (default CartPole-v1).
+    #[arg(long, alias = "environment")]
+    env: Option<String>,
+    /// Evaluation budget of an experiment (default 100000).
+    #[arg(long)]
+    max_evals: Option<u64>,
+    /// Seed of an experiment.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A method parameter, KEY=VALUE (VALUE as JSON if it parses: 64, 0.3, [32,32], true).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Input of a built-in job.
+    #[arg(long)]
+    input: Option<String>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i32,
+    /// GPUs the job needs.
+    #[arg(long, default_value_t = 0)]
+    gpus: u32,
+    /// Memory (MiB) the worker must have.
+    #[arg(long, default_value_t = 0)]
+    memory_mb: u64,
+    /// A tag the worker must carry (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// A label shown in lists.
+    #[arg(long)]
+    name: Option<String>,
+    /// Kill the job after this many seconds (timed_out).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Attempts before a job whose workers keep vanishing is lost.
+    #[arg(long, default_value_t = gaia_core::model::DEFAULT_MAX_ATTEMPTS)]
+    max_attempts: u32,
+    /// Wait for the job to end, showing progress; exit 0 only if it succeeded.
+    #[arg(long)]
+    wait: bool,
+    /// Print the job as JSON instead of its id.
+    #[arg(long)]
+    json: bool,
+    /// Command kind: the program and its arguments (after --).
+    #[arg(last = true)]
+    argv: Vec<String>,
+}
+
+/// Parses `KEY=VALUE` into a JSON value (numbers, lists, booleans as JSON; anything else a string).
+pub fn parse_param(s: &str) -> anyhow::Result<(String, serde_json::Value)> {
+    let (k, v) = s
+        .split_once('=')
+        .with_context(|| format!("--param {s:?}: expected KEY=VALUE"))?;
+    let k = k.trim();
+    if k.is_empty() {
+        anyhow::bail!("--param {s:?}: the key is empty");
+    }
+    let v = serde_json::from_str(v.trim()).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+    Ok((k.to_string(), v))
+}
+
+pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let mut spec = JobSpec {
+        kind: a.kind,
+        name: a.name,
+        method: a.method,
+        env: a.env,
+        max_evals: a.max_evals,
+        seed: a.seed,
+        input: a.input,
+        priority: a.priority,
+        max_attempts: a.max_attempts,
+        timeout_secs: a.timeout,
+        argv: a.argv,
+        ..JobSpec::default()
+    };
+    spec.requirements.gpus = a.gpus;
+    spec.requirements.memory_mb = a.memory_mb;
+    spec.requirements.tags = a.tags;
+    for p in &a.params {
+        let (k, v) = parse_param(p)?;
+        spec.params.insert(k, v);
+    }
+    if spec.kind == JobKind::Experiment && spec.method.is_none() {
+        anyhow::bail!("an experiment needs --method (e.g. --method cma_es); for other jobs pass --kind");
+    }
+    let id = client.submit(&spec)?;
+    if !a.wait {
+        if a.json {
+            print_json(&client.job(id)?)?;
+        } else {
+            println!("{id}");
+        }
+        return Ok(exit::OK);
+    }
+    eprintln!("submitted job {id}");
+    let job = wait_with_progress(&client, id)?;
+    if a.json {
+        print_json(&job)?;
+    } else {
+        print_outcome(&job);
+    }
+    Ok(if job.state == JobState::Succeeded { exit::OK } else { exit::JOB_FAILED })
+}
+
+fn print_outcome(job: &Job) {
+    let took = job.duration_ms().map(fmt_duration).unwrap_or_default();
+    match job.state {
+        JobState::Succeeded => {
+            println!("job {} succeeded in {took}", job.id);
+            if let Some(r) = &job.result {
+                println!("result: {}", render_result(r));
+            }
+            if let Some(b) = job.progress.best_ever {
+                println!("best ever: {}", fmt_num(Some(b)));
+            }
+        }
+        s => {
+            println!("job {} {s}", job.id);
+            if let Some(e) = &job.error {
+                println!("{e}");
+            }
+        }
+    }
+}
+
+fn render_result(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Waits for a job, drawing a one-line progress display on a terminal.
+fn wait_with_progress(client: &gaia_core::client::Client, id: u64) -> anyhow::Result<Job> {
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = String::new();
+    let mut samples: Vec<(std::time::Instant, f64)> = Vec::new();
+    let job = client.wait(id, |job| {
+        let line = progress_line(job, &mut samples);
+        if line != last_line {
+            if tty {
+                eprint!("\r\x1b[2K{line}");
+            } else {
+                eprintln!("{line}");
+            }
+            let _ = std::io::stderr().flush();
+            last_line = line;
+        }
+    })?;
+    if tty {
+        eprintln!();
+    }
+    Ok(job)
+}
+
+fn progress_line(job: &Job, samples: &mut Vec<(std::time::Instant, f64)>) -> String {
+    let p = &job.progress;
+    match job.state {
+        JobState::Queued => format!("job {} queued (attempt {})", job.id, job.attempt + 1),
+        JobState::Running => {
+            let frac = p.fraction.unwrap_or(0.0);
+            let width = 30;
+            let filled = ((frac * width as f64).round() as usize).min(width);
+            let bar = format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled));
+            let mut s = format!("job {} {bar} {:>3.0}%", job.id, frac * 100.0);
+            if let Some(g) = p.generation {
+                s.push_str(&format!(" gen {g}"));
+            }
+            if let Some(b) = p.best_ever.or(p.best) {
+                s.push_str(&format!(" best {}", fmt_num(Some(b))));
+            }
+            if let Some(e) = p.evals {
+                let now = std::time::Instant::now();
+                samples.push((now, e));
+                samples.retain(|(t, _)| now.duration_since(*t) < Duration::from_secs(30));
+                if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+                    let dt = last.0.duration_since(first.0).as_secs_f64();
+                    if dt > 1.0 && last.1 > first.1 {
+                        let rate = (last.1 - first.1) / dt;
+                        s.push_str(&format!(" {rate:.0} evals/s"));
+                        if let Some(max) = job.spec.max_evals {
+                            let left = (max as f64 - last.1).max(0.0) / rate;
+                            s.push_str(&format!(" ETA {}", fmt_duration((left * 1000.0) as u64)));
+                        }
+                    }
+                }
+            }
+            s
+        }
+        s => format!("job {} {s}", job.id),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Only jobs in this state (queued, running, succeeded, failed, timed_out, cancelled, lost).
+    #[arg(long)]
+    state: Option<JobState>,
+    /// Only jobs of this study.
+    #[arg(long)]
+    study: Option<String>,
+    /// How many jobs to list.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Only jobs with an id below this (the next page).
+    #[arg(long)]
+    before: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn list(a: JobsArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let page = client.jobs(&JobQuery {
+        state: a.state,
+        study: a.study,
+        before: a.before,
+        limit: Some(a.limit),
+    })?;
+    if a.json {
+        print_json(&page)?;
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = page
+        .jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.to_string(),
+                j.state.to_string(),
+                j.spec.name.clone().unwrap_or_else(|| j.spec.describe()),
+                j.worker_name.clone().unwrap_or_else(|| "-".into()),
+                j.progress
+                    .fraction
+                    .map(|f| format!("{:.0}%", f * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                fmt_num(j.progress.best_ever.or(j.progress.best)),
+                fmt_ago(j.submitted_at),
+            ]
+        })
+        .collect();
+    print_table(&["id", "state", "job", "worker", "progress", "best", "submitted"], &rows);
+    if let Some(next) = page.next_before {
+        eprintln!("({} of {} shown; next page: --before {next})", page.jobs.len(), page.total);
+    }
+    Ok(exit::OK)
+}
+
+#[derive(clap::Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Job id.
+    id: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let job = client.job(a.id)?;
+    if a.json {
+        print_json(&job)?;
+        return Ok(exit::OK);
+    }
+    let s = &job.spec;
+    println!("job {}  {}", job.id, job.state);
+    if let Some(n) = &s.name {
+        println!("name:       {n}");
+    }
+    println!("kind:       {}", s.kind);
+    match s.kind {
+        JobKind::Experiment => {
+            println!("method:     {}", s.method.as_deref().unwrap_or("-"));
+            println!("env:        {}", s.env.as_deref().unwrap_or("-"));
+            println!("max evals:  {}", s.max_evals.map(|v| v.to_string()).unwrap_or("-".into()));
+            println!("seed:       {}", s.seed.map(|v| v.to_string()).unwrap_or("-".into()));
+            if !s.params.is_empty() {
+                println!("params:     {}", serde_json::to_string(&s.params)?);
+            }
+        }
+        JobKind::Command => println!("argv:       {}", s.argv.join(" ")),
+        _ => println!("input:      {}", s.input.as_deref().unwrap_or("")),
+    }
+    if let Some(st) = &s.study {
+        println!("study:      {st}");
+    }
+    println!("priority:   {}", s.priority);
+    let r = &s.requirements;
+    if r.gpus > 0 || r.memory_mb > 0 || !r.tags.is_empty() {
+        println!("needs:      {} GPU(s), {} MiB, tags [{}]", r.gpus, r.memory_mb, r.tags.join(", "));
+    }
+    println!("attempt:    {} of {}", job.attempt, s.max_attempts);
+    println!("submitted:  {}", fmt_time(job.submitted_at));
+    if let Some(t) = job.started_at {
+        println!("started:    {}", fmt_time(t));
+    }
+    if let Some(t) = job.finished_at {
+        println!("finished:   {}", fmt_time(t));
+    }
+    if let Some(d) = job.duration_ms() {
+        println!("duration:   {}", fmt_duration(d));
+    }
+    if let Some(w) = &job.worker_name {
+        println!("worker:     {w} ({})", job.worker.as_deref().unwrap_or("-"));
+    }
+    if job.cancel_requested {
+        println!("cancel:     requested");
+    }
+    let p = &job.progress;
+    if p.rows > 0 {
+        println!(
+            "progress:   {} rows, generation {}, evals {}, best {}, best ever {}, mean {}, sigma {}",
+            p.rows,
+            p.generation.map(|g| g.to_string()).unwrap_or("-".into()),
+            fmt_num(p.evals),
+            fmt_num(p.best),
+            fmt_num(p.best_ever),
+            fmt_num(p.mean),
+            fmt_num(p.sigma)
+        );
+    }
+    if let Some(st) = &p.status {
+        println!("status:     {st}");
+    }
+    if let Some(code) = job.exit_code {
+        println!("exit code:  {code}");
+    }
+    if let Some(res) = &job.result {
+        println!("result:     {}", render_result(res));
+    }
+    if job.log_lines > 0 {
+        println!(
+            "log:        {} lines ({} warnings, {} errors){}",
+            job.log_lines,
+            job.warnings,
+            job.errors,
+            if job.log_dropped > 0 { format!(", {} oldest dropped", job.log_dropped) } else { String::new() }
+        );
+    }
+    if !job.files.is_empty() {
+        println!("files:");
+        for f in &job.files {
+            println!("  {}  {} bytes  sha256 {}", f.name, f.size, &f.sha256[..16.min(f.sha256.len())]);
+        }
+    }
+    if job.attempts.len() > 1 || job.attempts.iter().any(|a| a.outcome.is_some() && job.state == JobState::Queued) {
+        println!("attempts:");
+        for at in &job.attempts {
+            println!(
+                "  #{} on {} at {}: {}",
+                at.attempt,
+                if at.worker_name.is_empty() { &at.worker } else { &at.worker_name },
+                fmt_time(at.started_at),
+                at.outcome.as_deref().unwrap_or("running")
+            );
+        }
+    }
+    if let Some(e) = &job.error {
+        println!("error:\n{e}");
+    }
+    Ok(exit::OK)
+}
+
+#[derive(clap::Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Job ids.
+    #[arg(required = true)]
+    ids: Vec<u64>,
+}
+
+pub fn cancel(a: CancelArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let mut code = exit::OK;
+    for id in a.ids {
+        match client.cancel(id) {
+            Ok(job) if job.state == JobState::Cancelled => println!("job {id} cancelled"),
+            Ok(_) => println!("job {id}: cancel requested; its worker stops it within seconds"),
+            Err(e) => {
+                eprintln!("gaia: job {id}: {e}");
+                code = exit::ERROR;
+            }
+        }
+    }
+    Ok(code)
+}
+
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Job id.
+    id: u64,
+    /// Keep following the log until the job ends.
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    tail: Option<usize>,
+}
+
+pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let mut out = std::io::stdout().lock();
+    let mut after = match a.tail {
+        Some(n) => {
+            let page = client.log_tail(a.id, n)?;
+            for l in &page.lines {
+                writeln!(out, "{}", l.text)?;
+            }
+            page.next
+        }
+        None => 0,
+    };
+    if a.tail.is_some() && !a.follow {
+        return Ok(exit::OK);
+    }
+    loop {
+        let page = client.logs(a.id, after, 5000)?;
+        for l in &page.lines {
+            writeln!(out, "{}", l.text)?;
+        }
+        out.flush()?;
+        after = page.next;
+        if page.lines.len() >= 5000 {
+            continue;
+        }
+        if !a.follow || page.done {
+            return Ok(exit::OK);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[derive(clap::Args)]
+pub struct FilesArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Job id.
+    id: u64,
+    /// Folder to download into (default: list the files only).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn files(a: FilesArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let list = client.files(a.id)?;
+    let Some(dir) = a.out else {
+        let rows: Vec<Vec<String>> = list
+            .files
+            .iter()
+            .map(|f| vec![f.name.clone(), f.size.to_string(), f.sha256.clone()])
+            .collect();
+        print_table(&["name", "bytes", "sha256"], &rows);
+        return Ok(exit::OK);
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for f in &list.files {
+        let path = dir.join(&f.name);
+        let tmp = dir.join(format!(".{}.part", f.name));
+        let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        client.download(&format!("/api/v1/jobs/{}/files/{}", a.id, f.name), &mut file)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        println!("{}", path.display());
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_param;
+
+    #[test]
+    fn params_parse_as_json_or_string() {
+        assert_eq!(parse_param("pop_size=64").unwrap().1, serde_json::json!(64));
+        assert_eq!(parse_param("hidden=[32,32]").unwrap().1, serde_json::json!([32, 32]));
+        assert_eq!(parse_param("opt=adam").unwrap().1, serde_json::json!("adam"));
+        assert!(parse_param("novalue").is_err());
+        assert!(parse_param("=3").is_err());
+    }
+}

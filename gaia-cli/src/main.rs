@@ -1,0 +1,88 @@
+//! `gaia`: one binary for the whole farm. Each subcommand parses its flags and calls gaia-core;
+//! what it prints is here, what it does is in the library.
+
+mod common;
+mod jobs;
+mod serve;
+mod admin;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, in one place.
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Any error (the message says which).
+    pub const ERROR: i32 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// `--wait`ed job ended in a state other than succeeded.
+    pub const JOB_FAILED: i32 = 3;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "gaia",
+    version = gaia_core::VERSION,
+    about = "GAIA: a lab's experiment farm — job queue, workers, live results",
+    long_about = "GAIA runs experiments across many machines. `gaia serve` keeps the queue and every result; \
+`gaia work` runs jobs on any machine that can reach the server; `gaia submit` queues experiments; \
+`gaia export` turns results into CSV, JSON and PNG.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: queue, registry, result store and dashboard.
+    Serve(serve::ServeArgs),
+    /// Submit a job (an experiment by default).
+    Submit(jobs::SubmitArgs),
+    /// List jobs, newest first.
+    Jobs(jobs::JobsArgs),
+    /// Show one job: spec, state, attempts, timings, worker, result, files.
+    Show(jobs::ShowArgs),
+    /// Cancel a job (queued: at once; running: its worker stops it within seconds).
+    Cancel(jobs::CancelArgs),
+    /// Print a job's log; -f follows it while it runs.
+    Logs(jobs::LogsArgs),
+    /// Download a job's result files.
+    Files(jobs::FilesArgs),
+    /// List registered workers.
+    Workers(admin::WorkersArgs),
+    /// Job counts per state, workers online, server version.
+    Status(admin::StatusArgs),
+    /// Manage API tokens (admin only).
+    Token(admin::TokenArgs),
+}
+
+fn main() {
+    // A closed pipe (`gaia jobs | head`) is not an error.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Submit(a) => jobs::submit(a),
+        Command::Jobs(a) => jobs::list(a),
+        Command::Show(a) => jobs::show(a),
+        Command::Cancel(a) => jobs::cancel(a),
+        Command::Logs(a) => jobs::logs(a),
+        Command::Files(a) => jobs::files(a),
+        Command::Workers(a) => admin::workers(a),
+        Command::Status(a) => admin::status(a),
+        Command::Token(a) => admin::token(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("gaia: error: {e:#}");
+            std::process::exit(exit::ERROR);
+        }
+    }
+}

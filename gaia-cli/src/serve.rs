@@ -1,0 +1,89 @@
+//! `gaia serve`.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use gaia_core::server::{self, ServerConfig, load_or_create_admin_token};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 7434)]
+    pub port: u16,
+    /// Address to bind (0.0.0.0: reachable by workers on other machines).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Where the database, result files and releases live.
+    #[arg(long, env = "GAIA_DATA_DIR", default_value = "./gaia-data")]
+    pub data_dir: PathBuf,
+    /// Admin token. Without one, a random token is generated once, printed and kept in
+    /// <data-dir>/admin.token (mode 0600).
+    #[arg(long, env = "GAIA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds without a heartbeat before a job's lease expires and it is requeued.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub lease_timeout: f64,
+    /// Seconds between worker heartbeats (told to workers when they register).
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub heartbeat: f64,
+}
+
+pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
+    if !(a.lease_timeout > 0.0 && a.heartbeat > 0.0 && a.heartbeat < a.lease_timeout) {
+        anyhow::bail!("--heartbeat must be positive and shorter than --lease-timeout");
+    }
+    let (token, generated) = match a.token.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => {
+            if t.len() < 8 {
+                anyhow::bail!("--token must be at least 8 characters");
+            }
+            (t.to_string(), false)
+        }
+        _ => load_or_create_admin_token(&a.data_dir)?,
+    };
+    let mut config = ServerConfig::new(a.data_dir.clone(), token.clone());
+    config.queue.lease_timeout = Duration::from_secs_f64(a.lease_timeout);
+    config.queue.heartbeat_interval = Duration::from_secs_f64(a.heartbeat);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gaia-serve")
+        .build()?;
+    rt.block_on(async move {
+        let addr = SocketAddr::new(a.bind, a.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (is another gaia serve running? try --port)"))?;
+        let local = listener.local_addr()?;
+        let shown = if local.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), local.port())
+        } else {
+            local
+        };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "gaia {} listening on http://{local}", gaia_core::VERSION)?;
+        writeln!(out, "dashboard: http://{shown}/")?;
+        writeln!(out, "data: {}", a.data_dir.display())?;
+        if generated {
+            writeln!(
+                out,
+                "admin token (generated; kept in {}): {token}",
+                a.data_dir.join(gaia_core::server::ADMIN_TOKEN_FILE).display()
+            )?;
+        } else if a.token.is_none() {
+            writeln!(
+                out,
+                "admin token: in {} (clients on this machine find it there)",
+                a.data_dir.join(gaia_core::server::ADMIN_TOKEN_FILE).display()
+            )?;
+        }
+        out.flush()?;
+        drop(out);
+        server::run(listener, config, server::shutdown_signal()).await?;
+        eprintln!("gaia serve: stopped cleanly");
+        Ok(0)
+    })
+}

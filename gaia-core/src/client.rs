@@ -1,0 +1,345 @@
+//! A typed, blocking HTTP(S) client for every route (HTTPS through rustls with the webpki
+//! roots, so workers reach a server behind Caddy).
+//!
+//! The server URL comes from `--server` / `GAIA_SERVER` (default `http://127.0.0.1:7434`), the
+//! token from `--token` / `GAIA_TOKEN` or, on the server's own machine, the data dir's
+//! `admin.token`.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ClientError;
+use crate::model::{Job, JobId, JobSpec, JobState};
+use crate::protocol::*;
+
+/// Default server URL.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7434";
+
+/// Largest JSON answer the client reads (row queries of big jobs are large).
+const MAX_ANSWER: u64 = 1 << 30;
+
+/// A client of one server with one token.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+fn path_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client for `server` (`http://host:port` or `https://...`).
+    pub fn new(server: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let base = server.trim().trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Config(format!(
+                "server URL {server:?} must start with http:// or https://"
+            )));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(120)))
+            .max_idle_connections_per_host(16)
+            .user_agent(format!("gaia/{}", crate::VERSION))
+            .build()
+            .into();
+        Ok(Client { base, token, agent })
+    }
+
+    /// The server URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        timeout: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+        let url = self.url(path);
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string());
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let unreachable = |e: ureq::Error| ClientError::Unreachable {
+            url: url.clone(),
+            detail: e.to_string(),
+        };
+        let mut cfg = self.agent.configure_request(
+            match &body {
+                Some((ct, bytes)) => b.header("content-type", *ct).body(bytes.clone()),
+                None => b.body(Vec::new()),
+            }
+            .map_err(|e| ClientError::Config(format!("bad request to {url}: {e}")))?,
+        );
+        if let Some(t) = timeout {
+            cfg = cfg.timeout_global(Some(t));
+        }
+        let req = cfg.build();
+        let resp = self.agent.run(req).map_err(unreachable)?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            let mut resp = resp;
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_string()
+                .unwrap_or_default();
+            let message = serde_json::from_str::<ErrorBody>(&text)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| text.trim().chars().take(500).collect());
+            let message = if status == 401 {
+                format!("{message} (check --token / GAIA_TOKEN)")
+            } else {
+                message
+            };
+            return Err(ClientError::Status { url, status, message });
+        }
+        Ok(resp)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, path: &str, mut resp: ureq::http::Response<ureq::Body>) -> Result<T, ClientError> {
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_vec()
+            .map_err(|e| ClientError::Unreachable { url: self.url(path), detail: e.to_string() })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url: self.url(path),
+            detail: e.to_string(),
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let resp = self.call("GET", path, None, None)?;
+        self.decode(path, resp)
+    }
+
+    fn send<B: Serialize, T: DeserializeOwned>(&self, method: &str, path: &str, body: &B, timeout: Option<Duration>) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).expect("requests serialize");
+        let resp = self.call(method, path, Some(("application/json", bytes)), timeout)?;
+        self.decode(path, resp)
+    }
+
+    /// `GET /healthz`.
+    pub fn healthz(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/healthz")
+    }
+
+    /// Submits a job; returns its id.
+    pub fn submit(&self, spec: &JobSpec) -> Result<JobId, ClientError> {
+        let r: SubmitResponse = self.send("POST", "/api/v1/jobs", spec, None)?;
+        Ok(r.id)
+    }
+
+    /// Submits several jobs in one transaction.
+    pub fn submit_batch(&self, jobs: Vec<JobSpec>) -> Result<Vec<JobId>, ClientError> {
+        let r: SubmitBatchResponse = self.send("POST", "/api/v1/jobs/batch", &SubmitBatch { jobs }, None)?;
+        Ok(r.ids)
+    }
+
+    /// One page of jobs, newest first.
+    pub fn jobs(&self, q: &JobQuery) -> Result<JobList, ClientError> {
+        let mut path = String::from("/api/v1/jobs?");
+        if let Some(s) = q.state {
+            path.push_str(&format!("state={}&", s.as_str()));
+        }
+        if let Some(s) = &q.study {
+            path.push_str(&format!("study={}&", path_segment(s)));
+        }
+        if let Some(b) = q.before {
+            path.push_str(&format!("before={b}&"));
+        }
+        if let Some(l) = q.limit {
+            path.push_str(&format!("limit={l}&"));
+        }
+        self.get(path.trim_end_matches(['&', '?']))
+    }
+
+    /// One job.
+    pub fn job(&self, id: JobId) -> Result<Job, ClientError> {
+        self.get(&format!("/api/v1/jobs/{id}"))
+    }
+
+    /// Cancels a job.
+    pub fn cancel(&self, id: JobId) -> Result<Job, ClientError> {
+        let r: CancelResponse = self.send("POST", &format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({}), None)?;
+        Ok(r.job)
+    }
+
+    /// A job's rows (one attempt; default the current one), downsampled to `points` if given.
+    pub fn rows(&self, id: JobId, points: Option<usize>, attempt: Option<u32>) -> Result<RowsResponse, ClientError> {
+        let mut path = format!("/api/v1/jobs/{id}/rows?");
+        if let Some(p) = points {
+            path.push_str(&format!("points={p}&"));
+        }
+        if let Some(a) = attempt {
+            path.push_str(&format!("attempt={a}&"));
+        }
+        self.get(path.trim_end_matches(['&', '?']))
+    }
+
+    /// Log lines of a job after position `after`.
+    pub fn logs(&self, id: JobId, after: u64, limit: usize) -> Result<LogsResponse, ClientError> {
+        self.get(&format!("/api/v1/jobs/{id}/logs?after={after}&limit={limit}"))
+    }
+
+    /// The last `n` log lines of a job.
+    pub fn log_tail(&self, id: JobId, n: usize) -> Result<LogsResponse, ClientError> {
+        self.get(&format!("/api/v1/jobs/{id}/logs?tail={n}"))
+    }
+
+    /// Registered workers.
+    pub fn workers(&self) -> Result<WorkerList, ClientError> {
+        self.get("/api/v1/workers")
+    }
+
+    /// Server status.
+    pub fn status(&self) -> Result<StatusResponse, ClientError> {
+        self.get("/api/v1/status")
+    }
+
+    /// Stored events after an id (or the newest ones).
+    pub fn events(&self, after: Option<u64>, limit: usize) -> Result<EventList, ClientError> {
+        match after {
+            Some(a) => self.get(&format!("/api/v1/events?after={a}&limit={limit}")),
+            None => self.get(&format!("/api/v1/events?limit={limit}")),
+        }
+    }
+
+    /// Creates a token; the answer holds the secret.
+    pub fn create_token(&self, name: &str, scope: crate::model::Scope) -> Result<TokenCreated, ClientError> {
+        self.send("POST", "/api/v1/tokens", &TokenCreate { name: name.into(), scope }, None)
+    }
+
+    /// Stored tokens.
+    pub fn tokens(&self) -> Result<TokenList, ClientError> {
+        self.get("/api/v1/tokens")
+    }
+
+    /// Revokes a token by name.
+    pub fn revoke_token(&self, name: &str) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.send("DELETE", &format!("/api/v1/tokens/{}", path_segment(name)), &serde_json::json!({}), None)?;
+        Ok(())
+    }
+
+    // ---- worker calls ------------------------------------------------------------------
+
+    /// Registers a worker.
+    pub fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        self.send("POST", "/api/v1/workers/register", req, None)
+    }
+
+    /// Heartbeats.
+    pub fn heartbeat(&self, worker_id: &str, req: &HeartbeatRequest) -> Result<HeartbeatResponse, ClientError> {
+        self.send("POST", &format!("/api/v1/workers/{}/heartbeat", path_segment(worker_id)), req, Some(Duration::from_secs(20)))
+    }
+
+    /// Claims a job for one slot, waiting up to `req.wait_ms` on the server.
+    pub fn claim(&self, req: &ClaimRequest) -> Result<Option<Assignment>, ClientError> {
+        let timeout = Duration::from_millis(req.wait_ms) + Duration::from_secs(15);
+        let r: ClaimResponse = self.send("POST", "/api/v1/claim", req, Some(timeout))?;
+        Ok(r.assignment)
+    }
+
+    /// Sends a batch of rows (postcard when `binary`, else JSON).
+    pub fn post_rows(&self, job: JobId, batch: &RowBatch, binary: bool) -> Result<RowAck, ClientError> {
+        let path = format!("/api/v1/jobs/{job}/rows");
+        if binary {
+            let resp = self.call("POST", &path, Some((POSTCARD_CONTENT_TYPE, encode_postcard(batch))), Some(Duration::from_secs(60)))?;
+            self.decode(&path, resp)
+        } else {
+            self.send("POST", &path, batch, Some(Duration::from_secs(60)))
+        }
+    }
+
+    /// Sends log lines.
+    pub fn post_logs(&self, job: JobId, batch: &LogBatch) -> Result<LogAck, ClientError> {
+        self.send("POST", &format!("/api/v1/jobs/{job}/logs"), batch, Some(Duration::from_secs(60)))
+    }
+
+    /// Ends an attempt.
+    pub fn complete(&self, job: JobId, req: &CompleteRequest) -> Result<Job, ClientError> {
+        self.send("POST", &format!("/api/v1/jobs/{job}/complete"), req, None)
+    }
+
+    /// Gives a job back to the queue.
+    pub fn requeue(&self, job: JobId, req: &RequeueRequest) -> Result<Job, ClientError> {
+        self.send("POST", &format!("/api/v1/jobs/{job}/requeue"), req, None)
+    }
+
+    /// Uploads a result file of an attempt.
+    pub fn upload_file(&self, job: JobId, attempt: u32, lease: u64, name: &str, path: &Path) -> Result<crate::model::FileInfo, ClientError> {
+        let bytes = std::fs::read(path)?;
+        let p = format!("/api/v1/jobs/{job}/files/{}?attempt={attempt}&lease={lease}", path_segment(name));
+        let resp = self.call("PUT", &p, Some(("application/octet-stream", bytes)), Some(Duration::from_secs(600)))?;
+        self.decode(&p, resp)
+    }
+
+    /// A job's result files.
+    pub fn files(&self, job: JobId) -> Result<FileList, ClientError> {
+        self.get(&format!("/api/v1/jobs/{job}/files"))
+    }
+
+    /// Streams a GET answer into `out` (downloads, exports); returns the bytes written.
+    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
+        let resp = self.call("GET", path, None, Some(Duration::from_secs(3600)))?;
+        let mut reader = resp.into_body().into_reader();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0u64;
+        loop {
+            let k = reader.read(&mut buf).map_err(|e| ClientError::Unreachable { url: self.url(path), detail: e.to_string() })?;
+            if k == 0 {
+                break;
+            }
+            out.write_all(&buf[..k])?;
+            n += k as u64;
+        }
+        Ok(n)
+    }
+
+    /// Waits until a job ends, calling `progress` with each new look at it.
+    pub fn wait(&self, id: JobId, mut progress: impl FnMut(&Job)) -> Result<Job, ClientError> {
+        loop {
+            let job = self.job(id)?;
+            progress(&job);
+            if job.state.is_terminal() {
+                return Ok(job);
+            }
+            std::thread::sleep(Duration::from_millis(if job.state == JobState::Queued { 500 } else { 250 }));
+        }
+    }
+}

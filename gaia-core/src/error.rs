@@ -1,0 +1,146 @@
+//! Errors, one enum per layer, all converting into [`Error`].
+//!
+//! Messages are lowercase fragments that read after "failed to ..." and carry the context a user
+//! needs (the path, the job id).
+
+use std::path::PathBuf;
+
+/// Errors of the redb store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    #[error(
+        "open database {path}: it was written by a newer GAIA (schema version {found}, this build knows up to {supported}); upgrade this gaia binary"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error("database: {0}")]
+    Redb(String),
+    #[error("decode stored {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("io on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store writer has stopped")]
+    WriterGone,
+}
+
+macro_rules! redb_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Redb(e.to_string()) }
+        }
+    )*};
+}
+redb_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// What a caller did wrong, or a state conflict: these map to 4xx answers.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A worker call about an attempt or lease that is no longer current.
+    #[error("{0}")]
+    StaleLease(String),
+}
+
+/// Errors of the HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("reach GAIA server at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("{status} from {url}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("decode answer from {url}: {detail}")]
+    Decode { url: String, detail: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ClientError {
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True when the server could not be reached at all (retry later).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+            || matches!(self, ClientError::Status { status, .. } if *status == 502 || *status == 503 || *status == 504)
+    }
+}
+
+/// Errors of the worker runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The umbrella error of gaia-core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    #[error("io on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result with gaia-core's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an io error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! # gaia-core
+//!
+//! The library behind the `gaia` command: a lab's experiment farm. Everything real lives here so
+//! other Rust tools can embed it.
+//!
+//! Data flows one way: submit → [`queue`] → lease → run (in [`worker`]) → rows → [`store`] →
+//! query. Map:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`model`] | domain types: jobs, states, workers, rows, events, tokens |
+//! | [`protocol`] | wire types of every request and response, protocol version, postcard codec |
+//! | [`store`] | the redb file: tables, schema version, group-committing writer |
+//! | [`queue`] | job lifecycle and worker registry over the store; long-poll claims; leases |
+//! | [`server`] | hyper server: routing, auth, handlers, live events, dashboard assets |
+//! | [`client`] | typed blocking HTTP(S) client for every route |
+//! | [`error`] | one error enum per layer |
+
+pub mod client;
+pub mod error;
+pub mod model;
+pub mod protocol;
+pub mod queue;
+pub mod server;
+pub mod store;
+
+pub use error::{Error, Result};
+
+/// The version of this build (`GAIA_BUILD_VERSION` at build time, else the crate version).
+pub const VERSION: &str = env!("GAIA_VERSION");
+
+/// True when release version `a` is newer than `b` (semver, with or without a leading `v`;
+/// pre-releases order before their release). Unparseable versions are never newer.
+pub fn version_newer(a: &str, b: &str) -> bool {
+    let parse = |s: &str| semver::Version::parse(s.trim().trim_start_matches('v')).ok();
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_compare_as_semver() {
+        assert!(super::version_newer("v0.6.0", "0.5.9"));
+        assert!(super::version_newer("v0.6.0", "v0.6.0-rc.1"));
+        assert!(!super::version_newer("v0.6.0-rc.1", "v0.6.0"));
+        assert!(!super::version_newer("v0.10.0", "v0.10.0"));
+        assert!(super::version_newer("v0.10.0", "v0.9.0"));
+        assert!(!super::version_newer("garbage", "v0.1.0"));
+    }
+}

@@ -1,0 +1,466 @@
+//! The wire protocol: every request and response body of the HTTP API, in one place.
+//!
+//! Everything is JSON, except that a row batch may also be sent as postcard
+//! ([`POSTCARD_CONTENT_TYPE`]), the hot path of result ingest.
+//!
+//! Every client sends [`PROTOCOL_HEADER`]; a server that speaks another version refuses with a
+//! message saying which side to upgrade. Requests without the header (curl, scripts) are taken
+//! as the current version.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Capabilities, Event, FileInfo, Hardware, Job, JobId, JobKind, JobSpec, JobState, LogLine,
+    Millis, Row, Scope, Stream, TokenInfo, Usage, Worker,
+};
+
+/// The protocol version this build speaks.
+///
+/// - 1: first version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Request header carrying the client's protocol version.
+pub const PROTOCOL_HEADER: &str = "x-gaia-protocol";
+
+/// Content type of postcard-encoded bodies.
+pub const POSTCARD_CONTENT_TYPE: &str = "application/x-gaia-postcard";
+
+/// The body of every error answer: `{"error": "..."}`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// `POST /api/v1/jobs` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct SubmitResponse {
+    pub id: JobId,
+}
+
+/// `POST /api/v1/jobs/batch` request: several jobs, all stored or none.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBatch {
+    pub jobs: Vec<JobSpec>,
+}
+
+/// `POST /api/v1/jobs/batch` answer, ids in request order.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct SubmitBatchResponse {
+    pub ids: Vec<JobId>,
+}
+
+/// `GET /api/v1/jobs` query.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct JobQuery {
+    pub state: Option<JobState>,
+    pub study: Option<String>,
+    /// Only jobs with an id below this (pagination, newest first).
+    pub before: Option<JobId>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/v1/jobs` answer: newest first.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+    /// Pass as `before` to get the next page; absent on the last page.
+    #[serde(default)]
+    pub next_before: Option<JobId>,
+    /// Jobs matching the filter, over all pages.
+    pub total: u64,
+}
+
+/// `POST /api/v1/jobs/{id}/cancel` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CancelResponse {
+    pub job: Job,
+}
+
+/// `GET /api/v1/jobs/{id}/rows` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RowsResponse {
+    pub job: JobId,
+    pub attempt: u32,
+    /// Rows stored for this attempt (before downsampling).
+    pub total: u64,
+    /// True when `rows` were downsampled (min and max per bucket and metric).
+    pub downsampled: bool,
+    pub rows: Vec<Row>,
+}
+
+/// `POST /api/v1/workers/register` request.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The id this worker had before (from its state file), to come back as the same worker.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub hardware: Hardware,
+    pub kinds: Vec<JobKind>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub slots: u32,
+}
+
+/// `POST /api/v1/workers/register` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RegisterResponse {
+    pub worker_id: String,
+    /// A lease not renewed for this long expires.
+    pub lease_timeout_ms: u64,
+    /// How often the worker should heartbeat.
+    pub heartbeat_ms: u64,
+    pub server_version: String,
+}
+
+/// A running job a worker reports, with the attempt and lease it holds.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseRef {
+    pub job: JobId,
+    pub attempt: u32,
+    pub lease: u64,
+}
+
+/// `POST /api/v1/workers/{id}/heartbeat` request.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    #[serde(default)]
+    pub running: Vec<LeaseRef>,
+    #[serde(default)]
+    pub usage: Usage,
+    /// The worker is finishing its jobs and will claim no more.
+    #[serde(default)]
+    pub draining: bool,
+}
+
+/// `POST /api/v1/workers/{id}/heartbeat` answer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct HeartbeatResponse {
+    /// Jobs the worker must cancel.
+    pub cancel: Vec<JobId>,
+    /// Jobs whose lease is no longer this worker's: stop them and report nothing more.
+    pub stale: Vec<JobId>,
+    /// The promoted release version, if any.
+    #[serde(default)]
+    pub latest_version: Option<String>,
+}
+
+/// `POST /api/v1/claim` request: one slot asks for a job, waiting up to `wait_ms`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub worker_id: String,
+    pub capabilities: Capabilities,
+    /// How long to wait for a fitting job (the server caps it at 60 s).
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// A job handed to a worker with its attempt and lease.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Assignment {
+    pub job: Job,
+    pub attempt: u32,
+    pub lease: u64,
+}
+
+/// `POST /api/v1/claim` answer; `job` is absent when the wait ran out.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ClaimResponse {
+    #[serde(default)]
+    pub assignment: Option<Assignment>,
+}
+
+/// `POST /api/v1/jobs/{id}/rows` request (JSON or postcard).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RowBatch {
+    pub attempt: u32,
+    pub lease: u64,
+    pub rows: Vec<Row>,
+    /// Progress 0..1 and status from `@gaia` lines, if the experiment printed any.
+    #[serde(default)]
+    pub fraction: Option<f64>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `POST /api/v1/jobs/{id}/rows` answer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct RowAck {
+    /// Rows newly stored.
+    pub stored: u64,
+    /// Rows that were already stored (a retried batch).
+    pub skipped: u64,
+    /// The job was cancelled: stop it.
+    pub cancel: bool,
+}
+
+/// One log line as a worker sends it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LogInput {
+    pub stream: Stream,
+    pub text: String,
+    /// When the line was printed.
+    #[serde(default)]
+    pub at: Millis,
+}
+
+/// `POST /api/v1/jobs/{id}/logs` request.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LogBatch {
+    pub attempt: u32,
+    pub lease: u64,
+    /// Position of the first line in this attempt's output (so retries are idempotent).
+    pub first: u64,
+    pub lines: Vec<LogInput>,
+}
+
+/// `POST /api/v1/jobs/{id}/logs` answer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct LogAck {
+    pub cancel: bool,
+}
+
+/// `GET /api/v1/jobs/{id}/logs` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct LogsResponse {
+    pub lines: Vec<LogLine>,
+    /// Pass as `after` to get the lines after these.
+    pub next: u64,
+    /// The job has ended: no more lines will come.
+    pub done: bool,
+}
+
+/// How an attempt ended, as the worker reports it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+impl Outcome {
+    /// The job state this outcome leads to.
+    pub fn state(self) -> JobState {
+        match self {
+            Outcome::Succeeded => JobState::Succeeded,
+            Outcome::Failed => JobState::Failed,
+            Outcome::TimedOut => JobState::TimedOut,
+            Outcome::Cancelled => JobState::Cancelled,
+        }
+    }
+}
+
+/// `POST /api/v1/jobs/{id}/complete` request.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    pub attempt: u32,
+    pub lease: u64,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/jobs/{id}/requeue` request: a worker that shuts down gives a job back.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RequeueRequest {
+    pub attempt: u32,
+    pub lease: u64,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `GET /api/v1/workers` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct WorkerList {
+    pub workers: Vec<Worker>,
+}
+
+/// `GET /api/v1/status` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct StatusResponse {
+    pub version: String,
+    pub protocol: u32,
+    /// Jobs per state (every state present, zero included).
+    pub jobs: BTreeMap<String, u64>,
+    pub workers_online: u64,
+    pub workers_total: u64,
+    pub started_at: Millis,
+    /// The server's data directory.
+    pub data_dir: String,
+}
+
+/// `GET /api/v1/events` (as JSON, without SSE) answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct EventList {
+    pub events: Vec<Event>,
+}
+
+/// `POST /api/v1/tokens` request.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    pub name: String,
+    pub scope: Scope,
+}
+
+/// `POST /api/v1/tokens` answer: the secret, shown this once.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct TokenCreated {
+    pub name: String,
+    pub scope: Scope,
+    pub token: String,
+}
+
+/// `GET /api/v1/tokens` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct TokenList {
+    pub tokens: Vec<TokenInfo>,
+}
+
+/// `GET /api/v1/jobs/{id}/files` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct FileList {
+    pub files: Vec<FileInfo>,
+}
+
+/// Encodes a row batch as postcard.
+pub fn encode_postcard(batch: &RowBatch) -> Vec<u8> {
+    // The postcard row type differs from JSON only in that `metrics` is a sequence of pairs, which
+    // the serde model already is; options are encoded positionally.
+    postcard::to_stdvec(&PostcardBatch::from(batch)).expect("postcard encoding of plain data cannot fail")
+}
+
+/// Decodes a postcard row batch.
+pub fn decode_postcard(bytes: &[u8]) -> Result<RowBatch, String> {
+    postcard::from_bytes::<PostcardBatch>(bytes)
+        .map(RowBatch::from)
+        .map_err(|e| format!("malformed postcard row batch: {e}"))
+}
+
+/// Postcard cannot skip fields, so the binary form has its own plain type (no
+/// `skip_serializing_if`), kept in step with [`RowBatch`]. Append fields only.
+#[derive(Serialize, Deserialize)]
+struct PostcardBatch {
+    attempt: u32,
+    lease: u64,
+    rows: Vec<PostcardRow>,
+    fraction: Option<f64>,
+    status: Option<String>,
+}
+
+/// A row in the positional binary form (also the stored form, see `store::rows`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct PostcardRow {
+    pub seq: u64,
+    pub generation: Option<u64>,
+    pub evals: Option<f64>,
+    pub best: Option<f64>,
+    pub best_ever: Option<f64>,
+    pub mean: Option<f64>,
+    pub sigma: Option<f64>,
+    pub elapsed: Option<f64>,
+    pub metrics: Vec<(String, f64)>,
+}
+
+impl From<&Row> for PostcardRow {
+    fn from(r: &Row) -> Self {
+        PostcardRow {
+            seq: r.seq,
+            generation: r.generation,
+            evals: r.evals,
+            best: r.best,
+            best_ever: r.best_ever,
+            mean: r.mean,
+            sigma: r.sigma,
+            elapsed: r.elapsed,
+            metrics: r.metrics.clone(),
+        }
+    }
+}
+
+impl From<PostcardRow> for Row {
+    fn from(r: PostcardRow) -> Self {
+        Row {
+            seq: r.seq,
+            generation: r.generation,
+            evals: r.evals,
+            best: r.best,
+            best_ever: r.best_ever,
+            mean: r.mean,
+            sigma: r.sigma,
+            elapsed: r.elapsed,
+            metrics: r.metrics,
+        }
+    }
+}
+
+impl From<&RowBatch> for PostcardBatch {
+    fn from(b: &RowBatch) -> Self {
+        PostcardBatch {
+            attempt: b.attempt,
+            lease: b.lease,
+            rows: b.rows.iter().map(PostcardRow::from).collect(),
+            fraction: b.fraction,
+            status: b.status.clone(),
+        }
+    }
+}
+
+impl From<PostcardBatch> for RowBatch {
+    fn from(b: PostcardBatch) -> Self {
+        RowBatch {
+            attempt: b.attempt,
+            lease: b.lease,
+            rows: b.rows.into_iter().map(Row::from).collect(),
+            fraction: b.fraction,
+            status: b.status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postcard_round_trip_keeps_non_finite_values() {
+        let batch = RowBatch {
+            attempt: 2,
+            lease: 99,
+            rows: vec![Row {
+                seq: 0,
+                generation: Some(1),
+                best: Some(f64::INFINITY),
+                mean: Some(-3.5),
+                metrics: vec![("entropy".into(), 0.25)],
+                ..Row::default()
+            }],
+            fraction: Some(0.5),
+            status: None,
+        };
+        let back = decode_postcard(&encode_postcard(&batch)).unwrap();
+        assert_eq!(back.rows, batch.rows);
+        assert_eq!(back.attempt, 2);
+        assert!(decode_postcard(b"\xff\xff\xff").is_err());
+    }
+}

@@ -1,0 +1,1115 @@
+//! The job lifecycle over the store: submit, claim (long poll), lease, heartbeat, expire,
+//! cancel, complete; and the worker registry that claims and heartbeats keep alive.
+//!
+//! Durable state (jobs, their attempt and lease, workers' registrations) lives in the store and
+//! every change of it commits in one transaction. Liveness state (lease deadlines, last
+//! heartbeat, utilisation, long-poll waiters) lives in memory: after a restart every running
+//! job's lease gets a fresh timeout, which is what a worker that is still alive needs anyway.
+//!
+//! Invariants:
+//! - a job is `running` iff it has a lease (`job.lease` durable, a deadline in memory);
+//! - every worker call about a job names (attempt, lease) and is refused unless both are the
+//!   job's current ones — so a worker back from a partition cannot write into a newer attempt;
+//! - attempt numbers only grow; rows are keyed by attempt, so attempts never mix.
+//!
+//! Nothing here knows HTTP or processes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, broadcast};
+
+use crate::error::{Error, RequestError, StoreError};
+use crate::model::{
+    Attempt, Capabilities, Event, Job, JobId, JobKind, JobSpec, JobState, Level, LogLine, Progress,
+    Row, Worker, WorkerState, now_ms, validate_name,
+};
+use crate::protocol::{
+    Assignment, CompleteRequest, HeartbeatRequest, HeartbeatResponse, LogBatch, Outcome,
+    RegisterRequest, RequeueRequest, RowAck, RowBatch,
+};
+use crate::store::logs::{MAX_LINES_PER_JOB, clip_line};
+use crate::store::{Store, Tx};
+
+/// Timing of leases and claims.
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// A lease not renewed for this long expires (default 30 s).
+    pub lease_timeout: Duration,
+    /// How often workers are told to heartbeat (default 5 s).
+    pub heartbeat_interval: Duration,
+    /// Longest long-poll wait a claim may ask for (default 60 s).
+    pub max_claim_wait: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            lease_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(5),
+            max_claim_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Something that happened, for live subscribers (the dashboard's event stream).
+#[derive(Clone, Debug)]
+pub enum Live {
+    /// A stored activity-log event.
+    Event(Event),
+    /// Rows just stored for a job.
+    Rows { job: JobId, attempt: u32, rows: Arc<Vec<Row>> },
+    /// Log lines just stored for a job.
+    Logs { job: JobId, lines: Arc<Vec<LogLine>> },
+    /// A worker's heartbeat (utilisation, running jobs).
+    Worker(Box<Worker>),
+    /// A job changed (progress, state).
+    Job(Box<Job>),
+}
+
+struct Waiter {
+    id: u64,
+    caps: Capabilities,
+    notify: Arc<Notify>,
+}
+
+struct LeaseState {
+    lease: u64,
+    attempt: u32,
+    worker: String,
+    deadline: Instant,
+}
+
+struct WorkerLive {
+    worker: Worker,
+    seen: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    waiters: Vec<Waiter>,
+    leases: HashMap<JobId, LeaseState>,
+    workers: HashMap<String, WorkerLive>,
+    /// Running jobs with a cancel request, until their worker reports.
+    cancels: HashMap<JobId, ()>,
+}
+
+/// The queue and worker registry. Share it behind an `Arc`.
+pub struct Queue {
+    store: Store,
+    config: QueueConfig,
+    inner: Mutex<Inner>,
+    next_waiter: AtomicU64,
+    live: broadcast::Sender<Live>,
+    latest_release: RwLock<Option<String>>,
+}
+
+/// Longest error text kept on a job.
+const MAX_ERROR_BYTES: usize = 16 * 1024;
+/// Largest result value kept on a job (JSON bytes).
+const MAX_RESULT_BYTES: usize = 256 * 1024;
+/// Most rows in one batch.
+pub const MAX_ROWS_PER_BATCH: usize = 20_000;
+/// Most log lines in one batch.
+pub const MAX_LINES_PER_BATCH: usize = 5_000;
+
+fn invalid(m: impl Into<String>) -> Error {
+    Error::Request(RequestError::Invalid(m.into()))
+}
+
+fn not_found(m: impl Into<String>) -> Error {
+    Error::Request(RequestError::NotFound(m.into()))
+}
+
+fn stale(job: JobId, attempt: u32) -> Error {
+    Error::Request(RequestError::StaleLease(format!(
+        "job {job} attempt {attempt}: this lease is no longer current (the job was requeued, finished or given to another worker)"
+    )))
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &s[start..])
+}
+
+impl Queue {
+    /// A queue over `store`, with every running job's lease restarted.
+    pub fn new(store: Store, config: QueueConfig) -> Result<Arc<Queue>, Error> {
+        let (live, _) = broadcast::channel(4096);
+        let mut inner = Inner::default();
+        let read = store.read()?;
+        let deadline = Instant::now() + config.lease_timeout;
+        for job in read.running_jobs()? {
+            if let (Some(lease), Some(worker)) = (job.lease, job.worker.clone()) {
+                inner.leases.insert(
+                    job.id,
+                    LeaseState {
+                        lease,
+                        attempt: job.attempt,
+                        worker,
+                        deadline,
+                    },
+                );
+            }
+            if job.cancel_requested {
+                inner.cancels.insert(job.id, ());
+            }
+        }
+        let now = Instant::now();
+        for mut w in read.workers()? {
+            // Every worker starts as offline until it heartbeats; it has a lease timeout to do so.
+            if w.state != WorkerState::Offline {
+                w.last_seen = now_ms();
+            }
+            inner.workers.insert(w.id.clone(), WorkerLive { worker: w, seen: now });
+        }
+        Ok(Arc::new(Queue {
+            store,
+            config,
+            inner: Mutex::new(inner),
+            next_waiter: AtomicU64::new(1),
+            live,
+            latest_release: RwLock::new(None),
+        }))
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The lease and heartbeat timing.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// Subscribes to live events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
+        self.live.subscribe()
+    }
+
+    fn publish(&self, l: Live) {
+        let _ = self.live.send(l);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the release version workers are told to run (None: no promoted release).
+    pub fn set_latest_release(&self, version: Option<String>) {
+        *self.latest_release.write().unwrap_or_else(|p| p.into_inner()) = version;
+    }
+
+    /// The promoted release version, if any.
+    pub fn latest_release(&self) -> Option<String> {
+        self.latest_release.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    // ---- submit -------------------------------------------------------------------------
+
+    /// Submits one job; returns its id.
+    pub async fn submit(&self, spec: JobSpec) -> Result<JobId, Error> {
+        Ok(self.submit_many(vec![spec]).await?[0])
+    }
+
+    /// Submits several jobs in one transaction (all or none); returns their ids in order.
+    pub async fn submit_many(&self, mut specs: Vec<JobSpec>) -> Result<Vec<JobId>, Error> {
+        if specs.is_empty() {
+            return Err(invalid("no jobs to submit"));
+        }
+        let several = specs.len() > 1;
+        for (i, spec) in specs.iter_mut().enumerate() {
+            spec.normalize().map_err(|e| {
+                if several {
+                    invalid(format!("job {}: {e}", i + 1))
+                } else {
+                    Error::Request(e)
+                }
+            })?;
+        }
+        let (jobs, events) = self
+            .store
+            .write(move |tx| {
+                let mut jobs = Vec::with_capacity(specs.len());
+                let mut events = Vec::new();
+                for spec in specs {
+                    let id = tx.next_id("next_job_id")?;
+                    let job = Job {
+                        id,
+                        spec,
+                        state: JobState::Queued,
+                        attempt: 0,
+                        lease: None,
+                        worker: None,
+                        worker_name: None,
+                        cancel_requested: false,
+                        submitted_at: now_ms(),
+                        started_at: None,
+                        finished_at: None,
+                        exit_code: None,
+                        error: None,
+                        result: None,
+                        progress: Progress::default(),
+                        attempts: Vec::new(),
+                        files: Vec::new(),
+                        log_lines: 0,
+                        log_dropped: 0,
+                        warnings: 0,
+                        errors: 0,
+                    };
+                    tx.save_job(None, &job)?;
+                    if jobs.len() < 100 {
+                        events.push(tx.event(
+                            "job_submitted",
+                            Some(id),
+                            None,
+                            format!("job {id} submitted: {}", job.spec.describe()),
+                        )?);
+                    }
+                    jobs.push(job);
+                }
+                if jobs.len() >= 100 {
+                    let n = jobs.len();
+                    events.push(tx.event("jobs_submitted", None, None, format!("{n} jobs submitted"))?);
+                }
+                Ok((jobs, events))
+            })
+            .await?;
+        for e in events {
+            self.publish(Live::Event(e));
+        }
+        self.wake(jobs.iter().map(|j| &j.spec));
+        Ok(jobs.iter().map(|j| j.id).collect())
+    }
+
+    /// Wakes every waiting claimer that one of these jobs fits.
+    fn wake<'a>(&self, specs: impl Iterator<Item = &'a JobSpec>) {
+        let inner = self.lock();
+        if inner.waiters.is_empty() {
+            return;
+        }
+        let specs: Vec<&JobSpec> = specs.collect();
+        for w in &inner.waiters {
+            if specs.iter().any(|s| w.caps.fits(s)) {
+                w.notify.notify_one();
+            }
+        }
+    }
+
+    // ---- claim --------------------------------------------------------------------------
+
+    /// Claims the first fitting job for a worker slot, waiting up to `wait` for one to be
+    /// submitted. `None` when the wait ran out.
+    pub async fn claim(
+        &self,
+        worker_id: &str,
+        caps: Capabilities,
+        wait: Duration,
+    ) -> Result<Option<Assignment>, Error> {
+        let wait = wait.min(self.config.max_claim_wait);
+        let deadline = tokio::time::Instant::now() + wait;
+        let (worker_name, draining) = {
+            let mut inner = self.lock();
+            let Some(w) = inner.workers.get_mut(worker_id) else {
+                return Err(not_found(format!("worker {worker_id} (register first)")));
+            };
+            w.seen = Instant::now();
+            (w.worker.name.clone(), w.worker.state == WorkerState::Draining)
+        };
+        if draining {
+            return Ok(None);
+        }
+        let notify = Arc::new(Notify::new());
+        let waiter_id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        // Registered before the first try, so a submit between the try and the wait still wakes us.
+        self.lock().waiters.push(Waiter {
+            id: waiter_id,
+            caps: caps.clone(),
+            notify: notify.clone(),
+        });
+        let _guard = WaiterGuard {
+            queue: self,
+            id: waiter_id,
+        };
+        loop {
+            if let Some(a) = self.try_claim(worker_id, &worker_name, &caps).await? {
+                return Ok(Some(a));
+            }
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            }
+        }
+    }
+
+    async fn try_claim(
+        &self,
+        worker_id: &str,
+        worker_name: &str,
+        caps: &Capabilities,
+    ) -> Result<Option<Assignment>, Error> {
+        let caps = caps.clone();
+        let wid = worker_id.to_string();
+        let wname = worker_name.to_string();
+        let claimed = self
+            .store
+            .write(move |tx| {
+                let Some(prev) = tx.first_fitting(&caps)? else {
+                    return Ok(None);
+                };
+                let lease = tx.next_id("next_lease_id")?;
+                let mut job = prev.clone();
+                job.state = JobState::Running;
+                job.attempt += 1;
+                job.lease = Some(lease);
+                job.worker = Some(wid.clone());
+                job.worker_name = Some(wname.clone());
+                let now = now_ms();
+                job.started_at = Some(now);
+                job.finished_at = None;
+                job.progress = Progress::default();
+                job.attempts.push(Attempt {
+                    attempt: job.attempt,
+                    worker: wid.clone(),
+                    worker_name: wname.clone(),
+                    started_at: now,
+                    ended_at: None,
+                    outcome: None,
+                });
+                tx.save_job(Some(&prev), &job)?;
+                let ev = tx.event(
+                    "job_started",
+                    Some(job.id),
+                    Some(&wid),
+                    format!("job {} attempt {} started on {wname}", job.id, job.attempt),
+                )?;
+                Ok(Some((job, lease, ev)))
+            })
+            .await?;
+        let Some((job, lease, ev)) = claimed else {
+            return Ok(None);
+        };
+        {
+            let mut inner = self.lock();
+            inner.leases.insert(
+                job.id,
+                LeaseState {
+                    lease,
+                    attempt: job.attempt,
+                    worker: worker_id.to_string(),
+                    deadline: Instant::now() + self.config.lease_timeout,
+                },
+            );
+            if let Some(w) = inner.workers.get_mut(worker_id) {
+                if !w.worker.running.contains(&job.id) {
+                    w.worker.running.push(job.id);
+                }
+                w.worker.state = WorkerState::Busy;
+            }
+        }
+        self.publish(Live::Event(ev));
+        self.publish(Live::Job(Box::new(job.clone())));
+        Ok(Some(Assignment {
+            attempt: job.attempt,
+            lease,
+            job,
+        }))
+    }
+
+    // ---- worker calls about a job --------------------------------------------------------
+
+    /// Refuses early (without touching the store) a call whose lease is not the current one,
+    /// and renews the lease of one that is: any call about a job is proof of life.
+    fn check_lease(&self, job: JobId, attempt: u32, lease: u64) -> Result<bool, Error> {
+        let mut inner = self.lock();
+        let cancel = inner.cancels.contains_key(&job);
+        match inner.leases.get_mut(&job) {
+            Some(l) if l.lease == lease && l.attempt == attempt => {
+                l.deadline = Instant::now() + self.config.lease_timeout;
+                let worker = l.worker.clone();
+                if let Some(w) = inner.workers.get_mut(&worker) {
+                    w.seen = Instant::now();
+                }
+                Ok(cancel)
+            }
+            _ => Err(stale(job, attempt)),
+        }
+    }
+
+    /// Stores a batch of rows (idempotently) and updates the job's progress.
+    pub async fn add_rows(&self, job_id: JobId, batch: RowBatch) -> Result<RowAck, Error> {
+        if batch.rows.len() > MAX_ROWS_PER_BATCH {
+            return Err(invalid(format!(
+                "a batch holds at most {MAX_ROWS_PER_BATCH} rows, got {}",
+                batch.rows.len()
+            )));
+        }
+        for r in &batch.rows {
+            if r.metrics.len() > 64 {
+                return Err(invalid(format!("row {} has more than 64 metrics", r.seq)));
+            }
+            for (name, _) in &r.metrics {
+                validate_name("metric name", name)?;
+            }
+        }
+        self.check_lease(job_id, batch.attempt, batch.lease)?;
+        let rows = Arc::new(batch.rows);
+        let stored_rows = rows.clone();
+        let (attempt, lease) = (batch.attempt, batch.lease);
+        let (fraction, status) = (batch.fraction, batch.status);
+        let (ack, job) = self
+            .store
+            .write(move |tx| {
+                let prev = current(tx, job_id, attempt, lease)?;
+                let (stored, skipped) = tx.insert_rows(job_id, attempt, &stored_rows)?;
+                let mut job = prev.clone();
+                job.progress.rows += stored;
+                if let Some(last) = stored_rows.iter().max_by_key(|r| r.seq) {
+                    if stored > 0 && last.seq + 1 >= job.progress.rows {
+                        apply_progress(&mut job, last);
+                    }
+                }
+                if let Some(f) = fraction.filter(|f| f.is_finite()) {
+                    job.progress.fraction = Some(f.clamp(0.0, 1.0));
+                }
+                if let Some(s) = status {
+                    job.progress.status = Some(clip(&s, 500));
+                }
+                tx.save_job(Some(&prev), &job)?;
+                Ok((
+                    RowAck {
+                        stored,
+                        skipped,
+                        cancel: job.cancel_requested,
+                    },
+                    job,
+                ))
+            })
+            .await?;
+        if ack.stored > 0 {
+            self.publish(Live::Rows {
+                job: job_id,
+                attempt,
+                rows,
+            });
+            self.publish(Live::Job(Box::new(job)));
+        }
+        Ok(ack)
+    }
+
+    /// Stores a batch of log lines. Lines of this attempt already received are skipped.
+    pub async fn add_logs(&self, job_id: JobId, batch: LogBatch) -> Result<bool, Error> {
+        if batch.lines.len() > MAX_LINES_PER_BATCH {
+            return Err(invalid(format!(
+                "a batch holds at most {MAX_LINES_PER_BATCH} lines, got {}",
+                batch.lines.len()
+            )));
+        }
+        self.check_lease(job_id, batch.attempt, batch.lease)?;
+        let (attempt, lease) = (batch.attempt, batch.lease);
+        let (cancel, lines) = self
+            .store
+            .write(move |tx| {
+                let prev = current(tx, job_id, attempt, lease)?;
+                let seen = tx.log_seen(job_id, attempt)?;
+                let end = batch.first + batch.lines.len() as u64;
+                if end <= seen {
+                    return Ok((prev.cancel_requested, Vec::new()));
+                }
+                let skip = seen.saturating_sub(batch.first) as usize;
+                let mut job = prev.clone();
+                let now = now_ms();
+                let mut lines = Vec::with_capacity(batch.lines.len() - skip);
+                for input in batch.lines.into_iter().skip(skip) {
+                    let text = clip_line(&input.text);
+                    let level = Level::of(&text);
+                    match level {
+                        Level::Warning => job.warnings += 1,
+                        Level::Error => job.errors += 1,
+                        Level::Info => {}
+                    }
+                    lines.push(LogLine {
+                        seq: job.log_lines,
+                        attempt,
+                        at: if input.at > 0 { input.at } else { now },
+                        stream: input.stream,
+                        level,
+                        text,
+                    });
+                    job.log_lines += 1;
+                }
+                let dropped = tx.append_logs(job_id, attempt, end, &lines)?;
+                job.log_dropped += dropped;
+                tx.save_job(Some(&prev), &job)?;
+                Ok((job.cancel_requested, lines))
+            })
+            .await?;
+        if !lines.is_empty() {
+            self.publish(Live::Logs {
+                job: job_id,
+                lines: Arc::new(lines),
+            });
+        }
+        Ok(cancel)
+    }
+
+    /// Ends an attempt as the worker reports it.
+    pub async fn complete(&self, job_id: JobId, req: CompleteRequest) -> Result<Job, Error> {
+        if let Some(r) = &req.result {
+            if serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0) > MAX_RESULT_BYTES {
+                return Err(invalid(format!("result is larger than {MAX_RESULT_BYTES} bytes")));
+            }
+        }
+        self.check_lease(job_id, req.attempt, req.lease)?;
+        let (job, ev) = self
+            .store
+            .write(move |tx| {
+                let prev = current(tx, job_id, req.attempt, req.lease)?;
+                let mut job = prev.clone();
+                let outcome = req.outcome;
+                job.state = outcome.state();
+                job.lease = None;
+                job.cancel_requested = false;
+                job.finished_at = Some(now_ms());
+                job.exit_code = req.exit_code;
+                job.error = req.error.as_deref().map(|e| clip(e, MAX_ERROR_BYTES));
+                if req.result.is_some() {
+                    job.result = req.result;
+                }
+                if let Some(a) = job.attempts.last_mut() {
+                    a.ended_at = job.finished_at;
+                    a.outcome = Some(job.state.as_str().to_string());
+                }
+                if outcome == Outcome::Succeeded {
+                    job.progress.fraction = Some(1.0);
+                }
+                tx.save_job(Some(&prev), &job)?;
+                let secs = req.duration_ms as f64 / 1000.0;
+                let message = match (&job.error, outcome) {
+                    (Some(e), Outcome::Failed | Outcome::TimedOut) => {
+                        let first = e.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                        format!("job {job_id} {} after {secs:.1}s: {}", job.state, clip(first, 200))
+                    }
+                    _ => format!("job {job_id} {} after {secs:.1}s", job.state),
+                };
+                let ev = tx.event(
+                    &format!("job_{}", job.state.as_str()),
+                    Some(job_id),
+                    job.worker.as_deref(),
+                    message,
+                )?;
+                Ok((job, ev))
+            })
+            .await?;
+        self.forget_lease(job_id);
+        self.publish(Live::Event(ev));
+        self.publish(Live::Job(Box::new(job.clone())));
+        Ok(job)
+    }
+
+    /// A worker gives a running job back (it is shutting down): the job is queued again without
+    /// counting against its attempts.
+    pub async fn requeue(&self, job_id: JobId, req: RequeueRequest) -> Result<Job, Error> {
+        self.check_lease(job_id, req.attempt, req.lease)?;
+        let reason = req.reason.unwrap_or_else(|| "worker shut down".into());
+        let (job, ev) = self
+            .store
+            .write(move |tx| {
+                let prev = current(tx, job_id, req.attempt, req.lease)?;
+                let mut job = prev.clone();
+                if job.cancel_requested {
+                    end_cancelled(&mut job);
+                } else {
+                    job.state = JobState::Queued;
+                    job.lease = None;
+                    if let Some(a) = job.attempts.last_mut() {
+                        a.ended_at = Some(now_ms());
+                        a.outcome = Some(format!("requeued: {}", clip(&reason, 200)));
+                    }
+                }
+                tx.save_job(Some(&prev), &job)?;
+                let ev = tx.event(
+                    "job_requeued",
+                    Some(job_id),
+                    job.worker.as_deref(),
+                    format!("job {job_id} requeued: {}", clip(&reason, 200)),
+                )?;
+                Ok((job, ev))
+            })
+            .await?;
+        self.forget_lease(job_id);
+        self.publish(Live::Event(ev));
+        self.wake(std::iter::once(&job.spec));
+        Ok(job)
+    }
+
+    fn forget_lease(&self, job_id: JobId) {
+        let mut inner = self.lock();
+        inner.cancels.remove(&job_id);
+        if let Some(l) = inner.leases.remove(&job_id) {
+            if let Some(w) = inner.workers.get_mut(&l.worker) {
+                w.worker.running.retain(|j| *j != job_id);
+                if w.worker.running.is_empty() && w.worker.state == WorkerState::Busy {
+                    w.worker.state = WorkerState::Idle;
+                }
+            }
+        }
+    }
+
+    // ---- cancel --------------------------------------------------------------------------
+
+    /// Cancels a job: a queued job at once, a running one is flagged and its worker told at its
+    /// next call. Cancelling an ended job is a conflict.
+    pub async fn cancel(&self, job_id: JobId) -> Result<Job, Error> {
+        let (job, ev) = self
+            .store
+            .write(move |tx| {
+                let Some(prev) = tx.job(job_id)? else {
+                    return Err(not_found(format!("job {job_id}")));
+                };
+                let mut job = prev.clone();
+                let ev = match prev.state {
+                    JobState::Queued => {
+                        end_cancelled(&mut job);
+                        Some(tx.event("job_cancelled", Some(job_id), None, format!("job {job_id} cancelled")))
+                    }
+                    JobState::Running if !prev.cancel_requested => {
+                        job.cancel_requested = true;
+                        Some(tx.event(
+                            "job_cancel_requested",
+                            Some(job_id),
+                            prev.worker.as_deref(),
+                            format!("job {job_id}: cancel requested, its worker stops it"),
+                        ))
+                    }
+                    JobState::Running => None,
+                    s => {
+                        return Err(Error::Request(RequestError::Conflict(format!(
+                            "job {job_id} has already ended ({s})"
+                        ))));
+                    }
+                };
+                let ev = ev.transpose()?;
+                if ev.is_some() {
+                    tx.save_job(Some(&prev), &job)?;
+                }
+                Ok((job, ev))
+            })
+            .await?;
+        if job.state == JobState::Running {
+            self.lock().cancels.insert(job_id, ());
+        }
+        if let Some(ev) = ev {
+            self.publish(Live::Event(ev));
+        }
+        self.publish(Live::Job(Box::new(job.clone())));
+        Ok(job)
+    }
+
+    // ---- workers -------------------------------------------------------------------------
+
+    /// Registers a worker (or re-registers it under the id it had). Jobs still leased to that id
+    /// are given back to the queue: a worker that registers has just started and runs nothing.
+    pub async fn register(&self, req: RegisterRequest) -> Result<Worker, Error> {
+        validate_name("worker name", &req.name)?;
+        if req.kinds.is_empty() {
+            return Err(invalid("a worker must run at least one job kind"));
+        }
+        if req.slots == 0 || req.slots > 256 {
+            return Err(invalid(format!("slots must be between 1 and 256, got {}", req.slots)));
+        }
+        for t in &req.tags {
+            validate_name("tag", t)?;
+        }
+        if req.version.len() > 64 {
+            return Err(invalid("version is longer than 64 characters"));
+        }
+        let id = match &req.worker_id {
+            Some(id) => {
+                validate_name("worker id", id)?;
+                id.clone()
+            }
+            None => new_worker_id(),
+        };
+        let orphans: Vec<(JobId, u32, u64)> = {
+            let inner = self.lock();
+            inner
+                .leases
+                .iter()
+                .filter(|(_, l)| l.worker == id)
+                .map(|(j, l)| (*j, l.attempt, l.lease))
+                .collect()
+        };
+        for (job, attempt, lease) in orphans {
+            let _ = self
+                .requeue(
+                    job,
+                    RequeueRequest {
+                        attempt,
+                        lease,
+                        reason: Some("its worker restarted".into()),
+                    },
+                )
+                .await;
+        }
+        let now = now_ms();
+        let mut worker = Worker {
+            id: id.clone(),
+            name: req.name,
+            version: req.version,
+            hardware: req.hardware,
+            kinds: req.kinds,
+            tags: req.tags,
+            slots: req.slots,
+            registered_at: now,
+            last_seen: now,
+            state: WorkerState::Idle,
+            running: Vec::new(),
+            usage: Default::default(),
+            update_available: false,
+        };
+        worker.update_available = self.update_available(&worker.version);
+        let w = worker.clone();
+        let ev = self
+            .store
+            .write(move |tx| {
+                let known = tx.worker(&w.id)?;
+                let mut w = w;
+                if let Some(k) = &known {
+                    w.registered_at = k.registered_at;
+                }
+                tx.save_worker(&w)?;
+                let msg = match known {
+                    Some(_) => format!("worker {} ({}) rejoined, version {}", w.name, w.id, w.version),
+                    None => format!("worker {} ({}) joined, version {}", w.name, w.id, w.version),
+                };
+                Ok(tx.event("worker_joined", None, Some(&w.id), msg)?)
+            })
+            .await?;
+        self.lock().workers.insert(
+            id,
+            WorkerLive {
+                worker: worker.clone(),
+                seen: Instant::now(),
+            },
+        );
+        self.publish(Live::Event(ev));
+        self.publish(Live::Worker(Box::new(worker.clone())));
+        Ok(worker)
+    }
+
+    fn update_available(&self, version: &str) -> bool {
+        match self.latest_release() {
+            Some(latest) => crate::version_newer(&latest, version),
+            None => false,
+        }
+    }
+
+    /// A heartbeat: renews the leases the worker holds, answers cancels and stale leases.
+    pub fn heartbeat(&self, worker_id: &str, req: HeartbeatRequest) -> Result<HeartbeatResponse, Error> {
+        let latest = self.latest_release();
+        let mut resp = HeartbeatResponse {
+            latest_version: latest.clone(),
+            ..Default::default()
+        };
+        let mut back_online = None;
+        let snapshot = {
+            let mut inner = self.lock();
+            let now = Instant::now();
+            let deadline = now + self.config.lease_timeout;
+            let mut running = Vec::new();
+            for r in &req.running {
+                match inner.leases.get_mut(&r.job) {
+                    Some(l) if l.lease == r.lease && l.attempt == r.attempt && l.worker == worker_id => {
+                        l.deadline = deadline;
+                        running.push(r.job);
+                        if inner.cancels.contains_key(&r.job) {
+                            resp.cancel.push(r.job);
+                        }
+                    }
+                    _ => resp.stale.push(r.job),
+                }
+            }
+            let Some(w) = inner.workers.get_mut(worker_id) else {
+                return Err(not_found(format!("worker {worker_id} (register again)")));
+            };
+            w.seen = now;
+            if w.worker.state == WorkerState::Offline {
+                back_online = Some(w.worker.clone());
+            }
+            w.worker.last_seen = now_ms();
+            w.worker.usage = req.usage;
+            w.worker.running = running;
+            w.worker.state = if req.draining {
+                WorkerState::Draining
+            } else if w.worker.running.is_empty() {
+                WorkerState::Idle
+            } else {
+                WorkerState::Busy
+            };
+            w.worker.update_available = latest
+                .as_deref()
+                .is_some_and(|l| crate::version_newer(l, &w.worker.version));
+            w.worker.clone()
+        };
+        if let Some(mut w) = back_online {
+            w.state = WorkerState::Idle;
+            let store = self.store.clone();
+            let live = self.live.clone();
+            // Persist the state change off the heartbeat's path.
+            tokio::spawn(async move {
+                let name = w.name.clone();
+                if let Ok(ev) = store
+                    .write(move |tx| {
+                        tx.save_worker(&w)?;
+                        Ok(tx.event("worker_joined", None, Some(&w.id), format!("worker {name} is back online"))?)
+                    })
+                    .await
+                {
+                    let _ = live.send(Live::Event(ev));
+                }
+            });
+        }
+        self.publish(Live::Worker(Box::new(snapshot)));
+        Ok(resp)
+    }
+
+    /// Every worker, with live state.
+    pub fn workers(&self) -> Vec<Worker> {
+        let inner = self.lock();
+        let mut out: Vec<Worker> = inner.workers.values().map(|w| w.worker.clone()).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Workers online (not offline).
+    pub fn workers_online(&self) -> u64 {
+        self.lock()
+            .workers
+            .values()
+            .filter(|w| w.worker.state != WorkerState::Offline)
+            .count() as u64
+    }
+
+    /// One job's cancel flag and whether its lease is held (for tests and diagnostics).
+    pub fn lease_of(&self, job: JobId) -> Option<(u32, u64, String)> {
+        self.lock()
+            .leases
+            .get(&job)
+            .map(|l| (l.attempt, l.lease, l.worker.clone()))
+    }
+
+    // ---- expiry --------------------------------------------------------------------------
+
+    /// Expires leases and marks silent workers offline. Call it periodically (the server does,
+    /// every ~second).
+    pub async fn reap(&self) -> Result<(), Error> {
+        let now = Instant::now();
+        let (expired, lost_workers): (Vec<(JobId, u32, u64)>, Vec<Worker>) = {
+            let mut inner = self.lock();
+            let expired = inner
+                .leases
+                .iter()
+                .filter(|(_, l)| l.deadline <= now)
+                .map(|(j, l)| (*j, l.attempt, l.lease))
+                .collect();
+            let mut lost = Vec::new();
+            for w in inner.workers.values_mut() {
+                if w.worker.state != WorkerState::Offline && now.duration_since(w.seen) > self.config.lease_timeout {
+                    w.worker.state = WorkerState::Offline;
+                    w.worker.usage = Default::default();
+                    lost.push(w.worker.clone());
+                }
+            }
+            (expired, lost)
+        };
+        for (job_id, attempt, lease) in expired {
+            self.expire(job_id, attempt, lease).await?;
+        }
+        for w in lost_workers {
+            let name = w.name.clone();
+            let id = w.id.clone();
+            let ev = self
+                .store
+                .write(move |tx| {
+                    tx.save_worker(&w)?;
+                    Ok(tx.event(
+                        "worker_lost",
+                        None,
+                        Some(&w.id),
+                        format!("worker {name} went silent (no heartbeat)"),
+                    )?)
+                })
+                .await?;
+            self.publish(Live::Event(ev));
+            if let Some(w) = self.lock().workers.get(&id) {
+                self.publish(Live::Worker(Box::new(w.worker.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire(&self, job_id: JobId, attempt: u32, lease: u64) -> Result<(), Error> {
+        let result = self
+            .store
+            .write(move |tx| {
+                let Some(prev) = tx.job(job_id)? else { return Ok(None) };
+                if prev.state != JobState::Running || prev.lease != Some(lease) || prev.attempt != attempt {
+                    return Ok(None);
+                }
+                let mut job = prev.clone();
+                if let Some(a) = job.attempts.last_mut() {
+                    a.ended_at = Some(now_ms());
+                    a.outcome = Some("lease expired".into());
+                }
+                let expired = job
+                    .attempts
+                    .iter()
+                    .filter(|a| a.outcome.as_deref() == Some("lease expired"))
+                    .count() as u32;
+                let (kind, message) = if job.cancel_requested {
+                    end_cancelled(&mut job);
+                    ("job_cancelled", format!("job {job_id} cancelled (its worker vanished)"))
+                } else if expired >= job.spec.max_attempts {
+                    job.state = JobState::Lost;
+                    job.lease = None;
+                    job.finished_at = Some(now_ms());
+                    job.error = Some(format!(
+                        "lost: its worker vanished on all {expired} attempts (lease expired)"
+                    ));
+                    ("job_lost", format!("job {job_id} lost after {expired} attempts"))
+                } else {
+                    job.state = JobState::Queued;
+                    job.lease = None;
+                    (
+                        "job_requeued",
+                        format!("job {job_id} requeued: attempt {attempt}'s lease expired"),
+                    )
+                };
+                tx.save_job(Some(&prev), &job)?;
+                let ev = tx.event(kind, Some(job_id), prev.worker.as_deref(), message)?;
+                Ok(Some((job, ev)))
+            })
+            .await?;
+        {
+            let mut inner = self.lock();
+            if inner.leases.get(&job_id).is_some_and(|l| l.lease == lease) {
+                drop(inner);
+                self.forget_lease(job_id);
+            } else {
+                inner.cancels.remove(&job_id);
+            }
+        }
+        if let Some((job, ev)) = result {
+            self.publish(Live::Event(ev));
+            self.publish(Live::Job(Box::new(job.clone())));
+            if job.state == JobState::Queued {
+                self.wake(std::iter::once(&job.spec));
+            }
+        }
+        Ok(())
+    }
+
+    /// Job counts per state, every state present.
+    pub fn counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let read = self.store.read()?;
+        Ok(read
+            .job_counts()?
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_string(), n))
+            .collect())
+    }
+
+    /// Records a result file of a job's current attempt (the bytes are already on disk).
+    pub async fn add_file(
+        &self,
+        job_id: JobId,
+        attempt: u32,
+        lease: u64,
+        file: crate::model::FileInfo,
+    ) -> Result<(), Error> {
+        self.check_lease(job_id, attempt, lease)?;
+        self.store
+            .write(move |tx| {
+                let prev = current(tx, job_id, attempt, lease)?;
+                let mut job = prev.clone();
+                job.files.retain(|f| f.name != file.name);
+                if job.files.len() >= 1000 {
+                    return Err(invalid("a job keeps at most 1000 files"));
+                }
+                job.files.push(file);
+                tx.save_job(Some(&prev), &job)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// The job if (attempt, lease) is its current running lease; refused otherwise.
+fn current(tx: &mut Tx<'_>, job_id: JobId, attempt: u32, lease: u64) -> Result<Job, Error> {
+    let Some(job) = tx.job(job_id)? else {
+        return Err(not_found(format!("job {job_id}")));
+    };
+    if job.state != JobState::Running || job.attempt != attempt || job.lease != Some(lease) {
+        return Err(stale(job_id, attempt));
+    }
+    Ok(job)
+}
+
+fn end_cancelled(job: &mut Job) {
+    job.state = JobState::Cancelled;
+    job.lease = None;
+    job.cancel_requested = false;
+    job.finished_at = Some(now_ms());
+    if let Some(a) = job.attempts.last_mut() {
+        if a.ended_at.is_none() {
+            a.ended_at = job.finished_at;
+            a.outcome = Some("cancelled".into());
+        }
+    }
+}
+
+fn apply_progress(job: &mut Job, row: &Row) {
+    let p = &mut job.progress;
+    p.generation = row.generation.or(p.generation);
+    p.evals = row.evals.or(p.evals);
+    p.best = row.best.or(p.best);
+    p.best_ever = row.best_ever.or(p.best_ever);
+    p.mean = row.mean.or(p.mean);
+    p.sigma = row.sigma.or(p.sigma);
+    p.elapsed = row.elapsed.or(p.elapsed);
+    if let (Some(evals), Some(max)) = (row.evals, job.spec.max_evals) {
+        if job.spec.kind == JobKind::Experiment && max > 0 {
+            p.fraction = Some((evals / max as f64).clamp(0.0, 1.0));
+        }
+    }
+}
+
+fn new_worker_id() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    format!("w-{}", hex::encode(b))
+}
+
+struct WaiterGuard<'a> {
+    queue: &'a Queue,
+    id: u64,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.queue.lock().waiters.retain(|w| w.id != self.id);
+    }
+}
+
+/// Lines kept per job in the log store.
+pub const LOG_LINES_KEPT: u64 = MAX_LINES_PER_JOB;

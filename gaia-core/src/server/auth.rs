@@ -1,0 +1,127 @@
+//! Bearer tokens and scopes.
+//!
+//! The admin token is compared in constant time (on SHA-256 digests, so lengths leak nothing);
+//! other tokens are looked up by their SHA-256 in the store, so the secret is never stored.
+
+use std::path::Path;
+
+use hyper::header;
+use hyper::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use super::App;
+use crate::error::Error;
+use crate::model::Scope;
+
+/// File in the data dir that keeps a generated admin token (mode 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+pub(crate) fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    // Keep the optimiser from short-circuiting the loop.
+    std::hint::black_box(diff) == 0
+}
+
+/// A fresh random token: 32 bytes from the OS, hex.
+pub fn new_token() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    hex::encode(b)
+}
+
+/// The admin token kept in `data_dir`, creating it (mode 0600) if there is none. Returns the
+/// token and whether it was created now.
+pub fn load_or_create_admin_token(data_dir: &Path) -> Result<(String, bool), Error> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok((s.trim().to_string(), false)),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&path, e)),
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    let token = new_token();
+    let tmp = data_dir.join(format!(".{ADMIN_TOKEN_FILE}.tmp"));
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(format!("{token}\n").as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    Ok((token, true))
+}
+
+/// The token a request carries: `Authorization: Bearer T`, or `?token=T` (for EventSource and
+/// download links, which cannot set headers).
+pub(crate) fn presented(parts: &Parts, query_token: Option<&str>) -> Option<String> {
+    if let Some(v) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+            return Some(t.trim().to_string());
+        }
+        return None;
+    }
+    query_token.map(str::to_string)
+}
+
+/// The scope of a presented token, if it is valid.
+pub(crate) fn scope_of(app: &App, token: &str) -> Option<Scope> {
+    let h = hash(token);
+    if constant_time_eq(&h, &app.admin_hash) {
+        return Some(Scope::Admin);
+    }
+    let read = app.store.read().ok()?;
+    read.token(&hex::encode(h)).ok().flatten().map(|t| t.scope)
+}
+
+/// Whether a token of scope `have` may call a route that needs `need`.
+pub(crate) fn allows(have: Scope, need: Scope) -> bool {
+    have == Scope::Admin || have == need
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_token_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t1, created) = load_or_create_admin_token(dir.path()).unwrap();
+        assert!(created);
+        let (t2, created2) = load_or_create_admin_token(dir.path()).unwrap();
+        assert!(!created2);
+        assert_eq!(t1, t2);
+        assert_eq!(t1.len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(ADMIN_TOKEN_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn scopes() {
+        assert!(allows(Scope::Admin, Scope::Worker));
+        assert!(allows(Scope::Read, Scope::Read));
+        assert!(!allows(Scope::Read, Scope::Admin));
+        assert!(!allows(Scope::Worker, Scope::Admin));
+        assert!(!allows(Scope::Worker, Scope::Read));
+    }
+}

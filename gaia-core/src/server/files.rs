@@ -1,0 +1,138 @@
+//! Result files: workers upload what an experiment left in `GAIA_OUTPUT_DIR`; users list and
+//! download them. Bytes live in `<data dir>/files/<job>/<name>`, metadata on the job.
+
+use std::io::Write;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use super::App;
+use super::http::{HResult, HttpError, Query, ok, stream_response};
+use crate::error::Error;
+use crate::model::FileInfo;
+use crate::protocol::FileList;
+
+/// Checks a result file name: 1–128 characters of `A-Za-z0-9_.-`, not starting with `.`, so it
+/// cannot name a folder or escape the job's.
+pub fn validate_file_name(name: &str) -> Result<(), HttpError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(HttpError::bad(format!(
+            "invalid file name {name:?}: use 1-128 characters of A-Z a-z 0-9 _ - . (not starting with .)"
+        )))
+    }
+}
+
+pub(crate) fn list(app: &App, id: u64) -> HResult {
+    let job = app.store.read()?.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+    ok(&FileList { files: job.files })
+}
+
+pub(crate) async fn download(app: &App, id: u64, name: &str) -> HResult {
+    validate_file_name(name)?;
+    let job = app.store.read()?.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+    if !job.files.iter().any(|f| f.name == name) {
+        return Err(HttpError::not_found(format!("job {id} has no file {name:?}")));
+    }
+    let path = app.data_dir().join("files").join(id.to_string()).join(name);
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| HttpError::not_found(format!("file {name:?} of job {id} is missing on the server: {e}")))?;
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let (res, tx) = stream_response(
+        content_type(name),
+        &[
+            ("content-disposition", format!("attachment; filename=\"job-{id}-{name}\"")),
+            ("content-length", len.to_string()),
+        ],
+    );
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(bytes::Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Ok(res)
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap_or("") {
+        "json" => "application/json",
+        "csv" => "text/csv",
+        "png" => "image/png",
+        "txt" | "log" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+pub(crate) async fn upload(app: &App, id: u64, name: &str, q: &Query, req: Request<Incoming>) -> HResult {
+    validate_file_name(name)?;
+    let attempt = q.parse::<u32>("attempt")?.ok_or_else(|| HttpError::bad("attempt is required"))?;
+    let lease = q.parse::<u64>("lease")?.ok_or_else(|| HttpError::bad("lease is required"))?;
+    match app.queue.lease_of(id) {
+        Some((a, l, _)) if a == attempt && l == lease => {}
+        _ => {
+            return Err(HttpError::from(Error::Request(crate::error::RequestError::StaleLease(format!(
+                "job {id} attempt {attempt}: this lease is no longer current"
+            )))));
+        }
+    }
+    let dir = app.data_dir().join("files").join(id.to_string());
+    std::fs::create_dir_all(&dir).map_err(|e| HttpError::from(Error::io(&dir, e)))?;
+    let tmp = dir.join(format!(".{name}.upload-{lease}"));
+    let dest = dir.join(name);
+    let limit = app.config.max_file;
+    let result = async {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| HttpError::bad(format!("upload interrupted: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                size += data.len() as u64;
+                if size > limit {
+                    return Err(HttpError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("file {name:?} is larger than the limit of {limit} bytes"),
+                    ));
+                }
+                hasher.update(&data);
+                f.write_all(&data).map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
+            }
+        }
+        f.sync_all().map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
+        Ok((size, hex::encode(hasher.finalize())))
+    }
+    .await;
+    let (size, sha256) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, &dest).map_err(|e| HttpError::from(Error::io(&dest, e)))?;
+    let info = FileInfo {
+        name: name.to_string(),
+        size,
+        sha256,
+    };
+    app.queue.add_file(id, attempt, lease, info.clone()).await?;
+    ok(&info)
+}

@@ -1,0 +1,278 @@
+//! One function per endpoint: jobs, rows, logs, workers, tokens, status.
+
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode, header};
+
+use super::App;
+use super::http::{HResult, HttpError, Query, json, ok, parse_json, read_body};
+use crate::model::{JobState, TokenInfo, now_ms, validate_name};
+use crate::protocol::{
+    CancelResponse, ClaimRequest, ClaimResponse, CompleteRequest, HeartbeatRequest, JobList, LogAck,
+    LogBatch, LogsResponse, POSTCARD_CONTENT_TYPE, PROTOCOL_VERSION, RegisterRequest,
+    RegisterResponse, RequeueRequest, RowBatch, RowsResponse, StatusResponse, SubmitBatch,
+    SubmitBatchResponse, SubmitResponse, TokenCreate, TokenCreated, TokenList, WorkerList,
+};
+use crate::store::rows::{Downsampler, XAxis};
+
+/// Largest row batch body.
+const MAX_ROWS_BODY: usize = 32 << 20;
+/// Largest batch submit body.
+const MAX_BATCH_BODY: usize = 16 << 20;
+
+pub(crate) fn healthz() -> HResult {
+    ok(&serde_json::json!({ "ok": true, "version": crate::VERSION, "protocol": PROTOCOL_VERSION }))
+}
+
+pub(crate) async fn submit(app: &App, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, app.config.max_body).await?;
+    let spec = parse_json(&body)?;
+    let id = app.queue.submit(spec).await?;
+    Ok(json(StatusCode::CREATED, &SubmitResponse { id }))
+}
+
+pub(crate) async fn submit_batch(app: &App, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, MAX_BATCH_BODY).await?;
+    let batch: SubmitBatch = parse_json(&body)?;
+    if batch.jobs.len() > 100_000 {
+        return Err(HttpError::bad("a batch holds at most 100000 jobs"));
+    }
+    let ids = app.queue.submit_many(batch.jobs).await?;
+    Ok(json(StatusCode::CREATED, &SubmitBatchResponse { ids }))
+}
+
+pub(crate) fn list_jobs(app: &App, q: &Query) -> HResult {
+    let state: Option<JobState> = match q.get("state") {
+        None | Some("") => None,
+        Some(s) => Some(s.parse().map_err(HttpError::from)?),
+    };
+    let study = q.get("study").filter(|s| !s.is_empty());
+    if let Some(s) = study {
+        validate_name("study name", s)?;
+    }
+    let limit = q.parse::<usize>("limit")?.unwrap_or(50).clamp(1, 1000);
+    let before = q.parse::<u64>("before")?;
+    let read = app.store.read()?;
+    let (jobs, next_before) = read.list_jobs(state, study, before, limit)?;
+    let total = match (state, study) {
+        (None, Some(s)) => read.study_len(s)?,
+        (Some(s), None) => read
+            .job_counts()?
+            .into_iter()
+            .find(|(st, _)| *st == s)
+            .map(|(_, n)| n)
+            .unwrap_or(0),
+        (None, None) => read.job_total()?,
+        (Some(_), Some(_)) => jobs.len() as u64,
+    };
+    ok(&JobList {
+        jobs,
+        next_before,
+        total,
+    })
+}
+
+pub(crate) fn get_job(app: &App, id: u64) -> HResult {
+    let job = app.store.read()?.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+    ok(&job)
+}
+
+pub(crate) async fn cancel(app: &App, id: u64) -> HResult {
+    let job = app.queue.cancel(id).await?;
+    ok(&CancelResponse { job })
+}
+
+pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
+    let points = q.parse::<usize>("points")?;
+    if points.is_some_and(|p| p < 2) {
+        return Err(HttpError::bad("points must be at least 2"));
+    }
+    let attempt = q.parse::<u32>("attempt")?;
+    let axis = match q.get("x") {
+        None | Some("") | Some("seq") => XAxis::Seq,
+        Some("generation") => XAxis::Generation,
+        Some("evals") => XAxis::Evals,
+        Some(other) => return Err(HttpError::bad(format!("x={other:?}: use seq, generation or evals"))),
+    };
+    let from = q.parse::<f64>("from")?;
+    let to = q.parse::<f64>("to")?;
+    let range = match (from, to) {
+        (None, None) => None,
+        (f, t) => Some((axis, f.unwrap_or(f64::NEG_INFINITY), t.unwrap_or(f64::INFINITY))),
+    };
+    let store = app.store.clone();
+    let resp = tokio::task::spawn_blocking(move || -> Result<RowsResponse, HttpError> {
+        let read = store.read()?;
+        let job = read.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+        let attempt = attempt.unwrap_or(job.attempt.max(1));
+        match points {
+            Some(points) => {
+                // Count first (cheap: keys only would be cheaper still, but decode is shared).
+                let total = if range.is_none() && attempt == job.attempt {
+                    job.progress.rows
+                } else {
+                    read.for_each_row(id, attempt, range, |_| {})?
+                };
+                if Downsampler::needed(total, points) {
+                    let mut d = Downsampler::new(total, points);
+                    let mut i = 0;
+                    read.for_each_row(id, attempt, range, |r| {
+                        d.push(i, r);
+                        i += 1;
+                    })?;
+                    return Ok(RowsResponse { job: id, attempt, total, downsampled: true, rows: d.finish() });
+                }
+                let mut rows = Vec::new();
+                read.for_each_row(id, attempt, range, |r| rows.push(r))?;
+                Ok(RowsResponse { job: id, attempt, total: rows.len() as u64, downsampled: false, rows })
+            }
+            None => {
+                let mut rows = Vec::new();
+                read.for_each_row(id, attempt, range, |r| rows.push(r))?;
+                Ok(RowsResponse { job: id, attempt, total: rows.len() as u64, downsampled: false, rows })
+            }
+        }
+    })
+    .await
+    .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("row query failed: {e}")))??;
+    ok(&resp)
+}
+
+pub(crate) async fn post_rows(app: &App, id: u64, req: Request<Incoming>) -> HResult {
+    let postcard = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(POSTCARD_CONTENT_TYPE));
+    let (_, body) = read_body(req, MAX_ROWS_BODY).await?;
+    let batch: RowBatch = if postcard {
+        crate::protocol::decode_postcard(&body).map_err(HttpError::bad)?
+    } else {
+        parse_json(&body)?
+    };
+    let ack = app.queue.add_rows(id, batch).await?;
+    ok(&ack)
+}
+
+pub(crate) fn get_logs(app: &App, id: u64, q: &Query) -> HResult {
+    let read = app.store.read()?;
+    let job = read.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+    let limit = q.parse::<usize>("limit")?.unwrap_or(1000).clamp(1, 10_000);
+    let lines = match (q.parse::<u64>("after")?, q.parse::<usize>("tail")?) {
+        (_, Some(n)) => read.log_tail(id, n.clamp(1, 10_000))?,
+        (after, None) => read.logs(id, after.unwrap_or(0), limit)?,
+    };
+    let next = lines.last().map(|l| l.seq + 1).unwrap_or(q.parse::<u64>("after")?.unwrap_or(job.log_lines));
+    ok(&LogsResponse {
+        lines,
+        next,
+        done: job.state.is_terminal(),
+    })
+}
+
+pub(crate) async fn post_logs(app: &App, id: u64, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, 16 << 20).await?;
+    let batch: LogBatch = parse_json(&body)?;
+    let cancel = app.queue.add_logs(id, batch).await?;
+    ok(&LogAck { cancel })
+}
+
+pub(crate) async fn complete(app: &App, id: u64, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, app.config.max_body).await?;
+    let c: CompleteRequest = parse_json(&body)?;
+    ok(&app.queue.complete(id, c).await?)
+}
+
+pub(crate) async fn requeue(app: &App, id: u64, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, app.config.max_body).await?;
+    let r: RequeueRequest = parse_json(&body)?;
+    ok(&app.queue.requeue(id, r).await?)
+}
+
+pub(crate) async fn register(app: &App, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, app.config.max_body).await?;
+    let r: RegisterRequest = parse_json(&body)?;
+    let w = app.queue.register(r).await?;
+    let cfg = app.queue.config();
+    ok(&RegisterResponse {
+        worker_id: w.id,
+        lease_timeout_ms: cfg.lease_timeout.as_millis() as u64,
+        heartbeat_ms: cfg.heartbeat_interval.as_millis() as u64,
+        server_version: crate::VERSION.to_string(),
+    })
+}
+
+pub(crate) async fn heartbeat(app: &App, worker: &str, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, app.config.max_body).await?;
+    let hb: HeartbeatRequest = parse_json(&body)?;
+    ok(&app.queue.heartbeat(worker, hb)?)
+}
+
+pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, app.config.max_body).await?;
+    let c: ClaimRequest = parse_json(&body)?;
+    let wait = Duration::from_millis(c.wait_ms);
+    let assignment = tokio::select! {
+        a = app.queue.claim(&c.worker_id, c.capabilities, wait) => a?,
+        _ = app.stopped() => None,
+    };
+    ok(&ClaimResponse { assignment })
+}
+
+pub(crate) fn list_workers(app: &App) -> HResult {
+    ok(&WorkerList {
+        workers: app.queue.workers(),
+    })
+}
+
+pub(crate) fn status(app: &App) -> HResult {
+    let workers = app.queue.workers();
+    ok(&StatusResponse {
+        version: crate::VERSION.to_string(),
+        protocol: PROTOCOL_VERSION,
+        jobs: app.queue.counts()?,
+        workers_online: app.queue.workers_online(),
+        workers_total: workers.len() as u64,
+        started_at: app.started_at,
+        data_dir: app.data_dir().display().to_string(),
+    })
+}
+
+pub(crate) async fn create_token(app: &App, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, app.config.max_body).await?;
+    let c: TokenCreate = parse_json(&body)?;
+    validate_name("token name", &c.name)?;
+    let token = super::auth::new_token();
+    let info = TokenInfo {
+        name: c.name.clone(),
+        scope: c.scope,
+        created_at: now_ms(),
+    };
+    let t = token.clone();
+    app.store.write(move |tx| tx.add_token(&t, &info)).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &TokenCreated {
+            name: c.name,
+            scope: c.scope,
+            token,
+        },
+    ))
+}
+
+pub(crate) fn list_tokens(app: &App) -> HResult {
+    ok(&TokenList {
+        tokens: app.store.read()?.tokens()?,
+    })
+}
+
+pub(crate) async fn revoke_token(app: &App, name: &str) -> HResult {
+    validate_name("token name", name)?;
+    let n = name.to_string();
+    let removed = app.store.write(move |tx| tx.revoke_token(&n)).await?;
+    if !removed {
+        return Err(HttpError::not_found(format!("token {name:?} not found")));
+    }
+    ok(&serde_json::json!({ "revoked": name }))
+}

@@ -1,0 +1,260 @@
+//! Request and response plumbing: bodies with size limits, JSON answers, error mapping.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::{Request, Response, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, RequestError, StoreError};
+use crate::protocol::ErrorBody;
+
+/// The response body type: whole bytes or a stream fed by a channel.
+pub(crate) enum ResBody {
+    Full(Full<Bytes>),
+    Stream(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
+impl Body for ResBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ResBody::Full(f) => Pin::new(f).poll_frame(cx),
+            ResBody::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResBody::Full(f) => f.is_end_stream(),
+            ResBody::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ResBody::Full(f) => f.size_hint(),
+            ResBody::Stream(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+pub(crate) type Res = Response<ResBody>;
+
+/// An error answer: status and message, sent as `{"error": "..."}`.
+#[derive(Debug)]
+pub(crate) struct HttpError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> HttpError {
+        HttpError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl From<Error> for HttpError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::Request(RequestError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            Error::Request(RequestError::NotFound(_)) => StatusCode::NOT_FOUND,
+            Error::Request(RequestError::Conflict(_)) => StatusCode::CONFLICT,
+            Error::Request(RequestError::StaleLease(_)) => StatusCode::CONFLICT,
+            Error::Store(StoreError::WriterGone) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            eprintln!("gaia serve: internal error: {e}");
+        }
+        HttpError::new(status, e.to_string())
+    }
+}
+
+impl From<StoreError> for HttpError {
+    fn from(e: StoreError) -> Self {
+        HttpError::from(Error::Store(e))
+    }
+}
+
+impl From<RequestError> for HttpError {
+    fn from(e: RequestError) -> Self {
+        HttpError::from(Error::Request(e))
+    }
+}
+
+pub(crate) type HResult = Result<Res, HttpError>;
+
+/// Security headers every answer carries.
+fn secure(mut b: hyper::http::response::Builder) -> hyper::http::response::Builder {
+    b = b
+        .header("x-content-type-options", "nosniff")
+        .header("referrer-policy", "no-referrer")
+        .header("cache-control", "no-store");
+    b
+}
+
+pub(crate) fn bytes_response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Res {
+    secure(Response::builder())
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(ResBody::Full(Full::new(body.into())))
+        .expect("static headers are valid")
+}
+
+pub(crate) fn json<T: Serialize>(status: StatusCode, v: &T) -> Res {
+    let body = serde_json::to_vec(v).expect("answers serialize to JSON");
+    bytes_response(status, "application/json", body)
+}
+
+pub(crate) fn ok<T: Serialize>(v: &T) -> HResult {
+    Ok(json(StatusCode::OK, v))
+}
+
+pub(crate) fn error_response(e: HttpError) -> Res {
+    json(e.status, &ErrorBody { error: e.message })
+}
+
+/// A streamed answer: the returned sender feeds the body; dropping it ends the body.
+pub(crate) fn stream_response(
+    content_type: &str,
+    extra: &[(&str, String)],
+) -> (Res, tokio::sync::mpsc::Sender<Bytes>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut b = secure(Response::builder())
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type);
+    for (k, v) in extra {
+        b = b.header(*k, v.as_str());
+    }
+    (b.body(ResBody::Stream(rx)).expect("headers are valid"), tx)
+}
+
+/// Reads a whole body, refusing more than `limit` bytes with 413.
+pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<(hyper::http::request::Parts, Bytes), HttpError> {
+    let (parts, body) = req.into_parts();
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(too_large(limit));
+        }
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok((parts, c.to_bytes())),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(too_large(limit))
+            } else {
+                Err(HttpError::bad(format!("could not read the request body: {e}")))
+            }
+        }
+    }
+}
+
+fn too_large(limit: usize) -> HttpError {
+    HttpError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the limit of {limit} bytes"),
+    )
+}
+
+/// Parses a JSON body into `T` with a message that says what is wrong and where.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
+    if bytes.is_empty() {
+        return Err(HttpError::bad("the request needs a JSON body"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| HttpError::bad(format!("invalid JSON body: {e}")))
+}
+
+/// Query parameters, percent-decoded.
+pub(crate) fn query_pairs(req_query: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = req_query else { return Vec::new() };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` and `+` in a URL component (invalid escapes are kept as they are).
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A typed view of query parameters with clear errors.
+pub(crate) struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    pub fn parse<T: std::str::FromStr>(&self, k: &str) -> Result<Option<T>, HttpError> {
+        match self.get(k) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| HttpError::bad(format!("query parameter {k}={v:?} is not valid"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("%zz%"), "%zz%");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("100%25"), "100%");
+    }
+}

@@ -1,0 +1,198 @@
+//! The HTTP server: hyper 1.x, hand-routed, everything under `/api/v1/` behind a bearer token.
+//!
+//! [`run`] takes a bound listener and a shutdown future (the CLI passes ctrl-c; tests bind
+//! `127.0.0.1:0`). On shutdown it stops accepting, ends long polls and event streams, lets
+//! in-flight requests finish (up to 10 s) and closes the database.
+//!
+//! Endpoints are listed in [`router::ROUTES`], the one table that routing, auth and the tests
+//! share; `docs/API.md` documents each.
+
+mod auth;
+mod dashboard;
+mod events;
+mod files;
+mod handlers;
+mod http;
+pub mod router;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::error::Error;
+use crate::queue::{Queue, QueueConfig};
+use crate::store::Store;
+
+pub use auth::{ADMIN_TOKEN_FILE, load_or_create_admin_token};
+
+/// How a server is set up.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Holds `gaia.redb`, result files, releases and the generated admin token.
+    pub data_dir: PathBuf,
+    /// The admin token (`--token` / `GAIA_TOKEN`, or generated and kept in the data dir).
+    pub admin_token: String,
+    pub queue: QueueConfig,
+    /// Largest JSON body (default 1 MiB); row batches may be 32 MiB.
+    pub max_body: usize,
+    /// Largest result file a worker may upload (default 256 MiB).
+    pub max_file: u64,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory and admin token.
+    pub fn new(data_dir: impl Into<PathBuf>, admin_token: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            admin_token: admin_token.into(),
+            queue: QueueConfig::default(),
+            max_body: 1 << 20,
+            max_file: 256 << 20,
+        }
+    }
+}
+
+/// What every handler can reach.
+pub(crate) struct App {
+    pub queue: Arc<Queue>,
+    pub store: Store,
+    pub config: ServerConfig,
+    pub admin_hash: [u8; 32],
+    pub started_at: u64,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl App {
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// Resolves once the server is shutting down.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        stopped(self.shutdown.clone())
+    }
+}
+
+/// Resolves once the shutdown flag is set.
+pub(crate) async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Runs the server on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    if config.admin_token.trim().len() < 8 {
+        return Err(Error::Other(
+            "the admin token must be at least 8 characters".into(),
+        ));
+    }
+    let store = Store::open(&config.data_dir)?;
+    let queue = Queue::new(store.clone(), config.queue.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = Arc::new(App {
+        queue: queue.clone(),
+        store,
+        admin_hash: auth::hash(&config.admin_token),
+        config,
+        started_at: crate::model::now_ms(),
+        shutdown: stop_rx,
+    });
+
+    let reaper = {
+        let queue = queue.clone();
+        let mut stop = app.shutdown.clone();
+        let tick = (queue.config().lease_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {
+                        if let Err(e) = queue.reap().await {
+                            eprintln!("gaia serve: lease expiry failed: {e}");
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.keep_alive(true).max_buf_size(1 << 20);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        eprintln!("gaia serve: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(router::handle(app, req, peer).await) }
+                });
+                let conn = http.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    let _ = reaper.await;
+    drop(app);
+    drop(queue);
+    Ok(())
+}
+
+/// Binds `addr` and runs until ctrl-c / SIGTERM; for embedders who want one call.
+pub async fn serve(addr: SocketAddr, config: ServerConfig) -> Result<(), Error> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Other(format!("bind {addr}: {e}")))?;
+    run(listener, config, shutdown_signal()).await
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,282 @@
+//! Routing: the one table of endpoints ([`ROUTES`]), and the dispatch `match`.
+//!
+//! Auth happens here, from the table: a route with a scope needs a bearer token whose scope
+//! allows it (401 without a valid token, 403 with a token of too small a scope).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+
+use super::http::{HttpError, Query, Res, error_response, query_pairs};
+use super::{App, auth, dashboard, events, files, handlers};
+use crate::model::Scope;
+use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
+
+/// What an endpoint does (one handler each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Healthz,
+    Dashboard,
+    SubmitJob,
+    SubmitBatch,
+    ListJobs,
+    GetJob,
+    CancelJob,
+    GetRows,
+    PostRows,
+    GetLogs,
+    PostLogs,
+    Complete,
+    Requeue,
+    ListFiles,
+    GetFile,
+    PutFile,
+    Register,
+    Heartbeat,
+    Claim,
+    ListWorkers,
+    Status,
+    Events,
+    CreateToken,
+    ListTokens,
+    RevokeToken,
+}
+
+/// One route: method, path pattern (`{id}` is a job id, `{name}` any one segment), the scope it
+/// needs (None: open), and what it does.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub scope: Option<Scope>,
+    pub endpoint: Endpoint,
+    pub doc: &'static str,
+}
+
+const fn r(method: &'static str, path: &'static str, scope: Option<Scope>, endpoint: Endpoint, doc: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        scope,
+        endpoint,
+        doc,
+    }
+}
+
+use Endpoint as E;
+const ADMIN: Option<Scope> = Some(Scope::Admin);
+const WORKER: Option<Scope> = Some(Scope::Worker);
+const READ: Option<Scope> = Some(Scope::Read);
+
+/// Every endpoint of the server.
+pub const ROUTES: &[Route] = &[
+    r("GET", "/healthz", None, E::Healthz, "liveness and version"),
+    r("GET", "/", None, E::Dashboard, "the dashboard"),
+    r("GET", "/{name}", None, E::Dashboard, "dashboard assets"),
+    r("POST", "/api/v1/jobs", ADMIN, E::SubmitJob, "submit a job"),
+    r("POST", "/api/v1/jobs/batch", ADMIN, E::SubmitBatch, "submit several jobs at once"),
+    r("GET", "/api/v1/jobs", READ, E::ListJobs, "list jobs, newest first"),
+    r("GET", "/api/v1/jobs/{id}", READ, E::GetJob, "one job"),
+    r("POST", "/api/v1/jobs/{id}/cancel", ADMIN, E::CancelJob, "cancel a job"),
+    r("GET", "/api/v1/jobs/{id}/rows", READ, E::GetRows, "a job's rows, whole or downsampled"),
+    r("POST", "/api/v1/jobs/{id}/rows", WORKER, E::PostRows, "a worker stores a batch of rows"),
+    r("GET", "/api/v1/jobs/{id}/logs", READ, E::GetLogs, "a job's log lines"),
+    r("POST", "/api/v1/jobs/{id}/logs", WORKER, E::PostLogs, "a worker stores log lines"),
+    r("POST", "/api/v1/jobs/{id}/complete", WORKER, E::Complete, "a worker ends an attempt"),
+    r("POST", "/api/v1/jobs/{id}/requeue", WORKER, E::Requeue, "a worker gives a job back"),
+    r("GET", "/api/v1/jobs/{id}/files", READ, E::ListFiles, "a job's result files"),
+    r("GET", "/api/v1/jobs/{id}/files/{name}", READ, E::GetFile, "download a result file"),
+    r("PUT", "/api/v1/jobs/{id}/files/{name}", WORKER, E::PutFile, "a worker uploads a result file"),
+    r("POST", "/api/v1/workers/register", WORKER, E::Register, "a worker registers"),
+    r("POST", "/api/v1/workers/{name}/heartbeat", WORKER, E::Heartbeat, "a worker heartbeats"),
+    r("POST", "/api/v1/claim", WORKER, E::Claim, "a worker slot claims a job (long poll)"),
+    r("GET", "/api/v1/workers", READ, E::ListWorkers, "registered workers"),
+    r("GET", "/api/v1/status", READ, E::Status, "counts per state, workers, version"),
+    r("GET", "/api/v1/events", READ, E::Events, "activity log; live server-sent events"),
+    r("POST", "/api/v1/tokens", ADMIN, E::CreateToken, "create a token"),
+    r("GET", "/api/v1/tokens", ADMIN, E::ListTokens, "list tokens"),
+    r("DELETE", "/api/v1/tokens/{name}", ADMIN, E::RevokeToken, "revoke a token"),
+];
+
+/// Path parameters of a matched route, in order.
+pub(crate) struct Params(pub Vec<String>);
+
+impl Params {
+    pub fn id(&self) -> u64 {
+        // Only `{id}` segments that parsed as u64 match, and `{id}` always comes first.
+        self.0.first().and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+    pub fn name(&self) -> &str {
+        self.0.last().map(String::as_str).unwrap_or("")
+    }
+}
+
+fn match_path(pattern: &str, path: &str) -> Option<Params> {
+    let mut params = Vec::new();
+    let mut p = pattern.split('/');
+    let mut s = path.split('/');
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return Some(Params(params)),
+            (Some("{id}"), Some(seg)) => {
+                seg.parse::<u64>().ok()?;
+                params.push(seg.to_string());
+            }
+            (Some("{name}"), Some(seg)) if !seg.is_empty() => {
+                params.push(super::http::percent_decode(seg));
+            }
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Finds the route for a method and path: Ok(route), or Err(status) — 404 or 405.
+pub fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), StatusCode> {
+    let mut path_matched = false;
+    for route in ROUTES {
+        // A specific route wins over a `{name}` catch-all listed before it only if it is
+        // listed first, so the table lists literal segments before patterns.
+        if let Some(params) = match_path(route.path, path) {
+            if route.method == method || (method == "HEAD" && route.method == "GET") {
+                return Ok((route, params.0));
+            }
+            path_matched = true;
+        }
+    }
+    Err(if path_matched {
+        StatusCode::METHOD_NOT_ALLOWED
+    } else {
+        StatusCode::NOT_FOUND
+    })
+}
+
+/// Handles one request; never panics on input, always answers.
+pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, _peer: SocketAddr) -> Res {
+    match route(app, req).await {
+        Ok(res) => res,
+        Err(e) => error_response(e),
+    }
+}
+
+async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let (route, params) = match find(method.as_str(), &path) {
+        Ok(x) => x,
+        Err(StatusCode::METHOD_NOT_ALLOWED) => {
+            return Err(HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}"),
+            ));
+        }
+        Err(_) => return Err(HttpError::not_found(format!("no such route: {method} {path}"))),
+    };
+    let params = Params(params);
+    let query = Query(query_pairs(req.uri().query()));
+
+    if let Some(v) = req.headers().get(PROTOCOL_HEADER) {
+        let theirs = v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok());
+        match theirs {
+            Some(v) if v == PROTOCOL_VERSION => {}
+            Some(v) if v < PROTOCOL_VERSION => {
+                return Err(HttpError::bad(format!(
+                    "this client speaks GAIA protocol {v} and the server speaks {PROTOCOL_VERSION}: upgrade the client (gaia {})",
+                    crate::VERSION
+                )));
+            }
+            Some(v) => {
+                return Err(HttpError::bad(format!(
+                    "this client speaks GAIA protocol {v} and the server speaks {PROTOCOL_VERSION}: upgrade the server (it runs gaia {})",
+                    crate::VERSION
+                )));
+            }
+            None => return Err(HttpError::bad(format!("malformed {PROTOCOL_HEADER} header"))),
+        }
+    }
+
+    if let Some(need) = route.scope {
+        let (parts, body) = req.into_parts();
+        let token = auth::presented(&parts, query.get("token"));
+        let Some(token) = token else {
+            return Err(HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing token: send Authorization: Bearer <token>",
+            ));
+        };
+        let Some(have) = auth::scope_of(&app, &token) else {
+            return Err(HttpError::new(StatusCode::UNAUTHORIZED, "invalid token"));
+        };
+        if !auth::allows(have, need) {
+            return Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "a {} token may not {}: this needs a {} token",
+                    have.as_str(),
+                    route.doc,
+                    need.as_str()
+                ),
+            ));
+        }
+        let req = Request::from_parts(parts, body);
+        dispatch(app, route.endpoint, req, params, query, method).await
+    } else {
+        dispatch(app, route.endpoint, req, params, query, method).await
+    }
+}
+
+async fn dispatch(
+    app: Arc<App>,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    params: Params,
+    query: Query,
+    _method: Method,
+) -> Result<Res, HttpError> {
+    match endpoint {
+        E::Healthz => handlers::healthz(),
+        E::Dashboard => dashboard::asset(&params),
+        E::SubmitJob => handlers::submit(&app, req).await,
+        E::SubmitBatch => handlers::submit_batch(&app, req).await,
+        E::ListJobs => handlers::list_jobs(&app, &query),
+        E::GetJob => handlers::get_job(&app, params.id()),
+        E::CancelJob => handlers::cancel(&app, params.id()).await,
+        E::GetRows => handlers::get_rows(&app, params.id(), &query).await,
+        E::PostRows => handlers::post_rows(&app, params.id(), req).await,
+        E::GetLogs => handlers::get_logs(&app, params.id(), &query),
+        E::PostLogs => handlers::post_logs(&app, params.id(), req).await,
+        E::Complete => handlers::complete(&app, params.id(), req).await,
+        E::Requeue => handlers::requeue(&app, params.id(), req).await,
+        E::ListFiles => files::list(&app, params.id()),
+        E::GetFile => files::download(&app, params.id(), params.name()).await,
+        E::PutFile => files::upload(&app, params.id(), params.name(), &query, req).await,
+        E::Register => handlers::register(&app, req).await,
+        E::Heartbeat => handlers::heartbeat(&app, params.name(), req).await,
+        E::Claim => handlers::claim(&app, req).await,
+        E::ListWorkers => handlers::list_workers(&app),
+        E::Status => handlers::status(&app),
+        E::Events => events::events(&app, &req, &query),
+        E::CreateToken => handlers::create_token(&app, req).await,
+        E::ListTokens => handlers::list_tokens(&app),
+        E::RevokeToken => handlers::revoke_token(&app, params.name()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_and_specific_paths_win() {
+        assert_eq!(find("POST", "/api/v1/jobs/batch").unwrap().0.endpoint, E::SubmitBatch);
+        assert_eq!(find("GET", "/api/v1/jobs/42").unwrap().0.endpoint, E::GetJob);
+        assert_eq!(find("GET", "/api/v1/jobs/x").unwrap_err(), StatusCode::NOT_FOUND);
+        assert_eq!(find("DELETE", "/api/v1/jobs/42").unwrap_err(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(find("GET", "/app.js").unwrap().0.endpoint, E::Dashboard);
+        let (r, p) = find("GET", "/api/v1/jobs/7/files/result.json").unwrap();
+        assert_eq!(r.endpoint, E::GetFile);
+        assert_eq!(p, vec!["7".to_string(), "result.json".to_string()]);
+    }
+}

@@ -1,0 +1,322 @@
+//! The result store: one redb file holding jobs, the queue index, workers, result rows, logs,
+//! the activity log and tokens.
+//!
+//! **Writes** go through one writer thread that commits in groups: every operation queued while
+//! the previous commit was being made runs in the next write transaction, and all of them are
+//! acknowledged after its single fsync. So each operation's writes are durable before it is
+//! answered, and throughput does not pay one fsync per operation.
+//!
+//! Invariant: a write operation that returns a [`RequestError`] has written nothing (validate,
+//! then write). An operation that returns a storage error aborts its whole group: nothing of the
+//! group is committed and every operation in it is answered with the error.
+//!
+//! **Reads** take a redb read transaction (a consistent snapshot) on the caller's thread.
+
+pub mod events;
+pub mod jobs;
+pub mod logs;
+pub mod rows;
+pub mod tokens;
+pub mod workers;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use redb::{Database, ReadableTable, ReadOnlyTable, ReadTransaction, ReadableDatabase, Table, TableDefinition, WriteTransaction};
+
+use crate::error::{Error, StoreError};
+
+/// Schema version of the database file this build writes.
+///
+/// - 1: first version.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "gaia.redb";
+
+/// Counters and the schema version: name → value (`schema_version`, `next_job_id`, ...).
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// How many operations at most share one commit.
+const MAX_GROUP: usize = 4096;
+
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type WriteOp = Box<dyn for<'a> FnOnce(&mut Tx<'a>) -> Finish + Send>;
+
+/// The store. Cheap to clone; all clones share the database and its writer.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+    writer: mpsc::Sender<WriteOp>,
+}
+
+/// The tables of one write transaction, open for the operations of one group.
+pub struct Tx<'a> {
+    pub(crate) meta: Table<'a, &'static str, u64>,
+    pub(crate) jobs: Table<'a, u64, &'static [u8]>,
+    pub(crate) queue: Table<'a, (i64, u64), ()>,
+    pub(crate) counts: Table<'a, &'static str, u64>,
+    pub(crate) study_jobs: Table<'a, (&'static str, u64), ()>,
+    pub(crate) rows: Table<'a, (u64, u32, u64), &'static [u8]>,
+    pub(crate) logs: Table<'a, (u64, u64), &'static [u8]>,
+    pub(crate) log_seen: Table<'a, (u64, u32), u64>,
+    pub(crate) workers: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) events: Table<'a, u64, &'static [u8]>,
+    pub(crate) tokens: Table<'a, &'static str, &'static [u8]>,
+    /// Set when an operation hit a storage error: the group is aborted.
+    poisoned: Option<String>,
+}
+
+/// The tables of one read transaction (a consistent snapshot).
+pub struct Reader {
+    pub(crate) jobs: ReadOnlyTable<u64, &'static [u8]>,
+    pub(crate) queue: ReadOnlyTable<(i64, u64), ()>,
+    pub(crate) counts: ReadOnlyTable<&'static str, u64>,
+    pub(crate) study_jobs: ReadOnlyTable<(&'static str, u64), ()>,
+    pub(crate) rows: ReadOnlyTable<(u64, u32, u64), &'static [u8]>,
+    pub(crate) logs: ReadOnlyTable<(u64, u64), &'static [u8]>,
+    pub(crate) workers: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) events: ReadOnlyTable<u64, &'static [u8]>,
+    pub(crate) tokens: ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+impl<'a> Tx<'a> {
+    fn open(txn: &'a WriteTransaction) -> Result<Tx<'a>, StoreError> {
+        Ok(Tx {
+            meta: txn.open_table(META)?,
+            jobs: txn.open_table(jobs::JOBS)?,
+            queue: txn.open_table(jobs::QUEUE)?,
+            counts: txn.open_table(jobs::COUNTS)?,
+            study_jobs: txn.open_table(jobs::STUDY_JOBS)?,
+            rows: txn.open_table(rows::ROWS)?,
+            logs: txn.open_table(logs::LOGS)?,
+            log_seen: txn.open_table(logs::LOG_SEEN)?,
+            workers: txn.open_table(workers::WORKERS)?,
+            events: txn.open_table(events::EVENTS)?,
+            tokens: txn.open_table(tokens::TOKENS)?,
+            poisoned: None,
+        })
+    }
+
+    /// Takes the next value of a counter in `meta`, starting at 1.
+    pub(crate) fn next_id(&mut self, name: &'static str) -> Result<u64, StoreError> {
+        let next = self.meta.get(name)?.map(|v| v.value()).unwrap_or(1);
+        self.meta.insert(name, next + 1)?;
+        Ok(next)
+    }
+}
+
+impl Reader {
+    fn open(txn: &ReadTransaction) -> Result<Reader, StoreError> {
+        Ok(Reader {
+            jobs: txn.open_table(jobs::JOBS)?,
+            queue: txn.open_table(jobs::QUEUE)?,
+            counts: txn.open_table(jobs::COUNTS)?,
+            study_jobs: txn.open_table(jobs::STUDY_JOBS)?,
+            rows: txn.open_table(rows::ROWS)?,
+            logs: txn.open_table(logs::LOGS)?,
+            workers: txn.open_table(workers::WORKERS)?,
+            events: txn.open_table(events::EVENTS)?,
+            tokens: txn.open_table(tokens::TOKENS)?,
+        })
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `data_dir`, checking and migrating its schema version.
+    pub fn open(data_dir: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+        let path = data_dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Self::init_schema(&db, &path)?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel::<WriteOp>();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("gaia-store-writer".into())
+            .spawn(move || writer_loop(&writer_db, rx))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Store {
+            db,
+            path,
+            writer: tx,
+        })
+    }
+
+    fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path: path.to_path_buf(),
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Migrations from older versions go here, one step per version.
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+        }
+        // Create every table so that read transactions can open them.
+        Tx::open(&txn)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A consistent snapshot to read from.
+    pub fn read(&self) -> Result<Reader, StoreError> {
+        let txn = self.db.begin_read()?;
+        Reader::open(&txn)
+    }
+
+    /// Runs `op` in the next group commit and answers after the commit is durable.
+    pub async fn write<R, F>(&self, op: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_op(op, tx)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Like [`Store::write`], for callers outside an async runtime.
+    pub fn write_blocking<R, F>(&self, op: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_op(op, tx)?;
+        rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn submit_op<R, F>(
+        &self,
+        op: F,
+        reply: tokio::sync::oneshot::Sender<Result<R, Error>>,
+    ) -> Result<(), Error>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
+    {
+        let boxed: WriteOp = Box::new(move |tx: &mut Tx<'_>| {
+            let result = op(tx);
+            if let Err(Error::Store(e)) = &result {
+                tx.poisoned.get_or_insert_with(|| e.to_string());
+            }
+            Box::new(move |commit: Result<(), StoreError>| {
+                let _ = reply.send(commit.map_err(Error::from).and_then(|()| result));
+            }) as Finish
+        });
+        self.writer
+            .send(boxed)
+            .map_err(|_| Error::Store(StoreError::WriterGone))
+    }
+}
+
+fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        while ops.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut finishers = Vec::with_capacity(ops.len());
+        let outcome = (|| -> Result<(), StoreError> {
+            let txn = db.begin_write()?;
+            let poisoned = {
+                let mut tx = Tx::open(&txn)?;
+                for op in ops.drain(..) {
+                    finishers.push(op(&mut tx));
+                }
+                tx.poisoned.take()
+            };
+            match poisoned {
+                Some(reason) => {
+                    txn.abort()?;
+                    Err(StoreError::Redb(format!(
+                        "write group aborted after a storage error: {reason}"
+                    )))
+                }
+                None => {
+                    txn.commit()?;
+                    Ok(())
+                }
+            }
+        })();
+        // Operations that never ran (opening the transaction failed) are dropped with their
+        // reply channel, which their callers see as an error.
+        for finish in finishers {
+            finish(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Redb(e.to_string())));
+        }
+    }
+}
+
+/// Encodes a value stored as JSON.
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("stored types serialize to JSON")
+}
+
+/// Decodes a value stored as JSON.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_schema_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .write_blocking(|tx| {
+                    tx.meta
+                        .insert("schema_version", SCHEMA_VERSION + 1)
+                        .map_err(StoreError::from)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        // The writer thread holds the database until its channel closes; wait for it.
+        let err = loop {
+            match Store::open(dir.path()) {
+                Err(Error::Store(StoreError::Open { .. })) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => break e,
+                Ok(_) => panic!("opened a newer schema"),
+            }
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("newer GAIA"), "{msg}");
+        assert!(msg.contains("upgrade"), "{msg}");
+    }
+}

@@ -1,0 +1,291 @@
+//! Result rows: one generation of one attempt each.
+
+use redb::{ReadableTable, TableDefinition};
+
+use super::{Reader, Tx};
+use crate::error::StoreError;
+use crate::model::{JobId, Row};
+use crate::protocol::PostcardRow;
+
+/// (job id, attempt, seq) → the row, postcard. A job's rows are one range scan, in seq order.
+pub(crate) const ROWS: TableDefinition<(u64, u32, u64), &[u8]> = TableDefinition::new("rows");
+
+pub(crate) fn encode(row: &Row) -> Vec<u8> {
+    postcard::to_stdvec(&PostcardRow::from(row)).expect("postcard encoding of plain data cannot fail")
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
+    postcard::from_bytes::<PostcardRow>(bytes)
+        .map(Row::from)
+        .map_err(|e| StoreError::Corrupt {
+            what: "row",
+            detail: e.to_string(),
+        })
+}
+
+impl Tx<'_> {
+    /// Stores the rows not stored yet; returns (stored, skipped).
+    pub fn insert_rows(
+        &mut self,
+        job: JobId,
+        attempt: u32,
+        rows: &[Row],
+    ) -> Result<(u64, u64), StoreError> {
+        let (mut stored, mut skipped) = (0, 0);
+        for row in rows {
+            let key = (job, attempt, row.seq);
+            if self.rows.get(key)?.is_some() {
+                skipped += 1;
+            } else {
+                self.rows.insert(key, encode(row).as_slice())?;
+                stored += 1;
+            }
+        }
+        Ok((stored, skipped))
+    }
+}
+
+/// Which column rows are filtered on when a range is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XAxis {
+    Seq,
+    Generation,
+    Evals,
+}
+
+impl XAxis {
+    fn of(self, row: &Row) -> Option<f64> {
+        match self {
+            XAxis::Seq => Some(row.seq as f64),
+            XAxis::Generation => row.generation.map(|g| g as f64),
+            XAxis::Evals => row.evals,
+        }
+    }
+}
+
+impl Reader {
+    /// Calls `f` on every row of one attempt in seq order (rows with x outside `range` skipped).
+    pub fn for_each_row(
+        &self,
+        job: JobId,
+        attempt: u32,
+        range: Option<(XAxis, f64, f64)>,
+        mut f: impl FnMut(Row),
+    ) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for entry in self.rows.range((job, attempt, 0)..=(job, attempt, u64::MAX))? {
+            let (_, v) = entry?;
+            let row = decode(v.value())?;
+            if let Some((axis, lo, hi)) = range {
+                match axis.of(&row) {
+                    Some(x) if x >= lo && x <= hi => {}
+                    _ => continue,
+                }
+            }
+            n += 1;
+            f(row);
+        }
+        Ok(n)
+    }
+
+    /// Every row of one attempt.
+    pub fn rows(&self, job: JobId, attempt: u32) -> Result<Vec<Row>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_row(job, attempt, None, |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// The attempts of a job that have rows, ascending.
+    pub fn row_attempts(&self, job: JobId) -> Result<Vec<u32>, StoreError> {
+        let mut out = Vec::new();
+        let mut attempt = 0u32;
+        loop {
+            let mut range = self.rows.range((job, attempt, 0)..=(job, u32::MAX, u64::MAX))?;
+            match range.next() {
+                Some(entry) => {
+                    let a = entry?.0.value().1;
+                    out.push(a);
+                    match a.checked_add(1) {
+                        Some(next) => attempt = next,
+                        None => break,
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Downsamples rows to at most `points` values per metric: the rows are cut into `points / 2`
+/// buckets of consecutive rows, and each bucket contributes its minimum and its maximum of every
+/// metric, in the order they occurred — so a one-generation spike survives any zoom level.
+///
+/// The two rows a bucket yields carry the x columns (seq, generation, evals, elapsed) of the
+/// bucket's first and last row.
+pub struct Downsampler {
+    per_bucket: u64,
+    current: Option<Bucket>,
+    out: Vec<Row>,
+}
+
+struct Extreme {
+    min: (f64, u64),
+    max: (f64, u64),
+}
+
+struct Bucket {
+    first: Row,
+    last: Row,
+    /// Per metric name: min and max with the seq where they occurred.
+    metrics: Vec<(String, Extreme)>,
+}
+
+const Y_CORE: [&str; 4] = ["best", "best_ever", "mean", "sigma"];
+
+impl Downsampler {
+    /// A downsampler for `total` rows into at most `points` points per metric (`points` ≥ 2).
+    pub fn new(total: u64, points: usize) -> Downsampler {
+        let buckets = (points.max(2) / 2) as u64;
+        Downsampler {
+            per_bucket: total.div_ceil(buckets).max(1),
+            current: None,
+            out: Vec::with_capacity(points),
+        }
+    }
+
+    /// Whether `total` rows need downsampling at all for `points`.
+    pub fn needed(total: u64, points: usize) -> bool {
+        total > points as u64
+    }
+
+    /// Feeds the next row (rows must come in order).
+    pub fn push(&mut self, index: u64, row: Row) {
+        if index % self.per_bucket == 0 {
+            self.flush();
+        }
+        match &mut self.current {
+            None => {
+                let mut b = Bucket {
+                    first: row.clone(),
+                    last: row.clone(),
+                    metrics: Vec::new(),
+                };
+                b.add(&row);
+                self.current = Some(b);
+            }
+            Some(b) => {
+                b.add(&row);
+                b.last = row;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(b) = self.current.take() else { return };
+        let mut lo = xcols(&b.first);
+        let mut hi = xcols(&b.last);
+        let single = b.first.seq == b.last.seq;
+        for (name, e) in &b.metrics {
+            let (a, z) = if e.min.1 <= e.max.1 { (e.min, e.max) } else { (e.max, e.min) };
+            lo.set_metric(name, a.0);
+            if !single {
+                hi.set_metric(name, z.0);
+            }
+        }
+        self.out.push(lo);
+        if !single {
+            self.out.push(hi);
+        }
+    }
+
+    /// The downsampled rows.
+    pub fn finish(mut self) -> Vec<Row> {
+        self.flush();
+        self.out
+    }
+}
+
+fn xcols(r: &Row) -> Row {
+    Row {
+        seq: r.seq,
+        generation: r.generation,
+        evals: r.evals,
+        elapsed: r.elapsed,
+        ..Row::default()
+    }
+}
+
+impl Bucket {
+    fn add(&mut self, row: &Row) {
+        for name in Y_CORE {
+            if let Some(v) = row.metric(name) {
+                self.note(name, v, row.seq);
+            }
+        }
+        for (name, v) in &row.metrics {
+            self.note(name, *v, row.seq);
+        }
+    }
+
+    fn note(&mut self, name: &str, v: f64, seq: u64) {
+        if v.is_nan() {
+            return;
+        }
+        match self.metrics.iter_mut().find(|(n, _)| n == name) {
+            Some((_, e)) => {
+                if v < e.min.0 {
+                    e.min = (v, seq);
+                }
+                if v > e.max.0 {
+                    e.max = (v, seq);
+                }
+            }
+            None => self.metrics.push((
+                name.to_string(),
+                Extreme {
+                    min: (v, seq),
+                    max: (v, seq),
+                },
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: u64, best: f64) -> Row {
+        Row {
+            seq,
+            generation: Some(seq + 1),
+            best: Some(best),
+            mean: Some(best / 2.0),
+            metrics: vec![("entropy".into(), seq as f64)],
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn downsampling_keeps_spikes_and_bounds_points() {
+        for (total, points) in [(10_000u64, 100usize), (1_001, 10), (7, 2), (100, 3)] {
+            let mut d = Downsampler::new(total, points);
+            for i in 0..total {
+                let best = if i == total / 3 { 1e9 } else if i == total / 2 { -1e9 } else { (i % 7) as f64 };
+                d.push(i, row(i, best));
+            }
+            let out = d.finish();
+            for metric in ["best", "mean", "entropy"] {
+                let n = out.iter().filter(|r| r.metric(metric).is_some()).count();
+                assert!(n <= points.max(2), "{metric}: {n} points for {points} asked ({total} rows)");
+            }
+            let max = out.iter().filter_map(|r| r.best).fold(f64::MIN, f64::max);
+            let min = out.iter().filter_map(|r| r.best).fold(f64::MAX, f64::min);
+            assert_eq!(max, 1e9, "high spike lost ({total} rows, {points} points)");
+            assert_eq!(min, -1e9, "low spike lost ({total} rows, {points} points)");
+            // x columns stay in order.
+            assert!(out.windows(2).all(|w| w[0].seq <= w[1].seq));
+        }
+    }
+}
