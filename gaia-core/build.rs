@@ -5,6 +5,8 @@ fn main() {
     let version = std::env::var("GAIA_BUILD_VERSION")
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| std::env::var("CARGO_PKG_VERSION").expect("cargo sets CARGO_PKG_VERSION"));
+        .unwrap_or_else(|| {
+            std::env::var("CARGO_PKG_VERSION").expect("cargo sets CARGO_PKG_VERSION")
+        });
     println!("cargo:rustc-env=GAIA_VERSION={version}");
 }

@@ -28,7 +28,12 @@ pub fn workers(a: WorkersArgs) -> anyhow::Result<i32> {
             let gpus = if w.hardware.gpus.is_empty() {
                 "no GPU".to_string()
             } else {
-                w.hardware.gpus.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(", ")
+                w.hardware
+                    .gpus
+                    .iter()
+                    .map(|g| g.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             vec![
                 w.name.clone(),
@@ -40,12 +45,31 @@ pub fn workers(a: WorkersArgs) -> anyhow::Result<i32> {
                     w.hardware.cpu_cores,
                     w.hardware.memory_mb / 1024
                 ),
-                if w.update_available { format!("{} (update available)", w.version) } else { w.version.clone() },
-                w.running.iter().map(|j| j.to_string()).collect::<Vec<_>>().join(","),
+                if w.update_available {
+                    format!("{} (update available)", w.version)
+                } else {
+                    w.version.clone()
+                },
+                w.running
+                    .iter()
+                    .map(|j| j.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
             ]
         })
         .collect();
-    print_table(&["name", "id", "state", "last seen", "hardware", "version", "running"], &rows);
+    print_table(
+        &[
+            "name",
+            "id",
+            "state",
+            "last seen",
+            "hardware",
+            "version",
+            "running",
+        ],
+        &rows,
+    );
     Ok(exit::OK)
 }
 
@@ -65,9 +89,17 @@ pub fn status(a: StatusArgs) -> anyhow::Result<i32> {
         print_json(&s)?;
         return Ok(exit::OK);
     }
-    println!("server:   {} (gaia {}, protocol {})", client.base(), s.version, s.protocol);
+    println!(
+        "server:   {} (gaia {}, protocol {})",
+        client.base(),
+        s.version,
+        s.protocol
+    );
     println!("up since: {}", fmt_time(s.started_at));
-    println!("workers:  {} online of {}", s.workers_online, s.workers_total);
+    println!(
+        "workers:  {} online of {}",
+        s.workers_online, s.workers_total
+    );
     let counts: Vec<String> = s.jobs.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("jobs:     {}", counts.join(", "));
     Ok(exit::OK)
@@ -114,14 +146,25 @@ enum TokenCmd {
 
 pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
     match a.cmd {
-        TokenCmd::Create { conn, scope, name, json } => {
+        TokenCmd::Create {
+            conn,
+            scope,
+            name,
+            json,
+        } => {
             let client = conn.client()?;
-            let name = name.unwrap_or_else(|| format!("{}-{}", scope.as_str(), gaia_core::model::now_ms() / 1000));
+            let name = name.unwrap_or_else(|| {
+                format!("{}-{}", scope.as_str(), gaia_core::model::now_ms() / 1000)
+            });
             let t = client.create_token(&name, scope)?;
             if json {
                 print_json(&t)?;
             } else {
-                eprintln!("created {} token {:?}; it is shown only now:", t.scope.as_str(), t.name);
+                eprintln!(
+                    "created {} token {:?}; it is shown only now:",
+                    t.scope.as_str(),
+                    t.name
+                );
                 println!("{}", t.token);
             }
         }
@@ -134,7 +177,13 @@ pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
                 let rows: Vec<Vec<String>> = list
                     .tokens
                     .iter()
-                    .map(|t| vec![t.name.clone(), t.scope.as_str().into(), fmt_time(t.created_at)])
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            t.scope.as_str().into(),
+                            fmt_time(t.created_at),
+                        ]
+                    })
                     .collect();
                 print_table(&["name", "scope", "created"], &rows);
             }

@@ -17,7 +17,12 @@ pub struct Conn {
     #[arg(long, env = "GAIA_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Data directory of a server on this machine, to find its admin token.
-    #[arg(long, env = "GAIA_DATA_DIR", default_value = "./gaia-data", global = true)]
+    #[arg(
+        long,
+        env = "GAIA_DATA_DIR",
+        default_value = "./gaia-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 }
 

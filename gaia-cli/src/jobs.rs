@@ -82,7 +82,8 @@ pub fn parse_param(s: &str) -> anyhow::Result<(String, serde_json::Value)> {
     if k.is_empty() {
         anyhow::bail!("--param {s:?}: the key is empty");
     }
-    let v = serde_json::from_str(v.trim()).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+    let v =
+        serde_json::from_str(v.trim()).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
     Ok((k.to_string(), v))
 }
 
@@ -110,7 +111,9 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
         spec.params.insert(k, v);
     }
     if spec.kind == JobKind::Experiment && spec.method.is_none() {
-        anyhow::bail!("an experiment needs --method (e.g. --method cma_es); for other jobs pass --kind");
+        anyhow::bail!(
+            "an experiment needs --method (e.g. --method cma_es); for other jobs pass --kind"
+        );
     }
     let id = client.submit(&spec)?;
     if !a.wait {
@@ -128,7 +131,11 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
     } else {
         print_outcome(&job);
     }
-    Ok(if job.state == JobState::Succeeded { exit::OK } else { exit::JOB_FAILED })
+    Ok(if job.state == JobState::Succeeded {
+        exit::OK
+    } else {
+        exit::JOB_FAILED
+    })
 }
 
 fn print_outcome(job: &Job) {
@@ -271,9 +278,24 @@ pub fn list(a: JobsArgs) -> anyhow::Result<i32> {
             ]
         })
         .collect();
-    print_table(&["id", "state", "job", "worker", "progress", "best", "submitted"], &rows);
+    print_table(
+        &[
+            "id",
+            "state",
+            "job",
+            "worker",
+            "progress",
+            "best",
+            "submitted",
+        ],
+        &rows,
+    );
     if let Some(next) = page.next_before {
-        eprintln!("({} of {} shown; next page: --before {next})", page.jobs.len(), page.total);
+        eprintln!(
+            "({} of {} shown; next page: --before {next})",
+            page.jobs.len(),
+            page.total
+        );
     }
     Ok(exit::OK)
 }
@@ -306,8 +328,14 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
         JobKind::Experiment => {
             println!("method:     {}", s.method.as_deref().unwrap_or("-"));
             println!("env:        {}", s.env.as_deref().unwrap_or("-"));
-            println!("max evals:  {}", s.max_evals.map(|v| v.to_string()).unwrap_or("-".into()));
-            println!("seed:       {}", s.seed.map(|v| v.to_string()).unwrap_or("-".into()));
+            println!(
+                "max evals:  {}",
+                s.max_evals.map(|v| v.to_string()).unwrap_or("-".into())
+            );
+            println!(
+                "seed:       {}",
+                s.seed.map(|v| v.to_string()).unwrap_or("-".into())
+            );
             if !s.params.is_empty() {
                 println!("params:     {}", serde_json::to_string(&s.params)?);
             }
@@ -321,7 +349,12 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
     println!("priority:   {}", s.priority);
     let r = &s.requirements;
     if r.gpus > 0 || r.memory_mb > 0 || !r.tags.is_empty() {
-        println!("needs:      {} GPU(s), {} MiB, tags [{}]", r.gpus, r.memory_mb, r.tags.join(", "));
+        println!(
+            "needs:      {} GPU(s), {} MiB, tags [{}]",
+            r.gpus,
+            r.memory_mb,
+            r.tags.join(", ")
+        );
     }
     println!("attempt:    {} of {}", job.attempt, s.max_attempts);
     println!("submitted:  {}", fmt_time(job.submitted_at));
@@ -368,22 +401,40 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
             job.log_lines,
             job.warnings,
             job.errors,
-            if job.log_dropped > 0 { format!(", {} oldest dropped", job.log_dropped) } else { String::new() }
+            if job.log_dropped > 0 {
+                format!(", {} oldest dropped", job.log_dropped)
+            } else {
+                String::new()
+            }
         );
     }
     if !job.files.is_empty() {
         println!("files:");
         for f in &job.files {
-            println!("  {}  {} bytes  sha256 {}", f.name, f.size, &f.sha256[..16.min(f.sha256.len())]);
+            println!(
+                "  {}  {} bytes  sha256 {}",
+                f.name,
+                f.size,
+                &f.sha256[..16.min(f.sha256.len())]
+            );
         }
     }
-    if job.attempts.len() > 1 || job.attempts.iter().any(|a| a.outcome.is_some() && job.state == JobState::Queued) {
+    if job.attempts.len() > 1
+        || job
+            .attempts
+            .iter()
+            .any(|a| a.outcome.is_some() && job.state == JobState::Queued)
+    {
         println!("attempts:");
         for at in &job.attempts {
             println!(
                 "  #{} on {} at {}: {}",
                 at.attempt,
-                if at.worker_name.is_empty() { &at.worker } else { &at.worker_name },
+                if at.worker_name.is_empty() {
+                    &at.worker
+                } else {
+                    &at.worker_name
+                },
                 fmt_time(at.started_at),
                 at.outcome.as_deref().unwrap_or("running")
             );
@@ -494,8 +545,12 @@ pub fn files(a: FilesArgs) -> anyhow::Result<i32> {
     for f in &list.files {
         let path = dir.join(&f.name);
         let tmp = dir.join(format!(".{}.part", f.name));
-        let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        client.download(&format!("/api/v1/jobs/{}/files/{}", a.id, f.name), &mut file)?;
+        let mut file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        client.download(
+            &format!("/api/v1/jobs/{}/files/{}", a.id, f.name),
+            &mut file,
+        )?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         println!("{}", path.display());
@@ -510,8 +565,14 @@ mod tests {
     #[test]
     fn params_parse_as_json_or_string() {
         assert_eq!(parse_param("pop_size=64").unwrap().1, serde_json::json!(64));
-        assert_eq!(parse_param("hidden=[32,32]").unwrap().1, serde_json::json!([32, 32]));
-        assert_eq!(parse_param("opt=adam").unwrap().1, serde_json::json!("adam"));
+        assert_eq!(
+            parse_param("hidden=[32,32]").unwrap().1,
+            serde_json::json!([32, 32])
+        );
+        assert_eq!(
+            parse_param("opt=adam").unwrap().1,
+            serde_json::json!("adam")
+        );
         assert!(parse_param("novalue").is_err());
         assert!(parse_param("=3").is_err());
     }

@@ -1,10 +1,10 @@
 //! `gaia`: one binary for the whole farm. Each subcommand parses its flags and calls gaia-core;
 //! what it prints is here, what it does is in the library.
 
+mod admin;
 mod common;
 mod jobs;
 mod serve;
-mod admin;
 
 use clap::{Parser, Subcommand};
 

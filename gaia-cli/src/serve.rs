@@ -54,9 +54,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
         .build()?;
     rt.block_on(async move {
         let addr = SocketAddr::new(a.bind, a.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (is another gaia serve running? try --port)"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} (is another gaia serve running? try --port)")
+        })?;
         let local = listener.local_addr()?;
         let shown = if local.ip().is_unspecified() {
             SocketAddr::new(IpAddr::from([127, 0, 0, 1]), local.port())
@@ -64,20 +64,28 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
             local
         };
         let mut out = std::io::stdout().lock();
-        writeln!(out, "gaia {} listening on http://{local}", gaia_core::VERSION)?;
+        writeln!(
+            out,
+            "gaia {} listening on http://{local}",
+            gaia_core::VERSION
+        )?;
         writeln!(out, "dashboard: http://{shown}/")?;
         writeln!(out, "data: {}", a.data_dir.display())?;
         if generated {
             writeln!(
                 out,
                 "admin token (generated; kept in {}): {token}",
-                a.data_dir.join(gaia_core::server::ADMIN_TOKEN_FILE).display()
+                a.data_dir
+                    .join(gaia_core::server::ADMIN_TOKEN_FILE)
+                    .display()
             )?;
         } else if a.token.is_none() {
             writeln!(
                 out,
                 "admin token: in {} (clients on this machine find it there)",
-                a.data_dir.join(gaia_core::server::ADMIN_TOKEN_FILE).display()
+                a.data_dir
+                    .join(gaia_core::server::ADMIN_TOKEN_FILE)
+                    .display()
             )?;
         }
         out.flush()?;

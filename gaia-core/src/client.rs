@@ -32,7 +32,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,18 +127,29 @@ impl Client {
             } else {
                 message
             };
-            return Err(ClientError::Status { url, status, message });
+            return Err(ClientError::Status {
+                url,
+                status,
+                message,
+            });
         }
         Ok(resp)
     }
 
-    fn decode<T: DeserializeOwned>(&self, path: &str, mut resp: ureq::http::Response<ureq::Body>) -> Result<T, ClientError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<T, ClientError> {
         let bytes = resp
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_vec()
-            .map_err(|e| ClientError::Unreachable { url: self.url(path), detail: e.to_string() })?;
+            .map_err(|e| ClientError::Unreachable {
+                url: self.url(path),
+                detail: e.to_string(),
+            })?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             url: self.url(path),
             detail: e.to_string(),
@@ -148,7 +161,13 @@ impl Client {
         self.decode(path, resp)
     }
 
-    fn send<B: Serialize, T: DeserializeOwned>(&self, method: &str, path: &str, body: &B, timeout: Option<Duration>) -> Result<T, ClientError> {
+    fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+        timeout: Option<Duration>,
+    ) -> Result<T, ClientError> {
         let bytes = serde_json::to_vec(body).expect("requests serialize");
         let resp = self.call(method, path, Some(("application/json", bytes)), timeout)?;
         self.decode(path, resp)
@@ -167,7 +186,8 @@ impl Client {
 
     /// Submits several jobs in one transaction.
     pub fn submit_batch(&self, jobs: Vec<JobSpec>) -> Result<Vec<JobId>, ClientError> {
-        let r: SubmitBatchResponse = self.send("POST", "/api/v1/jobs/batch", &SubmitBatch { jobs }, None)?;
+        let r: SubmitBatchResponse =
+            self.send("POST", "/api/v1/jobs/batch", &SubmitBatch { jobs }, None)?;
         Ok(r.ids)
     }
 
@@ -196,12 +216,22 @@ impl Client {
 
     /// Cancels a job.
     pub fn cancel(&self, id: JobId) -> Result<Job, ClientError> {
-        let r: CancelResponse = self.send("POST", &format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({}), None)?;
+        let r: CancelResponse = self.send(
+            "POST",
+            &format!("/api/v1/jobs/{id}/cancel"),
+            &serde_json::json!({}),
+            None,
+        )?;
         Ok(r.job)
     }
 
     /// A job's rows (one attempt; default the current one), downsampled to `points` if given.
-    pub fn rows(&self, id: JobId, points: Option<usize>, attempt: Option<u32>) -> Result<RowsResponse, ClientError> {
+    pub fn rows(
+        &self,
+        id: JobId,
+        points: Option<usize>,
+        attempt: Option<u32>,
+    ) -> Result<RowsResponse, ClientError> {
         let mut path = format!("/api/v1/jobs/{id}/rows?");
         if let Some(p) = points {
             path.push_str(&format!("points={p}&"));
@@ -214,7 +244,9 @@ impl Client {
 
     /// Log lines of a job after position `after`.
     pub fn logs(&self, id: JobId, after: u64, limit: usize) -> Result<LogsResponse, ClientError> {
-        self.get(&format!("/api/v1/jobs/{id}/logs?after={after}&limit={limit}"))
+        self.get(&format!(
+            "/api/v1/jobs/{id}/logs?after={after}&limit={limit}"
+        ))
     }
 
     /// The last `n` log lines of a job.
@@ -241,8 +273,20 @@ impl Client {
     }
 
     /// Creates a token; the answer holds the secret.
-    pub fn create_token(&self, name: &str, scope: crate::model::Scope) -> Result<TokenCreated, ClientError> {
-        self.send("POST", "/api/v1/tokens", &TokenCreate { name: name.into(), scope }, None)
+    pub fn create_token(
+        &self,
+        name: &str,
+        scope: crate::model::Scope,
+    ) -> Result<TokenCreated, ClientError> {
+        self.send(
+            "POST",
+            "/api/v1/tokens",
+            &TokenCreate {
+                name: name.into(),
+                scope,
+            },
+            None,
+        )
     }
 
     /// Stored tokens.
@@ -252,7 +296,12 @@ impl Client {
 
     /// Revokes a token by name.
     pub fn revoke_token(&self, name: &str) -> Result<(), ClientError> {
-        let _: serde_json::Value = self.send("DELETE", &format!("/api/v1/tokens/{}", path_segment(name)), &serde_json::json!({}), None)?;
+        let _: serde_json::Value = self.send(
+            "DELETE",
+            &format!("/api/v1/tokens/{}", path_segment(name)),
+            &serde_json::json!({}),
+            None,
+        )?;
         Ok(())
     }
 
@@ -264,8 +313,17 @@ impl Client {
     }
 
     /// Heartbeats.
-    pub fn heartbeat(&self, worker_id: &str, req: &HeartbeatRequest) -> Result<HeartbeatResponse, ClientError> {
-        self.send("POST", &format!("/api/v1/workers/{}/heartbeat", path_segment(worker_id)), req, Some(Duration::from_secs(20)))
+    pub fn heartbeat(
+        &self,
+        worker_id: &str,
+        req: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.send(
+            "POST",
+            &format!("/api/v1/workers/{}/heartbeat", path_segment(worker_id)),
+            req,
+            Some(Duration::from_secs(20)),
+        )
     }
 
     /// Claims a job for one slot, waiting up to `req.wait_ms` on the server.
@@ -276,10 +334,20 @@ impl Client {
     }
 
     /// Sends a batch of rows (postcard when `binary`, else JSON).
-    pub fn post_rows(&self, job: JobId, batch: &RowBatch, binary: bool) -> Result<RowAck, ClientError> {
+    pub fn post_rows(
+        &self,
+        job: JobId,
+        batch: &RowBatch,
+        binary: bool,
+    ) -> Result<RowAck, ClientError> {
         let path = format!("/api/v1/jobs/{job}/rows");
         if binary {
-            let resp = self.call("POST", &path, Some((POSTCARD_CONTENT_TYPE, encode_postcard(batch))), Some(Duration::from_secs(60)))?;
+            let resp = self.call(
+                "POST",
+                &path,
+                Some((POSTCARD_CONTENT_TYPE, encode_postcard(batch))),
+                Some(Duration::from_secs(60)),
+            )?;
             self.decode(&path, resp)
         } else {
             self.send("POST", &path, batch, Some(Duration::from_secs(60)))
@@ -288,7 +356,12 @@ impl Client {
 
     /// Sends log lines.
     pub fn post_logs(&self, job: JobId, batch: &LogBatch) -> Result<LogAck, ClientError> {
-        self.send("POST", &format!("/api/v1/jobs/{job}/logs"), batch, Some(Duration::from_secs(60)))
+        self.send(
+            "POST",
+            &format!("/api/v1/jobs/{job}/logs"),
+            batch,
+            Some(Duration::from_secs(60)),
+        )
     }
 
     /// Ends an attempt.
@@ -302,10 +375,25 @@ impl Client {
     }
 
     /// Uploads a result file of an attempt.
-    pub fn upload_file(&self, job: JobId, attempt: u32, lease: u64, name: &str, path: &Path) -> Result<crate::model::FileInfo, ClientError> {
+    pub fn upload_file(
+        &self,
+        job: JobId,
+        attempt: u32,
+        lease: u64,
+        name: &str,
+        path: &Path,
+    ) -> Result<crate::model::FileInfo, ClientError> {
         let bytes = std::fs::read(path)?;
-        let p = format!("/api/v1/jobs/{job}/files/{}?attempt={attempt}&lease={lease}", path_segment(name));
-        let resp = self.call("PUT", &p, Some(("application/octet-stream", bytes)), Some(Duration::from_secs(600)))?;
+        let p = format!(
+            "/api/v1/jobs/{job}/files/{}?attempt={attempt}&lease={lease}",
+            path_segment(name)
+        );
+        let resp = self.call(
+            "PUT",
+            &p,
+            Some(("application/octet-stream", bytes)),
+            Some(Duration::from_secs(600)),
+        )?;
         self.decode(&p, resp)
     }
 
@@ -321,7 +409,12 @@ impl Client {
         let mut buf = vec![0u8; 64 * 1024];
         let mut n = 0u64;
         loop {
-            let k = reader.read(&mut buf).map_err(|e| ClientError::Unreachable { url: self.url(path), detail: e.to_string() })?;
+            let k = reader
+                .read(&mut buf)
+                .map_err(|e| ClientError::Unreachable {
+                    url: self.url(path),
+                    detail: e.to_string(),
+                })?;
             if k == 0 {
                 break;
             }
@@ -339,7 +432,11 @@ impl Client {
             if job.state.is_terminal() {
                 return Ok(job);
             }
-            std::thread::sleep(Duration::from_millis(if job.state == JobState::Queued { 500 } else { 250 }));
+            std::thread::sleep(Duration::from_millis(if job.state == JobState::Queued {
+                500
+            } else {
+                250
+            }));
         }
     }
 }

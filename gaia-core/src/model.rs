@@ -25,7 +25,9 @@ pub fn now_ms() -> Millis {
 }
 
 /// What a job runs.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// `<python> run_all.py --method M --env E --max-evals N [--seed S]` in the experiments dir.
@@ -309,7 +311,9 @@ impl JobSpec {
         if let Some(s) = &self.study {
             validate_name("study name", s)?;
         }
-        let params_len = serde_json::to_string(&self.params).map(|s| s.len()).unwrap_or(0);
+        let params_len = serde_json::to_string(&self.params)
+            .map(|s| s.len())
+            .unwrap_or(0);
         if params_len > 64 * 1024 {
             return bad("params are larger than 64 KiB".into());
         }
@@ -334,7 +338,9 @@ impl JobSpec {
                 if self.argv.is_empty() || self.argv[0].is_empty() {
                     return bad("a command job needs a non-empty argv".into());
                 }
-                if self.argv.len() > 4096 || self.argv.iter().map(|a| a.len()).sum::<usize>() > 256 * 1024 {
+                if self.argv.len() > 4096
+                    || self.argv.iter().map(|a| a.len()).sum::<usize>() > 256 * 1024
+                {
                     return bad("argv is too long".into());
                 }
                 if self.argv.iter().any(|a| a.contains('\0')) {
@@ -805,7 +811,15 @@ mod tests {
     fn names_are_validated() {
         assert!(validate_name("method", "cma_es").is_ok());
         assert!(validate_name("env", "CartPole-v1").is_ok());
-        for bad in ["", "../x", "a/b", ".hidden", "-x", "sp ace", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "-x",
+            "sp ace",
+            &"x".repeat(65),
+        ] {
             assert!(validate_name("x", bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -817,10 +831,21 @@ mod tests {
         spec.normalize().unwrap();
         assert_eq!(spec.env.as_deref(), Some(DEFAULT_ENV));
         let mut zero = JobSpec::experiment("cma_es", 0);
-        assert!(zero.normalize().unwrap_err().to_string().contains("max_evals"));
+        assert!(
+            zero.normalize()
+                .unwrap_err()
+                .to_string()
+                .contains("max_evals")
+        );
         let mut nomethod = JobSpec::default();
         nomethod.max_attempts = 3;
-        assert!(nomethod.normalize().unwrap_err().to_string().contains("method"));
+        assert!(
+            nomethod
+                .normalize()
+                .unwrap_err()
+                .to_string()
+                .contains("method")
+        );
         let mut wait = JobSpec::builtin(JobKind::Wait, "abc");
         assert!(wait.normalize().is_err());
     }

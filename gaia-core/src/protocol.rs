@@ -347,7 +347,8 @@ pub struct FileList {
 pub fn encode_postcard(batch: &RowBatch) -> Vec<u8> {
     // The postcard row type differs from JSON only in that `metrics` is a sequence of pairs, which
     // the serde model already is; options are encoded positionally.
-    postcard::to_stdvec(&PostcardBatch::from(batch)).expect("postcard encoding of plain data cannot fail")
+    postcard::to_stdvec(&PostcardBatch::from(batch))
+        .expect("postcard encoding of plain data cannot fail")
 }
 
 /// Decodes a postcard row batch.

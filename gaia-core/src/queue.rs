@@ -60,9 +60,16 @@ pub enum Live {
     /// A stored activity-log event.
     Event(Event),
     /// Rows just stored for a job.
-    Rows { job: JobId, attempt: u32, rows: Arc<Vec<Row>> },
+    Rows {
+        job: JobId,
+        attempt: u32,
+        rows: Arc<Vec<Row>>,
+    },
     /// Log lines just stored for a job.
-    Logs { job: JobId, lines: Arc<Vec<LogLine>> },
+    Logs {
+        job: JobId,
+        lines: Arc<Vec<LogLine>>,
+    },
     /// A worker's heartbeat (utilisation, running jobs).
     Worker(Box<Worker>),
     /// A job changed (progress, state).
@@ -169,7 +176,13 @@ impl Queue {
             if w.state != WorkerState::Offline {
                 w.last_seen = now_ms();
             }
-            inner.workers.insert(w.id.clone(), WorkerLive { worker: w, seen: now });
+            inner.workers.insert(
+                w.id.clone(),
+                WorkerLive {
+                    worker: w,
+                    seen: now,
+                },
+            );
         }
         Ok(Arc::new(Queue {
             store,
@@ -206,12 +219,18 @@ impl Queue {
 
     /// Sets the release version workers are told to run (None: no promoted release).
     pub fn set_latest_release(&self, version: Option<String>) {
-        *self.latest_release.write().unwrap_or_else(|p| p.into_inner()) = version;
+        *self
+            .latest_release
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = version;
     }
 
     /// The promoted release version, if any.
     pub fn latest_release(&self) -> Option<String> {
-        self.latest_release.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.latest_release
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     // ---- submit -------------------------------------------------------------------------
@@ -279,7 +298,12 @@ impl Queue {
                 }
                 if jobs.len() >= 100 {
                     let n = jobs.len();
-                    events.push(tx.event("jobs_submitted", None, None, format!("{n} jobs submitted"))?);
+                    events.push(tx.event(
+                        "jobs_submitted",
+                        None,
+                        None,
+                        format!("{n} jobs submitted"),
+                    )?);
                 }
                 Ok((jobs, events))
             })
@@ -323,7 +347,10 @@ impl Queue {
                 return Err(not_found(format!("worker {worker_id} (register first)")));
             };
             w.seen = Instant::now();
-            (w.worker.name.clone(), w.worker.state == WorkerState::Draining)
+            (
+                w.worker.name.clone(),
+                w.worker.state == WorkerState::Draining,
+            )
         };
         if draining {
             return Ok(None);
@@ -566,7 +593,9 @@ impl Queue {
     pub async fn complete(&self, job_id: JobId, req: CompleteRequest) -> Result<Job, Error> {
         if let Some(r) = &req.result {
             if serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0) > MAX_RESULT_BYTES {
-                return Err(invalid(format!("result is larger than {MAX_RESULT_BYTES} bytes")));
+                return Err(invalid(format!(
+                    "result is larger than {MAX_RESULT_BYTES} bytes"
+                )));
             }
         }
         self.check_lease(job_id, req.attempt, req.lease)?;
@@ -597,7 +626,11 @@ impl Queue {
                 let message = match (&job.error, outcome) {
                     (Some(e), Outcome::Failed | Outcome::TimedOut) => {
                         let first = e.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                        format!("job {job_id} {} after {secs:.1}s: {}", job.state, clip(first, 200))
+                        format!(
+                            "job {job_id} {} after {secs:.1}s: {}",
+                            job.state,
+                            clip(first, 200)
+                        )
                     }
                     _ => format!("job {job_id} {} after {secs:.1}s", job.state),
                 };
@@ -680,7 +713,12 @@ impl Queue {
                 let ev = match prev.state {
                     JobState::Queued => {
                         end_cancelled(&mut job);
-                        Some(tx.event("job_cancelled", Some(job_id), None, format!("job {job_id} cancelled")))
+                        Some(tx.event(
+                            "job_cancelled",
+                            Some(job_id),
+                            None,
+                            format!("job {job_id} cancelled"),
+                        ))
                     }
                     JobState::Running if !prev.cancel_requested => {
                         job.cancel_requested = true;
@@ -725,7 +763,10 @@ impl Queue {
             return Err(invalid("a worker must run at least one job kind"));
         }
         if req.slots == 0 || req.slots > 256 {
-            return Err(invalid(format!("slots must be between 1 and 256, got {}", req.slots)));
+            return Err(invalid(format!(
+                "slots must be between 1 and 256, got {}",
+                req.slots
+            )));
         }
         for t in &req.tags {
             validate_name("tag", t)?;
@@ -789,7 +830,10 @@ impl Queue {
                 }
                 tx.save_worker(&w)?;
                 let msg = match known {
-                    Some(_) => format!("worker {} ({}) rejoined, version {}", w.name, w.id, w.version),
+                    Some(_) => format!(
+                        "worker {} ({}) rejoined, version {}",
+                        w.name, w.id, w.version
+                    ),
                     None => format!("worker {} ({}) joined, version {}", w.name, w.id, w.version),
                 };
                 Ok(tx.event("worker_joined", None, Some(&w.id), msg)?)
@@ -815,7 +859,11 @@ impl Queue {
     }
 
     /// A heartbeat: renews the leases the worker holds, answers cancels and stale leases.
-    pub fn heartbeat(&self, worker_id: &str, req: HeartbeatRequest) -> Result<HeartbeatResponse, Error> {
+    pub fn heartbeat(
+        &self,
+        worker_id: &str,
+        req: HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, Error> {
         let latest = self.latest_release();
         let mut resp = HeartbeatResponse {
             latest_version: latest.clone(),
@@ -829,7 +877,11 @@ impl Queue {
             let mut running = Vec::new();
             for r in &req.running {
                 match inner.leases.get_mut(&r.job) {
-                    Some(l) if l.lease == r.lease && l.attempt == r.attempt && l.worker == worker_id => {
+                    Some(l)
+                        if l.lease == r.lease
+                            && l.attempt == r.attempt
+                            && l.worker == worker_id =>
+                    {
                         l.deadline = deadline;
                         running.push(r.job);
                         if inner.cancels.contains_key(&r.job) {
@@ -871,7 +923,12 @@ impl Queue {
                 if let Ok(ev) = store
                     .write(move |tx| {
                         tx.save_worker(&w)?;
-                        Ok(tx.event("worker_joined", None, Some(&w.id), format!("worker {name} is back online"))?)
+                        Ok(tx.event(
+                            "worker_joined",
+                            None,
+                            Some(&w.id),
+                            format!("worker {name} is back online"),
+                        )?)
                     })
                     .await
                 {
@@ -924,7 +981,9 @@ impl Queue {
                 .collect();
             let mut lost = Vec::new();
             for w in inner.workers.values_mut() {
-                if w.worker.state != WorkerState::Offline && now.duration_since(w.seen) > self.config.lease_timeout {
+                if w.worker.state != WorkerState::Offline
+                    && now.duration_since(w.seen) > self.config.lease_timeout
+                {
                     w.worker.state = WorkerState::Offline;
                     w.worker.usage = Default::default();
                     lost.push(w.worker.clone());
@@ -962,8 +1021,13 @@ impl Queue {
         let result = self
             .store
             .write(move |tx| {
-                let Some(prev) = tx.job(job_id)? else { return Ok(None) };
-                if prev.state != JobState::Running || prev.lease != Some(lease) || prev.attempt != attempt {
+                let Some(prev) = tx.job(job_id)? else {
+                    return Ok(None);
+                };
+                if prev.state != JobState::Running
+                    || prev.lease != Some(lease)
+                    || prev.attempt != attempt
+                {
                     return Ok(None);
                 }
                 let mut job = prev.clone();
@@ -978,7 +1042,10 @@ impl Queue {
                     .count() as u32;
                 let (kind, message) = if job.cancel_requested {
                     end_cancelled(&mut job);
-                    ("job_cancelled", format!("job {job_id} cancelled (its worker vanished)"))
+                    (
+                        "job_cancelled",
+                        format!("job {job_id} cancelled (its worker vanished)"),
+                    )
                 } else if expired >= job.spec.max_attempts {
                     job.state = JobState::Lost;
                     job.lease = None;
@@ -986,7 +1053,10 @@ impl Queue {
                     job.error = Some(format!(
                         "lost: its worker vanished on all {expired} attempts (lease expired)"
                     ));
-                    ("job_lost", format!("job {job_id} lost after {expired} attempts"))
+                    (
+                        "job_lost",
+                        format!("job {job_id} lost after {expired} attempts"),
+                    )
                 } else {
                     job.state = JobState::Queued;
                     job.lease = None;

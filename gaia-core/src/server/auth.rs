@@ -70,9 +70,16 @@ pub fn load_or_create_admin_token(data_dir: &Path) -> Result<(String, bool), Err
 /// The token a request carries: `Authorization: Bearer T`, or `?token=T` (for EventSource and
 /// download links, which cannot set headers).
 pub(crate) fn presented(parts: &Parts, query_token: Option<&str>) -> Option<String> {
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
-        if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+        if let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
             return Some(t.trim().to_string());
         }
         return None;
@@ -111,7 +118,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(ADMIN_TOKEN_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(ADMIN_TOKEN_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

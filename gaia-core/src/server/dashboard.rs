@@ -26,7 +26,10 @@ pub(crate) fn asset(params: &Params) -> HResult {
     };
     let mut res = bytes_response(StatusCode::OK, ctype, body);
     let h = res.headers_mut();
-    h.insert("content-security-policy", CSP.parse().expect("valid header"));
+    h.insert(
+        "content-security-policy",
+        CSP.parse().expect("valid header"),
+    );
     h.insert("x-frame-options", "DENY".parse().expect("valid header"));
     Ok(res)
 }

@@ -55,7 +55,8 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
     }
     let job_filter = q.parse::<u64>("job")?;
     let want_rows = q.get("rows") != Some("0");
-    let want_logs = q.get("logs") == Some("1") || (job_filter.is_some() && q.get("logs") != Some("0"));
+    let want_logs =
+        q.get("logs") == Some("1") || (job_filter.is_some() && q.get("logs") != Some("0"));
 
     // Subscribe before reading the backlog so nothing falls between the two.
     let mut live = app.queue.subscribe();
@@ -72,7 +73,11 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
     tokio::spawn(async move {
         let mut last = after.unwrap_or(0);
         // Tell the browser how soon to reconnect.
-        if tx.send(Bytes::from_static(b"retry: 2000\n\n")).await.is_err() {
+        if tx
+            .send(Bytes::from_static(b"retry: 2000\n\n"))
+            .await
+            .is_err()
+        {
             return;
         }
         for ev in backlog {
@@ -104,13 +109,21 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
                     if !want_rows || job_filter.is_some_and(|j| j != job) {
                         continue;
                     }
-                    sse("rows", None, &serde_json::json!({ "job": job, "attempt": attempt, "rows": &*rows }))
+                    sse(
+                        "rows",
+                        None,
+                        &serde_json::json!({ "job": job, "attempt": attempt, "rows": &*rows }),
+                    )
                 }
                 Ok(Live::Logs { job, lines }) => {
                     if !want_logs || job_filter.is_some_and(|j| j != job) {
                         continue;
                     }
-                    sse("logs", None, &serde_json::json!({ "job": job, "lines": &*lines }))
+                    sse(
+                        "logs",
+                        None,
+                        &serde_json::json!({ "job": job, "lines": &*lines }),
+                    )
                 }
                 Ok(Live::Job(j)) => {
                     if job_filter.is_some_and(|f| f != j.id) {
@@ -123,7 +136,9 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
                     // This client fell behind: catch up on stored events, and tell it to refetch
                     // what is not stored as events.
                     let Ok(read) = store.read() else { return };
-                    let Ok(missed) = read.events_after(last, 10_000) else { return };
+                    let Ok(missed) = read.events_after(last, 10_000) else {
+                        return;
+                    };
                     for ev in missed {
                         last = ev.id;
                         if tx.send(sse("event", Some(ev.id), &ev)).await.is_err() {
@@ -141,4 +156,3 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
     });
     Ok(res)
 }
-

@@ -21,7 +21,9 @@ pub fn validate_file_name(name: &str) -> Result<(), HttpError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok {
         Ok(())
     } else {
@@ -32,25 +34,40 @@ pub fn validate_file_name(name: &str) -> Result<(), HttpError> {
 }
 
 pub(crate) fn list(app: &App, id: u64) -> HResult {
-    let job = app.store.read()?.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+    let job = app
+        .store
+        .read()?
+        .job(id)?
+        .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
     ok(&FileList { files: job.files })
 }
 
 pub(crate) async fn download(app: &App, id: u64, name: &str) -> HResult {
     validate_file_name(name)?;
-    let job = app.store.read()?.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+    let job = app
+        .store
+        .read()?
+        .job(id)?
+        .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
     if !job.files.iter().any(|f| f.name == name) {
-        return Err(HttpError::not_found(format!("job {id} has no file {name:?}")));
+        return Err(HttpError::not_found(format!(
+            "job {id} has no file {name:?}"
+        )));
     }
     let path = app.data_dir().join("files").join(id.to_string()).join(name);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| HttpError::not_found(format!("file {name:?} of job {id} is missing on the server: {e}")))?;
+    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+        HttpError::not_found(format!(
+            "file {name:?} of job {id} is missing on the server: {e}"
+        ))
+    })?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let (res, tx) = stream_response(
         content_type(name),
         &[
-            ("content-disposition", format!("attachment; filename=\"job-{id}-{name}\"")),
+            (
+                "content-disposition",
+                format!("attachment; filename=\"job-{id}-{name}\""),
+            ),
             ("content-length", len.to_string()),
         ],
     );
@@ -60,7 +77,11 @@ pub(crate) async fn download(app: &App, id: u64, name: &str) -> HResult {
             match file.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send(bytes::Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    if tx
+                        .send(bytes::Bytes::copy_from_slice(&buf[..n]))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -80,16 +101,28 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-pub(crate) async fn upload(app: &App, id: u64, name: &str, q: &Query, req: Request<Incoming>) -> HResult {
+pub(crate) async fn upload(
+    app: &App,
+    id: u64,
+    name: &str,
+    q: &Query,
+    req: Request<Incoming>,
+) -> HResult {
     validate_file_name(name)?;
-    let attempt = q.parse::<u32>("attempt")?.ok_or_else(|| HttpError::bad("attempt is required"))?;
-    let lease = q.parse::<u64>("lease")?.ok_or_else(|| HttpError::bad("lease is required"))?;
+    let attempt = q
+        .parse::<u32>("attempt")?
+        .ok_or_else(|| HttpError::bad("attempt is required"))?;
+    let lease = q
+        .parse::<u64>("lease")?
+        .ok_or_else(|| HttpError::bad("lease is required"))?;
     match app.queue.lease_of(id) {
         Some((a, l, _)) if a == attempt && l == lease => {}
         _ => {
-            return Err(HttpError::from(Error::Request(crate::error::RequestError::StaleLease(format!(
-                "job {id} attempt {attempt}: this lease is no longer current"
-            )))));
+            return Err(HttpError::from(Error::Request(
+                crate::error::RequestError::StaleLease(format!(
+                    "job {id} attempt {attempt}: this lease is no longer current"
+                )),
+            )));
         }
     }
     let dir = app.data_dir().join("files").join(id.to_string());
@@ -113,10 +146,12 @@ pub(crate) async fn upload(app: &App, id: u64, name: &str, q: &Query, req: Reque
                     ));
                 }
                 hasher.update(&data);
-                f.write_all(&data).map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
+                f.write_all(&data)
+                    .map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
             }
         }
-        f.sync_all().map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
+        f.sync_all()
+            .map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
         Ok((size, hex::encode(hasher.finalize())))
     }
     .await;

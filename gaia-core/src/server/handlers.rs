@@ -9,8 +9,8 @@ use super::App;
 use super::http::{HResult, HttpError, Query, json, ok, parse_json, read_body};
 use crate::model::{JobState, TokenInfo, now_ms, validate_name};
 use crate::protocol::{
-    CancelResponse, ClaimRequest, ClaimResponse, CompleteRequest, HeartbeatRequest, JobList, LogAck,
-    LogBatch, LogsResponse, POSTCARD_CONTENT_TYPE, PROTOCOL_VERSION, RegisterRequest,
+    CancelResponse, ClaimRequest, ClaimResponse, CompleteRequest, HeartbeatRequest, JobList,
+    LogAck, LogBatch, LogsResponse, POSTCARD_CONTENT_TYPE, PROTOCOL_VERSION, RegisterRequest,
     RegisterResponse, RequeueRequest, RowBatch, RowsResponse, StatusResponse, SubmitBatch,
     SubmitBatchResponse, SubmitResponse, TokenCreate, TokenCreated, TokenList, WorkerList,
 };
@@ -74,7 +74,11 @@ pub(crate) fn list_jobs(app: &App, q: &Query) -> HResult {
 }
 
 pub(crate) fn get_job(app: &App, id: u64) -> HResult {
-    let job = app.store.read()?.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+    let job = app
+        .store
+        .read()?
+        .job(id)?
+        .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
     ok(&job)
 }
 
@@ -93,18 +97,28 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
         None | Some("") | Some("seq") => XAxis::Seq,
         Some("generation") => XAxis::Generation,
         Some("evals") => XAxis::Evals,
-        Some(other) => return Err(HttpError::bad(format!("x={other:?}: use seq, generation or evals"))),
+        Some(other) => {
+            return Err(HttpError::bad(format!(
+                "x={other:?}: use seq, generation or evals"
+            )));
+        }
     };
     let from = q.parse::<f64>("from")?;
     let to = q.parse::<f64>("to")?;
     let range = match (from, to) {
         (None, None) => None,
-        (f, t) => Some((axis, f.unwrap_or(f64::NEG_INFINITY), t.unwrap_or(f64::INFINITY))),
+        (f, t) => Some((
+            axis,
+            f.unwrap_or(f64::NEG_INFINITY),
+            t.unwrap_or(f64::INFINITY),
+        )),
     };
     let store = app.store.clone();
     let resp = tokio::task::spawn_blocking(move || -> Result<RowsResponse, HttpError> {
         let read = store.read()?;
-        let job = read.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+        let job = read
+            .job(id)?
+            .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
         let attempt = attempt.unwrap_or(job.attempt.max(1));
         match points {
             Some(points) => {
@@ -121,21 +135,44 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
                         d.push(i, r);
                         i += 1;
                     })?;
-                    return Ok(RowsResponse { job: id, attempt, total, downsampled: true, rows: d.finish() });
+                    return Ok(RowsResponse {
+                        job: id,
+                        attempt,
+                        total,
+                        downsampled: true,
+                        rows: d.finish(),
+                    });
                 }
                 let mut rows = Vec::new();
                 read.for_each_row(id, attempt, range, |r| rows.push(r))?;
-                Ok(RowsResponse { job: id, attempt, total: rows.len() as u64, downsampled: false, rows })
+                Ok(RowsResponse {
+                    job: id,
+                    attempt,
+                    total: rows.len() as u64,
+                    downsampled: false,
+                    rows,
+                })
             }
             None => {
                 let mut rows = Vec::new();
                 read.for_each_row(id, attempt, range, |r| rows.push(r))?;
-                Ok(RowsResponse { job: id, attempt, total: rows.len() as u64, downsampled: false, rows })
+                Ok(RowsResponse {
+                    job: id,
+                    attempt,
+                    total: rows.len() as u64,
+                    downsampled: false,
+                    rows,
+                })
             }
         }
     })
     .await
-    .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("row query failed: {e}")))??;
+    .map_err(|e| {
+        HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("row query failed: {e}"),
+        )
+    })??;
     ok(&resp)
 }
 
@@ -157,13 +194,18 @@ pub(crate) async fn post_rows(app: &App, id: u64, req: Request<Incoming>) -> HRe
 
 pub(crate) fn get_logs(app: &App, id: u64, q: &Query) -> HResult {
     let read = app.store.read()?;
-    let job = read.job(id)?.ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+    let job = read
+        .job(id)?
+        .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
     let limit = q.parse::<usize>("limit")?.unwrap_or(1000).clamp(1, 10_000);
     let lines = match (q.parse::<u64>("after")?, q.parse::<usize>("tail")?) {
         (_, Some(n)) => read.log_tail(id, n.clamp(1, 10_000))?,
         (after, None) => read.logs(id, after.unwrap_or(0), limit)?,
     };
-    let next = lines.last().map(|l| l.seq + 1).unwrap_or(q.parse::<u64>("after")?.unwrap_or(job.log_lines));
+    let next = lines
+        .last()
+        .map(|l| l.seq + 1)
+        .unwrap_or(q.parse::<u64>("after")?.unwrap_or(job.log_lines));
     ok(&LogsResponse {
         lines,
         next,

@@ -113,7 +113,11 @@ fn secure(mut b: hyper::http::response::Builder) -> hyper::http::response::Build
     b
 }
 
-pub(crate) fn bytes_response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Res {
+pub(crate) fn bytes_response(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Res {
     secure(Response::builder())
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
@@ -150,7 +154,10 @@ pub(crate) fn stream_response(
 }
 
 /// Reads a whole body, refusing more than `limit` bytes with 413.
-pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<(hyper::http::request::Parts, Bytes), HttpError> {
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<(hyper::http::request::Parts, Bytes), HttpError> {
     let (parts, body) = req.into_parts();
     if let Some(len) = parts
         .headers
@@ -165,10 +172,14 @@ pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<(h
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok((parts, c.to_bytes())),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(too_large(limit))
             } else {
-                Err(HttpError::bad(format!("could not read the request body: {e}")))
+                Err(HttpError::bad(format!(
+                    "could not read the request body: {e}"
+                )))
             }
         }
     }
@@ -191,7 +202,9 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpErr
 
 /// Query parameters, percent-decoded.
 pub(crate) fn query_pairs(req_query: Option<&str>) -> Vec<(String, String)> {
-    let Some(q) = req_query else { return Vec::new() };
+    let Some(q) = req_query else {
+        return Vec::new();
+    };
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -210,7 +223,9 @@ pub(crate) fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -231,7 +246,10 @@ pub(crate) struct Query(pub Vec<(String, String)>);
 
 impl Query {
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn parse<T: std::str::FromStr>(&self, k: &str) -> Result<Option<T>, HttpError> {

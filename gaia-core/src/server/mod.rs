@@ -111,7 +111,8 @@ pub async fn run(
     let reaper = {
         let queue = queue.clone();
         let mut stop = app.shutdown.clone();
-        let tick = (queue.config().lease_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let tick = (queue.config().lease_timeout / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
             loop {

@@ -55,7 +55,13 @@ pub struct Route {
     pub doc: &'static str,
 }
 
-const fn r(method: &'static str, path: &'static str, scope: Option<Scope>, endpoint: Endpoint, doc: &'static str) -> Route {
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    scope: Option<Scope>,
+    endpoint: Endpoint,
+    doc: &'static str,
+) -> Route {
     Route {
         method,
         path,
@@ -76,28 +82,148 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/", None, E::Dashboard, "the dashboard"),
     r("GET", "/{name}", None, E::Dashboard, "dashboard assets"),
     r("POST", "/api/v1/jobs", ADMIN, E::SubmitJob, "submit a job"),
-    r("POST", "/api/v1/jobs/batch", ADMIN, E::SubmitBatch, "submit several jobs at once"),
-    r("GET", "/api/v1/jobs", READ, E::ListJobs, "list jobs, newest first"),
+    r(
+        "POST",
+        "/api/v1/jobs/batch",
+        ADMIN,
+        E::SubmitBatch,
+        "submit several jobs at once",
+    ),
+    r(
+        "GET",
+        "/api/v1/jobs",
+        READ,
+        E::ListJobs,
+        "list jobs, newest first",
+    ),
     r("GET", "/api/v1/jobs/{id}", READ, E::GetJob, "one job"),
-    r("POST", "/api/v1/jobs/{id}/cancel", ADMIN, E::CancelJob, "cancel a job"),
-    r("GET", "/api/v1/jobs/{id}/rows", READ, E::GetRows, "a job's rows, whole or downsampled"),
-    r("POST", "/api/v1/jobs/{id}/rows", WORKER, E::PostRows, "a worker stores a batch of rows"),
-    r("GET", "/api/v1/jobs/{id}/logs", READ, E::GetLogs, "a job's log lines"),
-    r("POST", "/api/v1/jobs/{id}/logs", WORKER, E::PostLogs, "a worker stores log lines"),
-    r("POST", "/api/v1/jobs/{id}/complete", WORKER, E::Complete, "a worker ends an attempt"),
-    r("POST", "/api/v1/jobs/{id}/requeue", WORKER, E::Requeue, "a worker gives a job back"),
-    r("GET", "/api/v1/jobs/{id}/files", READ, E::ListFiles, "a job's result files"),
-    r("GET", "/api/v1/jobs/{id}/files/{name}", READ, E::GetFile, "download a result file"),
-    r("PUT", "/api/v1/jobs/{id}/files/{name}", WORKER, E::PutFile, "a worker uploads a result file"),
-    r("POST", "/api/v1/workers/register", WORKER, E::Register, "a worker registers"),
-    r("POST", "/api/v1/workers/{name}/heartbeat", WORKER, E::Heartbeat, "a worker heartbeats"),
-    r("POST", "/api/v1/claim", WORKER, E::Claim, "a worker slot claims a job (long poll)"),
-    r("GET", "/api/v1/workers", READ, E::ListWorkers, "registered workers"),
-    r("GET", "/api/v1/status", READ, E::Status, "counts per state, workers, version"),
-    r("GET", "/api/v1/events", READ, E::Events, "activity log; live server-sent events"),
-    r("POST", "/api/v1/tokens", ADMIN, E::CreateToken, "create a token"),
+    r(
+        "POST",
+        "/api/v1/jobs/{id}/cancel",
+        ADMIN,
+        E::CancelJob,
+        "cancel a job",
+    ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/rows",
+        READ,
+        E::GetRows,
+        "a job's rows, whole or downsampled",
+    ),
+    r(
+        "POST",
+        "/api/v1/jobs/{id}/rows",
+        WORKER,
+        E::PostRows,
+        "a worker stores a batch of rows",
+    ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/logs",
+        READ,
+        E::GetLogs,
+        "a job's log lines",
+    ),
+    r(
+        "POST",
+        "/api/v1/jobs/{id}/logs",
+        WORKER,
+        E::PostLogs,
+        "a worker stores log lines",
+    ),
+    r(
+        "POST",
+        "/api/v1/jobs/{id}/complete",
+        WORKER,
+        E::Complete,
+        "a worker ends an attempt",
+    ),
+    r(
+        "POST",
+        "/api/v1/jobs/{id}/requeue",
+        WORKER,
+        E::Requeue,
+        "a worker gives a job back",
+    ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/files",
+        READ,
+        E::ListFiles,
+        "a job's result files",
+    ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/files/{name}",
+        READ,
+        E::GetFile,
+        "download a result file",
+    ),
+    r(
+        "PUT",
+        "/api/v1/jobs/{id}/files/{name}",
+        WORKER,
+        E::PutFile,
+        "a worker uploads a result file",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/register",
+        WORKER,
+        E::Register,
+        "a worker registers",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/heartbeat",
+        WORKER,
+        E::Heartbeat,
+        "a worker heartbeats",
+    ),
+    r(
+        "POST",
+        "/api/v1/claim",
+        WORKER,
+        E::Claim,
+        "a worker slot claims a job (long poll)",
+    ),
+    r(
+        "GET",
+        "/api/v1/workers",
+        READ,
+        E::ListWorkers,
+        "registered workers",
+    ),
+    r(
+        "GET",
+        "/api/v1/status",
+        READ,
+        E::Status,
+        "counts per state, workers, version",
+    ),
+    r(
+        "GET",
+        "/api/v1/events",
+        READ,
+        E::Events,
+        "activity log; live server-sent events",
+    ),
+    r(
+        "POST",
+        "/api/v1/tokens",
+        ADMIN,
+        E::CreateToken,
+        "create a token",
+    ),
     r("GET", "/api/v1/tokens", ADMIN, E::ListTokens, "list tokens"),
-    r("DELETE", "/api/v1/tokens/{name}", ADMIN, E::RevokeToken, "revoke a token"),
+    r(
+        "DELETE",
+        "/api/v1/tokens/{name}",
+        ADMIN,
+        E::RevokeToken,
+        "revoke a token",
+    ),
 ];
 
 /// Path parameters of a matched route, in order.
@@ -172,7 +298,11 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
                 format!("{method} is not allowed on {path}"),
             ));
         }
-        Err(_) => return Err(HttpError::not_found(format!("no such route: {method} {path}"))),
+        Err(_) => {
+            return Err(HttpError::not_found(format!(
+                "no such route: {method} {path}"
+            )));
+        }
     };
     let params = Params(params);
     let query = Query(query_pairs(req.uri().query()));
@@ -193,7 +323,11 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
                     crate::VERSION
                 )));
             }
-            None => return Err(HttpError::bad(format!("malformed {PROTOCOL_HEADER} header"))),
+            None => {
+                return Err(HttpError::bad(format!(
+                    "malformed {PROTOCOL_HEADER} header"
+                )));
+            }
         }
     }
 
@@ -270,10 +404,22 @@ mod tests {
 
     #[test]
     fn routes_match_and_specific_paths_win() {
-        assert_eq!(find("POST", "/api/v1/jobs/batch").unwrap().0.endpoint, E::SubmitBatch);
-        assert_eq!(find("GET", "/api/v1/jobs/42").unwrap().0.endpoint, E::GetJob);
-        assert_eq!(find("GET", "/api/v1/jobs/x").unwrap_err(), StatusCode::NOT_FOUND);
-        assert_eq!(find("DELETE", "/api/v1/jobs/42").unwrap_err(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            find("POST", "/api/v1/jobs/batch").unwrap().0.endpoint,
+            E::SubmitBatch
+        );
+        assert_eq!(
+            find("GET", "/api/v1/jobs/42").unwrap().0.endpoint,
+            E::GetJob
+        );
+        assert_eq!(
+            find("GET", "/api/v1/jobs/x").unwrap_err(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            find("DELETE", "/api/v1/jobs/42").unwrap_err(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
         assert_eq!(find("GET", "/app.js").unwrap().0.endpoint, E::Dashboard);
         let (r, p) = find("GET", "/api/v1/jobs/7/files/result.json").unwrap();
         assert_eq!(r.endpoint, E::GetFile);

@@ -95,7 +95,12 @@ impl Reader {
     pub fn job_counts(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
         JobState::ALL
             .into_iter()
-            .map(|s| Ok((s, self.counts.get(s.as_str())?.map(|v| v.value()).unwrap_or(0))))
+            .map(|s| {
+                Ok((
+                    s,
+                    self.counts.get(s.as_str())?.map(|v| v.value()).unwrap_or(0),
+                ))
+            })
             .collect()
     }
 

@@ -31,7 +31,11 @@ pub fn clip_line(text: &str) -> String {
 impl Tx<'_> {
     /// How many lines of this attempt were already received.
     pub fn log_seen(&mut self, job: JobId, attempt: u32) -> Result<u64, StoreError> {
-        Ok(self.log_seen.get((job, attempt))?.map(|v| v.value()).unwrap_or(0))
+        Ok(self
+            .log_seen
+            .get((job, attempt))?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// Appends lines at `next_seq..`, records `seen` for the attempt, and drops the oldest lines
@@ -45,7 +49,8 @@ impl Tx<'_> {
     ) -> Result<u64, StoreError> {
         let mut dropped = 0;
         for line in lines {
-            self.logs.insert((job, line.seq), to_json(line).as_slice())?;
+            self.logs
+                .insert((job, line.seq), to_json(line).as_slice())?;
             if line.seq >= MAX_LINES_PER_JOB {
                 let old = line.seq - MAX_LINES_PER_JOB;
                 if self.logs.remove((job, old))?.is_some() {

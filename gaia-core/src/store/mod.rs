@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use redb::{Database, ReadableTable, ReadOnlyTable, ReadTransaction, ReadableDatabase, Table, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table,
+    TableDefinition, WriteTransaction,
+};
 
 use crate::error::{Error, StoreError};
 
@@ -266,7 +269,12 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
         // Operations that never ran (opening the transaction failed) are dropped with their
         // reply channel, which their callers see as an error.
         for finish in finishers {
-            finish(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Redb(e.to_string())));
+            finish(
+                outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Redb(e.to_string())),
+            );
         }
     }
 }

@@ -11,7 +11,8 @@ use crate::protocol::PostcardRow;
 pub(crate) const ROWS: TableDefinition<(u64, u32, u64), &[u8]> = TableDefinition::new("rows");
 
 pub(crate) fn encode(row: &Row) -> Vec<u8> {
-    postcard::to_stdvec(&PostcardRow::from(row)).expect("postcard encoding of plain data cannot fail")
+    postcard::to_stdvec(&PostcardRow::from(row))
+        .expect("postcard encoding of plain data cannot fail")
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
@@ -73,7 +74,10 @@ impl Reader {
         mut f: impl FnMut(Row),
     ) -> Result<u64, StoreError> {
         let mut n = 0;
-        for entry in self.rows.range((job, attempt, 0)..=(job, attempt, u64::MAX))? {
+        for entry in self
+            .rows
+            .range((job, attempt, 0)..=(job, attempt, u64::MAX))?
+        {
             let (_, v) = entry?;
             let row = decode(v.value())?;
             if let Some((axis, lo, hi)) = range {
@@ -100,7 +104,9 @@ impl Reader {
         let mut out = Vec::new();
         let mut attempt = 0u32;
         loop {
-            let mut range = self.rows.range((job, attempt, 0)..=(job, u32::MAX, u64::MAX))?;
+            let mut range = self
+                .rows
+                .range((job, attempt, 0)..=(job, u32::MAX, u64::MAX))?;
             match range.next() {
                 Some(entry) => {
                     let a = entry?.0.value().1;
@@ -187,7 +193,11 @@ impl Downsampler {
         let mut hi = xcols(&b.last);
         let single = b.first.seq == b.last.seq;
         for (name, e) in &b.metrics {
-            let (a, z) = if e.min.1 <= e.max.1 { (e.min, e.max) } else { (e.max, e.min) };
+            let (a, z) = if e.min.1 <= e.max.1 {
+                (e.min, e.max)
+            } else {
+                (e.max, e.min)
+            };
             lo.set_metric(name, a.0);
             if !single {
                 hi.set_metric(name, z.0);
@@ -272,13 +282,22 @@ mod tests {
         for (total, points) in [(10_000u64, 100usize), (1_001, 10), (7, 2), (100, 3)] {
             let mut d = Downsampler::new(total, points);
             for i in 0..total {
-                let best = if i == total / 3 { 1e9 } else if i == total / 2 { -1e9 } else { (i % 7) as f64 };
+                let best = if i == total / 3 {
+                    1e9
+                } else if i == total / 2 {
+                    -1e9
+                } else {
+                    (i % 7) as f64
+                };
                 d.push(i, row(i, best));
             }
             let out = d.finish();
             for metric in ["best", "mean", "entropy"] {
                 let n = out.iter().filter(|r| r.metric(metric).is_some()).count();
-                assert!(n <= points.max(2), "{metric}: {n} points for {points} asked ({total} rows)");
+                assert!(
+                    n <= points.max(2),
+                    "{metric}: {n} points for {points} asked ({total} rows)"
+                );
             }
             let max = out.iter().filter_map(|r| r.best).fold(f64::MIN, f64::max);
             let min = out.iter().filter_map(|r| r.best).fold(f64::MAX, f64::min);

@@ -20,7 +20,9 @@ impl Tx<'_> {
     pub fn add_token(&mut self, token: &str, info: &TokenInfo) -> Result<(), Error> {
         let existing = self.token_by_name(&info.name)?;
         if existing.is_some() {
-            return Err(RequestError::Conflict(format!("a token named {:?} exists", info.name)).into());
+            return Err(
+                RequestError::Conflict(format!("a token named {:?} exists", info.name)).into(),
+            );
         }
         let hash = token_hash(token);
         self.tokens

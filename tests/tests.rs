@@ -1,0 +1,6 @@
+//! End-to-end tests: real `gaia serve` and `gaia work` processes on port 0 in temp dirs,
+//! talking HTTP. One binary so the build is shared; each file is one area.
+
+mod helper;
+
+mod spine;
