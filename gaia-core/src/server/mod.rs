@@ -14,6 +14,7 @@ mod files;
 mod handlers;
 mod http;
 pub mod router;
+pub mod summary;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use super::http::{HttpError, Query, Res, error_response, query_pairs};
-use super::{App, auth, dashboard, events, files, handlers};
+use super::{App, auth, dashboard, events, files, handlers, summary};
 use crate::model::Scope;
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 
@@ -42,6 +42,8 @@ pub enum Endpoint {
     CreateToken,
     ListTokens,
     RevokeToken,
+    Whoami,
+    Summary,
 }
 
 /// One route: method, path pattern (`{id}` is a job id, `{name}` any one segment), the scope it
@@ -217,6 +219,20 @@ pub const ROUTES: &[Route] = &[
         "create a token",
     ),
     r("GET", "/api/v1/tokens", ADMIN, E::ListTokens, "list tokens"),
+    r(
+        "GET",
+        "/api/v1/whoami",
+        READ,
+        E::Whoami,
+        "the token's scope and name",
+    ),
+    r(
+        "GET",
+        "/api/v1/summary",
+        READ,
+        E::Summary,
+        "counts and best scores per env and method",
+    ),
     r(
         "DELETE",
         "/api/v1/tokens/{name}",
@@ -395,6 +411,8 @@ async fn dispatch(
         E::CreateToken => handlers::create_token(&app, req).await,
         E::ListTokens => handlers::list_tokens(&app),
         E::RevokeToken => handlers::revoke_token(&app, params.name()).await,
+        E::Whoami => summary::whoami(&app, req, &query),
+        E::Summary => summary::summary(&app, &query).await,
     }
 }
 
