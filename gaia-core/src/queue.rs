@@ -1183,3 +1183,7 @@ impl Drop for WaiterGuard<'_> {
 
 /// Lines kept per job in the log store.
 pub const LOG_LINES_KEPT: u64 = MAX_LINES_PER_JOB;
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

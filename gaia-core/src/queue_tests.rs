@@ -1,0 +1,677 @@
+//! Unit tests of the queue: order, matching, leases, stale attempts, cancels, idempotent rows,
+//! long-poll claims. Each test runs on its own store in a temp dir.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::model::{JobKind, JobSpec, JobState, Stream};
+use crate::protocol::{
+    CompleteRequest, HeartbeatRequest, LeaseRef, LogBatch, LogInput, Outcome, RegisterRequest,
+    RequeueRequest, RowBatch,
+};
+
+/// A queue over a fresh store; the temp dir lives as long as the returned guard.
+fn queue_with(lease_timeout: Duration) -> (Arc<Queue>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let config = QueueConfig {
+        lease_timeout,
+        ..QueueConfig::default()
+    };
+    (Queue::new(store, config).unwrap(), dir)
+}
+
+fn queue() -> (Arc<Queue>, tempfile::TempDir) {
+    queue_with(Duration::from_secs(60))
+}
+
+fn caps(kinds: &[JobKind]) -> Capabilities {
+    Capabilities {
+        kinds: kinds.to_vec(),
+        ..Capabilities::default()
+    }
+}
+
+async fn register(q: &Queue, name: &str, kinds: &[JobKind]) -> String {
+    q.register(RegisterRequest {
+        worker_id: None,
+        name: name.into(),
+        version: "0.1.0".into(),
+        hardware: Default::default(),
+        kinds: kinds.to_vec(),
+        tags: Vec::new(),
+        slots: 2,
+    })
+    .await
+    .unwrap()
+    .id
+}
+
+fn hash_job(input: &str) -> JobSpec {
+    JobSpec::builtin(JobKind::Hash, input)
+}
+
+fn with_priority(mut spec: JobSpec, p: i32) -> JobSpec {
+    spec.priority = p;
+    spec
+}
+
+/// Claims without waiting.
+async fn claim_now(q: &Queue, worker: &str, c: &Capabilities) -> Option<Assignment> {
+    q.claim(worker, c.clone(), Duration::ZERO).await.unwrap()
+}
+
+fn job(q: &Queue, id: JobId) -> Job {
+    q.store().read().unwrap().job(id).unwrap().unwrap()
+}
+
+fn rows(from: u64, to: u64) -> Vec<Row> {
+    (from..to)
+        .map(|seq| Row {
+            seq,
+            generation: Some(seq + 1),
+            best: Some(seq as f64),
+            ..Row::default()
+        })
+        .collect()
+}
+
+fn batch(a: &Assignment, rows: Vec<Row>) -> RowBatch {
+    RowBatch {
+        attempt: a.attempt,
+        lease: a.lease,
+        rows,
+        fraction: None,
+        status: None,
+    }
+}
+
+fn complete(a: &Assignment, outcome: Outcome) -> CompleteRequest {
+    CompleteRequest {
+        attempt: a.attempt,
+        lease: a.lease,
+        outcome,
+        exit_code: Some(0),
+        duration_ms: 5,
+        error: None,
+        result: None,
+    }
+}
+
+fn is_stale(e: Error) -> bool {
+    matches!(e, Error::Request(RequestError::StaleLease(_)))
+}
+
+#[tokio::test]
+async fn claims_take_highest_priority_first_then_fifo() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let mut ids = Vec::new();
+    for (i, p) in [0, 5, 0, 5, -1, 10].into_iter().enumerate() {
+        ids.push(
+            q.submit(with_priority(hash_job(&i.to_string()), p))
+                .await
+                .unwrap(),
+        );
+    }
+    let c = caps(&[JobKind::Hash]);
+    let mut order = Vec::new();
+    while let Some(a) = claim_now(&q, &w, &c).await {
+        order.push(a.job.id);
+    }
+    // Priority 10, then the two 5s in submit order, the two 0s in submit order, then -1.
+    assert_eq!(order, vec![ids[5], ids[1], ids[3], ids[0], ids[2], ids[4]]);
+    assert!(
+        order
+            .iter()
+            .all(|id| job(&q, *id).state == JobState::Running)
+    );
+}
+
+#[tokio::test]
+async fn claims_only_jobs_whose_requirements_the_slot_meets() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash, JobKind::Upper]).await;
+    let mut gpu = hash_job("gpu");
+    gpu.requirements.gpus = 2;
+    let mut mem = hash_job("mem");
+    mem.requirements.memory_mb = 16_000;
+    let mut tagged = hash_job("tagged");
+    tagged.requirements.tags = vec!["cuda12".into(), "lab-a".into()];
+    let upper = JobSpec::builtin(JobKind::Upper, "x");
+    let gpu_id = q.submit(gpu).await.unwrap();
+    let mem_id = q.submit(mem).await.unwrap();
+    let tagged_id = q.submit(tagged).await.unwrap();
+    let upper_id = q.submit(upper).await.unwrap();
+
+    // A plain Hash slot fits none of them, though the queue is not empty.
+    assert!(claim_now(&q, &w, &caps(&[JobKind::Hash])).await.is_none());
+
+    // Kind: only the Upper job, skipping the three older Hash jobs.
+    let a = claim_now(&q, &w, &caps(&[JobKind::Upper])).await.unwrap();
+    assert_eq!(a.job.id, upper_id);
+
+    // One GPU is not two; one of two tags is not enough; 8 GB is not 16.
+    let near_miss = Capabilities {
+        kinds: vec![JobKind::Hash],
+        gpus: 1,
+        memory_mb: 8_000,
+        tags: vec!["cuda12".into()],
+    };
+    assert!(claim_now(&q, &w, &near_miss).await.is_none());
+
+    let tags_ok = Capabilities {
+        tags: vec!["lab-a".into(), "cuda12".into(), "x".into()],
+        ..near_miss.clone()
+    };
+    assert_eq!(claim_now(&q, &w, &tags_ok).await.unwrap().job.id, tagged_id);
+
+    let mem_ok = Capabilities {
+        memory_mb: 16_000,
+        ..near_miss.clone()
+    };
+    assert_eq!(claim_now(&q, &w, &mem_ok).await.unwrap().job.id, mem_id);
+
+    let gpu_ok = Capabilities {
+        gpus: 2,
+        ..near_miss
+    };
+    assert_eq!(claim_now(&q, &w, &gpu_ok).await.unwrap().job.id, gpu_id);
+}
+
+#[tokio::test]
+async fn an_unregistered_worker_cannot_claim() {
+    let (q, _dir) = queue();
+    q.submit(hash_job("x")).await.unwrap();
+    let err = q
+        .claim("w-nobody", caps(&[JobKind::Hash]), Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Request(RequestError::NotFound(_))));
+    assert!(err.to_string().contains("register"), "{err}");
+}
+
+#[tokio::test]
+async fn an_expired_lease_requeues_the_job_with_the_next_attempt() {
+    // A zero lease timeout: every lease has expired by the time `reap` looks.
+    let (q, _dir) = queue_with(Duration::ZERO);
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let c = caps(&[JobKind::Hash]);
+
+    let first = claim_now(&q, &w, &c).await.unwrap();
+    assert_eq!(first.attempt, 1);
+    q.reap().await.unwrap();
+    let j = job(&q, id);
+    assert_eq!(j.state, JobState::Queued);
+    assert_eq!(j.lease, None);
+    assert_eq!(
+        j.attempts[0].outcome.as_deref(),
+        Some("lease expired"),
+        "{j:?}"
+    );
+    assert!(q.lease_of(id).is_none());
+
+    let second = claim_now(&q, &w, &c).await.unwrap();
+    assert_eq!(second.job.id, id);
+    assert_eq!(second.attempt, 2);
+    assert_ne!(second.lease, first.lease);
+    assert_eq!(job(&q, id).attempts.len(), 2);
+}
+
+#[tokio::test]
+async fn a_job_whose_workers_keep_vanishing_ends_lost() {
+    let (q, _dir) = queue_with(Duration::ZERO);
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let mut spec = hash_job("x");
+    spec.max_attempts = 2;
+    let id = q.submit(spec).await.unwrap();
+    let c = caps(&[JobKind::Hash]);
+    for attempt in 1..=2 {
+        let a = claim_now(&q, &w, &c).await.unwrap();
+        assert_eq!(a.attempt, attempt);
+        q.reap().await.unwrap();
+    }
+    let j = job(&q, id);
+    assert_eq!(j.state, JobState::Lost);
+    assert!(j.finished_at.is_some());
+    assert!(
+        j.error.as_deref().unwrap().contains("lost"),
+        "{:?}",
+        j.error
+    );
+    // Lost is final: nothing left to claim, and the counts agree.
+    assert!(claim_now(&q, &w, &c).await.is_none());
+    assert_eq!(q.counts().unwrap()["lost"], 1);
+    assert_eq!(q.counts().unwrap()["queued"], 0);
+}
+
+#[tokio::test]
+async fn a_stale_attempt_can_no_longer_write_into_the_job() {
+    let (q, _dir) = queue_with(Duration::ZERO);
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let c = caps(&[JobKind::Hash]);
+    let old = claim_now(&q, &w, &c).await.unwrap();
+    q.add_rows(id, batch(&old, rows(0, 3))).await.unwrap();
+    q.reap().await.unwrap();
+    let new = claim_now(&q, &w, &c).await.unwrap();
+    assert_eq!(new.attempt, 2);
+
+    // The old attempt, and the new attempt with a wrong lease, are both refused.
+    let wrong_lease = Assignment {
+        lease: new.lease + 1000,
+        ..new.clone()
+    };
+    for stale in [&old, &wrong_lease] {
+        let e = q.add_rows(id, batch(stale, rows(0, 5))).await.unwrap_err();
+        assert!(is_stale(e));
+        let e = q
+            .add_logs(
+                id,
+                LogBatch {
+                    attempt: stale.attempt,
+                    lease: stale.lease,
+                    first: 0,
+                    lines: vec![LogInput {
+                        stream: Stream::Stdout,
+                        text: "late".into(),
+                        at: 0,
+                    }],
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(is_stale(e));
+        let e = q
+            .complete(id, complete(stale, Outcome::Failed))
+            .await
+            .unwrap_err();
+        assert!(is_stale(e));
+        let e = q
+            .requeue(
+                id,
+                RequeueRequest {
+                    attempt: stale.attempt,
+                    lease: stale.lease,
+                    reason: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(is_stale(e));
+    }
+    // A heartbeat naming the old lease is told it is stale.
+    let hb = q
+        .heartbeat(
+            &w,
+            HeartbeatRequest {
+                running: vec![LeaseRef {
+                    job: id,
+                    attempt: old.attempt,
+                    lease: old.lease,
+                }],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(hb.stale, vec![id]);
+
+    // Nothing of the stale calls landed: the job runs attempt 2, with no rows and no logs.
+    let j = job(&q, id);
+    assert_eq!((j.state, j.attempt), (JobState::Running, 2));
+    assert_eq!(j.progress.rows, 0);
+    assert_eq!(j.log_lines, 0);
+    let read = q.store().read().unwrap();
+    assert_eq!(
+        read.rows(id, 1).unwrap().len(),
+        3,
+        "attempt 1 keeps its rows"
+    );
+    assert!(read.rows(id, 2).unwrap().is_empty());
+
+    // The current attempt still works.
+    q.add_rows(id, batch(&new, rows(0, 2))).await.unwrap();
+    let done = q
+        .complete(id, complete(&new, Outcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    // And once it has ended, even the last lease is stale.
+    let e = q.add_rows(id, batch(&new, rows(2, 3))).await.unwrap_err();
+    assert!(is_stale(e));
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_job_ends_it_at_once() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let j = q.cancel(id).await.unwrap();
+    assert_eq!(j.state, JobState::Cancelled);
+    assert!(j.finished_at.is_some());
+    assert!(claim_now(&q, &w, &caps(&[JobKind::Hash])).await.is_none());
+    // Cancelling it again is a conflict that names the state; an unknown job is not found.
+    let e = q.cancel(id).await.unwrap_err();
+    assert!(matches!(e, Error::Request(RequestError::Conflict(_))));
+    assert!(e.to_string().contains("cancelled"), "{e}");
+    let e = q.cancel(999).await.unwrap_err();
+    assert!(matches!(e, Error::Request(RequestError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_reaches_its_worker_through_heartbeat_and_row_acks() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    let lease = LeaseRef {
+        job: id,
+        attempt: a.attempt,
+        lease: a.lease,
+    };
+    let hb = HeartbeatRequest {
+        running: vec![lease],
+        ..Default::default()
+    };
+    // Before the cancel, nothing to cancel.
+    assert!(q.heartbeat(&w, hb.clone()).unwrap().cancel.is_empty());
+    let ack = q.add_rows(id, batch(&a, rows(0, 2))).await.unwrap();
+    assert!(!ack.cancel);
+
+    let j = q.cancel(id).await.unwrap();
+    assert_eq!(j.state, JobState::Running, "a running job is only flagged");
+    assert!(j.cancel_requested);
+    // Cancelling twice is harmless.
+    assert!(q.cancel(id).await.unwrap().cancel_requested);
+
+    let resp = q.heartbeat(&w, hb).unwrap();
+    assert_eq!(resp.cancel, vec![id]);
+    assert!(resp.stale.is_empty());
+    let ack = q.add_rows(id, batch(&a, rows(2, 4))).await.unwrap();
+    assert!(ack.cancel);
+    assert_eq!(ack.stored, 2, "rows sent while stopping are still kept");
+    let log_cancel = q
+        .add_logs(
+            id,
+            LogBatch {
+                attempt: a.attempt,
+                lease: a.lease,
+                first: 0,
+                lines: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(log_cancel);
+
+    let done = q
+        .complete(id, complete(&a, Outcome::Cancelled))
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Cancelled);
+    assert!(!done.cancel_requested);
+    assert!(q.lease_of(id).is_none());
+}
+
+#[tokio::test]
+async fn a_cancelled_job_whose_worker_vanishes_ends_cancelled_not_requeued() {
+    let (q, _dir) = queue_with(Duration::ZERO);
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    q.cancel(id).await.unwrap();
+    q.reap().await.unwrap();
+    assert_eq!(job(&q, id).state, JobState::Cancelled);
+}
+
+#[tokio::test]
+async fn a_row_batch_sent_twice_is_stored_once() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+
+    let first = q.add_rows(id, batch(&a, rows(0, 10))).await.unwrap();
+    assert_eq!((first.stored, first.skipped), (10, 0));
+    let again = q.add_rows(id, batch(&a, rows(0, 10))).await.unwrap();
+    assert_eq!((again.stored, again.skipped), (0, 10));
+    // A batch that overlaps the stored ones stores only the new rows.
+    let overlap = q.add_rows(id, batch(&a, rows(5, 15))).await.unwrap();
+    assert_eq!((overlap.stored, overlap.skipped), (5, 5));
+
+    let stored = q.store().read().unwrap().rows(id, a.attempt).unwrap();
+    assert_eq!(
+        stored.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..15).collect::<Vec<_>>()
+    );
+    let j = job(&q, id);
+    assert_eq!(j.progress.rows, 15);
+    assert_eq!(j.progress.generation, Some(15));
+}
+
+#[tokio::test]
+async fn a_log_batch_sent_twice_is_stored_once() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    let lines = |texts: &[&str]| -> Vec<LogInput> {
+        texts
+            .iter()
+            .map(|t| LogInput {
+                stream: Stream::Stderr,
+                text: t.to_string(),
+                at: 0,
+            })
+            .collect()
+    };
+    let send = |first: u64, l: Vec<LogInput>| LogBatch {
+        attempt: a.attempt,
+        lease: a.lease,
+        first,
+        lines: l,
+    };
+    q.add_logs(id, send(0, lines(&["a", "WARN b"])))
+        .await
+        .unwrap();
+    q.add_logs(id, send(0, lines(&["a", "WARN b"])))
+        .await
+        .unwrap();
+    q.add_logs(id, send(1, lines(&["WARN b", "Traceback c"])))
+        .await
+        .unwrap();
+    let stored = q.store().read().unwrap().logs(id, 0, 100).unwrap();
+    let texts: Vec<_> = stored.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, vec!["a", "WARN b", "Traceback c"]);
+    let j = job(&q, id);
+    assert_eq!((j.log_lines, j.warnings, j.errors), (3, 1, 1));
+}
+
+#[tokio::test]
+async fn a_waiting_claim_is_woken_by_a_submit() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let claimer = {
+        let q = q.clone();
+        let w = w.clone();
+        tokio::spawn(async move {
+            let a = q
+                .claim(&w, caps(&[JobKind::Hash]), Duration::from_secs(30))
+                .await;
+            (a, Instant::now())
+        })
+    };
+    wait_for_waiters(&q, 1).await;
+    let submitted = Instant::now();
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let (a, at) = tokio::time::timeout(Duration::from_secs(10), claimer)
+        .await
+        .expect("the claim answered")
+        .unwrap();
+    assert_eq!(a.unwrap().unwrap().job.id, id);
+    let latency = at.duration_since(submitted);
+    assert!(latency < Duration::from_secs(1), "woken after {latency:?}");
+    assert!(q.lock().waiters.is_empty(), "the waiter was removed");
+}
+
+#[tokio::test]
+async fn a_waiting_claim_that_does_not_fit_is_not_given_the_job() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash, JobKind::Upper]).await;
+    let gpu_slot = Capabilities {
+        kinds: vec![JobKind::Hash],
+        gpus: 1,
+        ..Capabilities::default()
+    };
+    let misfit = {
+        let q = q.clone();
+        let w = w.clone();
+        // A Upper-only slot: it must time out even though a job arrives while it waits.
+        tokio::spawn(async move {
+            q.claim(&w, caps(&[JobKind::Upper]), Duration::from_millis(300))
+                .await
+        })
+    };
+    let fit = {
+        let q = q.clone();
+        let w = w.clone();
+        tokio::spawn(async move { q.claim(&w, gpu_slot, Duration::from_secs(30)).await })
+    };
+    wait_for_waiters(&q, 2).await;
+    let mut spec = hash_job("x");
+    spec.requirements.gpus = 1;
+    let id = q.submit(spec).await.unwrap();
+    assert_eq!(fit.await.unwrap().unwrap().unwrap().job.id, id);
+    assert!(misfit.await.unwrap().unwrap().is_none());
+    assert_eq!(job(&q, id).attempt, 1);
+}
+
+#[tokio::test]
+async fn two_waiting_claims_and_one_job_give_it_to_exactly_one() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let spawn_claim = |wait: Duration| {
+        let q = q.clone();
+        let w = w.clone();
+        tokio::spawn(async move { q.claim(&w, caps(&[JobKind::Hash]), wait).await.unwrap() })
+    };
+    let a = spawn_claim(Duration::from_millis(500));
+    let b = spawn_claim(Duration::from_millis(500));
+    wait_for_waiters(&q, 2).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let got: Vec<_> = [a.await.unwrap(), b.await.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].job.id, id);
+}
+
+#[tokio::test]
+async fn a_requeued_job_goes_back_without_using_an_attempt_and_wakes_a_waiter() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let mut spec = hash_job("x");
+    spec.max_attempts = 1;
+    let id = q.submit(spec).await.unwrap();
+    let c = caps(&[JobKind::Hash]);
+    let a = claim_now(&q, &w, &c).await.unwrap();
+    let waiter = {
+        let q = q.clone();
+        let w = w.clone();
+        let c = c.clone();
+        tokio::spawn(async move { q.claim(&w, c, Duration::from_secs(30)).await.unwrap() })
+    };
+    wait_for_waiters(&q, 1).await;
+    let j = q
+        .requeue(
+            id,
+            RequeueRequest {
+                attempt: a.attempt,
+                lease: a.lease,
+                reason: Some("worker shutting down".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Queued);
+    let again = waiter.await.unwrap().unwrap();
+    assert_eq!((again.job.id, again.attempt), (id, 2));
+}
+
+#[tokio::test]
+async fn a_worker_that_registers_again_gives_back_the_jobs_it_held() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    let again = q
+        .register(RegisterRequest {
+            worker_id: Some(w.clone()),
+            name: "w1".into(),
+            version: "0.1.0".into(),
+            hardware: Default::default(),
+            kinds: vec![JobKind::Hash],
+            tags: Vec::new(),
+            slots: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.id, w);
+    assert_eq!(job(&q, id).state, JobState::Queued);
+    assert_eq!(q.workers().len(), 1);
+}
+
+#[tokio::test]
+async fn leases_survive_a_restart_of_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, a, w) = {
+        let store = Store::open(dir.path()).unwrap();
+        let q = Queue::new(store, QueueConfig::default()).unwrap();
+        let w = register(&q, "w1", &[JobKind::Hash]).await;
+        let id = q.submit(hash_job("x")).await.unwrap();
+        let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+        (id, a, w)
+    };
+    // The writer thread holds the file until its channel closes; wait for it to let go.
+    let store = loop {
+        match Store::open(dir.path()) {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let q = Queue::new(store, QueueConfig::default()).unwrap();
+    assert_eq!(q.lease_of(id), Some((a.attempt, a.lease, w.clone())));
+    let ack = q.add_rows(id, batch(&a, rows(0, 3))).await.unwrap();
+    assert_eq!(ack.stored, 3);
+    assert_eq!(q.workers().len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_batches_are_refused_before_anything_is_written() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    let mut bad = rows(0, 3);
+    bad[2].metrics.push(("../etc".into(), 1.0));
+    let e = q.add_rows(id, batch(&a, bad)).await.unwrap_err();
+    assert!(matches!(e, Error::Request(RequestError::Invalid(_))), "{e}");
+    let e = q
+        .add_rows(id, batch(&a, rows(0, MAX_ROWS_PER_BATCH as u64 + 1)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("at most"), "{e}");
+    assert!(q.store().read().unwrap().rows(id, 1).unwrap().is_empty());
+}
+
+/// Waits (yielding, no fixed sleep) until `n` claims are parked in the queue.
+async fn wait_for_waiters(q: &Queue, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while q.lock().waiters.len() < n {
+        assert!(Instant::now() < deadline, "claims never started waiting");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
