@@ -5,6 +5,7 @@ mod admin;
 mod common;
 mod jobs;
 mod serve;
+mod work;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,8 @@ struct Cli {
 enum Command {
     /// Run the server: queue, registry, result store and dashboard.
     Serve(serve::ServeArgs),
+    /// Run a worker: take jobs that fit this machine and run them.
+    Work(work::WorkArgs),
     /// Submit a job (an experiment by default).
     Submit(jobs::SubmitArgs),
     /// List jobs, newest first.
@@ -68,6 +71,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(a) => serve::run(a),
+        Command::Work(a) => work::run(a),
         Command::Submit(a) => jobs::submit(a),
         Command::Jobs(a) => jobs::list(a),
         Command::Show(a) => jobs::show(a),

@@ -14,6 +14,7 @@
 //! | [`queue`] | job lifecycle and worker registry over the store; long-poll claims; leases |
 //! | [`server`] | hyper server: routing, auth, handlers, live events, dashboard assets |
 //! | [`client`] | typed blocking HTTP(S) client for every route |
+//! | [`worker`] | the worker runtime: register, heartbeat, claim, run, stream, report |
 //! | [`error`] | one error enum per layer |
 
 pub mod client;
@@ -23,6 +24,7 @@ pub mod protocol;
 pub mod queue;
 pub mod server;
 pub mod store;
+pub mod worker;
 
 pub use error::{Error, Result};
 

@@ -1,0 +1,111 @@
+//! `gaia work`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gaia_core::model::JobKind;
+use gaia_core::worker::{self, Shutdown, WorkerConfig, hardware::GpuChoice};
+
+use crate::exit;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  gaia work --server https://lab.example:7434 --token $T --name rtx5070 --gpu auto
+  gaia work --slots 2 --gpu 0,1        # two jobs at once, one GPU each
+  gaia work --gpu none --kinds experiment,hash,wait --exit-when-idle 60
+
+The worker only connects out to the server (works behind NAT). Ctrl-C once: finish running jobs
+and exit; twice: give them back to the queue and exit now.")]
+pub struct WorkArgs {
+    /// Server URL.
+    #[arg(long, env = "GAIA_SERVER", default_value = gaia_core::client::DEFAULT_SERVER)]
+    server: String,
+    /// A worker (or admin) token.
+    #[arg(long, env = "GAIA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Name shown in lists (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// GPUs to use: auto (all nvidia-smi lists), none, or indices like 0,1.
+    #[arg(long, default_value = "auto")]
+    gpu: GpuChoice,
+    /// Jobs to run at once (GPUs are split over slots).
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    /// Job kinds to run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "experiment,reverse,hash,sum,upper,wait"
+    )]
+    kinds: Vec<JobKind>,
+    /// A tag jobs can require (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Folder with run_all.py and requirements.txt.
+    #[arg(long, env = "GAIA_EXPERIMENTS_DIR", default_value = "./experiments")]
+    experiments_dir: PathBuf,
+    /// Python to run experiments with (default: a virtualenv built from requirements.txt).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Also run `command` jobs: arbitrary programs from anyone who can submit.
+    #[arg(long)]
+    allow_commands: bool,
+    /// Where the worker keeps its id, venv and spool (default: ~/.local/share/gaia/worker-<name>).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Exit 0 after this many seconds with nothing to do.
+    #[arg(long, value_name = "SECS")]
+    exit_when_idle: Option<f64>,
+    /// Kill jobs running longer than this many seconds (timed_out).
+    #[arg(long, value_name = "SECS")]
+    job_timeout: Option<f64>,
+    /// Seconds between SIGTERM and SIGKILL when stopping a job.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    kill_grace: f64,
+    /// Send rows as JSON instead of postcard.
+    #[arg(long, hide = true)]
+    json_rows: bool,
+}
+
+fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
+    if !(v.is_finite() && v >= 0.0) {
+        anyhow::bail!("{flag} must be a non-negative number of seconds");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
+    let Some(token) = a.token.filter(|t| !t.trim().is_empty()) else {
+        anyhow::bail!(
+            "no token: pass --token or set GAIA_TOKEN (create one with `gaia token create --scope worker`)"
+        );
+    };
+    let mut cfg = WorkerConfig::new(&a.server, token.trim(), a.experiments_dir);
+    if let Some(n) = a.name {
+        cfg.name = n;
+    }
+    cfg.state_dir = a
+        .state_dir
+        .unwrap_or_else(|| worker::default_state_dir(&cfg.name));
+    cfg.gpus = a.gpu;
+    cfg.slots = a.slots;
+    cfg.kinds = a.kinds;
+    cfg.tags = a.tags;
+    cfg.python = a.python;
+    cfg.allow_commands = a.allow_commands;
+    cfg.exit_when_idle = a
+        .exit_when_idle
+        .map(|v| secs(v, "--exit-when-idle"))
+        .transpose()?;
+    cfg.job_timeout = a
+        .job_timeout
+        .map(|v| secs(v, "--job-timeout"))
+        .transpose()?;
+    cfg.kill_grace = secs(a.kill_grace, "--kill-grace")?;
+    cfg.postcard = !a.json_rows;
+    let shutdown = Shutdown::new();
+    shutdown.install_signal_handlers();
+    worker::run(cfg, shutdown)?;
+    Ok(exit::OK)
+}

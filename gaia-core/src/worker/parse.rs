@@ -1,0 +1,339 @@
+//! The experiment output grammar (DESIGN.md, "What an experiment prints"): a pure function from
+//! one stdout line to a generation row, an `@gaia {json}` message or a log line.
+//!
+//! - A *gen line* starts, after optional whitespace, with `Gen` and an integer generation, then
+//!   `|`-separated fields `Name: value`. Names normalise case-insensitively: Best→best,
+//!   Ever→best_ever, Mean→mean, σ / Sigma / σ̄→sigma, Evals→evals; any other name is lowercased
+//!   with spaces, tabs and dashes turned into `_`. Values: numbers (sign, decimals, exponent,
+//!   thousands separators `3,840`), `nan`, `inf`, `-inf`. A bare field `14.2s` is the elapsed
+//!   time; text after it (`✅ SOLVED!`) is ignored. Fields that do not parse are skipped.
+//! - `@gaia {json}` with a JSON object.
+//! - Anything else is a log line.
+//!
+//! The same grammar is implemented in `experiments/gaia_exp/lines.py`; both test suites read
+//! `experiments/tests/fixtures/lines.jsonl`. The parser never panics.
+
+/// What one line is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// A generation: normalised metric names and values, `generation` first.
+    Gen(Vec<(String, f64)>),
+    /// An `@gaia {json}` message.
+    Gaia(serde_json::Map<String, serde_json::Value>),
+    /// Anything else.
+    Log,
+}
+
+/// Classifies one line (a trailing `\r`/`\n` is ignored).
+pub fn parse_line(line: &str) -> Line {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if let Some(json) = line.strip_prefix("@gaia ") {
+        return match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(serde_json::Value::Object(map)) => Line::Gaia(map),
+            _ => Line::Log,
+        };
+    }
+    let mut fields = line.split('|');
+    let Some(first) = fields.next() else {
+        return Line::Log;
+    };
+    let Some(generation) = parse_gen(first) else {
+        return Line::Log;
+    };
+    let mut metrics = vec![("generation".to_string(), generation)];
+    for field in fields {
+        let f = field.trim();
+        if let Some((name, value)) = f.split_once(':') {
+            if name.trim().is_empty() {
+                continue;
+            }
+            if let Some(v) = parse_number(value) {
+                let key = normalise_key(name);
+                match metrics.iter_mut().find(|(k, _)| *k == key) {
+                    Some(slot) => slot.1 = v,
+                    None => metrics.push((key, v)),
+                }
+            }
+        } else if let Some(v) = parse_elapsed(f) {
+            match metrics.iter_mut().find(|(k, _)| k == "elapsed") {
+                Some(slot) => slot.1 = v,
+                None => metrics.push(("elapsed".to_string(), v)),
+            }
+        }
+    }
+    Line::Gen(metrics)
+}
+
+/// `Gen 12` (with optional whitespace around, a sign allowed) → 12.
+fn parse_gen(field: &str) -> Option<f64> {
+    let rest = field.trim_start().strip_prefix("Gen")?;
+    let rest = rest.trim_matches([' ', '\t']);
+    let digits = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse::<f64>().ok()
+}
+
+/// Normalises a metric name.
+pub fn normalise_key(name: &str) -> String {
+    let low = name.trim().to_lowercase();
+    match low.as_str() {
+        "σ" | "sigma" | "σ\u{304}" => "sigma".into(),
+        "best" => "best".into(),
+        "ever" => "best_ever".into(),
+        "mean" => "mean".into(),
+        "evals" => "evals".into(),
+        _ => low.replace([' ', '\t', '-'], "_"),
+    }
+}
+
+/// A metric value: a number with optional sign, thousands separators, decimals and exponent, or
+/// nan / inf / -inf.
+pub fn parse_number(text: &str) -> Option<f64> {
+    let t = text.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "nan" | "+nan" | "-nan" => return Some(f64::NAN),
+        "inf" | "+inf" => return Some(f64::INFINITY),
+        "-inf" => return Some(f64::NEG_INFINITY),
+        _ => {}
+    }
+    if !is_number(t.as_bytes()) {
+        return None;
+    }
+    t.replace(',', "").parse::<f64>().ok()
+}
+
+/// Matches `[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d*)?([eE][+-]?\d+)?` or `[+-]?\.\d+([eE][+-]?\d+)?`.
+fn is_number(b: &[u8]) -> bool {
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - s
+    };
+    let int_start = i;
+    let n = digits(&mut i);
+    if n > 0 {
+        if i < b.len() && b[i] == b',' {
+            // Thousands groups: the first group has 1-3 digits, then ",ddd" groups.
+            if n > 3 {
+                return false;
+            }
+            while i < b.len() && b[i] == b',' {
+                i += 1;
+                let g = digits(&mut i);
+                if g != 3 {
+                    return false;
+                }
+            }
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            digits(&mut i);
+        }
+    } else {
+        // `.5` form.
+        if i >= b.len() || b[i] != b'.' {
+            return false;
+        }
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    let _ = int_start;
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// `14.2s` or `14.2s ✅ SOLVED!` → 14.2.
+fn parse_elapsed(field: &str) -> Option<f64> {
+    let (head, _) = match field.find(char::is_whitespace) {
+        Some(i) => field.split_at(i),
+        None => (field, ""),
+    };
+    let num = head.strip_suffix('s')?;
+    if !is_number(num.as_bytes()) {
+        return None;
+    }
+    num.replace(',', "").parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gen_line(line: &str) -> Vec<(String, f64)> {
+        match parse_line(line) {
+            Line::Gen(m) => m,
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    fn get(m: &[(String, f64)], k: &str) -> Option<f64> {
+        m.iter().find(|(n, _)| n == k).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn the_original_gaia_line() {
+        let m = gen_line("Gen  1 | Best: -130.5 | Ever: -130.5 | Mean: -399.8 | σ: 0.498");
+        assert_eq!(get(&m, "generation"), Some(1.0));
+        assert_eq!(get(&m, "best"), Some(-130.5));
+        assert_eq!(get(&m, "best_ever"), Some(-130.5));
+        assert_eq!(get(&m, "mean"), Some(-399.8));
+        assert_eq!(get(&m, "sigma"), Some(0.498));
+    }
+
+    #[test]
+    fn evals_time_and_solved() {
+        let m = gen_line(
+            "Gen   12 | Best:   187.3 | Ever:   201.0 | Mean:    95.4 | σ̄: 0.4123 | Evals:    1,350 |   14.2s ✅ SOLVED!",
+        );
+        assert_eq!(get(&m, "evals"), Some(1350.0));
+        assert_eq!(get(&m, "elapsed"), Some(14.2));
+        assert_eq!(get(&m, "sigma"), Some(0.4123));
+    }
+
+    #[test]
+    fn extra_metrics_nan_inf_and_junk_fields() {
+        let m = gen_line(
+            "Gen 3 | Best: nan | Ever: inf | Mean: -inf | Entropy: 0.3 | Step Size: 1e-3 | bad: x | : 4",
+        );
+        assert!(get(&m, "best").unwrap().is_nan());
+        assert_eq!(get(&m, "best_ever"), Some(f64::INFINITY));
+        assert_eq!(get(&m, "mean"), Some(f64::NEG_INFINITY));
+        assert_eq!(get(&m, "entropy"), Some(0.3));
+        assert_eq!(get(&m, "step_size"), Some(0.001));
+        assert_eq!(get(&m, "bad"), None);
+    }
+
+    #[test]
+    fn gaia_json_and_logs() {
+        assert!(matches!(
+            parse_line(r#"@gaia {"progress": 0.5}"#),
+            Line::Gaia(_)
+        ));
+        assert_eq!(parse_line("@gaia {broken"), Line::Log);
+        assert_eq!(parse_line("@gaia [1,2]"), Line::Log);
+        for l in [
+            "",
+            "Generation 5 done",
+            "Gene | Best: 3",
+            "Traceback (most recent call last):",
+            "Gen x | Best: 1",
+            "  Gen",
+        ] {
+            assert_eq!(parse_line(l), Line::Log, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number("3,840"), Some(3840.0));
+        assert_eq!(parse_number("1,234,567.5"), Some(1234567.5));
+        assert_eq!(parse_number("1,35"), None);
+        assert_eq!(parse_number("1234,567"), None);
+        assert_eq!(parse_number(".5"), Some(0.5));
+        assert_eq!(parse_number("5."), Some(5.0));
+        assert_eq!(parse_number("-2e3"), Some(-2000.0));
+        assert_eq!(parse_number("e3"), None);
+        assert_eq!(parse_number("1e"), None);
+        assert_eq!(parse_number(""), None);
+    }
+
+    /// The fixture shared with the Python experiments' tests.
+    #[test]
+    fn shared_fixture_lines() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../experiments/tests/fixtures/lines.jsonl"
+        );
+        let text =
+            std::fs::read_to_string(path).expect("experiments/tests/fixtures/lines.jsonl exists");
+        let mut n = 0;
+        for (i, raw) in text.lines().enumerate() {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let case: serde_json::Value = serde_json::from_str(raw).unwrap();
+            let line = case["line"].as_str().unwrap();
+            let kind = case["kind"].as_str().unwrap();
+            let got = parse_line(line);
+            match kind {
+                "log" => assert_eq!(got, Line::Log, "fixture line {}: {line:?}", i + 1),
+                "gaia" => match got {
+                    Line::Gaia(map) => assert_eq!(
+                        serde_json::Value::Object(map),
+                        case["json"],
+                        "fixture line {}",
+                        i + 1
+                    ),
+                    other => panic!("fixture line {}: {line:?} parsed as {other:?}", i + 1),
+                },
+                "gen" => {
+                    let Line::Gen(m) = got else {
+                        panic!("fixture line {}: {line:?} is not a gen line", i + 1)
+                    };
+                    let want = case["metrics"].as_object().unwrap();
+                    assert_eq!(
+                        m.len(),
+                        want.len(),
+                        "fixture line {}: {line:?}: got {m:?}, want {want:?}",
+                        i + 1
+                    );
+                    for (k, v) in want {
+                        let g = get(&m, k)
+                            .unwrap_or_else(|| panic!("fixture line {}: missing {k}", i + 1));
+                        match v {
+                            serde_json::Value::Null => {
+                                assert!(g.is_nan(), "fixture line {}: {k}", i + 1)
+                            }
+                            serde_json::Value::String(s) if s == "inf" => {
+                                assert_eq!(g, f64::INFINITY)
+                            }
+                            serde_json::Value::String(s) if s == "-inf" => {
+                                assert_eq!(g, f64::NEG_INFINITY)
+                            }
+                            v => assert_eq!(g, v.as_f64().unwrap(), "fixture line {}: {k}", i + 1),
+                        }
+                    }
+                }
+                other => panic!("unknown fixture kind {other}"),
+            }
+            n += 1;
+        }
+        assert!(n >= 20, "the fixture holds only {n} lines");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_string(s in "\\PC*") {
+            let _ = parse_line(&s);
+        }
+
+        #[test]
+        fn never_panics_on_gen_like_lines(s in "Gen [0-9]{0,3}( \\| [A-Za-zσ̄ ]{0,6}:? ?[-+0-9,.eEnaif ]{0,12}s?){0,8}") {
+            let _ = parse_line(&s);
+        }
+
+        #[test]
+        fn numbers_round_trip(v in proptest::num::f64::NORMAL) {
+            let s = format!("{v}");
+            proptest::prop_assert_eq!(parse_number(&s), Some(v));
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Runs one experiment or command as a child process in its own process group, feeds its
+//! output through the line parser into the streamer, and stops the whole group on cancel,
+//! timeout or exit (SIGTERM, a grace period, SIGKILL), so nothing it forked outlives the job.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::parse::{Line, parse_line};
+use super::stream::{Item, ItemSender, Signals};
+use crate::model::{Row, Stream};
+
+/// Longest stdout/stderr line kept whole; the rest of a longer line is dropped (and said).
+pub const MAX_LINE: usize = 64 * 1024;
+/// Lines of stderr kept for the failure report.
+pub const STDERR_TAIL: usize = 50;
+
+/// How a process ended.
+#[derive(Debug)]
+pub enum Ended {
+    Exited(ExitStatus),
+    Cancelled,
+    TimedOut,
+    /// The lease is no longer ours: stopped, nothing to report.
+    Stale,
+    /// Could not start.
+    SpawnFailed(String),
+}
+
+/// What a run produced besides rows and logs.
+#[derive(Debug, Default)]
+pub struct RunResult {
+    pub stderr_tail: Vec<String>,
+    /// The last `@gaia {"final": ...}` (or `{"result": ...}`) value.
+    pub result: Option<serde_json::Value>,
+}
+
+/// What to run.
+pub struct Spec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub grace: Duration,
+}
+
+/// Runs `spec` to its end. Output items go to `items`; `signals` tells it to stop.
+pub fn run(
+    spec: &Spec,
+    items: ItemSender,
+    signals: &Arc<Signals>,
+    say: &dyn Fn(&str),
+) -> (Ended, RunResult) {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Ended::SpawnFailed(format!("cannot start {}: {e}", spec.program.display())),
+                RunResult::default(),
+            );
+        }
+    };
+    let pid = child.id() as i32;
+    let result = Arc::new(Mutex::new(RunResult::default()));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let out_thread = {
+        let items = items.clone();
+        let result = result.clone();
+        std::thread::spawn(move || read_stdout(stdout, &items, &result))
+    };
+    let err_thread = {
+        let result = result.clone();
+        std::thread::spawn(move || read_stderr(stderr, &items, &result))
+    };
+
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = done_tx.send(());
+        (child, status)
+    });
+    let started = Instant::now();
+    let mut ended = None;
+    let mut stopping: Option<(Instant, Ended)> = None;
+    loop {
+        match done_rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some((since, _)) = &stopping {
+            if since.elapsed() >= spec.grace {
+                kill_group(pid, libc::SIGKILL);
+            }
+            continue;
+        }
+        let why = if signals.stale.load(Ordering::Relaxed) {
+            Some(Ended::Stale)
+        } else if signals.cancel.load(Ordering::Relaxed) {
+            Some(Ended::Cancelled)
+        } else if spec.timeout.is_some_and(|t| started.elapsed() >= t) {
+            Some(Ended::TimedOut)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            say(&format!(
+                "stopping process group {pid} ({why:?}): SIGTERM, then SIGKILL after {:?}",
+                spec.grace
+            ));
+            kill_group(pid, libc::SIGTERM);
+            stopping = Some((Instant::now(), why));
+        }
+    }
+    let (_child, status) = waiter.join().expect("waiter thread");
+    // Whatever the job left running in its group goes with it.
+    kill_group(pid, libc::SIGKILL);
+    if let Some((_, why)) = stopping {
+        ended = Some(why);
+    }
+    // Readers end when every holder of the pipes has exited; a grandchild that left the group
+    // could hold them open, so do not wait for ever.
+    join_with_timeout(out_thread, Duration::from_secs(3));
+    join_with_timeout(err_thread, Duration::from_secs(3));
+    let ended = ended.unwrap_or_else(|| match status {
+        Ok(s) => Ended::Exited(s),
+        Err(e) => Ended::SpawnFailed(format!("waiting for the process failed: {e}")),
+    });
+    let result = std::mem::take(&mut *result.lock().unwrap_or_else(|p| p.into_inner()));
+    (ended, result)
+}
+
+fn join_with_timeout(h: std::thread::JoinHandle<()>, t: Duration) {
+    let deadline = Instant::now() + t;
+    while !h.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if h.is_finished() {
+        let _ = h.join();
+    }
+}
+
+/// Sends `sig` to the whole process group `pgid`.
+pub fn kill_group(pgid: i32, sig: i32) {
+    #[cfg(unix)]
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}
+
+/// Reads lines, capping each at [`MAX_LINE`] bytes without ever holding more in memory.
+fn for_each_line(r: impl Read, mut f: impl FnMut(String, usize)) {
+    let mut r = BufReader::with_capacity(64 * 1024, r);
+    let mut line = Vec::with_capacity(256);
+    let mut dropped = 0usize;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok([]) => break,
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let (chunk, newline) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        let room = MAX_LINE.saturating_sub(line.len());
+        if chunk.len() > room {
+            line.extend_from_slice(&chunk[..room]);
+            dropped += chunk.len() - room;
+        } else {
+            line.extend_from_slice(chunk);
+        }
+        let consumed = newline.unwrap_or(buf.len());
+        r.consume(consumed);
+        if newline.is_some() {
+            f(String::from_utf8_lossy(&line).into_owned(), dropped);
+            line.clear();
+            dropped = 0;
+        }
+    }
+    if !line.is_empty() || dropped > 0 {
+        f(String::from_utf8_lossy(&line).into_owned(), dropped);
+    }
+}
+
+fn read_stdout(r: impl Read, items: &ItemSender, result: &Mutex<RunResult>) {
+    for_each_line(r, |line, dropped| {
+        match parse_line(&line) {
+            Line::Gen(metrics) => {
+                let mut row = Row::default();
+                for (k, v) in metrics {
+                    // Names the server would refuse are dropped, not the whole row.
+                    if crate::model::validate_name("metric", &k).is_ok() {
+                        row.set_metric(&k, v);
+                    }
+                }
+                items.send(Item::Row(row));
+            }
+            Line::Gaia(map) => gaia_message(map, items, result),
+            Line::Log => {
+                let text = if dropped > 0 {
+                    format!("{line}… [{dropped} more bytes of this line dropped]")
+                } else {
+                    line
+                };
+                items.send(Item::Log(Stream::Stdout, text));
+            }
+        }
+    });
+}
+
+fn gaia_message(
+    map: serde_json::Map<String, serde_json::Value>,
+    items: &ItemSender,
+    result: &Mutex<RunResult>,
+) {
+    if let Some(p) = map.get("progress").and_then(|v| v.as_f64()) {
+        items.send(Item::Fraction(p));
+    }
+    if let Some(s) = map.get("status").and_then(|v| v.as_str()) {
+        items.send(Item::Status(s.to_string()));
+    }
+    if let Some(m) = map.get("metrics").and_then(|v| v.as_object()) {
+        let mut row = Row::default();
+        for (k, v) in m {
+            if let (Some(v), Ok(())) = (v.as_f64(), crate::model::validate_name("metric", k)) {
+                row.set_metric(k, v);
+            }
+        }
+        items.send(Item::Row(row));
+    }
+    for key in ["final", "result"] {
+        if let Some(v) = map.get(key) {
+            result.lock().unwrap_or_else(|p| p.into_inner()).result = Some(v.clone());
+        }
+    }
+    // The whole message is kept in the log too, so nothing printed is lost.
+    items.send(Item::Log(
+        Stream::Stdout,
+        format!("@gaia {}", serde_json::Value::Object(map)),
+    ));
+}
+
+fn read_stderr(r: impl Read, items: &ItemSender, result: &Mutex<RunResult>) {
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL);
+    for_each_line(r, |line, dropped| {
+        let text = if dropped > 0 {
+            format!("{line}… [{dropped} more bytes of this line dropped]")
+        } else {
+            line
+        };
+        if tail.len() == STDERR_TAIL {
+            tail.pop_front();
+        }
+        tail.push_back(crate::store::logs::clip_line(&text));
+        items.send(Item::Log(Stream::Stderr, text));
+    });
+    result.lock().unwrap_or_else(|p| p.into_inner()).stderr_tail = tail.into_iter().collect();
+}
+
+/// Files left in `dir` (not recursive), name-sorted, with sizes.
+pub fn output_files(dir: &Path) -> Vec<(String, PathBuf, u64)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            out.push((name, e.path(), meta.len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_capped_without_buffering_them() {
+        let mut input = vec![b'x'; MAX_LINE * 3];
+        input.extend_from_slice(b"\nshort\nlast");
+        let mut got = Vec::new();
+        for_each_line(&input[..], |l, d| got.push((l.len(), d)));
+        assert_eq!(got, vec![(MAX_LINE, MAX_LINE * 2), (5, 0), (4, 0)]);
+    }
+}
