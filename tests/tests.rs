@@ -4,3 +4,4 @@
 mod helper;
 
 mod spine;
+mod worker;

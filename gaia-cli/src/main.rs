@@ -3,6 +3,7 @@
 
 mod admin;
 mod common;
+mod demo;
 mod jobs;
 mod serve;
 mod work;
@@ -38,6 +39,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run everything on this machine: server, a local worker and a small demo study.
+    Demo(demo::DemoArgs),
     /// Run the server: queue, registry, result store and dashboard.
     Serve(serve::ServeArgs),
     /// Run a worker: take jobs that fit this machine and run them.
@@ -70,6 +73,7 @@ fn main() {
     }
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Work(a) => work::run(a),
         Command::Submit(a) => jobs::submit(a),

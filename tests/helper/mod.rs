@@ -224,3 +224,143 @@ pub fn http(
         Err(e) => panic!("{method} {url}: {e}"),
     }
 }
+
+/// The stand-in experiments folder (needs only python3).
+pub fn fake_experiments() -> PathBuf {
+    repo_root().join("tests/fixtures/fake-experiments")
+}
+
+/// A running `gaia work`, killed when dropped.
+pub struct Worker {
+    pub child: Option<Child>,
+    pub state_dir: PathBuf,
+    pub name: String,
+    args: Vec<String>,
+    server_url: String,
+    token: String,
+    _dir: Option<tempfile::TempDir>,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Worker {
+    /// Starts a worker for `server` running the fake experiments, with extra flags.
+    pub fn start(server: &Server, name: &str, args: &[&str]) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let mut w = Worker {
+            child: None,
+            state_dir,
+            name: name.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            server_url: server.url(),
+            token: server.token.clone(),
+            _dir: Some(dir),
+            log: Default::default(),
+        };
+        w.spawn();
+        w
+    }
+
+    /// Starts again with the same state dir (so the same worker id).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none());
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(gaia_bin());
+        cmd.args(["work", "--name", &self.name, "--gpu", "none", "--python", "python3", "--kill-grace", "2"])
+            .arg("--experiments-dir")
+            .arg(fake_experiments())
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(&self.args)
+            .env("GAIA_SERVER", &self.server_url)
+            .env("GAIA_TOKEN", &self.token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start gaia work");
+        let stderr = child.stderr.take().unwrap();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[worker] {line}");
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        self.child = Some(child);
+    }
+
+    /// Waits until the worker said something containing `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        wait_for(&format!("worker log line containing {needle:?}"), Duration::from_secs(30), || {
+            self.log.lock().unwrap().contains(needle).then_some(())
+        });
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits for the process to exit (up to `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("worker running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("worker did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Submits an experiment to the fake experiments with these params; returns the job id.
+pub fn submit_fake(client: &Client, params: serde_json::Value) -> u64 {
+    let mut spec = gaia_core::model::JobSpec::experiment("cma_es", 1000);
+    spec.params = serde_json::from_value(params).unwrap();
+    client.submit(&spec).unwrap()
+}
+
+/// Waits until the job is in a terminal state; returns it.
+pub fn wait_done(client: &Client, id: u64, timeout: Duration) -> gaia_core::model::Job {
+    wait_for(&format!("job {id} to end"), timeout, || {
+        let j = client.job(id).unwrap();
+        j.state.is_terminal().then_some(j)
+    })
+}
+
+/// Whether a process exists (a zombie counts as gone).
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
