@@ -63,6 +63,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
         } else {
             local
         };
+        // Signal handlers first: once we say we listen, SIGTERM must be a clean stop.
+        let shutdown = server::shutdown_signal();
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
@@ -90,7 +92,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
         }
         out.flush()?;
         drop(out);
-        server::run(listener, config, server::shutdown_signal()).await?;
+        server::run(listener, config, shutdown).await?;
         eprintln!("gaia serve: stopped cleanly");
         Ok(0)
     })
