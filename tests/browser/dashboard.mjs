@@ -1,0 +1,284 @@
+// The GAIA dashboard in a real headless Chromium (Debian's chromium package, driven by
+// playwright-core; no browser download). Run by tests/dashboard.rs against a real `gaia serve`
+// with a real `gaia work`; it can also be run by hand:
+//
+//   SERVER=http://127.0.0.1:7434 TOKEN=... READ_TOKEN=... LONG_JOB=1 XSS_JOB=14 \
+//   DONE_JOBS=2,3,4 WORKER_NAME=lab-gpu-1 node tests/browser/dashboard.mjs
+//
+// Screenshots of every page land in $ARTIFACTS (default test-artifacts/dashboard).
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const env = (k, d) => {
+  const v = process.env[k] ?? d;
+  if (v === undefined) throw new Error(`set ${k}`);
+  return v;
+};
+const SERVER = env("SERVER");
+const TOKEN = env("TOKEN");
+const READ_TOKEN = env("READ_TOKEN");
+const LONG = Number(env("LONG_JOB"));
+const XSS = Number(env("XSS_JOB"));
+const DONE = env("DONE_JOBS").split(",").map(Number);
+const WORKER = env("WORKER_NAME");
+const ART = env("ARTIFACTS", path.resolve("../../test-artifacts/dashboard"));
+const XSS_NAME = "<img src=x onerror=alert(1)>";
+fs.mkdirSync(ART, { recursive: true });
+
+const userData = fs.mkdtempSync(path.join(os.tmpdir(), "gaia-chromium-"));
+const ctx = await chromium.launchPersistentContext(userData, {
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  headless: true,
+  viewport: { width: 1280, height: 800 },
+  acceptDownloads: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+
+const problems = [];
+let expect401 = false;
+const dialogs = [];
+const foreign = [];
+function watch(page) {
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    // Failed requests are judged by the response handler below, which knows the URL.
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console error: ${m.text()}`);
+  });
+  page.on("response", (r) => {
+    const u = new URL(r.url());
+    if (r.status() < 400) return;
+    if (r.status() === 404 && /^\/api\/v1\/jobs\/\d+\/export\./.test(u.pathname)) {
+      // A server without the export routes: the dashboard builds the file itself.
+      log(`note: ${u.pathname} answered 404; the dashboard's own export was used`);
+      return;
+    }
+    if (r.status() === 401 && expect401) return;
+    problems.push(`HTTP ${r.status()} for ${u.pathname}${u.search.replace(/token=[^&]+/, "token=…")}`);
+  });
+  page.on("dialog", async (d) => {
+    dialogs.push(`${d.type()}: ${d.message()}`);
+    // Our own confirm() before a cancel is expected; anything else (an alert!) is not.
+    if (d.type() === "confirm" && d.message().startsWith("Cancel job")) await d.accept();
+    else await d.dismiss();
+  });
+  page.on("request", (r) => {
+    const u = r.url();
+    if (!u.startsWith(SERVER) && !u.startsWith("data:") && !u.startsWith("blob:")) foreign.push(u);
+  });
+}
+
+let step = "start";
+const t0 = Date.now();
+function log(msg) {
+  console.log(`[dashboard ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+}
+async function shot(page, name) {
+  const file = path.join(ART, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  log(`screenshot ${file}`);
+}
+const pointsOf = (page, sel) => page.$eval(sel, (c) => Number(c.dataset.points || 0));
+
+const page = await ctx.newPage();
+watch(page);
+try {
+  // ---- log in ---------------------------------------------------------------------------------
+  step = "login";
+  await page.goto(SERVER + "/");
+  await page.waitForSelector("#login");
+  await shot(page, "01-login");
+  expect401 = true;
+  await page.fill("#token", "wrong-token-123");
+  await page.click("#login button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#login-error").textContent.includes("does not know"));
+  expect401 = false;
+  await page.fill("#token", TOKEN);
+  await page.click("#login button[type=submit]");
+
+  // ---- overview: the worker card, the queue, the best table, the activity log ----------------
+  step = "overview";
+  const card = page.locator(".wcard", { hasText: WORKER });
+  await card.waitFor();
+  assert.match(await card.locator(".wstate").textContent(), /busy|idle/);
+  assert.match(await card.textContent(), /CPU/);
+  await page.locator(`#queue tr[data-job="${LONG}"]`).waitFor();
+  await page.locator("#best td", { hasText: "random_search" }).first().waitFor();
+  await page.locator("#activity li").first().waitFor();
+  assert.equal(await page.locator(".scope").textContent(), "admin");
+  await page.waitForSelector("#conn.live");
+  const tiles = await page.locator(".tiles").textContent();
+  assert.match(tiles, /succeeded/);
+  await shot(page, "02-overview");
+
+  // The token is remembered: a reload logs in by itself.
+  step = "remembered login";
+  await page.reload();
+  await page.locator(".wcard", { hasText: WORKER }).waitFor();
+  assert.equal(await page.locator("#login").count(), 0);
+
+  // ---- the XSS job's name is shown as text ----------------------------------------------------
+  step = "xss";
+  await page.goto(`${SERVER}/#/jobs`);
+  const xssRow = page.locator(`#jobs tr[data-job="${XSS}"]`);
+  await xssRow.waitFor();
+  assert.equal((await xssRow.locator("td.jname").textContent()).trim(), XSS_NAME);
+  await shot(page, "03-jobs");
+  await page.goto(`${SERVER}/#/jobs/${XSS}`);
+  await page.waitForFunction((n) => document.querySelector("#job-title")?.textContent === n, XSS_NAME);
+  await page.locator("#logs .lv-error").first().waitFor();
+  assert.equal(await page.locator('img[src="x"]').count(), 0, "the job name became an <img>");
+  await shot(page, "04-xss-job");
+
+  // ---- a running job's page: its curve grows live; zoom fetches finer data ---------------------
+  step = "running job";
+  await page.goto(`${SERVER}/#/jobs/${LONG}`);
+  await page.locator("#job-title", { hasText: "long cma_es run" }).waitFor();
+  const curve = ".jobpage .chart canvas";
+  await page.waitForFunction((s) => Number(document.querySelector(s)?.dataset.points || 0) > 0, curve);
+  const before = await pointsOf(page, curve);
+  await page.waitForFunction(([s, n]) => Number(document.querySelector(s).dataset.points) > n + 10, [curve, before], { timeout: 30_000 });
+  const after = await pointsOf(page, curve);
+  log(`curve grew live from ${before} to ${after} points`);
+  await page.locator("#logs .ll").first().waitFor();
+  await shot(page, "05-job-running");
+
+  step = "zoom";
+  const box = await page.locator(curve).first().boundingBox();
+  const zoomReq = page.waitForRequest((r) => r.url().includes(`/api/v1/jobs/${LONG}/rows?`) && r.url().includes("from="));
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2, { steps: 8 });
+  await page.mouse.up();
+  const zr = await zoomReq;
+  log(`zoom fetched ${new URL(zr.url()).search}`);
+  const reset = page.locator(".jobpage .chart").first().locator("button", { hasText: "Reset zoom" });
+  await reset.waitFor();
+  await reset.click();
+  await reset.waitFor({ state: "hidden" });
+
+  // ---- download the job's rows as CSV ----------------------------------------------------------
+  step = "csv";
+  const dl = page.waitForEvent("download");
+  await page.click('button[data-export="csv"]');
+  const download = await dl;
+  const csvPath = path.join(ART, `job-${LONG}.csv`);
+  await download.saveAs(csvPath);
+  const csv = fs.readFileSync(csvPath, "utf8").trim().split("\n");
+  assert.match(csv[0], /best/, `CSV header: ${csv[0]}`);
+  assert.ok(csv.length > 5, `CSV has ${csv.length} lines`);
+  log(`downloaded ${download.suggestedFilename()}: ${csv.length} lines`);
+
+  // ---- cancel it ----------------------------------------------------------------------------
+  step = "cancel";
+  await page.click("#cancel-job");
+  await page.locator(".jobtitle .badge.st-cancelled").waitFor({ timeout: 30_000 });
+  assert.ok(dialogs.some((d) => d.startsWith("confirm: Cancel job")), "a confirm before cancelling");
+  await shot(page, "06-job-cancelled");
+
+  // ---- charts: overlaid curves with legend toggles, sigma, comparison, distribution -----------
+  step = "charts";
+  await page.goto(`${SERVER}/#/charts?jobs=${DONE.slice(0, 12).join(",")}`);
+  const lc = ".charts .chart canvas";
+  await page.waitForFunction((s) => Number(document.querySelector(s)?.dataset.points || 0) > 0, lc);
+  const legend = page.locator(".charts .chart-legend").first().locator(".legend-item").first();
+  await legend.click();
+  assert.equal(await legend.getAttribute("aria-pressed"), "false");
+  await legend.click();
+  assert.equal(await legend.getAttribute("aria-pressed"), "true");
+  await page.waitForSelector("#chart-env option", { state: "attached" });
+  await page.waitForTimeout(400);
+  await shot(page, "07-charts");
+  step = "png export";
+  const pngDl = page.waitForEvent("download");
+  await page.locator(".charts .chart-tools button", { hasText: "PNG" }).first().click();
+  const png = await pngDl;
+  const pngPath = path.join(ART, "learning-curves.png");
+  await png.saveAs(pngPath);
+  assert.deepEqual([...fs.readFileSync(pngPath).subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG file");
+
+  // ---- live debug: the stream, pausable; the raw API panel ------------------------------------
+  step = "live";
+  await page.goto(`${SERVER}/#/live`);
+  await page.locator("#feed .fl").first().waitFor({ timeout: 20_000 });
+  await page.click("#pause");
+  assert.match(await page.locator("#pause").textContent(), /Resume/);
+  await page.fill("#api-path", "/api/v1/workers");
+  await page.click(".apiform button[type=submit]");
+  await page.waitForFunction((w) => document.querySelector("#api-out").textContent.includes(w), WORKER);
+  await shot(page, "08-live");
+  await page.click("#pause");
+
+  // ---- submit form ---------------------------------------------------------------------------
+  step = "submit";
+  await page.goto(`${SERVER}/#/submit`);
+  await page.fill("#s-method", "island_model");
+  await page.fill("#s-seeds", "1-2");
+  await page.fill("#s-params", "gens=15\ndelay=0");
+  await page.locator("#s-preview", { hasText: "Will submit 2 jobs" }).waitFor();
+  await page.click("#s-submit");
+  await page.locator("#s-result", { hasText: "Submitted 2 jobs" }).waitFor();
+  await shot(page, "09-submit");
+
+  // ---- a phone-sized screen ------------------------------------------------------------------
+  step = "phone";
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${SERVER}/#/`);
+  await page.locator(".wcard", { hasText: WORKER }).waitFor();
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(overflow <= 392, `the overview is ${overflow}px wide on a 390px screen`);
+  await shot(page, "10-phone-overview");
+  await page.goto(`${SERVER}/#/jobs/${LONG}`);
+  await page.waitForFunction((s) => Number(document.querySelector(s)?.dataset.points || 0) > 0, curve);
+  assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 392, "job page wider than the phone");
+  await shot(page, "11-phone-job");
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // ---- log out; a read token looks but may not act ----------------------------------------------
+  step = "logout";
+  await page.goto(`${SERVER}/#/`);
+  await page.click("#logout");
+  await page.waitForSelector("#login");
+  assert.equal(await page.evaluate(() => localStorage.getItem("gaia-token")), null);
+  await shot(page, "12-logged-out");
+
+  step = "read token";
+  await page.fill("#token", READ_TOKEN);
+  await page.click("#login button[type=submit]");
+  await page.locator(".wcard", { hasText: WORKER }).waitFor();
+  assert.equal(await page.locator(".scope").textContent(), "read");
+  const queued = page.locator("#queue button[data-cancel]");
+  if (await queued.count()) {
+    assert.ok(await queued.first().isDisabled(), "cancel is disabled for a read token");
+    assert.match(await queued.first().getAttribute("title"), /admin token/);
+  }
+  await page.goto(`${SERVER}/#/submit`);
+  const submit = page.locator("#s-submit");
+  assert.ok(await submit.isDisabled(), "submit is disabled for a read token");
+  assert.match(await submit.getAttribute("title"), /needs an admin token/);
+  await shot(page, "13-read-token-submit");
+  await page.click("#logout");
+  await page.waitForSelector("#login");
+
+  step = "checks";
+  assert.deepEqual(dialogs.filter((d) => !d.startsWith("confirm: Cancel job")), [], "unexpected dialogs (an alert means XSS)");
+  assert.deepEqual(foreign, [], "requests to other origins");
+  assert.deepEqual(problems, [], "errors in the page");
+  log("all checks passed");
+} catch (e) {
+  console.error(`[dashboard] FAILED at step "${step}": ${e.stack || e}`);
+  if (problems.length) console.error(`[dashboard] page problems:\n  ${problems.join("\n  ")}`);
+  try {
+    await shot(page, `failed-${step.replace(/\W+/g, "-")}`);
+  } catch {
+    /* the page may be gone */
+  }
+  await ctx.close();
+  fs.rmSync(userData, { recursive: true, force: true });
+  process.exit(1);
+}
+await ctx.close();
+fs.rmSync(userData, { recursive: true, force: true });
