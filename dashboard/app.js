@@ -831,8 +831,8 @@ function jobView(id) {
   const filesSec = section("Result files");
   const axisSel = h("select", { title: "x axis", id: "x-axis" }, ...["generation", "evals", "seq"].map((a) => h("option", { value: a, text: a, selected: a === st.axis })));
   curves.el.querySelector(".section-tools").append(h("label", { class: "muted small", text: "x " }), axisSel);
-  const chart = new LineChart(curves.body, { title: `Job ${id}`, xLabel: st.axis, height: 300, file: `job-${id}-curve`, alwaysLegend: true, onZoom: (r) => zoom(r) });
-  const sigma = new LineChart(sigmaSec.body, { title: `Job ${id} σ`, xLabel: st.axis, height: 160, logY: true, file: `job-${id}-sigma`, onZoom: (r) => zoom(r) });
+  const chart = new LineChart(curves.body, { title: "best-ever, best and mean · drag to zoom", exportTitle: `Job ${id}`, xLabel: st.axis, height: 300, file: `job-${id}-curve`, alwaysLegend: true, onZoom: (r) => zoom(r) });
+  const sigma = new LineChart(sigmaSec.body, { title: "σ, log scale", exportTitle: `Job ${id} σ`, xLabel: st.axis, height: 160, logY: true, file: `job-${id}-sigma`, onZoom: (r) => zoom(r) });
   axisSel.addEventListener("change", () => {
     st.axis = axisSel.value;
     chart.opts.xLabel = sigma.opts.xLabel = st.axis;
@@ -886,6 +886,8 @@ function jobView(id) {
 
   function renderHead() {
     const j = st.job;
+    chart.opts.exportTitle = `Job ${j.id} · ${jobTitle(j)}`;
+    sigma.opts.exportTitle = `Job ${j.id} · ${jobTitle(j)} · σ`;
     const p = j.progress || {};
     const e = eta(j);
     const exp = (fmt) =>

@@ -181,7 +181,7 @@ class Frame {
     ctx.fillStyle = "#111827";
     ctx.font = 'bold 16px system-ui, "DejaVu Sans", sans-serif';
     ctx.textBaseline = "top";
-    ctx.fillText(this.opts.title || "", 16, 12);
+    ctx.fillText(this.opts.exportTitle || this.opts.title || "", 16, 12);
     const entries = this.legendEntries();
     const legendRows = Math.ceil(entries.length / 4);
     const legendH = legendRows * 18 + (entries.length ? 10 : 0);

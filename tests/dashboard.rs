@@ -788,7 +788,19 @@ fn with_params(mut spec: JobSpec, params: Value) -> JobSpec {
     spec
 }
 
-fn run_node(script: &Path, envs: &[(&str, String)], timeout: Duration) -> bool {
+/// Runs the browser script; when it asks (by writing `restart.request` in the artifacts folder),
+/// calls `on_request` and answers with `restart.done` holding what it returned.
+fn run_node(
+    script: &Path,
+    envs: &[(&str, String)],
+    timeout: Duration,
+    artifacts: &Path,
+    mut on_request: impl FnMut() -> String,
+) -> bool {
+    let request = artifacts.join("restart.request");
+    let done = artifacts.join("restart.done");
+    let _ = std::fs::remove_file(&request);
+    let _ = std::fs::remove_file(&done);
     let mut child = Command::new("node")
         .arg(script)
         .current_dir(browser_dir())
@@ -801,6 +813,11 @@ fn run_node(script: &Path, envs: &[(&str, String)], timeout: Duration) -> bool {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status.success();
+        }
+        if request.exists() {
+            std::fs::remove_file(&request).unwrap();
+            let answer = on_request();
+            std::fs::write(&done, answer).unwrap();
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -816,7 +833,7 @@ fn dashboard_in_headless_chromium() {
     if !browser_tools_present() {
         return;
     }
-    let server = Server::start();
+    let mut server = Server::start();
     let c = server.client();
     let read_token = c.create_token("viewer", Scope::Read).unwrap().token;
     let worker_name = "lab-gpu-1";
@@ -878,6 +895,17 @@ fn dashboard_in_headless_chromium() {
             ("CHROMIUM", chromium().display().to_string()),
         ],
         Duration::from_secs(240),
+        &artifacts,
+        || {
+            // The browser asked for an outage: restart the server, and submit a job before the
+            // browser has reconnected, which it must then catch up on.
+            assert!(server.stop().success(), "gaia serve stopped cleanly");
+            server.restart();
+            let mut spec = experiment("cma_es", "sphere", 42);
+            spec.name = Some("submitted while the dashboard was away".into());
+            spec.requirements.gpus = 8; // stays queued: no worker here has 8 GPUs
+            server.client().submit(&spec).unwrap().to_string()
+        },
     );
     assert!(
         ok,

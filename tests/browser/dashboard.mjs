@@ -178,6 +178,28 @@ try {
   assert.ok(dialogs.some((d) => d.startsWith("confirm: Cancel job")), "a confirm before cancelling");
   await shot(page, "06-job-cancelled");
 
+  // ---- the server goes away and comes back: the dashboard reconnects and catches up ----------
+  step = "reconnect";
+  await page.goto(`${SERVER}/#/`);
+  await page.waitForSelector("#conn.live");
+  await page.locator("#activity li").first().waitFor();
+  const requestFile = path.join(ART, "restart.request");
+  const doneFile = path.join(ART, "restart.done");
+  fs.writeFileSync(requestFile, "restart the server, please\n");
+  await page.waitForSelector("#conn.down", { timeout: 30_000 });
+  const deadline = Date.now() + 60_000;
+  while (!fs.existsSync(doneFile)) {
+    if (Date.now() > deadline) throw new Error("the server was not restarted");
+    await page.waitForTimeout(100);
+  }
+  const awayJob = fs.readFileSync(doneFile, "utf8").trim();
+  log(`server restarted; job ${awayJob} was submitted before the dashboard reconnected`);
+  await page.waitForSelector("#conn.live", { timeout: 30_000 });
+  // The missed event is replayed into the activity log, and the queue is refetched.
+  await page.locator(`#activity a[href="#/jobs/${awayJob}"]`).waitFor({ timeout: 15_000 });
+  await page.locator(`#queue tr[data-job="${awayJob}"]`).waitFor({ timeout: 15_000 });
+  await shot(page, "07-reconnected");
+
   // ---- charts: overlaid curves with legend toggles, sigma, comparison, distribution -----------
   step = "charts";
   await page.goto(`${SERVER}/#/charts?jobs=${DONE.slice(0, 12).join(",")}`);
@@ -190,7 +212,7 @@ try {
   assert.equal(await legend.getAttribute("aria-pressed"), "true");
   await page.waitForSelector("#chart-env option", { state: "attached" });
   await page.waitForTimeout(400);
-  await shot(page, "07-charts");
+  await shot(page, "08-charts");
   step = "png export";
   const pngDl = page.waitForEvent("download");
   await page.locator(".charts .chart-tools button", { hasText: "PNG" }).first().click();
@@ -208,7 +230,7 @@ try {
   await page.fill("#api-path", "/api/v1/workers");
   await page.click(".apiform button[type=submit]");
   await page.waitForFunction((w) => document.querySelector("#api-out").textContent.includes(w), WORKER);
-  await shot(page, "08-live");
+  await shot(page, "09-live");
   await page.click("#pause");
 
   // ---- submit form ---------------------------------------------------------------------------
@@ -220,7 +242,7 @@ try {
   await page.locator("#s-preview", { hasText: "Will submit 2 jobs" }).waitFor();
   await page.click("#s-submit");
   await page.locator("#s-result", { hasText: "Submitted 2 jobs" }).waitFor();
-  await shot(page, "09-submit");
+  await shot(page, "10-submit");
 
   // ---- a phone-sized screen ------------------------------------------------------------------
   step = "phone";
@@ -230,11 +252,11 @@ try {
   await page.waitForTimeout(300);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(overflow <= 392, `the overview is ${overflow}px wide on a 390px screen`);
-  await shot(page, "10-phone-overview");
+  await shot(page, "11-phone-overview");
   await page.goto(`${SERVER}/#/jobs/${LONG}`);
   await page.waitForFunction((s) => Number(document.querySelector(s)?.dataset.points || 0) > 0, curve);
   assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 392, "job page wider than the phone");
-  await shot(page, "11-phone-job");
+  await shot(page, "12-phone-job");
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // ---- log out; a read token looks but may not act ----------------------------------------------
@@ -243,7 +265,7 @@ try {
   await page.click("#logout");
   await page.waitForSelector("#login");
   assert.equal(await page.evaluate(() => localStorage.getItem("gaia-token")), null);
-  await shot(page, "12-logged-out");
+  await shot(page, "13-logged-out");
 
   step = "read token";
   await page.fill("#token", READ_TOKEN);
@@ -259,7 +281,7 @@ try {
   const submit = page.locator("#s-submit");
   assert.ok(await submit.isDisabled(), "submit is disabled for a read token");
   assert.match(await submit.getAttribute("title"), /needs an admin token/);
-  await shot(page, "13-read-token-submit");
+  await shot(page, "14-read-token-submit");
   await page.click("#logout");
   await page.waitForSelector("#login");
 
