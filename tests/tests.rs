@@ -3,5 +3,6 @@
 
 mod helper;
 
+mod dashboard;
 mod spine;
 mod worker;
