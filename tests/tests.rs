@@ -4,5 +4,6 @@
 mod helper;
 
 mod dashboard;
+mod export;
 mod spine;
 mod worker;

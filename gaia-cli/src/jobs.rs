@@ -16,7 +16,9 @@ use crate::exit;
   gaia submit --method cma_es --max-evals 100000
   gaia submit --method openai_es --env CartPole-v1 --seed 3 --param pop_size=64 --priority 5
   gaia submit --kind hash --input hello
-  gaia submit --kind command -- python3 my_experiment.py --lr 0.1")]
+  gaia submit --kind command -- python3 my_experiment.py --lr 0.1
+  gaia submit --study classic-control --method cma_es,openai_es --env CartPole-v1,Acrobot-v1 \\
+      --seeds 1..5 --max-evals 50000 --param pop_size=32,64")]
 pub struct SubmitArgs {
     #[command(flatten)]
     conn: Conn,
@@ -71,6 +73,8 @@ pub struct SubmitArgs {
     /// Command kind: the program and its arguments (after --).
     #[arg(last = true)]
     argv: Vec<String>,
+    #[command(flatten)]
+    sweep: crate::study::SweepArgs,
 }
 
 /// Parses `KEY=VALUE` into a JSON value (numbers, lists, booleans as JSON; anything else a string).
@@ -115,6 +119,17 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
             "an experiment needs --method (e.g. --method cma_es); for other jobs pass --kind"
         );
     }
+    if crate::study::wanted(&a.sweep) {
+        if a.wait {
+            anyhow::bail!("--wait follows one job; follow a study with: gaia study NAME");
+        }
+        return crate::study::submit(&client, spec, &a.params, &a.sweep, a.json);
+    }
+    crate::study::refuse_sweep_without_study(
+        &a.sweep,
+        spec.method.as_deref(),
+        spec.env.as_deref(),
+    )?;
     let id = client.submit(&spec)?;
     if !a.wait {
         if a.json {

@@ -4,8 +4,10 @@
 mod admin;
 mod common;
 mod demo;
+mod export;
 mod jobs;
 mod serve;
+mod study;
 mod work;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +59,12 @@ enum Command {
     Logs(jobs::LogsArgs),
     /// Download a job's result files.
     Files(jobs::FilesArgs),
+    /// One study: per-job state, progress, ETA, best per method × env over seeds.
+    Study(study::StudyArgs),
+    /// All studies with their progress.
+    Studies(study::StudiesArgs),
+    /// Export CSV, JSON or PNG of jobs, a study or everything; a study's files as ZIP.
+    Export(export::ExportArgs),
     /// List registered workers.
     Workers(admin::WorkersArgs),
     /// Job counts per state, workers online, server version.
@@ -82,6 +90,9 @@ fn main() {
         Command::Cancel(a) => jobs::cancel(a),
         Command::Logs(a) => jobs::logs(a),
         Command::Files(a) => jobs::files(a),
+        Command::Study(a) => study::show(a),
+        Command::Studies(a) => study::list(a),
+        Command::Export(a) => export::run(a),
         Command::Workers(a) => admin::workers(a),
         Command::Status(a) => admin::status(a),
         Command::Token(a) => admin::token(a),

@@ -424,6 +424,90 @@ impl Client {
         Ok(n)
     }
 
+    // ---- studies and exports ---------------------------------------------------------------
+
+    /// Submits a study: its sweep expands on the server into jobs stored with the study's
+    /// record in one transaction.
+    pub fn submit_study(
+        &self,
+        req: &crate::study::StudySubmit,
+    ) -> Result<crate::study::StudySubmitted, ClientError> {
+        self.send("POST", "/api/v1/studies", req, None)
+    }
+
+    /// Every study with its progress, newest first.
+    pub fn studies(&self) -> Result<crate::study::StudyList, ClientError> {
+        self.get("/api/v1/studies")
+    }
+
+    /// One study: jobs, progress, ETA, best per method × environment.
+    pub fn study(&self, name: &str) -> Result<crate::study::StudyReport, ClientError> {
+        self.get(&format!("/api/v1/studies/{}", path_segment(name)))
+    }
+
+    /// Streams an export into `out`. `on_start` is called once the answer starts, with the
+    /// number of rows it will carry (CSV and JSON). Returns the bytes written.
+    pub fn export(
+        &self,
+        target: &crate::export::Target,
+        format: crate::export::Format,
+        png: &crate::export::png::PngOptions,
+        out: &mut dyn std::io::Write,
+        on_start: &mut dyn FnMut(Option<u64>),
+    ) -> Result<u64, ClientError> {
+        let target = match target {
+            crate::export::Target::Study(s) => crate::export::Target::Study(path_segment(s)),
+            t => t.clone(),
+        };
+        let mut path = target.path(format);
+        if format == crate::export::Format::Png {
+            path.push_str(&png.query());
+        }
+        self.stream_get(&path, out, on_start)
+    }
+
+    /// Streams a study's result files, as one ZIP, into `out`; returns the bytes written.
+    pub fn study_files_zip(
+        &self,
+        name: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, ClientError> {
+        let path = crate::export::Target::files_zip_path(&path_segment(name));
+        self.stream_get(&path, out, &mut |_| {})
+    }
+
+    fn stream_get(
+        &self,
+        path: &str,
+        out: &mut dyn std::io::Write,
+        on_start: &mut dyn FnMut(Option<u64>),
+    ) -> Result<u64, ClientError> {
+        let resp = self.call("GET", path, None, Some(Duration::from_secs(6 * 3600)))?;
+        let rows = resp
+            .headers()
+            .get(crate::export::ROWS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        on_start(rows);
+        let mut reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0u64;
+        loop {
+            let k = reader
+                .read(&mut buf)
+                .map_err(|e| ClientError::Unreachable {
+                    url: self.url(path),
+                    detail: e.to_string(),
+                })?;
+            if k == 0 {
+                break;
+            }
+            out.write_all(&buf[..k])?;
+            n += k as u64;
+        }
+        Ok(n)
+    }
+
     /// Waits until a job ends, calling `progress` with each new look at it.
     pub fn wait(&self, id: JobId, mut progress: impl FnMut(&Job)) -> Result<Job, ClientError> {
         loop {

@@ -14,16 +14,20 @@
 //! | [`queue`] | job lifecycle and worker registry over the store; long-poll claims; leases |
 //! | [`server`] | hyper server: routing, auth, handlers, live events, dashboard assets |
 //! | [`client`] | typed blocking HTTP(S) client for every route |
+//! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
+//! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
 //! | [`worker`] | the worker runtime: register, heartbeat, claim, run, stream, report |
 //! | [`error`] | one error enum per layer |
 
 pub mod client;
 pub mod error;
+pub mod export;
 pub mod model;
 pub mod protocol;
 pub mod queue;
 pub mod server;
 pub mod store;
+pub mod study;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -242,77 +242,18 @@ impl Queue {
 
     /// Submits several jobs in one transaction (all or none); returns their ids in order.
     pub async fn submit_many(&self, mut specs: Vec<JobSpec>) -> Result<Vec<JobId>, Error> {
-        if specs.is_empty() {
-            return Err(invalid("no jobs to submit"));
-        }
-        let several = specs.len() > 1;
-        for (i, spec) in specs.iter_mut().enumerate() {
-            spec.normalize().map_err(|e| {
-                if several {
-                    invalid(format!("job {}: {e}", i + 1))
-                } else {
-                    Error::Request(e)
-                }
-            })?;
-        }
-        let (jobs, events) = self
-            .store
-            .write(move |tx| {
-                let mut jobs = Vec::with_capacity(specs.len());
-                let mut events = Vec::new();
-                for spec in specs {
-                    let id = tx.next_id("next_job_id")?;
-                    let job = Job {
-                        id,
-                        spec,
-                        state: JobState::Queued,
-                        attempt: 0,
-                        lease: None,
-                        worker: None,
-                        worker_name: None,
-                        cancel_requested: false,
-                        submitted_at: now_ms(),
-                        started_at: None,
-                        finished_at: None,
-                        exit_code: None,
-                        error: None,
-                        result: None,
-                        progress: Progress::default(),
-                        attempts: Vec::new(),
-                        files: Vec::new(),
-                        log_lines: 0,
-                        log_dropped: 0,
-                        warnings: 0,
-                        errors: 0,
-                    };
-                    tx.save_job(None, &job)?;
-                    if jobs.len() < 100 {
-                        events.push(tx.event(
-                            "job_submitted",
-                            Some(id),
-                            None,
-                            format!("job {id} submitted: {}", job.spec.describe()),
-                        )?);
-                    }
-                    jobs.push(job);
-                }
-                if jobs.len() >= 100 {
-                    let n = jobs.len();
-                    events.push(tx.event(
-                        "jobs_submitted",
-                        None,
-                        None,
-                        format!("{n} jobs submitted"),
-                    )?);
-                }
-                Ok((jobs, events))
-            })
-            .await?;
+        normalize_specs(&mut specs)?;
+        let (jobs, events) = self.store.write(move |tx| insert_jobs(tx, specs)).await?;
+        self.announce(&jobs, events);
+        Ok(jobs.iter().map(|j| j.id).collect())
+    }
+
+    /// After the commit of [`insert_jobs`]: publishes the events and wakes fitting claimers.
+    pub(crate) fn announce(&self, jobs: &[Job], events: Vec<Event>) {
         for e in events {
             self.publish(Live::Event(e));
         }
         self.wake(jobs.iter().map(|j| &j.spec));
-        Ok(jobs.iter().map(|j| j.id).collect())
     }
 
     /// Wakes every waiting claimer that one of these jobs fits.
@@ -1122,6 +1063,75 @@ impl Queue {
             })
             .await
     }
+}
+
+/// Checks and fills in every spec of a submission; errors name the job's position.
+pub(crate) fn normalize_specs(specs: &mut [JobSpec]) -> Result<(), Error> {
+    if specs.is_empty() {
+        return Err(invalid("no jobs to submit"));
+    }
+    let several = specs.len() > 1;
+    for (i, spec) in specs.iter_mut().enumerate() {
+        spec.normalize().map_err(|e| {
+            if several {
+                invalid(format!("job {}: {e}", i + 1))
+            } else {
+                Error::Request(e)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Stores new queued jobs for normalized specs inside a write transaction; returns them and
+/// the events to publish once committed ([`Queue::announce`]).
+pub(crate) fn insert_jobs(
+    tx: &mut Tx<'_>,
+    specs: Vec<JobSpec>,
+) -> Result<(Vec<Job>, Vec<Event>), Error> {
+    let mut jobs = Vec::with_capacity(specs.len());
+    let mut events = Vec::new();
+    for spec in specs {
+        let id = tx.next_id("next_job_id")?;
+        let job = Job {
+            id,
+            spec,
+            state: JobState::Queued,
+            attempt: 0,
+            lease: None,
+            worker: None,
+            worker_name: None,
+            cancel_requested: false,
+            submitted_at: now_ms(),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            error: None,
+            result: None,
+            progress: Progress::default(),
+            attempts: Vec::new(),
+            files: Vec::new(),
+            log_lines: 0,
+            log_dropped: 0,
+            warnings: 0,
+            errors: 0,
+        };
+        tx.save_job(None, &job)?;
+        if jobs.len() < 100 {
+            events.push(tx.event(
+                "job_submitted",
+                Some(id),
+                None,
+                format!("job {id} submitted: {}", job.spec.describe()),
+            )?);
+        }
+        jobs.push(job);
+    }
+    if jobs.len() >= 100 {
+        let n = jobs.len();
+        events.push(tx.event("jobs_submitted", None, None, format!("{n} jobs submitted"))?);
+    }
+    Ok((jobs, events))
 }
 
 /// The job if (attempt, lease) is its current running lease; refused otherwise.

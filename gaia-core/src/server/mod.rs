@@ -10,6 +10,7 @@
 mod auth;
 mod dashboard;
 mod events;
+mod export;
 mod files;
 mod handlers;
 mod http;

@@ -10,7 +10,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use super::http::{HttpError, Query, Res, error_response, query_pairs};
-use super::{App, auth, dashboard, events, files, handlers, summary};
+use super::{App, auth, dashboard, events, export, files, handlers, summary};
+use crate::export::Target;
 use crate::model::Scope;
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 
@@ -44,6 +45,13 @@ pub enum Endpoint {
     RevokeToken,
     Whoami,
     Summary,
+    SubmitStudy,
+    ListStudies,
+    GetStudy,
+    StudyFiles,
+    ExportJob,
+    ExportStudy,
+    ExportAll,
 }
 
 /// One route: method, path pattern (`{id}` is a job id, `{name}` any one segment), the scope it
@@ -240,6 +248,97 @@ pub const ROUTES: &[Route] = &[
         E::RevokeToken,
         "revoke a token",
     ),
+    r(
+        "POST",
+        "/api/v1/studies",
+        ADMIN,
+        E::SubmitStudy,
+        "submit a study (a sweep of jobs)",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies",
+        READ,
+        E::ListStudies,
+        "studies with progress",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}",
+        READ,
+        E::GetStudy,
+        "a study: jobs, progress, ETA, best per method and env",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/files.zip",
+        READ,
+        E::StudyFiles,
+        "a study's result files as one ZIP",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/export.csv",
+        READ,
+        E::ExportStudy,
+        "a study's rows as CSV",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/export.json",
+        READ,
+        E::ExportStudy,
+        "a study's rows as JSON",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/export.png",
+        READ,
+        E::ExportStudy,
+        "a study's method comparison as PNG",
+    ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/export.csv",
+        READ,
+        E::ExportJob,
+        "a job's rows as CSV",
+    ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/export.json",
+        READ,
+        E::ExportJob,
+        "a job's rows as JSON",
+    ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/export.png",
+        READ,
+        E::ExportJob,
+        "a job's learning curve as PNG",
+    ),
+    r(
+        "GET",
+        "/api/v1/export.csv",
+        READ,
+        E::ExportAll,
+        "every job's rows as CSV",
+    ),
+    r(
+        "GET",
+        "/api/v1/export.json",
+        READ,
+        E::ExportAll,
+        "every job's rows as JSON",
+    ),
+    r(
+        "GET",
+        "/api/v1/export.png",
+        READ,
+        E::ExportAll,
+        "every job compared as PNG",
+    ),
 ];
 
 /// Path parameters of a matched route, in order.
@@ -413,6 +512,19 @@ async fn dispatch(
         E::RevokeToken => handlers::revoke_token(&app, params.name()).await,
         E::Whoami => summary::whoami(&app, req, &query),
         E::Summary => summary::summary(&app, &query).await,
+        E::SubmitStudy => export::submit_study(&app, req).await,
+        E::ListStudies => export::list_studies(&app).await,
+        E::GetStudy => export::get_study(&app, params.name()).await,
+        E::StudyFiles => export::study_files(&app, &params.0[0]).await,
+        E::ExportJob | E::ExportStudy | E::ExportAll => {
+            let format = export::format_of(req.uri().path());
+            let target = match endpoint {
+                E::ExportJob => Target::Job(params.id()),
+                E::ExportStudy => Target::Study(params.0[0].clone()),
+                _ => Target::All,
+            };
+            export::export(&app, target, format, &query).await
+        }
     }
 }
 

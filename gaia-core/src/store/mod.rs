@@ -16,6 +16,7 @@ pub mod events;
 pub mod jobs;
 pub mod logs;
 pub mod rows;
+pub mod studies;
 pub mod tokens;
 pub mod workers;
 
@@ -62,6 +63,7 @@ pub struct Tx<'a> {
     pub(crate) queue: Table<'a, (i64, u64), ()>,
     pub(crate) counts: Table<'a, &'static str, u64>,
     pub(crate) study_jobs: Table<'a, (&'static str, u64), ()>,
+    pub(crate) studies: Table<'a, &'static str, &'static [u8]>,
     pub(crate) rows: Table<'a, (u64, u32, u64), &'static [u8]>,
     pub(crate) logs: Table<'a, (u64, u64), &'static [u8]>,
     pub(crate) log_seen: Table<'a, (u64, u32), u64>,
@@ -78,6 +80,7 @@ pub struct Reader {
     pub(crate) queue: ReadOnlyTable<(i64, u64), ()>,
     pub(crate) counts: ReadOnlyTable<&'static str, u64>,
     pub(crate) study_jobs: ReadOnlyTable<(&'static str, u64), ()>,
+    pub(crate) studies: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) rows: ReadOnlyTable<(u64, u32, u64), &'static [u8]>,
     pub(crate) logs: ReadOnlyTable<(u64, u64), &'static [u8]>,
     pub(crate) workers: ReadOnlyTable<&'static str, &'static [u8]>,
@@ -93,6 +96,7 @@ impl<'a> Tx<'a> {
             queue: txn.open_table(jobs::QUEUE)?,
             counts: txn.open_table(jobs::COUNTS)?,
             study_jobs: txn.open_table(jobs::STUDY_JOBS)?,
+            studies: txn.open_table(studies::STUDIES)?,
             rows: txn.open_table(rows::ROWS)?,
             logs: txn.open_table(logs::LOGS)?,
             log_seen: txn.open_table(logs::LOG_SEEN)?,
@@ -118,6 +122,7 @@ impl Reader {
             queue: txn.open_table(jobs::QUEUE)?,
             counts: txn.open_table(jobs::COUNTS)?,
             study_jobs: txn.open_table(jobs::STUDY_JOBS)?,
+            studies: txn.open_table(studies::STUDIES)?,
             rows: txn.open_table(rows::ROWS)?,
             logs: txn.open_table(logs::LOGS)?,
             workers: txn.open_table(workers::WORKERS)?,

@@ -1,0 +1,400 @@
+//! `gaia export`: CSV / JSON / PNG of jobs, a study or everything; a study's result files as ZIP.
+//!
+//! The server renders and streams; this writes the stream to a `.part` file beside the target
+//! and renames it when complete, with a progress bar on a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use gaia_core::client::Client;
+use gaia_core::export::png::{DEFAULT_HEIGHT, DEFAULT_WIDTH, PngOptions};
+use gaia_core::export::{Format, Target};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::common::Conn;
+use crate::exit;
+
+#[derive(clap::Args)]
+#[command(
+    group(clap::ArgGroup::new("target").required(true).args(["jobs", "study", "all"])),
+    group(clap::ArgGroup::new("format").args(["csv", "json", "png", "files"])),
+    after_help = "Examples:
+  gaia export --job 42 --png                  learning curve → job-42.png
+  gaia export --job 42 --csv                  every row, every metric → job-42.csv
+  gaia export --job 42 --png --metric sigma --log-y
+  gaia export --study classic-control --png   methods compared, one panel per env
+  gaia export --study classic-control --csv   one table of the whole study
+  gaia export --study classic-control --files its result files → study-classic-control-files.zip
+  gaia export --all --json --out all.json"
+)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// A job to export (repeat for several: one file each).
+    #[arg(long = "job", value_name = "ID")]
+    jobs: Vec<u64>,
+    /// A study to export.
+    #[arg(long, value_name = "NAME")]
+    study: Option<String>,
+    /// Every job.
+    #[arg(long)]
+    all: bool,
+    /// CSV: every row with every metric column (RFC 4180).
+    #[arg(long)]
+    csv: bool,
+    /// JSON: every row, full precision, null where a value is missing.
+    #[arg(long)]
+    json: bool,
+    /// PNG: a job's learning curve, or a study's methods compared.
+    #[arg(long)]
+    png: bool,
+    /// A study's result files, as one ZIP.
+    #[arg(long)]
+    files: bool,
+    /// Where to write (default: job-42.png, study-NAME.csv, gaia-all.json, ... here; `-` for
+    /// stdout). With several --job, a folder.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// PNG: the metric(s) to draw, comma-separated (default best_ever and mean for a job,
+    /// best_ever for a study).
+    #[arg(long)]
+    metric: Option<String>,
+    /// PNG: logarithmic y axis.
+    #[arg(long)]
+    log_y: bool,
+    /// PNG: image size, WIDTHxHEIGHT.
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+}
+
+/// Parses `1600x1000`.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 1600x1000"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?}: {v:?} is not a whole number of pixels"))
+    };
+    Ok((num(w)?, num(h)?))
+}
+
+enum What {
+    Export(Target, Format),
+    Files(String),
+}
+
+impl What {
+    fn default_name(&self) -> String {
+        match self {
+            What::Export(t, f) => format!("{}.{}", t.file_stem(), f.ext()),
+            What::Files(s) => format!("study-{s}-files.zip"),
+        }
+    }
+}
+
+pub fn run(a: ExportArgs) -> anyhow::Result<i32> {
+    let format = if a.csv {
+        Some(Format::Csv)
+    } else if a.json {
+        Some(Format::Json)
+    } else if a.png {
+        Some(Format::Png)
+    } else {
+        None
+    };
+    let format = match (format, &a.out) {
+        (Some(f), _) => Some(f),
+        (None, Some(out)) if !a.files => out
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| Format::from_ext(&e.to_ascii_lowercase())),
+        _ => None,
+    };
+    let targets: Vec<Target> = if !a.jobs.is_empty() {
+        a.jobs.iter().map(|id| Target::Job(*id)).collect()
+    } else if let Some(s) = &a.study {
+        vec![Target::Study(s.clone())]
+    } else {
+        vec![Target::All]
+    };
+    let what: Vec<What> = if a.files {
+        match &a.study {
+            Some(s) => vec![What::Files(s.clone())],
+            None => anyhow::bail!("--files downloads a study's result files: add --study NAME"),
+        }
+    } else {
+        let Some(format) = format else {
+            anyhow::bail!("choose a format: --csv, --json or --png");
+        };
+        targets
+            .into_iter()
+            .map(|t| What::Export(t, format))
+            .collect()
+    };
+    let png_flags = a.metric.is_some() || a.log_y || a.size.is_some();
+    if png_flags && format != Some(Format::Png) {
+        anyhow::bail!("--metric, --log-y and --size shape a PNG: add --png");
+    }
+    let (width, height) = a.size.unwrap_or((DEFAULT_WIDTH, DEFAULT_HEIGHT));
+    let png = PngOptions {
+        width,
+        height,
+        metrics: a
+            .metric
+            .as_deref()
+            .map(|m| m.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default(),
+        log_y: a.log_y,
+    };
+    png.validate()?;
+    let client = a.conn.client()?;
+    let several = what.len() > 1;
+    if several && let Some(dir) = &a.out {
+        if dir.as_os_str() == "-" {
+            anyhow::bail!("several jobs cannot all go to stdout: export them one at a time");
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    }
+    for w in &what {
+        let dest = match (&a.out, several) {
+            (Some(out), false) => out.clone(),
+            (Some(dir), true) => dir.join(w.default_name()),
+            (None, _) => PathBuf::from(w.default_name()),
+        };
+        export_one(&client, w, &png, &dest)?;
+    }
+    Ok(exit::OK)
+}
+
+fn export_one(client: &Client, what: &What, png: &PngOptions, dest: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let to_stdout = dest.as_os_str() == "-";
+    let bar = Bar::new(std::io::stderr().is_terminal());
+    let lines = matches!(what, What::Export(_, Format::Csv | Format::Json));
+    let mut expected: Option<u64> = None;
+    let result = if to_stdout {
+        let stdout = std::io::stdout();
+        let mut sink = Progress {
+            inner: stdout.lock(),
+            bar: &bar,
+            lines,
+            newlines: 0,
+            bytes: 0,
+            tail: [0; 3],
+        };
+        let r = run_export(client, what, png, &mut sink, &bar, &mut expected);
+        r.map(|_| (sink.newlines, sink.bytes, sink.tail))
+    } else {
+        let tmp = part_path(dest);
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut sink = Progress {
+            inner: std::io::BufWriter::with_capacity(256 * 1024, file),
+            bar: &bar,
+            lines,
+            newlines: 0,
+            bytes: 0,
+            tail: [0; 3],
+        };
+        let r = run_export(client, what, png, &mut sink, &bar, &mut expected).and_then(|_| {
+            let file = sink
+                .inner
+                .into_inner()
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", tmp.display(), e.error()))?;
+            file.sync_all()?;
+            Ok((sink.newlines, sink.bytes, sink.tail))
+        });
+        match r {
+            Ok(x) => {
+                std::fs::rename(&tmp, dest)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
+                Ok(x)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    };
+    bar.finish();
+    let (newlines, bytes, tail) = result?;
+    // A stream cut short (the server failed mid-way) lacks rows or its closing bytes: every
+    // row is one line, a CSV ends with CRLF, a JSON document with `]}` and a newline.
+    if let (Some(rows), true) = (expected, lines) {
+        let closed = match what {
+            What::Export(_, Format::Json) => &tail == b"]}\n",
+            _ => &tail[1..] == b"\r\n",
+        };
+        if newlines < rows + 1 || !closed {
+            if !to_stdout {
+                let _ = std::fs::remove_file(dest);
+            }
+            anyhow::bail!(
+                "the export ended after {newlines} of {rows} rows; the server log says why"
+            );
+        }
+    }
+    if !to_stdout {
+        println!("{}", dest.display());
+        let rows = match expected {
+            Some(r) if lines => format!("{r} rows, "),
+            _ => String::new(),
+        };
+        eprintln!(
+            "wrote {}: {rows}{} in {:.1}s",
+            dest.display(),
+            human_bytes(bytes),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn run_export(
+    client: &Client,
+    what: &What,
+    png: &PngOptions,
+    out: &mut dyn Write,
+    bar: &Bar,
+    expected: &mut Option<u64>,
+) -> anyhow::Result<()> {
+    match what {
+        What::Export(target, format) => {
+            client.export(target, *format, png, out, &mut |rows| {
+                *expected = rows;
+                bar.start(rows);
+            })?;
+        }
+        What::Files(study) => {
+            bar.start(None);
+            client.study_files_zip(study, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn part_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    dest.with_file_name(format!(".{name}.part"))
+}
+
+fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} kB", n / 1e3)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// A progress bar on a terminal, nothing otherwise: rows when the answer says how many,
+/// bytes received when it does not.
+struct Bar {
+    tty: bool,
+    bar: std::cell::RefCell<Option<(ProgressBar, bool)>>,
+}
+
+impl Bar {
+    fn new(tty: bool) -> Bar {
+        Bar {
+            tty,
+            bar: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn start(&self, rows: Option<u64>) {
+        if !self.tty {
+            return;
+        }
+        let (bar, template) = match rows {
+            Some(n) => (
+                ProgressBar::new(n),
+                "{spinner} [{bar:40}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}",
+            ),
+            None => (
+                ProgressBar::new_spinner(),
+                "{spinner} {bytes} received  {bytes_per_sec}",
+            ),
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        *self.bar.borrow_mut() = Some((bar, rows.is_some()));
+    }
+
+    fn advance(&self, rows: u64, bytes: u64) {
+        if let Some((b, by_rows)) = &*self.bar.borrow() {
+            b.inc(if *by_rows { rows } else { bytes });
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((b, _)) = self.bar.borrow_mut().take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Counts bytes and line ends on their way to `inner`, and moves the bar.
+struct Progress<'a, W: Write> {
+    inner: W,
+    bar: &'a Bar,
+    lines: bool,
+    newlines: u64,
+    bytes: u64,
+    tail: [u8; 3],
+}
+
+impl<W: Write> Write for Progress<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let nl = if self.lines {
+            buf[..n].iter().filter(|b| **b == b'\n').count() as u64
+        } else {
+            0
+        };
+        // The header line (CSV) or the document's head (JSON) is not a row.
+        let rows = if self.newlines == 0 && nl > 0 {
+            nl - 1
+        } else {
+            nl
+        };
+        self.newlines += nl;
+        self.bytes += n as u64;
+        for b in &buf[..n.min(3)] {
+            self.tail = [self.tail[1], self.tail[2], *b];
+        }
+        if n > 3 {
+            self.tail.copy_from_slice(&buf[n - 3..n]);
+        }
+        self.bar.advance(rows, n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(super::parse_size("1600x1000"), Ok((1600, 1000)));
+        assert_eq!(super::parse_size("800X600"), Ok((800, 600)));
+        assert!(super::parse_size("800").is_err());
+        assert!(super::parse_size("axb").unwrap_err().contains("\"a\""));
+    }
+}

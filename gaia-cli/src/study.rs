@@ -1,0 +1,355 @@
+//! `gaia submit --study` (sweeps), `gaia study NAME`, `gaia studies`.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use gaia_core::client::Client;
+use gaia_core::model::JobSpec;
+use gaia_core::study::{
+    CONFIRM_STUDY_JOBS, StudyProgress, StudySubmit, Sweep, parse_list, parse_param_sweep,
+    parse_seeds,
+};
+
+use crate::common::{Conn, fmt_ago, fmt_duration, fmt_num, fmt_time, print_json, print_table};
+use crate::exit;
+
+/// The sweep flags of `gaia submit`.
+#[derive(clap::Args, Debug, Default)]
+pub struct SweepArgs {
+    /// Submit a study: every combination of --method a,b × --env x,y × --param k=v1,v2 ×
+    /// --seeds becomes one job of the study NAME.
+    #[arg(long, value_name = "NAME")]
+    pub study: Option<String>,
+    /// Seeds of a study: 1..5 (inclusive), 1,2,7 or a mix (1..3,10).
+    #[arg(long, value_name = "SEEDS")]
+    pub seeds: Option<String>,
+    /// Submit the study again even if it already holds this very definition.
+    #[arg(long)]
+    pub again: bool,
+    /// Confirm a study of more than 10,000 jobs.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Whether `gaia submit` was asked for a study.
+pub fn wanted(sweep: &SweepArgs) -> bool {
+    sweep.study.is_some()
+}
+
+/// Refuses sweep syntax on a plain submit with a message that says what to add.
+pub fn refuse_sweep_without_study(
+    sweep: &SweepArgs,
+    method: Option<&str>,
+    env: Option<&str>,
+) -> anyhow::Result<()> {
+    if sweep.seeds.is_some() {
+        anyhow::bail!("--seeds sweeps a study: add --study NAME (or pass one --seed)");
+    }
+    if sweep.again || sweep.yes {
+        anyhow::bail!("--again and --yes apply to a study: add --study NAME");
+    }
+    for (flag, v) in [("--method", method), ("--env", env)] {
+        if let Some(v) = v.filter(|v| v.contains(',')) {
+            anyhow::bail!("{flag} {v:?} lists several values: a sweep needs --study NAME");
+        }
+    }
+    Ok(())
+}
+
+/// Submits a study from `gaia submit` flags. `template` holds everything but the sweep (its
+/// method and env are the raw `a,b` lists; `raw_params` the raw `--param` flags).
+pub fn submit(
+    client: &Client,
+    mut template: JobSpec,
+    raw_params: &[String],
+    sweep: &SweepArgs,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let name = sweep.study.clone().unwrap_or_default();
+    let methods = match template.method.take() {
+        Some(m) => parse_list("--method", &m)?,
+        None => anyhow::bail!("a study needs --method (e.g. --method cma_es,openai_es)"),
+    };
+    let envs = match template.env.take() {
+        Some(e) => parse_list("--env", &e)?,
+        None => Vec::new(),
+    };
+    let seeds = match (&sweep.seeds, template.seed.take()) {
+        (Some(_), Some(_)) => anyhow::bail!("give either --seed or --seeds, not both"),
+        (Some(s), None) => parse_seeds("--seeds", s)?,
+        (None, Some(s)) => vec![s],
+        (None, None) => Vec::new(),
+    };
+    template.params.clear();
+    let mut params = Vec::new();
+    for p in raw_params {
+        params.push(parse_param_sweep(p)?);
+    }
+    let mut req = StudySubmit {
+        name: name.clone(),
+        template,
+        sweep: Sweep {
+            methods,
+            envs,
+            seeds,
+            params,
+        },
+        again: sweep.again,
+        confirm_large: sweep.yes,
+    };
+    let mut check = req.clone();
+    check.canonicalize()?;
+    let n = check.job_count();
+    if n > CONFIRM_STUDY_JOBS && !sweep.yes {
+        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            eprint!("study {name} expands to {n} jobs. Submit them all? [y/N] ");
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer)?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                eprintln!("nothing submitted");
+                return Ok(exit::ERROR);
+            }
+            req.confirm_large = true;
+        } else {
+            anyhow::bail!(
+                "study {name} expands to {n} jobs (more than {CONFIRM_STUDY_JOBS}): pass --yes to submit them"
+            );
+        }
+    }
+    let done = client
+        .submit_study(&req)
+        .with_context(|| format!("could not submit study {name}"))?;
+    if json {
+        print_json(&done)?;
+        return Ok(exit::OK);
+    }
+    let keys: Vec<String> = req.sweep.params.iter().map(|p| p.key.clone()).collect();
+    let mut header = vec!["id", "method", "env", "seed"];
+    header.extend(keys.iter().map(String::as_str));
+    let rows: Vec<Vec<String>> = done
+        .jobs
+        .iter()
+        .map(|(id, s)| {
+            let mut r = vec![
+                id.to_string(),
+                s.method.clone().unwrap_or_default(),
+                s.env.clone().unwrap_or_default(),
+                s.seed.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+            ];
+            for k in &keys {
+                r.push(s.params.get(k).map(|v| v.to_string()).unwrap_or_default());
+            }
+            r
+        })
+        .collect();
+    print_table(&header, &rows);
+    let n = done.jobs.len();
+    if done.extended {
+        eprintln!(
+            "study {}: {n} jobs added ({} in all); watch it with: gaia study {}",
+            done.study, done.total_jobs, done.study
+        );
+    } else {
+        eprintln!(
+            "study {}: {n} jobs submitted; watch it with: gaia study {}",
+            done.study, done.study
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// A count of evaluations: `950`, `51.2k`, `1.25M`.
+fn fmt_evals(v: Option<f64>) -> String {
+    let Some(v) = v.filter(|v| v.is_finite()) else {
+        return "-".into();
+    };
+    let trim = |s: String| s.trim_end_matches('0').trim_end_matches('.').to_string();
+    if v.abs() >= 1e6 {
+        format!("{}M", trim(format!("{:.2}", v / 1e6)))
+    } else if v.abs() >= 1e4 {
+        format!("{}k", trim(format!("{:.1}", v / 1e3)))
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// `512k / 1M evals (51.2%)`.
+fn progress_text(p: &StudyProgress) -> String {
+    format!(
+        "{} / {} evals ({:.1}%)",
+        fmt_evals(Some(p.evals_done)),
+        fmt_evals(Some(p.evals_total)),
+        p.fraction * 100.0
+    )
+}
+
+fn eta_text(p: &StudyProgress) -> String {
+    match (p.eta_secs, p.eta_note.as_deref()) {
+        (Some(_), Some("done")) => "done".into(),
+        (Some(s), _) => fmt_duration((s * 1000.0) as u64),
+        (None, Some(why)) => format!("unknown ({why})"),
+        (None, None) => "unknown".into(),
+    }
+}
+
+fn states_text(p: &StudyProgress) -> String {
+    gaia_core::model::JobState::ALL
+        .iter()
+        .filter_map(|s| p.states.get(s.as_str()).map(|n| format!("{n} {s}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(clap::Args)]
+pub struct StudyArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The study's name.
+    name: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let r = client.study(&a.name)?;
+    if a.json {
+        print_json(&r)?;
+        return Ok(exit::OK);
+    }
+    let p = &r.progress;
+    match &r.record {
+        Some(rec) => println!(
+            "study {}  created {}  {} jobs in {} submission(s)",
+            r.name,
+            fmt_time(rec.created_at),
+            p.jobs,
+            rec.submissions.len()
+        ),
+        None => println!("study {}  {} jobs", r.name, p.jobs),
+    }
+    println!("progress:  {}  ({})", progress_text(p), states_text(p));
+    match p.evals_per_sec {
+        Some(rate) => println!(
+            "speed:     {} evals/s  ETA {}",
+            fmt_evals(Some(rate)),
+            eta_text(p)
+        ),
+        None => println!("ETA:       {}", eta_text(p)),
+    }
+    println!();
+    let groups: Vec<Vec<String>> = r
+        .groups
+        .iter()
+        .map(|g| {
+            let mut label = g.method.clone();
+            for (k, v) in &g.params {
+                label.push_str(&format!(" {k}={v}"));
+            }
+            let (best, max) = match &g.best {
+                Some(b) => (
+                    format!(
+                        "{} ± {} (n={})",
+                        fmt_num(Some(b.mean)),
+                        b.std
+                            .map(|s| fmt_num(Some(s)))
+                            .unwrap_or_else(|| "-".into()),
+                        b.n
+                    ),
+                    fmt_num(Some(b.max)),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            vec![
+                label,
+                g.env.clone(),
+                g.jobs.to_string(),
+                g.succeeded.to_string(),
+                best,
+                max,
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "method",
+            "env",
+            "jobs",
+            "succeeded",
+            "best ever: mean ± std over seeds",
+            "max",
+        ],
+        &groups,
+    );
+    println!();
+    let jobs: Vec<Vec<String>> = r
+        .jobs
+        .iter()
+        .map(|j| {
+            let mut config = j.method.clone();
+            for (k, v) in &j.params {
+                config.push_str(&format!(" {k}={v}"));
+            }
+            vec![
+                j.id.to_string(),
+                j.state.to_string(),
+                config,
+                j.env.clone(),
+                j.seed.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                format!(
+                    "{} / {}",
+                    fmt_evals(j.evals),
+                    fmt_evals(Some(j.max_evals as f64))
+                ),
+                fmt_num(j.best_ever),
+                j.worker.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "id", "state", "method", "env", "seed", "evals", "best", "worker",
+        ],
+        &jobs,
+    );
+    Ok(exit::OK)
+}
+
+#[derive(clap::Args)]
+pub struct StudiesArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn list(a: StudiesArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let list = client.studies()?;
+    if a.json {
+        print_json(&list)?;
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = list
+        .studies
+        .iter()
+        .map(|s| {
+            let p = &s.progress;
+            vec![
+                s.name.clone(),
+                p.jobs.to_string(),
+                format!("{:.0}%", p.fraction * 100.0),
+                states_text(p),
+                eta_text(p),
+                s.created_at.map(fmt_ago).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(
+        &["study", "jobs", "progress", "states", "eta", "created"],
+        &rows,
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,341 @@
+//! Studies and exports: submit a study, list studies, one study's report; CSV / JSON / PNG of a
+//! job, a study or everything; a study's result files as one ZIP.
+//!
+//! CSV and JSON are planned (jobs, columns, row count) on one store snapshot before the answer
+//! starts, so a bad target is a clean 404; the rows then stream from that same snapshot through
+//! a bounded channel: memory stays flat whatever the size. The row count goes out in the
+//! `x-gaia-rows` header for progress bars.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode, header};
+
+use super::App;
+use super::http::{HResult, HttpError, Query, bytes_response, json, ok, parse_json, read_body};
+use super::http::{Res, stream_response};
+use crate::error::{Error, RequestError};
+use crate::export::png::PngOptions;
+use crate::export::zip::ZipWriter;
+use crate::export::{Format, ROWS_HEADER, Target};
+use crate::model::{now_ms, validate_name};
+use crate::study::{self, StudyList, StudySubmit, StudySummary};
+
+/// Largest study submit body.
+const MAX_STUDY_BODY: usize = 1 << 20;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, HttpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| {
+            HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("export task failed: {e}"),
+            )
+        })?
+        .map_err(HttpError::from)
+}
+
+fn attachment(res: &mut Res, file: &str) {
+    if let Ok(v) = format!("attachment; filename=\"{file}\"").parse() {
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+}
+
+pub(crate) async fn submit_study(app: &App, req: Request<Incoming>) -> HResult {
+    let (_, body) = read_body(req, MAX_STUDY_BODY).await?;
+    let s: StudySubmit = parse_json(&body)?;
+    let r = study::submit(&app.queue, s).await?;
+    Ok(json(StatusCode::CREATED, &r))
+}
+
+pub(crate) async fn list_studies(app: &App) -> HResult {
+    let store = app.store.clone();
+    let list = blocking(move || {
+        let read = store.read()?;
+        let now = now_ms();
+        let mut studies = Vec::new();
+        for name in read.study_names()? {
+            let record = read.study(&name)?;
+            let jobs = read.study_jobs(&name)?;
+            studies.push(StudySummary {
+                created_at: record
+                    .map(|r| r.created_at)
+                    .or_else(|| jobs.iter().map(|j| j.submitted_at).min()),
+                progress: study::progress(&jobs, now),
+                name,
+            });
+        }
+        studies.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(StudyList { studies })
+    })
+    .await?;
+    ok(&list)
+}
+
+pub(crate) async fn get_study(app: &App, name: &str) -> HResult {
+    validate_name("study name", name)?;
+    let store = app.store.clone();
+    let name = name.to_string();
+    let report = blocking(move || {
+        let read = store.read()?;
+        let record = read.study(&name)?;
+        let jobs = read.study_jobs(&name)?;
+        if record.is_none() && jobs.is_empty() {
+            return Err(Error::Request(RequestError::NotFound(format!(
+                "study {name:?}"
+            ))));
+        }
+        Ok(study::report(&name, record, &jobs, now_ms()))
+    })
+    .await?;
+    ok(&report)
+}
+
+/// The format of a path ending in `export.<ext>`.
+pub(crate) fn format_of(path: &str) -> Format {
+    path.rsplit('.')
+        .next()
+        .and_then(Format::from_ext)
+        .unwrap_or(Format::Json)
+}
+
+/// PNG options from `width`, `height`, `metric` (comma-separated) and `log_y`.
+fn png_options(q: &Query) -> Result<PngOptions, HttpError> {
+    let mut o = PngOptions::default();
+    if let Some(w) = q.parse::<u32>("width")? {
+        o.width = w;
+    }
+    if let Some(h) = q.parse::<u32>("height")? {
+        o.height = h;
+    }
+    if let Some(m) = q.get("metric").filter(|m| !m.is_empty()) {
+        o.metrics = m.split(',').map(|s| s.trim().to_string()).collect();
+    }
+    o.log_y = match q.get("log_y") {
+        None | Some("") | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(v) => return Err(HttpError::bad(format!("log_y={v:?}: use true or false"))),
+    };
+    o.validate()?;
+    Ok(o)
+}
+
+pub(crate) async fn export(app: &App, target: Target, format: Format, q: &Query) -> HResult {
+    if let Target::Study(s) = &target {
+        validate_name("study name", s)?;
+    }
+    let file = format!("{}.{}", target.file_stem(), format.ext());
+    let store = app.store.clone();
+    if format == Format::Png {
+        let opts = png_options(q)?;
+        let bytes = blocking(move || {
+            let read = store.read()?;
+            crate::export::png::render_target(&read, &target, &opts)
+        })
+        .await?;
+        let mut res = bytes_response(StatusCode::OK, format.content_type(), bytes);
+        attachment(&mut res, &file);
+        return Ok(res);
+    }
+    let (read, plan) = blocking(move || {
+        let read = store.read()?;
+        let plan = crate::export::plan(&read, &target)?;
+        Ok((read, plan))
+    })
+    .await?;
+    let (res, tx) = stream_response(
+        format.content_type(),
+        &[
+            (
+                "content-disposition",
+                format!("attachment; filename=\"{file}\""),
+            ),
+            (ROWS_HEADER, plan.rows.to_string()),
+        ],
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter { tx };
+        let r = match format {
+            Format::Csv => crate::export::csv::write(&read, &plan, &mut out),
+            _ => crate::export::json::write(&read, &plan, &mut out),
+        };
+        if let Err(e) = r
+            && !e.to_string().contains(GONE)
+        {
+            eprintln!("gaia serve: export of {:?} failed: {e}", plan.target);
+        }
+    });
+    Ok(res)
+}
+
+pub(crate) async fn study_files(app: &App, name: &str) -> HResult {
+    validate_name("study name", name)?;
+    let store = app.store.clone();
+    let study = name.to_string();
+    let entries = blocking(move || {
+        let read = store.read()?;
+        let jobs = read.study_jobs(&study)?;
+        if jobs.is_empty() && read.study(&study)?.is_none() {
+            return Err(Error::Request(RequestError::NotFound(format!(
+                "study {study:?}"
+            ))));
+        }
+        let mut entries = Vec::new();
+        for job in &jobs {
+            let s = &job.spec;
+            let mut dir = format!(
+                "job-{}-{}-{}",
+                job.id,
+                s.method.as_deref().unwrap_or("job"),
+                s.env.as_deref().unwrap_or("-")
+            );
+            if let Some(seed) = s.seed {
+                dir.push_str(&format!("-seed{seed}"));
+            }
+            for f in &job.files {
+                entries.push((
+                    job.id,
+                    f.name.clone(),
+                    format!("{study}/{dir}/{}", f.name),
+                    job.finished_at.unwrap_or(job.submitted_at),
+                ));
+            }
+        }
+        Ok(entries)
+    })
+    .await?;
+    if entries.is_empty() {
+        return Err(HttpError::not_found(format!(
+            "study {name:?} has no result files yet"
+        )));
+    }
+    let files_dir = app.data_dir().join("files");
+    let (res, tx) = stream_response(
+        "application/zip",
+        &[(
+            "content-disposition",
+            format!("attachment; filename=\"study-{name}-files.zip\""),
+        )],
+    );
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut zip = ZipWriter::new(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            ChannelWriter { tx },
+        ));
+        for (job, file, entry, mtime) in entries {
+            let path = files_dir.join(job.to_string()).join(&file);
+            let mut f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!(
+                        "gaia serve: study {name} zip: skipping {}: {e}",
+                        path.display()
+                    );
+                    continue;
+                }
+            };
+            if let Err(e) = zip.add_file(&entry, mtime, &mut f) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    eprintln!("gaia serve: study {name} zip failed at {entry}: {e}");
+                }
+                return;
+            }
+        }
+        let _ = zip.finish();
+    });
+    Ok(res)
+}
+
+const GONE: &str = "the client went away";
+
+/// Feeds a streamed answer from a blocking task; a closed answer is a broken pipe.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.tx
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, GONE))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::router::{Endpoint, find};
+    use super::*;
+    use crate::model::Scope;
+
+    #[test]
+    fn export_and_study_routes_resolve_with_their_scopes() {
+        for (method, path, endpoint, scope) in [
+            (
+                "POST",
+                "/api/v1/studies",
+                Endpoint::SubmitStudy,
+                Scope::Admin,
+            ),
+            ("GET", "/api/v1/studies", Endpoint::ListStudies, Scope::Read),
+            ("GET", "/api/v1/studies/cc", Endpoint::GetStudy, Scope::Read),
+            (
+                "GET",
+                "/api/v1/studies/cc/files.zip",
+                Endpoint::StudyFiles,
+                Scope::Read,
+            ),
+            (
+                "GET",
+                "/api/v1/studies/cc/export.csv",
+                Endpoint::ExportStudy,
+                Scope::Read,
+            ),
+            (
+                "GET",
+                "/api/v1/studies/cc/export.png",
+                Endpoint::ExportStudy,
+                Scope::Read,
+            ),
+            (
+                "GET",
+                "/api/v1/jobs/42/export.json",
+                Endpoint::ExportJob,
+                Scope::Read,
+            ),
+            (
+                "GET",
+                "/api/v1/jobs/42/export.png",
+                Endpoint::ExportJob,
+                Scope::Read,
+            ),
+            (
+                "GET",
+                "/api/v1/export.csv",
+                Endpoint::ExportAll,
+                Scope::Read,
+            ),
+        ] {
+            let (route, params) = find(method, path).unwrap();
+            assert_eq!(route.endpoint, endpoint, "{path}");
+            assert_eq!(route.scope, Some(scope), "{path}");
+            if path.contains("/cc") {
+                assert_eq!(params[0], "cc");
+            }
+        }
+        assert!(find("GET", "/api/v1/jobs/42/export.xlsx").is_err());
+        assert_eq!(format_of("/api/v1/jobs/42/export.csv"), Format::Csv);
+        assert_eq!(format_of("/api/v1/export.png"), Format::Png);
+    }
+}

@@ -1,0 +1,93 @@
+//! Studies: the record of each named study (its submissions' definitions and job ids). The jobs
+//! of a study are also indexed by `jobs::STUDY_JOBS`, kept by `save_job`.
+
+use std::ops::Bound;
+
+use redb::{ReadableTable, TableDefinition};
+
+use super::{Reader, Tx, from_json, to_json};
+use crate::error::StoreError;
+use crate::model::Job;
+use crate::study::StudyRecord;
+
+/// study name → the study record, JSON.
+pub(crate) const STUDIES: TableDefinition<&str, &[u8]> = TableDefinition::new("studies");
+
+fn decode(bytes: &[u8]) -> Result<StudyRecord, StoreError> {
+    from_json("study", bytes)
+}
+
+impl Tx<'_> {
+    /// A study's record, inside the write transaction.
+    pub fn study(&mut self, name: &str) -> Result<Option<StudyRecord>, StoreError> {
+        self.studies
+            .get(name)?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+
+    /// Stores a study's record (replacing the previous one).
+    pub fn save_study(&mut self, record: &StudyRecord) -> Result<(), StoreError> {
+        self.studies
+            .insert(record.name.as_str(), to_json(record).as_slice())?;
+        Ok(())
+    }
+}
+
+impl Reader {
+    /// A study's record.
+    pub fn study(&self, name: &str) -> Result<Option<StudyRecord>, StoreError> {
+        self.studies
+            .get(name)?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+
+    /// Every study name: those with a record and those only named by jobs, sorted.
+    pub fn study_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        for entry in self.studies.iter()? {
+            names.push(entry?.0.value().to_string());
+        }
+        // Distinct names of the (study, job) index: jump past each name's keys.
+        let mut next = self
+            .study_jobs
+            .first()?
+            .map(|(k, _)| k.value().0.to_string());
+        while let Some(name) = next {
+            let after = (Bound::Excluded((name.as_str(), u64::MAX)), Bound::Unbounded);
+            next = match self.study_jobs.range::<(&str, u64)>(after)?.next() {
+                Some(e) => Some(e?.0.value().0.to_string()),
+                None => None,
+            };
+            names.push(name);
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// The jobs of a study, ascending id.
+    pub fn study_jobs(&self, name: &str) -> Result<Vec<Job>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.study_jobs.range((name, 0)..=(name, u64::MAX))? {
+            let id = entry?.0.value().1;
+            if let Some(job) = self.job(id)? {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every job, ascending id, one at a time (stops at the first error `f` returns).
+    pub fn for_each_job<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(Job) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for entry in self.jobs.iter().map_err(StoreError::from)? {
+            let (_, v) = entry.map_err(StoreError::from)?;
+            f(from_json("job", v.value())?)?;
+        }
+        Ok(())
+    }
+}

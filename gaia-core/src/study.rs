@@ -1,0 +1,1229 @@
+//! Studies: one configuration swept into many jobs, and what they add up to.
+//!
+//! A study is named; its name is its identity. Submitting one ([`submit`]) expands a
+//! [`Sweep`] (methods × environments × params × seeds) over a template [`JobSpec`] into jobs and
+//! stores the study record ([`StudyRecord`]: every submission's definition, time and job ids)
+//! and all the jobs in **one transaction**: all or nothing. A second submission of a definition
+//! the study already holds is refused unless `again` is set; a different definition under the
+//! same name adds its jobs to the study (more seeds, another method).
+//!
+//! [`summarize`] turns a study's jobs into what `gaia study` shows: states, progress in
+//! evaluations, an ETA from the study's own measured evals/s ([`estimate_eta`]), and the best
+//! result per method × environment as mean ± std over seeds.
+//!
+//! The parsers ([`parse_list`], [`parse_seeds`], [`parse_param_sweep`]) read the command-line
+//! forms `a,b,c` and `1..5`; every error names the flag and the bad part.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, RequestError};
+use crate::model::{
+    DEFAULT_ENV, DEFAULT_MAX_EVALS, Job, JobId, JobKind, JobSpec, JobState, Millis, now_ms,
+    validate_name,
+};
+use crate::queue::Queue;
+
+/// Most jobs one study submission may expand to (the server refuses more).
+pub const MAX_STUDY_JOBS: u64 = 100_000;
+/// Above this many jobs a submission must be confirmed (`--yes`, `confirm_large`).
+pub const CONFIRM_STUDY_JOBS: u64 = 10_000;
+/// Longest range `a..b` a sweep may spell.
+const MAX_RANGE: u64 = 1_000_000;
+
+fn invalid(m: impl Into<String>) -> RequestError {
+    RequestError::Invalid(m.into())
+}
+
+// ---- definitions ---------------------------------------------------------------------------
+
+/// One swept method parameter: every value becomes its own jobs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParamAxis {
+    pub key: String,
+    pub values: Vec<serde_json::Value>,
+}
+
+/// The axes of a study; every combination of one value per axis is one job.
+///
+/// Empty `envs` means the template's environment (or the default); empty `seeds` means the
+/// template's seed (or none).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    pub methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamAxis>,
+}
+
+/// `POST /api/v1/studies` request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StudySubmit {
+    pub name: String,
+    /// What every job starts from (budget, priority, requirements, fixed params, ...). Its
+    /// `method`, `env` and `seed` are folded into the sweep.
+    #[serde(default)]
+    pub template: JobSpec,
+    pub sweep: Sweep,
+    /// Submit even if the study already holds this very definition.
+    #[serde(default)]
+    pub again: bool,
+    /// Confirms a submission of more than [`CONFIRM_STUDY_JOBS`] jobs.
+    #[serde(default)]
+    pub confirm_large: bool,
+}
+
+/// `POST /api/v1/studies` answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudySubmitted {
+    pub study: String,
+    /// The jobs of this submission, in sweep order, with their ids.
+    pub jobs: Vec<(JobId, JobSpec)>,
+    /// Jobs of the study over all its submissions.
+    pub total_jobs: u64,
+    /// True when the study existed before this submission.
+    pub extended: bool,
+}
+
+/// One submission of a study as stored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudySubmission {
+    pub at: Millis,
+    pub template: JobSpec,
+    pub sweep: Sweep,
+    pub jobs: Vec<JobId>,
+}
+
+/// A study as stored: its name and every submission (the first one made it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyRecord {
+    pub name: String,
+    pub created_at: Millis,
+    pub submissions: Vec<StudySubmission>,
+}
+
+impl StudySubmit {
+    /// Puts the definition in its one canonical form (so identical definitions compare equal)
+    /// and checks it: names, duplicates, a param both fixed and swept.
+    pub fn canonicalize(&mut self) -> Result<(), RequestError> {
+        validate_name("study name", &self.name)?;
+        let t = &mut self.template;
+        if t.kind != JobKind::Experiment {
+            return Err(invalid(format!(
+                "a study sweeps experiments; a {} job cannot be swept",
+                t.kind
+            )));
+        }
+        let s = &mut self.sweep;
+        if let Some(m) = t.method.take() {
+            if s.methods.is_empty() {
+                s.methods.push(m);
+            } else if s.methods != [m.clone()] {
+                return Err(invalid(format!(
+                    "method {m:?} is given both in the template and in the sweep"
+                )));
+            }
+        }
+        if let Some(e) = t.env.take() {
+            if s.envs.is_empty() {
+                s.envs.push(e);
+            } else if s.envs != [e.clone()] {
+                return Err(invalid(format!(
+                    "environment {e:?} is given both in the template and in the sweep"
+                )));
+            }
+        }
+        if s.envs.is_empty() {
+            s.envs.push(DEFAULT_ENV.to_string());
+        }
+        if let Some(seed) = t.seed.take() {
+            if s.seeds.is_empty() {
+                s.seeds.push(seed);
+            } else if s.seeds != [seed] {
+                return Err(invalid(format!(
+                    "seed {seed} is given both in the template and in the sweep"
+                )));
+            }
+        }
+        if t.max_evals.is_none() {
+            t.max_evals = Some(DEFAULT_MAX_EVALS);
+        }
+        t.study = None;
+        if s.methods.is_empty() {
+            return Err(invalid("a study needs at least one method (e.g. cma_es)"));
+        }
+        for m in &s.methods {
+            validate_name("method", m)?;
+        }
+        for e in &s.envs {
+            validate_name("environment", e)?;
+        }
+        no_duplicates("method", s.methods.iter().map(|m| m.to_string()))?;
+        no_duplicates("environment", s.envs.iter().map(|e| e.to_string()))?;
+        no_duplicates("seed", s.seeds.iter().map(|x| x.to_string()))?;
+        no_duplicates("param", s.params.iter().map(|p| p.key.clone()))?;
+        for p in &s.params {
+            if p.key.is_empty() {
+                return Err(invalid("a swept param has an empty key"));
+            }
+            if p.values.is_empty() {
+                return Err(invalid(format!("param {:?} has no values", p.key)));
+            }
+            if t.params.contains_key(&p.key) {
+                return Err(invalid(format!(
+                    "param {:?} is both fixed in the template and swept",
+                    p.key
+                )));
+            }
+            no_duplicates(
+                &format!("value of param {:?}", p.key),
+                p.values.iter().map(|v| v.to_string()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// How many jobs the sweep expands to (saturating; checked before anything is expanded).
+    pub fn job_count(&self) -> u64 {
+        let s = &self.sweep;
+        let mut n: u64 = (s.methods.len() as u64).saturating_mul(s.envs.len().max(1) as u64);
+        n = n.saturating_mul(s.seeds.len().max(1) as u64);
+        for p in &s.params {
+            n = n.saturating_mul(p.values.len() as u64);
+        }
+        n
+    }
+
+    /// The jobs of the sweep, in order method → environment → params → seed (seeds innermost,
+    /// so one configuration's seeds are neighbours). Call [`StudySubmit::canonicalize`] first.
+    pub fn expand(&self) -> Result<Vec<JobSpec>, RequestError> {
+        let n = self.job_count();
+        if n > MAX_STUDY_JOBS {
+            return Err(invalid(format!(
+                "study {:?} expands to {n} jobs; at most {MAX_STUDY_JOBS} per submission",
+                self.name
+            )));
+        }
+        if n > CONFIRM_STUDY_JOBS && !self.confirm_large {
+            return Err(invalid(format!(
+                "study {:?} expands to {n} jobs (more than {CONFIRM_STUDY_JOBS}); confirm with --yes",
+                self.name
+            )));
+        }
+        let s = &self.sweep;
+        let seeds: Vec<Option<u64>> = if s.seeds.is_empty() {
+            vec![None]
+        } else {
+            s.seeds.iter().copied().map(Some).collect()
+        };
+        // Every combination of param values, first axis outermost.
+        let mut combos: Vec<Vec<(&str, &serde_json::Value)>> = vec![Vec::new()];
+        for axis in &s.params {
+            let mut next = Vec::with_capacity(combos.len() * axis.values.len());
+            for c in &combos {
+                for v in &axis.values {
+                    let mut c2 = c.clone();
+                    c2.push((axis.key.as_str(), v));
+                    next.push(c2);
+                }
+            }
+            combos = next;
+        }
+        let mut out = Vec::with_capacity(n as usize);
+        for method in &s.methods {
+            for env in &s.envs {
+                for combo in &combos {
+                    for seed in &seeds {
+                        let mut spec = self.template.clone();
+                        spec.method = Some(method.clone());
+                        spec.env = Some(env.clone());
+                        spec.seed = *seed;
+                        for (k, v) in combo {
+                            spec.params.insert(k.to_string(), (*v).clone());
+                        }
+                        spec.study = Some(self.name.clone());
+                        out.push(spec);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn no_duplicates(what: &str, items: impl Iterator<Item = String>) -> Result<(), RequestError> {
+    let mut seen = std::collections::HashSet::new();
+    for i in items {
+        if !seen.insert(i.clone()) {
+            return Err(invalid(format!("{what} {i} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Submits a study: expands it, then stores the record and every job in one transaction.
+/// Refuses (with nothing written) a definition the study already holds unless `again` is set.
+pub async fn submit(queue: &Queue, mut req: StudySubmit) -> Result<StudySubmitted, Error> {
+    req.canonicalize()?;
+    let mut specs = req.expand()?;
+    crate::queue::normalize_specs(&mut specs)?;
+    let name = req.name.clone();
+    let submission_specs = specs.clone();
+    let (jobs, events, total, extended) = queue
+        .store()
+        .write(move |tx| {
+            let prev = tx.study(&name)?;
+            if let Some(p) = &prev {
+                let same = p
+                    .submissions
+                    .iter()
+                    .find(|s| s.template == req.template && s.sweep == req.sweep);
+                if let (Some(same), false) = (same, req.again) {
+                    return Err(Error::Request(RequestError::Conflict(format!(
+                        "study {name:?} already holds this definition (submitted {}, {} jobs); \
+                         pass --again (again: true) to submit it once more",
+                        crate::study::fmt_utc(same.at),
+                        same.jobs.len()
+                    ))));
+                }
+            }
+            let (jobs, events) = crate::queue::insert_jobs(tx, specs)?;
+            let mut record = prev.clone().unwrap_or_else(|| StudyRecord {
+                name: name.clone(),
+                created_at: now_ms(),
+                submissions: Vec::new(),
+            });
+            record.submissions.push(StudySubmission {
+                at: now_ms(),
+                template: req.template,
+                sweep: req.sweep,
+                jobs: jobs.iter().map(|j| j.id).collect(),
+            });
+            let total = record.submissions.iter().map(|s| s.jobs.len() as u64).sum();
+            tx.save_study(&record)?;
+            Ok((jobs, events, total, prev.is_some()))
+        })
+        .await?;
+    queue.announce(&jobs, events);
+    Ok(StudySubmitted {
+        study: req.name,
+        jobs: jobs
+            .iter()
+            .map(|j| j.id)
+            .zip(submission_specs.into_iter().map(|mut s| {
+                s.study = None;
+                s
+            }))
+            .collect(),
+        total_jobs: total,
+        extended,
+    })
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for messages.
+pub(crate) fn fmt_utc(ms: Millis) -> String {
+    let secs = (ms / 1000) as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+// ---- command-line sweep syntax ---------------------------------------------------------------
+
+/// Splits `a,b,c` (spaces around items allowed). An empty item or a repeated one is an error
+/// naming `flag` and the item.
+pub fn parse_list(flag: &str, s: &str) -> Result<Vec<String>, RequestError> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, item) in s.split(',').enumerate() {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(invalid(format!(
+                "{flag} {s:?}: item {} is empty (write a,b,c)",
+                i + 1
+            )));
+        }
+        if out.iter().any(|x| x == item) {
+            return Err(invalid(format!("{flag} {s:?}: {item:?} is listed twice")));
+        }
+        out.push(item.to_string());
+    }
+    Ok(out)
+}
+
+/// Parses seeds: `3`, `1,2,7`, `1..5` (inclusive: 1 2 3 4 5), `1..=5`, or a mix (`1..3,10`).
+pub fn parse_seeds(flag: &str, s: &str) -> Result<Vec<u64>, RequestError> {
+    let mut out: Vec<u64> = Vec::new();
+    for (i, item) in s.split(',').enumerate() {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(invalid(format!(
+                "{flag} {s:?}: item {} is empty (write 1..5 or 1,2,3)",
+                i + 1
+            )));
+        }
+        let num = |t: &str| -> Result<u64, RequestError> {
+            t.trim().parse::<u64>().map_err(|_| {
+                invalid(format!(
+                    "{flag} {s:?}: {:?} in {item:?} is not a whole number ≥ 0",
+                    t.trim()
+                ))
+            })
+        };
+        match parse_range(item) {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                push_range(flag, s, item, a, b, &mut out)?;
+            }
+            None => {
+                let v = num(item)?;
+                if out.contains(&v) {
+                    return Err(invalid(format!("{flag} {s:?}: seed {v} is listed twice")));
+                }
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `a..b` or `a..=b` → (a, b); None when `item` is not a range.
+fn parse_range(item: &str) -> Option<(&str, &str)> {
+    let (a, b) = item.split_once("..")?;
+    Some((a, b.strip_prefix('=').unwrap_or(b)))
+}
+
+fn push_range(
+    flag: &str,
+    s: &str,
+    item: &str,
+    a: u64,
+    b: u64,
+    out: &mut Vec<u64>,
+) -> Result<(), RequestError> {
+    if b < a {
+        return Err(invalid(format!(
+            "{flag} {s:?}: range {item:?} is empty (its end {b} is below its start {a})"
+        )));
+    }
+    if b - a >= MAX_RANGE {
+        return Err(invalid(format!(
+            "{flag} {s:?}: range {item:?} spans more than {MAX_RANGE} values"
+        )));
+    }
+    for v in a..=b {
+        if out.contains(&v) {
+            return Err(invalid(format!("{flag} {s:?}: {v} is listed twice")));
+        }
+        out.push(v);
+    }
+    Ok(())
+}
+
+/// Parses `KEY=V1,V2,...` into a swept param. Values split at commas outside brackets, braces
+/// and quotes (so `hidden=[32,32],[64,64]` is two values); each value is JSON if it parses
+/// (`64`, `0.3`, `[32,32]`, `true`), else a string; an integer range `16..64` expands to every
+/// integer in it.
+pub fn parse_param_sweep(s: &str) -> Result<ParamAxis, RequestError> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| invalid(format!("--param {s:?}: expected KEY=VALUE[,VALUE...]")))?;
+    let key = k.trim();
+    if key.is_empty() {
+        return Err(invalid(format!("--param {s:?}: the key is empty")));
+    }
+    let mut values: Vec<serde_json::Value> = Vec::new();
+    let items = split_top_level(v).map_err(|e| invalid(format!("--param {s:?}: {e}")))?;
+    for (i, item) in items.iter().enumerate() {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(invalid(format!(
+                "--param {s:?}: value {} is empty (write {key}=a,b,c)",
+                i + 1
+            )));
+        }
+        let range = parse_range(item).and_then(|(a, b)| {
+            Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?))
+        });
+        match range {
+            Some((a, b)) => {
+                if b < a {
+                    return Err(invalid(format!(
+                        "--param {s:?}: range {item:?} is empty (its end {b} is below its start {a})"
+                    )));
+                }
+                if (b - a) as u64 >= MAX_RANGE {
+                    return Err(invalid(format!(
+                        "--param {s:?}: range {item:?} spans more than {MAX_RANGE} values"
+                    )));
+                }
+                values.extend((a..=b).map(serde_json::Value::from));
+            }
+            None => values.push(
+                serde_json::from_str(item)
+                    .unwrap_or_else(|_| serde_json::Value::String(item.to_string())),
+            ),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for v in &values {
+        if !seen.insert(v.to_string()) {
+            return Err(invalid(format!("--param {s:?}: value {v} is listed twice")));
+        }
+    }
+    Ok(ParamAxis {
+        key: key.to_string(),
+        values,
+    })
+}
+
+/// Splits at commas that are outside `[]`, `{}` and double quotes.
+fn split_top_level(s: &str) -> Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0usize);
+    for (i, c) in s.char_indices() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            '[' | '{' => depth += 1,
+            ']' | '}' => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(format!("unbalanced {c:?} at character {}", i + 1));
+                }
+            }
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err("unclosed quote".into());
+    }
+    if depth != 0 {
+        return Err("unclosed bracket".into());
+    }
+    out.push(&s[start..]);
+    Ok(out)
+}
+
+// ---- aggregation -------------------------------------------------------------------------------
+
+/// One job of a study as `gaia study` lists it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyJob {
+    pub id: JobId,
+    pub state: JobState,
+    pub method: String,
+    pub env: String,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub max_evals: u64,
+    /// Evaluations the current attempt has reported.
+    #[serde(default)]
+    pub evals: Option<f64>,
+    #[serde(default)]
+    pub best_ever: Option<f64>,
+    pub attempt: u32,
+    #[serde(default)]
+    pub worker: Option<String>,
+}
+
+/// Progress and ETA of a study.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct StudyProgress {
+    pub jobs: u64,
+    /// Jobs per state name (only states that occur).
+    pub states: BTreeMap<String, u64>,
+    /// Evaluations done: a succeeded job counts its whole budget, any other job what it reported.
+    pub evals_done: f64,
+    /// The budgets of all jobs added up.
+    pub evals_total: f64,
+    /// Evaluations queued and running jobs still have to do.
+    pub evals_remaining: f64,
+    /// `evals_done / evals_total`, 0..1.
+    pub fraction: f64,
+    /// Evaluations per second of the study's running jobs together, from their measured rate.
+    #[serde(default)]
+    pub evals_per_sec: Option<f64>,
+    /// Seconds until the queued and running jobs are done; None = unknown (see `eta_note`).
+    #[serde(default)]
+    pub eta_secs: Option<f64>,
+    /// Why the ETA is unknown (or "done").
+    #[serde(default)]
+    pub eta_note: Option<String>,
+}
+
+/// A statistic over seeds.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct MeanStd {
+    pub mean: f64,
+    /// Sample standard deviation (n − 1); None for a single value.
+    #[serde(default)]
+    pub std: Option<f64>,
+    pub n: u64,
+    /// The best (highest) value.
+    pub max: f64,
+}
+
+/// The result of one method × environment (× swept params) over its seeds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyGroup {
+    pub method: String,
+    pub env: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub jobs: u64,
+    pub succeeded: u64,
+    /// Best-ever fitness (higher is better) over the seeds that reported one.
+    #[serde(default)]
+    pub best: Option<MeanStd>,
+}
+
+/// `GET /api/v1/studies/{name}` answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyReport {
+    pub name: String,
+    /// None for a study that only exists as jobs tagged with its name.
+    #[serde(default)]
+    pub record: Option<StudyRecord>,
+    pub progress: StudyProgress,
+    pub groups: Vec<StudyGroup>,
+    pub jobs: Vec<StudyJob>,
+}
+
+/// One line of `GET /api/v1/studies`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudySummary {
+    pub name: String,
+    #[serde(default)]
+    pub created_at: Option<Millis>,
+    pub progress: StudyProgress,
+}
+
+/// `GET /api/v1/studies` answer, newest first.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyList {
+    pub studies: Vec<StudySummary>,
+}
+
+/// A job's measured speed: evaluations over wall seconds of its current attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateSample {
+    pub evals: f64,
+    pub secs: f64,
+}
+
+/// An estimate of the time left.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Eta {
+    /// Nothing left to do.
+    Done,
+    /// Seconds left at the measured rate, and that rate (evals/s of the running jobs together).
+    Secs { secs: f64, evals_per_sec: f64 },
+    /// Not known, and why.
+    Unknown(&'static str),
+}
+
+/// Longest ETA shown; beyond it the estimate says nothing useful.
+const MAX_ETA_SECS: f64 = 10.0 * 365.0 * 86_400.0;
+
+/// The ETA of `remaining` evaluations when `running` jobs run at the per-job rate measured over
+/// `samples` (the study's running and finished jobs). Unknown until there is data; never
+/// negative, infinite or NaN.
+pub fn estimate_eta(samples: &[RateSample], remaining: f64, running: u64) -> Eta {
+    // NaN or nothing left: done.
+    if remaining.is_nan() || remaining <= 0.0 {
+        return Eta::Done;
+    }
+    let (mut evals, mut secs) = (0.0, 0.0);
+    for s in samples {
+        if s.evals.is_finite() && s.secs.is_finite() && s.evals > 0.0 && s.secs > 0.0 {
+            evals += s.evals;
+            secs += s.secs;
+        }
+    }
+    if evals <= 0.0 || secs <= 0.0 {
+        return Eta::Unknown("no measured evals/s yet");
+    }
+    if running == 0 {
+        return Eta::Unknown("no job of the study is running");
+    }
+    let per_job = evals / secs;
+    let rate = per_job * running as f64;
+    let eta = remaining / rate;
+    if !eta.is_finite() || eta < 0.0 {
+        return Eta::Unknown("no measured evals/s yet");
+    }
+    if eta > MAX_ETA_SECS {
+        return Eta::Unknown("more than ten years at the measured rate");
+    }
+    Eta::Secs {
+        secs: eta,
+        evals_per_sec: rate,
+    }
+}
+
+/// Mean, sample standard deviation and max of finite values (None when there are none).
+pub fn mean_std(values: &[f64]) -> Option<MeanStd> {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let std = (v.len() > 1)
+        .then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    Some(MeanStd {
+        mean,
+        std,
+        n: v.len() as u64,
+        max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
+impl StudyJob {
+    /// The study view of a job.
+    pub fn of(job: &Job) -> StudyJob {
+        let s = &job.spec;
+        StudyJob {
+            id: job.id,
+            state: job.state,
+            method: s.method.clone().unwrap_or_default(),
+            env: s.env.clone().unwrap_or_else(|| DEFAULT_ENV.to_string()),
+            seed: s.seed,
+            params: s.params.clone(),
+            max_evals: s.max_evals.unwrap_or(DEFAULT_MAX_EVALS),
+            evals: job.progress.evals,
+            best_ever: job.progress.best_ever.or(job.progress.best),
+            attempt: job.attempt,
+            worker: job.worker_name.clone(),
+        }
+    }
+}
+
+/// Progress (with ETA) of a set of jobs at time `now`.
+pub fn progress(jobs: &[Job], now: Millis) -> StudyProgress {
+    let mut p = StudyProgress {
+        jobs: jobs.len() as u64,
+        ..StudyProgress::default()
+    };
+    let mut samples = Vec::new();
+    let mut running = 0;
+    for job in jobs {
+        *p.states.entry(job.state.as_str().to_string()).or_insert(0) += 1;
+        let budget = job.spec.max_evals.unwrap_or(DEFAULT_MAX_EVALS) as f64;
+        let reported = job
+            .progress
+            .evals
+            .filter(|e| e.is_finite() && *e > 0.0)
+            .unwrap_or(0.0)
+            .min(budget);
+        p.evals_total += budget;
+        p.evals_done += if job.state == JobState::Succeeded {
+            budget
+        } else {
+            reported
+        };
+        match job.state {
+            JobState::Queued => p.evals_remaining += budget,
+            JobState::Running => {
+                running += 1;
+                p.evals_remaining += budget - reported;
+            }
+            _ => {}
+        }
+        if matches!(job.state, JobState::Running | JobState::Succeeded)
+            && let Some(start) = job.started_at
+        {
+            let end = job.finished_at.unwrap_or(now);
+            samples.push(RateSample {
+                evals: reported,
+                secs: end.saturating_sub(start) as f64 / 1000.0,
+            });
+        }
+    }
+    p.fraction = if p.evals_total > 0.0 {
+        (p.evals_done / p.evals_total).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    match estimate_eta(&samples, p.evals_remaining, running) {
+        Eta::Done => {
+            p.eta_secs = Some(0.0);
+            p.eta_note = Some("done".into());
+        }
+        Eta::Secs {
+            secs,
+            evals_per_sec,
+        } => {
+            p.eta_secs = Some(secs);
+            p.evals_per_sec = Some(evals_per_sec);
+        }
+        Eta::Unknown(why) => p.eta_note = Some(why.into()),
+    }
+    p
+}
+
+/// Groups jobs by method × environment × params and takes mean ± std of best-ever over seeds,
+/// in order of first appearance.
+pub fn groups(jobs: &[Job]) -> Vec<StudyGroup> {
+    let mut out: Vec<(StudyGroup, Vec<f64>)> = Vec::new();
+    for job in jobs {
+        let j = StudyJob::of(job);
+        let idx = match out
+            .iter()
+            .position(|(g, _)| g.method == j.method && g.env == j.env && g.params == j.params)
+        {
+            Some(i) => i,
+            None => {
+                out.push((
+                    StudyGroup {
+                        method: j.method.clone(),
+                        env: j.env.clone(),
+                        params: j.params.clone(),
+                        jobs: 0,
+                        succeeded: 0,
+                        best: None,
+                    },
+                    Vec::new(),
+                ));
+                out.len() - 1
+            }
+        };
+        let (g, values) = &mut out[idx];
+        g.jobs += 1;
+        if job.state == JobState::Succeeded {
+            g.succeeded += 1;
+        }
+        if let Some(b) = j.best_ever {
+            values.push(b);
+        }
+    }
+    out.into_iter()
+        .map(|(mut g, v)| {
+            g.best = mean_std(&v);
+            g
+        })
+        .collect()
+}
+
+/// The whole report of a study.
+pub fn report(name: &str, record: Option<StudyRecord>, jobs: &[Job], now: Millis) -> StudyReport {
+    StudyReport {
+        name: name.to_string(),
+        record,
+        progress: progress(jobs, now),
+        groups: groups(jobs),
+        jobs: jobs.iter().map(StudyJob::of).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Job, Progress};
+    use serde_json::json;
+
+    fn submit(methods: &str, envs: &str, seeds: &str) -> StudySubmit {
+        StudySubmit {
+            name: "classic-control".into(),
+            template: JobSpec {
+                max_evals: Some(50_000),
+                ..JobSpec::experiment("x", 1)
+            },
+            sweep: Sweep {
+                methods: parse_list("--method", methods).unwrap(),
+                envs: parse_list("--env", envs).unwrap(),
+                seeds: parse_seeds("--seeds", seeds).unwrap(),
+                params: Vec::new(),
+            },
+            again: false,
+            confirm_large: false,
+        }
+    }
+
+    fn canon(mut s: StudySubmit) -> StudySubmit {
+        s.template.method = None;
+        s.canonicalize().unwrap();
+        s
+    }
+
+    #[test]
+    fn expansion_is_the_cartesian_product_with_seeds_innermost() {
+        let s = canon(submit("cma_es,openai_es", "CartPole-v1,Acrobot-v1", "1..5"));
+        assert_eq!(s.job_count(), 20);
+        let jobs = s.expand().unwrap();
+        assert_eq!(jobs.len(), 20);
+        let keys: Vec<(String, String, u64)> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.method.clone().unwrap(),
+                    j.env.clone().unwrap(),
+                    j.seed.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(keys[0], ("cma_es".into(), "CartPole-v1".into(), 1));
+        assert_eq!(keys[4], ("cma_es".into(), "CartPole-v1".into(), 5));
+        assert_eq!(keys[5], ("cma_es".into(), "Acrobot-v1".into(), 1));
+        assert_eq!(keys[19], ("openai_es".into(), "Acrobot-v1".into(), 5));
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), 20);
+        assert!(
+            jobs.iter()
+                .all(|j| j.study.as_deref() == Some("classic-control")
+                    && j.max_evals == Some(50_000))
+        );
+    }
+
+    #[test]
+    fn params_sweep_and_fixed_params_combine() {
+        let mut s = submit("cma_es", "sphere", "1,2");
+        s.template.method = None;
+        s.template.params.insert("dim".into(), json!(10));
+        s.sweep.params = vec![
+            parse_param_sweep("pop_size=16,32").unwrap(),
+            parse_param_sweep("hidden=[32,32],[64,64]").unwrap(),
+        ];
+        s.canonicalize().unwrap();
+        let jobs = s.expand().unwrap();
+        assert_eq!(jobs.len(), 2 * 2 * 2);
+        assert_eq!(jobs[0].params["pop_size"], json!(16));
+        assert_eq!(jobs[0].params["hidden"], json!([32, 32]));
+        assert_eq!(jobs[0].params["dim"], json!(10));
+        assert_eq!(jobs[1].seed, Some(2));
+        assert_eq!(jobs[2].params["hidden"], json!([64, 64]));
+        assert_eq!(jobs[4].params["pop_size"], json!(32));
+        // A param both fixed and swept is refused.
+        let mut bad = s.clone();
+        bad.template.params.insert("pop_size".into(), json!(8));
+        assert!(
+            bad.canonicalize()
+                .unwrap_err()
+                .to_string()
+                .contains("pop_size")
+        );
+    }
+
+    #[test]
+    fn template_method_env_and_seed_fold_into_the_sweep() {
+        let mut a = StudySubmit {
+            name: "s".into(),
+            template: JobSpec {
+                env: Some("sphere".into()),
+                seed: Some(3),
+                ..JobSpec::experiment("cma_es", 100)
+            },
+            sweep: Sweep::default(),
+            again: false,
+            confirm_large: false,
+        };
+        a.canonicalize().unwrap();
+        assert_eq!(a.sweep.methods, ["cma_es"]);
+        assert_eq!(a.sweep.envs, ["sphere"]);
+        assert_eq!(a.sweep.seeds, [3]);
+        assert_eq!(a.expand().unwrap().len(), 1);
+        // Canonical forms of the same definition compare equal.
+        let mut b = a.clone();
+        b.canonicalize().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn ranges_and_lists_parse() {
+        assert_eq!(parse_seeds("--seeds", "1..5").unwrap(), [1, 2, 3, 4, 5]);
+        assert_eq!(parse_seeds("--seeds", "1..=3").unwrap(), [1, 2, 3]);
+        assert_eq!(parse_seeds("--seeds", "7").unwrap(), [7]);
+        assert_eq!(parse_seeds("--seeds", "1..2, 10").unwrap(), [1, 2, 10]);
+        assert_eq!(parse_seeds("--seeds", "4..4").unwrap(), [4]);
+        assert_eq!(
+            parse_list("--method", "cma_es, openai_es").unwrap(),
+            ["cma_es", "openai_es"]
+        );
+        assert_eq!(
+            parse_param_sweep("pop_size=16..18").unwrap().values,
+            [json!(16), json!(17), json!(18)]
+        );
+        assert_eq!(
+            parse_param_sweep("opt=adam,sgd").unwrap().values,
+            [json!("adam"), json!("sgd")]
+        );
+        assert_eq!(
+            parse_param_sweep("lr=0.1,0.01").unwrap().values,
+            [json!(0.1), json!(0.01)]
+        );
+        assert_eq!(
+            parse_param_sweep(r#"name="a,b",c"#).unwrap().values,
+            [json!("a,b"), json!("c")]
+        );
+    }
+
+    #[test]
+    fn malformed_sweeps_name_the_bad_part() {
+        let cases: Vec<(Result<(), RequestError>, &str)> = vec![
+            (parse_seeds("--seeds", "1..x").map(drop), "\"x\""),
+            (
+                parse_seeds("--seeds", "5..1").map(drop),
+                "below its start 5",
+            ),
+            (parse_seeds("--seeds", "1,,3").map(drop), "item 2 is empty"),
+            (parse_seeds("--seeds", "-1").map(drop), "\"-1\""),
+            (
+                parse_seeds("--seeds", "1..3,2").map(drop),
+                "2 is listed twice",
+            ),
+            (
+                parse_seeds("--seeds", "0..99999999").map(drop),
+                "spans more",
+            ),
+            (
+                parse_list("--method", "cma_es,").map(drop),
+                "item 2 is empty",
+            ),
+            (
+                parse_list("--env", "a,a").map(drop),
+                "\"a\" is listed twice",
+            ),
+            (parse_param_sweep("pop_size").map(drop), "KEY=VALUE"),
+            (parse_param_sweep("=1,2").map(drop), "key is empty"),
+            (parse_param_sweep("k=1,,2").map(drop), "value 2 is empty"),
+            (parse_param_sweep("k=[1,2").map(drop), "unclosed bracket"),
+            (parse_param_sweep("k=9..3").map(drop), "below its start 9"),
+            (parse_param_sweep("k=1,1").map(drop), "listed twice"),
+        ];
+        for (r, needle) in cases {
+            let msg = r.unwrap_err().to_string();
+            assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+        }
+        let mut s = submit("cma_es", "a", "1");
+        s.sweep.methods = vec!["bad name".into()];
+        s.template.method = None;
+        assert!(s.canonicalize().unwrap_err().to_string().contains("method"));
+    }
+
+    #[test]
+    fn large_studies_need_confirmation_and_have_a_ceiling() {
+        let mut s = canon(submit("a,b", "e", "1..5001"));
+        assert_eq!(s.job_count(), 10_002);
+        let msg = s.expand().unwrap_err().to_string();
+        assert!(msg.contains("--yes"), "{msg}");
+        s.confirm_large = true;
+        assert_eq!(s.expand().unwrap().len(), 10_002);
+        let mut huge = canon(submit("a,b", "e", "1..100000"));
+        huge.confirm_large = true;
+        assert!(huge.expand().unwrap_err().to_string().contains("at most"));
+    }
+
+    fn job(id: u64, method: &str, state: JobState, evals: Option<f64>, best: Option<f64>) -> Job {
+        Job {
+            id,
+            spec: JobSpec {
+                env: Some("CartPole-v1".into()),
+                seed: Some(id),
+                ..JobSpec::experiment(method, 1000)
+            },
+            state,
+            attempt: 1,
+            lease: None,
+            worker: None,
+            worker_name: None,
+            cancel_requested: false,
+            submitted_at: 0,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            error: None,
+            result: None,
+            progress: Progress {
+                evals,
+                best_ever: best,
+                ..Progress::default()
+            },
+            attempts: Vec::new(),
+            files: Vec::new(),
+            log_lines: 0,
+            log_dropped: 0,
+            warnings: 0,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn aggregation_takes_mean_and_std_over_seeds_per_method_and_env() {
+        let jobs = vec![
+            job(1, "cma_es", JobState::Succeeded, Some(1000.0), Some(100.0)),
+            job(2, "cma_es", JobState::Succeeded, Some(900.0), Some(200.0)),
+            job(3, "cma_es", JobState::Running, Some(500.0), Some(300.0)),
+            job(4, "openai_es", JobState::Queued, None, None),
+            job(5, "openai_es", JobState::Failed, Some(250.0), Some(-5.0)),
+        ];
+        let g = groups(&jobs);
+        assert_eq!(g.len(), 2);
+        assert_eq!(
+            (g[0].method.as_str(), g[0].jobs, g[0].succeeded),
+            ("cma_es", 3, 2)
+        );
+        let b = g[0].best.unwrap();
+        assert_eq!(b.n, 3);
+        assert!((b.mean - 200.0).abs() < 1e-9);
+        assert!((b.std.unwrap() - 100.0).abs() < 1e-9);
+        assert_eq!(b.max, 300.0);
+        let b = g[1].best.unwrap();
+        assert_eq!((b.n, b.mean, b.std), (1, -5.0, None));
+
+        let p = progress(&jobs, 0);
+        assert_eq!(p.jobs, 5);
+        assert_eq!(p.states["succeeded"], 2);
+        assert_eq!(p.states["queued"], 1);
+        // Succeeded jobs count their whole budget (job 2 stopped early: solved); others what
+        // they reported.
+        assert_eq!(p.evals_done, 1000.0 + 1000.0 + 500.0 + 0.0 + 250.0);
+        assert_eq!(p.evals_total, 5000.0);
+        assert_eq!(p.evals_remaining, 500.0 + 1000.0);
+        assert!((p.fraction - 0.55).abs() < 1e-12);
+        assert_eq!(mean_std(&[]), None);
+        assert_eq!(mean_std(&[f64::NAN]), None);
+    }
+
+    #[test]
+    fn eta_from_synthetic_timings() {
+        // Two finished jobs did 1000 evals in 10 s each: 100 evals/s per job.
+        let samples = [
+            RateSample {
+                evals: 1000.0,
+                secs: 10.0,
+            },
+            RateSample {
+                evals: 1000.0,
+                secs: 10.0,
+            },
+        ];
+        // 2 running jobs → 200 evals/s; 6000 left → 30 s.
+        match estimate_eta(&samples, 6000.0, 2) {
+            Eta::Secs {
+                secs,
+                evals_per_sec,
+            } => {
+                assert!((secs - 30.0).abs() < 1e-9, "{secs}");
+                assert!((evals_per_sec - 200.0).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Slower and faster jobs pool their evals and seconds.
+        let mixed = [
+            RateSample {
+                evals: 300.0,
+                secs: 10.0,
+            },
+            RateSample {
+                evals: 100.0,
+                secs: 10.0,
+            },
+        ];
+        assert_eq!(
+            estimate_eta(&mixed, 200.0, 1),
+            Eta::Secs {
+                secs: 10.0,
+                evals_per_sec: 20.0
+            }
+        );
+        // No data yet, zero-length or nonsense timings: unknown, never a number.
+        assert!(matches!(estimate_eta(&[], 100.0, 2), Eta::Unknown(_)));
+        let junk = [
+            RateSample {
+                evals: 0.0,
+                secs: 5.0,
+            },
+            RateSample {
+                evals: 50.0,
+                secs: 0.0,
+            },
+            RateSample {
+                evals: f64::NAN,
+                secs: 1.0,
+            },
+            RateSample {
+                evals: f64::INFINITY,
+                secs: 1.0,
+            },
+            RateSample {
+                evals: -10.0,
+                secs: 1.0,
+            },
+        ];
+        assert!(matches!(estimate_eta(&junk, 100.0, 2), Eta::Unknown(_)));
+        // Nothing running (no worker): unknown, not infinite.
+        assert!(matches!(estimate_eta(&samples, 100.0, 0), Eta::Unknown(_)));
+        // Nothing left: done.
+        assert_eq!(estimate_eta(&[], 0.0, 0), Eta::Done);
+        // Absurdly slow: unknown rather than centuries.
+        let slow = [RateSample {
+            evals: 1.0,
+            secs: 1e6,
+        }];
+        assert!(matches!(estimate_eta(&slow, 1e9, 1), Eta::Unknown(_)));
+    }
+
+    #[test]
+    fn progress_measures_the_study_s_own_jobs() {
+        let mut a = job(1, "cma_es", JobState::Succeeded, Some(1000.0), Some(1.0));
+        a.started_at = Some(0);
+        a.finished_at = Some(10_000);
+        let mut b = job(2, "cma_es", JobState::Running, Some(500.0), Some(1.0));
+        b.started_at = Some(20_000);
+        let c = job(3, "cma_es", JobState::Queued, None, None);
+        // At t = 25 s, b ran 5 s for 500 evals: 1500 evals over 15 s = 100/s per job, 1 running;
+        // 500 + 1000 left → 15 s.
+        let p = progress(&[a.clone(), b.clone(), c.clone()], 25_000);
+        assert_eq!(p.evals_per_sec, Some(100.0));
+        assert!((p.eta_secs.unwrap() - 15.0).abs() < 1e-9);
+        // Before any job has evals: unknown.
+        let mut fresh = b.clone();
+        fresh.progress.evals = None;
+        let p = progress(&[fresh, c.clone()], 25_000);
+        assert_eq!(p.eta_secs, None);
+        assert!(p.eta_note.unwrap().contains("no measured"));
+        // All ended: done.
+        let p = progress(&[a], 25_000);
+        assert_eq!(p.eta_secs, Some(0.0));
+        assert_eq!(p.fraction, 1.0);
+    }
+}
