@@ -449,6 +449,17 @@ async fn a_row_batch_sent_twice_is_stored_once() {
     let j = job(&q, id);
     assert_eq!(j.progress.rows, 15);
     assert_eq!(j.progress.generation, Some(15));
+
+    // An unordered batch that names one seq twice and one stored seq: each new row once.
+    let mixed: Vec<Row> = [20, 16, 20, 3]
+        .into_iter()
+        .flat_map(|s| rows(s, s + 1))
+        .collect();
+    let ack = q.add_rows(id, batch(&a, mixed)).await.unwrap();
+    assert_eq!((ack.stored, ack.skipped), (2, 2));
+    let stored = q.store().read().unwrap().rows(id, a.attempt).unwrap();
+    assert_eq!(stored.len(), 17);
+    assert_eq!(job(&q, id).progress.rows, 17);
 }
 
 #[tokio::test]
