@@ -446,21 +446,29 @@ function usageBar(label, pct) {
   return h("div", { class: "ubar" }, h("span", { class: "ulabel", text: label }), h("span", { class: "utrack" }, fill), h("span", { class: "uval", text: `${Math.round(p)}%` }));
 }
 
-function workerCard(w) {
+/** A worker's card; `mini` (many workers) keeps one line of facts and one row of bars. */
+function workerCard(w, mini = false) {
   const hw = w.hardware || {};
   const gpus = hw.gpus || [];
   const usage = w.usage || {};
+  const gpuPct = usage.gpu_percent || [];
   const hwText = [hw.cpu_cores ? `${hw.cpu_cores} cores` : null, hw.memory_mb ? mib(hw.memory_mb) : null, gpus.length ? `${gpus.length}× ${gpus[0].name}` : "no GPU", hw.os && hw.arch ? `${hw.os}/${hw.arch}` : null].filter(Boolean).join(" · ");
-  const bars = h("div", { class: "ubars" }, usageBar("CPU", usage.cpu_percent), usageBar("RAM", usage.memory_percent), ...gpus.map((g, i) => usageBar(`GPU${g.index ?? i}`, (usage.gpu_percent || [])[i])));
-  const running = h("div", { class: "wjobs" }, (w.running || []).length ? "running " : "no jobs", ...(w.running || []).map((id) => h("a", { href: `#/jobs/${id}`, class: "jobref", text: `#${id}` })));
+  const hwTitle = [hw.hostname, hw.cpu_model, hwText, ...gpus.map((g) => `GPU${g.index}: ${g.name} ${g.memory_mb ? mib(g.memory_mb) : ""}`)].filter(Boolean).join("\n");
+  const bars = mini
+    ? h("div", { class: "ubars mini" }, usageBar("CPU", usage.cpu_percent), usageBar("RAM", usage.memory_percent), gpus.length ? usageBar(gpus.length > 1 ? `GPU×${gpus.length}` : "GPU", gpuPct.length ? gpuPct.reduce((a, b) => a + b, 0) / gpuPct.length : 0) : null)
+    : h("div", { class: "ubars" }, usageBar("CPU", usage.cpu_percent), usageBar("RAM", usage.memory_percent), ...gpus.map((g, i) => usageBar(`GPU${g.index ?? i}`, gpuPct[i])));
+  const running = h("span", { class: "wjobs" }, (w.running || []).length ? (mini ? "" : "running ") : "no jobs", ...(w.running || []).map((id) => h("a", { href: `#/jobs/${id}`, class: "jobref", text: `#${id}` })));
+  const seen = h("span", { class: "seen", dataset: { seen: String(w.last_seen) }, text: `seen ${ago(w.last_seen)}` });
   return h(
     "div",
-    { class: `wcard ws-${w.state}`, dataset: { worker: w.id } },
+    { class: `wcard ws-${w.state}${mini ? " mini" : ""}`, dataset: { worker: w.id }, title: mini ? hwTitle : undefined },
     h("div", { class: "wtop" }, h("span", { class: "wname", text: w.name, title: `${w.name} (${w.id})` }), h("span", { class: `wstate ws-${w.state}`, text: w.state })),
-    h("div", { class: "wmeta muted" }, h("span", { class: "seen", dataset: { seen: String(w.last_seen) }, text: `seen ${ago(w.last_seen)}` }), ` · v${w.version || "?"}`, w.update_available ? h("span", { class: "upd", text: " update available", title: "A newer release is promoted" }) : null, ` · ${w.slots || 1} slot${w.slots === 1 ? "" : "s"}`),
-    h("div", { class: "whw muted", text: hwText, title: [hw.cpu_model, ...gpus.map((g) => `GPU${g.index}: ${g.name} ${g.memory_mb ? mib(g.memory_mb) : ""}`)].filter(Boolean).join("\n") }),
+    mini
+      ? h("div", { class: "wmeta muted" }, seen, " · ", running)
+      : h("div", { class: "wmeta muted" }, seen, ` · v${w.version || "?"}`, w.update_available ? h("span", { class: "upd", text: " update available", title: "A newer release is promoted" }) : null, ` · ${w.slots || 1} slot${w.slots === 1 ? "" : "s"}`),
+    mini ? null : h("div", { class: "whw muted", text: hwText, title: hwTitle }),
     bars,
-    running,
+    mini ? null : h("div", {}, running),
   );
 }
 
@@ -508,7 +516,12 @@ function overviewView() {
   workers.el.classList.add("wide");
   const wgrid = h("div", { class: "wgrid", id: "workers" });
   const offlineToggle = h("button", { type: "button", class: "btn small ghost", hidden: true });
-  workers.body.append(wgrid, offlineToggle);
+  const moreToggle = h("button", { type: "button", class: "btn small ghost", hidden: true });
+  moreToggle.addEventListener("click", () => {
+    st.showAll = !st.showAll;
+    renderWorkers();
+  });
+  workers.body.append(wgrid, h("div", { class: "wtoggles" }, moreToggle, offlineToggle));
   const queue = section("Queue", h("a", { href: "#/jobs", class: "btn small ghost", text: "All jobs" }));
   const qtable = h("table", { class: "grid", id: "queue" });
   const qhead = h("thead", {}, h("tr", {}, ...["id", "job", "state", "worker", "progress", "best-ever", "ETA", ""].map((t) => h("th", { text: t }))));
@@ -548,9 +561,17 @@ function overviewView() {
     const order = { busy: 0, idle: 1, draining: 2, offline: 3 };
     all.sort((a, b) => order[a.state] - order[b.state] || a.name.localeCompare(b.name));
     const offline = all.filter((w) => w.state === "offline");
-    const shown = st.showOffline || offline.length <= 4 ? all : all.filter((w) => w.state !== "offline");
-    put(wgrid, ...shown.map(workerCard));
+    let shown = st.showOffline || offline.length <= 4 ? all : all.filter((w) => w.state !== "offline");
+    // Many workers: compact cards, and the first few dozen until asked for all.
+    const mini = all.length > 8;
+    const hiddenCount = st.showAll ? 0 : Math.max(0, shown.length - 30);
+    if (hiddenCount) shown = shown.slice(0, 30);
+    wgrid.classList.toggle("mini", mini);
+    put(wgrid, ...shown.map((w) => workerCard(w, mini)));
+    moreToggle.hidden = !hiddenCount && !st.showAll;
+    moreToggle.textContent = st.showAll ? "Show fewer" : `Show ${hiddenCount} more`;
     if (!all.length) wgrid.append(h("p", { class: "muted", text: "No worker has registered yet. Start one with: gaia work --server URL --token TOKEN" }));
+    else if (!shown.length) wgrid.append(h("p", { class: "muted", text: `No worker is online; ${offline.length} are offline.` }));
     offlineToggle.hidden = offline.length <= 4;
     offlineToggle.textContent = st.showOffline ? `Hide ${offline.length} offline` : `Show ${offline.length} offline`;
     $("#workers-count", workers.el).textContent = `${all.length - offline.length} online · ${offline.length} offline`;
@@ -561,14 +582,17 @@ function overviewView() {
   });
 
   function renderQueue() {
-    const running = [...st.running.values()].sort((a, b) => a.id - b.id);
-    const queued = [...st.queued.values()].sort((a, b) => (b.spec.priority || 0) - (a.spec.priority || 0) || a.id - b.id);
+    // Bounded however many jobs the stream has told us about; the totals say how many more.
+    const running = [...st.running.values()].sort((a, b) => a.id - b.id).slice(0, 30);
+    const queued = [...st.queued.values()].sort((a, b) => (b.spec.priority || 0) - (a.spec.priority || 0) || a.id - b.id).slice(0, 15);
+    st.runningTotal = Math.max(st.runningTotal, st.running.size);
+    st.queuedTotal = Math.max(st.queuedTotal, st.queued.size);
     put(qbody, ...running.map((j) => jobRow(j)), ...queued.map((j) => jobRow(j)));
     if (!running.length && !queued.length) qbody.append(h("tr", {}, h("td", { colSpan: 8, class: "muted", text: "Nothing queued or running." })));
     const more = [];
     if (st.runningTotal > running.length) more.push(`${st.runningTotal - running.length} more running`);
-    if (st.queuedTotal > queued.length) more.push(`${st.queuedTotal - queued.length} more queued`);
-    put(qfoot, ...(more.length ? [`${more.join(" · ")} — `, h("a", { href: "#/jobs?state=queued", text: "see all" })] : []));
+    if (st.queuedTotal > queued.length) more.push(`${st.queuedTotal - queued.length} more queued (the newest are shown)`);
+    put(qfoot, ...(more.length ? [`${more.join(" · ")} — `, h("a", { href: st.runningTotal > running.length ? "#/jobs?state=running" : "#/jobs?state=queued", text: "see all" })] : []));
   }
 
   function renderBest() {
@@ -610,7 +634,7 @@ function overviewView() {
   const summarySoon = debounce(loadSummary, 1500);
 
   async function loadQueue() {
-    const [r, q] = await Promise.all([api("/api/v1/jobs?state=running&limit=100"), api("/api/v1/jobs?state=queued&limit=50")]);
+    const [r, q] = await Promise.all([api("/api/v1/jobs?state=running&limit=30"), api("/api/v1/jobs?state=queued&limit=15")]);
     st.running = new Map(r.jobs.map((j) => [j.id, j]));
     st.queued = new Map(q.jobs.map((j) => [j.id, j]));
     st.runningTotal = r.total;
