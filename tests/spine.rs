@@ -321,6 +321,20 @@ fn every_route_enforces_its_scope() {
 }
 
 #[test]
+fn api_doc_lists_every_route() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/API.md")).unwrap();
+    let missing: Vec<String> = ROUTES
+        .iter()
+        .map(|r| format!("{} {}`", r.method, r.path))
+        .filter(|needle| !doc.contains(needle.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/API.md does not document these routes (write them as `METHOD /path`): {missing:?}"
+    );
+}
+
+#[test]
 fn links_may_carry_the_token_in_the_query() {
     let server = Server::start();
     let read = server.client().create_token("viewer", Scope::Read).unwrap();
