@@ -378,6 +378,7 @@ pub fn parse_list(flag: &str, s: &str) -> Result<Vec<String>, RequestError> {
 /// Parses seeds: `3`, `1,2,7`, `1..5` (inclusive: 1 2 3 4 5), `1..=5`, or a mix (`1..3,10`).
 pub fn parse_seeds(flag: &str, s: &str) -> Result<Vec<u64>, RequestError> {
     let mut out: Vec<u64> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, item) in s.split(',').enumerate() {
         let item = item.trim();
         if item.is_empty() {
@@ -397,11 +398,11 @@ pub fn parse_seeds(flag: &str, s: &str) -> Result<Vec<u64>, RequestError> {
         match parse_range(item) {
             Some((a, b)) => {
                 let (a, b) = (num(a)?, num(b)?);
-                push_range(flag, s, item, a, b, &mut out)?;
+                push_range(flag, s, item, (a, b), &mut out, &mut seen)?;
             }
             None => {
                 let v = num(item)?;
-                if out.contains(&v) {
+                if !seen.insert(v) {
                     return Err(invalid(format!("{flag} {s:?}: seed {v} is listed twice")));
                 }
                 out.push(v);
@@ -421,9 +422,9 @@ fn push_range(
     flag: &str,
     s: &str,
     item: &str,
-    a: u64,
-    b: u64,
+    (a, b): (u64, u64),
     out: &mut Vec<u64>,
+    seen: &mut std::collections::HashSet<u64>,
 ) -> Result<(), RequestError> {
     if b < a {
         return Err(invalid(format!(
@@ -436,7 +437,7 @@ fn push_range(
         )));
     }
     for v in a..=b {
-        if out.contains(&v) {
+        if !seen.insert(v) {
             return Err(invalid(format!("{flag} {s:?}: {v} is listed twice")));
         }
         out.push(v);
