@@ -321,7 +321,7 @@ impl Bar {
         let (bar, template) = match rows {
             Some(n) => (
                 ProgressBar::new(n),
-                "{spinner} [{bar:40}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}",
+                "{spinner} [{bar:40}] {human_pos}/{human_len} rows  {elapsed}  ETA {eta}",
             ),
             None => (
                 ProgressBar::new_spinner(),
