@@ -5,5 +5,6 @@ mod helper;
 
 mod dashboard;
 mod export;
+mod release;
 mod spine;
 mod worker;

@@ -59,7 +59,9 @@ fn demo_jobs() -> Vec<JobSpec> {
 
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let (token, _) = load_or_create_admin_token(&a.data_dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let addr = SocketAddr::new(a.bind, a.port);
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(addr))
@@ -92,7 +94,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         })?;
         if existing.total == 0 {
             let ids = client.submit_batch(demo_jobs())?;
-            println!("submitted the demo study: jobs {}", ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
+            println!(
+                "submitted the demo study: jobs {}",
+                ids.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         } else {
             println!("the demo study is already there ({} jobs)", existing.total);
         }

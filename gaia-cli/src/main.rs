@@ -6,6 +6,7 @@ mod common;
 mod demo;
 mod export;
 mod jobs;
+mod release;
 mod serve;
 mod study;
 mod work;
@@ -69,6 +70,8 @@ enum Command {
     Workers(admin::WorkersArgs),
     /// Job counts per state, workers online, server version.
     Status(admin::StatusArgs),
+    /// Publish releases that workers update themselves from.
+    Release(release::ReleaseArgs),
     /// Manage API tokens (admin only).
     Token(admin::TokenArgs),
 }
@@ -96,6 +99,7 @@ fn main() {
         Command::Workers(a) => admin::workers(a),
         Command::Status(a) => admin::status(a),
         Command::Token(a) => admin::token(a),
+        Command::Release(a) => release::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

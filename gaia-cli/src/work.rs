@@ -66,6 +66,19 @@ pub struct WorkArgs {
     /// Send rows as JSON instead of postcard.
     #[arg(long, hide = true)]
     json_rows: bool,
+    /// Move to the promoted release between jobs: download, verify, replace this binary
+    /// (keeping <exe>.bak), sync the experiments, restart with the same arguments.
+    #[arg(long)]
+    auto_update: bool,
+    /// With --auto-update: give running jobs back to the queue and update at once.
+    #[arg(long, requires = "auto_update")]
+    update_now: bool,
+    /// Only accept releases signed with this public key (from `gaia release keygen`).
+    #[arg(long, value_name = "FILE", requires = "auto_update")]
+    trust_key: Option<PathBuf>,
+    /// Put <exe>.bak (the binary before the last update) back, then exit.
+    #[arg(long)]
+    rollback: bool,
 }
 
 fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -76,6 +89,15 @@ fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
+    if a.rollback {
+        let exe = std::env::current_exe()?;
+        gaia_core::release::update::rollback(&exe).map_err(anyhow::Error::msg)?;
+        println!(
+            "rolled back: {} is the binary from before the last update",
+            exe.display()
+        );
+        return Ok(exit::OK);
+    }
     let Some(token) = a.token.filter(|t| !t.trim().is_empty()) else {
         anyhow::bail!(
             "no token: pass --token or set GAIA_TOKEN (create one with `gaia token create --scope worker`)"
@@ -104,6 +126,17 @@ pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
         .transpose()?;
     cfg.kill_grace = secs(a.kill_grace, "--kill-grace")?;
     cfg.postcard = !a.json_rows;
+    cfg.auto_update = a.auto_update;
+    cfg.update_now = a.update_now;
+    cfg.trust_key = match &a.trust_key {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read --trust-key {}: {e}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
     let shutdown = Shutdown::new();
     shutdown.install_signal_handlers();
     worker::run(cfg, shutdown)?;

@@ -508,6 +508,112 @@ impl Client {
         Ok(n)
     }
 
+    // ---- releases ----------------------------------------------------------------------
+
+    /// Every release, newest first, with the promoted one.
+    pub fn releases(&self) -> Result<crate::release::ReleaseList, ClientError> {
+        self.get("/api/v1/releases")
+    }
+
+    /// One release's metadata.
+    pub fn release(&self, tag: &str) -> Result<crate::release::Release, ClientError> {
+        self.get(&format!("/api/v1/releases/{}", path_segment(tag)))
+    }
+
+    /// Uploads one release file, streamed from disk, with its SHA-256 (the server checks it)
+    /// and optional platform and signature.
+    pub fn upload_release_file(
+        &self,
+        tag: &str,
+        name: &str,
+        path: &Path,
+        platform: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<crate::release::ReleaseFile, ClientError> {
+        let (sha, _) = crate::release::sha256_file(path)?;
+        let mut p = format!(
+            "/api/v1/releases/{}/files/{}?sha256={sha}",
+            path_segment(tag),
+            path_segment(name)
+        );
+        if let Some(pl) = platform {
+            p.push_str(&format!("&platform={}", path_segment(pl)));
+        }
+        if let Some(sig) = signature {
+            p.push_str(&format!("&signature={sig}"));
+        }
+        let url = self.url(&p);
+        let file = std::fs::File::open(path)?;
+        let mut req = self
+            .agent
+            .put(&url)
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .header("content-type", "application/octet-stream")
+            // A refusal (403, 413, ...) then arrives before the body is sent.
+            .header("expect", "100-continue");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = req
+            .config()
+            .timeout_global(Some(Duration::from_secs(3600)))
+            .build()
+            .send(file)
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+        if resp.status().as_u16() >= 400 {
+            let status = resp.status().as_u16();
+            let mut resp = resp;
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let message = serde_json::from_str::<ErrorBody>(&text)
+                .map(|e| e.error)
+                .unwrap_or(text);
+            return Err(ClientError::Status {
+                url,
+                status,
+                message,
+            });
+        }
+        self.decode(&p, resp)
+    }
+
+    /// Promotes a release: workers with --auto-update move to it.
+    pub fn promote(&self, tag: &str) -> Result<crate::release::Release, ClientError> {
+        self.send(
+            "POST",
+            &format!("/api/v1/releases/{}/promote", path_segment(tag)),
+            &serde_json::json!({}),
+            None,
+        )
+    }
+
+    /// Yanks a release: workers go back to the release promoted before it.
+    pub fn yank(&self, tag: &str) -> Result<crate::release::Release, ClientError> {
+        self.send(
+            "POST",
+            &format!("/api/v1/releases/{}/yank", path_segment(tag)),
+            &serde_json::json!({}),
+            None,
+        )
+    }
+
+    /// A worker reports how an update went.
+    pub fn update_report(
+        &self,
+        worker_id: &str,
+        report: &crate::release::UpdateReport,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.send(
+            "POST",
+            &format!("/api/v1/workers/{}/report", path_segment(worker_id)),
+            report,
+            None,
+        )?;
+        Ok(())
+    }
+
     /// Waits until a job ends, calling `progress` with each new look at it.
     pub fn wait(&self, id: JobId, mut progress: impl FnMut(&Job)) -> Result<Job, ClientError> {
         loop {

@@ -16,6 +16,7 @@
 //! | [`client`] | typed blocking HTTP(S) client for every route |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
 //! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
+//! | [`release`] | releases: metadata, signatures, safe archives, the worker's self-update |
 //! | [`worker`] | the worker runtime: register, heartbeat, claim, run, stream, report |
 //! | [`error`] | one error enum per layer |
 
@@ -25,6 +26,7 @@ pub mod export;
 pub mod model;
 pub mod protocol;
 pub mod queue;
+pub mod release;
 pub mod server;
 pub mod store;
 pub mod study;

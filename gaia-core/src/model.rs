@@ -594,9 +594,12 @@ pub struct Worker {
     pub running: Vec<JobId>,
     #[serde(default)]
     pub usage: Usage,
-    /// True when a newer release is promoted than the version this worker runs.
+    /// True when the promoted release differs from the version this worker runs.
     #[serde(default)]
     pub update_available: bool,
+    /// The last update this worker refused, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_error: Option<String>,
 }
 
 /// What one worker slot offers when it asks for work.

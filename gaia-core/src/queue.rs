@@ -213,6 +213,50 @@ impl Queue {
         let _ = self.live.send(l);
     }
 
+    /// Broadcasts an event stored by someone else (releases, studies).
+    pub fn publish_event(&self, e: Event) {
+        self.publish(Live::Event(e));
+    }
+
+    /// Records a worker's update report: an event, and the refusal on the worker's card.
+    pub async fn update_report(
+        &self,
+        worker_id: &str,
+        r: crate::release::UpdateReport,
+    ) -> Result<(), Error> {
+        let name = {
+            let mut inner = self.lock();
+            let Some(w) = inner.workers.get_mut(worker_id) else {
+                return Err(not_found(format!("worker {worker_id}")));
+            };
+            w.worker.update_error =
+                (!r.ok).then(|| format!("{}: {}", r.tag, clip(&r.message, 1000)));
+            w.worker.name.clone()
+        };
+        let id = worker_id.to_string();
+        let (kind, msg) = if r.ok {
+            (
+                "worker_updated",
+                format!("worker {name} moved to {}", r.tag),
+            )
+        } else {
+            (
+                "update_refused",
+                format!(
+                    "worker {name} refused release {}: {}",
+                    r.tag,
+                    clip(&r.message, 500)
+                ),
+            )
+        };
+        let ev = self
+            .store
+            .write(move |tx| Ok(tx.event(kind, None, Some(&id), msg)?))
+            .await?;
+        self.publish(Live::Event(ev));
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -758,6 +802,7 @@ impl Queue {
             running: Vec::new(),
             usage: Default::default(),
             update_available: false,
+            update_error: None,
         };
         worker.update_available = self.update_available(&worker.version);
         let w = worker.clone();
@@ -794,7 +839,7 @@ impl Queue {
 
     fn update_available(&self, version: &str) -> bool {
         match self.latest_release() {
-            Some(latest) => crate::version_newer(&latest, version),
+            Some(latest) => crate::release::differs(&latest, version),
             None => false,
         }
     }
@@ -851,7 +896,7 @@ impl Queue {
             };
             w.worker.update_available = latest
                 .as_deref()
-                .is_some_and(|l| crate::version_newer(l, &w.worker.version));
+                .is_some_and(|l| crate::release::differs(l, &w.worker.version));
             w.worker.clone()
         };
         if let Some(mut w) = back_online {

@@ -232,6 +232,8 @@ pub fn fake_experiments() -> PathBuf {
 
 /// A running `gaia work`, killed when dropped.
 pub struct Worker {
+    pub bin: PathBuf,
+    pub experiments: PathBuf,
     pub child: Option<Child>,
     pub state_dir: PathBuf,
     pub name: String,
@@ -245,9 +247,22 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker for `server` running the fake experiments, with extra flags.
     pub fn start(server: &Server, name: &str, args: &[&str]) -> Worker {
+        Worker::start_bin(server, name, &gaia_bin(), &fake_experiments(), args)
+    }
+
+    /// Starts a worker from a given `gaia` binary and experiments folder.
+    pub fn start_bin(
+        server: &Server,
+        name: &str,
+        bin: &Path,
+        experiments: &Path,
+        args: &[&str],
+    ) -> Worker {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
         let mut w = Worker {
+            bin: bin.to_path_buf(),
+            experiments: experiments.to_path_buf(),
             child: None,
             state_dir,
             name: name.to_string(),
@@ -268,13 +283,27 @@ impl Worker {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(gaia_bin());
-        cmd.args(["work", "--name", &self.name, "--gpu", "none", "--python", "python3", "--kill-grace", "2"])
-            .arg("--experiments-dir")
-            .arg(fake_experiments())
+        let mut cmd = Command::new(&self.bin);
+        cmd.args([
+            "work",
+            "--name",
+            &self.name,
+            "--gpu",
+            "none",
+            "--kill-grace",
+            "2",
+        ]);
+        // `--python=venv` in the args: let the worker build its own virtualenv.
+        let own_venv = self.args.iter().any(|a| a == "--python=venv");
+        if !own_venv && !self.args.iter().any(|a| a == "--python") {
+            cmd.args(["--python", "python3"]);
+        }
+        let args: Vec<&String> = self.args.iter().filter(|a| *a != "--python=venv").collect();
+        cmd.arg("--experiments-dir")
+            .arg(&self.experiments)
             .arg("--state-dir")
             .arg(&self.state_dir)
-            .args(&self.args)
+            .args(args)
             .env("GAIA_SERVER", &self.server_url)
             .env("GAIA_TOKEN", &self.token)
             .stdout(Stdio::null())
@@ -295,9 +324,11 @@ impl Worker {
 
     /// Waits until the worker said something containing `needle`.
     pub fn wait_log(&self, needle: &str) {
-        wait_for(&format!("worker log line containing {needle:?}"), Duration::from_secs(30), || {
-            self.log.lock().unwrap().contains(needle).then_some(())
-        });
+        wait_for(
+            &format!("worker log line containing {needle:?}"),
+            Duration::from_secs(120),
+            || self.log.lock().unwrap().contains(needle).then_some(()),
+        );
     }
 
     pub fn pid(&self) -> i32 {
@@ -360,7 +391,12 @@ pub fn wait_done(client: &Client, id: u64, timeout: Duration) -> gaia_core::mode
 /// Whether a process exists (a zombie counts as gone).
 pub fn process_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }

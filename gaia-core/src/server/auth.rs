@@ -89,12 +89,31 @@ pub(crate) fn presented(parts: &Parts, query_token: Option<&str>) -> Option<Stri
 
 /// The scope of a presented token, if it is valid.
 pub(crate) fn scope_of(app: &App, token: &str) -> Option<Scope> {
+    identify(app, token).map(|c| c.scope)
+}
+
+/// Who is calling: the token's scope and name (`admin` for the server's admin token). Handlers
+/// find it in the request's extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub scope: Scope,
+    pub name: String,
+}
+
+/// The caller a presented token stands for, if it is valid.
+pub(crate) fn identify(app: &App, token: &str) -> Option<Caller> {
     let h = hash(token);
     if constant_time_eq(&h, &app.admin_hash) {
-        return Some(Scope::Admin);
+        return Some(Caller {
+            scope: Scope::Admin,
+            name: "admin".into(),
+        });
     }
     let read = app.store.read().ok()?;
-    read.token(&hex::encode(h)).ok().flatten().map(|t| t.scope)
+    read.token(&hex::encode(h)).ok().flatten().map(|t| Caller {
+        scope: t.scope,
+        name: t.name,
+    })
 }
 
 /// Whether a token of scope `have` may call a route that needs `need`.

@@ -14,6 +14,7 @@ mod export;
 mod files;
 mod handlers;
 mod http;
+mod releases;
 pub mod router;
 pub mod summary;
 
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// Largest result file a worker may upload (default 256 MiB).
     pub max_file: u64,
+    /// Largest release file an admin may upload (default 512 MiB).
+    pub max_release: u64,
 }
 
 impl ServerConfig {
@@ -57,6 +60,7 @@ impl ServerConfig {
             queue: QueueConfig::default(),
             max_body: 1 << 20,
             max_file: 256 << 20,
+            max_release: 512 << 20,
         }
     }
 }
@@ -100,6 +104,7 @@ pub async fn run(
     }
     let store = Store::open(&config.data_dir)?;
     let queue = Queue::new(store.clone(), config.queue.clone())?;
+    releases::refresh_promoted(&store, &queue)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         queue: queue.clone(),

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use super::http::{HttpError, Query, Res, error_response, query_pairs};
-use super::{App, auth, dashboard, events, export, files, handlers, summary};
+use super::{App, auth, dashboard, events, export, files, handlers, releases, summary};
 use crate::export::Target;
 use crate::model::Scope;
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
@@ -52,6 +52,13 @@ pub enum Endpoint {
     ExportJob,
     ExportStudy,
     ExportAll,
+    ListReleases,
+    GetRelease,
+    UploadRelease,
+    DownloadRelease,
+    PromoteRelease,
+    YankRelease,
+    UpdateReport,
 }
 
 /// One route: method, path pattern (`{id}` is a job id, `{name}` any one segment), the scope it
@@ -339,6 +346,55 @@ pub const ROUTES: &[Route] = &[
         E::ExportAll,
         "every job compared as PNG",
     ),
+    r(
+        "GET",
+        "/api/v1/releases",
+        READ,
+        E::ListReleases,
+        "list releases",
+    ),
+    r(
+        "GET",
+        "/api/v1/releases/{name}",
+        WORKER,
+        E::GetRelease,
+        "a release's metadata",
+    ),
+    r(
+        "PUT",
+        "/api/v1/releases/{name}/files/{name}",
+        ADMIN,
+        E::UploadRelease,
+        "upload a release file",
+    ),
+    r(
+        "GET",
+        "/api/v1/releases/{name}/files/{name}",
+        WORKER,
+        E::DownloadRelease,
+        "download a release file",
+    ),
+    r(
+        "POST",
+        "/api/v1/releases/{name}/promote",
+        ADMIN,
+        E::PromoteRelease,
+        "promote a release",
+    ),
+    r(
+        "POST",
+        "/api/v1/releases/{name}/yank",
+        ADMIN,
+        E::YankRelease,
+        "yank a release",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/report",
+        WORKER,
+        E::UpdateReport,
+        "a worker reports an update",
+    ),
 ];
 
 /// Path parameters of a matched route, in order.
@@ -348,6 +404,9 @@ impl Params {
     pub fn id(&self) -> u64 {
         // Only `{id}` segments that parsed as u64 match, and `{id}` always comes first.
         self.0.first().and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+    pub fn first(&self) -> &str {
+        self.0.first().map(String::as_str).unwrap_or("")
     }
     pub fn name(&self) -> &str {
         self.0.last().map(String::as_str).unwrap_or("")
@@ -455,9 +514,10 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
                 "missing token: send Authorization: Bearer <token>",
             ));
         };
-        let Some(have) = auth::scope_of(&app, &token) else {
+        let Some(caller) = auth::identify(&app, &token) else {
             return Err(HttpError::new(StatusCode::UNAUTHORIZED, "invalid token"));
         };
+        let have = caller.scope;
         if !auth::allows(have, need) {
             return Err(HttpError::new(
                 StatusCode::FORBIDDEN,
@@ -469,7 +529,8 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
                 ),
             ));
         }
-        let req = Request::from_parts(parts, body);
+        let mut req = Request::from_parts(parts, body);
+        req.extensions_mut().insert(caller);
         dispatch(app, route.endpoint, req, params, query, method).await
     } else {
         dispatch(app, route.endpoint, req, params, query, method).await
@@ -525,6 +586,15 @@ async fn dispatch(
             };
             export::export(&app, target, format, &query).await
         }
+        E::ListReleases => releases::list(&app),
+        E::GetRelease => releases::get(&app, params.first()),
+        E::UploadRelease => {
+            releases::upload(&app, params.first(), params.name(), &query, req).await
+        }
+        E::DownloadRelease => releases::download(&app, params.first(), params.name()).await,
+        E::PromoteRelease => releases::promote(&app, params.first()).await,
+        E::YankRelease => releases::yank(&app, params.first()).await,
+        E::UpdateReport => releases::report(&app, params.first(), req).await,
     }
 }
 

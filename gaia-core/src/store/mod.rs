@@ -15,6 +15,7 @@
 pub mod events;
 pub mod jobs;
 pub mod logs;
+pub mod releases;
 pub mod rows;
 pub mod studies;
 pub mod tokens;
@@ -70,6 +71,7 @@ pub struct Tx<'a> {
     pub(crate) workers: Table<'a, &'static str, &'static [u8]>,
     pub(crate) events: Table<'a, u64, &'static [u8]>,
     pub(crate) tokens: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) releases: Table<'a, &'static str, &'static [u8]>,
     /// Set when an operation hit a storage error: the group is aborted.
     poisoned: Option<String>,
 }
@@ -86,6 +88,7 @@ pub struct Reader {
     pub(crate) workers: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) events: ReadOnlyTable<u64, &'static [u8]>,
     pub(crate) tokens: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) releases: ReadOnlyTable<&'static str, &'static [u8]>,
 }
 
 impl<'a> Tx<'a> {
@@ -103,6 +106,7 @@ impl<'a> Tx<'a> {
             workers: txn.open_table(workers::WORKERS)?,
             events: txn.open_table(events::EVENTS)?,
             tokens: txn.open_table(tokens::TOKENS)?,
+            releases: txn.open_table(releases::RELEASES)?,
             poisoned: None,
         })
     }
@@ -128,6 +132,7 @@ impl Reader {
             workers: txn.open_table(workers::WORKERS)?,
             events: txn.open_table(events::EVENTS)?,
             tokens: txn.open_table(tokens::TOKENS)?,
+            releases: txn.open_table(releases::RELEASES)?,
         })
     }
 }

@@ -71,6 +71,12 @@ pub struct WorkerConfig {
     pub max_upload: u64,
     /// Send rows as postcard (else JSON).
     pub postcard: bool,
+    /// Move to the promoted release between jobs (replacing this binary).
+    pub auto_update: bool,
+    /// With `auto_update`: give running jobs back instead of waiting for them.
+    pub update_now: bool,
+    /// Public key (hex) every release file must be signed with.
+    pub trust_key: Option<String>,
 }
 
 impl WorkerConfig {
@@ -106,6 +112,9 @@ impl WorkerConfig {
             claim_wait: Duration::from_secs(30),
             max_upload: 100 << 20,
             postcard: true,
+            auto_update: false,
+            update_now: false,
+            trust_key: None,
         }
     }
 }
@@ -257,6 +266,12 @@ struct Shared {
     python: Option<PathBuf>,
     latest_version: RwLock<Option<String>>,
     heartbeat: Duration,
+    /// The release to move to once running jobs are done.
+    update_target: Mutex<Option<String>>,
+    /// Releases this worker refused (not tried again until another is promoted).
+    refused: Mutex<std::collections::HashSet<String>>,
+    /// Give every running job back to the queue (second signal, or --update-now).
+    abandon_all: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -389,6 +404,9 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         python,
         latest_version: RwLock::new(None),
         heartbeat: Duration::from_millis(resp.heartbeat_ms.clamp(200, 60_000)),
+        update_target: Mutex::new(None),
+        refused: Mutex::new(Default::default()),
+        abandon_all: Default::default(),
         cfg,
     });
 
@@ -400,26 +418,85 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
             .expect("spawn heartbeat")
     };
     let memory_mb = shared.register.hardware.memory_mb;
-    let slot_gpus = split_gpus(&gpus, shared.cfg.slots);
-    let mut slots = Vec::new();
-    for (i, g) in slot_gpus.into_iter().enumerate() {
-        let shared = shared.clone();
-        let caps = Capabilities {
-            kinds: kinds.clone(),
-            gpus: g.len() as u32,
-            memory_mb,
-            tags: shared.cfg.tags.clone(),
-        };
-        slots.push(
-            std::thread::Builder::new()
-                .name(format!("gaia-slot-{i}"))
-                .spawn(move || slot_loop(&shared, caps, g))
-                .expect("spawn slot"),
-        );
-    }
+    let exe = std::env::current_exe().ok();
     let mut jobs_run = 0;
-    for s in slots {
-        jobs_run += s.join().unwrap_or(0);
+    loop {
+        let mut slots = Vec::new();
+        for (i, g) in split_gpus(&gpus, shared.cfg.slots).into_iter().enumerate() {
+            let shared = shared.clone();
+            let caps = Capabilities {
+                kinds: kinds.clone(),
+                gpus: g.len() as u32,
+                memory_mb,
+                tags: shared.cfg.tags.clone(),
+            };
+            slots.push(
+                std::thread::Builder::new()
+                    .name(format!("gaia-slot-{i}"))
+                    .spawn(move || slot_loop(&shared, caps, g))
+                    .expect("spawn slot"),
+            );
+        }
+        for s in slots {
+            jobs_run += s.join().unwrap_or(0);
+        }
+        let target = shared
+            .update_target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(tag) = target.filter(|_| shared.shutdown.level() == 0) else {
+            break;
+        };
+        // Every slot has stopped: no job is running. Move to the release, or say why not.
+        let paths = crate::release::update::UpdatePaths {
+            exe: exe.clone().unwrap_or_default(),
+            experiments_dir: shared.cfg.experiments_dir.clone(),
+            trust_key: shared.cfg.trust_key.clone(),
+        };
+        match crate::release::update::update_to(&shared.client, &tag, &paths, &say) {
+            Ok(()) => {
+                let _ = shared.client.update_report(
+                    &shared.id(),
+                    &crate::release::UpdateReport {
+                        tag: tag.clone(),
+                        ok: true,
+                        message: format!("replaced {} with {tag}; restarting", crate::VERSION),
+                    },
+                );
+                shutdown.now();
+                let _ = hb.join();
+                say(&format!("restarting as {tag}"));
+                let err = crate::release::update::reexec(&paths.exe);
+                return Err(WorkerError::Setup(format!(
+                    "updated to {tag} but could not restart: {err}"
+                )));
+            }
+            Err(msg) => {
+                say(&format!(
+                    "update to {tag} refused: {msg}; staying on {}",
+                    crate::VERSION
+                ));
+                let _ = shared.client.update_report(
+                    &shared.id(),
+                    &crate::release::UpdateReport {
+                        tag: tag.clone(),
+                        ok: false,
+                        message: msg,
+                    },
+                );
+                shared
+                    .refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(tag);
+                *shared
+                    .update_target
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
+                shared.abandon_all.store(false, Ordering::SeqCst);
+            }
+        }
     }
     shutdown.now();
     let _ = hb.join();
@@ -517,6 +594,9 @@ fn heartbeat_loop(shared: &Shared) {
                     }
                 }
                 drop(running);
+                if shared.cfg.auto_update {
+                    consider_update(shared, resp.latest_version.as_deref());
+                }
                 *shared
                     .latest_version
                     .write()
@@ -542,11 +622,52 @@ fn heartbeat_loop(shared: &Shared) {
     }
 }
 
+/// Notes a promoted release this worker should move to (between jobs).
+fn consider_update(shared: &Shared, latest: Option<&str>) {
+    let Some(tag) = latest else { return };
+    if !crate::release::differs(tag, crate::VERSION) {
+        return;
+    }
+    if shared
+        .refused
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(tag)
+    {
+        return;
+    }
+    let mut target = shared
+        .update_target
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if target.as_deref() != Some(tag) {
+        say(&format!(
+            "release {tag} is promoted (this is {}): {}",
+            crate::VERSION,
+            if shared.cfg.update_now {
+                "giving running jobs back and updating now"
+            } else {
+                "updating once running jobs finish"
+            }
+        ));
+        *target = Some(tag.to_string());
+        if shared.cfg.update_now {
+            shared.abandon_all.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>) -> u64 {
     let mut ran = 0;
     let mut backoff = Duration::from_millis(250);
     loop {
-        if shared.shutdown.level() > 0 {
+        if shared.shutdown.level() > 0
+            || shared
+                .update_target
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+        {
             return ran;
         }
         let mut wait = shared.cfg.claim_wait;
@@ -573,8 +694,14 @@ fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>) -> u64 {
         match shared.client.claim(&req) {
             Ok(Some(a)) => {
                 backoff = Duration::from_millis(250);
-                if shared.shutdown.level() > 0 {
-                    give_back(shared, &a, "the worker is shutting down");
+                if shared.shutdown.level() > 0
+                    || shared
+                        .update_target
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .is_some()
+                {
+                    give_back(shared, &a, "the worker is shutting down or updating");
                     return ran;
                 }
                 execute(shared, a, &gpus);
@@ -663,12 +790,12 @@ fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) {
     // Watch for a second signal: give the job back and stop it.
     let abandon = {
         let signals = signals.clone();
-        let shutdown = shared.shutdown.clone();
+        let shared2 = shared.clone();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let d = done.clone();
         std::thread::spawn(move || {
             while !d.load(Ordering::SeqCst) {
-                if shutdown.level() >= 2 {
+                if shared2.shutdown.level() >= 2 || shared2.abandon_all.load(Ordering::SeqCst) {
                     signals.stale.store(true, Ordering::SeqCst);
                     return true;
                 }
@@ -717,8 +844,8 @@ fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) {
     complete.duration_ms = started.elapsed().as_millis() as u64;
 
     if signals.stale.load(Ordering::SeqCst) {
-        if shared.shutdown.level() >= 2 {
-            give_back(shared, &a, "the worker was stopped");
+        if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+            give_back(shared, &a, "the worker was stopped or is updating");
             say(&format!("job {} given back to the queue", job.id));
         } else {
             say(&format!(
