@@ -711,10 +711,19 @@ function jobsView(q) {
   };
   stateSel.addEventListener("change", go);
   studyIn.addEventListener("change", go);
-  const exportCsv = h("button", { type: "button", class: "btn small", text: "Export CSV", title: "Summaries of every job matching the filter", onclick: () => exportAll("csv") });
-  const exportJson = h("button", { type: "button", class: "btn small", text: "Export JSON", title: "Every job matching the filter, as JSON", onclick: () => exportAll("json") });
+  const exportCsv = h("button", { type: "button", class: "btn small", id: "export-jobs-csv", text: "Summaries CSV", title: "One line per job matching the filter: spec, state, timings, final scores", onclick: () => exportAll("csv") });
+  const exportJson = h("button", { type: "button", class: "btn small", id: "export-jobs-json", text: "Summaries JSON", title: "Every job matching the filter, as JSON", onclick: () => exportAll("json") });
   const compare = h("button", { type: "button", class: "btn small", text: "Compare selected", disabled: true, title: "Overlay the selected jobs' learning curves" });
-  const sec = section("Jobs", stateSel, studyIn, compare, exportCsv, exportJson);
+  const serverExport = (url, name, label, title) =>
+    h("button", { type: "button", class: "btn small ghost", text: label, title, onclick: () => download(url, name).catch((e) => toast(`Export failed: ${e.message}`, "error")) });
+  const studyExports = study
+    ? [
+        serverExport(`/api/v1/studies/${encodeURIComponent(study)}/export.csv`, `study-${study}.csv`, "Study rows CSV", "Every row of every job of this study, from the server"),
+        serverExport(`/api/v1/studies/${encodeURIComponent(study)}/export.png`, `study-${study}.png`, "Study PNG", "The study's method comparison, drawn by the server"),
+        serverExport(`/api/v1/studies/${encodeURIComponent(study)}/files.zip`, `study-${study}-files.zip`, "Files ZIP", "Every result file of the study"),
+      ]
+    : [serverExport("/api/v1/export.csv", "gaia-rows.csv", "All rows CSV", "Every row of every job (can be large), streamed by the server")];
+  const sec = section("Jobs", stateSel, studyIn, compare, exportCsv, exportJson, ...studyExports);
   const table = h("table", { class: "grid", id: "jobs" });
   const foot = h("div", { class: "pager" });
   sec.body.append(h("div", { class: "scroll-x" }, table), foot);
@@ -1136,15 +1145,37 @@ function jobView(id) {
 
 function chartsView(q) {
   const ids = (q.get("jobs") || "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
-  const st = { ids, metric: q.get("metric") || "best_ever", axis: q.get("x") || "generation", rows: new Map(), jobs: new Map(), range: null, summary: null, env: q.get("env") || "" };
+  const st = { ids, metric: q.get("metric") || "best_ever", axis: q.get("x") || "generation", rows: new Map(), jobs: new Map(), range: null, summary: null, env: q.get("env") || "", study: q.get("study") || "" };
   const idsIn = h("input", { id: "chart-jobs", value: ids.join(","), placeholder: "job ids, e.g. 3,4,5", size: 18 });
   const metricSel = h("select", { id: "chart-metric" }, ...["best_ever", "best", "mean"].map((m) => h("option", { value: m, text: m, selected: m === st.metric })));
   const axisSel = h("select", { id: "chart-axis" }, ...["generation", "evals", "seq"].map((m) => h("option", { value: m, text: m, selected: m === st.axis })));
   const apply = () => {
     const p = new URLSearchParams({ jobs: idsIn.value.replace(/\s+/g, ""), metric: metricSel.value, x: axisSel.value });
     if (st.env) p.set("env", st.env);
+    if (st.study) p.set("study", st.study);
     location.hash = `#/charts?${p}`;
   };
+  // A study: its jobs' curves (the first 15) and its own comparison.
+  const studySel = h("select", { id: "chart-study", title: "Compare within one study" }, h("option", { value: "", text: "all jobs" }));
+  studySel.addEventListener("change", async () => {
+    st.study = studySel.value;
+    if (st.study) {
+      try {
+        const sd = await api(`/api/v1/studies/${encodeURIComponent(st.study)}`);
+        const jobs = (sd.jobs || []).filter((j) => j.state !== "queued");
+        idsIn.value = jobs.slice(0, 15).map((j) => j.id).join(",");
+      } catch (e) {
+        toast(`Study: ${e.message}`, "error");
+      }
+    }
+    apply();
+  });
+  api("/api/v1/studies")
+    .then((r) => {
+      for (const x of r.studies || []) studySel.append(h("option", { value: x.name, text: x.name, selected: x.name === st.study }));
+      if (!(r.studies || []).length) studySel.hidden = true;
+    })
+    .catch(() => (studySel.hidden = true));
   const runningBtn = h("button", {
     type: "button",
     class: "btn small ghost",
@@ -1169,7 +1200,7 @@ function chartsView(q) {
   idsIn.addEventListener("keydown", (e) => e.key === "Enter" && apply());
   metricSel.addEventListener("change", apply);
   axisSel.addEventListener("change", apply);
-  const curves = section("Learning curves", idsIn, show, runningBtn, latestBtn, metricSel, axisSel);
+  const curves = section("Learning curves", studySel, idsIn, show, runningBtn, latestBtn, metricSel, axisSel);
   const lc = new LineChart(curves.body, { title: `${st.metric} per ${st.axis}`, xLabel: st.axis, height: 340, file: "learning-curves", alwaysLegend: true, onZoom: (r) => zoom(r) });
   const sig = section("Sigma convergence");
   const sc = new LineChart(sig.body, { title: `σ per ${st.axis} (log scale)`, xLabel: st.axis, logY: true, height: 240, file: "sigma-convergence", alwaysLegend: true, onZoom: (r) => zoom(r) });
@@ -1228,9 +1259,10 @@ function chartsView(q) {
     if (!st.env || !envs.includes(st.env)) st.env = envs.find((e) => s.groups.some((g) => g.env === e && g.finished)) || envs[0] || "";
     put(envSel, ...envs.map((e) => h("option", { value: e, text: e, selected: e === st.env })));
     const groups = s.groups.filter((g) => g.env === st.env && g.finished > 0);
-    box.setTitle(`Final best-ever by method · ${st.env || "no environment"}`);
+    const scope = st.study ? ` · study ${st.study}` : "";
+    box.setTitle(`Final best-ever by method · ${st.env || "no environment"}${scope}`);
     box.setGroups(groups.map((g, i) => ({ label: g.method, color: PALETTE[i % PALETTE.length], q1: g.q1, q3: g.q3, median: g.median, min: g.min, max: g.max, mean: g.mean, values: g.finals, note: `sd ${fmtNum(g.std)}` })));
-    hist.setTitle(`Final scores · ${st.env || "no environment"}`);
+    hist.setTitle(`Final scores · ${st.env || "no environment"}${scope}`);
     hist.setSeries(groups.map((g, i) => ({ label: g.method, color: PALETTE[i % PALETTE.length], values: g.finals })));
   }
 
@@ -1240,7 +1272,7 @@ function chartsView(q) {
     async init() {
       loadCurves();
       try {
-        st.summary = await api("/api/v1/summary");
+        st.summary = await api(`/api/v1/summary${st.study ? `?study=${encodeURIComponent(st.study)}` : ""}`);
         renderComparison();
       } catch (e) {
         toast(`Summary: ${e.message}`, "error");

@@ -126,6 +126,16 @@ try {
   await xssRow.waitFor();
   assert.equal((await xssRow.locator("td.jname").textContent()).trim(), XSS_NAME);
   await shot(page, "03-jobs");
+  // Every job's summary as CSV, built from the paginated list.
+  const sumDl = page.waitForEvent("download");
+  await page.click("#export-jobs-csv");
+  const sumPath = path.join(ART, "jobs.csv");
+  await (await sumDl).saveAs(sumPath);
+  const sumCsv = fs.readFileSync(sumPath, "utf8").trim().split("\n");
+  assert.match(sumCsv[0], /^id,name,kind,method,env/);
+  // (A failed job's error spans lines inside its quoted field: count the records' first lines.)
+  assert.equal(sumCsv.filter((l) => /^\d+,/.test(l)).length, 2 + DONE.length, "one record per job");
+  assert.ok(sumCsv.some((l) => l.startsWith(`${XSS},${XSS_NAME},`)), "the XSS job's line");
   await page.goto(`${SERVER}/#/jobs/${XSS}`);
   await page.waitForFunction((n) => document.querySelector("#job-title")?.textContent === n, XSS_NAME);
   await page.locator("#logs .lv-error").first().waitFor();
