@@ -36,12 +36,16 @@ fn measure(server: &BenchServer, what: &str, path: &str, runs: usize, expect_row
     let agent = server.agent();
     let mut times = Vec::new();
     let mut last = Vec::new();
-    for _ in 0..runs + 2 {
+    for _ in 0..2 {
+        fetch(server, &agent, path); // warm-up
+    }
+    let cpu0 = server.cpu().0;
+    for _ in 0..runs {
         let (t, body) = fetch(server, &agent, path);
         times.push(t);
         last = body;
     }
-    times.drain(..2); // warm-up
+    let cpu = (server.cpu().0 - cpu0) / runs as f64;
     times.sort();
     let t0 = Instant::now();
     let parsed: gaia_core::protocol::RowsResponse = serde_json::from_slice(&last).unwrap();
@@ -52,10 +56,11 @@ fn measure(server: &BenchServer, what: &str, path: &str, runs: usize, expect_row
         parsed.rows.len()
     );
     println!(
-        "{what}: p50 {}  min {}  max {}  ({} rows in answer, {:.1} MB JSON; client parse {})",
+        "{what}:\n    p50 {}  min {}  max {}  server CPU {} per request  ({} rows in answer, {:.1} MB JSON; client parse {})",
         ms(percentile(&times, 50.0)),
         ms(times[0]),
         ms(*times.last().unwrap()),
+        ms(Duration::from_secs_f64(cpu)),
         parsed.rows.len(),
         last.len() as f64 / 1e6,
         ms(parse)

@@ -9,6 +9,16 @@ use crate::protocol::PostcardRow;
 
 /// (job id, attempt, seq) → the row, postcard. A job's rows are one range scan, in seq order.
 pub(crate) const ROWS: TableDefinition<(u64, u32, u64), &[u8]> = TableDefinition::new("rows");
+/// (job id, attempt, seq / [`BLOCK_ROWS`]) → a summary of those rows (postcard `Bucket`: row
+/// count, first and last x columns, min and max of every metric and where they occurred), kept
+/// in step with `rows` in the same transaction. A long curve is downsampled from these, 64×
+/// fewer entries than rows. Databases written before this table have no blocks for their rows;
+/// the row count tells (see [`Reader::downsample_from_blocks`]) and such jobs are scanned.
+pub(crate) const ROW_BLOCKS: TableDefinition<(u64, u32, u64), &[u8]> =
+    TableDefinition::new("row_blocks");
+
+/// Rows summarised by one entry of `row_blocks`.
+pub const BLOCK_ROWS: u64 = 64;
 
 /// A row in its stored form ([`PostcardRow`]'s fields in the same order), borrowed: it
 /// serialises to the same bytes without cloning the metric names.
@@ -72,15 +82,18 @@ impl Tx<'_> {
             // Unordered (or empty) batches: look each row up, which also catches a seq that
             // occurs twice in the batch.
             let (mut stored, mut skipped) = (0, 0);
+            let mut blocks = Blocks::default();
             for row in rows {
                 let key = (job, attempt, row.seq);
                 if self.rows.get(key)?.is_some() {
                     skipped += 1;
                 } else {
                     self.rows.insert(key, encode(row).as_slice())?;
+                    self.add_to_block(&mut blocks, job, attempt, row)?;
                     stored += 1;
                 }
             }
+            self.save_blocks(job, attempt, blocks)?;
             return Ok((stored, skipped));
         };
         let mut present = Vec::new();
@@ -93,6 +106,7 @@ impl Tx<'_> {
         let mut present = present.into_iter().peekable();
         let (mut stored, mut skipped) = (0, 0);
         let mut buf = Vec::with_capacity(128);
+        let mut blocks = Blocks::default();
         for row in rows {
             while present.next_if(|&p| p < row.seq).is_some() {}
             if present.next_if_eq(&row.seq).is_some() {
@@ -100,10 +114,48 @@ impl Tx<'_> {
             } else {
                 buf = encode_into(row, buf);
                 self.rows.insert((job, attempt, row.seq), buf.as_slice())?;
+                self.add_to_block(&mut blocks, job, attempt, row)?;
                 stored += 1;
             }
         }
+        self.save_blocks(job, attempt, blocks)?;
         Ok((stored, skipped))
+    }
+
+    /// Adds a newly stored row to its block's summary (loaded on first touch).
+    fn add_to_block(
+        &mut self,
+        blocks: &mut Blocks,
+        job: JobId,
+        attempt: u32,
+        row: &Row,
+    ) -> Result<(), StoreError> {
+        let index = row.seq / BLOCK_ROWS;
+        let at = match blocks.0.iter().rposition(|(i, _)| *i == index) {
+            Some(at) => at,
+            None => {
+                let stored = self.row_blocks.get((job, attempt, index))?;
+                let bucket = stored.map(|v| decode_block(v.value())).transpose()?;
+                blocks.0.push((index, bucket));
+                blocks.0.len() - 1
+            }
+        };
+        match &mut blocks.0[at].1 {
+            Some(b) => b.add(row),
+            slot => *slot = Some(Bucket::of(row)),
+        }
+        Ok(())
+    }
+
+    fn save_blocks(&mut self, job: JobId, attempt: u32, blocks: Blocks) -> Result<(), StoreError> {
+        for (index, bucket) in blocks.0 {
+            if let Some(b) = bucket {
+                let bytes = postcard::to_stdvec(&b).expect("postcard encoding of plain data");
+                self.row_blocks
+                    .insert((job, attempt, index), bytes.as_slice())?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -153,6 +205,51 @@ impl Reader {
         Ok(n)
     }
 
+    /// The curve of one attempt downsampled to at most `points` points per metric from the
+    /// block summaries, when they cover all `total` rows and each bucket spans at least one
+    /// block; None when the rows must be scanned instead (short curves, databases written
+    /// before blocks were kept).
+    pub fn downsample_from_blocks(
+        &self,
+        job: JobId,
+        attempt: u32,
+        total: u64,
+        points: usize,
+    ) -> Result<Option<Vec<Row>>, StoreError> {
+        let buckets = (points.max(2) / 2) as u64;
+        if total.div_ceil(buckets) < BLOCK_ROWS {
+            return Ok(None);
+        }
+        let mut blocks = Vec::new();
+        let mut covered = 0;
+        for entry in self
+            .row_blocks
+            .range((job, attempt, 0)..=(job, attempt, u64::MAX))?
+        {
+            let b = decode_block(entry?.1.value())?;
+            covered += b.rows;
+            blocks.push(b);
+        }
+        if covered != total || blocks.is_empty() {
+            return Ok(None);
+        }
+        let per = blocks.len().div_ceil(buckets as usize);
+        let mut d = Downsampler {
+            per_bucket: 0,
+            current: None,
+            out: Vec::with_capacity(points),
+        };
+        for chunk in blocks.chunks(per) {
+            let mut merged = chunk[0].clone();
+            for b in &chunk[1..] {
+                merged.merge(b);
+            }
+            d.current = Some(merged);
+            d.flush();
+        }
+        Ok(Some(d.out))
+    }
+
     /// Every row of one attempt.
     pub fn rows(&self, job: JobId, attempt: u32) -> Result<Vec<Row>, StoreError> {
         let mut out = Vec::new();
@@ -196,16 +293,62 @@ pub struct Downsampler {
     out: Vec<Row>,
 }
 
+/// Blocks touched by one insert: (block index, its summary so far).
+#[derive(Default)]
+struct Blocks(Vec<(u64, Option<Bucket>)>);
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug)]
 struct Extreme {
     min: (f64, u64),
     max: (f64, u64),
 }
 
+/// The x columns of a row.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug)]
+struct XCols {
+    seq: u64,
+    generation: Option<u64>,
+    evals: Option<f64>,
+    elapsed: Option<f64>,
+}
+
+impl XCols {
+    fn of(r: &Row) -> XCols {
+        XCols {
+            seq: r.seq,
+            generation: r.generation,
+            evals: r.evals,
+            elapsed: r.elapsed,
+        }
+    }
+
+    fn row(&self) -> Row {
+        Row {
+            seq: self.seq,
+            generation: self.generation,
+            evals: self.evals,
+            elapsed: self.elapsed,
+            ..Row::default()
+        }
+    }
+}
+
+/// A run of rows of one attempt, summarised: how many, the x columns of the first and the last
+/// (by seq), and per metric the min and max with the seq where each occurred. Also the stored
+/// form of a block summary (postcard: append fields only).
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 struct Bucket {
-    first: Row,
-    last: Row,
-    /// Per metric name: min and max with the seq where they occurred.
+    rows: u64,
+    first: XCols,
+    last: XCols,
     metrics: Vec<(String, Extreme)>,
+}
+
+fn decode_block(bytes: &[u8]) -> Result<Bucket, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        what: "row block",
+        detail: e.to_string(),
+    })
 }
 
 const Y_CORE: [&str; 4] = ["best", "best_ever", "mean", "sigma"];
@@ -232,26 +375,15 @@ impl Downsampler {
             self.flush();
         }
         match &mut self.current {
-            None => {
-                let mut b = Bucket {
-                    first: row.clone(),
-                    last: row.clone(),
-                    metrics: Vec::new(),
-                };
-                b.add(&row);
-                self.current = Some(b);
-            }
-            Some(b) => {
-                b.add(&row);
-                b.last = row;
-            }
+            None => self.current = Some(Bucket::of(&row)),
+            Some(b) => b.add(&row),
         }
     }
 
     fn flush(&mut self) {
         let Some(b) = self.current.take() else { return };
-        let mut lo = xcols(&b.first);
-        let mut hi = xcols(&b.last);
+        let mut lo = b.first.row();
+        let mut hi = b.last.row();
         let single = b.first.seq == b.last.seq;
         for (name, e) in &b.metrics {
             let (a, z) = if e.min.1 <= e.max.1 {
@@ -277,18 +409,41 @@ impl Downsampler {
     }
 }
 
-fn xcols(r: &Row) -> Row {
-    Row {
-        seq: r.seq,
-        generation: r.generation,
-        evals: r.evals,
-        elapsed: r.elapsed,
-        ..Row::default()
-    }
-}
-
 impl Bucket {
+    fn of(row: &Row) -> Bucket {
+        let mut b = Bucket {
+            rows: 0,
+            first: XCols::of(row),
+            last: XCols::of(row),
+            metrics: Vec::new(),
+        };
+        b.add(row);
+        b
+    }
+
+    /// Merges another run of rows of the same attempt into this one.
+    fn merge(&mut self, other: &Bucket) {
+        self.rows += other.rows;
+        if other.first.seq < self.first.seq {
+            self.first = other.first;
+        }
+        if other.last.seq > self.last.seq {
+            self.last = other.last;
+        }
+        for (name, e) in &other.metrics {
+            self.note(name, e.min.0, e.min.1);
+            self.note(name, e.max.0, e.max.1);
+        }
+    }
+
     fn add(&mut self, row: &Row) {
+        self.rows += 1;
+        if row.seq < self.first.seq {
+            self.first = XCols::of(row);
+        }
+        if row.seq > self.last.seq {
+            self.last = XCols::of(row);
+        }
         for name in Y_CORE {
             if let Some(v) = row.metric(name) {
                 self.note(name, v, row.seq);
@@ -350,6 +505,109 @@ mod tests {
         assert_eq!(back.seq, 7);
         assert!(back.sigma.unwrap().is_nan());
         assert_eq!(back.metrics, r.metrics);
+    }
+
+    /// Stores `rows` for job 1 attempt 1 in batches of 500, the way workers send them.
+    fn store_with(rows: &[Row]) -> (crate::store::Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        for chunk in rows.chunks(500) {
+            let chunk = chunk.to_vec();
+            store
+                .write_blocking(move |tx| Ok(tx.insert_rows(1, 1, &chunk)?))
+                .unwrap();
+        }
+        (store, dir)
+    }
+
+    fn spiky(total: u64) -> Vec<Row> {
+        (0..total)
+            .map(|i| {
+                let best = match i {
+                    _ if i == total / 3 => 1e9,
+                    _ if i == total / 2 => -1e9,
+                    _ => (i % 7) as f64,
+                };
+                row(i, best)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn block_summaries_downsample_like_the_rows() {
+        let total = 20_000u64;
+        let rows = spiky(total);
+        let (store, _dir) = store_with(&rows);
+        // A retried batch and an unordered batch with a duplicate change nothing.
+        let again = rows[500..1000].to_vec();
+        let mixed = vec![rows[7].clone(), rows[3].clone(), rows[7].clone()];
+        store
+            .write_blocking(move |tx| {
+                assert_eq!(tx.insert_rows(1, 1, &again)?, (0, 500));
+                assert_eq!(tx.insert_rows(1, 1, &mixed)?, (0, 3));
+                Ok(())
+            })
+            .unwrap();
+        let read = store.read().unwrap();
+        for points in [100usize, 300, 2] {
+            let out = read
+                .downsample_from_blocks(1, 1, total, points)
+                .unwrap()
+                .expect("the blocks cover every row");
+            for metric in ["best", "mean", "entropy"] {
+                let n = out.iter().filter(|r| r.metric(metric).is_some()).count();
+                assert!(n <= points, "{metric}: {n} points for {points}");
+            }
+            let best: Vec<f64> = out.iter().filter_map(|r| r.best).collect();
+            assert!(best.contains(&1e9) && best.contains(&-1e9), "spikes lost");
+            assert!(out.windows(2).all(|w| w[0].seq < w[1].seq));
+            assert_eq!(out[0].seq, 0);
+            assert_eq!(out.last().unwrap().seq, total - 1);
+            // The extremes agree with a scan of the rows.
+            let entropy_max = out
+                .iter()
+                .filter_map(|r| r.metric("entropy"))
+                .fold(0.0, f64::max);
+            assert_eq!(entropy_max, (total - 1) as f64);
+        }
+        // Too short a curve for blocks, or a count the blocks do not cover: scan instead.
+        assert!(
+            read.downsample_from_blocks(1, 1, total, 2000)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            read.downsample_from_blocks(1, 1, total + 1, 100)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            read.downsample_from_blocks(1, 2, total, 100)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn rows_without_block_summaries_are_detected() {
+        // As in a database written before blocks were kept: rows, no blocks.
+        let (store, _dir) = store_with(&spiky(10_000));
+        store
+            .write_blocking(|tx| {
+                for i in 0..10_000 / BLOCK_ROWS + 1 {
+                    tx.row_blocks
+                        .remove((1, 1, i))
+                        .map_err(crate::error::StoreError::from)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let read = store.read().unwrap();
+        assert!(
+            read.downsample_from_blocks(1, 1, 10_000, 100)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
