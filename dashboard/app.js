@@ -311,6 +311,7 @@ const liveLog = {
 
 function logout(message) {
   localStorage.removeItem(TOKEN_KEY);
+  $("#toasts").replaceChildren();
   S.token = null;
   S.who = null;
   S.lastEventId = 0;
@@ -1528,7 +1529,7 @@ function submitView() {
     methods,
     envs,
     preview,
-    h("div", { class: "actions" }, submit),
+    h("div", { class: "actions" }, submit, isAdmin() ? null : h("span", { class: "muted", text: `This ${S.who ? S.who.scope : ""} token may look but not submit: log in with an admin token to submit jobs.` })),
     result,
   );
 

@@ -46,24 +46,23 @@ export function niceTicks(lo, hi, n = 5) {
 }
 
 function logTicks(lo, hi) {
-  // lo, hi are log10 values.
+  // lo, hi are log10 values: ticks at 1, 2, 5 (and 3) times powers of ten, fewer when the range
+  // spans many decades, and round linear values when it spans less than about one.
+  const span = hi - lo;
+  const mult = span <= 1.2 ? [1, 2, 3, 5] : span <= 3 ? [1, 2, 5] : [1];
   const out = [];
-  const a = Math.floor(lo), b = Math.ceil(hi);
-  const span = b - a;
-  for (let e = a; e <= b; e++) {
-    for (const m of span <= 2 ? [1, 2, 5] : [1]) {
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+    for (const m of mult) {
       const v = Math.log10(m) + e;
       if (v >= lo - 1e-9 && v <= hi + 1e-9) out.push(v);
     }
   }
   if (out.length < 3) {
-    // Less than a decade or so: round values, evenly spaced in value.
     const lin = niceTicks(Math.pow(10, lo), Math.pow(10, hi), 4).filter((v) => v > 0).map(Math.log10);
-    return lin.length >= 2 ? lin : [lo, hi];
+    if (lin.length > out.length) return lin;
   }
-  // Thin out when there are too many decades.
   const every = Math.ceil(out.length / 8);
-  return out.filter((_, i) => i % every === 0);
+  return out.length ? out.filter((_, i) => i % every === 0) : [lo, hi];
 }
 
 function el(tag, cls, text) {
