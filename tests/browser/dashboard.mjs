@@ -27,6 +27,8 @@ const WORKER = env("WORKER_NAME");
 const ART = env("ARTIFACTS", path.resolve("../../test-artifacts/dashboard"));
 const XSS_NAME = "<img src=x onerror=alert(1)>";
 fs.mkdirSync(ART, { recursive: true });
+// Screenshots and downloads of an earlier run would only mislead.
+for (const f of fs.readdirSync(ART)) if (/\.(png|csv)$/.test(f)) fs.rmSync(path.join(ART, f));
 
 const userData = fs.mkdtempSync(path.join(os.tmpdir(), "gaia-chromium-"));
 const ctx = await chromium.launchPersistentContext(userData, {
