@@ -39,6 +39,7 @@ fn main() {
                             ..Capabilities::default()
                         },
                         wait_ms: 30_000,
+                        finished: None,
                     })
                     .unwrap()
                     .expect("a job within the wait");

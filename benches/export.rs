@@ -131,6 +131,7 @@ fn fill(server: &Serve) -> u64 {
                 ..Default::default()
             },
             wait_ms: 0,
+            finished: None,
         })
         .unwrap()
         .unwrap();

@@ -47,6 +47,7 @@ fn claim(c: &Client, worker: &str) -> Assignment {
             ..Capabilities::default()
         },
         wait_ms: 5000,
+        finished: None,
     })
     .unwrap()
     .expect("a queued job to claim")

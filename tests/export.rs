@@ -169,6 +169,7 @@ fn job_with_rows(server: &Server, spec: JobSpec, rows: Vec<Row>) -> u64 {
                 ..Default::default()
             },
             wait_ms: 0,
+            finished: None,
         })
         .unwrap()
         .unwrap();

@@ -114,6 +114,7 @@ fn claim(client: &Client, worker: &str, kinds: &[JobKind], wait_ms: u64) -> Opti
                 ..Capabilities::default()
             },
             wait_ms,
+            finished: None,
         })
         .unwrap()
 }
@@ -878,6 +879,7 @@ fn sigterm_stops_the_server_promptly_with_a_claim_and_an_event_stream_open() {
                     ..Capabilities::default()
                 },
                 wait_ms: 60_000,
+                finished: None,
             })
         })
     };

@@ -147,6 +147,7 @@ pub fn claim_now(client: &Client, worker: &str, kinds: &[JobKind]) -> Assignment
                 ..Capabilities::default()
             },
             wait_ms: 0,
+            finished: None,
         })
         .unwrap()
         .expect("a queued job to claim")

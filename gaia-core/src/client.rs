@@ -328,9 +328,13 @@ impl Client {
 
     /// Claims a job for one slot, waiting up to `req.wait_ms` on the server.
     pub fn claim(&self, req: &ClaimRequest) -> Result<Option<Assignment>, ClientError> {
+        Ok(self.claim_with(req)?.assignment)
+    }
+
+    /// Claims a job and returns the whole answer (with the verdict on `req.finished`).
+    pub fn claim_with(&self, req: &ClaimRequest) -> Result<ClaimResponse, ClientError> {
         let timeout = Duration::from_millis(req.wait_ms) + Duration::from_secs(15);
-        let r: ClaimResponse = self.send("POST", "/api/v1/claim", req, Some(timeout))?;
-        Ok(r.assignment)
+        self.send("POST", "/api/v1/claim", req, Some(timeout))
     }
 
     /// Sends a batch of rows (postcard when `binary`, else JSON).

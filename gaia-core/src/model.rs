@@ -458,7 +458,8 @@ pub struct Job {
     pub state: JobState,
     /// The current (or last) attempt, 1-based; 0 while never claimed.
     pub attempt: u32,
-    /// The lease of the current attempt while running.
+    /// The lease of the current attempt while running; kept when the attempt ends with a
+    /// report, so a retried report of it is recognised and answered the same way.
     #[serde(default)]
     pub lease: Option<u64>,
     /// The worker id of the current (or last) attempt.

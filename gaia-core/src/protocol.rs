@@ -161,6 +161,18 @@ pub struct ClaimRequest {
     /// How long to wait for a fitting job (the server caps it at 60 s).
     #[serde(default)]
     pub wait_ms: u64,
+    /// The job this slot just ended, reported with the request for the next one (one round
+    /// trip per job instead of two). Stored before the claim is looked at.
+    #[serde(default)]
+    pub finished: Option<Finished>,
+}
+
+/// An attempt's end, carried by a claim.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Finished {
+    pub job: JobId,
+    pub report: CompleteRequest,
 }
 
 /// A job handed to a worker with its attempt and lease.
@@ -171,11 +183,14 @@ pub struct Assignment {
     pub lease: u64,
 }
 
-/// `POST /api/v1/claim` answer; `job` is absent when the wait ran out.
+/// `POST /api/v1/claim` answer; `assignment` is absent when the wait ran out.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ClaimResponse {
     #[serde(default)]
     pub assignment: Option<Assignment>,
+    /// Why the `finished` report was refused (a stale lease), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_error: Option<String>,
 }
 
 /// `POST /api/v1/jobs/{id}/rows` request (JSON or postcard).

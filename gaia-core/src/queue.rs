@@ -374,7 +374,7 @@ impl Queue {
         let wname = worker_name.to_string();
         let claimed = self
             .store
-            .write(move |tx| {
+            .write_volatile(move |tx| {
                 let Some(prev) = tx.first_fitting(&caps)? else {
                     return Ok(None);
                 };
@@ -576,6 +576,13 @@ impl Queue {
 
     /// Ends an attempt as the worker reports it.
     pub async fn complete(&self, job_id: JobId, req: CompleteRequest) -> Result<Job, Error> {
+        // A retried report of an attempt that already ended (its answer was lost): same answer.
+        if let Some(job) = self.store.read()?.job(job_id)? {
+            if job.state.is_terminal() && job.attempt == req.attempt && job.lease == Some(req.lease)
+            {
+                return Ok(job);
+            }
+        }
         if let Some(r) = &req.result {
             if serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0) > MAX_RESULT_BYTES {
                 return Err(invalid(format!(
@@ -591,7 +598,6 @@ impl Queue {
                 let mut job = prev.clone();
                 let outcome = req.outcome;
                 job.state = outcome.state();
-                job.lease = None;
                 job.cancel_requested = false;
                 job.finished_at = Some(now_ms());
                 job.exit_code = req.exit_code;

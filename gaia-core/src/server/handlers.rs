@@ -268,12 +268,24 @@ pub(crate) async fn heartbeat(app: &App, worker: &str, req: Request<Incoming>) -
 pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
     let (_, body) = read_body(req, app.config.max_body).await?;
     let c: ClaimRequest = parse_json(&body)?;
+    let mut finished_error = None;
+    if let Some(f) = c.finished {
+        // The previous job's end is stored first; a refusal (stale lease) does not stop the claim.
+        match app.queue.complete(f.job, f.report).await {
+            Ok(_) => {}
+            Err(crate::error::Error::Request(e)) => finished_error = Some(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    }
     let wait = Duration::from_millis(c.wait_ms);
     let assignment = tokio::select! {
         a = app.queue.claim(&c.worker_id, c.capabilities, wait) => a?,
         _ = app.stopped() => None,
     };
-    ok(&ClaimResponse { assignment })
+    ok(&ClaimResponse {
+        assignment,
+        finished_error,
+    })
 }
 
 pub(crate) fn list_workers(app: &App) -> HResult {

@@ -46,8 +46,22 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// How many operations at most share one commit.
 const MAX_GROUP: usize = 4096;
 
+/// redb's page cache. Bounded so the server's memory stays small with a big database; reads
+/// of cold pages come from the OS page cache.
+const CACHE_BYTES: usize = 32 << 20;
+
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type WriteOp = Box<dyn for<'a> FnOnce(&mut Tx<'a>) -> Finish + Send>;
+type RunOp = Box<dyn for<'a> FnOnce(&mut Tx<'a>) -> Finish + Send>;
+
+/// One queued write operation.
+struct WriteOp {
+    run: RunOp,
+    /// Must be on disk before it is answered. A group with no durable operation commits without
+    /// an fsync (redb `Durability::None`): a crash may roll it back to the last durable commit,
+    /// which only ever undoes claims — their jobs are queued again and the worker's next call is
+    /// refused as stale.
+    durable: bool,
+}
 
 /// The store. Cheap to clone; all clones share the database and its writer.
 #[derive(Clone)]
@@ -146,10 +160,13 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, Error> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         Self::init_schema(&db, &path)?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<WriteOp>();
@@ -209,7 +226,19 @@ impl Store {
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx)?;
+        self.submit_op(op, tx, true)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Like [`Store::write`], for changes that may be lost in a crash without harm (claims):
+    /// answered after the commit is visible, without waiting for an fsync of its own.
+    pub async fn write_volatile<R, F>(&self, op: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_op(op, tx, false)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -220,7 +249,7 @@ impl Store {
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx)?;
+        self.submit_op(op, tx, true)?;
         rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
     }
 
@@ -228,12 +257,13 @@ impl Store {
         &self,
         op: F,
         reply: tokio::sync::oneshot::Sender<Result<R, Error>>,
+        durable: bool,
     ) -> Result<(), Error>
     where
         R: Send + 'static,
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
-        let boxed: WriteOp = Box::new(move |tx: &mut Tx<'_>| {
+        let run: RunOp = Box::new(move |tx: &mut Tx<'_>| {
             let result = op(tx);
             if let Err(Error::Store(e)) = &result {
                 tx.poisoned.get_or_insert_with(|| e.to_string());
@@ -243,7 +273,7 @@ impl Store {
             }) as Finish
         });
         self.writer
-            .send(boxed)
+            .send(WriteOp { run, durable })
             .map_err(|_| Error::Store(StoreError::WriterGone))
     }
 }
@@ -259,11 +289,15 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
         }
         let mut finishers = Vec::with_capacity(ops.len());
         let outcome = (|| -> Result<(), StoreError> {
-            let txn = db.begin_write()?;
+            let mut txn = db.begin_write()?;
+            if !ops.iter().any(|o| o.durable) {
+                txn.set_durability(redb::Durability::None)
+                    .map_err(|e| StoreError::Redb(e.to_string()))?;
+            }
             let poisoned = {
                 let mut tx = Tx::open(&txn)?;
                 for op in ops.drain(..) {
-                    finishers.push(op(&mut tx));
+                    finishers.push((op.run)(&mut tx));
                 }
                 tx.poisoned.take()
             };

@@ -34,7 +34,7 @@ use crate::client::Client;
 use crate::error::{ClientError, WorkerError};
 use crate::model::{Capabilities, Gpu, JobId, JobKind};
 use crate::protocol::{
-    Assignment, ClaimRequest, CompleteRequest, HeartbeatRequest, LeaseRef, Outcome,
+    Assignment, ClaimRequest, CompleteRequest, Finished, HeartbeatRequest, LeaseRef, Outcome,
     RegisterRequest, RequeueRequest,
 };
 
@@ -660,14 +660,23 @@ fn consider_update(shared: &Shared, latest: Option<&str>) {
 fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>) -> u64 {
     let mut ran = 0;
     let mut backoff = Duration::from_millis(250);
+    // The last job's end, sent with the next claim (one round trip per job).
+    let mut pending: Option<Finished> = None;
+    let flush = |pending: &mut Option<Finished>| {
+        if let Some(f) = pending.take() {
+            report(shared, f.job, &f.report);
+        }
+    };
     loop {
-        if shared.shutdown.level() > 0
-            || shared
+        let updating = || {
+            shared
                 .update_target
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .is_some()
-        {
+        };
+        if shared.shutdown.level() > 0 || updating() {
+            flush(&mut pending);
             return ran;
         }
         let mut wait = shared.cfg.claim_wait;
@@ -678,6 +687,7 @@ fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>) -> u64 {
                 .unwrap_or_else(|p| p.into_inner())
                 .elapsed();
             if shared.active.load(Ordering::SeqCst) == 0 && since >= idle {
+                flush(&mut pending);
                 say(&format!("idle for {idle:?}: exiting (--exit-when-idle)"));
                 shared.shutdown.drain();
                 return ran;
@@ -690,26 +700,26 @@ fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>) -> u64 {
             worker_id: shared.id(),
             capabilities: caps.clone(),
             wait_ms: wait.as_millis() as u64,
+            finished: pending.clone(),
         };
-        match shared.client.claim(&req) {
-            Ok(Some(a)) => {
+        match shared.client.claim_with(&req) {
+            Ok(resp) => {
                 backoff = Duration::from_millis(250);
-                if shared.shutdown.level() > 0
-                    || shared
-                        .update_target
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .is_some()
-                {
+                if let (Some(e), Some(f)) = (&resp.finished_error, &pending) {
+                    say(&format!("job {}: completion refused: {e}", f.job));
+                }
+                pending = None;
+                let Some(a) = resp.assignment else { continue };
+                if shared.shutdown.level() > 0 || updating() {
                     give_back(shared, &a, "the worker is shutting down or updating");
                     return ran;
                 }
-                execute(shared, a, &gpus);
+                pending = execute(shared, a, &gpus);
                 ran += 1;
             }
-            Ok(None) => {}
             Err(ClientError::Status { status: 404, .. }) => {
-                // The server forgot us (its data was reset): register again, same id.
+                // The server forgot us (its data was reset): register again, same id. The
+                // report is sent again with the next claim; a repeated report is harmless.
                 if let Ok(r) = shared.client.register(&shared.register) {
                     *shared.worker_id.write().unwrap_or_else(|p| p.into_inner()) = r.worker_id;
                 }
@@ -718,6 +728,8 @@ fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>) -> u64 {
             Err(e) => {
                 if !e.is_unreachable() {
                     say(&format!("claim refused: {e}"));
+                    // Do not hold a report hostage to a claim the server refuses.
+                    flush(&mut pending);
                 }
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -755,8 +767,9 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-/// Runs one claimed job to its end and reports it.
-fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) {
+/// Runs one claimed job to its end; returns its report (None when the job was given back or its
+/// lease was lost).
+fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Option<Finished> {
     let job = &a.job;
     let signals = Arc::new(Signals::default());
     shared.active.fetch_add(1, Ordering::SeqCst);
@@ -853,18 +866,21 @@ fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) {
                 job.id, a.attempt
             ));
         }
-        return;
+        return None;
     }
     if signals.cancel.load(Ordering::SeqCst) && complete.outcome != Outcome::Succeeded {
         complete.outcome = Outcome::Cancelled;
     }
-    report(shared, job.id, &complete);
     say(&format!(
         "job {} {} in {:.1}s",
         job.id,
         complete.outcome.state(),
         complete.duration_ms as f64 / 1000.0
     ));
+    Some(Finished {
+        job: job.id,
+        report: complete,
+    })
 }
 
 /// Sends the completion, retrying through outages until the server takes it (or refuses it).
