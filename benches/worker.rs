@@ -6,7 +6,6 @@
 //! overhead experiment's length, default 60).
 
 #[path = "../tests/helper/mod.rs"]
-#[allow(dead_code)]
 mod helper;
 
 use std::io::{BufRead, BufReader};
@@ -65,12 +64,12 @@ fn builtin_dispatch(server: &Server) {
             .unwrap();
         let reader = BufReader::new(resp.into_body().into_reader());
         for line in reader.lines().map_while(Result::ok) {
-            if let Some(data) = line.strip_prefix("data: ") {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
-                    if v["kind"] == "job_started" {
-                        let _ = tx.send((v["job"].as_u64().unwrap(), Instant::now()));
-                    }
-                }
+            if let Some(v) = line
+                .strip_prefix("data: ")
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                && v["kind"] == "job_started"
+            {
+                let _ = tx.send((v["job"].as_u64().unwrap(), Instant::now()));
             }
         }
     });

@@ -492,6 +492,56 @@ fn acknowledged_row_batches_survive_kill_9() {
     assert_eq!((ack.stored, ack.skipped), (BATCH, 0));
 }
 
+#[test]
+fn rows_read_back_whole_by_range_and_downsampled() {
+    let server = Server::start();
+    let client = server.client();
+    let worker = register(&client, "roww", &[JobKind::Experiment]);
+    let id = client
+        .submit(&JobSpec::experiment("cma_es", 100_000))
+        .unwrap();
+    let a = claim(&client, &worker, &[JobKind::Experiment], 0).unwrap();
+    for b in 0..20 {
+        let batch = row_batch(&a, gen_rows(b * 500, (b + 1) * 500));
+        client.post_rows(id, &batch, b % 2 == 0).unwrap();
+    }
+    let whole = client.rows(id, None, None).unwrap();
+    assert_eq!((whole.total, whole.downsampled), (10_000, false));
+    assert_eq!(whole.rows, gen_rows(0, 10_000));
+
+    let (status, body) = http(
+        "GET",
+        &format!(
+            "{}/api/v1/jobs/{id}/rows?x=generation&from=10&to=19",
+            server.url()
+        ),
+        Some(&server.token),
+        None,
+    );
+    assert_eq!(status, 200);
+    let part: gaia_core::protocol::RowsResponse = serde_json::from_str(&body).unwrap();
+    assert_eq!(part.total, 10);
+    assert_eq!(part.rows, gen_rows(9, 19));
+
+    let curve = client.rows(id, Some(100), None).unwrap();
+    assert!(curve.downsampled);
+    assert_eq!(curve.total, 10_000);
+    assert!(curve.rows.len() <= 100);
+    let lowest = curve.rows.iter().filter_map(|r| r.mean).fold(0.0, f64::min);
+    assert_eq!(lowest, -9_999.0, "the extreme survives downsampling");
+
+    assert_error(
+        "whole rows of an unknown job",
+        http(
+            "GET",
+            &format!("{}/api/v1/jobs/999/rows", server.url()),
+            Some(&server.token),
+            None,
+        ),
+        404,
+    );
+}
+
 // ---- bad input -------------------------------------------------------------------------------
 
 #[test]

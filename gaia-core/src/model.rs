@@ -285,11 +285,10 @@ impl JobSpec {
     /// gives a message naming the field.
     pub fn normalize(&mut self) -> Result<(), RequestError> {
         let bad = |m: String| Err(RequestError::Invalid(m));
-        if let Some(name) = &self.name {
-            if name.chars().count() > 200 {
+        if let Some(name) = &self.name
+            && name.chars().count() > 200 {
                 return bad("name is longer than 200 characters".into());
             }
-        }
         if self.max_attempts == 0 || self.max_attempts > 100 {
             return bad(format!(
                 "max_attempts must be between 1 and 100, got {}",
@@ -841,8 +840,10 @@ mod tests {
                 .to_string()
                 .contains("max_evals")
         );
-        let mut nomethod = JobSpec::default();
-        nomethod.max_attempts = 3;
+        let mut nomethod = JobSpec {
+            max_attempts: 3,
+            ..JobSpec::default()
+        };
         assert!(
             nomethod
                 .normalize()

@@ -121,11 +121,7 @@ pub fn validate_platform(p: &str) -> Result<(), RequestError> {
 
 /// The platform this build runs on, as release files name it.
 pub fn this_platform() -> String {
-    let os = match std::env::consts::OS {
-        "macos" => "macos",
-        "windows" => "windows",
-        other => other,
-    };
+    let os = std::env::consts::OS;
     format!("{os}-{}", std::env::consts::ARCH)
 }
 

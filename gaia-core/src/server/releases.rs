@@ -97,11 +97,10 @@ pub(crate) async fn upload(
         .get("signature")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
-    if let Some(sig) = &signature {
-        if sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if let Some(sig) = &signature
+        && (sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit())) {
             return Err(HttpError::bad("signature must be 64 bytes of hex"));
         }
-    }
     let uploaded_by = req
         .extensions()
         .get::<Caller>()
@@ -151,13 +150,12 @@ pub(crate) async fn upload(
         let _ = std::fs::remove_file(&tmp);
         Err(e)
     };
-    if let Some(want) = &want_sha {
-        if *want != sha256 {
+    if let Some(want) = &want_sha
+        && *want != sha256 {
             return fail(HttpError::bad(format!(
                 "the upload of {name:?} arrived with SHA-256 {sha256}, the client sent {want}: it was damaged on the way"
             )));
         }
-    }
     let platform = match platform_arg {
         Some(p) => p,
         None if name == EXPERIMENTS_ARCHIVE => ANY_PLATFORM.to_string(),
@@ -195,7 +193,7 @@ pub(crate) async fn upload(
                 promoted_seq: None,
                 yanked: false,
             });
-            r.files.retain(|x| !(x.name == f2.name));
+            r.files.retain(|x| x.name != f2.name);
             r.files.push(f2.clone());
             r.files.sort_by(|a, b| a.name.cmp(&b.name));
             tx.save_release(&r)?;

@@ -44,19 +44,17 @@ impl Tx<'_> {
             let n = self.counts.get(key)?.map(|v| v.value()).unwrap_or(0);
             self.counts.insert(key, n + 1)?;
         }
-        if let Some(p) = prev {
-            if p.state == JobState::Queued {
+        if let Some(p) = prev
+            && p.state == JobState::Queued {
                 self.queue.remove(queue_key(p))?;
             }
-        }
         if job.state == JobState::Queued {
             self.queue.insert(queue_key(job), ())?;
         }
-        if prev.is_none() {
-            if let Some(study) = &job.spec.study {
+        if prev.is_none()
+            && let Some(study) = &job.spec.study {
                 self.study_jobs.insert((study.as_str(), job.id), ())?;
             }
-        }
         Ok(())
     }
 

@@ -269,7 +269,7 @@ impl Store {
                 tx.poisoned.get_or_insert_with(|| e.to_string());
             }
             Box::new(move |commit: Result<(), StoreError>| {
-                let _ = reply.send(commit.map_err(Error::from).and_then(|()| result));
+                let _ = reply.send(commit.map_err(Error::from).and(result));
             }) as Finish
         });
         self.writer

@@ -371,7 +371,7 @@ impl Downsampler {
 
     /// Feeds the next row (rows must come in order).
     pub fn push(&mut self, index: u64, row: Row) {
-        if index % self.per_bucket == 0 {
+        if index.is_multiple_of(self.per_bucket) {
             self.flush();
         }
         match &mut self.current {

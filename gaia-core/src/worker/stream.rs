@@ -37,6 +37,9 @@ pub enum Item {
     Status(String),
 }
 
+/// Where the streamer writes its console lines.
+pub type SayFn = Arc<Mutex<dyn FnMut(&str) + Send>>;
+
 /// Flags the streamer raises for the job's controller.
 #[derive(Default)]
 pub struct Signals {
@@ -76,7 +79,7 @@ impl Streamer {
     pub fn start(
         target: Target,
         signals: Arc<Signals>,
-        log: Arc<Mutex<dyn FnMut(&str) + Send>>,
+        log: SayFn,
     ) -> Streamer {
         let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
@@ -126,7 +129,7 @@ impl ItemSender {
 struct State {
     t: Target,
     signals: Arc<Signals>,
-    log: Arc<Mutex<dyn FnMut(&str) + Send>>,
+    log: SayFn,
     rows: VecDeque<Row>,
     spool: Option<(PathBuf, File, usize)>,
     lines: VecDeque<LogInput>,
@@ -142,7 +145,7 @@ struct State {
 }
 
 impl State {
-    fn new(t: Target, signals: Arc<Signals>, log: Arc<Mutex<dyn FnMut(&str) + Send>>) -> State {
+    fn new(t: Target, signals: Arc<Signals>, log: SayFn) -> State {
         State {
             t,
             signals,
@@ -291,11 +294,10 @@ impl State {
         if self.signals.stale.load(Ordering::Relaxed) {
             return true;
         }
-        if let Some(at) = self.retry_at {
-            if Instant::now() < at {
+        if let Some(at) = self.retry_at
+            && Instant::now() < at {
                 return false;
             }
-        }
         match self.try_send_all() {
             Ok(()) => {
                 self.retry_at = None;
@@ -345,8 +347,8 @@ impl State {
 
     fn try_send_all(&mut self) -> Result<(), ClientError> {
         // Spooled rows first (they are the oldest).
-        if let Some((path, _, n)) = &self.spool {
-            if *n > 0 {
+        if let Some((path, _, n)) = &self.spool
+            && *n > 0 {
                 let path = path.clone();
                 let file = File::open(&path)?;
                 let mut batch = Vec::with_capacity(BATCH_ROWS);
@@ -365,7 +367,6 @@ impl State {
                 let _ = std::fs::remove_file(&path);
                 self.spool = None;
             }
-        }
         while !self.rows.is_empty() || self.progress_dirty {
             let n = self.rows.len().min(BATCH_ROWS);
             let batch: Vec<Row> = self.rows.iter().take(n).cloned().collect();
