@@ -286,9 +286,10 @@ impl JobSpec {
     pub fn normalize(&mut self) -> Result<(), RequestError> {
         let bad = |m: String| Err(RequestError::Invalid(m));
         if let Some(name) = &self.name
-            && name.chars().count() > 200 {
-                return bad("name is longer than 200 characters".into());
-            }
+            && name.chars().count() > 200
+        {
+            return bad("name is longer than 200 characters".into());
+        }
         if self.max_attempts == 0 || self.max_attempts > 100 {
             return bad(format!(
                 "max_attempts must be between 1 and 100, got {}",

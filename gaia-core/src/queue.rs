@@ -486,9 +486,11 @@ impl Queue {
                 let mut job = prev.clone();
                 job.progress.rows += stored;
                 if let Some(last) = stored_rows.iter().max_by_key(|r| r.seq)
-                    && stored > 0 && last.seq + 1 >= job.progress.rows {
-                        apply_progress(&mut job, last);
-                    }
+                    && stored > 0
+                    && last.seq + 1 >= job.progress.rows
+                {
+                    apply_progress(&mut job, last);
+                }
                 if let Some(f) = fraction.filter(|f| f.is_finite()) {
                     job.progress.fraction = Some(f.clamp(0.0, 1.0));
                 }
@@ -577,16 +579,19 @@ impl Queue {
     pub async fn complete(&self, job_id: JobId, req: CompleteRequest) -> Result<Job, Error> {
         // A retried report of an attempt that already ended (its answer was lost): same answer.
         if let Some(job) = self.store.read()?.job(job_id)?
-            && job.state.is_terminal() && job.attempt == req.attempt && job.lease == Some(req.lease)
-            {
-                return Ok(job);
-            }
+            && job.state.is_terminal()
+            && job.attempt == req.attempt
+            && job.lease == Some(req.lease)
+        {
+            return Ok(job);
+        }
         if let Some(r) = &req.result
-            && serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0) > MAX_RESULT_BYTES {
-                return Err(invalid(format!(
-                    "result is larger than {MAX_RESULT_BYTES} bytes"
-                )));
-            }
+            && serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0) > MAX_RESULT_BYTES
+        {
+            return Err(invalid(format!(
+                "result is larger than {MAX_RESULT_BYTES} bytes"
+            )));
+        }
         self.check_lease(job_id, req.attempt, req.lease)?;
         let (job, ev) = self
             .store
@@ -677,12 +682,13 @@ impl Queue {
         let mut inner = self.lock();
         inner.cancels.remove(&job_id);
         if let Some(l) = inner.leases.remove(&job_id)
-            && let Some(w) = inner.workers.get_mut(&l.worker) {
-                w.worker.running.retain(|j| *j != job_id);
-                if w.worker.running.is_empty() && w.worker.state == WorkerState::Busy {
-                    w.worker.state = WorkerState::Idle;
-                }
+            && let Some(w) = inner.workers.get_mut(&l.worker)
+        {
+            w.worker.running.retain(|j| *j != job_id);
+            if w.worker.running.is_empty() && w.worker.state == WorkerState::Busy {
+                w.worker.state = WorkerState::Idle;
             }
+        }
     }
 
     // ---- cancel --------------------------------------------------------------------------
@@ -1198,10 +1204,11 @@ fn end_cancelled(job: &mut Job) {
     job.cancel_requested = false;
     job.finished_at = Some(now_ms());
     if let Some(a) = job.attempts.last_mut()
-        && a.ended_at.is_none() {
-            a.ended_at = job.finished_at;
-            a.outcome = Some("cancelled".into());
-        }
+        && a.ended_at.is_none()
+    {
+        a.ended_at = job.finished_at;
+        a.outcome = Some("cancelled".into());
+    }
 }
 
 fn apply_progress(job: &mut Job, row: &Row) {
@@ -1214,9 +1221,11 @@ fn apply_progress(job: &mut Job, row: &Row) {
     p.sigma = row.sigma.or(p.sigma);
     p.elapsed = row.elapsed.or(p.elapsed);
     if let (Some(evals), Some(max)) = (row.evals, job.spec.max_evals)
-        && job.spec.kind == JobKind::Experiment && max > 0 {
-            p.fraction = Some((evals / max as f64).clamp(0.0, 1.0));
-        }
+        && job.spec.kind == JobKind::Experiment
+        && max > 0
+    {
+        p.fraction = Some((evals / max as f64).clamp(0.0, 1.0));
+    }
 }
 
 fn new_worker_id() -> String {

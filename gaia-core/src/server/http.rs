@@ -164,9 +164,10 @@ pub(crate) async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64 {
-            return Err(too_large(limit));
-        }
+        && len > limit as u64
+    {
+        return Err(too_large(limit));
+    }
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok((parts, c.to_bytes())),
         Err(e) => {

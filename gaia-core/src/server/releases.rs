@@ -98,9 +98,10 @@ pub(crate) async fn upload(
         .filter(|s| !s.is_empty())
         .map(str::to_string);
     if let Some(sig) = &signature
-        && (sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit())) {
-            return Err(HttpError::bad("signature must be 64 bytes of hex"));
-        }
+        && (sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(HttpError::bad("signature must be 64 bytes of hex"));
+    }
     let uploaded_by = req
         .extensions()
         .get::<Caller>()
@@ -151,11 +152,12 @@ pub(crate) async fn upload(
         Err(e)
     };
     if let Some(want) = &want_sha
-        && *want != sha256 {
-            return fail(HttpError::bad(format!(
-                "the upload of {name:?} arrived with SHA-256 {sha256}, the client sent {want}: it was damaged on the way"
-            )));
-        }
+        && *want != sha256
+    {
+        return fail(HttpError::bad(format!(
+            "the upload of {name:?} arrived with SHA-256 {sha256}, the client sent {want}: it was damaged on the way"
+        )));
+    }
     let platform = match platform_arg {
         Some(p) => p,
         None if name == EXPERIMENTS_ARCHIVE => ANY_PLATFORM.to_string(),

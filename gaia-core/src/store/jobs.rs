@@ -45,16 +45,18 @@ impl Tx<'_> {
             self.counts.insert(key, n + 1)?;
         }
         if let Some(p) = prev
-            && p.state == JobState::Queued {
-                self.queue.remove(queue_key(p))?;
-            }
+            && p.state == JobState::Queued
+        {
+            self.queue.remove(queue_key(p))?;
+        }
         if job.state == JobState::Queued {
             self.queue.insert(queue_key(job), ())?;
         }
         if prev.is_none()
-            && let Some(study) = &job.spec.study {
-                self.study_jobs.insert((study.as_str(), job.id), ())?;
-            }
+            && let Some(study) = &job.spec.study
+        {
+            self.study_jobs.insert((study.as_str(), job.id), ())?;
+        }
         Ok(())
     }
 

@@ -79,9 +79,10 @@ pub fn ensure(
 fn find_python() -> Option<PathBuf> {
     for name in ["python3", "python"] {
         if let Ok(out) = Command::new(name).arg("--version").output()
-            && out.status.success() {
-                return Some(PathBuf::from(name));
-            }
+            && out.status.success()
+        {
+            return Some(PathBuf::from(name));
+        }
     }
     None
 }

@@ -76,11 +76,7 @@ pub struct Target {
 
 impl Streamer {
     /// Starts the streaming thread.
-    pub fn start(
-        target: Target,
-        signals: Arc<Signals>,
-        log: SayFn,
-    ) -> Streamer {
+    pub fn start(target: Target, signals: Arc<Signals>, log: SayFn) -> Streamer {
         let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
             .name(format!("gaia-stream-{}", target.job))
@@ -295,9 +291,10 @@ impl State {
             return true;
         }
         if let Some(at) = self.retry_at
-            && Instant::now() < at {
-                return false;
-            }
+            && Instant::now() < at
+        {
+            return false;
+        }
         match self.try_send_all() {
             Ok(()) => {
                 self.retry_at = None;
@@ -348,25 +345,26 @@ impl State {
     fn try_send_all(&mut self) -> Result<(), ClientError> {
         // Spooled rows first (they are the oldest).
         if let Some((path, _, n)) = &self.spool
-            && *n > 0 {
-                let path = path.clone();
-                let file = File::open(&path)?;
-                let mut batch = Vec::with_capacity(BATCH_ROWS);
-                for line in BufReader::new(file).lines() {
-                    let line = line?;
-                    if let Ok(r) = serde_json::from_str::<Row>(&line) {
-                        batch.push(r);
-                    }
-                    if batch.len() == BATCH_ROWS {
-                        self.post_rows(std::mem::take(&mut batch))?;
-                    }
+            && *n > 0
+        {
+            let path = path.clone();
+            let file = File::open(&path)?;
+            let mut batch = Vec::with_capacity(BATCH_ROWS);
+            for line in BufReader::new(file).lines() {
+                let line = line?;
+                if let Ok(r) = serde_json::from_str::<Row>(&line) {
+                    batch.push(r);
                 }
-                if !batch.is_empty() {
-                    self.post_rows(batch)?;
+                if batch.len() == BATCH_ROWS {
+                    self.post_rows(std::mem::take(&mut batch))?;
                 }
-                let _ = std::fs::remove_file(&path);
-                self.spool = None;
             }
+            if !batch.is_empty() {
+                self.post_rows(batch)?;
+            }
+            let _ = std::fs::remove_file(&path);
+            self.spool = None;
+        }
         while !self.rows.is_empty() || self.progress_dirty {
             let n = self.rows.len().min(BATCH_ROWS);
             let batch: Vec<Row> = self.rows.iter().take(n).cloned().collect();
