@@ -35,7 +35,8 @@ pub struct DemoArgs {
     no_jobs: bool,
 }
 
-/// The demo study: two methods on CartPole, two seeds each, plus the fast sphere objective.
+/// The demo study: two methods on CartPole, two seeds each, a longer Pendulum run, and the fast
+/// sphere objective.
 fn demo_jobs() -> Vec<JobSpec> {
     let mut jobs = Vec::new();
     for method in ["cma_es", "openai_es"] {
@@ -47,6 +48,12 @@ fn demo_jobs() -> Vec<JobSpec> {
             jobs.push(s);
         }
     }
+    // A longer one, to watch a learning curve grow on the dashboard.
+    let mut s = JobSpec::experiment("openai_es", 100_000);
+    s.env = Some("Pendulum-v1".into());
+    s.seed = Some(1);
+    s.study = Some("demo".into());
+    jobs.push(s);
     for method in ["cma_es", "random_search"] {
         let mut s = JobSpec::experiment(method, 5_000);
         s.env = Some("sphere".into());
