@@ -14,7 +14,7 @@ use hyper::{Request, StatusCode, header};
 
 use super::App;
 use super::http::{HResult, HttpError, Query, bytes_response, json, ok, parse_json, read_body};
-use super::http::{Res, stream_response};
+use super::http::{Res, StreamTx, stream_response};
 use crate::error::{Error, RequestError};
 use crate::export::png::PngOptions;
 use crate::export::zip::ZipWriter;
@@ -163,10 +163,12 @@ pub(crate) async fn export(app: &App, target: Target, format: Format, q: &Query)
             Format::Csv => crate::export::csv::write(&read, &plan, &mut out),
             _ => crate::export::json::write(&read, &plan, &mut out),
         };
-        if let Err(e) = r
-            && !e.to_string().contains(GONE)
-        {
-            eprintln!("gaia serve: export of {:?} failed: {e}", plan.target);
+        if let Err(e) = r {
+            // The client must not take a cut-off export for a whole one.
+            out.tx.fail();
+            if !e.to_string().contains(GONE) {
+                eprintln!("gaia serve: export of {:?} failed: {e}", plan.target);
+            }
         }
     });
     Ok(res)
@@ -222,6 +224,7 @@ pub(crate) async fn study_files(app: &App, name: &str) -> HResult {
         )],
     );
     let name = name.to_string();
+    let failed = tx.clone();
     tokio::task::spawn_blocking(move || {
         let mut zip = ZipWriter::new(std::io::BufWriter::with_capacity(
             64 * 1024,
@@ -243,6 +246,7 @@ pub(crate) async fn study_files(app: &App, name: &str) -> HResult {
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
                     eprintln!("gaia serve: study {name} zip failed at {entry}: {e}");
                 }
+                failed.fail();
                 return;
             }
         }
@@ -255,7 +259,7 @@ const GONE: &str = "the client went away";
 
 /// Feeds a streamed answer from a blocking task; a closed answer is a broken pipe.
 struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    tx: StreamTx,
 }
 
 impl Write for ChannelWriter {

@@ -17,34 +17,68 @@ use crate::protocol::ErrorBody;
 /// The response body type: whole bytes or a stream fed by a channel.
 pub(crate) enum ResBody {
     Full(Full<Bytes>),
-    Stream(tokio::sync::mpsc::Receiver<Bytes>),
+    /// A streamed body; if the producer calls [`StreamTx::fail`], the body ends with an error
+    /// so the connection is cut instead of the answer looking complete.
+    Stream(
+        tokio::sync::mpsc::Receiver<Bytes>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ),
+}
+
+/// The producing side of a streamed answer (the body ends when every clone is dropped).
+#[derive(Clone)]
+pub(crate) struct StreamTx {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::ops::Deref for StreamTx {
+    type Target = tokio::sync::mpsc::Sender<Bytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl StreamTx {
+    /// Marks the answer as broken: the client sees a cut connection, not a short file.
+    pub fn fail(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Body for ResBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
-            ResBody::Full(f) => Pin::new(f).poll_frame(cx),
-            ResBody::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            ResBody::Full(f) => Pin::new(f)
+                .poll_frame(cx)
+                .map(|o| o.map(|r| r.map_err(|e: Infallible| match e {}))),
+            ResBody::Stream(rx, failed) => rx.poll_recv(cx).map(|o| match o {
+                Some(b) => Some(Ok(Frame::data(b))),
+                None if failed.load(std::sync::atomic::Ordering::SeqCst) => Some(Err(
+                    std::io::Error::other("the answer failed while it was being sent"),
+                )),
+                None => None,
+            }),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ResBody::Full(f) => f.is_end_stream(),
-            ResBody::Stream(_) => false,
+            ResBody::Stream(..) => false,
         }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
             ResBody::Full(f) => f.size_hint(),
-            ResBody::Stream(_) => hyper::body::SizeHint::default(),
+            ResBody::Stream(..) => hyper::body::SizeHint::default(),
         }
     }
 }
@@ -139,18 +173,20 @@ pub(crate) fn error_response(e: HttpError) -> Res {
 }
 
 /// A streamed answer: the returned sender feeds the body; dropping it ends the body.
-pub(crate) fn stream_response(
-    content_type: &str,
-    extra: &[(&str, String)],
-) -> (Res, tokio::sync::mpsc::Sender<Bytes>) {
+pub(crate) fn stream_response(content_type: &str, extra: &[(&str, String)]) -> (Res, StreamTx) {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut b = secure(Response::builder())
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type);
     for (k, v) in extra {
         b = b.header(*k, v.as_str());
     }
-    (b.body(ResBody::Stream(rx)).expect("headers are valid"), tx)
+    (
+        b.body(ResBody::Stream(rx, failed.clone()))
+            .expect("headers are valid"),
+        StreamTx { tx, failed },
+    )
 }
 
 /// Reads a whole body, refusing more than `limit` bytes with 413.
@@ -265,6 +301,23 @@ impl Query {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_stream_ends_in_an_error_not_a_short_body() {
+        let (res, tx) = stream_response("text/csv", &[]);
+        tx.send(Bytes::from_static(b"a,b\r\n")).await.unwrap();
+        tx.fail();
+        drop(tx);
+        assert!(res.into_body().collect().await.is_err());
+
+        let (res, tx) = stream_response("text/csv", &[]);
+        tx.send(Bytes::from_static(b"a,b\r\n")).await.unwrap();
+        drop(tx);
+        assert_eq!(
+            res.into_body().collect().await.unwrap().to_bytes(),
+            "a,b\r\n"
+        );
+    }
 
     #[test]
     fn percent_decoding() {
