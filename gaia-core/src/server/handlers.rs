@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode, header};
 
 use super::App;
-use super::http::{HResult, HttpError, Query, json, ok, parse_json, read_body};
+use super::http::{HResult, HttpError, Query, json, ok, parse_json, read_body, stream_response};
 use crate::model::{JobState, TokenInfo, now_ms, validate_name};
 use crate::protocol::{
     CancelResponse, ClaimRequest, ClaimResponse, CompleteRequest, HeartbeatRequest, JobList,
@@ -113,6 +113,9 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
             t.unwrap_or(f64::INFINITY),
         )),
     };
+    let Some(points) = points else {
+        return stream_rows(app, id, attempt, range).await;
+    };
     let store = app.store.clone();
     let resp = tokio::task::spawn_blocking(move || -> Result<RowsResponse, HttpError> {
         let read = store.read()?;
@@ -120,65 +123,49 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
             .job(id)?
             .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
         let attempt = attempt.unwrap_or(job.attempt.max(1));
-        match points {
-            Some(points) => {
-                // Count first (cheap: keys only would be cheaper still, but decode is shared).
-                let total = if range.is_none() && attempt == job.attempt {
-                    job.progress.rows
-                } else {
-                    read.for_each_row(id, attempt, range, |_| {})?
-                };
-                if Downsampler::needed(total, points) {
-                    // A long curve comes from its block summaries (64 rows each) without
-                    // reading every row.
-                    if range.is_none()
-                        && let Some(rows) =
-                            read.downsample_from_blocks(id, attempt, total, points)?
-                    {
-                        return Ok(RowsResponse {
-                            job: id,
-                            attempt,
-                            total,
-                            downsampled: true,
-                            rows,
-                        });
-                    }
-                    let mut d = Downsampler::new(total, points);
-                    let mut i = 0;
-                    read.for_each_row(id, attempt, range, |r| {
-                        d.push(i, r);
-                        i += 1;
-                    })?;
-                    return Ok(RowsResponse {
-                        job: id,
-                        attempt,
-                        total,
-                        downsampled: true,
-                        rows: d.finish(),
-                    });
-                }
-                let mut rows = Vec::new();
-                read.for_each_row(id, attempt, range, |r| rows.push(r))?;
-                Ok(RowsResponse {
+        // Count first (cheap: keys only would be cheaper still, but decode is shared).
+        let total = if range.is_none() && attempt == job.attempt {
+            job.progress.rows
+        } else {
+            read.for_each_row(id, attempt, range, |_| {})?
+        };
+        if Downsampler::needed(total, points) {
+            // A long curve comes from its block summaries (64 rows each) without
+            // reading every row.
+            if range.is_none()
+                && let Some(rows) = read.downsample_from_blocks(id, attempt, total, points)?
+            {
+                return Ok(RowsResponse {
                     job: id,
                     attempt,
-                    total: rows.len() as u64,
-                    downsampled: false,
+                    total,
+                    downsampled: true,
                     rows,
-                })
+                });
             }
-            None => {
-                let mut rows = Vec::new();
-                read.for_each_row(id, attempt, range, |r| rows.push(r))?;
-                Ok(RowsResponse {
-                    job: id,
-                    attempt,
-                    total: rows.len() as u64,
-                    downsampled: false,
-                    rows,
-                })
-            }
+            let mut d = Downsampler::new(total, points);
+            let mut i = 0;
+            read.for_each_row(id, attempt, range, |r| {
+                d.push(i, r);
+                i += 1;
+            })?;
+            return Ok(RowsResponse {
+                job: id,
+                attempt,
+                total,
+                downsampled: true,
+                rows: d.finish(),
+            });
         }
+        let mut rows = Vec::new();
+        read.for_each_row(id, attempt, range, |r| rows.push(r))?;
+        Ok(RowsResponse {
+            job: id,
+            attempt,
+            total: rows.len() as u64,
+            downsampled: false,
+            rows,
+        })
     })
     .await
     .map_err(|e| {
@@ -188,6 +175,71 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
         )
     })??;
     ok(&resp)
+}
+
+/// Bytes of JSON per chunk of a streamed row answer.
+const ROWS_CHUNK: usize = 256 << 10;
+
+/// A whole history (or a range of it) as JSON, written while the rows are read and sent in
+/// chunks: no `Vec<Row>` of the whole job, and the transfer overlaps the reading. `total` comes
+/// last, once counted; field order does not matter to JSON readers. A storage error after the
+/// answer has started cuts the connection, so no client takes a short answer for a whole one.
+async fn stream_rows(
+    app: &App,
+    id: u64,
+    attempt: Option<u32>,
+    range: Option<(XAxis, f64, f64)>,
+) -> HResult {
+    let store = app.store.clone();
+    let (read, attempt) = tokio::task::spawn_blocking(move || -> Result<_, HttpError> {
+        let read = store.read()?;
+        let job = read
+            .job(id)?
+            .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+        let attempt = attempt.unwrap_or(job.attempt.max(1));
+        Ok((read, attempt))
+    })
+    .await
+    .map_err(|e| {
+        HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("row query failed: {e}"),
+        )
+    })??;
+    let (res, tx) = stream_response("application/json", &[]);
+    tokio::task::spawn_blocking(move || {
+        let fresh = || Vec::with_capacity(ROWS_CHUNK + 4096);
+        let mut buf = fresh();
+        buf.extend_from_slice(
+            format!(r#"{{"job":{id},"attempt":{attempt},"downsampled":false,"rows":["#).as_bytes(),
+        );
+        let mut n = 0u64;
+        let mut gone = false;
+        let scanned = read.for_each_row(id, attempt, range, |row| {
+            if gone {
+                return;
+            }
+            if n > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut buf, &row).expect("rows serialize to JSON");
+            n += 1;
+            if buf.len() >= ROWS_CHUNK {
+                let chunk = std::mem::replace(&mut buf, fresh());
+                gone = tx.blocking_send(chunk.into()).is_err();
+            }
+        });
+        if let Err(e) = scanned {
+            eprintln!("gaia serve: reading the rows of job {id} failed: {e}");
+            tx.fail();
+            return;
+        }
+        if !gone {
+            buf.extend_from_slice(format!(r#"],"total":{n}}}"#).as_bytes());
+            let _ = tx.blocking_send(buf.into());
+        }
+    });
+    Ok(res)
 }
 
 pub(crate) async fn post_rows(app: &App, id: u64, req: Request<Incoming>) -> HResult {

@@ -444,36 +444,53 @@ impl Bucket {
         if row.seq > self.last.seq {
             self.last = XCols::of(row);
         }
-        for name in Y_CORE {
-            if let Some(v) = row.metric(name) {
-                self.note(name, v, row.seq);
+        // Rows of a run carry the same metrics in the same order, so the k-th metric noted is
+        // almost always at slot k: try it before searching (this runs once per stored row).
+        let core = [row.best, row.best_ever, row.mean, row.sigma];
+        let mut k = 0;
+        for (name, v) in Y_CORE.iter().zip(core) {
+            if let Some(v) = v {
+                k = self.note_at(k, name, v, row.seq) + 1;
             }
         }
         for (name, v) in &row.metrics {
-            self.note(name, *v, row.seq);
+            k = self.note_at(k, name, *v, row.seq) + 1;
         }
     }
 
     fn note(&mut self, name: &str, v: f64, seq: u64) {
+        self.note_at(0, name, v, seq);
+    }
+
+    /// Notes a value, looking for the metric at slot `hint` first; returns the slot used.
+    fn note_at(&mut self, hint: usize, name: &str, v: f64, seq: u64) -> usize {
+        let slot = match self.metrics.get(hint) {
+            Some((n, _)) if n == name => Some(hint),
+            _ => self.metrics.iter().position(|(n, _)| n == name),
+        };
         if v.is_nan() {
-            return;
+            return slot.unwrap_or(hint);
         }
-        match self.metrics.iter_mut().find(|(n, _)| n == name) {
-            Some((_, e)) => {
+        match slot.map(|i| (i, &mut self.metrics[i].1)) {
+            Some((i, e)) => {
                 if v < e.min.0 {
                     e.min = (v, seq);
                 }
                 if v > e.max.0 {
                     e.max = (v, seq);
                 }
+                i
             }
-            None => self.metrics.push((
-                name.to_string(),
-                Extreme {
-                    min: (v, seq),
-                    max: (v, seq),
-                },
-            )),
+            None => {
+                self.metrics.push((
+                    name.to_string(),
+                    Extreme {
+                        min: (v, seq),
+                        max: (v, seq),
+                    },
+                ));
+                self.metrics.len() - 1
+            }
         }
     }
 }
