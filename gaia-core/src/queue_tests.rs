@@ -660,6 +660,54 @@ async fn leases_survive_a_restart_of_the_queue() {
     assert_eq!(q.workers().len(), 1);
 }
 
+/// Regression: claims commit without an fsync, so a crash can roll a claim back together
+/// with the lease counter; the next claim after the restart then got the same (attempt,
+/// lease) and the first worker's calls were taken as the new worker's.
+#[tokio::test]
+async fn a_lease_handed_out_before_a_crash_is_never_handed_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, old, w) = {
+        let store = Store::open(dir.path()).unwrap();
+        let q = Queue::new(store, QueueConfig::default()).unwrap();
+        let w = register(&q, "w1", &[JobKind::Hash]).await;
+        let id = q.submit(hash_job("x")).await.unwrap();
+        let old = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+        // What a crash before the claim became durable leaves: the job queued as before the
+        // claim, the lease counter where it was.
+        q.store()
+            .write(move |tx| {
+                let prev = tx.job(id)?.unwrap();
+                let mut job = prev.clone();
+                job.state = JobState::Queued;
+                job.attempt = 0;
+                job.lease = None;
+                job.worker = None;
+                job.attempts.clear();
+                tx.save_job(Some(&prev), &job)?;
+                tx.meta
+                    .insert("next_lease_id", old.lease)
+                    .map_err(StoreError::from)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (id, old, w)
+    };
+    let store = loop {
+        match Store::open(dir.path()) {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let q = Queue::new(store, QueueConfig::default()).unwrap();
+    let new = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    assert_eq!((new.job.id, new.attempt), (id, old.attempt));
+    assert_ne!(new.lease, old.lease, "the lease was handed out twice");
+    let e = q.add_rows(id, batch(&old, rows(0, 3))).await.unwrap_err();
+    assert!(is_stale(e));
+    q.add_rows(id, batch(&new, rows(0, 3))).await.unwrap();
+}
+
 #[tokio::test]
 async fn invalid_batches_are_refused_before_anything_is_written() {
     let (q, _dir) = queue();

@@ -43,6 +43,10 @@ pub const DB_FILE: &str = "gaia.redb";
 /// Counters and the schema version: name → value (`schema_version`, `next_job_id`, ...).
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// How far the lease counter jumps when the database is opened (see `init_schema`): more
+/// claims than this between two durable commits cannot happen.
+const LEASE_JUMP: u64 = 1 << 32;
+
 /// How many operations at most share one commit.
 const MAX_GROUP: usize = 4096;
 
@@ -201,6 +205,12 @@ impl Store {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
             }
+            // Claims commit without an fsync (`write_volatile`), so a crash can roll back the
+            // newest ones and the lease counter with them. Jump the counter at every open: a
+            // lease handed out before a crash is never handed out again, and the worker still
+            // holding it is refused as stale instead of writing into another worker's attempt.
+            let next = meta.get("next_lease_id")?.map(|v| v.value()).unwrap_or(1);
+            meta.insert("next_lease_id", next.saturating_add(LEASE_JUMP))?;
         }
         // Create every table so that read transactions can open them.
         Tx::open(&txn)?;
