@@ -107,7 +107,9 @@ struct Inner {
 pub struct Queue {
     store: Store,
     config: QueueConfig,
-    inner: Mutex<Inner>,
+    /// Shared with write operations, which record leases and cancels in memory as part of the
+    /// transaction, so a caller that goes away mid-write cannot leave them unrecorded.
+    inner: Arc<Mutex<Inner>>,
     next_waiter: AtomicU64,
     live: broadcast::Sender<Live>,
     latest_release: RwLock<Option<String>>,
@@ -187,7 +189,7 @@ impl Queue {
         Ok(Arc::new(Queue {
             store,
             config,
-            inner: Mutex::new(inner),
+            inner: Arc::new(Mutex::new(inner)),
             next_waiter: AtomicU64::new(1),
             live,
             latest_release: RwLock::new(None),
@@ -372,44 +374,19 @@ impl Queue {
         let caps = caps.clone();
         let wid = worker_id.to_string();
         let wname = worker_name.to_string();
+        let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
         let claimed = self
             .store
-            .write_volatile(move |tx| {
-                let Some(prev) = tx.first_fitting(&caps)? else {
-                    return Ok(None);
-                };
-                let lease = tx.next_id("next_lease_id")?;
-                let mut job = prev.clone();
-                job.state = JobState::Running;
-                job.attempt += 1;
-                job.lease = Some(lease);
-                job.worker = Some(wid.clone());
-                job.worker_name = Some(wname.clone());
-                let now = now_ms();
-                job.started_at = Some(now);
-                job.finished_at = None;
-                job.progress = Progress::default();
-                job.attempts.push(Attempt {
-                    attempt: job.attempt,
-                    worker: wid.clone(),
-                    worker_name: wname.clone(),
-                    started_at: now,
-                    ended_at: None,
-                    outcome: None,
-                });
-                tx.save_job(Some(&prev), &job)?;
-                let ev = tx.event(
-                    "job_started",
-                    Some(job.id),
-                    Some(&wid),
-                    format!("job {} attempt {} started on {wname}", job.id, job.attempt),
-                )?;
-                Ok(Some((job, lease, ev)))
-            })
+            .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout))
             .await?;
         let Some((job, lease, ev)) = claimed else {
             return Ok(None);
         };
+        Ok(Some(self.claimed(worker_id, job, lease, ev)))
+    }
+
+    /// Records a claim made in the store: the lease's deadline, the worker's running jobs.
+    fn claimed(&self, worker_id: &str, job: Job, lease: u64, ev: Event) -> Assignment {
         {
             let mut inner = self.lock();
             inner.leases.insert(
@@ -430,11 +407,83 @@ impl Queue {
         }
         self.publish(Live::Event(ev));
         self.publish(Live::Job(Box::new(job.clone())));
-        Ok(Some(Assignment {
+        Assignment {
             attempt: job.attempt,
             lease,
             job,
-        }))
+        }
+    }
+
+    /// Ends a slot's last job and claims its next one in one transaction (one commit per job);
+    /// waits like [`Queue::claim`] when nothing fits yet. Returns why the report was refused, if
+    /// it was, and the claim.
+    pub async fn complete_and_claim(
+        &self,
+        worker_id: &str,
+        finished: crate::protocol::Finished,
+        caps: Capabilities,
+        wait: Duration,
+    ) -> Result<(Option<String>, Option<Assignment>), Error> {
+        let (job_id, req) = (finished.job, finished.report);
+        let known = {
+            let inner = self.lock();
+            inner.workers.get(worker_id).map(|w| {
+                (
+                    w.worker.name.clone(),
+                    w.worker.state == WorkerState::Draining,
+                )
+            })
+        };
+        let repeated = self.store.read()?.job(job_id)?.is_some_and(|j| {
+            j.state.is_terminal() && j.attempt == req.attempt && j.lease == Some(req.lease)
+        });
+        let fresh = !repeated
+            && req.result.as_ref().is_none_or(|r| {
+                serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0) <= MAX_RESULT_BYTES
+            })
+            && self.check_lease(job_id, req.attempt, req.lease).is_ok();
+        let Some((worker_name, false)) = known.filter(|_| fresh) else {
+            // Unknown or draining worker, a repeated or refused report: the plain paths say why.
+            let refused = if repeated {
+                None
+            } else {
+                self.complete(job_id, req)
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
+            };
+            return Ok((refused, self.claim(worker_id, caps, wait).await?));
+        };
+        let c = caps.clone();
+        let wid = worker_id.to_string();
+        let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
+        // Volatile: durable within the store's window; a crash inside it re-runs the job.
+        let (done, claimed) = self
+            .store
+            .write_volatile(move |tx| {
+                let done = match complete_in(tx, job_id, req) {
+                    Ok(x) => Ok(x),
+                    // Refused before anything was written: still claim.
+                    Err(Error::Request(e)) => Err(e.to_string()),
+                    Err(e) => return Err(e),
+                };
+                let claimed = claim_in(tx, &c, &wid, &worker_name, &inner, timeout)?;
+                Ok((done, claimed))
+            })
+            .await?;
+        let refused = match done {
+            Ok((job, ev)) => {
+                self.forget_lease(job_id);
+                self.publish(Live::Event(ev));
+                self.publish(Live::Job(Box::new(job)));
+                None
+            }
+            Err(e) => Some(e),
+        };
+        match claimed {
+            Some((job, lease, ev)) => Ok((refused, Some(self.claimed(worker_id, job, lease, ev)))),
+            None => Ok((refused, self.claim(worker_id, caps, wait).await?)),
+        }
     }
 
     // ---- worker calls about a job --------------------------------------------------------
@@ -595,46 +644,7 @@ impl Queue {
         self.check_lease(job_id, req.attempt, req.lease)?;
         let (job, ev) = self
             .store
-            .write(move |tx| {
-                let prev = current(tx, job_id, req.attempt, req.lease)?;
-                let mut job = prev.clone();
-                let outcome = req.outcome;
-                job.state = outcome.state();
-                job.cancel_requested = false;
-                job.finished_at = Some(now_ms());
-                job.exit_code = req.exit_code;
-                job.error = req.error.as_deref().map(|e| clip(e, MAX_ERROR_BYTES));
-                if req.result.is_some() {
-                    job.result = req.result;
-                }
-                if let Some(a) = job.attempts.last_mut() {
-                    a.ended_at = job.finished_at;
-                    a.outcome = Some(job.state.as_str().to_string());
-                }
-                if outcome == Outcome::Succeeded {
-                    job.progress.fraction = Some(1.0);
-                }
-                tx.save_job(Some(&prev), &job)?;
-                let secs = req.duration_ms as f64 / 1000.0;
-                let message = match (&job.error, outcome) {
-                    (Some(e), Outcome::Failed | Outcome::TimedOut) => {
-                        let first = e.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                        format!(
-                            "job {job_id} {} after {secs:.1}s: {}",
-                            job.state,
-                            clip(first, 200)
-                        )
-                    }
-                    _ => format!("job {job_id} {} after {secs:.1}s", job.state),
-                };
-                let ev = tx.event(
-                    &format!("job_{}", job.state.as_str()),
-                    Some(job_id),
-                    job.worker.as_deref(),
-                    message,
-                )?;
-                Ok((job, ev))
-            })
+            .write(move |tx| complete_in(tx, job_id, req))
             .await?;
         self.forget_lease(job_id);
         self.publish(Live::Event(ev));
@@ -696,6 +706,7 @@ impl Queue {
     /// Cancels a job: a queued job at once, a running one is flagged and its worker told at its
     /// next call. Cancelling an ended job is a conflict.
     pub async fn cancel(&self, job_id: JobId) -> Result<Job, Error> {
+        let cancels = self.inner.clone();
         let (job, ev) = self
             .store
             .write(move |tx| {
@@ -733,12 +744,17 @@ impl Queue {
                 if ev.is_some() {
                     tx.save_job(Some(&prev), &job)?;
                 }
+                if job.state == JobState::Running {
+                    // Recorded with the write, so a caller that goes away cannot lose it.
+                    cancels
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .cancels
+                        .insert(job_id, ());
+                }
                 Ok((job, ev))
             })
             .await?;
-        if job.state == JobState::Running {
-            self.lock().cancels.insert(job_id, ());
-        }
         if let Some(ev) = ev {
             self.publish(Live::Event(ev));
         }
@@ -1185,6 +1201,107 @@ pub(crate) fn insert_jobs(
         events.push(tx.event("jobs_submitted", None, None, format!("{n} jobs submitted"))?);
     }
     Ok((jobs, events))
+}
+
+/// Ends an attempt inside a write transaction (the lease was checked by the caller; `current`
+/// checks it again here, before anything is written).
+fn complete_in(
+    tx: &mut Tx<'_>,
+    job_id: JobId,
+    req: CompleteRequest,
+) -> Result<(Job, Event), Error> {
+    let prev = current(tx, job_id, req.attempt, req.lease)?;
+    let mut job = prev.clone();
+    let outcome = req.outcome;
+    job.state = outcome.state();
+    job.cancel_requested = false;
+    job.finished_at = Some(now_ms());
+    job.exit_code = req.exit_code;
+    job.error = req.error.as_deref().map(|e| clip(e, MAX_ERROR_BYTES));
+    if req.result.is_some() {
+        job.result = req.result;
+    }
+    if let Some(a) = job.attempts.last_mut() {
+        a.ended_at = job.finished_at;
+        a.outcome = Some(job.state.as_str().to_string());
+    }
+    if outcome == Outcome::Succeeded {
+        job.progress.fraction = Some(1.0);
+    }
+    tx.save_job(Some(&prev), &job)?;
+    let secs = req.duration_ms as f64 / 1000.0;
+    let message = match (&job.error, outcome) {
+        (Some(e), Outcome::Failed | Outcome::TimedOut) => {
+            let first = e.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            format!(
+                "job {job_id} {} after {secs:.1}s: {}",
+                job.state,
+                clip(first, 200)
+            )
+        }
+        _ => format!("job {job_id} {} after {secs:.1}s", job.state),
+    };
+    let ev = tx.event(
+        &format!("job_{}", job.state.as_str()),
+        Some(job_id),
+        job.worker.as_deref(),
+        message,
+    )?;
+    Ok((job, ev))
+}
+
+/// Leases the first fitting queued job to a worker slot inside a write transaction.
+fn claim_in(
+    tx: &mut Tx<'_>,
+    caps: &Capabilities,
+    wid: &str,
+    wname: &str,
+    inner: &Mutex<Inner>,
+    lease_timeout: Duration,
+) -> Result<Option<(Job, u64, Event)>, Error> {
+    let Some(prev) = tx.first_fitting(caps)? else {
+        return Ok(None);
+    };
+    let lease = tx.next_id("next_lease_id")?;
+    let mut job = prev.clone();
+    job.state = JobState::Running;
+    job.attempt += 1;
+    job.lease = Some(lease);
+    job.worker = Some(wid.to_string());
+    job.worker_name = Some(wname.to_string());
+    let now = now_ms();
+    job.started_at = Some(now);
+    job.finished_at = None;
+    job.progress = Progress::default();
+    job.attempts.push(Attempt {
+        attempt: job.attempt,
+        worker: wid.to_string(),
+        worker_name: wname.to_string(),
+        started_at: now,
+        ended_at: None,
+        outcome: None,
+    });
+    tx.save_job(Some(&prev), &job)?;
+    let ev = tx.event(
+        "job_started",
+        Some(job.id),
+        Some(wid),
+        format!("job {} attempt {} started on {wname}", job.id, job.attempt),
+    )?;
+    // The lease's deadline is recorded with the write, not after the caller's await: a claim
+    // whose caller went away still expires. (If the commit fails, the reaper finds the job not
+    // running and drops the lease.)
+    let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    inner.leases.insert(
+        job.id,
+        LeaseState {
+            lease,
+            attempt: job.attempt,
+            worker: wid.to_string(),
+            deadline: Instant::now() + lease_timeout,
+        },
+    );
+    Ok(Some((job, lease, ev)))
 }
 
 /// The job if (attempt, lease) is its current running lease; refused otherwise.

@@ -734,3 +734,61 @@ async fn wait_for_waiters(q: &Queue, n: usize) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+fn done(a: &Assignment) -> crate::protocol::Finished {
+    crate::protocol::Finished {
+        job: a.job.id,
+        report: CompleteRequest {
+            attempt: a.attempt,
+            lease: a.lease,
+            outcome: Outcome::Succeeded,
+            exit_code: None,
+            duration_ms: 1,
+            error: None,
+            result: Some(serde_json::json!("ok")),
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_report_and_the_next_claim_share_one_call() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let first = q.submit(hash_job("1")).await.unwrap();
+    let second = q.submit(hash_job("2")).await.unwrap();
+    let c = caps(&[JobKind::Hash]);
+    let a = claim_now(&q, &w, &c).await.unwrap();
+    assert_eq!(a.job.id, first);
+    let (refused, next) = q
+        .complete_and_claim(&w, done(&a), c.clone(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(refused, None);
+    assert_eq!(job(&q, first).state, JobState::Succeeded);
+    assert_eq!(job(&q, first).result, Some(serde_json::json!("ok")));
+    let b = next.expect("the second job is claimed in the same call");
+    assert_eq!(b.job.id, second);
+    assert_eq!(q.lease_of(second).map(|l| l.0), Some(1));
+    assert!(q.lease_of(first).is_none());
+
+    // The same report again (its answer was lost): accepted as it was, nothing changes.
+    let (refused, next) = q
+        .complete_and_claim(&w, done(&a), c.clone(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(refused, None);
+    assert!(next.is_none());
+    assert_eq!(job(&q, first).state, JobState::Succeeded);
+
+    // A report of a lease that is not ours is refused, and the claim still happens.
+    let third = q.submit(hash_job("3")).await.unwrap();
+    let mut stale = done(&b);
+    stale.report.lease += 1000;
+    let (refused, next) = q
+        .complete_and_claim(&w, stale, c, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(refused.is_some_and(|e| e.contains("no longer current")));
+    assert_eq!(next.map(|n| n.job.id), Some(third));
+    assert_eq!(job(&q, second).state, JobState::Running);
+}

@@ -320,19 +320,17 @@ pub(crate) async fn heartbeat(app: &App, worker: &str, req: Request<Incoming>) -
 pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
     let (_, body) = read_body(req, app.config.max_body).await?;
     let c: ClaimRequest = parse_json(&body)?;
-    let mut finished_error = None;
-    if let Some(f) = c.finished {
-        // The previous job's end is stored first; a refusal (stale lease) does not stop the claim.
-        match app.queue.complete(f.job, f.report).await {
-            Ok(_) => {}
-            Err(crate::error::Error::Request(e)) => finished_error = Some(e.to_string()),
-            Err(e) => return Err(e.into()),
-        }
-    }
     let wait = Duration::from_millis(c.wait_ms);
-    let assignment = tokio::select! {
-        a = app.queue.claim(&c.worker_id, c.capabilities, wait) => a?,
-        _ = app.stopped() => None,
+    let (finished_error, assignment) = match c.finished {
+        // The previous job's end and the next claim in one transaction.
+        Some(f) => tokio::select! {
+            r = app.queue.complete_and_claim(&c.worker_id, f, c.capabilities, wait) => r?,
+            _ = app.stopped() => (None, None),
+        },
+        None => tokio::select! {
+            a = app.queue.claim(&c.worker_id, c.capabilities, wait) => (None, a?),
+            _ = app.stopped() => (None, None),
+        },
     };
     ok(&ClaimResponse {
         assignment,

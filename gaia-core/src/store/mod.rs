@@ -24,6 +24,7 @@ pub mod workers;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table,
@@ -61,9 +62,9 @@ type RunOp = Box<dyn for<'a> FnOnce(&mut Tx<'a>) -> Finish + Send>;
 struct WriteOp {
     run: RunOp,
     /// Must be on disk before it is answered. A group with no durable operation commits without
-    /// an fsync (redb `Durability::None`): a crash may roll it back to the last durable commit,
-    /// which only ever undoes claims — their jobs are queued again and the worker's next call is
-    /// refused as stale.
+    /// an fsync (redb `Durability::None`) and is made durable within [`VOLATILE_WINDOW`]. A crash
+    /// inside that window rolls back to the last durable commit, which only undoes claims and
+    /// the completions reported with them: those jobs run again (a new attempt), none is lost.
     durable: bool,
 }
 
@@ -288,8 +289,38 @@ impl Store {
     }
 }
 
+/// Longest a volatile commit stays volatile: after this the writer makes it durable (with the
+/// next group, or with an empty commit if nothing else comes).
+const VOLATILE_WINDOW: Duration = Duration::from_millis(100);
+
 fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
-    while let Ok(first) = rx.recv() {
+    // When the last volatile commit was made, if it is not yet covered by a durable one.
+    let mut volatile_since: Option<Instant> = None;
+    loop {
+        let first = match volatile_since {
+            None => match rx.recv() {
+                Ok(op) => op,
+                Err(_) => return,
+            },
+            Some(since) => match rx.recv_timeout(VOLATILE_WINDOW.saturating_sub(since.elapsed())) {
+                Ok(op) => op,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Nothing else came: make what was committed durable.
+                    if let Ok(txn) = db.begin_write()
+                        && txn.commit().is_ok()
+                    {
+                        volatile_since = None;
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if let Ok(txn) = db.begin_write() {
+                        let _ = txn.commit();
+                    }
+                    return;
+                }
+            },
+        };
         let mut ops = vec![first];
         while ops.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -297,10 +328,12 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
+        let durable = ops.iter().any(|o| o.durable)
+            || volatile_since.is_some_and(|t| t.elapsed() >= VOLATILE_WINDOW);
         let mut finishers = Vec::with_capacity(ops.len());
         let outcome = (|| -> Result<(), StoreError> {
             let mut txn = db.begin_write()?;
-            if !ops.iter().any(|o| o.durable) {
+            if !durable {
                 txn.set_durability(redb::Durability::None)
                     .map_err(|e| StoreError::Redb(e.to_string()))?;
             }
@@ -324,6 +357,13 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
                 }
             }
         })();
+        if outcome.is_ok() {
+            if durable {
+                volatile_since = None;
+            } else {
+                volatile_since.get_or_insert_with(Instant::now);
+            }
+        }
         // Operations that never ran (opening the transaction failed) are dropped with their
         // reply channel, which their callers see as an error.
         for finish in finishers {
