@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,15 +149,36 @@ class EpisodeRunner:
 # Pool plumbing: one EpisodeRunner per worker process, built by the initializer.
 
 _RUNNER: EpisodeRunner | None = None
+_KILLED_POOLS: list = []
 
 
 def _init_worker(cfg: GymConfig) -> None:
     global _RUNNER
-    # The parent handles Ctrl-C and SIGTERM and terminates the pool; workers just die.
+    # The parent handles Ctrl-C and SIGTERM and kills the pool; workers just die.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _start_orphan_watchdog()
     _RUNNER = EpisodeRunner(cfg)
+
+
+def _start_orphan_watchdog(period: float = 0.5) -> None:
+    """Exit this worker when its parent is gone. The pool replaces dead workers from a helper
+    thread, so a replacement forked while the parent is being killed would otherwise wait on
+    its task queue forever."""
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(period)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="gaia-orphan-watchdog", daemon=True).start()
+
+
+def pool_was_killed() -> bool:
+    """True once a pool has been killed: the process must then leave with ``os._exit``."""
+    return bool(_KILLED_POOLS)
 
 
 def _worker_returns(args) -> np.ndarray:
@@ -163,8 +186,22 @@ def _worker_returns(args) -> np.ndarray:
     return _RUNNER.returns(thetas, seeds)
 
 
+VECTOR_MIN_EPISODES_PER_CHUNK = 256
+
+
+def _active_children():
+    import multiprocessing as mp
+
+    return mp.active_children()
+
+
 class GymEvaluator:
-    """Episode returns of populations, in-process (workers=1) or over a process pool."""
+    """Episode returns of populations, in-process (workers=1) or over a process pool.
+
+    Scalar envs: a generation is split into one chunk per worker. Vectorized envs (CartPole):
+    only batches of at least 2 x 256 episodes are split; smaller ones run in-process, which is
+    faster and uses a fraction of the CPU (see VECTOR_MIN_EPISODES_PER_CHUNK).
+    """
 
     def __init__(self, cfg: GymConfig, workers: int):
         self.cfg = cfg
@@ -175,6 +212,7 @@ class GymEvaluator:
             import multiprocessing as mp
 
             self.pool = mp.get_context().Pool(self.workers, initializer=_init_worker, initargs=(cfg,))
+            self._worker_pids = {p.pid for p in mp.active_children()}
 
     @property
     def n_params(self) -> int:
@@ -182,19 +220,53 @@ class GymEvaluator:
 
     def returns(self, thetas: np.ndarray, seeds) -> np.ndarray:
         thetas = np.atleast_2d(thetas)
-        if self.pool is None or thetas.shape[0] == 1:
+        n_chunks = min(self.workers, thetas.shape[0])
+        if self.local.vectorized:
+            # A vector env step costs ~50 us whatever its size up to a few hundred envs, so
+            # splitting a small batch over processes only pays that cost once per process:
+            # split only when every chunk still has VECTOR_MIN_EPISODES_PER_CHUNK episodes.
+            n_chunks = min(n_chunks, thetas.shape[0] * len(seeds) // VECTOR_MIN_EPISODES_PER_CHUNK)
+        if self.pool is None or n_chunks <= 1:
             return self.local.returns(thetas, seeds)
-        chunks = [c for c in np.array_split(thetas, min(self.workers, thetas.shape[0])) if len(c)]
-        parts = self.pool.map(_worker_returns, [(c, list(seeds)) for c in chunks])
+        chunks = [c for c in np.array_split(thetas, n_chunks) if len(c)]
+        pending = self.pool.map_async(_worker_returns, [(c, list(seeds)) for c in chunks])
+        # Wait in short slices: a signal (SIGTERM from GAIA's cancel) may be delivered to one of the
+        # pool's helper threads, and an untimed wait in the main thread would then never wake up
+        # to run the Python-level handler.
+        while not pending.ready():
+            pending.wait(0.05)
+            if not pending.ready() and not self._worker_pids <= {p.pid for p in _active_children()}:
+                # the pool would replace the process but its task is lost: never finishes
+                raise RuntimeError("an evaluation worker process died (killed, or out of memory?)")
+        parts = pending.get()
         return np.concatenate(parts, axis=0)
 
     def close(self, terminate: bool = False) -> None:
+        """Stop the pool: gracefully, or (terminate=True) by killing its processes.
+
+        After a kill the process must leave with ``os._exit``: a worker killed while holding the
+        pool's task-queue lock would make ``Pool.terminate()`` and the pool's exit-time finalizer
+        wait forever (which is exactly what happens when GAIA SIGTERMs the whole process group).
+        """
         if self.pool is not None:
             if terminate:
-                self.pool.terminate()
+                import multiprocessing as mp
+
+                _KILLED_POOLS.append(self.pool)  # dropping it would run its (hanging) finalizer
+                # The pool's helper thread replaces dead workers (every 0.1 s): keep killing
+                # until none is left for a moment; a late replacement exits by its watchdog.
+                quiet_since = time.monotonic()
+                deadline = quiet_since + 2.0
+                while time.monotonic() < deadline and time.monotonic() - quiet_since < 0.3:
+                    children = mp.active_children()
+                    for proc in children:
+                        proc.kill()
+                    if children:
+                        quiet_since = time.monotonic()
+                    time.sleep(0.02)
             else:
                 self.pool.close()
-            self.pool.join()
+                self.pool.join()
             self.pool = None
         self.local.close()
 

@@ -96,6 +96,9 @@ GYM_PARAMS: tuple[Param, ...] = (
     Param("hidden", [16], "ints", "hidden layer sizes of the tanh MLP policy"),
     Param("eval_episodes", 5, "int", "episodes per fitness evaluation (--eval-episodes overrides)", 1),
     Param("final_episodes", 20, "int", "fresh episodes for the final evaluation of the best-ever policy", 1),
+    Param("validation_episodes", 100, "int",
+          "fresh episodes that confirm a best-ever policy at the threshold before stop_when_solved stops: "
+          "every block of final_episodes of them must reach the threshold", 1),
     Param("max_episode_steps", None, "opt_int", "episode length cap (null: the env's own limit)", 1),
     Param("backend", "auto", "choice:auto|vector|scalar",
           "auto: gymnasium's numpy vector env where it has one (CartPole), else scalar envs in lockstep"),

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Benchmark of the experiments on CartPole-v1.
+
+    .venv/bin/python bench.py [--seeds 5] [--generations 30] [--json FILE]
+
+Prints:
+1. Wall time (and evals) for ``run_all.py --method cma_es`` to solve CartPole-v1 with the default
+   settings, for several seeds: the whole process, from start to the final line.
+2. Evaluations per second (one evaluation = one candidate policy over 5 episodes, as in a run)
+   with 1 worker and with all cores: "early" = random policies as in a run's first generations
+   (short episodes), "late" = small perturbations of a solving policy (nearly every episode
+   lasts the full 500 steps, the worst case); populations of 18 (cma_es' default) and 200. Both
+   backends: gymnasium's numpy CartPole vector env (the default) and scalar envs. Also evals per
+   CPU-second (main process + pool workers), which hardly depends on other load.
+
+The machine may be shared: the load average is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # as run_all.py does
+    os.environ.setdefault(_var, "1")
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+
+from gaia_exp.cli import default_workers  # noqa: E402
+from gaia_exp.evaluation import GymConfig, GymEvaluator  # noqa: E402
+from gaia_exp.run import STREAM_TRAIN, derive_seeds  # noqa: E402
+
+ORIGINAL_EVALS_PER_S = 152.0
+
+
+def load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def solve_runs(seeds: int, out_root: Path) -> list[dict]:
+    rows = []
+    for seed in range(seeds):
+        out = out_root / f"solve-{seed}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GAIA_")}
+        env["GAIA_OUTPUT_DIR"] = str(out)
+        t = time.perf_counter()
+        p = subprocess.run([sys.executable, str(HERE / "run_all.py"), "--method", "cma_es", "--env", "CartPole-v1",
+                            "--max-evals", "20000", "--seed", str(seed)], cwd=HERE, env=env,
+                           capture_output=True, text=True, encoding="utf-8")
+        wall = time.perf_counter() - t
+        if p.returncode != 0:
+            raise SystemExit(f"run_all.py failed (seed {seed}):\n{p.stderr}")
+        final = json.loads(p.stdout.strip().splitlines()[-1][len("@gaia "):])["final"]
+        rows.append({"seed": seed, "wall_s": wall, "run_s": final["wall_time_s"], "evals": final["evals"],
+                     "generations": final["generations"], "final_mean": final["mean"], "solved": final["solved"],
+                     "params": str(out / "best_params.npy")})
+        print(f"  seed {seed}: solved={final['solved']} final mean {final['mean']:.1f} after {final['evals']:,} evals "
+              f"/ {final['generations']} gens; {wall:.2f}s wall (process), {final['wall_time_s']:.2f}s in the run",
+              flush=True)
+    return rows
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def throughput(workers: int, backend: str, thetas_per_gen: list[np.ndarray], max_seconds: float = 4.0) -> dict:
+    """Wall-clock evals/s, and evals per CPU-second (main process + pool workers, which are
+    reaped by close(), so RUSAGE_CHILDREN has them): the latter hardly depends on other load."""
+    cpu0, child0 = time.process_time(), _children_cpu()
+    ev = GymEvaluator(GymConfig("CartPole-v1", (16,), None, backend), workers)
+    try:
+        ev.returns(thetas_per_gen[0], derive_seeds(0, STREAM_TRAIN, 0, 5))  # warm-up (env creation)
+        evals = steps = 0
+        t = time.perf_counter()
+        for g, thetas in enumerate(thetas_per_gen, start=1):
+            r = ev.returns(thetas, derive_seeds(0, STREAM_TRAIN, g, 5))
+            evals += thetas.shape[0]
+            steps += int(r.sum())  # CartPole: reward 1 per step
+            if time.perf_counter() - t > max_seconds:
+                break
+        dt = time.perf_counter() - t
+    finally:
+        ev.close()
+    cpu = time.process_time() - cpu0 + _children_cpu() - child0
+    return {"workers": workers, "backend": backend, "evals": evals, "seconds": dt, "evals_per_s": evals / dt,
+            "steps_per_s": steps / dt, "mean_episode_len": steps / evals / 5, "cpu_s": cpu,
+            "evals_per_cpu_s": evals / cpu}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=5, help="seeds of the cma_es solve runs (default 5)")
+    ap.add_argument("--generations", type=int, default=30, help="generations per throughput measurement")
+    ap.add_argument("--pop", type=int, default=18, help="population per generation (cma_es default: 18)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="time per throughput measurement (default 2)")
+    ap.add_argument("--repeat", type=int, default=3, help="measurements per figure; the best is kept (default 3)")
+    ap.add_argument("--json", help="also write the figures as JSON to this file")
+    args = ap.parse_args()
+    cores = default_workers()
+    import gymnasium
+
+    print(f"GAIA experiments benchmark: Python {sys.version.split()[0]}, numpy {np.__version__}, "
+          f"gymnasium {gymnasium.__version__}, {cores} cores, load average {load()}", flush=True)
+    result = {"cores": cores, "load_before": load()}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print("\n1. cma_es solving CartPole-v1 (defaults, budget 20,000 evals):", flush=True)
+        solves = solve_runs(args.seeds, Path(tmp))
+        walls = [r["wall_s"] for r in solves]
+        print(f"  => solved {sum(r['solved'] for r in solves)}/{len(solves)}; wall time median "
+              f"{np.median(walls):.2f}s, max {max(walls):.2f}s; evals median "
+              f"{int(np.median([r['evals'] for r in solves])):,}", flush=True)
+        result["solve"] = [{k: v for k, v in r.items() if k != "params"} for r in solves]
+        solved = next((r for r in solves if r["solved"]), solves[0])
+        good = np.load(solved["params"])
+
+    rng = np.random.default_rng(0)
+    G = args.generations
+    workloads = [
+        ("early", args.pop, [rng.standard_normal((args.pop, good.size)) * 0.5 for _ in range(G)]),
+        ("late", args.pop, [good + rng.standard_normal((args.pop, good.size)) * 0.02 for _ in range(G)]),
+        ("late", 200, [good + rng.standard_normal((200, good.size)) * 0.02 for _ in range(G)]),
+    ]
+    print(f"\n2. Evaluations per second on CartPole-v1 (one evaluation = 5 episodes; up to {G} generations or "
+          f"~{args.seconds:g} s, best of {args.repeat}; original GAIA: {ORIGINAL_EVALS_PER_S:.0f} evals/s):", flush=True)
+    result["throughput"] = []
+    for label, pop, pops in workloads:
+        for backend in ("vector", "scalar"):
+            for workers in sorted({1, cores}):
+                runs = [throughput(workers, backend, pops, args.seconds) for _ in range(args.repeat)]
+                r = max(runs, key=lambda x: x["evals_per_s"])  # best of N: least disturbed by other load
+                r.update(workload=label, pop=pop)
+                result["throughput"].append(r)
+                print(f"  {label:5s} pop {pop:3d} {backend:6s} workers={workers}: {r['evals_per_s']:6.0f} evals/s "
+                      f"({r['evals_per_s'] / ORIGINAL_EVALS_PER_S:4.1f}x original), {r['steps_per_s']:9,.0f} env steps/s, "
+                      f"episodes {r['mean_episode_len']:3.0f} steps; {r['evals_per_cpu_s']:5.0f} evals/CPU-s",
+                      flush=True)
+    result["load_after"] = load()
+    print(f"\nload average after: {result['load_after']}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
