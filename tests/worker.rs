@@ -378,3 +378,22 @@ fn command_jobs_run_only_where_allowed() {
     let logs = server.cli_ok(&["logs", &id.to_string()]);
     assert!(logs.contains("done"), "{logs}");
 }
+
+#[test]
+fn logs_follow_a_running_job_to_its_end() {
+    let server = Server::start();
+    let _w = Worker::start(&server, "w1", &[]);
+    let c = server.client();
+    let id = submit_fake(&c, json!({"gens": 30, "delay": 0.05}));
+    wait_for("the job to start", LONG, || {
+        (c.job(id).unwrap().state == JobState::Running).then_some(())
+    });
+    // `gaia logs -f` returns by itself when the job ends, with every line.
+    let out = server.cli_ok(&["logs", &id.to_string(), "-f"]);
+    assert_eq!(c.job(id).unwrap().state, JobState::Succeeded);
+    assert!(out.contains("starting cma_es"), "{out}");
+    assert!(
+        out.contains(r#"@gaia {"final""#),
+        "the last line arrived: {out}"
+    );
+}
