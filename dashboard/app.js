@@ -466,7 +466,7 @@ function workerCard(w, mini = false) {
     h("div", { class: "wtop" }, h("span", { class: "wname", text: w.name, title: `${w.name} (${w.id})` }), h("span", { class: `wstate ws-${w.state}`, text: w.state })),
     mini
       ? h("div", { class: "wmeta muted" }, seen, " · ", running)
-      : h("div", { class: "wmeta muted" }, seen, ` · v${w.version || "?"}`, w.update_available ? h("span", { class: "upd", text: " update available", title: "A newer release is promoted" }) : null, ` · ${w.slots || 1} slot${w.slots === 1 ? "" : "s"}`),
+      : h("div", { class: "wmeta muted" }, seen, ` · v${w.version || "?"}`, w.update_available ? h("span", { class: "upd", text: " update available", title: "Another release is promoted; the worker moves to it between jobs if it runs with --auto-update" }) : null, w.update_error ? h("span", { class: "upd-err", text: " update refused", title: w.update_error }) : null, ` · ${w.slots || 1} slot${w.slots === 1 ? "" : "s"}`),
     mini ? null : h("div", { class: "whw muted", text: hwText, title: hwTitle }),
     bars,
     mini ? null : h("div", {}, running),
