@@ -397,3 +397,61 @@ fn logs_follow_a_running_job_to_its_end() {
         "the last line arrived: {out}"
     );
 }
+
+#[test]
+fn oversized_output_is_trimmed_not_retried_for_ever() {
+    let server = Server::start();
+    let _w = Worker::start(&server, "w1", &["--allow-commands"]);
+    let c = server.client();
+    // 70 named metrics on one generation line (the server keeps 64 per row), then a log line.
+    let fields: String = (0..70).map(|i| format!(" | M{i}: {i}")).collect();
+    let script = format!("echo 'Gen 1 | Best: 1{fields}'; echo after");
+    let id = c
+        .submit(&JobSpec {
+            kind: JobKind::Command,
+            argv: vec!["sh".into(), "-c".into(), script],
+            max_attempts: 1,
+            ..JobSpec::default()
+        })
+        .unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let rows = c.rows(id, None, None).unwrap().rows;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].metrics.len(), 64);
+    // A built-in result too large to keep: the job still succeeds, with a note instead.
+    let big = "x".repeat(300_000);
+    let id = c.submit(&JobSpec::builtin(JobKind::Reverse, &big)).unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert!(
+        job.result
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("was dropped")
+    );
+}
+
+#[test]
+fn a_clean_server_stop_keeps_every_reported_job() {
+    let mut server = Server::start();
+    let w = Worker::start(&server, "w1", &["--kinds", "hash", "--slots", "2"]);
+    let c = server.client();
+    let specs: Vec<JobSpec> = (0..300)
+        .map(|i| JobSpec::builtin(JobKind::Hash, &i.to_string()))
+        .collect();
+    c.submit_batch(specs).unwrap();
+    let done_before = wait_for("some jobs to finish", LONG, || {
+        let n = c.status().unwrap().jobs["succeeded"];
+        (n >= 100).then_some(n)
+    });
+    assert!(server.stop().success());
+    drop(w);
+    server.restart();
+    let after = server.client().status().unwrap().jobs["succeeded"];
+    assert!(
+        after >= done_before,
+        "{done_before} succeeded before a clean stop, {after} after"
+    );
+}

@@ -425,6 +425,7 @@ impl Queue {
         wait: Duration,
     ) -> Result<(Option<String>, Option<Assignment>), Error> {
         let (job_id, req) = (finished.job, finished.report);
+        let fin_lease = req.lease;
         let known = {
             let inner = self.lock();
             inner.workers.get(worker_id).map(|w| {
@@ -437,11 +438,9 @@ impl Queue {
         let repeated = self.store.read()?.job(job_id)?.is_some_and(|j| {
             j.state.is_terminal() && j.attempt == req.attempt && j.lease == Some(req.lease)
         });
-        let fresh = !repeated
-            && req.result.as_ref().is_none_or(|r| {
-                serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0) <= MAX_RESULT_BYTES
-            })
-            && self.check_lease(job_id, req.attempt, req.lease).is_ok();
+        let mut req = req;
+        cap_result(&mut req);
+        let fresh = !repeated && self.check_lease(job_id, req.attempt, req.lease).is_ok();
         let Some((worker_name, false)) = known.filter(|_| fresh) else {
             // Unknown or draining worker, a repeated or refused report: the plain paths say why.
             let refused = if repeated {
@@ -473,7 +472,7 @@ impl Queue {
             .await?;
         let refused = match done {
             Ok((job, ev)) => {
-                self.forget_lease(job_id);
+                self.forget_lease(job_id, fin_lease);
                 self.publish(Live::Event(ev));
                 self.publish(Live::Job(Box::new(job)));
                 None
@@ -634,19 +633,15 @@ impl Queue {
         {
             return Ok(job);
         }
-        if let Some(r) = &req.result
-            && serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0) > MAX_RESULT_BYTES
-        {
-            return Err(invalid(format!(
-                "result is larger than {MAX_RESULT_BYTES} bytes"
-            )));
-        }
+        let mut req = req;
+        cap_result(&mut req);
         self.check_lease(job_id, req.attempt, req.lease)?;
+        let lease = req.lease;
         let (job, ev) = self
             .store
             .write(move |tx| complete_in(tx, job_id, req))
             .await?;
-        self.forget_lease(job_id);
+        self.forget_lease(job_id, lease);
         self.publish(Live::Event(ev));
         self.publish(Live::Job(Box::new(job.clone())));
         Ok(job)
@@ -656,6 +651,7 @@ impl Queue {
     /// counting against its attempts.
     pub async fn requeue(&self, job_id: JobId, req: RequeueRequest) -> Result<Job, Error> {
         self.check_lease(job_id, req.attempt, req.lease)?;
+        let lease = req.lease;
         let reason = req.reason.unwrap_or_else(|| "worker shut down".into());
         let (job, ev) = self
             .store
@@ -682,14 +678,19 @@ impl Queue {
                 Ok((job, ev))
             })
             .await?;
-        self.forget_lease(job_id);
+        self.forget_lease(job_id, lease);
         self.publish(Live::Event(ev));
         self.wake(std::iter::once(&job.spec));
         Ok(job)
     }
 
-    fn forget_lease(&self, job_id: JobId) {
+    /// Drops the in-memory lease (and cancel) of `job_id` if it is still `lease`: a newer claim
+    /// of the same job, made meanwhile, keeps its own.
+    fn forget_lease(&self, job_id: JobId, lease: u64) {
         let mut inner = self.lock();
+        if inner.leases.get(&job_id).is_some_and(|l| l.lease != lease) {
+            return;
+        }
         inner.cancels.remove(&job_id);
         if let Some(l) = inner.leases.remove(&job_id)
             && let Some(w) = inner.workers.get_mut(&l.worker)
@@ -1084,8 +1085,9 @@ impl Queue {
             let mut inner = self.lock();
             if inner.leases.get(&job_id).is_some_and(|l| l.lease == lease) {
                 drop(inner);
-                self.forget_lease(job_id);
-            } else {
+                self.forget_lease(job_id, lease);
+            } else if !inner.leases.contains_key(&job_id) {
+                // A cancel of a newer attempt (leased meanwhile) stays.
                 inner.cancels.remove(&job_id);
             }
         }
@@ -1302,6 +1304,21 @@ fn claim_in(
         },
     );
     Ok(Some((job, lease, ev)))
+}
+
+/// A result too large to keep is replaced by a note saying so: the job's outcome is kept (a
+/// refused report would leave a finished job to expire and run again).
+fn cap_result(req: &mut CompleteRequest) {
+    let len = req
+        .result
+        .as_ref()
+        .map(|r| serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0))
+        .unwrap_or(0);
+    if len > MAX_RESULT_BYTES {
+        req.result = Some(serde_json::Value::String(format!(
+            "(a result of {len} bytes was dropped: results are kept up to {MAX_RESULT_BYTES} bytes; upload large results as files)"
+        )));
+    }
 }
 
 /// The job if (attempt, lease) is its current running lease; refused otherwise.

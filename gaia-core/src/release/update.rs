@@ -149,13 +149,24 @@ pub fn update_to(
                 .map_err(|e| e.to_string())?;
         }
         self_check(&tmp, tag.trim_start_matches('v'))?;
-        if let Some(ex) = release.files.iter().find(|f| f.name == EXPERIMENTS_ARCHIVE) {
-            sync_experiments(client, &release, ex, paths, say)?;
-        }
+        // Keep the old binary first: nothing has changed yet if that fails.
         let bak = backup_path(&paths.exe);
         std::fs::copy(&paths.exe, &bak)
             .map_err(|e| format!("cannot keep the old binary as {}: {e}", bak.display()))?;
-        self_replace::self_replace(&tmp).map_err(|e| format!("cannot replace the binary: {e}"))?;
+        let swap = match release.files.iter().find(|f| f.name == EXPERIMENTS_ARCHIVE) {
+            Some(ex) => Some(sync_experiments(client, &release, ex, paths, say)?),
+            None => None,
+        };
+        if let Err(e) = self_replace::self_replace(&tmp) {
+            // Put the old experiments back: a failed update leaves the worker as it was.
+            if let Some(swap) = swap {
+                swap.undo();
+            }
+            return Err(format!("cannot replace the binary: {e}"));
+        }
+        if let Some(swap) = swap {
+            swap.done();
+        }
         say(&format!(
             "updated to {tag}; the old binary is kept as {}",
             bak.display()
@@ -166,6 +177,32 @@ pub fn update_to(
     result
 }
 
+/// The experiments folder swapped for a release's: the old one is kept beside it until the
+/// update is complete, so a failure later on can put it back.
+struct Swap {
+    target: PathBuf,
+    old: Option<PathBuf>,
+}
+
+impl Swap {
+    fn undo(self) {
+        if let Some(old) = &self.old {
+            let aside = self.target.with_extension("failed-update");
+            if std::fs::rename(&self.target, &aside).is_ok()
+                && std::fs::rename(old, &self.target).is_ok()
+            {
+                let _ = std::fs::remove_dir_all(aside);
+            }
+        }
+    }
+
+    fn done(self) {
+        if let Some(old) = self.old {
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+}
+
 /// Downloads, checks and unpacks the experiments archive beside the experiments folder, then
 /// swaps it in with renames so a job never sees half a tree.
 fn sync_experiments(
@@ -174,7 +211,7 @@ fn sync_experiments(
     f: &ReleaseFile,
     paths: &UpdatePaths,
     say: &dyn Fn(&str),
-) -> Result<(), String> {
+) -> Result<Swap, String> {
     let target = &paths.experiments_dir;
     let parent = target
         .parent()
@@ -200,7 +237,8 @@ fn sync_experiments(
                 release.tag
             )
         })?;
-        if target.exists() {
+        let had_old = target.exists();
+        if had_old {
             std::fs::rename(target, &old)
                 .map_err(|e| format!("cannot move the old experiments aside: {e}"))?;
         }
@@ -208,12 +246,14 @@ fn sync_experiments(
             let _ = std::fs::rename(&old, target);
             return Err(format!("cannot swap in the new experiments: {e}"));
         }
-        let _ = std::fs::remove_dir_all(&old);
         say(&format!(
             "experiments synced from {} ({n} entries)",
             release.tag
         ));
-        Ok(())
+        Ok(Swap {
+            target: target.clone(),
+            old: had_old.then(|| old.clone()),
+        })
     })();
     let _ = std::fs::remove_file(&archive);
     let _ = std::fs::remove_dir_all(&fresh);

@@ -18,6 +18,8 @@ use crate::store::rows::{Downsampler, XAxis};
 
 /// Largest row batch body.
 const MAX_ROWS_BODY: usize = 32 << 20;
+/// Largest completion report (a built-in's result echoes an input of up to 1 MiB).
+const MAX_REPORT_BODY: usize = 4 << 20;
 /// Largest batch submit body.
 const MAX_BATCH_BODY: usize = 16 << 20;
 
@@ -287,7 +289,7 @@ pub(crate) async fn post_logs(app: &App, id: u64, req: Request<Incoming>) -> HRe
 }
 
 pub(crate) async fn complete(app: &App, id: u64, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, app.config.max_body).await?;
+    let (_, body) = read_body(req, MAX_REPORT_BODY).await?;
     let c: CompleteRequest = parse_json(&body)?;
     ok(&app.queue.complete(id, c).await?)
 }
@@ -318,7 +320,8 @@ pub(crate) async fn heartbeat(app: &App, worker: &str, req: Request<Incoming>) -
 }
 
 pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, app.config.max_body).await?;
+    // A claim may carry the previous job's report, result included.
+    let (_, body) = read_body(req, MAX_REPORT_BODY).await?;
     let c: ClaimRequest = parse_json(&body)?;
     let wait = Duration::from_millis(c.wait_ms);
     let (finished_error, assignment) = match c.finished {

@@ -170,6 +170,11 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     let _ = reaper.await;
+    // Make the last volatile commits (claims and reports of the past 100 ms) durable before the
+    // process exits: a clean stop loses nothing.
+    if let Err(e) = app.store.write(|_| Ok(())).await {
+        eprintln!("gaia serve: final commit failed: {e}");
+    }
     drop(app);
     drop(queue);
     Ok(())

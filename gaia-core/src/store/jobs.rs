@@ -65,7 +65,8 @@ impl Tx<'_> {
         for entry in self.queue.iter()? {
             let id = entry?.0.value().1;
             if let Some(v) = self.jobs.get(id)? {
-                let job = decode(v.value())?;
+                // A job this build cannot read (written by a newer one) is left for others.
+                let Ok(job) = decode(v.value()) else { continue };
                 if caps.fits(&job.spec) {
                     return Ok(Some(job));
                 }

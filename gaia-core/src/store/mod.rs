@@ -276,7 +276,10 @@ impl Store {
     {
         let run: RunOp = Box::new(move |tx: &mut Tx<'_>| {
             let result = op(tx);
-            if let Err(Error::Store(e)) = &result {
+            // A record that does not decode was only read: nothing to undo.
+            if let Err(Error::Store(e)) = &result
+                && !matches!(e, StoreError::Corrupt { .. })
+            {
                 tx.poisoned.get_or_insert_with(|| e.to_string());
             }
             Box::new(move |commit: Result<(), StoreError>| {

@@ -17,6 +17,8 @@ use crate::model::{Row, Stream};
 
 /// Longest stdout/stderr line kept whole; the rest of a longer line is dropped (and said).
 pub const MAX_LINE: usize = 64 * 1024;
+/// Named metrics kept per row (the server's limit).
+pub const MAX_METRICS: usize = 64;
 /// Lines of stderr kept for the failure report.
 pub const STDERR_TAIL: usize = 50;
 
@@ -210,8 +212,11 @@ fn read_stdout(r: impl Read, items: &ItemSender, result: &Mutex<RunResult>) {
             Line::Gen(metrics) => {
                 let mut row = Row::default();
                 for (k, v) in metrics {
-                    // Names the server would refuse are dropped, not the whole row.
-                    if crate::model::validate_name("metric", &k).is_ok() {
+                    // Names the server would refuse, and metrics past its limit per row, are
+                    // dropped, not the whole row.
+                    if crate::model::validate_name("metric", &k).is_ok()
+                        && row.metrics.len() < MAX_METRICS
+                    {
                         row.set_metric(&k, v);
                     }
                 }
@@ -224,7 +229,10 @@ fn read_stdout(r: impl Read, items: &ItemSender, result: &Mutex<RunResult>) {
                 } else {
                     line
                 };
-                items.send(Item::Log(Stream::Stdout, text));
+                items.send(Item::Log(
+                    Stream::Stdout,
+                    crate::store::logs::clip_line(&text),
+                ));
             }
         }
     });
@@ -244,7 +252,9 @@ fn gaia_message(
     if let Some(m) = map.get("metrics").and_then(|v| v.as_object()) {
         let mut row = Row::default();
         for (k, v) in m {
-            if let (Some(v), Ok(())) = (v.as_f64(), crate::model::validate_name("metric", k)) {
+            if let (Some(v), Ok(())) = (v.as_f64(), crate::model::validate_name("metric", k))
+                && row.metrics.len() < MAX_METRICS
+            {
                 row.set_metric(k, v);
             }
         }
@@ -273,7 +283,8 @@ fn read_stderr(r: impl Read, items: &ItemSender, result: &Mutex<RunResult>) {
         if tail.len() == STDERR_TAIL {
             tail.pop_front();
         }
-        tail.push_back(crate::store::logs::clip_line(&text));
+        let text = crate::store::logs::clip_line(&text);
+        tail.push_back(text.clone());
         items.send(Item::Log(Stream::Stderr, text));
     });
     result.lock().unwrap_or_else(|p| p.into_inner()).stderr_tail = tail.into_iter().collect();

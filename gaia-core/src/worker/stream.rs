@@ -275,11 +275,13 @@ impl State {
         let (_, f, n) = self.spool.as_mut().expect("spool opened");
         let half = self.rows.len() / 2;
         let mut buf = Vec::new();
-        for r in self.rows.drain(..half) {
-            buf.extend(serde_json::to_vec(&r).expect("rows serialize"));
+        for r in self.rows.iter().take(half) {
+            buf.extend(serde_json::to_vec(r).expect("rows serialize"));
             buf.push(b'\n');
         }
-        if f.write_all(&buf).is_ok() {
+        // Rows leave memory only once they are in the file.
+        if f.write_all(&buf).and_then(|()| f.flush()).is_ok() {
+            self.rows.drain(..half);
             *n += half;
         }
     }
@@ -323,6 +325,10 @@ impl State {
                 false
             }
             Err(e) if e.status() == Some(409) || e.status() == Some(404) => {
+                // This attempt is over: its spooled rows must never reach another.
+                if let Some((path, _, _)) = self.spool.take() {
+                    let _ = std::fs::remove_file(path);
+                }
                 self.say(&format!(
                     "job {} attempt {}: {e}; stopping it",
                     self.t.job, self.t.attempt
@@ -356,11 +362,12 @@ impl State {
                     batch.push(r);
                 }
                 if batch.len() == BATCH_ROWS {
-                    self.post_rows(std::mem::take(&mut batch))?;
+                    let b = std::mem::take(&mut batch);
+                    self.refusable(|s| s.post_rows(b))?;
                 }
             }
             if !batch.is_empty() {
-                self.post_rows(batch)?;
+                self.refusable(|s| s.post_rows(batch))?;
             }
             let _ = std::fs::remove_file(&path);
             self.spool = None;
@@ -368,7 +375,7 @@ impl State {
         while !self.rows.is_empty() || self.progress_dirty {
             let n = self.rows.len().min(BATCH_ROWS);
             let batch: Vec<Row> = self.rows.iter().take(n).cloned().collect();
-            self.post_rows(batch)?;
+            self.refusable(|s| s.post_rows(batch))?;
             self.rows.drain(..n);
             self.progress_dirty = false;
         }
@@ -380,14 +387,38 @@ impl State {
                 first: self.lines_first,
                 lines: self.lines.iter().take(n).cloned().collect(),
             };
-            let ack = self.t.client.post_logs(self.t.job, &batch)?;
-            if ack.cancel {
-                self.signals.cancel.store(true, Ordering::Relaxed);
-            }
+            self.refusable(|s| {
+                let ack = s.t.client.post_logs(s.t.job, &batch)?;
+                if ack.cancel {
+                    s.signals.cancel.store(true, Ordering::Relaxed);
+                }
+                Ok(())
+            })?;
             self.lines.drain(..n);
             self.lines_first += n as u64;
         }
         Ok(())
+    }
+
+    /// Runs one send; a batch the server refuses for good (a 4xx other than a stale lease) is
+    /// dropped with a console line instead of being retried for ever.
+    fn refusable(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
+        match f(self) {
+            Err(e)
+                if e.status()
+                    .is_some_and(|c| (400..500).contains(&c) && c != 404 && c != 409) =>
+            {
+                self.say(&format!(
+                    "job {}: the server refused a batch, dropping it: {e}",
+                    self.t.job
+                ));
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     fn post_rows(&mut self, rows: Vec<Row>) -> Result<(), ClientError> {
