@@ -766,7 +766,8 @@ impl Queue {
     // ---- workers -------------------------------------------------------------------------
 
     /// Registers a worker (or re-registers it under the id it had). Jobs still leased to that id
-    /// are given back to the queue: a worker that registers has just started and runs nothing.
+    /// end their attempt as expired (requeued, or `lost` after max attempts): a worker that
+    /// registers has just started and runs nothing.
     pub async fn register(&self, req: RegisterRequest) -> Result<Worker, Error> {
         validate_name("worker name", &req.name)?;
         if req.kinds.is_empty() {
@@ -800,17 +801,10 @@ impl Queue {
                 .map(|(j, l)| (*j, l.attempt, l.lease))
                 .collect()
         };
+        // Its jobs ended with it: each counts as an attempt whose lease ran out, so a job that
+        // kills the machine it runs on ends `lost` instead of going round the fleet for ever.
         for (job, attempt, lease) in orphans {
-            let _ = self
-                .requeue(
-                    job,
-                    RequeueRequest {
-                        attempt,
-                        lease,
-                        reason: Some("its worker restarted".into()),
-                    },
-                )
-                .await;
+            let _ = self.expire(job, attempt, lease).await;
         }
         let now = now_ms();
         let mut worker = Worker {

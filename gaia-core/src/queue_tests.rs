@@ -633,6 +633,29 @@ async fn a_worker_that_registers_again_gives_back_the_jobs_it_held() {
     assert_eq!(again.id, w);
     assert_eq!(job(&q, id).state, JobState::Queued);
     assert_eq!(q.workers().len(), 1);
+
+    // The restart counts as an attempt: a job that keeps taking its worker down ends lost.
+    let mut one = hash_job("y");
+    one.max_attempts = 1;
+    let id = q.submit(one).await.unwrap();
+    loop {
+        let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+        if a.job.id == id {
+            break;
+        }
+    }
+    q.register(RegisterRequest {
+        worker_id: Some(w.clone()),
+        name: "w1".into(),
+        version: "0.1.0".into(),
+        hardware: Default::default(),
+        kinds: vec![JobKind::Hash],
+        tags: Vec::new(),
+        slots: 1,
+    })
+    .await
+    .unwrap();
+    assert_eq!(job(&q, id).state, JobState::Lost);
 }
 
 #[tokio::test]
