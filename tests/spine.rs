@@ -380,6 +380,47 @@ fn every_route_enforces_its_scope() {
 }
 
 #[test]
+fn every_route_refuses_a_body_over_its_limit() {
+    let server = Server::start();
+    let admin = server.client();
+    let job = admin.submit(&JobSpec::experiment("cma_es", 100)).unwrap();
+    let worker_id = register(&admin, "limitw", &[JobKind::Hash]);
+    let config = gaia_core::server::ServerConfig::new("unused", "unused");
+    for route in ROUTES {
+        let limit = route.endpoint.body().limit(&config);
+        let path = fill(route.path, job, &worker_id);
+        // Declared, not sent: the router must refuse it from the header alone.
+        let request = format!(
+            "{} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            route.method,
+            server.token,
+            limit + 1
+        );
+        let msg = assert_error(
+            &format!("{} {} with {} bytes", route.method, route.path, limit + 1),
+            raw_http(server.port, request.as_bytes()),
+            413,
+        );
+        assert!(msg.contains(&limit.to_string()), "{msg}");
+    }
+    // A chunked body with no declared length is cut off at the same limit.
+    let body = "x".repeat((1 << 20) + 10);
+    let request = format!(
+        "POST /api/v1/jobs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        server.token,
+        body.len()
+    );
+    assert_error(
+        "chunked submit",
+        raw_http(server.port, request.as_bytes()),
+        413,
+    );
+    assert_eq!(admin.job(job).unwrap().id, job, "still serving");
+}
+
+#[test]
 fn api_doc_lists_every_route() {
     let doc = std::fs::read_to_string(repo_root().join("docs/API.md")).unwrap();
     let missing: Vec<String> = ROUTES
@@ -846,16 +887,18 @@ fn a_waiting_claim_gets_a_new_job_at_once() {
     // The claim must be parked on the server before the submit; nothing outside the server can
     // observe that, so give it a moment (the assertion below holds either way).
     std::thread::sleep(Duration::from_millis(300));
-    let submitted = Instant::now();
     let id = client
         .submit(&JobSpec::builtin(JobKind::Reverse, "abc"))
         .unwrap();
+    // From the submit's answer (its commit is done): the issue's 100 ms, asserted generously for
+    // a debug build on a loaded 2-core machine; a server that polled its queue would miss it.
+    let submitted = Instant::now();
     let (a, answered) = claimer.join().unwrap();
     let a = a.expect("the waiting claim got the job");
     assert_eq!(a.job.id, id);
     let latency = answered.saturating_duration_since(submitted);
     assert!(
-        latency < Duration::from_secs(1),
+        latency < Duration::from_millis(250),
         "answered {latency:?} after the submit"
     );
 }

@@ -228,6 +228,10 @@ class GymEvaluator:
             n_chunks = min(n_chunks, thetas.shape[0] * len(seeds) // VECTOR_MIN_EPISODES_PER_CHUNK)
         if self.pool is None or n_chunks <= 1:
             return self.local.returns(thetas, seeds)
+        # A worker that died while idle (between two batches) has been replaced by the pool
+        # without losing a task; it is still an error (OOM killer, ...), and checking here makes
+        # that independent of how fast the next batch happens to finish.
+        self._check_workers()
         chunks = [c for c in np.array_split(thetas, n_chunks) if len(c)]
         pending = self.pool.map_async(_worker_returns, [(c, list(seeds)) for c in chunks])
         # Wait in short slices: a signal (SIGTERM from GAIA's cancel) may be delivered to one of the
@@ -235,11 +239,15 @@ class GymEvaluator:
         # to run the Python-level handler.
         while not pending.ready():
             pending.wait(0.05)
-            if not pending.ready() and not self._worker_pids <= {p.pid for p in _active_children()}:
+            if not pending.ready():
                 # the pool would replace the process but its task is lost: never finishes
-                raise RuntimeError("an evaluation worker process died (killed, or out of memory?)")
+                self._check_workers()
         parts = pending.get()
         return np.concatenate(parts, axis=0)
+
+    def _check_workers(self) -> None:
+        if not self._worker_pids <= {p.pid for p in _active_children()}:
+            raise RuntimeError("an evaluation worker process died (killed, or out of memory?)")
 
     def close(self, terminate: bool = False) -> None:
         """Stop the pool: gracefully, or (terminate=True) by killing its processes.

@@ -29,6 +29,13 @@ pub struct ServeArgs {
     /// Seconds between worker heartbeats (told to workers when they register).
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub heartbeat: f64,
+    /// Largest release file an admin may upload, in MiB (streamed to disk, never held in
+    /// memory).
+    #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_release_mib: u64,
+    /// Largest result file a worker may upload, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_file_mib: u64,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
@@ -47,6 +54,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     let mut config = ServerConfig::new(a.data_dir.clone(), token.clone());
     config.queue.lease_timeout = Duration::from_secs_f64(a.lease_timeout);
     config.queue.heartbeat_interval = Duration::from_secs_f64(a.heartbeat);
+    config.max_release = a.max_release_mib << 20;
+    config.max_file = a.max_file_mib << 20;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -158,13 +158,21 @@ pub struct HeartbeatResponse {
 pub struct ClaimRequest {
     pub worker_id: String,
     pub capabilities: Capabilities,
-    /// How long to wait for a fitting job (the server caps it at 60 s).
-    #[serde(default)]
+    /// How long to wait for a fitting job: 30 s when absent, 0 answers at once; the server caps
+    /// it at 60 s.
+    #[serde(default = "default_claim_wait_ms")]
     pub wait_ms: u64,
     /// The job this slot just ended, reported with the request for the next one (one round
     /// trip per job instead of two). Stored before the claim is looked at.
     #[serde(default)]
     pub finished: Option<Finished>,
+}
+
+/// The long poll's bound when a claim names none.
+pub const DEFAULT_CLAIM_WAIT_MS: u64 = 30_000;
+
+fn default_claim_wait_ms() -> u64 {
+    DEFAULT_CLAIM_WAIT_MS
 }
 
 /// An attempt's end, carried by a claim.

@@ -22,9 +22,6 @@ use crate::export::{Format, ROWS_HEADER, Target};
 use crate::model::{now_ms, validate_name};
 use crate::study::{self, StudyList, StudySubmit, StudySummary};
 
-/// Largest study submit body.
-const MAX_STUDY_BODY: usize = 1 << 20;
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, HttpError> {
@@ -46,7 +43,7 @@ fn attachment(res: &mut Res, file: &str) {
 }
 
 pub(crate) async fn submit_study(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, MAX_STUDY_BODY).await?;
+    let (_, body) = read_body(req).await?;
     let s: StudySubmit = parse_json(&body)?;
     let r = study::submit(&app.queue, s).await?;
     Ok(json(StatusCode::CREATED, &r))

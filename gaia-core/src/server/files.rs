@@ -1,16 +1,12 @@
 //! Result files: workers upload what an experiment left in `GAIA_OUTPUT_DIR`; users list and
 //! download them. Bytes live in `<data dir>/files/<job>/<name>`, metadata on the job.
 
-use std::io::Write;
-
-use http_body_util::BodyExt;
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::App;
-use super::http::{HResult, HttpError, Query, ok, stream_response};
+use super::http::{HResult, HttpError, Query, body_to_file, ok, stream_response};
 use crate::error::Error;
 use crate::model::FileInfo;
 use crate::protocol::FileList;
@@ -129,39 +125,8 @@ pub(crate) async fn upload(
     std::fs::create_dir_all(&dir).map_err(|e| HttpError::from(Error::io(&dir, e)))?;
     let tmp = dir.join(format!(".{name}.upload-{lease}"));
     let dest = dir.join(name);
-    let limit = app.config.max_file;
-    let result = async {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut body = req.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| HttpError::bad(format!("upload interrupted: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                size += data.len() as u64;
-                if size > limit {
-                    return Err(HttpError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("file {name:?} is larger than the limit of {limit} bytes"),
-                    ));
-                }
-                hasher.update(&data);
-                f.write_all(&data)
-                    .map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
-            }
-        }
-        f.sync_all()
-            .map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
-        Ok((size, hex::encode(hasher.finalize())))
-    }
-    .await;
-    let (size, sha256) = match result {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
+    let stored = body_to_file(req, &tmp, &format!("file {name:?}")).await?;
+    let (size, sha256) = (stored.size, stored.sha256);
     std::fs::rename(&tmp, &dest).map_err(|e| HttpError::from(Error::io(&dest, e)))?;
     let info = FileInfo {
         name: name.to_string(),

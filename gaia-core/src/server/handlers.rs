@@ -16,26 +16,19 @@ use crate::protocol::{
 };
 use crate::store::rows::{Downsampler, XAxis};
 
-/// Largest row batch body.
-const MAX_ROWS_BODY: usize = 32 << 20;
-/// Largest completion report (a built-in's result echoes an input of up to 1 MiB).
-const MAX_REPORT_BODY: usize = 4 << 20;
-/// Largest batch submit body.
-const MAX_BATCH_BODY: usize = 16 << 20;
-
 pub(crate) fn healthz() -> HResult {
     ok(&serde_json::json!({ "ok": true, "version": crate::VERSION, "protocol": PROTOCOL_VERSION }))
 }
 
 pub(crate) async fn submit(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, app.config.max_body).await?;
+    let (_, body) = read_body(req).await?;
     let spec = parse_json(&body)?;
     let id = app.queue.submit(spec).await?;
     Ok(json(StatusCode::CREATED, &SubmitResponse { id }))
 }
 
 pub(crate) async fn submit_batch(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, MAX_BATCH_BODY).await?;
+    let (_, body) = read_body(req).await?;
     let batch: SubmitBatch = parse_json(&body)?;
     if batch.jobs.len() > 100_000 {
         return Err(HttpError::bad("a batch holds at most 100000 jobs"));
@@ -250,7 +243,7 @@ pub(crate) async fn post_rows(app: &App, id: u64, req: Request<Incoming>) -> HRe
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(POSTCARD_CONTENT_TYPE));
-    let (_, body) = read_body(req, MAX_ROWS_BODY).await?;
+    let (_, body) = read_body(req).await?;
     let batch: RowBatch = if postcard {
         crate::protocol::decode_postcard(&body).map_err(HttpError::bad)?
     } else {
@@ -282,26 +275,26 @@ pub(crate) fn get_logs(app: &App, id: u64, q: &Query) -> HResult {
 }
 
 pub(crate) async fn post_logs(app: &App, id: u64, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, 16 << 20).await?;
+    let (_, body) = read_body(req).await?;
     let batch: LogBatch = parse_json(&body)?;
     let cancel = app.queue.add_logs(id, batch).await?;
     ok(&LogAck { cancel })
 }
 
 pub(crate) async fn complete(app: &App, id: u64, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, MAX_REPORT_BODY).await?;
+    let (_, body) = read_body(req).await?;
     let c: CompleteRequest = parse_json(&body)?;
     ok(&app.queue.complete(id, c).await?)
 }
 
 pub(crate) async fn requeue(app: &App, id: u64, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, app.config.max_body).await?;
+    let (_, body) = read_body(req).await?;
     let r: RequeueRequest = parse_json(&body)?;
     ok(&app.queue.requeue(id, r).await?)
 }
 
 pub(crate) async fn register(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, app.config.max_body).await?;
+    let (_, body) = read_body(req).await?;
     let r: RegisterRequest = parse_json(&body)?;
     let w = app.queue.register(r).await?;
     let cfg = app.queue.config();
@@ -314,14 +307,14 @@ pub(crate) async fn register(app: &App, req: Request<Incoming>) -> HResult {
 }
 
 pub(crate) async fn heartbeat(app: &App, worker: &str, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, app.config.max_body).await?;
+    let (_, body) = read_body(req).await?;
     let hb: HeartbeatRequest = parse_json(&body)?;
     ok(&app.queue.heartbeat(worker, hb)?)
 }
 
 pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
     // A claim may carry the previous job's report, result included.
-    let (_, body) = read_body(req, MAX_REPORT_BODY).await?;
+    let (_, body) = read_body(req).await?;
     let c: ClaimRequest = parse_json(&body)?;
     let wait = Duration::from_millis(c.wait_ms);
     let (finished_error, assignment) = match c.finished {
@@ -361,7 +354,7 @@ pub(crate) fn status(app: &App) -> HResult {
 }
 
 pub(crate) async fn create_token(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, app.config.max_body).await?;
+    let (_, body) = read_body(req).await?;
     let c: TokenCreate = parse_json(&body)?;
     validate_name("token name", &c.name)?;
     let token = super::auth::new_token();

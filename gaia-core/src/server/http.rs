@@ -189,22 +189,31 @@ pub(crate) fn stream_response(content_type: &str, extra: &[(&str, String)]) -> (
     )
 }
 
-/// Reads a whole body, refusing more than `limit` bytes with 413.
-pub(crate) async fn read_body(
-    req: Request<Incoming>,
-    limit: usize,
-) -> Result<(hyper::http::request::Parts, Bytes), HttpError> {
-    let (parts, body) = req.into_parts();
-    if let Some(len) = parts
-        .headers
+/// The body length a request declares, if it declares one.
+pub(crate) fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64
-    {
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// The limit the router attached for this request's route (the JSON default otherwise).
+fn limit_of<B>(req: &Request<B>) -> u64 {
+    req.extensions()
+        .get::<super::router::BodyLimit>()
+        .map_or(1 << 20, |l| l.0)
+}
+
+/// Reads a whole body, refusing more than its route's limit with 413.
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+) -> Result<(hyper::http::request::Parts, Bytes), HttpError> {
+    let limit = limit_of(&req);
+    if declared_length(&req).is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
+    let (parts, body) = req.into_parts();
+    match Limited::new(body, limit as usize).collect().await {
         Ok(c) => Ok((parts, c.to_bytes())),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -220,7 +229,71 @@ pub(crate) async fn read_body(
     }
 }
 
-fn too_large(limit: usize) -> HttpError {
+/// A body streamed to a file by [`body_to_file`].
+pub(crate) struct Stored {
+    pub size: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    /// Up to the first 64 bytes (enough to tell an executable's platform).
+    pub head: Vec<u8>,
+}
+
+/// Streams a body to `path` (never whole in memory), hashing it on the way and refusing more
+/// than its route's limit with 413. The file is synced before this returns; on any error it is
+/// removed, so the caller only ever sees a whole file or none.
+pub(crate) async fn body_to_file(
+    req: Request<Incoming>,
+    path: &std::path::Path,
+    what: &str,
+) -> Result<Stored, HttpError> {
+    use sha2::Digest;
+    use std::io::Write;
+    let limit = limit_of(&req);
+    let too_big = || {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what} is larger than the limit of {limit} bytes"),
+        )
+    };
+    if declared_length(&req).is_some_and(|len| len > limit) {
+        return Err(too_big());
+    }
+    let io = |e| HttpError::from(Error::io(path, e));
+    let result = async {
+        let mut f = std::fs::File::create(path).map_err(io)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        let mut head = Vec::with_capacity(64);
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| HttpError::bad(format!("upload interrupted: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                size += data.len() as u64;
+                if size > limit {
+                    return Err(too_big());
+                }
+                if head.len() < 64 {
+                    head.extend_from_slice(&data[..data.len().min(64 - head.len())]);
+                }
+                hasher.update(&data);
+                f.write_all(&data).map_err(io)?;
+            }
+        }
+        f.sync_all().map_err(io)?;
+        Ok(Stored {
+            size,
+            sha256: hex::encode(hasher.finalize()),
+            head,
+        })
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+pub(crate) fn too_large(limit: u64) -> HttpError {
     HttpError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body is larger than the limit of {limit} bytes"),

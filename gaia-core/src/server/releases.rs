@@ -1,17 +1,16 @@
 //! Releases over HTTP: upload (admin, streamed to disk), list, metadata and download (workers),
 //! promote and yank (admin), and workers' update reports.
 
-use std::io::Write;
-
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::App;
 use super::auth::Caller;
-use super::http::{HResult, HttpError, Query, json, ok, parse_json, read_body, stream_response};
+use super::http::{
+    HResult, HttpError, Query, Stored, body_to_file, json, ok, parse_json, read_body,
+    stream_response,
+};
 use crate::error::Error;
 use crate::model::now_ms;
 use crate::release::{
@@ -110,43 +109,8 @@ pub(crate) async fn upload(
     let dir = release_dir(app, tag);
     std::fs::create_dir_all(&dir).map_err(|e| HttpError::from(Error::io(&dir, e)))?;
     let tmp = dir.join(format!(".{name}.upload-{}", now_ms()));
-    let limit = app.config.max_release;
-    let result = async {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut head = Vec::with_capacity(64);
-        let mut body = req.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| HttpError::bad(format!("upload interrupted: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                size += data.len() as u64;
-                if size > limit {
-                    return Err(HttpError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("release file {name:?} is larger than the limit of {limit} bytes"),
-                    ));
-                }
-                if head.len() < 64 {
-                    head.extend_from_slice(&data[..data.len().min(64 - head.len())]);
-                }
-                hasher.update(&data);
-                f.write_all(&data)
-                    .map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
-            }
-        }
-        f.sync_all()
-            .map_err(|e| HttpError::from(Error::io(&tmp, e)))?;
-        Ok((size, hex::encode(hasher.finalize()), head))
-    }
-    .await;
-    let (size, sha256, head) = match result {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
+    let Stored { size, sha256, head } =
+        body_to_file(req, &tmp, &format!("release file {name:?}")).await?;
     let fail = |e: HttpError| {
         let _ = std::fs::remove_file(&tmp);
         Err(e)
@@ -328,7 +292,7 @@ pub(crate) async fn yank(app: &App, tag: &str) -> HResult {
 }
 
 pub(crate) async fn report(app: &App, worker: &str, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req, app.config.max_body).await?;
+    let (_, body) = read_body(req).await?;
     let r: UpdateReport = parse_json(&body)?;
     validate_tag(&r.tag)?;
     app.queue.update_report(worker, r).await?;

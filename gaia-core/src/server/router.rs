@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Request, StatusCode};
 
 use super::http::{HttpError, Query, Res, error_response, query_pairs};
-use super::{App, auth, dashboard, events, export, files, handlers, releases, summary};
+use super::{
+    App, ServerConfig, auth, dashboard, events, export, files, handlers, releases, summary,
+};
 use crate::export::Target;
 use crate::model::Scope;
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
@@ -60,6 +62,68 @@ pub enum Endpoint {
     YankRelease,
     UpdateReport,
 }
+
+/// What a route's request body is, which sets its size limit. The router refuses a body
+/// declared (`content-length`) over the limit with 413 before the handler runs; the handlers read
+/// at most the limit ([`super::http::read_body`], [`super::http::body_to_file`]), so a chunked
+/// body without a length is cut off at the same size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// No body is read (a small one, such as `{}`, is accepted and ignored): 64 KiB.
+    None,
+    /// A JSON request: [`ServerConfig::max_body`] (default 1 MiB).
+    Json,
+    /// A report that may carry a built-in's result (complete, claim): 4 MiB.
+    Report,
+    /// A batch submit (up to 100,000 specs) or a batch of log lines: 16 MiB.
+    Batch,
+    /// A row batch, JSON or postcard: 32 MiB.
+    Rows,
+    /// A result file, streamed to disk: [`ServerConfig::max_file`] (default 256 MiB).
+    File,
+    /// A release file, streamed to disk: [`ServerConfig::max_release`] (default 512 MiB).
+    Release,
+}
+
+impl Body {
+    /// The largest body this kind accepts, in bytes.
+    pub fn limit(self, config: &ServerConfig) -> u64 {
+        match self {
+            Body::None => 64 << 10,
+            Body::Json => config.max_body as u64,
+            Body::Report => 4 << 20,
+            Body::Batch => 16 << 20,
+            Body::Rows => 32 << 20,
+            Body::File => config.max_file,
+            Body::Release => config.max_release,
+        }
+    }
+}
+
+impl Endpoint {
+    /// The body this endpoint reads.
+    pub const fn body(self) -> Body {
+        match self {
+            E::SubmitJob
+            | E::Requeue
+            | E::Register
+            | E::Heartbeat
+            | E::CreateToken
+            | E::SubmitStudy
+            | E::UpdateReport => Body::Json,
+            E::Complete | E::Claim => Body::Report,
+            E::SubmitBatch | E::PostLogs => Body::Batch,
+            E::PostRows => Body::Rows,
+            E::PutFile => Body::File,
+            E::UploadRelease => Body::Release,
+            _ => Body::None,
+        }
+    }
+}
+
+/// The body limit of the route a request matched, for the handler that reads the body.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimit(pub u64);
 
 /// One route: method, path pattern (`{id}` is a job id, `{name}` any one segment), the scope it
 /// needs (None: open), and what it does.
@@ -531,10 +595,28 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
         }
         let mut req = Request::from_parts(parts, body);
         req.extensions_mut().insert(caller);
-        dispatch(app, route.endpoint, req, params, query, method).await
+        limited(app, route, req, params, query).await
     } else {
-        dispatch(app, route.endpoint, req, params, query, method).await
+        limited(app, route, req, params, query).await
     }
+}
+
+/// Refuses a body declared larger than the route takes, then dispatches with the limit attached.
+async fn limited(
+    app: Arc<App>,
+    route: &Route,
+    mut req: Request<Incoming>,
+    params: Params,
+    query: Query,
+) -> Result<Res, HttpError> {
+    let limit = route.endpoint.body().limit(&app.config);
+    if let Some(len) = super::http::declared_length(&req)
+        && len > limit
+    {
+        return Err(super::http::too_large(limit));
+    }
+    req.extensions_mut().insert(BodyLimit(limit));
+    dispatch(app, route.endpoint, req, params, query).await
 }
 
 async fn dispatch(
@@ -543,7 +625,6 @@ async fn dispatch(
     req: Request<Incoming>,
     params: Params,
     query: Query,
-    _method: Method,
 ) -> Result<Res, HttpError> {
     match endpoint {
         E::Healthz => handlers::healthz(),
