@@ -904,6 +904,70 @@ fn a_waiting_claim_gets_a_new_job_at_once() {
 }
 
 #[test]
+fn a_stale_attempt_s_upload_cannot_replace_the_current_attempt_s_file() {
+    let server = Server::start();
+    let c = server.client();
+    let w = register(&c, "filesw", &[JobKind::Hash]);
+    let id = c.submit(&JobSpec::builtin(JobKind::Hash, "x")).unwrap();
+    let a1 = claim(&c, &w, &[JobKind::Hash], 5000).unwrap();
+
+    // Attempt 1 starts uploading while its lease is current, and stalls half way.
+    let mut slow = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        slow,
+        "PUT /api/v1/jobs/{id}/files/result.txt?attempt={}&lease={} HTTP/1.1\r\nhost: x\r\n\
+         authorization: Bearer {}\r\ncontent-length: 20\r\nconnection: close\r\n\r\nOLD-stale-",
+        a1.attempt, a1.lease, server.token
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Meanwhile the job moves on to attempt 2, which uploads its own file.
+    c.requeue(
+        id,
+        &gaia_core::protocol::RequeueRequest {
+            attempt: a1.attempt,
+            lease: a1.lease,
+            reason: None,
+        },
+    )
+    .unwrap();
+    let a2 = claim(&c, &w, &[JobKind::Hash], 5000).unwrap();
+    assert_eq!(a2.job.id, id);
+    assert!(a2.attempt > a1.attempt);
+    let new = server.dir.path().join("new.txt");
+    std::fs::write(&new, "NEW-attempt-2").unwrap();
+    c.upload_file(id, a2.attempt, a2.lease, "result.txt", &new)
+        .unwrap();
+
+    // Attempt 1's upload ends now: refused, and it changes nothing.
+    slow.write_all(b"0123456789").unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    let mut got = Vec::new();
+    c.download(&format!("/api/v1/jobs/{id}/files/result.txt"), &mut got)
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), "NEW-attempt-2");
+    let on_disk: Vec<String> =
+        std::fs::read_dir(server.data_dir().join("files").join(id.to_string()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    assert_eq!(
+        on_disk,
+        vec!["result.txt".to_string()],
+        "no staged leftovers"
+    );
+    let files = c.files(id).unwrap().files;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].size, 13);
+}
+
+#[test]
 fn a_claim_abandoned_by_its_client_does_not_take_the_next_job() {
     let server = Server::start();
     let client = server.client();

@@ -71,3 +71,101 @@ def test_other_envs_scalar_backend(env_id):
     r = runner.returns(thetas, [1, 2])
     assert r.shape == (3, 2) and np.isfinite(r).all()
     np.testing.assert_array_equal(r, runner.returns(thetas, [1, 2]))
+
+
+
+def _worker_identity(_):
+    """Run in a pool worker: which process, which EpisodeRunner, how many envs it has built."""
+    import os
+
+    from gaia_exp import evaluation
+
+    return os.getpid(), id(evaluation._RUNNER), len(evaluation._RUNNER._envs)
+
+
+def test_pool_made_once_per_run_and_workers_keep_their_envs(capsys, monkeypatch, tmp_path):
+    """A whole run (many generations, validation, final evaluation) makes one pool; its worker
+    processes live for the whole run and keep the envs they built."""
+    import json
+    import multiprocessing.pool
+
+    from gaia_exp import cli, evaluation
+
+    made, batches = [], []
+
+    class CountingPool(multiprocessing.pool.Pool):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+
+        def map_async(self, func, iterable, *a, **kw):
+            if func is evaluation._worker_returns:
+                batches.append(len(iterable))
+            return super().map_async(func, iterable, *a, **kw)
+
+    monkeypatch.setattr(multiprocessing.pool, "Pool", CountingPool)
+    identities = []
+    real_close = evaluation.GymEvaluator.close
+
+    def close_after_looking(self, terminate=False):
+        if self.pool is not None and not terminate:
+            identities.extend(self.pool.map(_worker_identity, range(8), chunksize=1))
+        real_close(self, terminate)
+
+    monkeypatch.setattr(evaluation.GymEvaluator, "close", close_after_looking)
+    monkeypatch.setenv("GAIA_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("GAIA_JOB_PARAMS", json.dumps({"backend": "scalar", "pop_size": 8, "hidden": [4],
+                                                       "max_episode_steps": 30, "stop_when_solved": False}))
+    code = cli.main(["--method", "cma_es", "--max-evals", "80", "--workers", "2", "--eval-episodes", "2"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert sum(line.startswith("Gen ") for line in out.out.splitlines()) == 10
+    assert len(made) == 1  # 10 generations and the final evaluation, one pool
+    assert batches[:10] == [2] * 10  # every generation was split over both workers
+    pids = {pid for pid, _, _ in identities}
+    assert 1 <= len(pids) <= 2 and pids <= {p.pid for p in made[0]._pool}
+    for pid in pids:  # one EpisodeRunner per process, which has kept the envs of past generations
+        runners = {(rid, n) for p, rid, n in identities if p == pid}
+        assert len(runners) == 1
+        ((_, n_envs),) = runners
+        assert n_envs == 8  # grown beyond the probe env for its chunks (4 candidates x 2 episodes)
+
+
+DEAD_IDLE_WORKER = """
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from gaia_exp.evaluation import GymConfig, GymEvaluator
+for round in range(4):
+    ev = GymEvaluator(GymConfig("CartPole-v1", (4,), max_episode_steps=10, backend="scalar"), 2)
+    thetas = np.zeros((4, ev.n_params))
+    ev.returns(thetas, [1])
+    # one idle worker holds the task queue's read lock (a kill leaves it locked: the next batch
+    # never finishes), the other does not (the next batch finishes at once): kill each in turn
+    os.kill(sorted(ev._worker_pids)[round % 2], signal.SIGKILL)
+    time.sleep(0.3)  # the pool's helper thread replaces it within 0.1 s
+    try:
+        for _ in range(3):
+            ev.returns(thetas, [1])
+        print("unnoticed")
+    except RuntimeError as exc:
+        print("raised:", exc)
+    ev.close(terminate=True)
+sys.stdout.flush()
+os._exit(0)  # as run_all.py does after a kill
+"""
+
+
+def test_worker_that_died_between_batches_is_an_error():
+    """A worker killed while idle is replaced by the pool; the next batch must still report it,
+    however fast that batch is (it used to be noticed only by a batch slower than one 50 ms poll,
+    so a run with short episodes carried on, or hung if the dead worker held the queue's lock).
+    In a subprocess: a killed pool must not be left in the test process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    p = subprocess.run([sys.executable, "-c", DEAD_IDLE_WORKER, str(Path(__file__).resolve().parent.parent)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["raised: an evaluation worker process died (killed, or out of memory?)"] * 4

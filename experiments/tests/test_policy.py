@@ -91,7 +91,7 @@ def test_discrete_action_follows_the_largest_output(k):
 
 
 def test_continuous_actions_are_tanh_scaled_into_the_bounds():
-    box = spaces.Box(low=np.array([-2.0, 0.0, 5.0]), high=np.array([2.0, 10.0, 6.0]), dtype=np.float32)
+    box = spaces.Box(low=np.array([-2.0, 0.0, 5.0]), high=np.array([2.0, 10.0, 6.0]), dtype=np.float64)
     policy = MLPPolicy(3, box, [8])
     assert not policy.discrete
     rng = np.random.default_rng(4)

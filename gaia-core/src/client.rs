@@ -86,6 +86,22 @@ impl Client {
         body: Option<(&str, Vec<u8>)>,
         timeout: Option<Duration>,
     ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+        match body {
+            Some((ct, bytes)) => self.run(method, path, &[("content-type", ct)], bytes, timeout),
+            None => self.run(method, path, &[], (), timeout),
+        }
+    }
+
+    /// Sends one request (a body of any kind ureq can send, streamed) and turns an error
+    /// answer into [`ClientError::Status`] with the server's message.
+    fn run(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl ureq::AsSendBody,
+        timeout: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
         let url = self.url(path);
         let mut b = ureq::http::Request::builder()
             .method(method)
@@ -94,16 +110,16 @@ impl Client {
         if let Some(t) = &self.token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
         let unreachable = |e: ureq::Error| ClientError::Unreachable {
             url: url.clone(),
             detail: e.to_string(),
         };
         let mut cfg = self.agent.configure_request(
-            match &body {
-                Some((ct, bytes)) => b.header("content-type", *ct).body(bytes.clone()),
-                None => b.body(Vec::new()),
-            }
-            .map_err(|e| ClientError::Config(format!("bad request to {url}: {e}")))?,
+            b.body(body)
+                .map_err(|e| ClientError::Config(format!("bad request to {url}: {e}")))?,
         );
         if let Some(t) = timeout {
             cfg = cfg.timeout_global(Some(t));
@@ -134,6 +150,23 @@ impl Client {
             });
         }
         Ok(resp)
+    }
+
+    /// PUTs a file, streamed from disk (never whole in memory).
+    fn put_file<T: DeserializeOwned>(&self, path: &str, file: &Path) -> Result<T, ClientError> {
+        let f = std::fs::File::open(file)?;
+        let resp = self.run(
+            "PUT",
+            path,
+            &[
+                ("content-type", "application/octet-stream"),
+                // A refusal (403, 409, 413, ...) then arrives before the body is sent.
+                ("expect", "100-continue"),
+            ],
+            f,
+            Some(Duration::from_secs(3600)),
+        )?;
+        self.decode(path, resp)
     }
 
     fn decode<T: DeserializeOwned>(
@@ -387,18 +420,11 @@ impl Client {
         name: &str,
         path: &Path,
     ) -> Result<crate::model::FileInfo, ClientError> {
-        let bytes = std::fs::read(path)?;
         let p = format!(
             "/api/v1/jobs/{job}/files/{}?attempt={attempt}&lease={lease}",
             path_segment(name)
         );
-        let resp = self.call(
-            "PUT",
-            &p,
-            Some(("application/octet-stream", bytes)),
-            Some(Duration::from_secs(600)),
-        )?;
-        self.decode(&p, resp)
+        self.put_file(&p, path)
     }
 
     /// A job's result files.
@@ -546,41 +572,7 @@ impl Client {
         if let Some(sig) = signature {
             p.push_str(&format!("&signature={sig}"));
         }
-        let url = self.url(&p);
-        let file = std::fs::File::open(path)?;
-        let mut req = self
-            .agent
-            .put(&url)
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
-            .header("content-type", "application/octet-stream")
-            // A refusal (403, 413, ...) then arrives before the body is sent.
-            .header("expect", "100-continue");
-        if let Some(t) = &self.token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let resp = req
-            .config()
-            .timeout_global(Some(Duration::from_secs(3600)))
-            .build()
-            .send(file)
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
-        if resp.status().as_u16() >= 400 {
-            let status = resp.status().as_u16();
-            let mut resp = resp;
-            let text = resp.body_mut().read_to_string().unwrap_or_default();
-            let message = serde_json::from_str::<ErrorBody>(&text)
-                .map(|e| e.error)
-                .unwrap_or(text);
-            return Err(ClientError::Status {
-                url,
-                status,
-                message,
-            });
-        }
-        self.decode(&p, resp)
+        self.put_file(&p, path)
     }
 
     /// Promotes a release: workers with --auto-update move to it.

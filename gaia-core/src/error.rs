@@ -34,6 +34,9 @@ pub enum StoreError {
     },
     #[error("store writer has stopped")]
     WriterGone,
+    /// A write step panicked (a bug): its group was rolled back, the writer carries on.
+    #[error("internal error in a write (rolled back): {0}")]
+    Panicked(String),
 }
 
 macro_rules! redb_errors {

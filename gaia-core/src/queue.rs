@@ -123,6 +123,11 @@ const MAX_RESULT_BYTES: usize = 256 * 1024;
 pub const MAX_ROWS_PER_BATCH: usize = 20_000;
 /// Most log lines in one batch.
 pub const MAX_LINES_PER_BATCH: usize = 5_000;
+/// Most result files one job keeps.
+pub const MAX_FILES: usize = 1000;
+/// Row and log-line numbers of one attempt stay below this (2^48: a row a microsecond for
+/// nine years), so no arithmetic on them can overflow.
+pub const MAX_SEQ: u64 = 1 << 48;
 
 fn invalid(m: impl Into<String>) -> Error {
     Error::Request(RequestError::Invalid(m.into()))
@@ -514,6 +519,12 @@ impl Queue {
             )));
         }
         for r in &batch.rows {
+            if r.seq >= MAX_SEQ {
+                return Err(invalid(format!(
+                    "row seq {} is out of range (rows are numbered 0, 1, 2, ... per attempt)",
+                    r.seq
+                )));
+            }
             if r.metrics.len() > 64 {
                 return Err(invalid(format!("row {} has more than 64 metrics", r.seq)));
             }
@@ -573,6 +584,12 @@ impl Queue {
             return Err(invalid(format!(
                 "a batch holds at most {MAX_LINES_PER_BATCH} lines, got {}",
                 batch.lines.len()
+            )));
+        }
+        if batch.first >= MAX_SEQ {
+            return Err(invalid(format!(
+                "log line number {} is out of range (lines are numbered 0, 1, 2, ... per attempt)",
+                batch.first
             )));
         }
         self.check_lease(job_id, batch.attempt, batch.lease)?;
@@ -1105,23 +1122,32 @@ impl Queue {
             .collect())
     }
 
-    /// Records a result file of a job's current attempt (the bytes are already on disk).
-    pub async fn add_file(
+    /// Records a result file of a job's current attempt. `place` puts the bytes (already staged
+    /// on disk) where downloads find them; it runs only if the attempt is still current, inside
+    /// the same write, so a stale attempt can never replace the current attempt's file.
+    pub async fn add_file<P>(
         &self,
         job_id: JobId,
         attempt: u32,
         lease: u64,
         file: crate::model::FileInfo,
-    ) -> Result<(), Error> {
+        place: P,
+    ) -> Result<(), Error>
+    where
+        P: FnOnce() -> Result<(), Error> + Send + 'static,
+    {
         self.check_lease(job_id, attempt, lease)?;
         self.store
             .write(move |tx| {
                 let prev = current(tx, job_id, attempt, lease)?;
                 let mut job = prev.clone();
                 job.files.retain(|f| f.name != file.name);
-                if job.files.len() >= 1000 {
-                    return Err(invalid("a job keeps at most 1000 files"));
+                if job.files.len() >= MAX_FILES {
+                    return Err(invalid(format!("a job keeps at most {MAX_FILES} files")));
                 }
+                // Checked and placed inside the write: no claim or expiry can come between
+                // the lease check and the file taking its place.
+                place()?;
                 job.files.push(file);
                 tx.save_job(Some(&prev), &job)?;
                 Ok(())

@@ -463,6 +463,39 @@ async fn a_row_batch_sent_twice_is_stored_once() {
 }
 
 #[tokio::test]
+async fn row_and_log_numbers_out_of_range_are_refused_and_the_store_keeps_writing() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    // These overflowed `seq + 1` inside the write and, in a debug build, took the writer down.
+    let mut far = rows(0, 1);
+    far[0].seq = u64::MAX;
+    let e = q.add_rows(id, batch(&a, far)).await.unwrap_err();
+    assert!(e.to_string().contains("out of range"), "{e}");
+    let e = q
+        .add_logs(
+            id,
+            LogBatch {
+                attempt: a.attempt,
+                lease: a.lease,
+                first: u64::MAX,
+                lines: vec![LogInput {
+                    stream: Stream::Stdout,
+                    text: "x".into(),
+                    at: 0,
+                }],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("out of range"), "{e}");
+    let ack = q.add_rows(id, batch(&a, rows(0, 3))).await.unwrap();
+    assert_eq!(ack.stored, 3);
+    assert!(q.store().writable());
+}
+
+#[tokio::test]
 async fn a_log_batch_sent_twice_is_stored_once() {
     let (q, _dir) = queue();
     let w = register(&q, "w1", &[JobKind::Hash]).await;

@@ -30,6 +30,9 @@ pub const DEFAULT_HEIGHT: u32 = 1000;
 /// Smallest and largest side accepted.
 pub const MIN_SIDE: u32 = 200;
 pub const MAX_SIDE: u32 = 8000;
+/// Largest area (12 megapixels, ~36 MB of pixels while drawing): a 300-dpi figure a page wide
+/// is about 5 megapixels.
+pub const MAX_PIXELS: u64 = 12_000_000;
 /// Points of the common evaluation grid of a study chart.
 const GRID: usize = 300;
 
@@ -63,6 +66,13 @@ impl PngOptions {
                     "{what} must be between {MIN_SIDE} and {MAX_SIDE} pixels, got {v}"
                 )));
             }
+        }
+        let area = u64::from(self.width) * u64::from(self.height);
+        if area > MAX_PIXELS {
+            return Err(RequestError::Invalid(format!(
+                "{}x{} is {area} pixels; at most {MAX_PIXELS} (e.g. 4000x3000)",
+                self.width, self.height
+            )));
         }
         if self.metrics.len() > 8 {
             return Err(RequestError::Invalid(
@@ -969,6 +979,23 @@ mod tests {
             ..fig
         };
         assert_eq!(decode(&render(&empty).unwrap()).0, 900);
+    }
+
+    #[test]
+    fn sizes_are_bounded_by_side_and_by_area() {
+        let with = |width, height| PngOptions {
+            width,
+            height,
+            ..PngOptions::default()
+        };
+        assert!(with(1600, 1000).validate().is_ok());
+        assert!(with(4000, 3000).validate().is_ok());
+        assert!(with(8000, 1000).validate().is_ok());
+        assert!(with(100, 1000).validate().is_err());
+        assert!(with(9000, 1000).validate().is_err());
+        // Each side allowed, the area not: 192 MB of pixels a request.
+        let e = with(8000, 8000).validate().unwrap_err().to_string();
+        assert!(e.contains("64000000 pixels"), "{e}");
     }
 
     #[test]

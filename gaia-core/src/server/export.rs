@@ -129,6 +129,8 @@ pub(crate) async fn export(app: &App, target: Target, format: Format, q: &Query)
     let store = app.store.clone();
     if format == Format::Png {
         let opts = png_options(q)?;
+        // One render at a time: each holds its whole canvas in memory and keeps a core busy.
+        let _turn = app.png_renders.acquire().await;
         let bytes = blocking(move || {
             let read = store.read()?;
             crate::export::png::render_target(&read, &target, &opts)

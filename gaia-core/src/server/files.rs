@@ -10,6 +10,7 @@ use super::http::{HResult, HttpError, Query, body_to_file, ok, stream_response};
 use crate::error::Error;
 use crate::model::FileInfo;
 use crate::protocol::FileList;
+use crate::queue::MAX_FILES;
 
 /// Checks a result file name: 1–128 characters of `A-Za-z0-9_.-`, not starting with `.`, so it
 /// cannot name a folder or escape the job's.
@@ -111,28 +112,45 @@ pub(crate) async fn upload(
     let lease = q
         .parse::<u64>("lease")?
         .ok_or_else(|| HttpError::bad("lease is required"))?;
+    let stale = || {
+        HttpError::from(Error::Request(crate::error::RequestError::StaleLease(
+            format!("job {id} attempt {attempt}: this lease is no longer current"),
+        )))
+    };
     match app.queue.lease_of(id) {
         Some((a, l, _)) if a == attempt && l == lease => {}
-        _ => {
-            return Err(HttpError::from(Error::Request(
-                crate::error::RequestError::StaleLease(format!(
-                    "job {id} attempt {attempt}: this lease is no longer current"
-                )),
-            )));
-        }
+        _ => return Err(stale()),
+    }
+    // Refused before a byte is streamed when the job already has all the files it may keep.
+    if let Some(job) = app.store.read()?.job(id)?
+        && job.files.len() >= MAX_FILES
+        && !job.files.iter().any(|f| f.name == name)
+    {
+        return Err(HttpError::bad(format!(
+            "job {id} already keeps the most files allowed ({MAX_FILES})"
+        )));
     }
     let dir = app.data_dir().join("files").join(id.to_string());
     std::fs::create_dir_all(&dir).map_err(|e| HttpError::from(Error::io(&dir, e)))?;
     let tmp = dir.join(format!(".{name}.upload-{lease}"));
     let dest = dir.join(name);
     let stored = body_to_file(req, &tmp, &format!("file {name:?}")).await?;
-    let (size, sha256) = (stored.size, stored.sha256);
-    std::fs::rename(&tmp, &dest).map_err(|e| HttpError::from(Error::io(&dest, e)))?;
     let info = FileInfo {
         name: name.to_string(),
-        size,
-        sha256,
+        size: stored.size,
+        sha256: stored.sha256,
     };
-    app.queue.add_file(id, attempt, lease, info.clone()).await?;
+    let staged = tmp.clone();
+    let placed = app
+        .queue
+        .add_file(id, attempt, lease, info.clone(), move || {
+            std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))
+        })
+        .await;
+    if let Err(e) = placed {
+        // Refused (a stale lease, too many files) or failed: nothing of it stays on disk.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
     ok(&info)
 }

@@ -16,8 +16,17 @@ use crate::protocol::{
 };
 use crate::store::rows::{Downsampler, XAxis};
 
-pub(crate) fn healthz() -> HResult {
-    ok(&serde_json::json!({ "ok": true, "version": crate::VERSION, "protocol": PROTOCOL_VERSION }))
+/// Liveness: 503 once the store can no longer write, so a supervisor restarts the server.
+pub(crate) fn healthz(app: &App) -> HResult {
+    let writable = app.store.writable();
+    Ok(json(
+        if writable {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &serde_json::json!({ "ok": writable, "version": crate::VERSION, "protocol": PROTOCOL_VERSION }),
+    ))
 }
 
 pub(crate) async fn submit(app: &App, req: Request<Incoming>) -> HResult {

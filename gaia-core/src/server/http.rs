@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::{Request, Response, StatusCode, header};
 use serde::Serialize;
@@ -197,36 +197,63 @@ pub(crate) fn declared_length<B>(req: &Request<B>) -> Option<u64> {
         .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
-/// The limit the router attached for this request's route (the JSON default otherwise).
-fn limit_of<B>(req: &Request<B>) -> u64 {
+/// The limit and idle timeout the router attached for this request's route (the defaults
+/// otherwise).
+fn limit_of<B>(req: &Request<B>) -> (u64, std::time::Duration) {
     req.extensions()
         .get::<super::router::BodyLimit>()
-        .map_or(1 << 20, |l| l.0)
+        .map_or((1 << 20, std::time::Duration::from_secs(30)), |l| {
+            (l.limit, l.idle)
+        })
+}
+
+/// The next data of a body (None at its end), or 408 after `idle` without any: a client that
+/// stops sending mid-body is answered and its connection freed.
+async fn next_data(
+    body: &mut Incoming,
+    idle: std::time::Duration,
+) -> Result<Option<Bytes>, HttpError> {
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(HttpError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body stalled: nothing arrived for {:.1} s",
+                        idle.as_secs_f64()
+                    ),
+                ));
+            }
+            Ok(None) => return Ok(None),
+            Ok(Some(f)) => {
+                f.map_err(|e| HttpError::bad(format!("could not read the request body: {e}")))?
+            }
+        };
+        // Trailers carry no data; skip them.
+        if let Ok(data) = frame.into_data() {
+            return Ok(Some(data));
+        }
+    }
 }
 
 /// Reads a whole body, refusing more than its route's limit with 413.
 pub(crate) async fn read_body(
     req: Request<Incoming>,
 ) -> Result<(hyper::http::request::Parts, Bytes), HttpError> {
-    let limit = limit_of(&req);
-    if declared_length(&req).is_some_and(|len| len > limit) {
+    let (limit, idle) = limit_of(&req);
+    let declared = declared_length(&req);
+    if declared.is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
-    let (parts, body) = req.into_parts();
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(c) => Ok((parts, c.to_bytes())),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(too_large(limit))
-            } else {
-                Err(HttpError::bad(format!(
-                    "could not read the request body: {e}"
-                )))
-            }
+    let (parts, mut body) = req.into_parts();
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    while let Some(data) = next_data(&mut body, idle).await? {
+        if (buf.len() + data.len()) as u64 > limit {
+            return Err(too_large(limit));
         }
+        buf.extend_from_slice(&data);
     }
+    Ok((parts, buf.freeze()))
 }
 
 /// A body streamed to a file by [`body_to_file`].
@@ -248,7 +275,7 @@ pub(crate) async fn body_to_file(
 ) -> Result<Stored, HttpError> {
     use sha2::Digest;
     use std::io::Write;
-    let limit = limit_of(&req);
+    let (limit, idle) = limit_of(&req);
     let too_big = || {
         HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -265,19 +292,16 @@ pub(crate) async fn body_to_file(
         let mut size = 0u64;
         let mut head = Vec::with_capacity(64);
         let mut body = req.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| HttpError::bad(format!("upload interrupted: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                size += data.len() as u64;
-                if size > limit {
-                    return Err(too_big());
-                }
-                if head.len() < 64 {
-                    head.extend_from_slice(&data[..data.len().min(64 - head.len())]);
-                }
-                hasher.update(&data);
-                f.write_all(&data).map_err(io)?;
+        while let Some(data) = next_data(&mut body, idle).await? {
+            size += data.len() as u64;
+            if size > limit {
+                return Err(too_big());
             }
+            if head.len() < 64 {
+                head.extend_from_slice(&data[..data.len().min(64 - head.len())]);
+            }
+            hasher.update(&data);
+            f.write_all(&data).map_err(io)?;
         }
         f.sync_all().map_err(io)?;
         Ok(Stored {

@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub max_file: u64,
     /// Largest release file an admin may upload (default 512 MiB).
     pub max_release: u64,
+    /// How long a client may take to send a request head, and the longest pause inside a
+    /// request body (default 30 s); past it the connection is closed (head) or answered 408
+    /// (body), so stalled clients cannot hold connections.
+    pub request_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -61,6 +65,7 @@ impl ServerConfig {
             max_body: 1 << 20,
             max_file: 256 << 20,
             max_release: 512 << 20,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -73,6 +78,8 @@ pub(crate) struct App {
     pub admin_hash: [u8; 32],
     pub started_at: u64,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// PNG exports render one at a time (see `export::export`).
+    pub png_renders: tokio::sync::Semaphore,
 }
 
 impl App {
@@ -113,6 +120,7 @@ pub async fn run(
         config,
         started_at: crate::model::now_ms(),
         shutdown: stop_rx,
+        png_renders: tokio::sync::Semaphore::new(1),
     });
 
     let reaper = {
@@ -137,9 +145,21 @@ pub async fn run(
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = http1::Builder::new();
-    http.keep_alive(true).max_buf_size(1 << 20);
+    // The timer makes the header timeout work: a connection that does not send a whole request
+    // head within it is closed, so half-sent requests cannot pile up (slowloris).
+    http.keep_alive(true)
+        .max_buf_size(1 << 20)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(app.config.request_timeout);
+    // At most this many connections at once; beyond it new ones wait in the kernel's backlog
+    // instead of failing accept() for want of file descriptors.
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections()));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -161,6 +181,7 @@ pub async fn run(
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(permit);
                 });
             }
             _ = &mut shutdown => break,
@@ -178,6 +199,39 @@ pub async fn run(
     drop(app);
     drop(queue);
     Ok(())
+}
+
+/// The connection cap: the process's file-descriptor limit (raised to its hard limit first,
+/// as a server should) less a reserve for the database, result files and releases.
+fn max_connections() -> usize {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                if lim.rlim_cur < lim.rlim_max {
+                    let raised = libc::rlimit {
+                        rlim_cur: lim.rlim_max,
+                        rlim_max: lim.rlim_max,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                        lim.rlim_cur = lim.rlim_max;
+                    }
+                }
+                let fds = usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX);
+                return fds.saturating_sub(128).clamp(64, 1 << 20);
+            }
+        }
+        960
+    }
+    #[cfg(not(unix))]
+    {
+        10_000
+    }
 }
 
 /// Binds `addr` and runs until ctrl-c / SIGTERM; for embedders who want one call.
@@ -231,5 +285,66 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server on a free port with a short request timeout; stopped when the sender drops.
+    async fn start(dir: &Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = ServerConfig::new(dir, "test-token-123456");
+        config.request_timeout = Duration::from_millis(300);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    async fn answer(s: &mut tokio::net::TcpStream) -> String {
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+            .await
+            .expect("the server closed the connection in time")
+            .unwrap();
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    #[tokio::test]
+    async fn stalled_clients_are_cut_off_instead_of_holding_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, _stop) = start(dir.path()).await;
+
+        // Half a request head, then nothing (slowloris): the connection is closed.
+        let mut head = tokio::net::TcpStream::connect(addr).await.unwrap();
+        head.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        let got = answer(&mut head).await;
+        assert!(!got.contains("200 OK"), "{got}");
+
+        // A whole head, then a body that stops half way: 408 with a JSON error.
+        let mut body = tokio::net::TcpStream::connect(addr).await.unwrap();
+        body.write_all(
+            b"POST /api/v1/jobs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-token-123456\r\n\
+              content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"kind\":",
+        )
+        .await
+        .unwrap();
+        let got = answer(&mut body).await;
+        assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+        assert!(got.contains("stalled"), "{got}");
+
+        // And the server still answers the next client.
+        let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(answer(&mut ok).await.starts_with("HTTP/1.1 200"));
     }
 }

@@ -121,9 +121,13 @@ impl Endpoint {
     }
 }
 
-/// The body limit of the route a request matched, for the handler that reads the body.
+/// The body limit of the route a request matched and the longest pause allowed inside the
+/// body, for the handler that reads it.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct BodyLimit(pub u64);
+pub(crate) struct BodyLimit {
+    pub limit: u64,
+    pub idle: std::time::Duration,
+}
 
 /// One route: method, path pattern (`{id}` is a job id, `{name}` any one segment), the scope it
 /// needs (None: open), and what it does.
@@ -615,7 +619,10 @@ async fn limited(
     {
         return Err(super::http::too_large(limit));
     }
-    req.extensions_mut().insert(BodyLimit(limit));
+    req.extensions_mut().insert(BodyLimit {
+        limit,
+        idle: app.config.request_timeout,
+    });
     dispatch(app, route.endpoint, req, params, query).await
 }
 
@@ -627,7 +634,7 @@ async fn dispatch(
     query: Query,
 ) -> Result<Res, HttpError> {
     match endpoint {
-        E::Healthz => handlers::healthz(),
+        E::Healthz => handlers::healthz(&app),
         E::Dashboard => dashboard::asset(&params),
         E::SubmitJob => handlers::submit(&app, req).await,
         E::SubmitBatch => handlers::submit_batch(&app, req).await,

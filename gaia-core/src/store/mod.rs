@@ -74,6 +74,17 @@ pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
     writer: mpsc::Sender<WriteOp>,
+    /// False once the writer thread has ended (it only should when the store is dropped).
+    writer_alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Clears the writer's liveness flag however its thread ends.
+struct AliveGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The tables of one write transaction, open for the operations of one group.
@@ -176,14 +187,20 @@ impl Store {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<WriteOp>();
         let writer_db = db.clone();
+        let writer_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let guard = AliveGuard(writer_alive.clone());
         std::thread::Builder::new()
             .name("gaia-store-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx))
+            .spawn(move || {
+                let _guard = guard;
+                writer_loop(&writer_db, rx)
+            })
             .map_err(|e| Error::io(&path, e))?;
         Ok(Store {
             db,
             path,
             writer: tx,
+            writer_alive,
         })
     }
 
@@ -217,6 +234,11 @@ impl Store {
         Tx::open(&txn)?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Whether writes can still be made (the writer thread runs). `/healthz` reports it.
+    pub fn writable(&self) -> bool {
+        self.writer_alive.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The database file.
@@ -275,7 +297,17 @@ impl Store {
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
         let run: RunOp = Box::new(move |tx: &mut Tx<'_>| {
-            let result = op(tx);
+            // A panicking step (a bug) must not take the writer thread, and with it every later
+            // write, down: it becomes an error that rolls back its group.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(tx)))
+                .unwrap_or_else(|panic| {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    Err(Error::Store(StoreError::Panicked(msg)))
+                });
             // A record that does not decode was only read: nothing to undo.
             if let Err(Error::Store(e)) = &result
                 && !matches!(e, StoreError::Corrupt { .. })
@@ -399,6 +431,32 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_write_is_rolled_back_and_the_writer_carries_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = store
+            .write_blocking(|tx| -> Result<(), Error> {
+                tx.meta
+                    .insert("half_written", 1)
+                    .map_err(StoreError::from)?;
+                panic!("a bug in a write step");
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("a bug in a write step"), "{err}");
+        assert!(store.writable());
+        store
+            .write_blocking(|tx| {
+                tx.meta.insert("after", 2).map_err(StoreError::from)?;
+                Ok(())
+            })
+            .unwrap();
+        let txn = store.db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        assert!(meta.get("half_written").unwrap().is_none(), "rolled back");
+        assert_eq!(meta.get("after").unwrap().unwrap().value(), 2);
+    }
 
     #[test]
     fn newer_schema_is_refused_with_a_clear_message() {
