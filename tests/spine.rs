@@ -455,6 +455,28 @@ fn links_may_carry_the_token_in_the_query() {
         ),
         401,
     );
+    // Only reads: a URL that would change something does not carry a token.
+    let job = server
+        .client()
+        .submit(&JobSpec::builtin(JobKind::Hash, "x"))
+        .unwrap();
+    for (method, path) in [
+        ("POST", format!("/api/v1/jobs/{job}/cancel")),
+        ("POST", "/api/v1/tokens".to_string()),
+    ] {
+        let msg = assert_error(
+            &format!("{method} {path} with ?token="),
+            http(
+                method,
+                &format!("{}{path}?token={}", server.url(), server.token),
+                None,
+                None,
+            ),
+            401,
+        );
+        assert!(msg.contains("Authorization"), "{msg}");
+    }
+    assert_eq!(server.client().job(job).unwrap().state, JobState::Queued);
 }
 
 #[test]

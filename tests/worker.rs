@@ -361,7 +361,7 @@ fn command_jobs_run_only_where_allowed() {
         "--",
         "sh",
         "-c",
-        "echo 'Gen 1 | Best: 5 | Ever: 5'; echo done",
+        "echo 'Gen 1 | Best: 5 | Ever: 5'; echo \"job=$GAIA_JOB_ID unbuffered=$PYTHONUNBUFFERED token=${GAIA_TOKEN:-hidden}\"; echo done",
     ]);
     let id: u64 = out.trim().parse().unwrap();
     std::thread::sleep(Duration::from_millis(800));
@@ -377,6 +377,13 @@ fn command_jobs_run_only_where_allowed() {
     assert_eq!(job.progress.best, Some(5.0));
     let logs = server.cli_ok(&["logs", &id.to_string()]);
     assert!(logs.contains("done"), "{logs}");
+    // The job gets its own id and unbuffered output, and not the worker's token (which every
+    // read token could otherwise fetch from its log).
+    assert!(
+        logs.contains(&format!("job={id} unbuffered=1 token=hidden")),
+        "{logs}"
+    );
+    assert!(!logs.contains(&server.token), "{logs}");
 }
 
 #[test]

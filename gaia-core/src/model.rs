@@ -311,6 +311,13 @@ impl JobSpec {
         if let Some(s) = &self.study {
             validate_name("study name", s)?;
         }
+        // Names, whatever the kind: they label charts and name a study's folders in its ZIP.
+        if let Some(m) = &self.method {
+            validate_name("method", m)?;
+        }
+        if let Some(e) = &self.env {
+            validate_name("environment", e)?;
+        }
         let params_len = serde_json::to_string(&self.params)
             .map(|s| s.len())
             .unwrap_or(0);
@@ -538,6 +545,54 @@ pub struct Hardware {
     pub memory_mb: u64,
     #[serde(default)]
     pub gpus: Vec<Gpu>,
+}
+
+/// Longest text field a worker reports about its machine.
+const MAX_HARDWARE_TEXT: usize = 256;
+/// Most GPUs one worker reports.
+const MAX_GPUS: usize = 64;
+
+impl Hardware {
+    /// Checks the sizes of what a worker reports (it is kept in memory and shown everywhere).
+    pub fn validate(&self) -> Result<(), RequestError> {
+        let texts = [
+            ("os", &self.os),
+            ("arch", &self.arch),
+            ("hostname", &self.hostname),
+            ("cpu_model", &self.cpu_model),
+        ];
+        let gpu_texts = self
+            .gpus
+            .iter()
+            .flat_map(|g| [("gpu name", &g.name), ("gpu driver", &g.driver)]);
+        for (what, v) in texts.into_iter().chain(gpu_texts) {
+            if v.len() > MAX_HARDWARE_TEXT {
+                return Err(RequestError::Invalid(format!(
+                    "hardware {what} is longer than {MAX_HARDWARE_TEXT} bytes"
+                )));
+            }
+        }
+        if self.gpus.len() > MAX_GPUS {
+            return Err(RequestError::Invalid(format!(
+                "at most {MAX_GPUS} GPUs per worker, got {}",
+                self.gpus.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Usage {
+    /// Checks the size of a heartbeat's utilisation report.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if self.gpu_percent.len() > MAX_GPUS {
+            return Err(RequestError::Invalid(format!(
+                "at most {MAX_GPUS} GPU utilisations, got {}",
+                self.gpu_percent.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Live utilisation a worker reports with each heartbeat.
@@ -854,6 +909,25 @@ mod tests {
         );
         let mut wait = JobSpec::builtin(JobKind::Wait, "abc");
         assert!(wait.normalize().is_err());
+        // Method and environment are names on every kind (a study's ZIP has folders of them).
+        let mut cmd = JobSpec {
+            kind: JobKind::Command,
+            argv: vec!["true".into()],
+            method: Some("../../../tmp/evil".into()),
+            max_attempts: 1,
+            ..JobSpec::default()
+        };
+        assert!(cmd.normalize().unwrap_err().to_string().contains("method"));
+        cmd.method = Some("sweep".into());
+        cmd.env = Some("a/b".into());
+        assert!(
+            cmd.normalize()
+                .unwrap_err()
+                .to_string()
+                .contains("environment")
+        );
+        cmd.env = Some("local".into());
+        cmd.normalize().unwrap();
     }
 
     #[test]

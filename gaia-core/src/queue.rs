@@ -42,6 +42,11 @@ pub struct QueueConfig {
     pub heartbeat_interval: Duration,
     /// Longest long-poll wait a claim may ask for (default 60 s).
     pub max_claim_wait: Duration,
+    /// Most workers in the registry (default 10,000). A new worker beyond it takes the place
+    /// of the one offline longest; if every one is online, it is refused.
+    pub max_workers: usize,
+    /// A worker offline this long is forgotten (default 7 days: a cloud machine gone for good).
+    pub forget_offline_after: Duration,
 }
 
 impl Default for QueueConfig {
@@ -50,6 +55,8 @@ impl Default for QueueConfig {
             lease_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(5),
             max_claim_wait: Duration::from_secs(60),
+            max_workers: 10_000,
+            forget_offline_after: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -796,9 +803,13 @@ impl Queue {
                 req.slots
             )));
         }
+        if req.kinds.len() > 16 || req.tags.len() > 32 {
+            return Err(invalid("a worker has at most 16 kinds and 32 tags"));
+        }
         for t in &req.tags {
             validate_name("tag", t)?;
         }
+        req.hardware.validate()?;
         if req.version.len() > 64 {
             return Err(invalid("version is longer than 64 characters"));
         }
@@ -841,10 +852,37 @@ impl Queue {
             update_error: None,
         };
         worker.update_available = self.update_available(&worker.version);
+        // A new worker in a full registry takes the place of the one offline longest.
+        let evict = {
+            let inner = self.lock();
+            let max = self.config.max_workers.max(1);
+            if inner.workers.contains_key(&id) || inner.workers.len() < max {
+                None
+            } else {
+                let oldest = inner
+                    .workers
+                    .values()
+                    .filter(|w| w.worker.state == WorkerState::Offline)
+                    .min_by_key(|w| w.worker.last_seen)
+                    .map(|w| w.worker.id.clone());
+                match oldest {
+                    Some(old) => Some(old),
+                    None => {
+                        return Err(Error::Request(RequestError::Conflict(format!(
+                            "the registry already holds {max} workers, all online"
+                        ))));
+                    }
+                }
+            }
+        };
         let w = worker.clone();
+        let evicted = evict.clone();
         let ev = self
             .store
             .write(move |tx| {
+                if let Some(old) = &evicted {
+                    tx.delete_worker(old)?;
+                }
                 let known = tx.worker(&w.id)?;
                 let mut w = w;
                 if let Some(k) = &known {
@@ -861,13 +899,19 @@ impl Queue {
                 Ok(tx.event("worker_joined", None, Some(&w.id), msg)?)
             })
             .await?;
-        self.lock().workers.insert(
-            id,
-            WorkerLive {
-                worker: worker.clone(),
-                seen: Instant::now(),
-            },
-        );
+        {
+            let mut inner = self.lock();
+            if let Some(old) = &evict {
+                inner.workers.remove(old);
+            }
+            inner.workers.insert(
+                id,
+                WorkerLive {
+                    worker: worker.clone(),
+                    seen: Instant::now(),
+                },
+            );
+        }
         self.publish(Live::Event(ev));
         self.publish(Live::Worker(Box::new(worker.clone())));
         Ok(worker)
@@ -891,6 +935,7 @@ impl Queue {
             latest_version: latest.clone(),
             ..Default::default()
         };
+        req.usage.validate()?;
         let mut back_online = None;
         let snapshot = {
             let mut inner = self.lock();
@@ -993,15 +1038,28 @@ impl Queue {
     /// every ~second).
     pub async fn reap(&self) -> Result<(), Error> {
         let now = Instant::now();
-        let (expired, lost_workers): (Vec<(JobId, u32, u64)>, Vec<Worker>) = {
+        let (expired, lost_workers, forgotten) = {
             let mut inner = self.lock();
-            let expired = inner
+            let expired: Vec<(JobId, u32, u64)> = inner
                 .leases
                 .iter()
                 .filter(|(_, l)| l.deadline <= now)
                 .map(|(j, l)| (*j, l.attempt, l.lease))
                 .collect();
             let mut lost = Vec::new();
+            let forget_before =
+                now_ms().saturating_sub(self.config.forget_offline_after.as_millis() as u64);
+            let forgotten: Vec<String> = inner
+                .workers
+                .values()
+                .filter(|w| {
+                    w.worker.state == WorkerState::Offline && w.worker.last_seen < forget_before
+                })
+                .map(|w| w.worker.id.clone())
+                .collect();
+            for id in &forgotten {
+                inner.workers.remove(id);
+            }
             for w in inner.workers.values_mut() {
                 if w.worker.state != WorkerState::Offline
                     && now.duration_since(w.seen) > self.config.lease_timeout
@@ -1011,10 +1069,20 @@ impl Queue {
                     lost.push(w.worker.clone());
                 }
             }
-            (expired, lost)
+            (expired, lost, forgotten)
         };
         for (job_id, attempt, lease) in expired {
             self.expire(job_id, attempt, lease).await?;
+        }
+        if !forgotten.is_empty() {
+            self.store
+                .write(move |tx| {
+                    for id in &forgotten {
+                        tx.delete_worker(id)?;
+                    }
+                    Ok(())
+                })
+                .await?;
         }
         for w in lost_workers {
             let name = w.name.clone();

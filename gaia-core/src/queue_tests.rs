@@ -853,3 +853,129 @@ async fn a_report_and_the_next_claim_share_one_call() {
     assert_eq!(next.map(|n| n.job.id), Some(third));
     assert_eq!(job(&q, second).state, JobState::Running);
 }
+
+#[tokio::test]
+async fn worker_reports_are_bounded_in_size() {
+    let (q, _dir) = queue();
+    let mut req = RegisterRequest {
+        worker_id: None,
+        name: "big".into(),
+        version: "0.1.0".into(),
+        hardware: crate::model::Hardware {
+            cpu_model: "x".repeat(1 << 20),
+            ..Default::default()
+        },
+        kinds: vec![JobKind::Hash],
+        tags: Vec::new(),
+        slots: 1,
+    };
+    let e = q.register(req.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("cpu_model"), "{e}");
+    req.hardware.cpu_model = "EPYC".into();
+    req.kinds = vec![JobKind::Hash; 1000];
+    assert!(q.register(req.clone()).await.is_err());
+    req.kinds = vec![JobKind::Hash];
+    let w = q.register(req).await.unwrap().id;
+    let hb = HeartbeatRequest {
+        usage: crate::model::Usage {
+            gpu_percent: vec![1.0; 100_000],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let e = q.heartbeat(&w, hb).unwrap_err();
+    assert!(e.to_string().contains("GPU"), "{e}");
+    assert!(q.workers().iter().all(|w| w.usage.gpu_percent.is_empty()));
+}
+
+#[tokio::test]
+async fn a_full_registry_makes_room_by_dropping_the_longest_offline_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let q = Queue::new(
+        store,
+        QueueConfig {
+            lease_timeout: Duration::from_millis(100),
+            heartbeat_interval: Duration::from_millis(20),
+            max_workers: 2,
+            forget_offline_after: Duration::from_secs(3600),
+            ..QueueConfig::default()
+        },
+    )
+    .unwrap();
+    let a = register(&q, "a", &[JobKind::Hash]).await;
+    let b = register(&q, "b", &[JobKind::Hash]).await;
+    // Full, and both online: a third is refused.
+    let e = q
+        .register(RegisterRequest {
+            worker_id: None,
+            name: "c".into(),
+            version: "0.1.0".into(),
+            hardware: Default::default(),
+            kinds: vec![JobKind::Hash],
+            tags: Vec::new(),
+            slots: 1,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("2 workers"), "{e}");
+    // `a` goes silent and offline; the next new worker takes its place.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    q.heartbeat(&b, HeartbeatRequest::default()).unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    q.heartbeat(&b, HeartbeatRequest::default()).unwrap();
+    q.reap().await.unwrap();
+    let c = register(&q, "c", &[JobKind::Hash]).await;
+    let ids: Vec<String> = q.workers().into_iter().map(|w| w.id).collect();
+    assert!(
+        ids.contains(&b) && ids.contains(&c) && !ids.contains(&a),
+        "{ids:?}"
+    );
+    assert!(
+        q.store()
+            .read()
+            .unwrap()
+            .workers()
+            .unwrap()
+            .iter()
+            .all(|w| w.id != a)
+    );
+}
+
+#[tokio::test]
+async fn a_worker_offline_past_the_forget_time_leaves_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let q = Queue::new(
+        store,
+        QueueConfig {
+            lease_timeout: Duration::from_millis(50),
+            heartbeat_interval: Duration::from_millis(10),
+            forget_offline_after: Duration::from_millis(100),
+            ..QueueConfig::default()
+        },
+    )
+    .unwrap();
+    let w = register(&q, "cloud", &[JobKind::Hash]).await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    q.reap().await.unwrap();
+    assert_eq!(q.workers()[0].state, WorkerState::Offline, "offline first");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    q.reap().await.unwrap();
+    assert!(q.workers().is_empty());
+    assert!(q.store().read().unwrap().workers().unwrap().is_empty());
+    // It may come back: it registers again as itself.
+    let again = q
+        .register(RegisterRequest {
+            worker_id: Some(w.clone()),
+            name: "cloud".into(),
+            version: "0.1.0".into(),
+            hardware: Default::default(),
+            kinds: vec![JobKind::Hash],
+            tags: Vec::new(),
+            slots: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.id, w);
+}

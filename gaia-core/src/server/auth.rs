@@ -68,7 +68,7 @@ pub fn load_or_create_admin_token(data_dir: &Path) -> Result<(String, bool), Err
 }
 
 /// The token a request carries: `Authorization: Bearer T`, or `?token=T` (for EventSource and
-/// download links, which cannot set headers).
+/// download links, which cannot set headers; the router passes it for GET and HEAD only).
 pub(crate) fn presented(parts: &Parts, query_token: Option<&str>) -> Option<String> {
     if let Some(v) = parts
         .headers

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 
 use super::http::{HttpError, Query, Res, error_response, query_pairs};
 use super::{
@@ -575,7 +575,13 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
 
     if let Some(need) = route.scope {
         let (parts, body) = req.into_parts();
-        let token = auth::presented(&parts, query.get("token"));
+        // `?token=` is for what cannot set a header (EventSource, download links), and only
+        // reads: a URL that changes something must not work by being opened or logged.
+        let query_token = match parts.method {
+            Method::GET | Method::HEAD => query.get("token"),
+            _ => None,
+        };
+        let token = auth::presented(&parts, query_token);
         let Some(token) = token else {
             return Err(HttpError::new(
                 StatusCode::UNAUTHORIZED,

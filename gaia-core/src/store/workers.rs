@@ -18,6 +18,12 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Forgets a worker.
+    pub fn delete_worker(&mut self, id: &str) -> Result<(), StoreError> {
+        self.workers.remove(id)?;
+        Ok(())
+    }
+
     /// A worker by id.
     pub fn worker(&mut self, id: &str) -> Result<Option<Worker>, StoreError> {
         self.workers

@@ -88,7 +88,9 @@ fn find_python() -> Option<PathBuf> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("cannot {what}: {e}"))?;
+    let out = super::runner::without_private_env(cmd)
+        .output()
+        .map_err(|e| format!("cannot {what}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {

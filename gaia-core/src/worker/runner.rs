@@ -52,6 +52,18 @@ pub struct Spec {
     pub grace: Duration,
 }
 
+/// Environment variables of the worker that no job (nor pip) sees: an experiment's log is
+/// readable by every `read` token, so the worker's own token must not be printable from it.
+pub(crate) const PRIVATE_ENV: &[&str] = &["GAIA_TOKEN"];
+
+/// Removes [`PRIVATE_ENV`] from what `cmd` inherits.
+pub(crate) fn without_private_env(cmd: &mut Command) -> &mut Command {
+    for k in PRIVATE_ENV {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
 /// Runs `spec` to its end. Output items go to `items`; `signals` tells it to stop.
 pub fn run(
     spec: &Spec,
@@ -60,7 +72,8 @@ pub fn run(
     say: &dyn Fn(&str),
 ) -> (Ended, RunResult) {
     let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
+    without_private_env(&mut cmd)
+        .args(&spec.args)
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
