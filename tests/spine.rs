@@ -1320,3 +1320,227 @@ fn a_database_written_by_schema_v1_still_opens_and_reads_back() {
         .unwrap();
     assert_eq!(id, 4);
 }
+
+// ---- HTTPS -----------------------------------------------------------------------------------
+
+/// A TLS-terminating proxy in front of `backend` (what Caddy is in production), with the test
+/// certificate for localhost / 127.0.0.1; returns its port.
+fn tls_proxy(backend: u16) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = repo_root().join("tests/data/tls");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().map_while(Result::ok) {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let pause = Some(Duration::from_millis(5));
+                let Ok(mut up) = TcpStream::connect(("127.0.0.1", backend)) else {
+                    return;
+                };
+                tcp.set_read_timeout(pause).unwrap();
+                up.set_read_timeout(pause).unwrap();
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = vec![0u8; 64 * 1024];
+                let idle = |e: &std::io::Error| {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                };
+                loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if up.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if idle(&e) => {}
+                        Err(_) => return,
+                    }
+                    match up.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if tls.write_all(&buf[..n]).and_then(|()| tls.flush()).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if idle(&e) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn the_client_speaks_https_through_a_tls_proxy() {
+    let server = Server::start();
+    let port = tls_proxy(server.port);
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = repo_root().join("tests/data/tls/ca.pem");
+    let ca_pem = std::fs::read(&ca).unwrap();
+
+    // The library client, trusting the lab's CA.
+    let c = Client::with_ca(&url, Some(server.token.clone()), &ca_pem).unwrap();
+    assert_eq!(c.healthz().unwrap()["ok"], true);
+    let id = c.submit(&JobSpec::builtin(JobKind::Hash, "hello")).unwrap();
+
+    // A worker over HTTPS: register, long-poll claim, report.
+    let _w = Worker::start_via(&server, &url, "tlsw", &["--ca-cert", ca.to_str().unwrap()]);
+    let job = wait_done(&c, id, Duration::from_secs(60));
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.worker_name.as_deref(), Some("tlsw"));
+
+    // The CLI, with --ca-cert; without it the certificate is refused, saying so.
+    let out = Command::new(gaia_bin())
+        .args(["status", "--server", &url, "--ca-cert"])
+        .arg(&ca)
+        .env("GAIA_TOKEN", &server.token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+    let out = Command::new(gaia_bin())
+        .args(["status", "--server", &url])
+        .env("GAIA_TOKEN", &server.token)
+        .env_remove("GAIA_CA_CERT")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        err.contains("certificate") || err.contains("issuer"),
+        "{err}"
+    );
+}
+
+// ---- the generated admin token ---------------------------------------------------------------
+
+/// Starts `gaia serve` with no token anywhere; returns the child, its port and what it printed
+/// up to and including the line that names the admin token.
+fn serve_without_token(data: &Path) -> (std::process::Child, u16, Vec<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(gaia_bin())
+        .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(data)
+        .env_remove("GAIA_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut port = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            port = rest.rsplit(':').next().and_then(|p| p.trim().parse().ok());
+        }
+        let done = line.contains("admin token");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, port.expect("a port"), seen)
+}
+
+#[test]
+fn a_server_without_a_token_generates_one_keeps_it_and_local_clients_find_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, port, printed) = serve_without_token(&data);
+    let line = printed.last().unwrap();
+    let token = line.rsplit(": ").next().unwrap().trim().to_string();
+    assert!(line.contains("generated"), "{printed:?}");
+    assert!(token.len() >= 32, "{line}");
+
+    // Kept in the data dir, readable by its owner only.
+    let file = data.join("admin.token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "admin.token mode {mode:o}");
+    }
+
+    // A `gaia` on the same machine, given no token, finds it through the data dir.
+    let url = format!("http://127.0.0.1:{port}");
+    let cli = |args: &[&str]| {
+        Command::new(gaia_bin())
+            .args(args)
+            .env("GAIA_SERVER", &url)
+            .env("GAIA_DATA_DIR", &data)
+            .env_remove("GAIA_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["submit", "--kind", "hash", "--input", "x"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A token made through the API is stored hashed: its text is nowhere in the database.
+    let made = Client::new(&url, Some(token.clone()))
+        .unwrap()
+        .create_token("w1", Scope::Worker)
+        .unwrap()
+        .token;
+    // Without the data dir (another machine) and no token: a clear error.
+    let out = Command::new(gaia_bin())
+        .args(["jobs"])
+        .env("GAIA_SERVER", &url)
+        .env("GAIA_DATA_DIR", dir.path().join("elsewhere"))
+        .env_remove("GAIA_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no token"));
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    let db = std::fs::read(data.join("gaia.redb")).unwrap();
+    for secret in [&token, &made] {
+        assert!(
+            !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a token is stored in clear"
+        );
+    }
+
+    // Started again: the same token, not a new one, and it is not printed again.
+    let (mut child, port, printed) = serve_without_token(&data);
+    assert!(!printed.iter().any(|l| l.contains(&token)), "{printed:?}");
+    let again = Client::new(&format!("http://127.0.0.1:{port}"), Some(token.clone())).unwrap();
+    assert_eq!(again.jobs(&Default::default()).unwrap().jobs.len(), 1);
+    // The hashed worker token still authenticates after the restart.
+    let worker = Client::new(&format!("http://127.0.0.1:{port}"), Some(made)).unwrap();
+    register(&worker, "after-restart", &[JobKind::Hash]);
+    let _ = child.kill();
+    let _ = child.wait();
+}

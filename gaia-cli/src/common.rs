@@ -24,6 +24,10 @@ pub struct Conn {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// CA certificate(s), PEM, to trust for an https:// server instead of the public roots
+    /// (a lab CA, or Caddy's `tls internal` root).
+    #[arg(long, env = "GAIA_CA_CERT", value_name = "FILE", global = true)]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Conn {
@@ -42,7 +46,8 @@ impl Conn {
                  `gaia token create` makes others)"
             );
         }
-        Client::new(&self.server, token).context("bad --server")
+        Client::connect(&self.server, token, self.ca_cert.as_deref())
+            .context("bad --server or --ca-cert")
     }
 }
 

@@ -20,9 +20,12 @@ pub struct WorkArgs {
     /// Server URL.
     #[arg(long, env = "GAIA_SERVER", default_value = gaia_core::client::DEFAULT_SERVER)]
     server: String,
-    /// A worker (or admin) token.
+    /// A worker (or admin) token; prefer GAIA_TOKEN (a flag is visible in `ps`).
     #[arg(long, env = "GAIA_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificate(s), PEM, to trust for an https:// server instead of the public roots.
+    #[arg(long, env = "GAIA_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Name shown in lists (default: the host name).
     #[arg(long)]
     name: Option<String>,
@@ -104,6 +107,7 @@ pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
         );
     };
     let mut cfg = WorkerConfig::new(&a.server, token.trim(), a.experiments_dir);
+    cfg.ca_cert = a.ca_cert;
     if let Some(n) = a.name {
         cfg.name = n;
     }

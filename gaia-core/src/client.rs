@@ -51,15 +51,76 @@ fn path_segment(s: &str) -> String {
 }
 
 impl Client {
-    /// A client for `server` (`http://host:port` or `https://...`).
+    /// A client for `server` (`http://host:port` or `https://...`); HTTPS servers are checked
+    /// against the Mozilla (webpki) roots, as a public certificate from Caddy is.
     pub fn new(server: &str, token: Option<String>) -> Result<Client, ClientError> {
+        Client::build(server, token, None)
+    }
+
+    /// Like [`Client::new`], trusting only the CA certificates in `ca_pem` for HTTPS (a lab's
+    /// own CA, or Caddy's `tls internal` root).
+    pub fn with_ca(
+        server: &str,
+        token: Option<String>,
+        ca_pem: &[u8],
+    ) -> Result<Client, ClientError> {
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(ca_pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(ClientError::Config(format!(
+                        "cannot read the CA certificate: {e}"
+                    )));
+                }
+            }
+        }
+        if certs.is_empty() {
+            return Err(ClientError::Config(
+                "the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+        Client::build(
+            server,
+            token,
+            Some(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs))),
+        )
+    }
+
+    /// [`Client::new`] or [`Client::with_ca`], from an optional CA file.
+    pub fn connect(
+        server: &str,
+        token: Option<String>,
+        ca_file: Option<&Path>,
+    ) -> Result<Client, ClientError> {
+        match ca_file {
+            None => Client::new(server, token),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    ClientError::Config(format!("cannot read CA file {}: {e}", path.display()))
+                })?;
+                Client::with_ca(server, token, &pem)
+            }
+        }
+    }
+
+    fn build(
+        server: &str,
+        token: Option<String>,
+        roots: Option<ureq::tls::RootCerts>,
+    ) -> Result<Client, ClientError> {
         let base = server.trim().trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::Config(format!(
                 "server URL {server:?} must start with http:// or https://"
             )));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if let Some(roots) = roots {
+            config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+        }
+        let agent: ureq::Agent = config
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(Duration::from_secs(120)))

@@ -250,6 +250,14 @@ impl Worker {
         Worker::start_bin(server, name, &gaia_bin(), &fake_experiments(), args)
     }
 
+    /// Starts a worker that reaches `server` at another URL (through a proxy, say).
+    pub fn start_via(server: &Server, url: &str, name: &str, args: &[&str]) -> Worker {
+        let mut w = Worker::unstarted(server, name, &gaia_bin(), &fake_experiments(), args);
+        w.server_url = url.to_string();
+        w.spawn();
+        w
+    }
+
     /// Starts a worker from a given `gaia` binary and experiments folder.
     pub fn start_bin(
         server: &Server,
@@ -258,9 +266,21 @@ impl Worker {
         experiments: &Path,
         args: &[&str],
     ) -> Worker {
+        let mut w = Worker::unstarted(server, name, bin, experiments, args);
+        w.spawn();
+        w
+    }
+
+    fn unstarted(
+        server: &Server,
+        name: &str,
+        bin: &Path,
+        experiments: &Path,
+        args: &[&str],
+    ) -> Worker {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
-        let mut w = Worker {
+        Worker {
             bin: bin.to_path_buf(),
             experiments: experiments.to_path_buf(),
             child: None,
@@ -271,9 +291,7 @@ impl Worker {
             token: server.token.clone(),
             _dir: Some(dir),
             log: Default::default(),
-        };
-        w.spawn();
-        w
+        }
     }
 
     /// Starts again with the same state dir (so the same worker id).

@@ -43,6 +43,8 @@ use crate::protocol::{
 pub struct WorkerConfig {
     pub server: String,
     pub token: String,
+    /// CA certificates (PEM) to trust for an HTTPS server instead of the public roots.
+    pub ca_cert: Option<PathBuf>,
     /// Shown in lists; default the host name.
     pub name: String,
     pub gpus: GpuChoice,
@@ -90,6 +92,7 @@ impl WorkerConfig {
         WorkerConfig {
             server: server.into(),
             token: token.into(),
+            ca_cert: None,
             state_dir: default_state_dir(&name),
             name,
             gpus: GpuChoice::Auto,
@@ -364,7 +367,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
     } else {
         None
     };
-    let client = Client::new(&cfg.server, Some(cfg.token.clone()))?;
+    let client = Client::connect(&cfg.server, Some(cfg.token.clone()), cfg.ca_cert.as_deref())?;
     let previous = load_state(&cfg.state_dir, &cfg.server, &cfg.name);
     let register = RegisterRequest {
         worker_id: previous,
