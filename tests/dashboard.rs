@@ -705,9 +705,7 @@ fn chromium() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
-/// Whether the browser test can run here; without its tools it is skipped loudly, except
-/// under `scripts/test` (which sets `GAIA_REQUIRE_BROWSER=1`) and CI, where a missing tool is a
-/// failure: the README's test command must not pass without having driven the browser.
+/// Whether the browser test can run here (see [`prerequisites`]).
 fn browser_tools_present() -> bool {
     let mut missing = Vec::new();
     if !chromium().exists() {
@@ -722,24 +720,7 @@ fn browser_tools_present() -> bool {
     if !browser_dir().join("node_modules/playwright-core").exists() {
         missing.push("tests/browser/node_modules (cd tests/browser && npm ci)".into());
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let set =
-        |var: &str| std::env::var(var).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(
-        !set("CI") && !set("GAIA_REQUIRE_BROWSER"),
-        "the dashboard's browser test is required here (CI or GAIA_REQUIRE_BROWSER) and cannot run; \
-         run .ci/install first; missing: {}",
-        missing.join(", ")
-    );
-    eprintln!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !! SKIPPED: the dashboard browser test needs {}\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
-        missing.join(", ")
-    );
-    false
+    prerequisites("the dashboard's browser test", &missing)
 }
 
 /// A `gaia work` running the dashboard's stand-in experiments (realistic curves).

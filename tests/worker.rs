@@ -72,6 +72,7 @@ fn builtin_jobs_return_their_result() {
         (JobKind::Reverse, "abc", json!("cba")),
         (JobKind::Upper, "abc", json!("ABC")),
         (JobKind::Sum, "1 2 3", json!(6)),
+        (JobKind::Wait, "0.3", json!("waited 0.3s")),
     ] {
         let id = c.submit(&JobSpec::builtin(kind, input)).unwrap();
         let job = wait_done(&c, id, LONG);
@@ -102,15 +103,18 @@ fn wait_exits_with_the_jobs_status() {
 #[test]
 fn server_outage_loses_and_duplicates_nothing() {
     let mut server = Server::start();
-    let _w = Worker::start(&server, "w1", &[]);
+    // A small memory bound, so the outage's rows spill to the spool file and come back from it.
+    let w = Worker::start(&server, "w1", &["--spool-after-rows", "40"]);
     let c = server.client();
-    let id = submit_fake(&c, json!({"gens": 150, "delay": 0.04}));
+    let id = submit_fake(&c, json!({"gens": 300, "delay": 0.02}));
     wait_for("rows to stream", LONG, || {
         (c.job(id).unwrap().progress.rows >= 20).then_some(())
     });
     server.kill9();
-    // The experiment keeps printing while the server is away.
-    std::thread::sleep(Duration::from_secs(4));
+    // 10 s away: the experiment prints its remaining ~280 generations and ends meanwhile, so its
+    // rows, logs, files and its completion all wait for the server.
+    w.wait_log("spooling rows");
+    std::thread::sleep(Duration::from_secs(10));
     server.restart();
     let c = server.client();
     let job = wait_done(&c, id, LONG);
@@ -119,9 +123,26 @@ fn server_outage_loses_and_duplicates_nothing() {
     let rows = c.rows(id, None, None).unwrap();
     assert_eq!(
         gen_lines(&rows.rows),
-        (1..=150).collect::<Vec<_>>(),
+        (1..=300).collect::<Vec<_>>(),
         "every generation exactly once"
     );
+    assert_eq!(
+        rows.rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..300).collect::<Vec<_>>()
+    );
+    let logs = c.logs(id, 0, 100).unwrap();
+    assert!(
+        logs.lines
+            .iter()
+            .any(|l| l.text.contains(r#"@gaia {"final""#))
+    );
+    assert_eq!(job.files.len(), 2, "result files uploaded after the outage");
+    // The spool file is gone once its rows are in.
+    let spool = w.state_dir.join("spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "spool files left: {left:?}");
 }
 
 #[test]
@@ -461,4 +482,312 @@ fn a_clean_server_stop_keeps_every_reported_job() {
         after >= done_before,
         "{done_before} succeeded before a clean stop, {after} after"
     );
+}
+
+#[test]
+fn a_second_signal_gives_running_jobs_back_and_exits_at_once() {
+    let server = Server::start();
+    let c = server.client();
+    let mut w = Worker::start(&server, "twice", &[]);
+    let id = submit_fake(&c, json!({"gens": 2000, "delay": 0.05}));
+    wait_for("the job to stream", LONG, || {
+        (c.job(id).unwrap().progress.rows >= 3).then_some(())
+    });
+    w.signal(libc::SIGINT);
+    w.wait_log("signal again to requeue");
+    let t0 = std::time::Instant::now();
+    w.signal(libc::SIGINT);
+    let status = w.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let job = c.job(id).unwrap();
+    assert_eq!(job.state, JobState::Queued, "given back: {job:?}");
+    let outcome = job.attempts[0].outcome.clone().unwrap_or_default();
+    assert!(outcome.starts_with("requeued"), "{outcome}");
+    // A hand-back does not count against the job's attempts: the next worker runs it.
+    let _next = Worker::start(&server, "next", &[]);
+    wait_for("the job to run again", LONG, || {
+        let j = c.job(id).unwrap();
+        (j.state == JobState::Running && j.attempt == 2).then_some(())
+    });
+}
+
+#[test]
+fn a_job_that_ignores_sigterm_is_killed_after_the_grace() {
+    let server = Server::start();
+    let c = server.client();
+    // The helper starts workers with --kill-grace 2.
+    let _w = Worker::start(&server, "stubborn", &["--allow-commands"]);
+    let id = c
+        .submit(&JobSpec {
+            kind: JobKind::Command,
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "trap '' TERM; echo pid=$$; while true; do sleep 0.1; done".into(),
+            ],
+            max_attempts: 1,
+            ..JobSpec::default()
+        })
+        .unwrap();
+    let pid: i32 = wait_for("the job to print its pid", LONG, || {
+        c.logs(id, 0, 10)
+            .unwrap()
+            .lines
+            .iter()
+            .find_map(|l| l.text.strip_prefix("pid=").map(|p| p.parse().unwrap()))
+    });
+    let t0 = std::time::Instant::now();
+    c.cancel(id).unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Cancelled);
+    wait_for("the process to be gone", Duration::from_secs(10), || {
+        (!process_alive(pid)).then_some(())
+    });
+    let took = t0.elapsed();
+    // It outlived SIGTERM (so the grace ran) and SIGKILL ended it.
+    assert!(took >= Duration::from_millis(1500), "gone after {took:?}");
+    assert!(took < Duration::from_secs(9), "gone after {took:?}");
+}
+
+#[test]
+fn what_a_finished_job_leaves_running_is_killed() {
+    let server = Server::start();
+    let c = server.client();
+    let _w = Worker::start(&server, "tidy", &[]);
+    // The experiment forks a `sleep 1000` into its process group and exits normally.
+    let id = submit_fake(&c, json!({"mode": "fork", "gens": 3}));
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let mut pid = Vec::new();
+    c.download(&format!("/api/v1/jobs/{id}/files/child.pid"), &mut pid)
+        .unwrap();
+    let pid: i32 = String::from_utf8(pid).unwrap().trim().parse().unwrap();
+    wait_for(
+        "the left-over child to be gone",
+        Duration::from_secs(10),
+        || (!process_alive(pid)).then_some(()),
+    );
+}
+
+#[test]
+fn a_worker_the_server_forgot_registers_again_as_itself() {
+    let mut server = Server::start_with(&["--heartbeat", "0.5", "--lease-timeout", "5"]);
+    let _w = Worker::start(&server, "phoenix", &[]);
+    let c = server.client();
+    let id = wait_for("the worker to register", LONG, || {
+        c.workers().unwrap().workers.first().map(|w| w.id.clone())
+    });
+    // Heartbeats carry live utilisation.
+    wait_for("utilisation in a heartbeat", LONG, || {
+        let w = c.workers().unwrap().workers.remove(0);
+        (w.usage.memory_percent > 0.0).then_some(())
+    });
+    // The server loses its database (a new data dir on the same address).
+    server.kill9();
+    std::fs::remove_dir_all(server.data_dir()).unwrap();
+    server.restart();
+    let c = server.client();
+    let back = wait_for("the worker to register again", LONG, || {
+        c.workers().unwrap().workers.first().cloned()
+    });
+    assert_eq!(back.id, id, "the same worker id");
+    assert_eq!(back.name, "phoenix");
+    let job = c.submit(&JobSpec::builtin(JobKind::Hash, "x")).unwrap();
+    assert_eq!(wait_done(&c, job, LONG).state, JobState::Succeeded);
+}
+
+#[test]
+fn a_result_file_over_the_upload_limit_is_named_in_the_job_log_and_kept_off_the_server() {
+    let server = Server::start();
+    let c = server.client();
+    let _w = Worker::start(&server, "small", &["--max-file-mib", "1"]);
+    let id = submit_fake(&c, json!({"gens": 3, "big_file_mb": 2}));
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let mut names: Vec<&str> = job.files.iter().map(|f| f.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["curve.csv", "result.json"]);
+    let logs = server.cli_ok(&["logs", &id.to_string()]);
+    assert!(
+        logs.contains("big.bin (2097152 bytes) is over this worker's upload limit"),
+        "{logs}"
+    );
+    assert_eq!(
+        job.warnings, 2,
+        "the fake's own WARNING and the refused file"
+    );
+}
+
+#[test]
+fn the_demo_runs_server_worker_and_the_real_experiments() {
+    use std::io::BufRead;
+    let python = repo_root().join("experiments/.venv/bin/python");
+    let missing = if python.exists() {
+        vec![]
+    } else {
+        vec!["experiments/.venv (scripts/test builds it)".to_string()]
+    };
+    if !prerequisites("the demo test", &missing) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gaia-data");
+    let start = |data: &std::path::Path| {
+        let mut child = std::process::Command::new(gaia_bin())
+            .args(["demo", "--port", "0", "--data-dir"])
+            .arg(data)
+            .arg("--experiments-dir")
+            .arg(repo_root().join("experiments"))
+            .arg("--python")
+            .arg(&python)
+            .env_remove("GAIA_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let done = line.contains("Ctrl-C stops");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        let find = |key: &str| {
+            printed
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
+                .unwrap_or_else(|| panic!("no {key:?} line in {printed:#?}"))
+        };
+        let url = find("dashboard:").trim_end_matches('/').to_string();
+        let token = find("token:");
+        (child, url, token, printed)
+    };
+    let (mut child, url, token, printed) = start(&data);
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("submitted the demo study")),
+        "{printed:#?}"
+    );
+    let c = gaia_core::client::Client::new(&url, Some(token.clone())).unwrap();
+    let (status, page) = http("GET", &format!("{url}/"), None, None);
+    assert_eq!(status, 200);
+    assert!(page.contains("GAIA"));
+    let jobs = c.jobs(&Default::default()).unwrap();
+    assert_eq!(jobs.total, 7, "the demo study");
+    // The real experiments run on the local worker and report every generation.
+    let done = wait_for("a demo job to succeed", Duration::from_secs(300), || {
+        c.jobs(&Default::default())
+            .unwrap()
+            .jobs
+            .into_iter()
+            .find(|j| j.state == JobState::Succeeded)
+    });
+    assert!(
+        done.progress.rows > 0 && done.progress.best_ever.is_some(),
+        "{done:?}"
+    );
+    assert!(!c.rows(done.id, None, None).unwrap().rows.is_empty());
+
+    // Ctrl-C stops everything cleanly; a second start finds the study and does not resubmit.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "demo did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let (mut again, url, token2, printed) = start(&data);
+    assert_eq!(token2, token, "the same admin token");
+    assert!(
+        printed.iter().any(|l| l.contains("already there (7 jobs)")),
+        "{printed:#?}"
+    );
+    let c = gaia_core::client::Client::new(&url, Some(token)).unwrap();
+    assert_eq!(c.jobs(&Default::default()).unwrap().total, 7);
+    let _ = again.kill();
+    let _ = again.wait();
+}
+
+/// An example binary of gaia-core, built by `cargo test --workspace` beside this test binary.
+fn example_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent() // deps
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+#[test]
+fn the_embedding_examples_serve_and_work() {
+    let (server_bin, worker_bin) = (
+        example_bin("embedded_server"),
+        example_bin("embedded_worker"),
+    );
+    let missing: Vec<String> = [&server_bin, &worker_bin]
+        .iter()
+        .filter(|p| !p.exists())
+        .map(|p| format!("{} (cargo test --workspace builds it)", p.display()))
+        .collect();
+    if !prerequisites("the examples test", &missing) {
+        return;
+    }
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(&server_bin)
+        .arg(dir.path().join("data"))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let line = out.next().unwrap().unwrap();
+    let token = line
+        .rsplit("with token ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    let c = gaia_core::client::Client::new(&url, Some(token.clone())).unwrap();
+    let id = c.submit(&JobSpec::builtin(JobKind::Hash, "hello")).unwrap();
+
+    let mut worker = std::process::Command::new(&worker_bin)
+        .arg(fake_experiments())
+        .env("GAIA_SERVER", &url)
+        .env("GAIA_TOKEN", &token)
+        .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path().join("xdg"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.worker_name.as_deref(), Some("embedded"));
+    unsafe { libc::kill(worker.id() as i32, libc::SIGINT) };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut worker.stdout.take().unwrap(), &mut said).unwrap();
+    assert!(worker.wait().unwrap().success());
+    assert!(said.contains("ran 1 job(s)"), "{said}");
+    unsafe { libc::kill(server.id() as i32, libc::SIGINT) };
+    assert!(server.wait().unwrap().success());
 }

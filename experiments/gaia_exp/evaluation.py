@@ -152,20 +152,24 @@ _RUNNER: EpisodeRunner | None = None
 _KILLED_POOLS: list = []
 
 
-def _init_worker(cfg: GymConfig) -> None:
+def _init_worker(cfg: GymConfig, parent: int | None = None) -> None:
     global _RUNNER
     # The parent handles Ctrl-C and SIGTERM and kills the pool; workers just die.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _start_orphan_watchdog()
+    _start_orphan_watchdog(os.getppid() if parent is None else parent)
     _RUNNER = EpisodeRunner(cfg)
 
 
-def _start_orphan_watchdog(period: float = 0.5) -> None:
-    """Exit this worker when its parent is gone. The pool replaces dead workers from a helper
-    thread, so a replacement forked while the parent is being killed would otherwise wait on
-    its task queue forever."""
-    parent = os.getppid()
+def _start_orphan_watchdog(parent: int, period: float = 0.5) -> None:
+    """Exit this worker when its parent (the pid of the process that made the pool) is gone.
+    The pool replaces dead workers from a helper thread, so a replacement forked while the
+    parent is being killed would otherwise wait on its task queue forever, keeping the run's
+    stdout/stderr pipes open. ``parent`` must come from the parent, not from ``os.getppid()``
+    here: such a replacement may only get here once its parent is dead and it has been
+    re-parented, and would then watch the wrong process for ever."""
+    if os.getppid() != parent:
+        os._exit(0)
 
     def watch():
         while True:
@@ -211,8 +215,8 @@ class GymEvaluator:
         if self.workers > 1:
             import multiprocessing as mp
 
-            self.pool = mp.get_context().Pool(self.workers, initializer=_init_worker, initargs=(cfg,))
-            self._worker_pids = {p.pid for p in mp.active_children()}
+            self.pool = mp.get_context().Pool(self.workers, initializer=_init_worker, initargs=(cfg, os.getpid()))
+            self._worker_pids = {p.pid for p in self.pool._pool}  # this pool's, not other children
 
     @property
     def n_params(self) -> int:
@@ -259,10 +263,15 @@ class GymEvaluator:
         if self.pool is not None:
             if terminate:
                 import multiprocessing as mp
+                from multiprocessing.pool import TERMINATE
 
                 _KILLED_POOLS.append(self.pool)  # dropping it would run its (hanging) finalizer
-                # The pool's helper thread replaces dead workers (every 0.1 s): keep killing
-                # until none is left for a moment; a late replacement exits by its watchdog.
+                # The pool's helper thread replaces dead workers: tell it to stop (it checks on
+                # its next wake-up, which the first kill causes), then keep killing until none
+                # is left for a moment; a late replacement exits by its watchdog.
+                handler = getattr(self.pool, "_worker_handler", None)
+                if handler is not None:
+                    handler._state = TERMINATE
                 quiet_since = time.monotonic()
                 deadline = quiet_since + 2.0
                 while time.monotonic() < deadline and time.monotonic() - quiet_since < 0.3:

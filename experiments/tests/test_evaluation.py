@@ -136,13 +136,13 @@ import os, signal, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from gaia_exp.evaluation import GymConfig, GymEvaluator
-for round in range(4):
+for i in range(4):
     ev = GymEvaluator(GymConfig("CartPole-v1", (4,), max_episode_steps=10, backend="scalar"), 2)
     thetas = np.zeros((4, ev.n_params))
     ev.returns(thetas, [1])
     # one idle worker holds the task queue's read lock (a kill leaves it locked: the next batch
     # never finishes), the other does not (the next batch finishes at once): kill each in turn
-    os.kill(sorted(ev._worker_pids)[round % 2], signal.SIGKILL)
+    os.kill(sorted(ev._worker_pids)[i % 2], signal.SIGKILL)
     time.sleep(0.3)  # the pool's helper thread replaces it within 0.1 s
     try:
         for _ in range(3):
@@ -169,3 +169,51 @@ def test_worker_that_died_between_batches_is_an_error():
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["raised: an evaluation worker process died (killed, or out of memory?)"] * 4
+
+
+LATE_WORKER = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from gaia_exp.evaluation import _start_orphan_watchdog
+parent = os.getpid()  # what the pool's maker passes to its workers
+child = os.fork()
+if child:  # the parent dies before its worker has started (GAIA killing the run)
+    print(child, flush=True)
+    os._exit(0)
+devnull = os.open(os.devnull, os.O_WRONLY)
+os.dup2(devnull, 1)  # the worker must not keep the test's pipes open
+os.dup2(devnull, 2)
+while os.getppid() == parent:
+    time.sleep(0.01)  # re-parented: only now does the worker run its initializer
+_start_orphan_watchdog(parent, period=0.05)
+time.sleep(60)
+"""
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="uses fork and /proc")
+def test_worker_started_after_its_parent_died_exits():
+    """A pool worker forked while the run is being killed may run its initializer only once
+    it has been re-parented: its watchdog must watch the pool's maker (passed from the parent),
+    not whatever os.getppid() says then, or the worker lives for ever holding the run's pipes."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    p = subprocess.run([sys.executable, "-c", LATE_WORKER, str(Path(__file__).resolve().parent.parent)],
+                       capture_output=True, text=True, timeout=30)
+    worker = int(p.stdout)
+    deadline = time.monotonic() + 5
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(worker):
+        __import__("os").kill(worker, 9)
+        pytest.fail("the orphaned worker did not exit")

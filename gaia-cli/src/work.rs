@@ -63,12 +63,19 @@ pub struct WorkArgs {
     /// Kill jobs running longer than this many seconds (timed_out).
     #[arg(long, value_name = "SECS")]
     job_timeout: Option<f64>,
+    /// Largest result file uploaded, in MiB (bigger ones are named in the job's log and kept
+    /// off the server).
+    #[arg(long, default_value_t = 100, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    max_file_mib: u64,
     /// Seconds between SIGTERM and SIGKILL when stopping a job.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     kill_grace: f64,
     /// Send rows as JSON instead of postcard.
     #[arg(long, hide = true)]
     json_rows: bool,
+    /// Rows of a job kept in memory during a server outage before they spill to disk.
+    #[arg(long, hide = true, default_value_t = gaia_core::worker::stream::MEMORY_ROWS)]
+    spool_after_rows: usize,
     /// Move to the promoted release between jobs: download, verify, replace this binary
     /// (keeping <exe>.bak), sync the experiments, restart with the same arguments.
     #[arg(long)]
@@ -130,6 +137,8 @@ pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
         .transpose()?;
     cfg.kill_grace = secs(a.kill_grace, "--kill-grace")?;
     cfg.postcard = !a.json_rows;
+    cfg.memory_rows = a.spool_after_rows;
+    cfg.max_upload = a.max_file_mib << 20;
     cfg.auto_update = a.auto_update;
     cfg.update_now = a.update_now;
     cfg.trust_key = match &a.trust_key {

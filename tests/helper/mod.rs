@@ -418,3 +418,26 @@ pub fn process_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Whether a test's outside prerequisites are here. Missing ones skip the test loudly, except
+/// under `scripts/test` (`GAIA_TESTS_STRICT=1`) or CI, where they fail it: the README's test
+/// command must not pass without having run everything.
+pub fn prerequisites(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let set =
+        |var: &str| std::env::var(var).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    assert!(
+        !set("CI") && !set("GAIA_TESTS_STRICT"),
+        "{test} cannot run here (run .ci/install, then scripts/test); missing: {}",
+        missing.join(", ")
+    );
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !! SKIPPED: {test} needs {}\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
+        missing.join(", ")
+    );
+    false
+}

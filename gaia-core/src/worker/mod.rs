@@ -73,6 +73,9 @@ pub struct WorkerConfig {
     pub max_upload: u64,
     /// Send rows as postcard (else JSON).
     pub postcard: bool,
+    /// Rows of one job kept in memory while the server is unreachable; past this they spill
+    /// to a file in the state dir (default [`stream::MEMORY_ROWS`]).
+    pub memory_rows: usize,
     /// Move to the promoted release between jobs (replacing this binary).
     pub auto_update: bool,
     /// With `auto_update`: give running jobs back instead of waiting for them.
@@ -115,6 +118,7 @@ impl WorkerConfig {
             claim_wait: Duration::from_secs(30),
             max_upload: 100 << 20,
             postcard: true,
+            memory_rows: stream::MEMORY_ROWS,
             auto_update: false,
             update_now: false,
             trust_key: None,
@@ -993,6 +997,7 @@ fn run_process(
             lease: a.lease,
             spool_dir: cfg.state_dir.join("spool"),
             postcard: cfg.postcard,
+            memory_rows: cfg.memory_rows,
         },
         signals.clone(),
         Arc::new(Mutex::new(|m: &str| say(m))),
@@ -1006,6 +1011,33 @@ fn run_process(
         grace: cfg.kill_grace,
     };
     let (ended, result) = runner::run(&spec, streamer.sender(), signals, &say);
+    // The files the job left, checked while its log is still open: a file that cannot be
+    // uploaded says why in the job's own log, where its owner looks.
+    let mut files = Vec::new();
+    for (name, path, size) in runner::output_files(&out_dir) {
+        let refused = if size > cfg.max_upload {
+            Some(format!(
+                "result file {name} ({size} bytes) is over this worker's upload limit of {} bytes (gaia work --max-file-mib); not uploaded",
+                cfg.max_upload
+            ))
+        } else if crate::model::validate_name("file name", &name).is_err() {
+            Some(format!(
+                "result file {name:?} not uploaded: use 1-64 characters of A-Z a-z 0-9 _ - ."
+            ))
+        } else {
+            None
+        };
+        match refused {
+            Some(why) => {
+                say(&format!("job {}: {why}", job.id));
+                streamer.sender().send(stream::Item::Log(
+                    crate::model::Stream::Stderr,
+                    format!("WARNING: gaia: {why}"),
+                ));
+            }
+            None => files.push((name, path)),
+        }
+    }
     streamer.finish();
     if signals.stale.load(Ordering::SeqCst) {
         let _ = std::fs::remove_dir_all(&work);
@@ -1059,21 +1091,7 @@ fn run_process(
         }
     }
     // Upload the files the job left, whatever its outcome (a failed run's files help debug it).
-    for (name, path, size) in runner::output_files(&out_dir) {
-        if size > cfg.max_upload {
-            say(&format!(
-                "job {}: not uploading {name} ({size} bytes > limit {})",
-                job.id, cfg.max_upload
-            ));
-            continue;
-        }
-        if crate::model::validate_name("file name", &name).is_err() {
-            say(&format!(
-                "job {}: not uploading {name:?} (name not allowed)",
-                job.id
-            ));
-            continue;
-        }
+    for (name, path) in files {
         let mut backoff = Duration::from_millis(250);
         loop {
             match shared

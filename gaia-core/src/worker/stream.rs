@@ -23,7 +23,8 @@ use crate::protocol::{LogBatch, LogInput, RowBatch};
 pub const BATCH_ROWS: usize = 500;
 /// Longest a row waits before it is sent.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(250);
-/// Rows kept in memory while the server is unreachable; past this they go to the spool file.
+/// Rows kept in memory while the server is unreachable, by default; past this they go to the
+/// spool file ([`Target::memory_rows`]).
 pub const MEMORY_ROWS: usize = 50_000;
 /// Log lines kept while the server is unreachable (older ones are dropped past this; the
 /// server keeps a bounded log per job anyway).
@@ -72,6 +73,9 @@ pub struct Target {
     pub spool_dir: PathBuf,
     /// Send rows as postcard (else JSON).
     pub postcard: bool,
+    /// Rows kept in memory while the server is unreachable before they spill to the spool
+    /// file (default [`MEMORY_ROWS`]).
+    pub memory_rows: usize,
 }
 
 impl Streamer {
@@ -211,7 +215,7 @@ impl State {
                 r.seq = self.next_seq;
                 self.next_seq += 1;
                 self.rows.push_back(r);
-                if self.rows.len() > MEMORY_ROWS {
+                if self.rows.len() > self.t.memory_rows.max(2) {
                     self.spill();
                 }
             }
