@@ -934,6 +934,70 @@ mod tests {
         }
     }
 
+    /// Pixels of exactly `rgb` in the rectangle `x0..x1 × y0..y1`.
+    fn count(img: &[u8], w: u32, (x0, x1, y0, y1): (u32, u32, u32, u32), rgb: [u8; 3]) -> usize {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| ((y * w + x) * 3) as usize))
+            .filter(|&i| img[i..i + 3] == rgb)
+            .count()
+    }
+
+    /// Non-white pixels in the rectangle.
+    fn ink_in(img: &[u8], w: u32, (x0, x1, y0, y1): (u32, u32, u32, u32)) -> usize {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| ((y * w + x) * 3) as usize))
+            .filter(|&i| img[i..i + 3] != [255, 255, 255])
+            .count()
+    }
+
+    #[test]
+    fn axis_descriptions_grid_and_legend_are_drawn() {
+        let (w, h) = (1600, 1000);
+        let full = figure("job 42", w, h);
+        let (_, _, img) = decode(&render(&full).unwrap());
+        let mut bare = full.clone();
+        bare.panels[0].x_label.clear();
+        bare.panels[0].y_label.clear();
+        let (_, _, bare_img) = decode(&render(&bare).unwrap());
+        // The x description sits under the tick labels, the y description left of them.
+        let bottom = (0, w, h - h / 20, h);
+        let left = (0, w / 40, 0, h);
+        assert!(
+            ink_in(&img, w, bottom) > ink_in(&bare_img, w, bottom) + 200,
+            "no x axis description"
+        );
+        assert!(
+            ink_in(&img, w, left) > ink_in(&bare_img, w, left) + 200,
+            "no y axis description"
+        );
+        // Grid lines in their two greys across the plot.
+        let plot = (w / 5, w - w / 10, h / 5, h - h / 5);
+        assert!(
+            count(&img, w, plot, [200, 200, 200]) > 2000,
+            "no major grid"
+        );
+        assert!(
+            count(&img, w, plot, [238, 238, 238]) > 2000,
+            "no minor grid"
+        );
+        // The curve ends high, so its legend (a box with a grey border) sits lower right.
+        let lower_right = (w / 2, w, h / 2, h);
+        let upper_right = (w / 2, w, 0, h / 2);
+        let border = [150, 150, 150];
+        assert!(count(&img, w, lower_right, border) > 300, "no legend box");
+        assert!(
+            count(&img, w, upper_right, border) < 50,
+            "legend in the wrong place"
+        );
+        let mut unlabeled = full.clone();
+        unlabeled.panels[0].lines[0].label = "x".into();
+        let (_, _, short) = decode(&render(&unlabeled).unwrap());
+        assert!(
+            ink_in(&img, w, lower_right) > ink_in(&short, w, lower_right) + 200,
+            "the legend's text is drawn"
+        );
+    }
+
     #[test]
     fn log_scale_bands_and_empty_figures_render() {
         let x: Vec<f64> = (0..50).map(|i| i as f64 * 10.0).collect();
