@@ -11,7 +11,9 @@ Prints:
    (short episodes), "late" = small perturbations of a solving policy (nearly every episode
    lasts the full 500 steps, the worst case); populations of 18 (cma_es' default) and 200. Both
    backends: gymnasium's numpy CartPole vector env (the default) and scalar envs. Also evals per
-   CPU-second (main process + pool workers), which hardly depends on other load.
+   CPU-second (main process + pool workers), which hardly depends on other load. With all cores,
+   the line says whether the pool was used: vector-env batches of fewer than 512 episodes run
+   in-process whatever the number of workers (gaia_exp/evaluation.py explains why).
 
 The machine may be shared: the load average is printed with the figures.
 """
@@ -94,12 +96,21 @@ def throughput(workers: int, backend: str, thetas_per_gen: list[np.ndarray], max
             if time.perf_counter() - t > max_seconds:
                 break
         dt = time.perf_counter() - t
+        pool_batches = ev.pool_batches
     finally:
         ev.close()
     cpu = time.process_time() - cpu0 + _children_cpu() - child0
     return {"workers": workers, "backend": backend, "evals": evals, "seconds": dt, "evals_per_s": evals / dt,
             "steps_per_s": steps / dt, "mean_episode_len": steps / evals / 5, "cpu_s": cpu,
-            "evals_per_cpu_s": evals / cpu}
+            "evals_per_cpu_s": evals / cpu, "generations": g, "pool_batches": pool_batches}
+
+
+def pool_use(r: dict) -> str:
+    """Whether the pool was used: vector-env batches under 2 x VECTOR_MIN_EPISODES_PER_CHUNK
+    episodes run in-process whatever the number of workers (see gaia_exp/evaluation.py)."""
+    if r["pool_batches"] == 0:
+        return "pool unused (batch run in-process)"
+    return f"pool used for {r['pool_batches']}/{r['generations'] + 1} batches"
 
 
 def main() -> int:
@@ -148,8 +159,8 @@ def main() -> int:
                 result["throughput"].append(r)
                 print(f"  {label:5s} pop {pop:3d} {backend:6s} workers={workers}: {r['evals_per_s']:6.0f} evals/s "
                       f"({r['evals_per_s'] / ORIGINAL_EVALS_PER_S:4.1f}x original), {r['steps_per_s']:9,.0f} env steps/s, "
-                      f"episodes {r['mean_episode_len']:3.0f} steps; {r['evals_per_cpu_s']:5.0f} evals/CPU-s",
-                      flush=True)
+                      f"episodes {r['mean_episode_len']:3.0f} steps; {r['evals_per_cpu_s']:5.0f} evals/CPU-s"
+                      f"{'' if workers == 1 else '; ' + pool_use(r)}", flush=True)
     result["load_after"] = load()
     print(f"\nload average after: {result['load_after']}", flush=True)
     if args.json:

@@ -62,6 +62,7 @@ def test_pool_matches_in_process(backend, n, monkeypatch):
         two.close()
     # scalar envs: always split over the workers; vector env: only batches of >= 2 x 256 episodes
     assert calls == ([2, 2] if backend == "scalar" else [2])
+    assert two.pool_batches == len(calls) and one.pool_batches == 0
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "MountainCarContinuous-v0", "Acrobot-v1"])
@@ -121,7 +122,7 @@ def test_pool_made_once_per_run_and_workers_keep_their_envs(capsys, monkeypatch,
     assert code == 0, out.err
     assert sum(line.startswith("Gen ") for line in out.out.splitlines()) == 10
     assert len(made) == 1  # 10 generations and the final evaluation, one pool
-    assert batches[:10] == [2] * 10  # every generation was split over both workers
+    assert batches == [2] * 10  # every generation split over both workers (the final evaluation: in-process)
     pids = {pid for pid, _, _ in identities}
     assert 1 <= len(pids) <= 2 and pids <= {p.pid for p in made[0]._pool}
     for pid in pids:  # one EpisodeRunner per process, which has kept the envs of past generations
