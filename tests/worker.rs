@@ -321,11 +321,29 @@ fn exit_when_idle_and_a_first_signal_drain() {
         (c.job(id).unwrap().state == JobState::Running).then_some(())
     });
     w.signal(libc::SIGINT);
+    // Shown as draining at once (heartbeats are 5 s apart here), and offline once it has gone.
+    let state_of = |name: &str| {
+        c.workers()
+            .unwrap()
+            .workers
+            .into_iter()
+            .find(|w| w.name == name)
+            .map(|w| w.state)
+    };
+    wait_for(
+        "the worker to show draining",
+        Duration::from_secs(3),
+        || (state_of("drainer") == Some(gaia_core::model::WorkerState::Draining)).then_some(()),
+    );
     let queued = c
         .submit(&JobSpec::builtin(JobKind::Upper, "later"))
         .unwrap();
     let status = w.wait_exit(LONG);
     assert!(status.success());
+    assert_eq!(
+        state_of("drainer"),
+        Some(gaia_core::model::WorkerState::Offline)
+    );
     assert_eq!(
         c.job(id).unwrap().state,
         JobState::Succeeded,
@@ -374,8 +392,9 @@ fn the_worker_builds_the_python_environment_itself() {
 fn command_jobs_run_only_where_allowed() {
     let server = Server::start();
     let c = server.client();
-    let _plain = Worker::start(&server, "plain", &[]);
-    let out = server.cli_ok(&[
+    let plain = Worker::start(&server, "plain", &[]);
+    plain.wait_log("registered");
+    let out = server.cli(&[
         "submit",
         "--kind",
         "command",
@@ -384,7 +403,14 @@ fn command_jobs_run_only_where_allowed() {
         "-c",
         "echo 'Gen 1 | Best: 5 | Ever: 5'; echo \"job=$GAIA_JOB_ID unbuffered=$PYTHONUNBUFFERED token=${GAIA_TOKEN:-hidden}\"; echo done",
     ]);
-    let id: u64 = out.trim().parse().unwrap();
+    assert!(out.status.success());
+    let id: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // It does not wait silently: the submitter is told why.
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains("no online worker runs command jobs") && note.contains("--allow-commands"),
+        "{note}"
+    );
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
         c.job(id).unwrap().state,
@@ -506,6 +532,11 @@ fn a_second_signal_gives_running_jobs_back_and_exits_at_once() {
     );
     let job = c.job(id).unwrap();
     assert_eq!(job.state, JobState::Queued, "given back: {job:?}");
+    assert_eq!(job.worker, None, "a queued job has no worker");
+    assert_eq!(
+        job.attempts[0].worker_name, "twice",
+        "its attempt keeps who ran it"
+    );
     let outcome = job.attempts[0].outcome.clone().unwrap_or_default();
     assert!(outcome.starts_with("requeued"), "{outcome}");
     // A hand-back does not count against the job's attempts: the next worker runs it.

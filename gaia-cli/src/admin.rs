@@ -153,8 +153,17 @@ pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
             json,
         } => {
             let client = conn.client()?;
+            // A default name unique enough for tokens made in a loop (seconds and micros).
             let name = name.unwrap_or_else(|| {
-                format!("{}-{}", scope.as_str(), gaia_core::model::now_ms() / 1000)
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                format!(
+                    "{}-{}-{:06}",
+                    scope.as_str(),
+                    t.as_secs(),
+                    t.subsec_micros()
+                )
             });
             let t = client.create_token(&name, scope)?;
             if json {

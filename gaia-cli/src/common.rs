@@ -43,11 +43,36 @@ impl Conn {
         if token.is_none() {
             anyhow::bail!(
                 "no token: pass --token or set GAIA_TOKEN (gaia serve printed the admin token; \
-                 `gaia token create` makes others)"
+                 `gaia token create` makes others), or, on the server's machine, point \
+                 --data-dir / GAIA_DATA_DIR at its data dir (looked in {})",
+                self.data_dir.join(ADMIN_TOKEN_FILE).display()
             );
         }
         Client::connect(&self.server, token, self.ca_cert.as_deref())
             .context("bad --server or --ca-cert")
+    }
+}
+
+/// Warns about experiment methods the shipped experiments do not know (most likely a typo:
+/// `cma-es`); they are still submitted, since a worker's own experiments may know them.
+pub fn warn_unknown_methods<'a>(methods: impl IntoIterator<Item = &'a str>) {
+    for m in methods {
+        if !gaia_core::model::SHIPPED_METHODS.contains(&m) {
+            eprintln!(
+                "warning: method {m:?} is not one the shipped experiments know ({}); it fails unless the workers' experiments define it",
+                gaia_core::model::SHIPPED_METHODS.join(", ")
+            );
+        }
+    }
+}
+
+/// Says on stderr when no online worker could take a job like `spec`, so a job that will wait
+/// in the queue does not wait silently. Quiet when the token may not list workers.
+pub fn note_if_unrunnable(client: &Client, spec: &gaia_core::model::JobSpec) {
+    if let Ok(list) = client.workers()
+        && let Some(why) = gaia_core::model::unrunnable_reason(&list.workers, spec)
+    {
+        eprintln!("note: it waits in the queue: {why}");
     }
 }
 

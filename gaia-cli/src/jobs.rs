@@ -32,7 +32,7 @@ pub struct SubmitArgs {
     #[arg(long, alias = "environment")]
     env: Option<String>,
     /// Evaluation budget of an experiment (default 100000).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_evals: Option<u64>,
     /// Seed of an experiment.
     #[arg(long)]
@@ -119,6 +119,11 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
             "an experiment needs --method (e.g. --method cma_es); for other jobs pass --kind"
         );
     }
+    if spec.kind == JobKind::Experiment
+        && let Some(m) = &spec.method
+    {
+        crate::common::warn_unknown_methods(m.split(',').map(str::trim));
+    }
     if crate::study::wanted(&a.sweep) {
         if a.wait {
             anyhow::bail!("--wait follows one job; follow a study with: gaia study NAME");
@@ -131,6 +136,7 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
         spec.env.as_deref(),
     )?;
     let id = client.submit(&spec)?;
+    crate::common::note_if_unrunnable(&client, &spec);
     if !a.wait {
         if a.json {
             print_json(&client.job(id)?)?;
@@ -349,7 +355,9 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
             );
             println!(
                 "seed:       {}",
-                s.seed.map(|v| v.to_string()).unwrap_or("-".into())
+                s.seed
+                    .map(|v| v.to_string())
+                    .unwrap_or("- (the experiment's default)".into())
             );
             if !s.params.is_empty() {
                 println!("params:     {}", serde_json::to_string(&s.params)?);
@@ -425,9 +433,16 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
     }
     if !job.files.is_empty() {
         println!("files:");
+        let name_w = job.files.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        let size_w = job
+            .files
+            .iter()
+            .map(|f| f.size.to_string().len())
+            .max()
+            .unwrap_or(0);
         for f in &job.files {
             println!(
-                "  {}  {} bytes  sha256 {}",
+                "  {:<name_w$}  {:>size_w$} bytes  sha256 {}",
                 f.name,
                 f.size,
                 &f.sha256[..16.min(f.sha256.len())]

@@ -42,6 +42,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     if !(a.lease_timeout > 0.0 && a.heartbeat > 0.0 && a.heartbeat < a.lease_timeout) {
         anyhow::bail!("--heartbeat must be positive and shorter than --lease-timeout");
     }
+    let from_env = a.token.is_some()
+        && std::env::var_os("GAIA_TOKEN")
+            .is_some_and(|v| Some(v.to_string_lossy().trim()) == a.token.as_deref().map(str::trim));
     let (token, generated) = match a.token.as_deref().map(str::trim) {
         Some(t) if !t.is_empty() => {
             if t.len() < 8 {
@@ -61,6 +64,11 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
         .enable_all()
         .thread_name("gaia-serve")
         .build()?;
+    // The database first: a data dir another server holds is reported before we say we listen.
+    let prepared = {
+        let _guard = rt.enter();
+        server::prepare(config)?
+    };
     rt.block_on(async move {
         let addr = SocketAddr::new(a.bind, a.port);
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -93,15 +101,23 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
         } else if a.token.is_none() {
             writeln!(
                 out,
-                "admin token: in {} (clients on this machine find it there)",
+                "admin token: in {} (clients on this machine find it with --data-dir {} or GAIA_DATA_DIR)",
                 a.data_dir
                     .join(gaia_core::server::ADMIN_TOKEN_FILE)
-                    .display()
+                    .display(),
+                a.data_dir.display()
             )?;
+        } else if from_env {
+            writeln!(
+                out,
+                "admin token: the value of GAIA_TOKEN (unset it to use the one kept in the data dir)"
+            )?;
+        } else {
+            writeln!(out, "admin token: the one given with --token")?;
         }
         out.flush()?;
         drop(out);
-        server::run(listener, config, shutdown).await?;
+        prepared.run(listener, shutdown).await?;
         eprintln!("gaia serve: stopped cleanly");
         Ok(0)
     })

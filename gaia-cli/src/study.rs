@@ -146,14 +146,22 @@ pub fn submit(
     let n = done.jobs.len();
     if done.extended {
         eprintln!(
-            "study {}: {n} jobs added ({} in all); watch it with: gaia study {}",
-            done.study, done.total_jobs, done.study
+            "study {}: {n} {} added ({} in all); watch it with: gaia study {}",
+            done.study,
+            if n == 1 { "job" } else { "jobs" },
+            done.total_jobs,
+            done.study
         );
     } else {
         eprintln!(
-            "study {}: {n} jobs submitted; watch it with: gaia study {}",
-            done.study, done.study
+            "study {}: {n} {} submitted; watch it with: gaia study {}",
+            done.study,
+            if n == 1 { "job" } else { "jobs" },
+            done.study
         );
+    }
+    if let Some((_, spec)) = done.jobs.first() {
+        crate::common::note_if_unrunnable(client, spec);
     }
     Ok(exit::OK)
 }

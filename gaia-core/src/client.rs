@@ -420,6 +420,16 @@ impl Client {
         )
     }
 
+    /// Tells the server this worker is stopping (it shows offline at once).
+    pub fn leave(&self, worker_id: &str) -> Result<crate::model::Worker, ClientError> {
+        self.send(
+            "POST",
+            &format!("/api/v1/workers/{}/leave", path_segment(worker_id)),
+            &serde_json::json!({}),
+            Some(Duration::from_secs(10)),
+        )
+    }
+
     /// Claims a job for one slot, waiting up to `req.wait_ms` on the server.
     pub fn claim(&self, req: &ClaimRequest) -> Result<Option<Assignment>, ClientError> {
         Ok(self.claim_with(req)?.assignment)

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 /// Errors of the redb store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("open database {path}: {source}")]
+    // The cause is part of the message (not a `source`), so a chain printer such as anyhow's
+    // `{:#}` does not print it twice.
+    #[error("open database {}: {cause}{}", path.display(), open_hint(cause))]
     Open {
         path: PathBuf,
-        #[source]
-        source: redb::DatabaseError,
+        cause: redb::DatabaseError,
     },
     #[error(
         "open database {path}: it was written by a newer GAIA (schema version {found}, this build knows up to {supported}); upgrade this gaia binary"
@@ -26,11 +27,10 @@ pub enum StoreError {
     Redb(String),
     #[error("decode stored {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
-    #[error("io on {path}: {source}")]
+    #[error("io on {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("store writer has stopped")]
     WriterGone,
@@ -125,14 +125,23 @@ pub enum Error {
     Client(#[from] ClientError),
     #[error(transparent)]
     Worker(#[from] WorkerError),
-    #[error("io on {path}: {source}")]
+    #[error("io on {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{0}")]
     Other(String),
+}
+
+/// What to add to a database-open error a user can act on.
+fn open_hint(e: &redb::DatabaseError) -> &'static str {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            " (another gaia serve is using this data dir; stop it or pass another --data-dir)"
+        }
+        _ => "",
+    }
 }
 
 /// Result with gaia-core's [`Error`].
@@ -140,10 +149,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an io error with the path it happened on.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

@@ -259,6 +259,11 @@ pub fn validate_name(what: &str, s: &str) -> Result<(), RequestError> {
     }
 }
 
+/// The methods the experiments in this repository ship (`experiments/gaia_exp/methods/`). A
+/// worker's own experiments folder may know others, so an unknown method is a warning, not an
+/// error.
+pub const SHIPPED_METHODS: &[&str] = &["cma_es", "openai_es", "random_search", "island_model"];
+
 impl JobSpec {
     /// An experiment with the given method and budget, defaults elsewhere.
     pub fn experiment(method: &str, max_evals: u64) -> JobSpec {
@@ -658,6 +663,64 @@ pub struct Worker {
     pub update_error: Option<String>,
 }
 
+impl Worker {
+    /// Whether this worker, online, could take a job with this spec (its whole machine: a
+    /// slot may offer less). For hints such as "no worker can run this".
+    pub fn could_run(&self, spec: &JobSpec) -> bool {
+        self.state != WorkerState::Offline
+            && Capabilities {
+                kinds: self.kinds.clone(),
+                gpus: self.hardware.gpus.len() as u32,
+                memory_mb: self.hardware.memory_mb,
+                tags: self.tags.clone(),
+            }
+            .fits(spec)
+    }
+}
+
+/// Why no online worker among `workers` could take `spec`, or None if one could.
+pub fn unrunnable_reason(workers: &[Worker], spec: &JobSpec) -> Option<String> {
+    if workers.iter().any(|w| w.could_run(spec)) {
+        return None;
+    }
+    let online: Vec<&Worker> = workers
+        .iter()
+        .filter(|w| w.state != WorkerState::Offline)
+        .collect();
+    let req = &spec.requirements;
+    Some(if online.is_empty() {
+        "no worker is online (start one with gaia work)".to_string()
+    } else if !online.iter().any(|w| w.kinds.contains(&spec.kind)) {
+        if spec.kind == JobKind::Command {
+            "no online worker runs command jobs (start one with gaia work --allow-commands)".into()
+        } else {
+            format!(
+                "no online worker runs {} jobs (gaia work --kinds)",
+                spec.kind
+            )
+        }
+    } else if req.gpus > 0
+        && !online
+            .iter()
+            .any(|w| w.hardware.gpus.len() as u32 >= req.gpus)
+    {
+        format!(
+            "it needs {} GPU(s) and no online worker has that many",
+            req.gpus
+        )
+    } else if req.memory_mb > 0 && !online.iter().any(|w| w.hardware.memory_mb >= req.memory_mb) {
+        format!(
+            "it needs {} MiB of memory and no online worker has that much",
+            req.memory_mb
+        )
+    } else {
+        format!(
+            "no online worker has the tags it needs ({})",
+            req.tags.join(", ")
+        )
+    })
+}
+
 /// What one worker slot offers when it asks for work.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Capabilities {
@@ -928,6 +991,29 @@ mod tests {
         );
         cmd.env = Some("local".into());
         cmd.normalize().unwrap();
+    }
+
+    #[test]
+    fn shipped_methods_are_the_experiments_method_modules() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments/gaia_exp/methods");
+        let mut found: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                let stem = name.strip_suffix(".py")?;
+                (!stem.starts_with('_')).then(|| stem.to_string())
+            })
+            .collect();
+        found.sort();
+        let mut known: Vec<String> = SHIPPED_METHODS.iter().map(|s| s.to_string()).collect();
+        known.sort();
+        assert_eq!(
+            found,
+            known,
+            "SHIPPED_METHODS is out of date with {}",
+            dir.display()
+        );
     }
 
     #[test]

@@ -513,7 +513,14 @@ impl Queue {
                 }
                 Ok(cancel)
             }
-            _ => Err(stale(job, attempt)),
+            _ => {
+                drop(inner);
+                // Only on the refusal path: a job that does not exist is a 404, not a stale lease.
+                match self.store.read().and_then(|r| r.job(job)) {
+                    Ok(None) => Err(not_found(format!("job {job}"))),
+                    _ => Err(stale(job, attempt)),
+                }
+            }
         }
     }
 
@@ -687,6 +694,9 @@ impl Queue {
                 } else {
                     job.state = JobState::Queued;
                     job.lease = None;
+                    // Its attempts keep who ran them; a queued job has no worker.
+                    job.worker = None;
+                    job.worker_name = None;
                     if let Some(a) = job.attempts.last_mut() {
                         a.ended_at = Some(now_ms());
                         a.outcome = Some(format!("requeued: {}", clip(&reason, 200)));
@@ -696,7 +706,7 @@ impl Queue {
                 let ev = tx.event(
                     "job_requeued",
                     Some(job_id),
-                    job.worker.as_deref(),
+                    prev.worker.as_deref(),
                     format!("job {job_id} requeued: {}", clip(&reason, 200)),
                 )?;
                 Ok((job, ev))
@@ -959,7 +969,9 @@ impl Queue {
                 }
             }
             let Some(w) = inner.workers.get_mut(worker_id) else {
-                return Err(not_found(format!("worker {worker_id} (register again)")));
+                return Err(not_found(format!(
+                    "worker {worker_id} (the server does not know it: register again)"
+                )));
             };
             w.seen = now;
             if w.worker.state == WorkerState::Offline {
@@ -1005,6 +1017,37 @@ impl Queue {
         }
         self.publish(Live::Worker(Box::new(snapshot)));
         Ok(resp)
+    }
+
+    /// A worker says it is stopping: it is offline from now on (not after the lease timeout).
+    /// Jobs it still holds keep their leases and expire as usual.
+    pub async fn leave(&self, worker_id: &str) -> Result<Worker, Error> {
+        let w = {
+            let mut inner = self.lock();
+            let Some(w) = inner.workers.get_mut(worker_id) else {
+                return Err(not_found(format!("worker {worker_id}")));
+            };
+            w.worker.state = WorkerState::Offline;
+            w.worker.usage = Default::default();
+            w.worker.last_seen = now_ms();
+            w.worker.clone()
+        };
+        let saved = w.clone();
+        let ev = self
+            .store
+            .write(move |tx| {
+                tx.save_worker(&saved)?;
+                Ok(tx.event(
+                    "worker_left",
+                    None,
+                    Some(&saved.id),
+                    format!("worker {} stopped", saved.name),
+                )?)
+            })
+            .await?;
+        self.publish(Live::Event(ev));
+        self.publish(Live::Worker(Box::new(w.clone())));
+        Ok(w)
     }
 
     /// Every worker, with live state.
@@ -1150,6 +1193,8 @@ impl Queue {
                 } else {
                     job.state = JobState::Queued;
                     job.lease = None;
+                    job.worker = None;
+                    job.worker_name = None;
                     (
                         "job_requeued",
                         format!("job {job_id} requeued: attempt {attempt}'s lease expired"),

@@ -321,6 +321,11 @@ pub(crate) async fn heartbeat(app: &App, worker: &str, req: Request<Incoming>) -
     ok(&app.queue.heartbeat(worker, hb)?)
 }
 
+pub(crate) async fn leave(app: &App, worker: &str) -> HResult {
+    validate_name("worker id", worker)?;
+    ok(&app.queue.leave(worker).await?)
+}
+
 pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
     // A claim may carry the previous job's report, result included.
     let (_, body) = read_body(req).await?;

@@ -104,6 +104,19 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    prepare(config)?.run(listener, shutdown).await
+}
+
+/// A server whose database is open and whose state is loaded, not yet serving: a caller can
+/// report an unusable data dir (in use, newer schema) before it says it is listening.
+pub struct Prepared {
+    app: Arc<App>,
+    queue: Arc<Queue>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+}
+
+/// Opens the data dir's database and loads the queue (see [`Prepared::run`]).
+pub fn prepare(config: ServerConfig) -> Result<Prepared, Error> {
     if config.admin_token.trim().len() < 8 {
         return Err(Error::Other(
             "the admin token must be at least 8 characters".into(),
@@ -122,83 +135,104 @@ pub async fn run(
         shutdown: stop_rx,
         png_renders: tokio::sync::Semaphore::new(1),
     });
+    Ok(Prepared {
+        app,
+        queue,
+        stop_tx,
+    })
+}
 
-    let reaper = {
-        let queue = queue.clone();
-        let mut stop = app.shutdown.clone();
-        let tick = (queue.config().lease_timeout / 4)
-            .clamp(Duration::from_millis(50), Duration::from_secs(1));
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(tick);
-            loop {
-                tokio::select! {
-                    _ = interval.tick() => {
-                        if let Err(e) = queue.reap().await {
-                            eprintln!("gaia serve: lease expiry failed: {e}");
+impl Prepared {
+    /// Serves on `listener` until `shutdown` resolves, then stops gracefully: in-flight requests
+    /// finish (10 s at most) and the last commits are made durable.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let Prepared {
+            app,
+            queue,
+            stop_tx,
+        } = self;
+
+        let reaper = {
+            let queue = queue.clone();
+            let mut stop = app.shutdown.clone();
+            let tick = (queue.config().lease_timeout / 4)
+                .clamp(Duration::from_millis(50), Duration::from_secs(1));
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(tick);
+                loop {
+                    tokio::select! {
+                        _ = interval.tick() => {
+                            if let Err(e) = queue.reap().await {
+                                eprintln!("gaia serve: lease expiry failed: {e}");
+                            }
                         }
+                        _ = stop.changed() => break,
                     }
-                    _ = stop.changed() => break,
                 }
-            }
-        })
-    };
-
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = http1::Builder::new();
-    // The timer makes the header timeout work: a connection that does not send a whole request
-    // head within it is closed, so half-sent requests cannot pile up (slowloris).
-    http.keep_alive(true)
-        .max_buf_size(1 << 20)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(app.config.request_timeout);
-    // At most this many connections at once; beyond it new ones wait in the kernel's backlog
-    // instead of failing accept() for want of file descriptors.
-    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections()));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = &mut shutdown => break,
+            })
         };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        eprintln!("gaia serve: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = service_fn(move |req| {
+
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = http1::Builder::new();
+        // The timer makes the header timeout work: a connection that does not send a whole request
+        // head within it is closed, so half-sent requests cannot pile up (slowloris).
+        http.keep_alive(true)
+            .max_buf_size(1 << 20)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(app.config.request_timeout);
+        // At most this many connections at once; beyond it new ones wait in the kernel's backlog
+        // instead of failing accept() for want of file descriptors.
+        let connections = Arc::new(tokio::sync::Semaphore::new(max_connections()));
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = connections.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = &mut shutdown => break,
+            };
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            eprintln!("gaia serve: accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
                     let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(router::handle(app, req, peer).await) }
-                });
-                let conn = http.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                    drop(permit);
-                });
+                    let service = service_fn(move |req| {
+                        let app = app.clone();
+                        async move { Ok::<_, std::convert::Infallible>(router::handle(app, req, peer).await) }
+                    });
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                        drop(permit);
+                    });
+                }
+                _ = &mut shutdown => break,
             }
-            _ = &mut shutdown => break,
         }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+        let _ = reaper.await;
+        // Make the last volatile commits (claims and reports of the past 100 ms) durable before the
+        // process exits: a clean stop loses nothing.
+        if let Err(e) = app.store.write(|_| Ok(())).await {
+            eprintln!("gaia serve: final commit failed: {e}");
+        }
+        drop(app);
+        drop(queue);
+        Ok(())
     }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-    let _ = reaper.await;
-    // Make the last volatile commits (claims and reports of the past 100 ms) durable before the
-    // process exits: a clean stop loses nothing.
-    if let Err(e) = app.store.write(|_| Ok(())).await {
-        eprintln!("gaia serve: final commit failed: {e}");
-    }
-    drop(app);
-    drop(queue);
-    Ok(())
 }
 
 /// The connection cap: the process's file-descriptor limit (raised to its hard limit first,

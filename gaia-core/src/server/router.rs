@@ -38,6 +38,7 @@ pub enum Endpoint {
     PutFile,
     Register,
     Heartbeat,
+    Leave,
     Claim,
     ListWorkers,
     Status,
@@ -265,6 +266,13 @@ pub const ROUTES: &[Route] = &[
         WORKER,
         E::Heartbeat,
         "a worker heartbeats",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/leave",
+        WORKER,
+        E::Leave,
+        "a worker says it is stopping",
     ),
     r(
         "POST",
@@ -596,9 +604,13 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
             return Err(HttpError::new(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "a {} token may not {}: this needs a {} token",
+                    "{} {} token may not call {} {} ({}): this needs {} {} token",
+                    article(have.as_str()),
                     have.as_str(),
+                    route.method,
+                    route.path,
                     route.doc,
+                    article(need.as_str()),
                     need.as_str()
                 ),
             ));
@@ -608,6 +620,15 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
         limited(app, route, req, params, query).await
     } else {
         limited(app, route, req, params, query).await
+    }
+}
+
+/// "a" or "an" before a scope name.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 
@@ -658,6 +679,7 @@ async fn dispatch(
         E::PutFile => files::upload(&app, params.id(), params.name(), &query, req).await,
         E::Register => handlers::register(&app, req).await,
         E::Heartbeat => handlers::heartbeat(&app, params.name(), req).await,
+        E::Leave => handlers::leave(&app, params.name()).await,
         E::Claim => handlers::claim(&app, req).await,
         E::ListWorkers => handlers::list_workers(&app),
         E::Status => handlers::status(&app),

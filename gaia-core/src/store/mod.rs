@@ -179,9 +179,9 @@ impl Store {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)
-            .map_err(|source| StoreError::Open {
+            .map_err(|cause| StoreError::Open {
                 path: path.clone(),
-                source,
+                cause,
             })?;
         Self::init_schema(&db, &path)?;
         let db = Arc::new(db);

@@ -330,6 +330,15 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         ));
     }
     let gpus = hardware::detect_gpus(&cfg.gpus).map_err(WorkerError::Setup)?;
+    if matches!(cfg.gpus, GpuChoice::List(_)) && gpus.iter().all(|g| g.driver.is_empty()) {
+        say(&format!(
+            "warning: nvidia-smi did not answer, so --gpu {} is taken as given, unchecked",
+            gpus.iter()
+                .map(|g| g.index.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
     let hw = hardware::detect(gpus.clone());
     say(&format!(
         "{} on {} ({} cores, {} MiB, {}), {} slot(s), kinds {}",
@@ -507,6 +516,8 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
     }
     shutdown.now();
     let _ = hb.join();
+    // Shown offline at once rather than after the lease timeout (an old server: 404, ignored).
+    let _ = shared.client.leave(&shared.id());
     say(&format!("stopped after {jobs_run} job(s)"));
     Ok(Summary {
         jobs_run,
@@ -553,17 +564,22 @@ fn heartbeat_loop(shared: &Shared) {
     let mut probe = hardware::UsageProbe::new(!shared.register.hardware.gpus.is_empty());
     let mut next = Instant::now();
     let mut warned = false;
+    let mut sent_level = 0;
     loop {
-        // Sleep in small steps so shutdown is prompt.
+        // Sleep in small steps so shutdown is prompt; a stop request is told at once.
         while Instant::now() < next {
             if shared.shutdown.level() >= 2 && shared.active.load(Ordering::SeqCst) == 0 {
                 return;
+            }
+            if shared.shutdown.level() != sent_level {
+                break;
             }
             std::thread::sleep(
                 Duration::from_millis(50).min(next.saturating_duration_since(Instant::now())),
             );
         }
         next = Instant::now() + shared.heartbeat;
+        sent_level = shared.shutdown.level();
         let running: Vec<LeaseRef> = shared
             .running
             .lock()

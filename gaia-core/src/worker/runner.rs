@@ -139,8 +139,14 @@ pub fn run(
             None
         };
         if let Some(why) = why {
+            let reason = match why {
+                Ended::Stale => "the job is no longer this worker's (given back or taken over)",
+                Ended::Cancelled => "the job was cancelled",
+                Ended::TimedOut => "the job ran past its timeout",
+                _ => "stopping",
+            };
             say(&format!(
-                "stopping process group {pid} ({why:?}): SIGTERM, then SIGKILL after {:?}",
+                "stopping process group {pid}: {reason}; SIGTERM, then SIGKILL after {:.0?}",
                 spec.grace
             ));
             kill_group(pid, libc::SIGTERM);
