@@ -230,8 +230,7 @@ fn sync_experiments(
     let result = (|| {
         download(client, release, f, &archive)?;
         check_file(release, f, &archive, paths.trust_key.as_deref())?;
-        let mut file = std::fs::File::open(&archive).map_err(|e| e.to_string())?;
-        let n = super::archive::unpack(&mut file, &fresh).map_err(|e| {
+        let n = super::archive::unpack(&archive, &fresh).map_err(|e| {
             format!(
                 "{EXPERIMENTS_ARCHIVE} of {}: {e} — refusing it",
                 release.tag
