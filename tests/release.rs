@@ -498,7 +498,7 @@ fn a_running_job_ends_before_the_update_and_rollback_restores_the_old_binary() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no "),
+        String::from_utf8_lossy(&out.stderr).contains("to roll back to"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
