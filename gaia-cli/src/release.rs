@@ -93,6 +93,7 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
             let secret = sign.as_deref().map(read_key).transpose()?;
             let mut uploads: Vec<(String, PathBuf, Option<String>)> = Vec::new();
             let tmp = tempdir_for_pack()?;
+            let _cleanup = RemoveOnDrop(tmp.clone());
             for f in &files {
                 if !f.is_file() {
                     anyhow::bail!("{} is not a file", f.display());
@@ -139,13 +140,30 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
                     }
                     None => None,
                 };
-                let f = client.upload_release_file(
+                let f = match client.upload_release_file(
                     &tag,
                     &name,
                     &path,
                     plat.as_deref(),
                     signature.as_deref(),
-                )?;
+                ) {
+                    Ok(f) => f,
+                    Err(gaia_core::error::ClientError::Status {
+                        status: 413,
+                        message,
+                        ..
+                    }) => {
+                        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                        anyhow::bail!(
+                            "cannot upload {} ({} MiB) to {tag}: the server refuses it as too \
+                             large (413: {message}); nothing of it was stored. The server's \
+                             limit is set with `gaia serve --max-release-mib`",
+                            path.display(),
+                            size.div_ceil(1 << 20)
+                        );
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 println!(
                     "{tag}: {} ({}, {} bytes, sha256 {}){}",
                     f.name,
@@ -159,7 +177,6 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
                     }
                 );
             }
-            let _ = std::fs::remove_dir_all(&tmp);
             eprintln!("uploaded; `gaia release promote {tag}` makes workers move to it");
         }
         Cmd::List { conn, json } => {
@@ -259,6 +276,15 @@ fn read_head(p: &Path) -> anyhow::Result<Vec<u8>> {
     let n = std::fs::File::open(p)?.read(&mut buf)?;
     buf.truncate(n);
     Ok(buf)
+}
+
+/// Removes a folder when dropped: the packed archive goes away on errors too.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn tempdir_for_pack() -> anyhow::Result<PathBuf> {

@@ -505,19 +505,48 @@ impl Client {
 
     /// Streams a GET answer into `out` (downloads, exports); returns the bytes written.
     pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
+        self.download_at_most(path, out, u64::MAX)
+    }
+
+    /// Like [`Client::download`], but reads at most `limit + 1` bytes: an answer longer than
+    /// `limit` is refused with [`ClientError::TooLarge`] after at most `limit` bytes were
+    /// written, so a hostile server cannot fill the disk.
+    pub fn download_at_most(
+        &self,
+        path: &str,
+        out: &mut dyn std::io::Write,
+        limit: u64,
+    ) -> Result<u64, ClientError> {
         let resp = self.call("GET", path, None, Some(Duration::from_secs(3600)))?;
+        let too_large = || ClientError::TooLarge {
+            url: self.url(path),
+            limit,
+        };
+        if resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|len| len > limit)
+        {
+            return Err(too_large());
+        }
         let mut reader = resp.into_body().into_reader();
         let mut buf = vec![0u8; 64 * 1024];
         let mut n = 0u64;
         loop {
+            // Never ask for more than one byte past the limit.
+            let want = (buf.len() as u64).min(limit.saturating_sub(n).saturating_add(1)) as usize;
             let k = reader
-                .read(&mut buf)
+                .read(&mut buf[..want])
                 .map_err(|e| ClientError::Unreachable {
                     url: self.url(path),
                     detail: e.to_string(),
                 })?;
             if k == 0 {
                 break;
+            }
+            if n.saturating_add(k as u64) > limit {
+                return Err(too_large());
             }
             out.write_all(&buf[..k])?;
             n += k as u64;

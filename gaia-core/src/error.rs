@@ -81,6 +81,9 @@ pub enum ClientError {
     },
     #[error("decode answer from {url}: {detail}")]
     Decode { url: String, detail: String },
+    /// A download went past the size the caller expected; reading stopped there.
+    #[error("the answer from {url} is larger than the expected {limit} bytes; stopped reading")]
+    TooLarge { url: String, limit: u64 },
     #[error("{0}")]
     Config(String),
     #[error("io: {0}")]

@@ -77,21 +77,53 @@ fn safe_relative(p: &Path) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
-/// Unpacks a gzip'd tar into `dest` (which must not exist yet). Every entry is checked first;
-/// a single bad entry refuses the whole archive and leaves `dest` absent.
-pub fn unpack(archive: &mut dyn Read, dest: &Path) -> Result<u64, UnpackError> {
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(archive)
-        .take(MAX_UNPACKED + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_UNPACKED {
-        return Err(UnpackError::Io(std::io::Error::other(
-            "the archive unpacks to more than 1 GiB",
-        )));
+/// Unpacks the gzip'd tar at `archive` into `dest` (which must not exist yet), streaming from
+/// the file: nothing is held in memory beyond one entry's buffer. Every entry is checked first;
+/// a single bad entry refuses the whole archive and leaves `dest` absent. Only the rwx bits of
+/// an entry's mode are kept: setuid, setgid and sticky bits never arrive.
+pub fn unpack(archive: &Path, dest: &Path) -> Result<u64, UnpackError> {
+    unpack_at_most(archive, dest, MAX_UNPACKED)
+}
+
+/// A reader that fails once more than `left` bytes come out of it, so an archive that unpacks
+/// past the limit is refused with a clear message instead of filling the disk.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Ask for one byte more than allowed: getting it means the archive is too big.
+        let want = buf
+            .len()
+            .min(self.left.saturating_add(1).min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "the archive unpacks to more than {} MiB",
+                self.limit >> 20
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
-    // Pass 1: check every entry.
+}
+
+fn open_tar(archive: &Path, limit: u64) -> std::io::Result<tar::Archive<impl Read>> {
+    let file = std::io::BufReader::new(File::open(archive)?);
+    Ok(tar::Archive::new(Capped {
+        inner: flate2::read::GzDecoder::new(file),
+        left: limit,
+        limit,
+    }))
+}
+
+fn unpack_at_most(archive: &Path, dest: &Path, limit: u64) -> Result<u64, UnpackError> {
+    // Pass 1: check every entry (reading the archive through once, from the file).
     {
-        let mut tar = tar::Archive::new(&bytes[..]);
+        let mut tar = open_tar(archive, limit)?;
         for entry in tar.entries()? {
             let entry = entry?;
             let path = entry.path()?.into_owned();
@@ -116,11 +148,13 @@ pub fn unpack(archive: &mut dyn Read, dest: &Path) -> Result<u64, UnpackError> {
     }
     // Pass 2: unpack into a fresh folder; `unpack_in` checks again.
     std::fs::create_dir_all(dest)?;
-    let mut tar = tar::Archive::new(&bytes[..]);
-    tar.set_preserve_permissions(true);
-    tar.set_overwrite(false);
-    let mut n = 0;
     let result = (|| -> Result<u64, UnpackError> {
+        let mut tar = open_tar(archive, limit)?;
+        // Not preserved: tar then keeps only `mode & 0o777`, so a setuid or setgid bit in the
+        // archive never reaches the disk, while executable scripts stay executable.
+        tar.set_preserve_permissions(false);
+        tar.set_overwrite(false);
+        let mut n = 0;
         for entry in tar.entries()? {
             let mut entry = entry?;
             let path = entry.path()?.into_owned();
@@ -180,7 +214,10 @@ mod tests {
         let dest = root.path().join("inside").join("new");
         std::fs::create_dir_all(root.path().join("inside")).unwrap();
         let before: Vec<_> = walk(root.path());
-        let r = unpack(&mut &archive[..], &dest);
+        let file = root.path().join("archive.tar.gz");
+        std::fs::write(&file, &archive).unwrap();
+        let r = unpack(&file, &dest);
+        std::fs::remove_file(&file).unwrap();
         assert!(r.is_err(), "archive was accepted");
         assert!(!dest.exists(), "a refused archive left a folder");
         assert_eq!(walk(root.path()), before, "something changed outside");
@@ -231,6 +268,69 @@ mod tests {
         }));
     }
 
+    fn file_mode(b: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(path).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn setuid_and_setgid_bits_are_dropped_and_rwx_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let archive = tar_gz(|b| {
+            file_mode(b, "suid.sh", 0o4755, b"#!/bin/sh\n");
+            file_mode(b, "sgid.sh", 0o2755, b"#!/bin/sh\n");
+            file_mode(b, "run.sh", 0o755, b"#!/bin/sh\necho hi\n");
+            file_mode(b, "data.txt", 0o644, b"d");
+        });
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("a.tar.gz");
+        std::fs::write(&file, archive).unwrap();
+        let dest = root.path().join("out");
+        assert_eq!(unpack(&file, &dest).unwrap(), 4);
+        let mode = |n: &str| {
+            std::fs::metadata(dest.join(n))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("suid.sh"), 0o755, "the setuid bit arrived");
+        assert_eq!(mode("sgid.sh"), 0o755, "the setgid bit arrived");
+        assert_eq!(
+            mode("run.sh"),
+            0o755,
+            "an executable script lost its x bits"
+        );
+        assert_eq!(mode("data.txt"), 0o644);
+    }
+
+    #[test]
+    fn an_archive_that_unpacks_past_the_limit_is_refused() {
+        let archive = tar_gz(|b| {
+            file(b, "small.txt", b"fine");
+            file(b, "big.bin", &vec![0u8; 64 * 1024]);
+        });
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("a.tar.gz");
+        std::fs::write(&file, archive).unwrap();
+        let dest = root.path().join("out");
+        let err = unpack_at_most(&file, &dest, 16 * 1024).unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+        assert!(!dest.exists(), "a refused archive left a folder");
+        // The same archive under the real limit unpacks, streamed from the file.
+        assert_eq!(unpack(&file, &dest).unwrap(), 2);
+        assert_eq!(
+            std::fs::metadata(dest.join("big.bin")).unwrap().len(),
+            64 * 1024
+        );
+    }
+
     #[test]
     fn a_good_archive_round_trips() {
         let src = tempfile::tempdir().unwrap();
@@ -243,7 +343,7 @@ mod tests {
         let archive = out.path().join("e.tar.gz");
         assert_eq!(pack(src.path(), &archive).unwrap(), 2);
         let dest = out.path().join("unpacked");
-        unpack(&mut File::open(&archive).unwrap(), &dest).unwrap();
+        unpack(&archive, &dest).unwrap();
         assert_eq!(
             std::fs::read_to_string(dest.join("pkg/mod.py")).unwrap(),
             "x = 1\n"

@@ -109,12 +109,18 @@ pub(crate) async fn upload(
     let dir = release_dir(app, tag);
     std::fs::create_dir_all(&dir).map_err(|e| HttpError::from(Error::io(&dir, e)))?;
     let tmp = dir.join(format!(".{name}.upload-{}", now_ms()));
-    let Stored { size, sha256, head } =
-        body_to_file(req, &tmp, &format!("release file {name:?}")).await?;
+    // A refused upload leaves nothing: its temp file, and the release's folder if it was the
+    // folder's only file (`remove_dir` only removes an empty folder).
     let fail = |e: HttpError| {
         let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_dir(&dir);
         Err(e)
     };
+    let Stored { size, sha256, head } =
+        match body_to_file(req, &tmp, &format!("release file {name:?}")).await {
+            Ok(stored) => stored,
+            Err(e) => return fail(e),
+        };
     if let Some(want) = &want_sha
         && *want != sha256
     {

@@ -651,14 +651,18 @@ fn consider_update(shared: &Shared, latest: Option<&str>) {
     if !crate::release::differs(tag, crate::VERSION) {
         return;
     }
-    if shared
-        .refused
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains(tag)
-    {
+    let mut refused = shared.refused.lock().unwrap_or_else(|p| p.into_inner());
+    if refused.contains(tag) {
         return;
     }
+    // The tag names files and folders during the update: a server that sends a bad one is
+    // ignored (said once), and nothing stops claiming for it.
+    if let Err(e) = crate::release::validate_tag(tag) {
+        say(&format!("the server promotes {e}; not updating"));
+        refused.insert(tag.to_string());
+        return;
+    }
+    drop(refused);
     let mut target = shared
         .update_target
         .lock()
