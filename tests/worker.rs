@@ -450,6 +450,22 @@ fn logs_follow_a_running_job_to_its_end() {
         out.contains(r#"@gaia {"final""#),
         "the last line arrived: {out}"
     );
+    // Generations arrive as GAIA lines, each once, up to the last.
+    let gens: Vec<&str> = out.lines().filter(|l| l.starts_with("Gen ")).collect();
+    assert!(!gens.is_empty(), "{out}");
+    assert!(
+        gens.last()
+            .unwrap()
+            .starts_with("Gen   30 | Best: -55 | Ever: -55"),
+        "{gens:?}"
+    );
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        gens.iter().all(|g| seen.insert(*g)),
+        "a generation twice: {gens:?}"
+    );
+    let quiet = server.cli_ok(&["logs", &id.to_string(), "-f", "--no-gens"]);
+    assert!(!quiet.contains("Gen "), "{quiet}");
 }
 
 #[test]

@@ -507,9 +507,13 @@ pub struct LogsArgs {
     conn: Conn,
     /// Job id.
     id: u64,
-    /// Keep following the log until the job ends.
+    /// Keep following the output until the job ends: log lines, and each generation as a
+    /// GAIA line (`Gen 12 | Best: ... | Ever: ...`) as it arrives.
     #[arg(short, long)]
     follow: bool,
+    /// With --follow: leave out the generation lines.
+    #[arg(long, requires = "follow")]
+    no_gens: bool,
     /// Only the last N lines.
     #[arg(long)]
     tail: Option<usize>,
@@ -531,10 +535,31 @@ pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
     if a.tail.is_some() && !a.follow {
         return Ok(exit::OK);
     }
+    // Following: generation rows of the current attempt, from where we are (earlier ones were
+    // printed while they ran, or are in `gaia export --job N --csv`).
+    let mut gens = None;
+    if a.follow && !a.no_gens {
+        let job = client.job(a.id)?;
+        gens = Some((job.attempt, job.progress.rows));
+    }
     loop {
         let page = client.logs(a.id, after, 5000)?;
         for l in &page.lines {
             writeln!(out, "{}", l.text)?;
+        }
+        if let Some((attempt, next)) = &mut gens {
+            let job = client.job(a.id)?;
+            if job.attempt != *attempt {
+                *attempt = job.attempt;
+                *next = 0;
+            }
+            if *attempt > 0 {
+                let rows = client.rows_from(a.id, *attempt, *next)?;
+                for r in &rows.rows {
+                    writeln!(out, "{}", gaia_line(r))?;
+                    *next = r.seq + 1;
+                }
+            }
         }
         out.flush()?;
         after = page.next;
@@ -546,6 +571,32 @@ pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// A row as the GAIA line an experiment prints: `Gen   12 | Best: 187.3 | Ever: 201 | ...`.
+fn gaia_line(r: &gaia_core::model::Row) -> String {
+    let mut s = format!("Gen {:>4}", r.generation.unwrap_or(r.seq + 1));
+    for (label, v) in [
+        ("Best", r.best),
+        ("Ever", r.best_ever),
+        ("Mean", r.mean),
+        ("σ", r.sigma),
+        ("Evals", r.evals),
+    ] {
+        if let Some(x) = v {
+            let shown = match label {
+                // Step sizes shrink over orders of magnitude: keep their digits.
+                "σ" if x.is_finite() && x.abs() < 10.0 => format!("{x:.4}"),
+                "Evals" if x.is_finite() && x.fract() == 0.0 => format!("{x:.0}"),
+                _ => fmt_num(v),
+            };
+            s.push_str(&format!(" | {label}: {shown}"));
+        }
+    }
+    for (k, v) in &r.metrics {
+        s.push_str(&format!(" | {k}: {}", fmt_num(Some(*v))));
+    }
+    s
 }
 
 #[derive(clap::Args)]

@@ -336,6 +336,18 @@ impl Client {
         self.get(path.trim_end_matches(['&', '?']))
     }
 
+    /// Rows of one attempt from row number `from_seq` on, whole (for following a job).
+    pub fn rows_from(
+        &self,
+        id: JobId,
+        attempt: u32,
+        from_seq: u64,
+    ) -> Result<RowsResponse, ClientError> {
+        self.get(&format!(
+            "/api/v1/jobs/{id}/rows?attempt={attempt}&x=seq&from={from_seq}"
+        ))
+    }
+
     /// Log lines of a job after position `after`.
     pub fn logs(&self, id: JobId, after: u64, limit: usize) -> Result<LogsResponse, ClientError> {
         self.get(&format!(

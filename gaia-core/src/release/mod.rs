@@ -115,8 +115,47 @@ pub fn validate_file_name(name: &str) -> Result<(), RequestError> {
 }
 
 /// Checks a platform name.
+/// Operating systems and architectures as Rust names them (`std::env::consts`), which is how a
+/// worker names its own platform ([`this_platform`]).
+const OSES: &[&str] = &[
+    "linux",
+    "macos",
+    "windows",
+    "freebsd",
+    "netbsd",
+    "openbsd",
+    "dragonfly",
+    "illumos",
+    "solaris",
+    "android",
+];
+const ARCHES: &[&str] = &[
+    "x86_64",
+    "aarch64",
+    "x86",
+    "arm",
+    "riscv64",
+    "powerpc64",
+    "s390x",
+    "loongarch64",
+    "mips64",
+];
+
+/// Checks a release file's platform: `any`, or `<os>-<arch>` that a worker could have
+/// (`linux-x86_64`, not `x86_64-linux`, which no worker would ever match).
 pub fn validate_platform(p: &str) -> Result<(), RequestError> {
-    crate::model::validate_name("platform", p)
+    crate::model::validate_name("platform", p)?;
+    if p == ANY_PLATFORM {
+        return Ok(());
+    }
+    match p.split_once('-') {
+        Some((os, arch)) if OSES.contains(&os) && ARCHES.contains(&arch) => Ok(()),
+        _ => Err(RequestError::Invalid(format!(
+            "platform {p:?} is not <os>-<arch> as workers name theirs (e.g. linux-x86_64, \
+             linux-aarch64, macos-aarch64, windows-x86_64; this server is {})",
+            this_platform()
+        ))),
+    }
 }
 
 /// The platform this build runs on, as release files name it.
@@ -245,6 +284,31 @@ mod tests {
             assert!(validate_tag(bad).is_err(), "{bad}");
         }
         assert!(validate_tag("v0.6.0-rc.1").unwrap() < validate_tag("v0.6.0").unwrap());
+    }
+
+    #[test]
+    fn platforms_are_the_names_workers_look_for() {
+        for ok in [
+            "linux-x86_64",
+            "linux-aarch64",
+            "macos-aarch64",
+            "windows-x86_64",
+            "any",
+        ] {
+            validate_platform(ok).unwrap();
+        }
+        validate_platform(&this_platform()).unwrap();
+        for bad in [
+            "x86_64-linux",
+            "linux",
+            "linux-amd64",
+            "../x",
+            "Linux-x86_64",
+        ] {
+            assert!(validate_platform(bad).is_err(), "{bad} accepted");
+        }
+        let msg = validate_platform("x86_64-linux").unwrap_err().to_string();
+        assert!(msg.contains("linux-x86_64"), "{msg}");
     }
 
     #[test]
