@@ -299,6 +299,29 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
         "{err}"
     );
     assert!(!Path::new("/tmp/never.png").exists());
+    // A built-in job has a result, not a learning curve: a 400 that says so, and no file.
+    let hash = server.cli_ok(&["submit", "--kind", "hash", "--input", "hello"]);
+    let hash = hash.trim();
+    let out = dir.path().join("hash.png");
+    let err = cli_err(
+        &server,
+        &[
+            "export",
+            "--job",
+            hash,
+            "--png",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("400")
+            && err.contains(&format!(
+                "job {hash} is a hash job: it has a result, not a learning curve"
+            )),
+        "{err}"
+    );
+    assert!(!out.exists());
     let err = cli_err(&server, &["export", "--job", "999", "--csv", "--out", "-"]);
     assert!(err.contains("404") && err.contains("job 999"), "{err}");
 

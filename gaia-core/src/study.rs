@@ -572,15 +572,21 @@ pub struct StudyProgress {
     pub jobs: u64,
     /// Jobs per state name (only states that occur).
     pub states: BTreeMap<String, u64>,
-    /// Evaluations done: a succeeded job counts its whole budget, any other job what it reported.
+    /// Evaluations really done: what each started job's current attempt reported (a job that
+    /// solved early counts the evaluations it used, not its budget).
     pub evals_done: f64,
-    /// The budgets of all jobs added up.
+    /// The study's work: `evals_done + evals_remaining` (a job that ended needs nothing more,
+    /// whatever its budget; a queued or running one at most its budget).
     pub evals_total: f64,
-    /// Evaluations queued and running jobs still have to do.
+    /// Evaluations queued and running jobs still have to do at most (budget − done).
     pub evals_remaining: f64,
-    /// `evals_done / evals_total`, 0..1.
+    /// `evals_done / evals_total`, 0..1: a job that ended counts as complete.
     pub fraction: f64,
-    /// Evaluations per second of the study's running jobs together, from their measured rate.
+    /// The budgets of all jobs added up.
+    #[serde(default)]
+    pub evals_budget: f64,
+    /// Evaluations per second of the study's running jobs together, each at its own measured
+    /// rate (real evaluations over real running time).
     #[serde(default)]
     pub evals_per_sec: Option<f64>,
     /// Seconds until the queued and running jobs are done; None = unknown (see `eta_note`).
@@ -651,12 +657,31 @@ pub struct RateSample {
     pub secs: f64,
 }
 
+impl RateSample {
+    /// Evaluations per second, when both numbers are real and positive.
+    pub fn rate(self) -> Option<f64> {
+        let ok = |v: f64| v.is_finite() && v > 0.0;
+        (ok(self.evals) && ok(self.secs)).then(|| self.evals / self.secs)
+    }
+}
+
+/// One job as the ETA sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EtaJob {
+    /// Not started: its whole budget is still to do.
+    Queued { budget: f64 },
+    /// Running: `budget − done.evals` to do, at its own rate `done` once it has one.
+    Running { budget: f64, done: RateSample },
+    /// Ended (in any way): nothing left to do; its evaluations and time measure the rate.
+    Ended { done: RateSample },
+}
+
 /// An estimate of the time left.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Eta {
     /// Nothing left to do.
     Done,
-    /// Seconds left at the measured rate, and that rate (evals/s of the running jobs together).
+    /// Seconds left at the measured rates, and the running jobs' evals/s together.
     Secs { secs: f64, evals_per_sec: f64 },
     /// Not known, and why.
     Unknown(&'static str),
@@ -665,30 +690,67 @@ pub enum Eta {
 /// Longest ETA shown; beyond it the estimate says nothing useful.
 const MAX_ETA_SECS: f64 = 10.0 * 365.0 * 86_400.0;
 
-/// The ETA of `remaining` evaluations when `running` jobs run at the per-job rate measured over
-/// `samples` (the study's running and finished jobs). Unknown until there is data; never
-/// negative, infinite or NaN.
-pub fn estimate_eta(samples: &[RateSample], remaining: f64, running: u64) -> Eta {
+/// The ETA of a study's jobs, from the evals/s of its own running and ended jobs:
+///
+/// - a running job that has reported evaluations goes on at its own rate (its evaluations over
+///   its running time) for what is left of its budget; one without yet at the pooled rate;
+/// - the pooled rate is all real evaluations of the running and ended jobs over all their
+///   running time (a job that solved early adds the few evaluations it did, not its budget);
+/// - queued jobs need their whole budget at the pooled rate, run as many at a time as are
+///   running now;
+/// - the ETA is the longest running job's time or all that work spread over the running jobs,
+///   whichever is longer.
+///
+/// Unknown until some job has reported evaluations, or while nothing runs; never negative,
+/// infinite or NaN.
+pub fn estimate_eta(jobs: &[EtaJob]) -> Eta {
+    let (mut evals, mut secs) = (0.0, 0.0);
+    let mut remaining = 0.0;
+    let mut running = 0usize;
+    for j in jobs {
+        let done = match *j {
+            EtaJob::Queued { budget } => {
+                remaining += budget.max(0.0);
+                continue;
+            }
+            EtaJob::Running { budget, done } => {
+                running += 1;
+                remaining += (budget - done.evals.max(0.0)).max(0.0);
+                done
+            }
+            EtaJob::Ended { done } => done,
+        };
+        if done.rate().is_some() {
+            evals += done.evals;
+            secs += done.secs;
+        }
+    }
     // NaN or nothing left: done.
     if remaining.is_nan() || remaining <= 0.0 {
         return Eta::Done;
     }
-    let (mut evals, mut secs) = (0.0, 0.0);
-    for s in samples {
-        if s.evals.is_finite() && s.secs.is_finite() && s.evals > 0.0 && s.secs > 0.0 {
-            evals += s.evals;
-            secs += s.secs;
-        }
-    }
-    if evals <= 0.0 || secs <= 0.0 {
+    if !(evals > 0.0 && secs > 0.0) {
         return Eta::Unknown("no measured evals/s yet");
     }
     if running == 0 {
         return Eta::Unknown("no job of the study is running");
     }
-    let per_job = evals / secs;
-    let rate = per_job * running as f64;
-    let eta = remaining / rate;
+    let pooled = evals / secs;
+    let (mut longest, mut job_secs, mut evals_per_sec) = (0.0f64, 0.0, 0.0);
+    for j in jobs {
+        match *j {
+            EtaJob::Queued { budget } => job_secs += budget.max(0.0) / pooled,
+            EtaJob::Running { budget, done } => {
+                let rate = done.rate().unwrap_or(pooled);
+                let t = (budget - done.evals.max(0.0)).max(0.0) / rate;
+                longest = longest.max(t);
+                job_secs += t;
+                evals_per_sec += rate;
+            }
+            EtaJob::Ended { .. } => {}
+        }
+    }
+    let eta = longest.max(job_secs / running as f64);
     if !eta.is_finite() || eta < 0.0 {
         return Eta::Unknown("no measured evals/s yet");
     }
@@ -697,13 +759,17 @@ pub fn estimate_eta(samples: &[RateSample], remaining: f64, running: u64) -> Eta
     }
     Eta::Secs {
         secs: eta,
-        evals_per_sec: rate,
+        evals_per_sec,
     }
 }
 
-/// Mean, sample standard deviation and max of finite values (None when there are none).
+/// Mean, sample standard deviation (n − 1; None for a single value) and max of finite values
+/// (None when there are none). The one implementation of "± std over seeds": `gaia study` and
+/// `/api/v1/summary` both use it. Summed in ascending order, so the same values in any order
+/// give the same bits.
 pub fn mean_std(values: &[f64]) -> Option<MeanStd> {
-    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
     if v.is_empty() {
         return None;
     }
@@ -739,53 +805,58 @@ impl StudyJob {
     }
 }
 
-/// Progress (with ETA) of a set of jobs at time `now`.
+/// Progress (with ETA) of a set of jobs at time `now`: evaluations really done, and what is
+/// left of the budgets of the jobs that have not ended (see [`estimate_eta`]).
 pub fn progress(jobs: &[Job], now: Millis) -> StudyProgress {
     let mut p = StudyProgress {
         jobs: jobs.len() as u64,
         ..StudyProgress::default()
     };
-    let mut samples = Vec::new();
-    let mut running = 0;
+    let mut eta_jobs = Vec::with_capacity(jobs.len());
     for job in jobs {
         *p.states.entry(job.state.as_str().to_string()).or_insert(0) += 1;
         let budget = job.spec.max_evals.unwrap_or(DEFAULT_MAX_EVALS) as f64;
+        p.evals_budget += budget;
         let reported = job
             .progress
             .evals
             .filter(|e| e.is_finite() && *e > 0.0)
             .unwrap_or(0.0)
             .min(budget);
-        p.evals_total += budget;
-        p.evals_done += if job.state == JobState::Succeeded {
-            budget
-        } else {
-            reported
+        // The current attempt's evaluations over its running time.
+        let done = RateSample {
+            evals: reported,
+            secs: job
+                .started_at
+                .map(|start| job.finished_at.unwrap_or(now).saturating_sub(start) as f64 / 1000.0)
+                .unwrap_or(0.0),
         };
-        match job.state {
-            JobState::Queued => p.evals_remaining += budget,
-            JobState::Running => {
-                running += 1;
-                p.evals_remaining += budget - reported;
+        let e = match job.state {
+            // Waiting (maybe again, after a lost attempt): all its budget is still to do.
+            JobState::Queued => EtaJob::Queued { budget },
+            JobState::Running => EtaJob::Running { budget, done },
+            _ => EtaJob::Ended { done },
+        };
+        match e {
+            EtaJob::Queued { budget } => p.evals_remaining += budget,
+            EtaJob::Running { budget, done } => {
+                p.evals_done += done.evals;
+                p.evals_remaining += budget - done.evals;
             }
-            _ => {}
+            EtaJob::Ended { done } => p.evals_done += done.evals,
         }
-        if matches!(job.state, JobState::Running | JobState::Succeeded)
-            && let Some(start) = job.started_at
-        {
-            let end = job.finished_at.unwrap_or(now);
-            samples.push(RateSample {
-                evals: reported,
-                secs: end.saturating_sub(start) as f64 / 1000.0,
-            });
-        }
+        eta_jobs.push(e);
     }
+    p.evals_total = p.evals_done + p.evals_remaining;
     p.fraction = if p.evals_total > 0.0 {
         (p.evals_done / p.evals_total).clamp(0.0, 1.0)
-    } else {
+    } else if jobs.is_empty() {
         0.0
+    } else {
+        // Every job ended without an evaluation: nothing is left.
+        1.0
     };
-    match estimate_eta(&samples, p.evals_remaining, running) {
+    match estimate_eta(&eta_jobs) {
         Eta::Done => {
             p.eta_secs = Some(0.0);
             p.eta_note = Some("done".into());
@@ -1114,93 +1185,186 @@ mod tests {
         assert_eq!(p.jobs, 5);
         assert_eq!(p.states["succeeded"], 2);
         assert_eq!(p.states["queued"], 1);
-        // Succeeded jobs count their whole budget (job 2 stopped early: solved); others what
-        // they reported.
-        assert_eq!(p.evals_done, 1000.0 + 1000.0 + 500.0 + 0.0 + 250.0);
-        assert_eq!(p.evals_total, 5000.0);
+        // Evaluations really done: job 2 stopped early (solved) and counts its 900, not its
+        // budget; the failed job its 250.
+        assert_eq!(p.evals_done, 1000.0 + 900.0 + 500.0 + 0.0 + 250.0);
+        // Left: the running job's rest and the queued job's budget; ended jobs need nothing.
         assert_eq!(p.evals_remaining, 500.0 + 1000.0);
-        assert!((p.fraction - 0.55).abs() < 1e-12);
+        assert_eq!(p.evals_total, p.evals_done + p.evals_remaining);
+        assert_eq!(p.evals_budget, 5000.0);
+        assert!((p.fraction - 2650.0 / 4150.0).abs() < 1e-12);
         assert_eq!(mean_std(&[]), None);
         assert_eq!(mean_std(&[f64::NAN]), None);
     }
 
+    fn ran(evals: f64, secs: f64) -> RateSample {
+        RateSample { evals, secs }
+    }
+
     #[test]
     fn eta_from_synthetic_timings() {
-        // Two finished jobs did 1000 evals in 10 s each: 100 evals/s per job.
-        let samples = [
-            RateSample {
-                evals: 1000.0,
-                secs: 10.0,
+        use EtaJob::{Ended, Queued, Running};
+        // Two finished jobs did 1000 evals in 10 s each: 100 evals/s per job. Two running jobs
+        // without evals yet go at that rate: 2 × 1000 + 2000 queued over 2 jobs at a time → 20 s.
+        let jobs = [
+            Ended {
+                done: ran(1000.0, 10.0),
             },
-            RateSample {
-                evals: 1000.0,
-                secs: 10.0,
+            Ended {
+                done: ran(1000.0, 10.0),
             },
+            Running {
+                budget: 1000.0,
+                done: ran(0.0, 1.0),
+            },
+            Running {
+                budget: 1000.0,
+                done: ran(0.0, 1.0),
+            },
+            Queued { budget: 2000.0 },
         ];
-        // 2 running jobs → 200 evals/s; 6000 left → 30 s.
-        match estimate_eta(&samples, 6000.0, 2) {
+        assert_eq!(
+            estimate_eta(&jobs),
             Eta::Secs {
-                secs,
-                evals_per_sec,
-            } => {
-                assert!((secs - 30.0).abs() < 1e-9, "{secs}");
-                assert!((evals_per_sec - 200.0).abs() < 1e-9);
+                secs: 20.0,
+                evals_per_sec: 200.0
             }
-            other => panic!("{other:?}"),
-        }
-        // Slower and faster jobs pool their evals and seconds.
-        let mixed = [
-            RateSample {
-                evals: 300.0,
-                secs: 10.0,
+        );
+        // A running job with evals of its own goes at its own pace: 50/s for its last 1000.
+        let slow = [
+            Ended {
+                done: ran(1000.0, 10.0),
             },
-            RateSample {
-                evals: 100.0,
-                secs: 10.0,
+            Running {
+                budget: 2000.0,
+                done: ran(1000.0, 20.0),
             },
         ];
         assert_eq!(
-            estimate_eta(&mixed, 200.0, 1),
+            estimate_eta(&slow),
             Eta::Secs {
-                secs: 10.0,
-                evals_per_sec: 20.0
+                secs: 20.0,
+                evals_per_sec: 50.0
             }
         );
         // No data yet, zero-length or nonsense timings: unknown, never a number.
-        assert!(matches!(estimate_eta(&[], 100.0, 2), Eta::Unknown(_)));
+        assert!(matches!(
+            estimate_eta(&[Running {
+                budget: 100.0,
+                done: ran(0.0, 0.0)
+            }]),
+            Eta::Unknown(_)
+        ));
         let junk = [
-            RateSample {
-                evals: 0.0,
-                secs: 5.0,
+            Ended {
+                done: ran(0.0, 5.0),
             },
-            RateSample {
-                evals: 50.0,
-                secs: 0.0,
+            Ended {
+                done: ran(50.0, 0.0),
             },
-            RateSample {
-                evals: f64::NAN,
-                secs: 1.0,
+            Ended {
+                done: ran(f64::NAN, 1.0),
             },
-            RateSample {
-                evals: f64::INFINITY,
-                secs: 1.0,
+            Ended {
+                done: ran(f64::INFINITY, 1.0),
             },
-            RateSample {
-                evals: -10.0,
-                secs: 1.0,
+            Ended {
+                done: ran(-10.0, 1.0),
+            },
+            Running {
+                budget: 100.0,
+                done: ran(0.0, 3.0),
             },
         ];
-        assert!(matches!(estimate_eta(&junk, 100.0, 2), Eta::Unknown(_)));
+        assert!(matches!(estimate_eta(&junk), Eta::Unknown(_)));
         // Nothing running (no worker): unknown, not infinite.
-        assert!(matches!(estimate_eta(&samples, 100.0, 0), Eta::Unknown(_)));
-        // Nothing left: done.
-        assert_eq!(estimate_eta(&[], 0.0, 0), Eta::Done);
+        assert!(matches!(
+            estimate_eta(&[
+                Ended {
+                    done: ran(100.0, 1.0)
+                },
+                Queued { budget: 100.0 }
+            ]),
+            Eta::Unknown(_)
+        ));
+        // Nothing left: done, whatever the ended jobs' budgets.
+        assert_eq!(estimate_eta(&[]), Eta::Done);
+        assert_eq!(
+            estimate_eta(&[Ended {
+                done: ran(396.0, 2.0)
+            }]),
+            Eta::Done
+        );
         // Absurdly slow: unknown rather than centuries.
-        let slow = [RateSample {
-            evals: 1.0,
-            secs: 1e6,
-        }];
-        assert!(matches!(estimate_eta(&slow, 1e9, 1), Eta::Unknown(_)));
+        assert!(matches!(
+            estimate_eta(&[Running {
+                budget: 1e9,
+                done: ran(1.0, 1e6)
+            }]),
+            Eta::Unknown(_)
+        ));
+    }
+
+    /// `gaia study demo` two minutes in: four CartPole jobs (20k budget each) solved after
+    /// 396–2900 evals, two fast sphere jobs done, a slow 100k Pendulum job running at 35/s.
+    #[test]
+    fn early_solving_jobs_do_not_make_the_eta_optimistic() {
+        let ended = |id, evals: f64, budget: u64, secs: u64| {
+            let mut j = job(id, "cma_es", JobState::Succeeded, Some(evals), Some(500.0));
+            j.spec.max_evals = Some(budget);
+            j.started_at = Some(0);
+            j.finished_at = Some(secs * 1000);
+            j
+        };
+        let mut pendulum = job(
+            7,
+            "openai_es",
+            JobState::Running,
+            Some(2100.0),
+            Some(-900.0),
+        );
+        pendulum.spec.max_evals = Some(100_000);
+        pendulum.started_at = Some(60_000);
+        let jobs = vec![
+            ended(1, 396.0, 20_000, 2),
+            ended(2, 396.0, 20_000, 1),
+            ended(3, 2900.0, 20_000, 3),
+            ended(4, 2650.0, 20_000, 3),
+            ended(5, 1380.0, 5000, 1),
+            ended(6, 5000.0, 5000, 1),
+            pendulum,
+        ];
+        let p = progress(&jobs, 120_000);
+        // Real evaluations, and only the running job's rest is left.
+        let done = 396.0 + 396.0 + 2900.0 + 2650.0 + 1380.0 + 5000.0 + 2100.0;
+        assert_eq!(p.evals_done, done);
+        assert_eq!(p.evals_remaining, 100_000.0 - 2100.0);
+        assert_eq!(p.evals_total, done + 97_900.0);
+        assert_eq!(p.evals_budget, 4.0 * 20_000.0 + 2.0 * 5000.0 + 100_000.0);
+        // The pooled rate of all jobs is ~190 evals/s (the fast sphere jobs); the Pendulum job
+        // really does 2100 / 60 s = 35/s, and that is what is left: 97,900 / 35 ≈ 47 min.
+        assert!((p.evals_per_sec.unwrap() - 35.0).abs() < 1e-9, "{p:?}");
+        assert!(
+            (p.eta_secs.unwrap() - 97_900.0 / 35.0).abs() < 1e-6,
+            "{p:?}"
+        );
+        // The same jobs with the Pendulum one not started: the pooled rate is all there is,
+        // and it is unknown while nothing runs.
+        let mut queued = jobs.clone();
+        queued[6].state = JobState::Queued;
+        queued[6].progress.evals = None;
+        queued[6].started_at = None;
+        let p = progress(&queued, 120_000);
+        assert_eq!(p.eta_secs, None);
+        assert_eq!(p.evals_remaining, 100_000.0);
+        // Once everything ended, whatever the budgets: complete and done.
+        let mut all = jobs;
+        all[6].state = JobState::Succeeded;
+        all[6].finished_at = Some(180_000);
+        let p = progress(&all, 200_000);
+        assert_eq!(p.fraction, 1.0);
+        assert_eq!(p.evals_remaining, 0.0);
+        assert_eq!(p.eta_note.as_deref(), Some("done"));
     }
 
     #[test]
@@ -1211,8 +1375,8 @@ mod tests {
         let mut b = job(2, "cma_es", JobState::Running, Some(500.0), Some(1.0));
         b.started_at = Some(20_000);
         let c = job(3, "cma_es", JobState::Queued, None, None);
-        // At t = 25 s, b ran 5 s for 500 evals: 1500 evals over 15 s = 100/s per job, 1 running;
-        // 500 + 1000 left → 15 s.
+        // At t = 25 s, b ran 5 s for 500 evals: 100/s, like a (1000 in 10 s). b has 500 left
+        // (5 s), c 1000 (10 s), one job at a time → 15 s.
         let p = progress(&[a.clone(), b.clone(), c.clone()], 25_000);
         assert_eq!(p.evals_per_sec, Some(100.0));
         assert!((p.eta_secs.unwrap() - 15.0).abs() < 1e-9);

@@ -201,6 +201,32 @@ pub fn each_row_of_attempt(
     Ok(())
 }
 
+/// The first and the last row of one attempt (by seq), None when it has no rows; reads two
+/// rows, whatever the attempt's size.
+pub fn first_and_last_row(
+    reader: &Reader,
+    job: JobId,
+    attempt: u32,
+) -> Result<Option<(Row, Row)>, Error> {
+    let mut range = reader
+        .rows
+        .range((job, attempt, 0)..=(job, attempt, u64::MAX))
+        .map_err(crate::error::StoreError::from)?;
+    let Some(entry) = range.next() else {
+        return Ok(None);
+    };
+    let (_, v) = entry.map_err(crate::error::StoreError::from)?;
+    let first = crate::store::rows::decode(v.value())?;
+    let last = match range.next_back() {
+        Some(entry) => {
+            let (_, v) = entry.map_err(crate::error::StoreError::from)?;
+            crate::store::rows::decode(v.value())?
+        }
+        None => first.clone(),
+    };
+    Ok(Some((first, last)))
+}
+
 /// The row columns after the context ones: attempt, seq, the core metrics, then `extra`.
 pub(crate) fn row_columns(extra: &[String]) -> Vec<String> {
     let mut cols = vec!["attempt".to_string(), "seq".to_string()];

@@ -48,7 +48,8 @@ pub struct Group {
     /// Highest best-ever of any job of the pair (running ones included), and which job.
     pub best: Option<f64>,
     pub best_job: Option<u64>,
-    /// Over the finished jobs' final best-ever: mean, standard deviation, min, quartiles, max.
+    /// Over the finished jobs' final best-ever: mean, sample standard deviation (n − 1, as
+    /// `gaia study`; None for a single seed), min, quartiles, max.
     pub mean: Option<f64>,
     pub std: Option<f64>,
     pub min: Option<f64>,
@@ -254,16 +255,15 @@ fn describe(g: &mut Group, mut finals: Vec<f64>) {
         return;
     }
     finals.sort_by(f64::total_cmp);
-    let n = finals.len() as f64;
-    let mean = finals.iter().sum::<f64>() / n;
-    let var = finals.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    // The same mean ± std as `gaia study`: sample standard deviation (n − 1), none for one seed.
+    let stats = crate::study::mean_std(&finals);
     let quantile = |p: f64| {
         let pos = p * (finals.len() - 1) as f64;
         let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
         finals[lo] + (finals[hi] - finals[lo]) * (pos - lo as f64)
     };
-    g.mean = Some(mean);
-    g.std = Some(var.sqrt());
+    g.mean = stats.map(|m| m.mean);
+    g.std = stats.and_then(|m| m.std);
     g.min = finals.first().copied();
     g.q1 = Some(quantile(0.25));
     g.median = Some(quantile(0.5));
@@ -294,7 +294,8 @@ mod tests {
         assert_eq!(g.q1, Some(2.0));
         assert_eq!(g.q3, Some(4.0));
         assert_eq!(g.mean, Some(3.0));
-        assert!((g.std.unwrap() - 2f64.sqrt()).abs() < 1e-12);
+        // Sample std (n − 1): sqrt(10 / 4), as `gaia study` says.
+        assert!((g.std.unwrap() - 2.5f64.sqrt()).abs() < 1e-12);
         assert_eq!(g.finals, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
 
         let mut many = Group::default();
@@ -302,5 +303,31 @@ mod tests {
         assert_eq!(many.finals.len(), MAX_FINALS);
         assert_eq!(many.finished, 5000);
         assert!(many.finals.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn std_over_seeds_is_the_one_gaia_study_shows() {
+        // `gaia study` sees the seeds in job order, the summary sorted: the same numbers.
+        for finals in [
+            vec![300.0, 100.0, 200.0],
+            vec![500.0, 500.0],
+            vec![-9.6e-9, -7.8e-9, -6.8e-9, -0.12],
+            vec![42.0],
+        ] {
+            let mut g = Group::default();
+            describe(&mut g, finals.clone());
+            let study = crate::study::mean_std(&finals).unwrap();
+            assert_eq!(g.mean, Some(study.mean), "{finals:?}");
+            assert_eq!(g.std, study.std, "{finals:?}");
+        }
+        // One seed: no spread to speak of, in both.
+        let mut one = Group::default();
+        describe(&mut one, vec![42.0]);
+        assert_eq!((one.mean, one.std), (Some(42.0), None));
+        assert_eq!(crate::study::mean_std(&[42.0]).unwrap().std, None);
+        // 100, 200, 300: sample std 100 (population std would be 81.6).
+        let mut g = Group::default();
+        describe(&mut g, vec![300.0, 100.0, 200.0]);
+        assert_eq!(g.std, Some(100.0));
     }
 }
