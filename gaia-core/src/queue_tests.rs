@@ -33,15 +33,23 @@ fn caps(kinds: &[JobKind]) -> Capabilities {
     }
 }
 
-async fn register(q: &Queue, name: &str, kinds: &[JobKind]) -> String {
-    q.register(RegisterRequest {
-        worker_id: None,
+/// A registration of a hash-running worker, as itself (`id`) or new.
+fn registration(name: &str, id: Option<&str>) -> RegisterRequest {
+    RegisterRequest {
+        worker_id: id.map(str::to_string),
         name: name.into(),
         version: "0.1.0".into(),
         hardware: Default::default(),
-        kinds: kinds.to_vec(),
+        kinds: vec![JobKind::Hash],
         tags: Vec::new(),
         slots: 2,
+    }
+}
+
+async fn register(q: &Queue, name: &str, kinds: &[JobKind]) -> String {
+    q.register(RegisterRequest {
+        kinds: kinds.to_vec(),
+        ..registration(name, None)
     })
     .await
     .unwrap()
@@ -656,18 +664,7 @@ async fn a_worker_that_registers_again_gives_back_the_jobs_it_held() {
     let w = register(&q, "w1", &[JobKind::Hash]).await;
     let id = q.submit(hash_job("x")).await.unwrap();
     claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
-    let again = q
-        .register(RegisterRequest {
-            worker_id: Some(w.clone()),
-            name: "w1".into(),
-            version: "0.1.0".into(),
-            hardware: Default::default(),
-            kinds: vec![JobKind::Hash],
-            tags: Vec::new(),
-            slots: 2,
-        })
-        .await
-        .unwrap();
+    let again = q.register(registration("w1", Some(&w))).await.unwrap();
     assert_eq!(again.id, w);
     assert_eq!(job(&q, id).state, JobState::Queued);
     assert_eq!(q.workers().len(), 1);
@@ -682,17 +679,7 @@ async fn a_worker_that_registers_again_gives_back_the_jobs_it_held() {
             break;
         }
     }
-    q.register(RegisterRequest {
-        worker_id: Some(w.clone()),
-        name: "w1".into(),
-        version: "0.1.0".into(),
-        hardware: Default::default(),
-        kinds: vec![JobKind::Hash],
-        tags: Vec::new(),
-        slots: 1,
-    })
-    .await
-    .unwrap();
+    q.register(registration("w1", Some(&w))).await.unwrap();
     assert_eq!(job(&q, id).state, JobState::Lost);
 }
 
@@ -906,18 +893,7 @@ async fn a_full_registry_makes_room_by_dropping_the_longest_offline_worker() {
     let a = register(&q, "a", &[JobKind::Hash]).await;
     let b = register(&q, "b", &[JobKind::Hash]).await;
     // Full, and both online: a third is refused.
-    let e = q
-        .register(RegisterRequest {
-            worker_id: None,
-            name: "c".into(),
-            version: "0.1.0".into(),
-            hardware: Default::default(),
-            kinds: vec![JobKind::Hash],
-            tags: Vec::new(),
-            slots: 1,
-        })
-        .await
-        .unwrap_err();
+    let e = q.register(registration("c", None)).await.unwrap_err();
     assert!(e.to_string().contains("2 workers"), "{e}");
     // `a` goes silent and offline; the next new worker takes its place.
     tokio::time::sleep(Duration::from_millis(60)).await;
@@ -965,17 +941,6 @@ async fn a_worker_offline_past_the_forget_time_leaves_the_registry() {
     assert!(q.workers().is_empty());
     assert!(q.store().read().unwrap().workers().unwrap().is_empty());
     // It may come back: it registers again as itself.
-    let again = q
-        .register(RegisterRequest {
-            worker_id: Some(w.clone()),
-            name: "cloud".into(),
-            version: "0.1.0".into(),
-            hardware: Default::default(),
-            kinds: vec![JobKind::Hash],
-            tags: Vec::new(),
-            slots: 1,
-        })
-        .await
-        .unwrap();
+    let again = q.register(registration("cloud", Some(&w))).await.unwrap();
     assert_eq!(again.id, w);
 }
