@@ -1,7 +1,10 @@
 //! The dashboard: the server pieces it stands on (downsampled curves, the event stream's replay
-//! after a reconnect, whoami, the overview summary, its assets and their CSP), and the dashboard
-//! itself in a real headless Chromium against a real `gaia serve` filled by a real `gaia work`
-//! (`tests/browser/dashboard.mjs`, driven with playwright-core).
+//! after a reconnect, whoami, the overview summary, its assets and their CSP, the names it
+//! refuses), a static check that the dashboard's code never parses strings as HTML, and the
+//! dashboard itself in a real headless Chromium against a real `gaia serve` filled by a real
+//! `gaia work` (`tests/browser/dashboard.mjs`, driven with playwright-core), with XSS payloads
+//! in every outside string the server lets through, and a smoke test of it in headless Firefox
+//! ESR (`tests/browser/firefox.mjs`, puppeteer-core over WebDriver BiDi).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -10,7 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gaia_core::client::Client;
-use gaia_core::model::{Capabilities, Hardware, JobKind, JobSpec, JobState, Row, Scope};
+use gaia_core::model::{
+    Capabilities, Gpu, Hardware, JobKind, JobSpec, JobState, Row, Scope, Usage,
+};
 use gaia_core::protocol::{
     Assignment, ClaimRequest, CompleteRequest, HeartbeatRequest, LeaseRef, Outcome,
     RegisterRequest, RowBatch,
@@ -693,6 +698,188 @@ fn dashboard_assets_are_embedded_and_served_under_a_strict_csp() {
     }
 }
 
+// ---- XSS: what the server refuses, what the dashboard's code may not do ----------------------
+
+/// The job name the issue names.
+const XSS_NAME: &str = "<img src=x onerror=alert(1)>";
+/// Payloads that set `window.__xss` if they are ever turned into markup (tests/browser/xss.mjs).
+const XSS_IMG: &str = "<img src=x onerror=window.__xss=1>";
+const XSS_SCRIPT: &str = "<script>window.__xss=2</script>";
+
+#[test]
+fn names_from_outside_are_refused_where_the_server_validates_them() {
+    let server = Server::start();
+    let url = |p: &str| format!("{}{p}", server.url());
+    let post = |path: &str, body: Value| {
+        http(
+            "POST",
+            &url(path),
+            Some(&server.token),
+            Some(("application/json", serde_json::to_vec(&body).unwrap())),
+        )
+    };
+    for payload in [XSS_IMG, XSS_SCRIPT] {
+        // Method, environment, study and tag names are validated on submit (single and batch),
+        // so the dashboard never gets a payload there: its XSS tests plant them elsewhere.
+        for (field, spec) in [
+            (
+                "method",
+                serde_json::json!({"kind": "experiment", "method": payload}),
+            ),
+            (
+                "environment",
+                serde_json::json!({"kind": "experiment", "method": "cma_es", "env": payload}),
+            ),
+            (
+                "study name",
+                serde_json::json!({"kind": "experiment", "method": "cma_es", "study": payload}),
+            ),
+            (
+                "tag",
+                serde_json::json!({"kind": "reverse", "input": "x", "requirements": {"tags": [payload]}}),
+            ),
+        ] {
+            let (status, body) = post("/api/v1/jobs", spec.clone());
+            assert_eq!(status, 400, "{field} {payload:?} accepted: {body}");
+            assert!(body.contains(field), "{body}");
+            let (status, body) = post("/api/v1/jobs/batch", serde_json::json!({"jobs": [spec]}));
+            assert_eq!(
+                status, 400,
+                "batch with {field} {payload:?} accepted: {body}"
+            );
+        }
+        let (status, body) = post(
+            "/api/v1/workers/register",
+            serde_json::json!({"name": payload, "version": "1", "kinds": ["reverse"], "slots": 1}),
+        );
+        assert_eq!(status, 400, "worker name {payload:?} accepted: {body}");
+        assert!(body.contains("worker name"), "{body}");
+        let (status, body) = post(
+            "/api/v1/tokens",
+            serde_json::json!({"name": payload, "scope": "read"}),
+        );
+        assert_eq!(status, 400, "token name {payload:?} accepted: {body}");
+        let (status, _) = http(
+            "GET",
+            &url(&format!(
+                "/api/v1/summary?study={}",
+                percent_encode(payload)
+            )),
+            Some(&server.token),
+            None,
+        );
+        assert_eq!(status, 400, "summary of study {payload:?}");
+    }
+    // Nothing of it was stored.
+    let c = server.client();
+    assert_eq!(c.jobs(&Default::default()).unwrap().total, 0);
+    assert!(c.workers().unwrap().workers.is_empty());
+}
+
+/// The dashboard's code builds the page with DOM calls and textContent only: none of the APIs
+/// that parse a string as HTML or as code appears in dashboard/*.js (comments included, so a
+/// commented-out use does not come back unnoticed).
+#[test]
+fn dashboard_code_never_parses_strings_as_html_or_code() {
+    let dir = repo_root().join("dashboard");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "js") {
+            continue;
+        }
+        let code = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in code.lines().enumerate() {
+            for bad in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+                "createContextualFragment",
+                "DOMParser",
+                "srcdoc",
+                "javascript:",
+            ] {
+                assert!(
+                    !line.contains(bad),
+                    "{}:{}: `{bad}` in {line:?}",
+                    path.display(),
+                    n + 1
+                );
+            }
+        }
+        checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    checked.sort();
+    assert_eq!(checked, ["app.js", "chart.js"], "the dashboard's scripts");
+    // ... and the page loads no other script than app.js, with no inline script or handler.
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+    assert!(html.contains(r#"<script type="module" src="/app.js"></script>"#));
+    let lower = html.to_ascii_lowercase();
+    let handler = lower
+        .split(|c: char| c.is_whitespace() || c == '<')
+        .find(|w| w.starts_with("on") && w.contains('='));
+    assert_eq!(handler, None, "an inline handler in index.html");
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Registers a worker (driven by nobody) whose hardware report is all payloads: hostname, CPU
+/// model, a GPU's name and driver. The server bounds these texts' length, not their characters.
+fn xss_probe_worker(c: &Client, name: &str) -> String {
+    let id = c
+        .register(&RegisterRequest {
+            worker_id: None,
+            name: name.into(),
+            version: gaia_core::VERSION.into(),
+            hardware: Hardware {
+                hostname: XSS_IMG.into(),
+                cpu_model: XSS_SCRIPT.into(),
+                cpu_cores: 4,
+                memory_mb: 8192,
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                gpus: vec![Gpu {
+                    index: 0,
+                    name: XSS_IMG.into(),
+                    memory_mb: 24576,
+                    driver: XSS_SCRIPT.into(),
+                }],
+            },
+            kinds: vec![JobKind::Wait],
+            tags: vec![],
+            slots: 1,
+        })
+        .unwrap()
+        .worker_id;
+    c.heartbeat(
+        &id,
+        &HeartbeatRequest {
+            usage: Usage {
+                cpu_percent: 12.0,
+                memory_percent: 40.0,
+                gpu_percent: vec![70.0],
+            },
+            ..HeartbeatRequest::default()
+        },
+    )
+    .unwrap();
+    id
+}
+
 // ---- the dashboard in a real browser ----------------------------------------------------------
 
 fn browser_dir() -> PathBuf {
@@ -705,22 +892,28 @@ fn chromium() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
-/// Whether the browser test can run here (see [`prerequisites`]).
-fn browser_tools_present() -> bool {
+fn firefox() -> PathBuf {
+    std::env::var_os("FIREFOX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/firefox-esr"))
+}
+
+/// Whether a browser test can run here (see [`prerequisites`]): the browser, node, and the npm
+/// package that drives it.
+fn browser_tools_present(test: &str, browser: &Path, apt: &str, driver: &str) -> bool {
     let mut missing = Vec::new();
-    if !chromium().exists() {
-        missing.push(format!(
-            "{} (apt-get install -y chromium)",
-            chromium().display()
-        ));
+    if !browser.exists() {
+        missing.push(format!("{} (apt-get install -y {apt})", browser.display()));
     }
     if Command::new("node").arg("--version").output().is_err() {
         missing.push("node (apt-get install -y nodejs npm)".into());
     }
-    if !browser_dir().join("node_modules/playwright-core").exists() {
-        missing.push("tests/browser/node_modules (cd tests/browser && npm ci)".into());
+    if !browser_dir().join("node_modules").join(driver).exists() {
+        missing.push(format!(
+            "tests/browser/node_modules/{driver} (cd tests/browser && npm ci)"
+        ));
     }
-    prerequisites("the dashboard's browser test", &missing)
+    prerequisites(test, &missing)
 }
 
 /// A `gaia work` running the dashboard's stand-in experiments (realistic curves).
@@ -773,17 +966,17 @@ fn with_params(mut spec: JobSpec, params: Value) -> JobSpec {
     spec
 }
 
-/// Runs the browser script; when it asks (by writing `restart.request` in the artifacts folder),
+/// Runs the browser script; when it asks (by writing `restart.request` in the `control` folder),
 /// calls `on_request` and answers with `restart.done` holding what it returned.
 fn run_node(
     script: &Path,
     envs: &[(&str, String)],
     timeout: Duration,
-    artifacts: &Path,
+    control: &Path,
     mut on_request: impl FnMut() -> String,
 ) -> bool {
-    let request = artifacts.join("restart.request");
-    let done = artifacts.join("restart.done");
+    let request = control.join("restart.request");
+    let done = control.join("restart.done");
     let _ = std::fs::remove_file(&request);
     let _ = std::fs::remove_file(&done);
     let mut child = Command::new("node")
@@ -815,7 +1008,12 @@ fn run_node(
 
 #[test]
 fn dashboard_in_headless_chromium() {
-    if !browser_tools_present() {
+    if !browser_tools_present(
+        "the dashboard's browser test in Chromium",
+        &chromium(),
+        "chromium",
+        "playwright-core",
+    ) {
         return;
     }
     let mut server = Server::start();
@@ -828,9 +1026,18 @@ fn dashboard_in_headless_chromium() {
 
     // A long run to watch and cancel, finished runs of three methods to compare, and a job
     // whose name is an XSS attempt (which also fails, so it has an error log).
+    // Its params carry payloads as a key and a value, and it prints them as log lines (every
+    // 10 generations, so some arrive while the browser watches) and as its status.
     let mut long = with_params(
         experiment("cma_es", "CartPole-v1", 7),
-        serde_json::json!({"gens": 4000, "delay": 0.05}),
+        serde_json::json!({
+            "gens": 4000,
+            "delay": 0.05,
+            XSS_IMG: XSS_SCRIPT,
+            "echo": [XSS_IMG, XSS_SCRIPT],
+            "echo_every": 10,
+            "status": XSS_IMG,
+        }),
     );
     long.priority = 10;
     long.name = Some("long cma_es run".into());
@@ -848,11 +1055,20 @@ fn dashboard_in_headless_chromium() {
     done.extend(c.submit_batch(specs).unwrap());
     let mut xss = with_params(
         experiment("openai_es", "CartPole-v1", 3),
-        serde_json::json!({"gens": 20, "fail": true}),
+        serde_json::json!({"gens": 20, "fail": true, "echo": [XSS_IMG, XSS_SCRIPT]}),
     );
-    xss.name = Some("<img src=x onerror=alert(1)>".into());
+    xss.name = Some(XSS_NAME.into());
     let xss_id = c.submit(&xss).unwrap();
-    for &id in done.iter().chain([&xss_id]) {
+    // A built-in job whose input is a payload: the dashboard shows its description (in the
+    // jobs list and the activity log's "submitted" message) and its input.
+    let xss_input_id = c
+        .submit(&JobSpec::builtin(JobKind::Reverse, XSS_IMG))
+        .unwrap();
+    // A worker that reports payloads as its hardware (the server refuses them as a worker name,
+    // see `names_from_outside_are_refused_where_the_server_validates_them`).
+    let probe_name = "xss-probe";
+    xss_probe_worker(&c, probe_name);
+    for &id in done.iter().chain([&xss_id, &xss_input_id]) {
         wait_done(&c, id, Duration::from_secs(120));
     }
     wait_for("the long job's first rows", Duration::from_secs(60), || {
@@ -868,6 +1084,8 @@ fn dashboard_in_headless_chromium() {
             ("READ_TOKEN", read_token),
             ("LONG_JOB", long_id.to_string()),
             ("XSS_JOB", xss_id.to_string()),
+            ("XSS_INPUT_JOB", xss_input_id.to_string()),
+            ("PROBE_WORKER", probe_name.to_string()),
             (
                 "DONE_JOBS",
                 done.iter()
@@ -902,4 +1120,76 @@ fn dashboard_in_headless_chromium() {
     // What the browser did reached the server.
     let j = wait_done(&c, long_id, Duration::from_secs(30));
     assert_eq!(j.state, JobState::Cancelled);
+}
+
+/// The dashboard in headless Firefox (Debian's firefox-esr over WebDriver BiDi, driven by
+/// puppeteer-core; `tests/browser/firefox.mjs`): log in, the overview with the worker card, a
+/// job page with its curve drawn on the canvas and its logs, the XSS job's name and the payload
+/// log lines inert, at 1280×800 and at 390×844, no wider than the screen; screenshots as
+/// `test-artifacts/dashboard/firefox-*.png`.
+#[test]
+fn dashboard_in_headless_firefox() {
+    if !browser_tools_present(
+        "the dashboard's browser test in Firefox",
+        &firefox(),
+        "firefox-esr",
+        "puppeteer-core",
+    ) {
+        return;
+    }
+    let server = Server::start();
+    let c = server.client();
+    let worker_name = "lab-ff-1";
+    let artifacts = repo_root().join("test-artifacts/dashboard");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let _worker = RealWorker::start(&server, worker_name, &artifacts.join("firefox-worker.log"));
+    let mut curve = with_params(
+        experiment("cma_es", "CartPole-v1", 5),
+        serde_json::json!({
+            "gens": 120,
+            "delay": 0.002,
+            "echo": [XSS_IMG, XSS_SCRIPT],
+            "echo_every": 40,
+        }),
+    );
+    curve.name = Some("firefox curve".into());
+    let curve_id = c.submit(&curve).unwrap();
+    let other = c
+        .submit(&with_params(
+            experiment("openai_es", "CartPole-v1", 5),
+            serde_json::json!({"gens": 60, "delay": 0.002}),
+        ))
+        .unwrap();
+    let mut xss = with_params(
+        experiment("openai_es", "CartPole-v1", 3),
+        serde_json::json!({"gens": 20, "fail": true, "echo": [XSS_IMG, XSS_SCRIPT]}),
+    );
+    xss.name = Some(XSS_NAME.into());
+    let xss_id = c.submit(&xss).unwrap();
+    for id in [curve_id, other, xss_id] {
+        wait_done(&c, id, Duration::from_secs(120));
+    }
+    assert_eq!(c.job(curve_id).unwrap().state, JobState::Succeeded);
+
+    let control = tempfile::tempdir().unwrap();
+    let ok = run_node(
+        &browser_dir().join("firefox.mjs"),
+        &[
+            ("SERVER", server.url()),
+            ("TOKEN", server.token.clone()),
+            ("CURVE_JOB", curve_id.to_string()),
+            ("XSS_JOB", xss_id.to_string()),
+            ("WORKER_NAME", worker_name.to_string()),
+            ("ARTIFACTS", artifacts.display().to_string()),
+            ("FIREFOX", firefox().display().to_string()),
+        ],
+        Duration::from_secs(180),
+        control.path(),
+        || panic!("the Firefox test asks for no server restart"),
+    );
+    assert!(
+        ok,
+        "the Firefox test failed (its output is above; the worker's log is in {})",
+        artifacts.join("firefox-worker.log").display()
+    );
 }

@@ -3,14 +3,22 @@
 // with a real `gaia work`; it can also be run by hand:
 //
 //   SERVER=http://127.0.0.1:7434 TOKEN=... READ_TOKEN=... LONG_JOB=1 XSS_JOB=14 \
-//   DONE_JOBS=2,3,4 WORKER_NAME=lab-gpu-1 node tests/browser/dashboard.mjs
+//   XSS_INPUT_JOB=15 DONE_JOBS=2,3,4 WORKER_NAME=lab-gpu-1 PROBE_WORKER=xss-probe \
+//   node tests/browser/dashboard.mjs
 //
-// Screenshots of every page land in $ARTIFACTS (default test-artifacts/dashboard).
+// XSS payloads (xss.mjs) are planted by the Rust side in the XSS job's name and error, the long
+// job's params (a key and a value), status and live log lines, a built-in job's input (so the
+// activity log's event message and the jobs list), and the hardware a probe worker reports; each
+// page checks they are shown literally and that nothing ran.
+//
+// Screenshots of every page land in $ARTIFACTS (default test-artifacts/dashboard); the Firefox
+// smoke test (firefox.mjs) puts its own, named firefox-*, beside them.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { XSS_NAME, IMG, SCRIPT, textOf, until, waitForText, assertInert } from "./xss.mjs";
 
 const env = (k, d) => {
   const v = process.env[k] ?? d;
@@ -22,13 +30,14 @@ const TOKEN = env("TOKEN");
 const READ_TOKEN = env("READ_TOKEN");
 const LONG = Number(env("LONG_JOB"));
 const XSS = Number(env("XSS_JOB"));
+const XSS_INPUT = Number(env("XSS_INPUT_JOB"));
+const PROBE = env("PROBE_WORKER");
 const DONE = env("DONE_JOBS").split(",").map(Number);
 const WORKER = env("WORKER_NAME");
 const ART = env("ARTIFACTS", path.resolve("../../test-artifacts/dashboard"));
-const XSS_NAME = "<img src=x onerror=alert(1)>";
 fs.mkdirSync(ART, { recursive: true });
-// Screenshots and downloads of an earlier run would only mislead.
-for (const f of fs.readdirSync(ART)) if (/\.(png|csv)$/.test(f)) fs.rmSync(path.join(ART, f));
+// Screenshots and downloads of an earlier run would only mislead (Firefox's are its own).
+for (const f of fs.readdirSync(ART)) if (/\.(png|csv)$/.test(f) && !f.startsWith("firefox-")) fs.rmSync(path.join(ART, f));
 
 const userData = fs.mkdtempSync(path.join(os.tmpdir(), "gaia-chromium-"));
 const ctx = await chromium.launchPersistentContext(userData, {
@@ -113,6 +122,16 @@ try {
   await page.waitForSelector("#conn.live");
   const tiles = await page.locator(".tiles").textContent();
   assert.match(tiles, /succeeded/);
+  // The probe worker's reported hardware (GPU name shown, hostname and CPU model in the tooltip)
+  // and the built-in job's input in the activity log's event message: all text.
+  step = "xss: overview";
+  const probe = page.locator(".wcard", { hasText: PROBE });
+  await probe.waitFor();
+  assert.ok((await probe.textContent()).includes(IMG), `the probe's GPU name as text: ${await probe.textContent()}`);
+  const hwTitle = await probe.locator(".whw").getAttribute("title");
+  assert.ok(hwTitle.includes(IMG) && hwTitle.includes(SCRIPT), `hostname and CPU model in the tooltip: ${hwTitle}`);
+  await waitForText(page, "#activity", `reverse "${IMG}"`);
+  await assertInert(page, "the overview");
   await shot(page, "02-overview");
 
   // The token is remembered: a reload logs in by itself.
@@ -127,6 +146,8 @@ try {
   const xssRow = page.locator(`#jobs tr[data-job="${XSS}"]`);
   await xssRow.waitFor();
   assert.equal((await xssRow.locator("td.jname").textContent()).trim(), XSS_NAME);
+  assert.equal((await page.locator(`#jobs tr[data-job="${XSS_INPUT}"] td.jname`).textContent()).trim(), `reverse "${IMG}"`);
+  await assertInert(page, "the jobs list");
   await shot(page, "03-jobs");
   // Every job's summary as CSV, built from the paginated list.
   const sumDl = page.waitForEvent("download");
@@ -136,13 +157,22 @@ try {
   const sumCsv = fs.readFileSync(sumPath, "utf8").trim().split("\n");
   assert.match(sumCsv[0], /^id,name,kind,method,env/);
   // (A failed job's error spans lines inside its quoted field: count the records' first lines.)
-  assert.equal(sumCsv.filter((l) => /^\d+,/.test(l)).length, 2 + DONE.length, "one record per job");
+  assert.equal(sumCsv.filter((l) => /^\d+,/.test(l)).length, 3 + DONE.length, "one record per job");
   assert.ok(sumCsv.some((l) => l.startsWith(`${XSS},${XSS_NAME},`)), "the XSS job's line");
   await page.goto(`${SERVER}/#/jobs/${XSS}`);
   await page.waitForFunction((n) => document.querySelector("#job-title")?.textContent === n, XSS_NAME);
   await page.locator("#logs .lv-error").first().waitFor();
   assert.equal(await page.locator('img[src="x"]').count(), 0, "the job name became an <img>");
+  // What the experiment printed to stderr before failing: in the error box and the logs.
+  await waitForText(page, ".jobhead .errorbox", [`about to fail: ${IMG}`, `about to fail: ${SCRIPT}`]);
+  await waitForText(page, "#logs .lx", [`about to fail: ${IMG}`, `about to fail: ${SCRIPT}`]);
+  await assertInert(page, "the XSS job's page");
   await shot(page, "04-xss-job");
+  // A built-in job whose input is a payload: shown in its details, and its result.
+  await page.goto(`${SERVER}/#/jobs/${XSS_INPUT}`);
+  await waitForText(page, "#job-title", `reverse "${IMG}"`);
+  await waitForText(page, ".jobpage .kv", IMG);
+  await assertInert(page, "the built-in job's page");
 
   // ---- a running job's page: its curve grows live; zoom fetches finer data ---------------------
   step = "running job";
@@ -155,6 +185,20 @@ try {
   const after = await pointsOf(page, curve);
   log(`curve grew live from ${before} to ${after} points`);
   await page.locator("#logs .ll").first().waitFor();
+  step = "xss: running job";
+  // Params: a key and a value that are payloads, in the params block and the raw spec.
+  await waitForText(page, ".jobpage pre.json", [`"${IMG}": "${SCRIPT}"`]);
+  assert.equal((await textOf(page, ".jobpage details pre.json")).includes(IMG), true, "the raw spec shows the key");
+  // The status the experiment reported.
+  await waitForText(page, ".jobhead", `status: ${IMG}`);
+  // Log lines printed while the page is open arrive over the stream and are shown as text.
+  const echoes = () => page.evaluate((n) => [...document.querySelectorAll("#logs .ll .lx")].filter((e) => e.textContent.includes(n)).length, `: ${SCRIPT}`);
+  const echoed = await echoes();
+  assert.ok(echoed > 0, "the echoed payload lines already printed");
+  await until(page, "more echoed payload lines, live", ([n, before]) => [...document.querySelectorAll("#logs .ll .lx")].filter((e) => e.textContent.includes(n)).length > before, [`: ${SCRIPT}`, echoed], 30_000);
+  await waitForText(page, "#logs .lx", [`: ${IMG}`, `: ${SCRIPT}`]);
+  log(`echoed payload lines: ${echoed} when loaded, ${await echoes()} after the live tail`);
+  await assertInert(page, "the running job's page");
   await shot(page, "05-job-running");
 
   step = "zoom";
@@ -214,7 +258,7 @@ try {
 
   // ---- charts: overlaid curves with legend toggles, sigma, comparison, distribution -----------
   step = "charts";
-  await page.goto(`${SERVER}/#/charts?jobs=${DONE.slice(0, 12).join(",")}`);
+  await page.goto(`${SERVER}/#/charts?jobs=${[...DONE.slice(0, 11), XSS].join(",")}`);
   const lc = ".charts .chart canvas";
   await page.waitForFunction((s) => Number(document.querySelector(s)?.dataset.points || 0) > 0, lc);
   const legend = page.locator(".charts .chart-legend").first().locator(".legend-item").first();
@@ -224,6 +268,9 @@ try {
   assert.equal(await legend.getAttribute("aria-pressed"), "true");
   await page.waitForSelector("#chart-env option", { state: "attached" });
   await page.waitForTimeout(400);
+  // The XSS job's curve is labelled with its name, as text.
+  await waitForText(page, ".charts .chart-legend", `#${XSS} ${XSS_NAME}`);
+  await assertInert(page, "the charts");
   await shot(page, "08-charts");
   step = "png export";
   const pngDl = page.waitForEvent("download");
@@ -242,6 +289,11 @@ try {
   await page.fill("#api-path", "/api/v1/workers");
   await page.click(".apiform button[type=submit]");
   await page.waitForFunction((w) => document.querySelector("#api-out").textContent.includes(w), WORKER);
+  // The raw answer, with the probe's hardware, is text too; so are the long job's payload log
+  // lines that the stream brought while it ran (the feed keeps them across pages).
+  await waitForText(page, "#api-out", [IMG, SCRIPT]);
+  await waitForText(page, "#feed .ft-logs", [`: ${IMG}`, `: ${SCRIPT}`]);
+  await assertInert(page, "the live page");
   await shot(page, "09-live");
   await page.click("#pause");
 
@@ -298,6 +350,7 @@ try {
   await page.waitForSelector("#login");
 
   step = "checks";
+  await assertInert(page, "the last page");
   assert.deepEqual(dialogs.filter((d) => !d.startsWith("confirm: Cancel job")), [], "unexpected dialogs (an alert means XSS)");
   assert.deepEqual(foreign, [], "requests to other origins");
   assert.deepEqual(problems, [], "errors in the page");

@@ -4,7 +4,9 @@ like real runs (noisy, method-dependent, sigma shrinking), a few warnings, and w
 file. Standard library only.
 
 GAIA_JOB_PARAMS: gens (generations, default 60), delay (seconds between generations, default
-0.02), fail (true: exit 1 with a traceback after a few generations).
+0.02), fail (true: exit 1 with a traceback after a few generations), echo (a string or a list of
+strings printed as log lines at the first generation and every `echo_every` (default 10) after,
+and to stderr before a failure: the browser test's XSS payloads), status (an `@gaia` status).
 """
 import argparse
 import json
@@ -33,7 +35,12 @@ out = os.environ.get("GAIA_OUTPUT_DIR", ".")
 start = time.time()
 ever = -math.inf
 sigma = 0.5 * (1 + rng.random())
+echo = params.get("echo") or []
+echo = [echo] if isinstance(echo, str) else [str(e) for e in echo]
+echo_every = max(1, int(params.get("echo_every", 10)))
 print(f"starting {a.method} on {a.env} seed {a.seed}, {gens} generations", flush=True)
+if params.get("status"):
+    print("@gaia " + json.dumps({"status": str(params["status"])}), flush=True)
 for g in range(1, gens + 1):
     level = top - (top - low) * math.exp(-speed * g * (0.7 + 0.6 * rng.random()))
     best = level + rng.gauss(0, abs(top - low) * 0.03)
@@ -44,9 +51,14 @@ for g in range(1, gens + 1):
     sigma *= 0.93 + 0.05 * rng.random()
     evals = g * evals_per_gen
     print(f"Gen {g:4d} | Best: {best:8.2f} | Ever: {ever:8.2f} | Mean: {mean:8.2f} | σ: {sigma:.4g} | Evals: {evals:,} | {time.time() - start:5.1f}s", flush=True)
+    if echo and (g == 1 or g % echo_every == 0):
+        for e in echo:
+            print(f"echo at generation {g}: {e}", flush=True)
     if g % 25 == 0:
         print(f"WARNING: generation {g}: {rng.randint(1, 3)} episodes hit the step limit", file=sys.stderr, flush=True)
     if params.get("fail") and g >= 5:
+        for e in echo:
+            print(f"about to fail: {e}", file=sys.stderr, flush=True)
         print("Traceback (most recent call last):\n  File \"run_all.py\", line 42, in <module>\nRuntimeError: simulated divergence", file=sys.stderr, flush=True)
         sys.exit(1)
     if delay:
