@@ -330,7 +330,7 @@ function showLogin(message) {
     "form",
     { class: "login card", id: "login" },
     h("h2", { text: "Log in to GAIA" }),
-    h("p", { class: "muted", text: "Paste an API token. gaia serve printed the admin token when it started; `gaia token create NAME --scope read` makes a read-only one." }),
+    h("p", { class: "muted", text: "Paste an API token. gaia serve printed the admin token when it started; `gaia token create --scope read --name NAME` makes a read-only one." }),
     h("label", { for: "token", text: "Token" }),
     input,
     err,
