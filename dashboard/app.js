@@ -475,7 +475,8 @@ function workerCard(w, mini = false) {
 
 function jobRow(j, opts = {}) {
   const p = j.progress || {};
-  const frac = p.fraction ?? (j.state === "succeeded" ? 1 : 0);
+  // A job that succeeded is done, even when it stopped early (solved) short of its budget.
+  const frac = j.state === "succeeded" ? 1 : (p.fraction ?? 0);
   const evals = p.evals !== null && p.evals !== undefined ? `${fmtNum(p.evals)} / ${fmtNum(j.spec.max_evals || 0)}` : null;
   const e = eta(j);
   const cancel = !TERMINAL.has(j.state)
