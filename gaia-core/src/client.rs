@@ -438,7 +438,8 @@ impl Client {
             "POST",
             &format!("/api/v1/workers/{}/leave", path_segment(worker_id)),
             &serde_json::json!({}),
-            Some(Duration::from_secs(10)),
+            // A courtesy on the way out: a server that is down must not hold the exit up.
+            Some(Duration::from_secs(3)),
         )
     }
 

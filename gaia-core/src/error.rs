@@ -99,10 +99,12 @@ impl ClientError {
         }
     }
 
-    /// True when the server could not be reached at all (retry later).
+    /// True when the call may succeed if made again later: the server could not be reached, or
+    /// answered that it (or a proxy in front of it) could not take the request now — 408 (the
+    /// body stalled on the way), 429, 502, 503, 504. Never a refusal of the request itself.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Unreachable { .. })
-            || matches!(self, ClientError::Status { status, .. } if *status == 502 || *status == 503 || *status == 504)
+            || matches!(self, ClientError::Status { status, .. } if matches!(*status, 408 | 429 | 502 | 503 | 504))
     }
 }
 
@@ -156,6 +158,26 @@ impl Error {
         Error::Io {
             path: path.into(),
             cause,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientError;
+
+    #[test]
+    fn a_stalled_or_busy_answer_is_retried_a_refusal_is_not() {
+        let status = |status| ClientError::Status {
+            url: "u".into(),
+            status,
+            message: "m".into(),
+        };
+        for retry in [408, 429, 502, 503, 504] {
+            assert!(status(retry).is_unreachable(), "{retry}");
+        }
+        for refused in [400, 401, 403, 404, 409, 413, 500] {
+            assert!(!status(refused).is_unreachable(), "{refused}");
         }
     }
 }

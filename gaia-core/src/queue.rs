@@ -862,36 +862,31 @@ impl Queue {
             update_error: None,
         };
         worker.update_available = self.update_available(&worker.version);
-        // A new worker in a full registry takes the place of the one offline longest.
-        let evict = {
-            let inner = self.lock();
-            let max = self.config.max_workers.max(1);
-            if inner.workers.contains_key(&id) || inner.workers.len() < max {
-                None
-            } else {
-                let oldest = inner
-                    .workers
-                    .values()
-                    .filter(|w| w.worker.state == WorkerState::Offline)
-                    .min_by_key(|w| w.worker.last_seen)
-                    .map(|w| w.worker.id.clone());
-                match oldest {
-                    Some(old) => Some(old),
-                    None => {
-                        return Err(Error::Request(RequestError::Conflict(format!(
-                            "the registry already holds {max} workers, all online"
-                        ))));
-                    }
-                }
-            }
-        };
         let w = worker.clone();
-        let evicted = evict.clone();
+        let registry = self.inner.clone();
+        let max = self.config.max_workers.max(1);
         let ev = self
             .store
             .write(move |tx| {
-                if let Some(old) = &evicted {
-                    tx.delete_worker(old)?;
+                // Decided and done inside the write, under the registry's lock: the worker
+                // made room for is still offline when it goes, and the registry never holds
+                // more than `max`.
+                let mut inner = registry.lock().unwrap_or_else(|p| p.into_inner());
+                if !inner.workers.contains_key(&w.id) && inner.workers.len() >= max {
+                    // A new worker in a full registry takes the place of the one offline longest.
+                    let oldest = inner
+                        .workers
+                        .values()
+                        .filter(|w| w.worker.state == WorkerState::Offline)
+                        .min_by_key(|w| w.worker.last_seen)
+                        .map(|w| w.worker.id.clone());
+                    let Some(old) = oldest else {
+                        return Err(Error::Request(RequestError::Conflict(format!(
+                            "the registry already holds {max} workers, all online"
+                        ))));
+                    };
+                    tx.delete_worker(&old)?;
+                    inner.workers.remove(&old);
                 }
                 let known = tx.worker(&w.id)?;
                 let mut w = w;
@@ -906,22 +901,17 @@ impl Queue {
                     ),
                     None => format!("worker {} ({}) joined, version {}", w.name, w.id, w.version),
                 };
-                Ok(tx.event("worker_joined", None, Some(&w.id), msg)?)
+                let ev = tx.event("worker_joined", None, Some(&w.id), msg)?;
+                inner.workers.insert(
+                    w.id.clone(),
+                    WorkerLive {
+                        worker: w,
+                        seen: Instant::now(),
+                    },
+                );
+                Ok(ev)
             })
             .await?;
-        {
-            let mut inner = self.lock();
-            if let Some(old) = &evict {
-                inner.workers.remove(old);
-            }
-            inner.workers.insert(
-                id,
-                WorkerLive {
-                    worker: worker.clone(),
-                    seen: Instant::now(),
-                },
-            );
-        }
         self.publish(Live::Event(ev));
         self.publish(Live::Worker(Box::new(worker.clone())));
         Ok(worker)
@@ -1092,17 +1082,13 @@ impl Queue {
             let mut lost = Vec::new();
             let forget_before =
                 now_ms().saturating_sub(self.config.forget_offline_after.as_millis() as u64);
-            let forgotten: Vec<String> = inner
+            let forgotten = inner
                 .workers
                 .values()
-                .filter(|w| {
+                .any(|w| {
                     w.worker.state == WorkerState::Offline && w.worker.last_seen < forget_before
                 })
-                .map(|w| w.worker.id.clone())
-                .collect();
-            for id in &forgotten {
-                inner.workers.remove(id);
-            }
+                .then_some(forget_before);
             for w in inner.workers.values_mut() {
                 if w.worker.state != WorkerState::Offline
                     && now.duration_since(w.seen) > self.config.lease_timeout
@@ -1117,11 +1103,24 @@ impl Queue {
         for (job_id, attempt, lease) in expired {
             self.expire(job_id, attempt, lease).await?;
         }
-        if !forgotten.is_empty() {
+        if let Some(before) = forgotten {
+            // Chosen again inside the write, under the registry's lock: a worker that came
+            // back meanwhile stays, and memory and store forget the same ones.
+            let registry = self.inner.clone();
             self.store
                 .write(move |tx| {
-                    for id in &forgotten {
+                    let mut inner = registry.lock().unwrap_or_else(|p| p.into_inner());
+                    let gone: Vec<String> = inner
+                        .workers
+                        .values()
+                        .filter(|w| {
+                            w.worker.state == WorkerState::Offline && w.worker.last_seen < before
+                        })
+                        .map(|w| w.worker.id.clone())
+                        .collect();
+                    for id in &gone {
                         tx.delete_worker(id)?;
+                        inner.workers.remove(id);
                     }
                     Ok(())
                 })

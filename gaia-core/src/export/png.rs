@@ -354,26 +354,38 @@ fn mantissa(step: f64) -> f64 {
 /// `k · step` for every whole k with the value in `lo..=hi` (none if more than `limit`); zero is
 /// exactly zero, never `-2.2e-16`.
 fn multiples(lo: f64, hi: f64, step: f64, limit: usize) -> Vec<f64> {
+    // Past 2^52 whole numbers are no longer one apart in f64 (`k + 1.0 == k`): no ticks.
+    const EXACT: f64 = (1u64 << 52) as f64;
     let tol = step * 1e-9;
     let (k0, k1) = (((lo - tol) / step).ceil(), ((hi + tol) / step).floor());
-    if !(k0.is_finite() && k1.is_finite()) || k1 < k0 || k1 - k0 > limit as f64 {
+    if !(k0.is_finite() && k1.is_finite())
+        || k0.abs() > EXACT
+        || k1.abs() > EXACT
+        || k1 < k0
+        || k1 - k0 > limit as f64
+    {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    let mut k = k0;
-    while k <= k1 {
-        out.push(if k == 0.0 { 0.0 } else { k * step });
-        k += 1.0;
-    }
-    out
+    (0..=(k1 - k0) as u64)
+        .map(|i| {
+            let k = k0 + i as f64;
+            if k == 0.0 { 0.0 } else { k * step }
+        })
+        .collect()
 }
 
 /// Round ticks over `lo..hi`, about `target` of them, minor lines between.
 pub(crate) fn linear_ticks(lo: f64, hi: f64, target: usize) -> Ticks {
-    if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+    let span = hi - lo;
+    // Degenerate ranges get their ends as ticks: empty or reversed, wider than f64 can hold
+    // (±8.5e307), or only a few ulps wide (0.3 and 0.1 + 0.2), where no round step exists.
+    if !(lo.is_finite() && hi.is_finite() && hi > lo && span.is_finite())
+        || span <= lo.abs().max(hi.abs()) * 1e-12
+    {
+        let major = if hi > lo { vec![lo, hi] } else { vec![lo] };
         return Ticks {
-            major: vec![lo],
-            labels: vec![tick(lo)],
+            labels: major.iter().map(|&v| tick(v)).collect(),
+            major,
             minor: Vec::new(),
         };
     }
@@ -391,7 +403,7 @@ pub(crate) fn linear_ticks(lo: f64, hi: f64, target: usize) -> Ticks {
                 std::cmp::Reverse(m.len()),
             )
         })
-        .expect("nine candidates");
+        .unwrap_or((span, vec![lo, hi]));
     let sub = step / if mantissa(step) == 2.0 { 4.0 } else { 5.0 };
     let minor = multiples(lo, hi, sub, 10_000)
         .into_iter()
@@ -2050,6 +2062,34 @@ mod tests {
         assert_eq!(log_ticks(0.05, 0.2, 8).labels, ["0.05", "0.1", "0.2"]);
         let many = log_ticks(1e-30, 1e3, 8);
         assert!(many.major.len() <= 8 && !many.minor.is_empty(), "{many:?}");
+    }
+
+    #[test]
+    fn degenerate_ranges_give_ticks_at_once_and_never_panic() {
+        // A range a few ulps wide once made `multiples` loop for ever (k + 1.0 == k past 2^53).
+        let t0 = std::time::Instant::now();
+        for (lo, hi) in [
+            (0.3, 0.1 + 0.2),
+            (1.0, 1.0000000000000002),
+            (-1e308, 1e308),
+            (-f64::MAX, f64::MAX),
+            (5.0, 5.0),
+            (2.0, 1.0),
+        ] {
+            let t = linear_ticks(lo, hi, 8);
+            assert!(
+                !t.major.is_empty() && t.major.len() <= 2,
+                "{lo}..{hi}: {:?}",
+                t.major
+            );
+            let _ = log_ticks(lo.abs().max(1e-300), hi.abs().max(1e-300), 8);
+        }
+        assert!(multiples(1e17, 1e17 + 64.0, 1.0, 1000).is_empty());
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+        // And a whole figure of such a curve renders.
+        let mut fig = figure("flat", 800, 500);
+        fig.panels[0].lines[0].points = vec![(1.0, 0.3), (2.0, 0.1 + 0.2), (3.0, 0.3)];
+        render(&fig).unwrap();
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Result files: workers upload what an experiment left in `GAIA_OUTPUT_DIR`; users list and
 //! download them. Bytes live in `<data dir>/files/<job>/<name>`, metadata on the job.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use hyper::Request;
 use hyper::body::Incoming;
 use tokio::io::AsyncReadExt;
@@ -140,17 +143,37 @@ pub(crate) async fn upload(
         size: stored.size,
         sha256: stored.sha256,
     };
-    let staged = tmp.clone();
+    // The bytes a same-named earlier upload left are set aside, not overwritten, until the
+    // write that records the new file has committed: if that write fails after the file took
+    // its place, the old bytes go back under the record that still describes them.
+    let prev = dir.join(format!(".{name}.prev-{lease}"));
+    let moved = Arc::new(AtomicBool::new(false));
+    let place = {
+        let (staged, dest, prev, moved) = (tmp.clone(), dest.clone(), prev.clone(), moved.clone());
+        move || {
+            if dest.exists() {
+                std::fs::rename(&dest, &prev).map_err(|e| Error::io(&dest, e))?;
+            }
+            moved.store(true, Ordering::SeqCst);
+            std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))
+        }
+    };
     let placed = app
         .queue
-        .add_file(id, attempt, lease, info.clone(), move || {
-            std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))
-        })
+        .add_file(id, attempt, lease, info.clone(), place)
         .await;
     if let Err(e) = placed {
         // Refused (a stale lease, too many files) or failed: nothing of it stays on disk.
+        if moved.load(Ordering::SeqCst) {
+            if prev.exists() {
+                let _ = std::fs::rename(&prev, &dest);
+            } else {
+                let _ = std::fs::remove_file(&dest);
+            }
+        }
         let _ = std::fs::remove_file(&tmp);
         return Err(e.into());
     }
+    let _ = std::fs::remove_file(&prev);
     ok(&info)
 }

@@ -105,6 +105,8 @@ pub struct Tx<'a> {
     pub(crate) releases: Table<'a, &'static str, &'static [u8]>,
     /// Set when an operation hit a storage error: the group is aborted.
     poisoned: Option<String>,
+    /// A step of this group panicked: the rest of the group is not run on this transaction.
+    panicked: bool,
 }
 
 /// The tables of one read transaction (a consistent snapshot).
@@ -141,6 +143,7 @@ impl<'a> Tx<'a> {
             tokens: txn.open_table(tokens::TOKENS)?,
             releases: txn.open_table(releases::RELEASES)?,
             poisoned: None,
+            panicked: false,
         })
     }
 
@@ -299,15 +302,23 @@ impl Store {
         let run: RunOp = Box::new(move |tx: &mut Tx<'_>| {
             // A panicking step (a bug) must not take the writer thread, and with it every later
             // write, down: it becomes an error that rolls back its group.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(tx)))
-                .unwrap_or_else(|panic| {
-                    let msg = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "panic".into());
-                    Err(Error::Store(StoreError::Panicked(msg)))
-                });
+            let result = if tx.panicked {
+                Err(Error::Store(StoreError::Panicked(
+                    "not run: another write of its group failed; try again".into(),
+                )))
+            } else {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(tx))).unwrap_or_else(
+                    |panic| {
+                        tx.panicked = true;
+                        let msg = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".into());
+                        Err(Error::Store(StoreError::Panicked(msg)))
+                    },
+                )
+            };
             // A record that does not decode was only read: nothing to undo.
             if let Err(Error::Store(e)) = &result
                 && !matches!(e, StoreError::Corrupt { .. })
@@ -402,12 +413,11 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
         // Operations that never ran (opening the transaction failed) are dropped with their
         // reply channel, which their callers see as an error.
         for finish in finishers {
-            finish(
-                outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Redb(e.to_string())),
-            );
+            finish(outcome.as_ref().map(|_| ()).map_err(|e| match e {
+                // Each caller gets the group's error (without a second "database:" prefix).
+                StoreError::Redb(m) => StoreError::Redb(m.clone()),
+                other => StoreError::Redb(other.to_string()),
+            }));
         }
     }
 }
@@ -456,6 +466,61 @@ mod tests {
         let meta = txn.open_table(META).unwrap();
         assert!(meta.get("half_written").unwrap().is_none(), "rolled back");
         assert_eq!(meta.get("after").unwrap().unwrap().value(), 2);
+    }
+
+    #[test]
+    fn the_rest_of_a_group_with_a_panicking_step_is_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // A slow step holds the writer, so the next two are queued and run as one group.
+        let slow = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.write_blocking(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                })
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let bad = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.write_blocking(|_| -> Result<(), Error> { panic!("bug") })
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let after = {
+            let (store, ran) = (store.clone(), ran.clone());
+            std::thread::spawn(move || {
+                store.write_blocking(move |tx| {
+                    ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                    tx.meta.insert("b", 1).map_err(StoreError::from)?;
+                    Ok(())
+                })
+            })
+        };
+        slow.join().unwrap().unwrap();
+        assert!(bad.join().unwrap().is_err());
+        // It is answered with the group's failure, which names the bug.
+        let e = after.join().unwrap().unwrap_err().to_string();
+        assert!(
+            e.contains("write group aborted") && e.contains("bug"),
+            "{e}"
+        );
+        assert!(!e.contains("database: database:"), "{e}");
+        assert!(
+            !ran.load(std::sync::atomic::Ordering::SeqCst),
+            "it ran on the broken transaction"
+        );
+        // The next group is whole again.
+        store
+            .write_blocking(|tx| {
+                tx.meta.insert("c", 1).map_err(StoreError::from)?;
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

@@ -187,9 +187,33 @@ impl Reader {
         mut f: impl FnMut(Row),
     ) -> Result<u64, StoreError> {
         let mut n = 0;
+        // A range of row numbers is a range of keys: only those rows are read.
+        let (first, last) = match range {
+            Some((XAxis::Seq, lo, hi)) => {
+                // Empty, reversed, NaN or wholly negative: no row numbers.
+                if lo.is_nan() || hi.is_nan() || hi < lo || hi < 0.0 {
+                    return Ok(0);
+                }
+                let first = if lo <= 0.0 {
+                    0
+                } else {
+                    lo.ceil().min(u64::MAX as f64) as u64
+                };
+                let last = if hi >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    hi.floor() as u64
+                };
+                (first, last)
+            }
+            _ => (0, u64::MAX),
+        };
+        if first > last {
+            return Ok(0);
+        }
         for entry in self
             .rows
-            .range((job, attempt, 0)..=(job, attempt, u64::MAX))?
+            .range((job, attempt, first)..=(job, attempt, last))?
         {
             let (_, v) = entry?;
             let row = decode(v.value())?;
@@ -603,6 +627,31 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_range_of_row_numbers_reads_just_those_rows() {
+        let rows: Vec<Row> = (0..1000).map(|i| row(i, i as f64)).collect();
+        let (store, _dir) = store_with(&rows);
+        let read = store.read().unwrap();
+        let seqs = |lo: f64, hi: f64| {
+            let mut out = Vec::new();
+            read.for_each_row(1, 1, Some((XAxis::Seq, lo, hi)), |r| out.push(r.seq))
+                .unwrap();
+            out
+        };
+        assert_eq!(seqs(990.0, f64::INFINITY), (990..1000).collect::<Vec<_>>());
+        assert_eq!(seqs(f64::NEG_INFINITY, 2.0), vec![0, 1, 2]);
+        assert_eq!(seqs(10.5, 12.5), vec![11, 12]);
+        assert!(seqs(2000.0, f64::INFINITY).is_empty());
+        assert!(seqs(5.0, 4.0).is_empty());
+        assert!(seqs(f64::NAN, 4.0).is_empty());
+        assert!(seqs(-10.0, -1.0).is_empty());
+        // Other axes still filter by value.
+        let mut g = Vec::new();
+        read.for_each_row(1, 1, Some((XAxis::Generation, 5.0, 6.0)), |r| g.push(r.seq))
+            .unwrap();
+        assert_eq!(g, vec![4, 5]);
     }
 
     #[test]

@@ -412,8 +412,9 @@ impl State {
     ) -> Result<(), ClientError> {
         match f(self) {
             Err(e)
-                if e.status()
-                    .is_some_and(|c| (400..500).contains(&c) && c != 404 && c != 409) =>
+                if !e.is_unreachable()
+                    && e.status()
+                        .is_some_and(|c| (400..500).contains(&c) && c != 404 && c != 409) =>
             {
                 self.say(&format!(
                     "job {}: the server refused a batch, dropping it: {e}",
