@@ -282,7 +282,12 @@ fn get(server: &BenchServer, agent: &ureq::Agent, path: &str) -> (Duration, usiz
                 .lock()
                 .unwrap()
                 .push(format!("GET {path}: {e} after {:.2} ms", ms_f(t.elapsed())));
-            send().unwrap_or_else(|e| panic!("GET {path}, sent again: {e}"))
+            send().unwrap_or_else(|e2| {
+                panic!(
+                    "GET {path}: {e}, sent again: {e2} (server process: {})",
+                    server.state()
+                )
+            })
         }
         Err(e) => panic!("GET {path}: {e}"),
     };

@@ -62,6 +62,23 @@ impl BenchServer {
         }
     }
 
+    /// How the server process stands, for messages when a request fails: "still running", or
+    /// how it ended (exit code or signal).
+    pub fn state(&self) -> String {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with WNOHANG only reads its state.
+        let r = unsafe { libc::waitpid(self.child.id() as i32, &mut status, libc::WNOHANG) };
+        if r == 0 {
+            "still running".into()
+        } else if r < 0 {
+            "gone (already reaped)".into()
+        } else if libc::WIFSIGNALED(status) {
+            format!("killed by signal {}", libc::WTERMSIG(status))
+        } else {
+            format!("exited with code {}", libc::WEXITSTATUS(status))
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -77,12 +77,21 @@ enum Command {
 }
 
 fn main() {
-    // A closed pipe (`gaia jobs | head`) is not an error.
-    #[cfg(unix)]
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
+    // A closed pipe (`gaia jobs | head`) is not an error: a client command just ends. Never for
+    // the long-running ones: with SIGPIPE at its default, writing to a connection a client has
+    // left (an event stream's keep-alive ping, say) killed `gaia serve` without a word; there
+    // the write fails with EPIPE and only that connection ends.
+    #[cfg(unix)]
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Work(_) | Command::Demo(_)
+    ) {
+        // SAFETY: setting a signal's disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),

@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Largest result file a worker may upload, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_file_mib: u64,
+    /// Seconds between keep-alive pings on idle event streams (tests shorten it).
+    #[arg(long, hide = true, default_value_t = 15.0, value_name = "SECS")]
+    pub event_keepalive: f64,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
@@ -59,6 +62,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     config.queue.heartbeat_interval = Duration::from_secs_f64(a.heartbeat);
     config.max_release = a.max_release_mib << 20;
     config.max_file = a.max_file_mib << 20;
+    if !(a.event_keepalive > 0.0 && a.event_keepalive <= 3600.0) {
+        anyhow::bail!("--event-keepalive must be between 0 and 3600 seconds");
+    }
+    config.event_keepalive = Duration::from_secs_f64(a.event_keepalive);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -6,8 +6,6 @@
 //! stored event. Rows, logs, job and worker updates are sent live only (event types `rows`,
 //! `logs`, `job`, `worker`), without ids; stored events have type `event` and an id.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use hyper::Request;
 use hyper::body::Incoming;
@@ -62,6 +60,7 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
     let mut live = app.queue.subscribe();
     let store = app.store.clone();
     let stop = app.stopped();
+    let keepalive = app.config.event_keepalive;
     let (res, tx) = stream_response(
         "text/event-stream",
         &[("x-accel-buffering", "no".to_string())],
@@ -86,7 +85,7 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
                 return;
             }
         }
-        let mut ping = tokio::time::interval(Duration::from_secs(15));
+        let mut ping = tokio::time::interval(keepalive);
         tokio::pin!(stop);
         loop {
             let msg = tokio::select! {

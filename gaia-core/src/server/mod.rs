@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// request body (default 30 s); past it the connection is closed (head) or answered 408
     /// (body), so stalled clients cannot hold connections.
     pub request_timeout: Duration,
+    /// How often an idle event stream gets a `: ping` comment (default 15 s), so proxies keep
+    /// it open and a client that went away is noticed.
+    pub event_keepalive: Duration,
 }
 
 impl ServerConfig {
@@ -66,6 +69,7 @@ impl ServerConfig {
             max_file: 256 << 20,
             max_release: 512 << 20,
             request_timeout: Duration::from_secs(30),
+            event_keepalive: Duration::from_secs(15),
         }
     }
 }
