@@ -334,6 +334,26 @@ impl SseClient {
 }
 
 #[test]
+fn an_idle_event_stream_gets_keep_alive_pings() {
+    // Proxies close a stream that says nothing for long; the server sends a `: ping` comment
+    // every --event-keepalive seconds (15 by default) on an idle stream.
+    let server = Server::start_with(&["--event-keepalive", "0.3"]);
+    let mut sse = SseClient::open(&server, "stream=1&rows=0&logs=0&after=999999999", None);
+    let t = Instant::now();
+    let mut pings = 0;
+    while pings < 3 {
+        sse.fill();
+        let text = String::from_utf8(std::mem::take(&mut sse.buf)).unwrap();
+        pings += text.matches(": ping\n").count();
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no pings in {text:?}"
+        );
+    }
+    assert!(t.elapsed() >= Duration::from_millis(500), "pinged too soon");
+}
+
+#[test]
 fn event_stream_reconnecting_with_last_event_id_misses_nothing() {
     let server = Server::start();
     let c = server.client();
