@@ -867,9 +867,27 @@ fn curve<'a, DB: DrawingBackend + 'a>(
         .unwrap_or(pts.len());
     let (solid, rest) = pts.split_at(split);
     if solid.len() >= 2 {
+        // Segment by segment, with a dot of the line's width at each joint, instead of one
+        // polyline: plotters mitres a wide polyline's joints, and where a downsampled curve
+        // turns back on itself (a bucket's min, then its max) the mitre is a spike that runs
+        // far past the data, out of the plot (plotters-rs/plotters#549).
         chart
-            .draw_series(LineSeries::new(solid.iter().copied(), style))
+            .draw_series(
+                solid
+                    .windows(2)
+                    .map(|w| PathElement::new(vec![w[0], w[1]], style)),
+            )
             .map_err(perr)?;
+        let r = style.stroke_width / 2;
+        if r >= 1 {
+            chart
+                .draw_series(
+                    solid[1..solid.len() - 1]
+                        .iter()
+                        .map(|&p| Circle::new(p, r, style.filled())),
+                )
+                .map_err(perr)?;
+        }
     }
     if !rest.is_empty() {
         // Only where the value changes, so the dashes run evenly along flat stretches.
@@ -1141,7 +1159,16 @@ pub fn job_figure(reader: &Reader, job: &Job, opts: &PngOptions) -> Result<Figur
     };
     let points = (opts.width as usize * 2).max(1000);
     let mut rows: Vec<Row> = Vec::new();
-    if Downsampler::needed(total, points) {
+    if Downsampler::needed(total, points)
+        && let Some(blocks) = reader.downsample_from_blocks(job.id, attempt, total, points)?
+    {
+        // A long curve comes from its block summaries (64 rows each), as the dashboard's
+        // does, without reading every row; it ends on the last row's own values.
+        rows = blocks;
+        if let Some((_, last)) = first_and_last_row(reader, job.id, attempt)? {
+            rows.push(last);
+        }
+    } else if Downsampler::needed(total, points) {
         let mut d = Downsampler::new(total, points);
         let mut i = 0;
         let mut last: Option<Row> = None;
@@ -1992,6 +2019,50 @@ mod tests {
     }
 
     #[test]
+    fn a_long_job_curve_comes_from_block_summaries_with_its_spikes_and_last_row() {
+        // Past 64 rows per bucket the curve is merged from the store's block summaries (as the
+        // dashboard's is) instead of reading every row: spikes and the last row must survive.
+        let fx = Fixture::new();
+        let n = 300_000u64;
+        let rows: Vec<Row> = (0..n)
+            .map(|i| Row {
+                seq: i,
+                evals: Some((i + 1) as f64),
+                best_ever: Some(i as f64),
+                mean: Some(match i {
+                    123_457 => 1e6,
+                    222_223 => -1e6,
+                    _ if i + 1 == n => 0.25,
+                    _ => (i as f64).sin(),
+                }),
+                ..Row::default()
+            })
+            .collect();
+        let id = fx.job_with_rows(spec("cma_es", "sphere", 1), rows);
+        let read = fx.store.read().unwrap();
+        let job = read.job(id).unwrap().unwrap();
+        let points = PngOptions::default().width as usize * 2;
+        assert!(
+            read.downsample_from_blocks(id, 1, n, points)
+                .unwrap()
+                .is_some(),
+            "the test must take the block path"
+        );
+        let fig = job_figure(&read, &job, &PngOptions::default()).unwrap();
+        let lines = &fig.panels[0].lines;
+        let mean = &lines[1].points;
+        assert!(mean.len() <= points + 1, "{} points", mean.len());
+        assert!(mean.windows(2).all(|w| w[0].0 <= w[1].0), "x ascends");
+        // A bucket draws its min and max at its own first and last x (the scan does the
+        // same), so a spike lands within one bucket (3 blocks, 192 rows) of where it was.
+        let near = |x: f64, y: f64| mean.iter().any(|p| p.1 == y && (p.0 - x).abs() <= 192.0);
+        assert!(near(123_458.0, 1e6), "the spike up survives");
+        assert!(near(222_224.0, -1e6), "the spike down survives");
+        assert_eq!(*mean.last().unwrap(), (n as f64, 0.25));
+        assert_eq!(*lines[0].points.last().unwrap(), (n as f64, (n - 1) as f64));
+    }
+
+    #[test]
     fn a_builtin_job_has_a_result_not_a_curve() {
         let fx = Fixture::new();
         let id = fx.job_with_rows(spec("cma_es", "sphere", 1), vec![]);
@@ -2187,6 +2258,29 @@ mod tests {
                 p.iter().max().unwrap() - p.iter().min().unwrap() > 12
             })
             .count()
+    }
+
+    #[test]
+    fn a_curve_that_turns_back_on_itself_stays_inside_the_plot() {
+        // A downsampled curve: a steep start, then each bucket's min and max one pixel apart.
+        // Drawn as one wide polyline, plotters mitred those joints into spikes that ran out of
+        // the plot, down to the image's bottom edge.
+        let mut pts = vec![(64.0, -897.0)];
+        for k in 1..1600u32 {
+            let x = f64::from(k) * 40_960.0;
+            let y = -900.0 / (f64::from(k) * 640.0).sqrt();
+            pts.push((x, y + 3.0));
+            pts.push((x + 64.0, y - 3.0));
+        }
+        let mut fig = figure("job 1: zigzag", 1600, 1000);
+        fig.panels[0].lines[0].points = pts;
+        fig.panels[0].lines[0].width = 3;
+        let (w, h, img) = decode(&render_figure(&fig, false).unwrap());
+        // Below the x axis there are tick labels and the axis description only (greys).
+        let below = coloured(&img, w, (0, w, h - h / 7, h));
+        assert_eq!(below, 0, "{below} data pixels below the plot");
+        let left = coloured(&img, w, (0, 100, 0, h));
+        assert_eq!(left, 0, "{left} data pixels left of the plot");
     }
 
     /// The legend is drawn and no data is under it.
