@@ -19,12 +19,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { XSS_NAME, IMG, SCRIPT, textOf, until, waitForText, assertInert } from "./xss.mjs";
+import { env } from "./env.mjs";
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) throw new Error(`set ${k}`);
-  return v;
-};
 const SERVER = env("SERVER");
 const TOKEN = env("TOKEN");
 const READ_TOKEN = env("READ_TOKEN");

@@ -13,12 +13,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { XSS_NAME, IMG, SCRIPT, textOf, until, waitForText, assertInert } from "./xss.mjs";
+import { env } from "./env.mjs";
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) throw new Error(`set ${k}`);
-  return v;
-};
 const SERVER = env("SERVER");
 const TOKEN = env("TOKEN");
 const CURVE = Number(env("CURVE_JOB"));

@@ -13,12 +13,8 @@
 // storage, the token put in localStorage beforehand, as a remembered login); "warm": a reload in
 // the same context. Prints one line of JSON: {"cold": [{rendered, dcl, api} ms...], "warm": [...]}.
 import { chromium } from "playwright-core";
+import { env } from "./env.mjs";
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) throw new Error(`set ${k}`);
-  return v;
-};
 const SERVER = env("SERVER");
 const TOKEN = env("TOKEN");
 const RUNS = Number(env("RUNS", "10"));

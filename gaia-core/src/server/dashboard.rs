@@ -88,20 +88,4 @@ mod tests {
             );
         }
     }
-
-    #[test]
-    fn the_dashboard_never_parses_outside_strings_as_html() {
-        for (name, src) in [("app.js", APP_JS), ("chart.js", CHART_JS)] {
-            for sink in [
-                "innerHTML",
-                "outerHTML",
-                "insertAdjacentHTML",
-                "document.write",
-                "eval(",
-                "new Function",
-            ] {
-                assert!(!src.contains(sink), "{name} uses {sink}");
-            }
-        }
-    }
 }
