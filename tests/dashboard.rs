@@ -591,6 +591,14 @@ fn summary_gives_best_and_spread_per_environment_and_method() {
     assert_eq!(st["total"], 1);
     assert_eq!(st["groups"].as_array().unwrap().len(), 1);
     assert_eq!(st["groups"][0]["best"], 450.0);
+    let (status, body) = http(
+        "GET",
+        &format!("{}/api/v1/summary?study=nosuch", server.url()),
+        Some(&server.token),
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("nosuch"), "{body}");
     let (status, _) = http(
         "GET",
         &format!("{}/api/v1/summary?study=../x", server.url()),

@@ -208,6 +208,13 @@ pub(crate) async fn summary(app: &App, q: &Query) -> HResult {
                 }
             }
         }
+        // A study nobody submitted is a mistyped name, not an empty study.
+        if let Some(s) = &study
+            && total == 0
+            && read.study(s)?.is_none()
+        {
+            return Err(HttpError::not_found(format!("study {s:?} not found")));
+        }
         let groups = groups
             .into_values()
             .flat_map(BTreeMap::into_values)
