@@ -244,33 +244,42 @@ impl Reader {
         if total.div_ceil(buckets) < BLOCK_ROWS {
             return Ok(None);
         }
-        let mut blocks = Vec::new();
-        let mut covered = 0;
-        for entry in self
-            .row_blocks
-            .range((job, attempt, 0)..=(job, attempt, u64::MAX))?
-        {
-            let b = decode_block(entry?.1.value())?;
-            covered += b.rows;
-            blocks.push(b);
+        // Two passes, so that memory holds one bucket's summary, not every block of the
+        // attempt: count the blocks (keys only), then merge them bucket by bucket.
+        let range = (job, attempt, 0)..=(job, attempt, u64::MAX);
+        let mut count = 0usize;
+        for entry in self.row_blocks.range(range.clone())? {
+            entry?;
+            count += 1;
         }
-        if covered != total || blocks.is_empty() {
+        if count == 0 {
             return Ok(None);
         }
-        let per = blocks.len().div_ceil(buckets as usize);
+        let per = count.div_ceil(buckets as usize);
         let mut d = Downsampler {
             per_bucket: 0,
             current: None,
             out: Vec::with_capacity(points),
         };
-        for chunk in blocks.chunks(per) {
-            let mut merged = chunk[0].clone();
-            for b in &chunk[1..] {
-                merged.merge(b);
+        let mut covered = 0;
+        let mut merged: Option<Bucket> = None;
+        for (i, entry) in self.row_blocks.range(range)?.enumerate() {
+            let b = decode_block(entry?.1.value())?;
+            covered += b.rows;
+            match &mut merged {
+                Some(m) => m.merge(&b),
+                None => merged = Some(b),
             }
-            d.current = Some(merged);
-            d.flush();
+            if (i + 1) % per == 0 {
+                d.current = merged.take();
+                d.flush();
+            }
         }
+        if covered != total {
+            return Ok(None);
+        }
+        d.current = merged.take();
+        d.flush();
         Ok(Some(d.out))
     }
 
