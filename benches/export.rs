@@ -111,8 +111,8 @@ fn gen_rows(from: u64, to: u64) -> Vec<Row> {
         .collect()
 }
 
-/// Stores `rows()` rows for one running job; returns its id.
-fn fill(server: &Serve) -> u64 {
+/// Stores `n` rows for one running job; returns its id.
+fn fill(server: &Serve, n: u64) -> u64 {
     let client = server.client();
     let worker = client
         .register(&RegisterRequest {
@@ -149,11 +149,11 @@ fn fill(server: &Serve) -> u64 {
             let a = &a;
             s.spawn(move || {
                 let mut b = t;
-                while b * per < rows() {
+                while b * per < n {
                     let batch = RowBatch {
                         attempt: a.attempt,
                         lease: a.lease,
-                        rows: gen_rows(b * per, ((b + 1) * per).min(rows())),
+                        rows: gen_rows(b * per, ((b + 1) * per).min(n)),
                         fraction: None,
                         status: None,
                     };
@@ -201,13 +201,14 @@ fn main() {
     let data = dir.path().join("data");
     let out: PathBuf = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
+    let n = rows();
 
     let server = Serve::start(&data);
     let t0 = Instant::now();
-    let id = fill(&server);
+    let id = fill(&server, n);
     println!(
         "stored {} rows (8 metrics each) in {:.1} s",
-        rows(),
+        n,
         t0.elapsed().as_secs_f64()
     );
     server.stop();
@@ -228,12 +229,12 @@ fn main() {
         &["--job", &sid, "--csv", "--out", csv.to_str().unwrap()],
     );
     let size = std::fs::metadata(&csv).unwrap().len();
-    assert_eq!(lines_of(&csv), rows() + 1);
+    assert_eq!(lines_of(&csv), n + 1);
     println!(
         "CSV export of a {}-row job: {secs:.2} s ({:.0} MB, {:.0} k rows/s); peak RSS: CLI {cli_peak:.1} MiB, server {:.1} MiB",
-        rows(),
+        n,
         size as f64 / 1e6,
-        rows() as f64 / secs / 1e3,
+        n as f64 / secs / 1e3,
         server.mib("VmHWM")
     );
     std::fs::remove_file(&csv).unwrap();
@@ -246,7 +247,7 @@ fn main() {
     let size = std::fs::metadata(&json).unwrap().len();
     println!(
         "JSON export of a {}-row job: {secs:.2} s ({:.0} MB); peak RSS: CLI {cli_peak:.1} MiB, server {:.1} MiB",
-        rows(),
+        n,
         size as f64 / 1e6,
         server.mib("VmHWM")
     );
@@ -264,10 +265,7 @@ fn main() {
     times.sort_by(|a, b| a.total_cmp(b));
     println!(
         "PNG (1600x1000) of a {}-row job, CLI end to end: median {:.2} s, min {:.2} s, max {:.2} s (target < 1 s)",
-        rows(),
-        times[2],
-        times[0],
-        times[4]
+        n, times[2], times[0], times[4]
     );
     // The server's part alone: the request until the whole image has arrived.
     let client = server.client();

@@ -118,13 +118,12 @@ pub fn jobs_of(reader: &Reader, target: &Target) -> Result<Vec<Job>, Error> {
         }
         Target::Study(name) => {
             validate_name("study name", name)?;
-            let jobs = reader.study_jobs(name)?;
-            if jobs.is_empty() && reader.study(name)?.is_none() {
+            if !reader.has_study(name)? {
                 return Err(Error::Request(RequestError::NotFound(format!(
                     "study {name:?}"
                 ))));
             }
-            Ok(jobs)
+            Ok(reader.study_jobs(name)?)
         }
         Target::All => {
             let mut jobs = Vec::new();

@@ -1159,34 +1159,12 @@ pub fn job_figure(reader: &Reader, job: &Job, opts: &PngOptions) -> Result<Figur
     };
     let points = (opts.width as usize * 2).max(1000);
     let mut rows: Vec<Row> = Vec::new();
-    if Downsampler::needed(total, points)
-        && let Some(blocks) = reader.downsample_from_blocks(job.id, attempt, total, points)?
-    {
-        // A long curve comes from its block summaries (64 rows each), as the dashboard's
-        // does, without reading every row; it ends on the last row's own values.
-        rows = blocks;
-        if let Some((_, last)) = first_and_last_row(reader, job.id, attempt)? {
-            rows.push(last);
-        }
-    } else if Downsampler::needed(total, points) {
-        let mut d = Downsampler::new(total, points);
-        let mut i = 0;
-        let mut last: Option<Row> = None;
-        each_row_of_attempt(reader, job.id, attempt, |r| {
-            if let Some(prev) = last.replace(r) {
-                d.push(i, prev);
-                i += 1;
-            }
-            Ok(())
-        })?;
-        if let Some(r) = &last {
-            d.push(i, r.clone());
-        }
-        rows = d.finish();
+    if Downsampler::needed(total, points) {
         // A bucket keeps its min and max, the later one at the bucket's last x: the line must
         // still end at the last row's own values.
-        if let Some(r) = last {
-            rows.push(r);
+        rows = reader.downsample(job.id, attempt, None, total, points)?;
+        if let Some((_, last)) = first_and_last_row(reader, job.id, attempt)? {
+            rows.push(last);
         }
     } else {
         each_row_of_attempt(reader, job.id, attempt, |r| {
@@ -2042,15 +2020,21 @@ mod tests {
         let read = fx.store.read().unwrap();
         let job = read.job(id).unwrap().unwrap();
         let points = PngOptions::default().width as usize * 2;
-        assert!(
-            read.downsample_from_blocks(id, 1, n, points)
-                .unwrap()
-                .is_some(),
-            "the test must take the block path"
-        );
+        let from_blocks = read
+            .downsample_from_blocks(id, 1, n, points)
+            .unwrap()
+            .expect("the test must take the block path");
         let fig = job_figure(&read, &job, &PngOptions::default()).unwrap();
         let lines = &fig.panels[0].lines;
         let mean = &lines[1].points;
+        // Exactly the blocks' curve (a scan buckets by rows, not blocks, and differs), then
+        // the last row.
+        let expected: Vec<(f64, f64)> = from_blocks
+            .iter()
+            .map(|r| (r.evals.unwrap(), r.mean.unwrap()))
+            .chain([(n as f64, 0.25)])
+            .collect();
+        assert_eq!(*mean, expected);
         assert!(mean.len() <= points + 1, "{} points", mean.len());
         assert!(mean.windows(2).all(|w| w[0].0 <= w[1].0), "x ascends");
         // A bucket draws its min and max at its own first and last x (the scan does the

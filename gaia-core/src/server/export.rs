@@ -179,12 +179,12 @@ pub(crate) async fn study_files(app: &App, name: &str) -> HResult {
     let study = name.to_string();
     let entries = blocking(move || {
         let read = store.read()?;
-        let jobs = read.study_jobs(&study)?;
-        if jobs.is_empty() && read.study(&study)?.is_none() {
+        if !read.has_study(&study)? {
             return Err(Error::Request(RequestError::NotFound(format!(
                 "study {study:?}"
             ))));
         }
+        let jobs = read.study_jobs(&study)?;
         let mut entries = Vec::new();
         for job in &jobs {
             let s = &job.spec;

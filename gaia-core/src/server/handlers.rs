@@ -134,31 +134,12 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
             read.for_each_row(id, attempt, range, |_| {})?
         };
         if Downsampler::needed(total, points) {
-            // A long curve comes from its block summaries (64 rows each) without
-            // reading every row.
-            if range.is_none()
-                && let Some(rows) = read.downsample_from_blocks(id, attempt, total, points)?
-            {
-                return Ok(RowsResponse {
-                    job: id,
-                    attempt,
-                    total,
-                    downsampled: true,
-                    rows,
-                });
-            }
-            let mut d = Downsampler::new(total, points);
-            let mut i = 0;
-            read.for_each_row(id, attempt, range, |r| {
-                d.push(i, r);
-                i += 1;
-            })?;
             return Ok(RowsResponse {
                 job: id,
                 attempt,
                 total,
                 downsampled: true,
-                rows: d.finish(),
+                rows: read.downsample(id, attempt, range, total, points)?,
             });
         }
         let mut rows = Vec::new();

@@ -145,6 +145,12 @@ pub(crate) async fn summary(app: &App, q: &Query) -> HResult {
     let mut summary = tokio::task::spawn_blocking(move || -> Result<Summary, HttpError> {
         let started = std::time::Instant::now();
         let read = store.read()?;
+        // A study nobody submitted is a mistyped name, not an empty study.
+        if let Some(s) = &study
+            && !read.has_study(s)?
+        {
+            return Err(HttpError::not_found(format!("study {s:?} not found")));
+        }
         let mut counts: BTreeMap<String, u64> = JobState::ALL
             .iter()
             .map(|s| (s.as_str().to_string(), 0))
@@ -207,13 +213,6 @@ pub(crate) async fn summary(app: &App, q: &Query) -> HResult {
                     acc.finals.push(s);
                 }
             }
-        }
-        // A study nobody submitted is a mistyped name, not an empty study.
-        if let Some(s) = &study
-            && total == 0
-            && read.study(s)?.is_none()
-        {
-            return Err(HttpError::not_found(format!("study {s:?} not found")));
         }
         let groups = groups
             .into_values()

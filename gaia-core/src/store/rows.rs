@@ -245,7 +245,7 @@ impl Reader {
             return Ok(None);
         }
         // Two passes, so that memory holds one bucket's summary, not every block of the
-        // attempt: count the blocks (keys only), then merge them bucket by bucket.
+        // attempt: count the blocks (without decoding them), then merge bucket by bucket.
         let range = (job, attempt, 0)..=(job, attempt, u64::MAX);
         let mut count = 0usize;
         for entry in self.row_blocks.range(range.clone())? {
@@ -281,6 +281,31 @@ impl Reader {
         d.current = merged.take();
         d.flush();
         Ok(Some(d.out))
+    }
+
+    /// The curve of one attempt (rows with x in `range`, or all), `total` rows long, reduced
+    /// to at most `points` points per metric (min and max per bucket): merged from the block
+    /// summaries when they serve, else from a scan.
+    pub fn downsample(
+        &self,
+        job: JobId,
+        attempt: u32,
+        range: Option<(XAxis, f64, f64)>,
+        total: u64,
+        points: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        if range.is_none()
+            && let Some(rows) = self.downsample_from_blocks(job, attempt, total, points)?
+        {
+            return Ok(rows);
+        }
+        let mut d = Downsampler::new(total, points);
+        let mut i = 0;
+        self.for_each_row(job, attempt, range, |r| {
+            d.push(i, r);
+            i += 1;
+        })?;
+        Ok(d.finish())
     }
 
     /// Every row of one attempt.

@@ -67,6 +67,16 @@ impl Reader {
         Ok(names)
     }
 
+    /// Whether a study of this name was submitted: it has a record or any job (two lookups).
+    pub fn has_study(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.study(name)?.is_some()
+            || self
+                .study_jobs
+                .range((name, 0)..=(name, u64::MAX))?
+                .next()
+                .is_some())
+    }
+
     /// The jobs of a study, ascending id.
     pub fn study_jobs(&self, name: &str) -> Result<Vec<Job>, StoreError> {
         let mut out = Vec::new();
