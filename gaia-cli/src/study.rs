@@ -96,6 +96,7 @@ pub fn submit(
         },
         again: sweep.again,
         confirm_large: sweep.yes,
+        dry_run: false,
     };
     let mut check = req.clone();
     check.canonicalize()?;

@@ -14,6 +14,7 @@
 //! | [`queue`] | job lifecycle and worker registry over the store; long-poll claims; leases |
 //! | [`server`] | hyper server: routing, auth, handlers, live events, dashboard assets |
 //! | [`client`] | typed blocking HTTP(S) client for every route |
+//! | [`stats`] | statistics over scores: quantiles, mean ± std (pure) |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
 //! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
 //! | [`release`] | releases: metadata, signatures, safe archives, the worker's self-update |
@@ -28,6 +29,7 @@ pub mod protocol;
 pub mod queue;
 pub mod release;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod study;
 pub mod worker;

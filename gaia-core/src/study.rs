@@ -24,6 +24,7 @@ use crate::model::{
     validate_name,
 };
 use crate::queue::Queue;
+use crate::stats::{MeanStd, mean_std};
 
 /// Most jobs one study submission may expand to (the server refuses more).
 pub const MAX_STUDY_JOBS: u64 = 100_000;
@@ -50,16 +51,91 @@ pub struct ParamAxis {
 ///
 /// Empty `envs` means the template's environment (or the default); empty `seeds` means the
 /// template's seed (or none).
+///
+/// On the wire each axis may also be written as the command line writes it, and the server
+/// parses it with the same grammar (so the dashboard and scripts need no parser of their own):
+/// `"methods": "cma_es,openai_es"`, `"seeds": "1..5,10"`, `"params": ["pop_size=16,32"]`.
+/// Stored and answered in the structured form.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
+    #[serde(deserialize_with = "wire::methods")]
     pub methods: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "wire::envs"
+    )]
     pub envs: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "wire::seeds"
+    )]
     pub seeds: Vec<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "wire::params"
+    )]
     pub params: Vec<ParamAxis>,
+}
+
+/// The sweep axes' two spellings on the wire: the structured JSON form, or a string in the
+/// command line's grammar ([`parse_list`], [`parse_seeds`], [`parse_param_sweep`]).
+mod wire {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    use super::ParamAxis;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Text(String),
+        List(Vec<T>),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum AxisForm {
+        Text(String),
+        Axis(ParamAxis),
+    }
+
+    fn list<'de, D: Deserializer<'de>>(d: D, flag: &str) -> Result<Vec<String>, D::Error> {
+        match Either::<String>::deserialize(d)? {
+            Either::List(v) => Ok(v),
+            Either::Text(s) if s.trim().is_empty() => Ok(Vec::new()),
+            Either::Text(s) => super::parse_list(flag, &s).map_err(D::Error::custom),
+        }
+    }
+
+    pub fn methods<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        list(d, "methods")
+    }
+
+    pub fn envs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        list(d, "envs")
+    }
+
+    pub fn seeds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        match Either::<u64>::deserialize(d)? {
+            Either::List(v) => Ok(v),
+            Either::Text(s) if s.trim().is_empty() => Ok(Vec::new()),
+            Either::Text(s) => super::parse_seeds("seeds", &s).map_err(D::Error::custom),
+        }
+    }
+
+    pub fn params<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ParamAxis>, D::Error> {
+        Vec::<AxisForm>::deserialize(d)?
+            .into_iter()
+            .map(|a| match a {
+                AxisForm::Axis(a) => Ok(a),
+                AxisForm::Text(s) => super::parse_param_sweep(&s).map_err(D::Error::custom),
+            })
+            .collect()
+    }
 }
 
 /// `POST /api/v1/studies` request.
@@ -78,6 +154,10 @@ pub struct StudySubmit {
     /// Confirms a submission of more than [`CONFIRM_STUDY_JOBS`] jobs.
     #[serde(default)]
     pub confirm_large: bool,
+    /// Check and expand only: answer what would be submitted (`planned`, `total_jobs`) and
+    /// write nothing. The dashboard's form previews a study this way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// `POST /api/v1/studies` answer.
@@ -90,6 +170,12 @@ pub struct StudySubmitted {
     pub total_jobs: u64,
     /// True when the study existed before this submission.
     pub extended: bool,
+    /// Jobs this submission expands to (those in `jobs`, or that a dry run would submit).
+    #[serde(default)]
+    pub planned: u64,
+    /// True for a dry run: nothing was written and `jobs` is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// One submission of a study as stored.
@@ -274,26 +360,31 @@ pub async fn submit(queue: &Queue, mut req: StudySubmit) -> Result<StudySubmitte
     req.canonicalize()?;
     let mut specs = req.expand()?;
     crate::queue::normalize_specs(&mut specs)?;
+    let planned = specs.len() as u64;
+    if req.dry_run {
+        let read = queue.store().read()?;
+        let prev = read.study(&req.name)?;
+        refuse_repeat(prev.as_ref(), &req)?;
+        let before = prev.as_ref().map_or(0, |r| {
+            r.submissions.iter().map(|s| s.jobs.len() as u64).sum()
+        });
+        return Ok(StudySubmitted {
+            study: req.name,
+            jobs: Vec::new(),
+            total_jobs: before + planned,
+            extended: prev.is_some(),
+            planned,
+            dry_run: true,
+        });
+    }
     let name = req.name.clone();
+    let study_name = req.name.clone();
     let submission_specs = specs.clone();
     let (jobs, events, total, extended) = queue
         .store()
         .write(move |tx| {
             let prev = tx.study(&name)?;
-            if let Some(p) = &prev {
-                let same = p
-                    .submissions
-                    .iter()
-                    .find(|s| s.template == req.template && s.sweep == req.sweep);
-                if let (Some(same), false) = (same, req.again) {
-                    return Err(Error::Request(RequestError::Conflict(format!(
-                        "study {name:?} already holds this definition (submitted {}, {} jobs); \
-                         pass --again (again: true) to submit it once more",
-                        crate::study::fmt_utc(same.at),
-                        same.jobs.len()
-                    ))));
-                }
-            }
+            refuse_repeat(prev.as_ref(), &req)?;
             let (jobs, events) = crate::queue::insert_jobs(tx, specs)?;
             let mut record = prev.clone().unwrap_or_else(|| StudyRecord {
                 name: name.clone(),
@@ -313,7 +404,7 @@ pub async fn submit(queue: &Queue, mut req: StudySubmit) -> Result<StudySubmitte
         .await?;
     queue.announce(&jobs, events);
     Ok(StudySubmitted {
-        study: req.name,
+        study: study_name,
         jobs: jobs
             .iter()
             .map(|j| j.id)
@@ -324,7 +415,28 @@ pub async fn submit(queue: &Queue, mut req: StudySubmit) -> Result<StudySubmitte
             .collect(),
         total_jobs: total,
         extended,
+        planned,
+        dry_run: false,
     })
+}
+
+/// Refuses a definition the study already holds, unless `again` asks for it once more.
+fn refuse_repeat(prev: Option<&StudyRecord>, req: &StudySubmit) -> Result<(), Error> {
+    let same = prev.and_then(|p| {
+        p.submissions
+            .iter()
+            .find(|s| s.template == req.template && s.sweep == req.sweep)
+    });
+    match same {
+        Some(same) if !req.again => Err(Error::Request(RequestError::Conflict(format!(
+            "study {:?} already holds this definition (submitted {}, {} jobs); \
+             pass --again (again: true) to submit it once more",
+            req.name,
+            fmt_utc(same.at),
+            same.jobs.len()
+        )))),
+        _ => Ok(()),
+    }
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for messages.
@@ -597,18 +709,6 @@ pub struct StudyProgress {
     pub eta_note: Option<String>,
 }
 
-/// A statistic over seeds.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
-pub struct MeanStd {
-    pub mean: f64,
-    /// Sample standard deviation (n − 1); None for a single value.
-    #[serde(default)]
-    pub std: Option<f64>,
-    pub n: u64,
-    /// The best (highest) value.
-    pub max: f64,
-}
-
 /// The result of one method × environment (× swept params) over its seeds.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyGroup {
@@ -761,28 +861,6 @@ pub fn estimate_eta(jobs: &[EtaJob]) -> Eta {
         secs: eta,
         evals_per_sec,
     }
-}
-
-/// Mean, sample standard deviation (n − 1; None for a single value) and max of finite values
-/// (None when there are none). The one implementation of "± std over seeds": `gaia study` and
-/// `/api/v1/summary` both use it. Summed in ascending order, so the same values in any order
-/// give the same bits.
-pub fn mean_std(values: &[f64]) -> Option<MeanStd> {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return None;
-    }
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let std = (v.len() > 1)
-        .then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-    Some(MeanStd {
-        mean,
-        std,
-        n: v.len() as u64,
-        max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    })
 }
 
 impl StudyJob {
@@ -948,6 +1026,7 @@ mod tests {
             },
             again: false,
             confirm_large: false,
+            dry_run: false,
         }
     }
 
@@ -1027,6 +1106,7 @@ mod tests {
             sweep: Sweep::default(),
             again: false,
             confirm_large: false,
+            dry_run: false,
         };
         a.canonicalize().unwrap();
         assert_eq!(a.sweep.methods, ["cma_es"]);
@@ -1037,6 +1117,38 @@ mod tests {
         let mut b = a.clone();
         b.canonicalize().unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn sweeps_on_the_wire_take_the_command_line_grammar() {
+        let text: Sweep = serde_json::from_value(json!({
+            "methods": "cma_es, openai_es",
+            "envs": "sphere",
+            "seeds": "1..3,10",
+            "params": ["pop_size=16,32", {"key": "lr", "values": [0.1]}]
+        }))
+        .unwrap();
+        let structured: Sweep = serde_json::from_value(json!({
+            "methods": ["cma_es", "openai_es"],
+            "envs": ["sphere"],
+            "seeds": [1, 2, 3, 10],
+            "params": [{"key": "pop_size", "values": [16, 32]}, {"key": "lr", "values": [0.1]}]
+        }))
+        .unwrap();
+        assert_eq!(text, structured);
+        // Stored and answered in the structured form.
+        assert_eq!(
+            serde_json::to_value(&text).unwrap()["seeds"],
+            json!([1, 2, 3, 10])
+        );
+        let empty: Sweep =
+            serde_json::from_value(json!({"methods": "cma_es", "seeds": " "})).unwrap();
+        assert!(empty.seeds.is_empty());
+        // Errors are the command line's, naming the bad part.
+        let bad = serde_json::from_value::<Sweep>(json!({"methods": "a", "seeds": "5..1"}));
+        assert!(bad.unwrap_err().to_string().contains("below its start 5"));
+        let bad = serde_json::from_value::<Sweep>(json!({"methods": "a,,b"}));
+        assert!(bad.unwrap_err().to_string().contains("item 2 is empty"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::{Target, each_row_of_attempt, first_and_last_row, jobs_of};
 use crate::error::{Error, RequestError};
 use crate::model::{Job, JobKind, JobState, Row};
+use crate::stats::quantile;
 use crate::store::Reader;
 use crate::store::rows::Downsampler;
 
@@ -1534,14 +1535,6 @@ fn index_of(v: &mut Vec<String>, s: String) -> usize {
     }
 }
 
-/// Linear-interpolation quantile of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1752,14 +1745,6 @@ mod tests {
         assert_eq!(tick(0.00001), "1e-5");
         assert_eq!(grouped(1_234_567), "1,234,567");
         assert_eq!(grouped(12), "12");
-    }
-
-    #[test]
-    fn quantiles_interpolate() {
-        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), 3.0);
-        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.25), 2.0);
-        assert_eq!(quantile(&[1.0, 2.0], 0.5), 1.5);
-        assert_eq!(quantile(&[7.0], 0.75), 7.0);
     }
 
     // ---- study grids, held values, last points ------------------------------------------

@@ -262,19 +262,15 @@ fn describe(g: &mut Group, mut finals: Vec<f64>) {
     }
     finals.sort_by(f64::total_cmp);
     // The same mean ± std as `gaia study`: sample standard deviation (n − 1), none for one seed.
-    let stats = crate::study::mean_std(&finals);
-    let quantile = |p: f64| {
-        let pos = p * (finals.len() - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        finals[lo] + (finals[hi] - finals[lo]) * (pos - lo as f64)
-    };
+    let stats = crate::stats::mean_std(&finals);
+    let five = crate::stats::five_numbers(&finals);
     g.mean = stats.map(|m| m.mean);
     g.std = stats.and_then(|m| m.std);
-    g.min = finals.first().copied();
-    g.q1 = Some(quantile(0.25));
-    g.median = Some(quantile(0.5));
-    g.q3 = Some(quantile(0.75));
-    g.max = finals.last().copied();
+    g.min = five.map(|f| f.min);
+    g.q1 = five.map(|f| f.q1);
+    g.median = five.map(|f| f.median);
+    g.q3 = five.map(|f| f.q3);
+    g.max = five.map(|f| f.max);
     g.finals = if finals.len() <= MAX_FINALS {
         finals
     } else {
@@ -322,7 +318,7 @@ mod tests {
         ] {
             let mut g = Group::default();
             describe(&mut g, finals.clone());
-            let study = crate::study::mean_std(&finals).unwrap();
+            let study = crate::stats::mean_std(&finals).unwrap();
             assert_eq!(g.mean, Some(study.mean), "{finals:?}");
             assert_eq!(g.std, study.std, "{finals:?}");
         }
@@ -330,7 +326,7 @@ mod tests {
         let mut one = Group::default();
         describe(&mut one, vec![42.0]);
         assert_eq!((one.mean, one.std), (Some(42.0), None));
-        assert_eq!(crate::study::mean_std(&[42.0]).unwrap().std, None);
+        assert_eq!(crate::stats::mean_std(&[42.0]).unwrap().std, None);
         // 100, 200, 300: sample std 100 (population std would be 81.6).
         let mut g = Group::default();
         describe(&mut g, vec![300.0, 100.0, 200.0]);
