@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use gaia_core::client::Client;
 use gaia_core::model::JobSpec;
+use gaia_core::protocol::{Axis, ParamInput, StudyProgress, StudySubmit, SweepInput};
 use gaia_core::study::{
-    CONFIRM_STUDY_JOBS, StudyProgress, StudySubmit, Sweep, parse_list, parse_param_sweep,
-    parse_seeds,
+    CONFIRM_STUDY_JOBS, Definition, parse_list, parse_param_sweep, parse_seeds,
 };
 
 use crate::common::{Conn, fmt_ago, fmt_duration, fmt_num, fmt_time, print_json, print_table};
@@ -88,19 +88,18 @@ pub fn submit(
     let mut req = StudySubmit {
         name: name.clone(),
         template,
-        sweep: Sweep {
-            methods,
-            envs,
-            seeds,
-            params,
+        sweep: SweepInput {
+            methods: Axis::List(methods),
+            envs: Axis::List(envs),
+            seeds: Axis::List(seeds),
+            params: params.into_iter().map(ParamInput::Axis).collect(),
         },
         again: sweep.again,
         confirm_large: sweep.yes,
         dry_run: false,
     };
-    let mut check = req.clone();
-    check.canonicalize()?;
-    let n = check.job_count();
+    let def = Definition::of(&req)?;
+    let n = def.job_count();
     if n > CONFIRM_STUDY_JOBS && !sweep.yes {
         if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
             eprint!("study {name} expands to {n} jobs. Submit them all? [y/N] ");
@@ -124,7 +123,7 @@ pub fn submit(
         print_json(&done)?;
         return Ok(exit::OK);
     }
-    let keys: Vec<String> = req.sweep.params.iter().map(|p| p.key.clone()).collect();
+    let keys: Vec<String> = def.sweep.params.iter().map(|p| p.key.clone()).collect();
     let mut header = vec!["id", "method", "env", "seed"];
     header.extend(keys.iter().map(String::as_str));
     let rows: Vec<Vec<String>> = done

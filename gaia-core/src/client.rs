@@ -573,18 +573,18 @@ impl Client {
     /// record in one transaction.
     pub fn submit_study(
         &self,
-        req: &crate::study::StudySubmit,
-    ) -> Result<crate::study::StudySubmitted, ClientError> {
+        req: &crate::protocol::StudySubmit,
+    ) -> Result<crate::protocol::StudySubmitted, ClientError> {
         self.send("POST", "/api/v1/studies", req, None)
     }
 
     /// Every study with its progress, newest first.
-    pub fn studies(&self) -> Result<crate::study::StudyList, ClientError> {
+    pub fn studies(&self) -> Result<crate::protocol::StudyList, ClientError> {
         self.get("/api/v1/studies")
     }
 
     /// One study: jobs, progress, ETA, best per method × environment.
-    pub fn study(&self, name: &str) -> Result<crate::study::StudyReport, ClientError> {
+    pub fn study(&self, name: &str) -> Result<crate::protocol::StudyReport, ClientError> {
         self.get(&format!("/api/v1/studies/{}", path_segment(name)))
     }
 

@@ -522,6 +522,52 @@ impl Job {
     }
 }
 
+/// The few fields of a stored job that overviews need (state counts, scores per method ×
+/// environment), borrowed from the stored bytes where it can: the store decodes just these
+/// when it scans every job ([`crate::store::Reader::for_each_job_brief`]).
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct JobBrief<'a> {
+    #[serde(default)]
+    pub id: JobId,
+    #[serde(borrow)]
+    pub spec: SpecBrief<'a>,
+    pub state: JobState,
+    #[serde(default)]
+    pub progress: ProgressBrief,
+}
+
+/// The spec fields of a [`JobBrief`].
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct SpecBrief<'a> {
+    #[serde(default)]
+    pub kind: JobKind,
+    #[serde(default, borrow)]
+    pub method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub env: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub study: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The progress fields of a [`JobBrief`].
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ProgressBrief {
+    #[serde(default)]
+    pub best: Option<f64>,
+    #[serde(default)]
+    pub best_ever: Option<f64>,
+}
+
+impl JobBrief<'_> {
+    /// The job's score so far: its best-ever fitness (or best), when finite.
+    pub fn score(&self) -> Option<f64> {
+        self.progress
+            .best_ever
+            .or(self.progress.best)
+            .filter(|s| s.is_finite())
+    }
+}
+
 /// One GPU of a worker.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Gpu {
@@ -923,6 +969,50 @@ pub struct TokenInfo {
     pub name: String,
     pub scope: Scope,
     pub created_at: Millis,
+}
+
+// ---- studies ----------------------------------------------------------------------------------
+
+/// One swept method parameter: every value becomes its own jobs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParamAxis {
+    pub key: String,
+    pub values: Vec<serde_json::Value>,
+}
+
+/// The axes of a study in canonical form; every combination of one value per axis is one job
+/// (see `study::Definition`).
+///
+/// Empty `envs` means the template's environment (or the default); empty `seeds` means the
+/// template's seed (or none).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    pub methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamAxis>,
+}
+
+/// One submission of a study as stored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudySubmission {
+    pub at: Millis,
+    pub template: JobSpec,
+    pub sweep: Sweep,
+    pub jobs: Vec<JobId>,
+}
+
+/// A study as stored: its name and every submission (the first one made it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyRecord {
+    pub name: String,
+    pub created_at: Millis,
+    pub submissions: Vec<StudySubmission>,
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Capabilities, Event, FileInfo, Hardware, Job, JobId, JobKind, JobSpec, JobState, LogLine,
-    Millis, Row, Scope, Stream, TokenInfo, Usage, Worker,
+    Millis, ParamAxis, Row, Scope, Stream, StudyRecord, Sweep, TokenInfo, Usage, Worker,
 };
+use crate::stats::MeanStd;
 
 /// The protocol version this build speaks.
 ///
@@ -364,6 +365,255 @@ pub struct TokenList {
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct FileList {
     pub files: Vec<FileInfo>,
+}
+
+// ---- the overview ------------------------------------------------------------------------------
+
+/// `GET /api/v1/whoami` answer.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct WhoAmI {
+    pub scope: Scope,
+    /// The token's name (`admin` for the server's admin token).
+    pub name: String,
+    /// The server's version.
+    pub version: String,
+}
+
+/// Scores of one (environment, method) pair.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SummaryGroup {
+    pub env: String,
+    pub method: String,
+    /// Experiments of this pair, in any state.
+    pub jobs: u64,
+    pub running: u64,
+    pub queued: u64,
+    /// Succeeded jobs that reported a score.
+    pub finished: u64,
+    /// Highest best-ever of any job of the pair (running ones included), and which job.
+    pub best: Option<f64>,
+    pub best_job: Option<u64>,
+    /// Over the finished jobs' final best-ever: mean, sample standard deviation (n − 1, as
+    /// `gaia study`; None for a single seed), min, quartiles, max.
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    pub min: Option<f64>,
+    pub q1: Option<f64>,
+    pub median: Option<f64>,
+    pub q3: Option<f64>,
+    pub max: Option<f64>,
+    /// The finished jobs' final scores (at most `study::MAX_FINALS`, evenly sampled), ascending.
+    pub finals: Vec<f64>,
+}
+
+/// `GET /api/v1/summary` answer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Summary {
+    /// Jobs per state (every state present), over the whole server or the study.
+    pub jobs: BTreeMap<String, u64>,
+    pub total: u64,
+    /// Workers per state (every state present).
+    pub workers: BTreeMap<String, u64>,
+    /// Per (environment, method), sorted by environment then method.
+    pub groups: Vec<SummaryGroup>,
+    /// Milliseconds the scan took on the server.
+    pub took_ms: f64,
+}
+
+// ---- studies ----------------------------------------------------------------------------------
+
+/// One sweep axis on the wire: a list, or the text the command line takes (`a,b`, `1..5,10`),
+/// which the server parses with the command line's own grammar (`study::parse_list`,
+/// `study::parse_seeds`), so the dashboard and scripts need no parser of their own.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum Axis<T> {
+    List(Vec<T>),
+    Text(String),
+}
+
+impl<T> Default for Axis<T> {
+    fn default() -> Self {
+        Axis::List(Vec::new())
+    }
+}
+
+impl<T> Axis<T> {
+    /// True for an empty list or blank text (the axis is not swept).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Axis::List(v) => v.is_empty(),
+            Axis::Text(s) => s.trim().is_empty(),
+        }
+    }
+}
+
+/// One swept param on the wire: `{"key", "values"}`, or the text of a command line's
+/// `--param KEY=V1,V2` (`study::parse_param_sweep`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum ParamInput {
+    Axis(ParamAxis),
+    Text(String),
+}
+
+/// The sweep of a study submission as sent: each axis structured or as command-line text.
+/// The server turns it into the canonical [`Sweep`] it stores and answers with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SweepInput {
+    pub methods: Axis<String>,
+    #[serde(default, skip_serializing_if = "Axis::is_empty")]
+    pub envs: Axis<String>,
+    #[serde(default, skip_serializing_if = "Axis::is_empty")]
+    pub seeds: Axis<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamInput>,
+}
+
+impl From<Sweep> for SweepInput {
+    fn from(s: Sweep) -> Self {
+        SweepInput {
+            methods: Axis::List(s.methods),
+            envs: Axis::List(s.envs),
+            seeds: Axis::List(s.seeds),
+            params: s.params.into_iter().map(ParamInput::Axis).collect(),
+        }
+    }
+}
+
+/// `POST /api/v1/studies` request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StudySubmit {
+    pub name: String,
+    /// What every job starts from (budget, priority, requirements, fixed params, ...). Its
+    /// `method`, `env` and `seed` are folded into the sweep.
+    #[serde(default)]
+    pub template: JobSpec,
+    pub sweep: SweepInput,
+    /// Submit even if the study already holds this very definition.
+    #[serde(default)]
+    pub again: bool,
+    /// Confirms a submission of more than `study::CONFIRM_STUDY_JOBS` jobs.
+    #[serde(default)]
+    pub confirm_large: bool,
+    /// Check and expand only: answer what would be submitted (`planned`, `total_jobs`) and
+    /// write nothing. The dashboard's form previews a study this way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// `POST /api/v1/studies` answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudySubmitted {
+    pub study: String,
+    /// The jobs of this submission, in sweep order, with their ids.
+    pub jobs: Vec<(JobId, JobSpec)>,
+    /// Jobs of the study over all its submissions.
+    pub total_jobs: u64,
+    /// True when the study existed before this submission.
+    pub extended: bool,
+    /// Jobs this submission expands to (those in `jobs`, or that a dry run would submit).
+    #[serde(default)]
+    pub planned: u64,
+    /// True for a dry run: nothing was written and `jobs` is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// One job of a study as `gaia study` lists it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyJob {
+    pub id: JobId,
+    pub state: JobState,
+    pub method: String,
+    pub env: String,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub max_evals: u64,
+    /// Evaluations the current attempt has reported.
+    #[serde(default)]
+    pub evals: Option<f64>,
+    #[serde(default)]
+    pub best_ever: Option<f64>,
+    pub attempt: u32,
+    #[serde(default)]
+    pub worker: Option<String>,
+}
+
+/// Progress and ETA of a study.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct StudyProgress {
+    pub jobs: u64,
+    /// Jobs per state name (only states that occur).
+    pub states: BTreeMap<String, u64>,
+    /// Evaluations really done: what each started job's current attempt reported (a job that
+    /// solved early counts the evaluations it used, not its budget).
+    pub evals_done: f64,
+    /// The study's work: `evals_done + evals_remaining` (a job that ended needs nothing more,
+    /// whatever its budget; a queued or running one at most its budget).
+    pub evals_total: f64,
+    /// Evaluations queued and running jobs still have to do at most (budget − done).
+    pub evals_remaining: f64,
+    /// `evals_done / evals_total`, 0..1: a job that ended counts as complete.
+    pub fraction: f64,
+    /// The budgets of all jobs added up.
+    #[serde(default)]
+    pub evals_budget: f64,
+    /// Evaluations per second of the study's running jobs together, each at its own measured
+    /// rate (real evaluations over real running time).
+    #[serde(default)]
+    pub evals_per_sec: Option<f64>,
+    /// Seconds until the queued and running jobs are done; None = unknown (see `eta_note`).
+    #[serde(default)]
+    pub eta_secs: Option<f64>,
+    /// Why the ETA is unknown (or "done").
+    #[serde(default)]
+    pub eta_note: Option<String>,
+}
+
+/// The result of one method × environment (× swept params) over its seeds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyGroup {
+    pub method: String,
+    pub env: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub jobs: u64,
+    pub succeeded: u64,
+    /// Best-ever fitness (higher is better) over the seeds that reported one.
+    #[serde(default)]
+    pub best: Option<MeanStd>,
+}
+
+/// `GET /api/v1/studies/{name}` answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyReport {
+    pub name: String,
+    /// None for a study that only exists as jobs tagged with its name.
+    #[serde(default)]
+    pub record: Option<StudyRecord>,
+    pub progress: StudyProgress,
+    pub groups: Vec<StudyGroup>,
+    pub jobs: Vec<StudyJob>,
+}
+
+/// One line of `GET /api/v1/studies`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudySummary {
+    pub name: String,
+    #[serde(default)]
+    pub created_at: Option<Millis>,
+    pub progress: StudyProgress,
+}
+
+/// `GET /api/v1/studies` answer, newest first.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StudyList {
+    pub studies: Vec<StudySummary>,
 }
 
 /// Encodes a row batch as postcard.

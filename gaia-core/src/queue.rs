@@ -24,14 +24,15 @@ use tokio::sync::{Notify, broadcast};
 use crate::error::{Error, RequestError, StoreError};
 use crate::model::{
     Attempt, Capabilities, Event, Job, JobId, JobKind, JobSpec, JobState, Level, LogLine, Progress,
-    Row, Worker, WorkerState, now_ms, validate_name,
+    Row, StudyRecord, Worker, WorkerState, now_ms, validate_name,
 };
 use crate::protocol::{
     Assignment, CompleteRequest, HeartbeatRequest, HeartbeatResponse, LogBatch, Outcome,
-    RegisterRequest, RequeueRequest, RowAck, RowBatch,
+    RegisterRequest, RequeueRequest, RowAck, RowBatch, StudySubmit, StudySubmitted,
 };
 use crate::store::logs::{MAX_LINES_PER_JOB, clip_line};
 use crate::store::{Store, Tx};
+use crate::study;
 
 /// Timing of leases and claims.
 #[derive(Clone, Debug)]
@@ -306,8 +307,58 @@ impl Queue {
         Ok(jobs.iter().map(|j| j.id).collect())
     }
 
+    /// Submits a study: expands its definition into jobs, then stores them with the study's
+    /// record in one transaction (all or nothing). Refuses, with nothing written, a definition
+    /// the study already holds unless `again` is set. A dry run checks and counts only.
+    pub async fn submit_study(&self, req: StudySubmit) -> Result<StudySubmitted, Error> {
+        let def = study::Definition::of(&req)?;
+        let mut specs = def.expand()?;
+        normalize_specs(&mut specs)?;
+        let planned = specs.len() as u64;
+        if req.dry_run {
+            let prev = self.store.read()?.study(&def.name)?;
+            study::refuse_repeat(prev.as_ref(), &def, req.again)?;
+            return Ok(StudySubmitted {
+                study: def.name,
+                jobs: Vec::new(),
+                total_jobs: prev.as_ref().map_or(0, StudyRecord::job_count) + planned,
+                extended: prev.is_some(),
+                planned,
+                dry_run: true,
+            });
+        }
+        let answer_specs = specs.clone();
+        let again = req.again;
+        let (def, jobs, events, total, extended) = self
+            .store
+            .write(move |tx| {
+                let prev = tx.study(&def.name)?;
+                study::refuse_repeat(prev.as_ref(), &def, again)?;
+                let extended = prev.is_some();
+                let (jobs, events) = insert_jobs(tx, specs)?;
+                let ids = jobs.iter().map(|j| j.id).collect();
+                let record = study::record_with(prev, &def, ids, now_ms());
+                tx.save_study(&record)?;
+                Ok((def, jobs, events, record.job_count(), extended))
+            })
+            .await?;
+        self.announce(&jobs, events);
+        let answer = answer_specs.into_iter().map(|mut s| {
+            s.study = None;
+            s
+        });
+        Ok(StudySubmitted {
+            study: def.name,
+            jobs: jobs.iter().map(|j| j.id).zip(answer).collect(),
+            total_jobs: total,
+            extended,
+            planned,
+            dry_run: false,
+        })
+    }
+
     /// After the commit of [`insert_jobs`]: publishes the events and wakes fitting claimers.
-    pub(crate) fn announce(&self, jobs: &[Job], events: Vec<Event>) {
+    fn announce(&self, jobs: &[Job], events: Vec<Event>) {
         for e in events {
             self.publish(Live::Event(e));
         }
@@ -1269,7 +1320,7 @@ impl Queue {
 }
 
 /// Checks and fills in every spec of a submission; errors name the job's position.
-pub(crate) fn normalize_specs(specs: &mut [JobSpec]) -> Result<(), Error> {
+fn normalize_specs(specs: &mut [JobSpec]) -> Result<(), Error> {
     if specs.is_empty() {
         return Err(invalid("no jobs to submit"));
     }
@@ -1288,10 +1339,7 @@ pub(crate) fn normalize_specs(specs: &mut [JobSpec]) -> Result<(), Error> {
 
 /// Stores new queued jobs for normalized specs inside a write transaction; returns them and
 /// the events to publish once committed ([`Queue::announce`]).
-pub(crate) fn insert_jobs(
-    tx: &mut Tx<'_>,
-    specs: Vec<JobSpec>,
-) -> Result<(Vec<Job>, Vec<Event>), Error> {
+fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<JobSpec>) -> Result<(Vec<Job>, Vec<Event>), Error> {
     let mut jobs = Vec::with_capacity(specs.len());
     let mut events = Vec::new();
     for spec in specs {

@@ -1,30 +1,35 @@
-//! Studies: one configuration swept into many jobs, and what they add up to.
+//! Studies, as pure functions: one configuration swept into many jobs, and what they add up to.
+//! Nothing here reads or writes the store; submitting is [`crate::queue::Queue::submit_study`],
+//! the types are in [`crate::model`] (stored) and [`crate::protocol`] (wire).
 //!
-//! A study is named; its name is its identity. Submitting one ([`submit`]) expands a
-//! [`Sweep`] (methods × environments × params × seeds) over a template [`JobSpec`] into jobs and
-//! stores the study record ([`StudyRecord`]: every submission's definition, time and job ids)
-//! and all the jobs in **one transaction**: all or nothing. A second submission of a definition
-//! the study already holds is refused unless `again` is set; a different definition under the
-//! same name adds its jobs to the study (more seeds, another method).
+//! A study is named; its name is its identity. A submission's [`Definition`] (its canonical
+//! form) expands a [`Sweep`] (methods × environments × params × seeds) over a template
+//! [`JobSpec`] into jobs ([`Definition::expand`]); the queue stores them with the study's
+//! record ([`StudyRecord`]: every submission's definition, time and job ids) in one
+//! transaction. A definition the study already holds is refused unless `again` is set
+//! ([`refuse_repeat`]); a different definition under the same name adds its jobs to the study
+//! (more seeds, another method).
 //!
-//! [`summarize`] turns a study's jobs into what `gaia study` shows: states, progress in
+//! [`report`] turns a study's jobs into what `gaia study` shows: states, progress in
 //! evaluations, an ETA from the study's own measured evals/s ([`estimate_eta`]), and the best
-//! result per method × environment as mean ± std over seeds.
+//! result per method × environment as mean ± std over seeds ([`groups`]).
 //!
 //! The parsers ([`parse_list`], [`parse_seeds`], [`parse_param_sweep`]) read the command-line
-//! forms `a,b,c` and `1..5`; every error names the flag and the bad part.
+//! forms `a,b,c` and `1..5` — for the CLI and, on the server, for text the dashboard or a script
+//! sends; every error names the flag and the bad part.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use crate::error::{Error, RequestError};
+use crate::error::RequestError;
 use crate::model::{
-    DEFAULT_ENV, DEFAULT_MAX_EVALS, Job, JobId, JobKind, JobSpec, JobState, Millis, now_ms,
-    validate_name,
+    DEFAULT_ENV, DEFAULT_MAX_EVALS, Job, JobBrief, JobId, JobKind, JobSpec, JobState, Millis,
+    ParamAxis, StudyRecord, StudySubmission, Sweep, validate_name,
 };
-use crate::queue::Queue;
-use crate::stats::{MeanStd, mean_std};
+use crate::protocol::{
+    Axis, ParamInput, StudyGroup, StudyJob, StudyProgress, StudyReport, StudySubmit, Summary,
+    SummaryGroup,
+};
+use crate::stats::{five_numbers, mean_std};
 
 /// Most jobs one study submission may expand to (the server refuses more).
 pub const MAX_STUDY_JOBS: u64 = 100_000;
@@ -39,163 +44,59 @@ fn invalid(m: impl Into<String>) -> RequestError {
 
 // ---- definitions ---------------------------------------------------------------------------
 
-/// One swept method parameter: every value becomes its own jobs.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ParamAxis {
-    pub key: String,
-    pub values: Vec<serde_json::Value>,
-}
-
-/// The axes of a study; every combination of one value per axis is one job.
-///
-/// Empty `envs` means the template's environment (or the default); empty `seeds` means the
-/// template's seed (or none).
-///
-/// On the wire each axis may also be written as the command line writes it, and the server
-/// parses it with the same grammar (so the dashboard and scripts need no parser of their own):
-/// `"methods": "cma_es,openai_es"`, `"seeds": "1..5,10"`, `"params": ["pop_size=16,32"]`.
-/// Stored and answered in the structured form.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Sweep {
-    #[serde(deserialize_with = "wire::methods")]
-    pub methods: Vec<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "wire::envs"
-    )]
-    pub envs: Vec<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "wire::seeds"
-    )]
-    pub seeds: Vec<u64>,
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "wire::params"
-    )]
-    pub params: Vec<ParamAxis>,
-}
-
-/// The sweep axes' two spellings on the wire: the structured JSON form, or a string in the
-/// command line's grammar ([`parse_list`], [`parse_seeds`], [`parse_param_sweep`]).
-mod wire {
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer};
-
-    use super::ParamAxis;
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either<T> {
-        Text(String),
-        List(Vec<T>),
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum AxisForm {
-        Text(String),
-        Axis(ParamAxis),
-    }
-
-    fn list<'de, D: Deserializer<'de>>(d: D, flag: &str) -> Result<Vec<String>, D::Error> {
-        match Either::<String>::deserialize(d)? {
-            Either::List(v) => Ok(v),
-            Either::Text(s) if s.trim().is_empty() => Ok(Vec::new()),
-            Either::Text(s) => super::parse_list(flag, &s).map_err(D::Error::custom),
-        }
-    }
-
-    pub fn methods<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        list(d, "methods")
-    }
-
-    pub fn envs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        list(d, "envs")
-    }
-
-    pub fn seeds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
-        match Either::<u64>::deserialize(d)? {
-            Either::List(v) => Ok(v),
-            Either::Text(s) if s.trim().is_empty() => Ok(Vec::new()),
-            Either::Text(s) => super::parse_seeds("seeds", &s).map_err(D::Error::custom),
-        }
-    }
-
-    pub fn params<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ParamAxis>, D::Error> {
-        Vec::<AxisForm>::deserialize(d)?
-            .into_iter()
-            .map(|a| match a {
-                AxisForm::Axis(a) => Ok(a),
-                AxisForm::Text(s) => super::parse_param_sweep(&s).map_err(D::Error::custom),
-            })
-            .collect()
-    }
-}
-
-/// `POST /api/v1/studies` request.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct StudySubmit {
+/// What one study submission asks for, in the one canonical form in which identical
+/// definitions compare equal: the template's method, environment and seed folded into the
+/// sweep, every axis parsed and checked. Made from a request by [`Definition::of`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Definition {
+    /// The study's name.
     pub name: String,
-    /// What every job starts from (budget, priority, requirements, fixed params, ...). Its
-    /// `method`, `env` and `seed` are folded into the sweep.
-    #[serde(default)]
+    /// What every job starts from (budget, priority, requirements, fixed params, ...).
     pub template: JobSpec,
     pub sweep: Sweep,
-    /// Submit even if the study already holds this very definition.
-    #[serde(default)]
-    pub again: bool,
-    /// Confirms a submission of more than [`CONFIRM_STUDY_JOBS`] jobs.
-    #[serde(default)]
+    /// Confirms an expansion of more than [`CONFIRM_STUDY_JOBS`] jobs.
     pub confirm_large: bool,
-    /// Check and expand only: answer what would be submitted (`planned`, `total_jobs`) and
-    /// write nothing. The dashboard's form previews a study this way.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub dry_run: bool,
 }
 
-/// `POST /api/v1/studies` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StudySubmitted {
-    pub study: String,
-    /// The jobs of this submission, in sweep order, with their ids.
-    pub jobs: Vec<(JobId, JobSpec)>,
-    /// Jobs of the study over all its submissions.
-    pub total_jobs: u64,
-    /// True when the study existed before this submission.
-    pub extended: bool,
-    /// Jobs this submission expands to (those in `jobs`, or that a dry run would submit).
-    #[serde(default)]
-    pub planned: u64,
-    /// True for a dry run: nothing was written and `jobs` is empty.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub dry_run: bool,
+/// Parses one axis: a list as it is, text with the command line's grammar.
+fn axis<T: Clone>(
+    a: &Axis<T>,
+    parse: impl Fn(&str) -> Result<Vec<T>, RequestError>,
+) -> Result<Vec<T>, RequestError> {
+    match a {
+        Axis::List(v) => Ok(v.clone()),
+        Axis::Text(s) if s.trim().is_empty() => Ok(Vec::new()),
+        Axis::Text(s) => parse(s),
+    }
 }
 
-/// One submission of a study as stored.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StudySubmission {
-    pub at: Millis,
-    pub template: JobSpec,
-    pub sweep: Sweep,
-    pub jobs: Vec<JobId>,
-}
+impl Definition {
+    /// The canonical definition of a study submission: text axes parsed with the command
+    /// line's grammar (errors name the axis and the bad part), then [`Definition::canonicalize`].
+    pub fn of(req: &StudySubmit) -> Result<Definition, RequestError> {
+        let s = &req.sweep;
+        let mut params = Vec::with_capacity(s.params.len());
+        for p in &s.params {
+            params.push(match p {
+                ParamInput::Axis(a) => a.clone(),
+                ParamInput::Text(t) => parse_param_sweep(t)?,
+            });
+        }
+        let mut def = Definition {
+            name: req.name.clone(),
+            template: req.template.clone(),
+            sweep: Sweep {
+                methods: axis(&s.methods, |t| parse_list("methods", t))?,
+                envs: axis(&s.envs, |t| parse_list("envs", t))?,
+                seeds: axis(&s.seeds, |t| parse_seeds("seeds", t))?,
+                params,
+            },
+            confirm_large: req.confirm_large,
+        };
+        def.canonicalize()?;
+        Ok(def)
+    }
 
-/// A study as stored: its name and every submission (the first one made it).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StudyRecord {
-    pub name: String,
-    pub created_at: Millis,
-    pub submissions: Vec<StudySubmission>,
-}
-
-impl StudySubmit {
     /// Puts the definition in its one canonical form (so identical definitions compare equal)
     /// and checks it: names, duplicates, a param both fixed and swept.
     pub fn canonicalize(&mut self) -> Result<(), RequestError> {
@@ -288,7 +189,7 @@ impl StudySubmit {
     }
 
     /// The jobs of the sweep, in order method → environment → params → seed (seeds innermost,
-    /// so one configuration's seeds are neighbours). Call [`StudySubmit::canonicalize`] first.
+    /// so one configuration's seeds are neighbours), each tagged with the study.
     pub fn expand(&self) -> Result<Vec<JobSpec>, RequestError> {
         let n = self.job_count();
         if n > MAX_STUDY_JOBS {
@@ -354,88 +255,54 @@ fn no_duplicates(what: &str, items: impl Iterator<Item = String>) -> Result<(), 
     Ok(())
 }
 
-/// Submits a study: expands it, then stores the record and every job in one transaction.
-/// Refuses (with nothing written) a definition the study already holds unless `again` is set.
-pub async fn submit(queue: &Queue, mut req: StudySubmit) -> Result<StudySubmitted, Error> {
-    req.canonicalize()?;
-    let mut specs = req.expand()?;
-    crate::queue::normalize_specs(&mut specs)?;
-    let planned = specs.len() as u64;
-    if req.dry_run {
-        let read = queue.store().read()?;
-        let prev = read.study(&req.name)?;
-        refuse_repeat(prev.as_ref(), &req)?;
-        let before = prev.as_ref().map_or(0, |r| {
-            r.submissions.iter().map(|s| s.jobs.len() as u64).sum()
-        });
-        return Ok(StudySubmitted {
-            study: req.name,
-            jobs: Vec::new(),
-            total_jobs: before + planned,
-            extended: prev.is_some(),
-            planned,
-            dry_run: true,
-        });
-    }
-    let name = req.name.clone();
-    let study_name = req.name.clone();
-    let submission_specs = specs.clone();
-    let (jobs, events, total, extended) = queue
-        .store()
-        .write(move |tx| {
-            let prev = tx.study(&name)?;
-            refuse_repeat(prev.as_ref(), &req)?;
-            let (jobs, events) = crate::queue::insert_jobs(tx, specs)?;
-            let mut record = prev.clone().unwrap_or_else(|| StudyRecord {
-                name: name.clone(),
-                created_at: now_ms(),
-                submissions: Vec::new(),
-            });
-            record.submissions.push(StudySubmission {
-                at: now_ms(),
-                template: req.template,
-                sweep: req.sweep,
-                jobs: jobs.iter().map(|j| j.id).collect(),
-            });
-            let total = record.submissions.iter().map(|s| s.jobs.len() as u64).sum();
-            tx.save_study(&record)?;
-            Ok((jobs, events, total, prev.is_some()))
-        })
-        .await?;
-    queue.announce(&jobs, events);
-    Ok(StudySubmitted {
-        study: study_name,
-        jobs: jobs
-            .iter()
-            .map(|j| j.id)
-            .zip(submission_specs.into_iter().map(|mut s| {
-                s.study = None;
-                s
-            }))
-            .collect(),
-        total_jobs: total,
-        extended,
-        planned,
-        dry_run: false,
-    })
-}
-
 /// Refuses a definition the study already holds, unless `again` asks for it once more.
-fn refuse_repeat(prev: Option<&StudyRecord>, req: &StudySubmit) -> Result<(), Error> {
+pub fn refuse_repeat(
+    prev: Option<&StudyRecord>,
+    def: &Definition,
+    again: bool,
+) -> Result<(), RequestError> {
     let same = prev.and_then(|p| {
         p.submissions
             .iter()
-            .find(|s| s.template == req.template && s.sweep == req.sweep)
+            .find(|s| s.template == def.template && s.sweep == def.sweep)
     });
     match same {
-        Some(same) if !req.again => Err(Error::Request(RequestError::Conflict(format!(
+        Some(same) if !again => Err(RequestError::Conflict(format!(
             "study {:?} already holds this definition (submitted {}, {} jobs); \
              pass --again (again: true) to submit it once more",
-            req.name,
+            def.name,
             fmt_utc(same.at),
             same.jobs.len()
-        )))),
+        ))),
         _ => Ok(()),
+    }
+}
+
+/// A study's record with one more submission (a new record for a new study).
+pub fn record_with(
+    prev: Option<StudyRecord>,
+    def: &Definition,
+    jobs: Vec<JobId>,
+    now: Millis,
+) -> StudyRecord {
+    let mut record = prev.unwrap_or_else(|| StudyRecord {
+        name: def.name.clone(),
+        created_at: now,
+        submissions: Vec::new(),
+    });
+    record.submissions.push(StudySubmission {
+        at: now,
+        template: def.template.clone(),
+        sweep: def.sweep.clone(),
+        jobs,
+    });
+    record
+}
+
+impl StudyRecord {
+    /// Jobs of the study over all its submissions.
+    pub fn job_count(&self) -> u64 {
+        self.submissions.iter().map(|s| s.jobs.len() as u64).sum()
     }
 }
 
@@ -656,100 +523,6 @@ fn split_top_level(s: &str) -> Result<Vec<&str>, String> {
 
 // ---- aggregation -------------------------------------------------------------------------------
 
-/// One job of a study as `gaia study` lists it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StudyJob {
-    pub id: JobId,
-    pub state: JobState,
-    pub method: String,
-    pub env: String,
-    #[serde(default)]
-    pub seed: Option<u64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub params: BTreeMap<String, serde_json::Value>,
-    pub max_evals: u64,
-    /// Evaluations the current attempt has reported.
-    #[serde(default)]
-    pub evals: Option<f64>,
-    #[serde(default)]
-    pub best_ever: Option<f64>,
-    pub attempt: u32,
-    #[serde(default)]
-    pub worker: Option<String>,
-}
-
-/// Progress and ETA of a study.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-pub struct StudyProgress {
-    pub jobs: u64,
-    /// Jobs per state name (only states that occur).
-    pub states: BTreeMap<String, u64>,
-    /// Evaluations really done: what each started job's current attempt reported (a job that
-    /// solved early counts the evaluations it used, not its budget).
-    pub evals_done: f64,
-    /// The study's work: `evals_done + evals_remaining` (a job that ended needs nothing more,
-    /// whatever its budget; a queued or running one at most its budget).
-    pub evals_total: f64,
-    /// Evaluations queued and running jobs still have to do at most (budget − done).
-    pub evals_remaining: f64,
-    /// `evals_done / evals_total`, 0..1: a job that ended counts as complete.
-    pub fraction: f64,
-    /// The budgets of all jobs added up.
-    #[serde(default)]
-    pub evals_budget: f64,
-    /// Evaluations per second of the study's running jobs together, each at its own measured
-    /// rate (real evaluations over real running time).
-    #[serde(default)]
-    pub evals_per_sec: Option<f64>,
-    /// Seconds until the queued and running jobs are done; None = unknown (see `eta_note`).
-    #[serde(default)]
-    pub eta_secs: Option<f64>,
-    /// Why the ETA is unknown (or "done").
-    #[serde(default)]
-    pub eta_note: Option<String>,
-}
-
-/// The result of one method × environment (× swept params) over its seeds.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StudyGroup {
-    pub method: String,
-    pub env: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub params: BTreeMap<String, serde_json::Value>,
-    pub jobs: u64,
-    pub succeeded: u64,
-    /// Best-ever fitness (higher is better) over the seeds that reported one.
-    #[serde(default)]
-    pub best: Option<MeanStd>,
-}
-
-/// `GET /api/v1/studies/{name}` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StudyReport {
-    pub name: String,
-    /// None for a study that only exists as jobs tagged with its name.
-    #[serde(default)]
-    pub record: Option<StudyRecord>,
-    pub progress: StudyProgress,
-    pub groups: Vec<StudyGroup>,
-    pub jobs: Vec<StudyJob>,
-}
-
-/// One line of `GET /api/v1/studies`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StudySummary {
-    pub name: String,
-    #[serde(default)]
-    pub created_at: Option<Millis>,
-    pub progress: StudyProgress,
-}
-
-/// `GET /api/v1/studies` answer, newest first.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StudyList {
-    pub studies: Vec<StudySummary>,
-}
-
 /// A job's measured speed: evaluations over wall seconds of its current attempt.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateSample {
@@ -951,47 +724,194 @@ pub fn progress(jobs: &[Job], now: Millis) -> StudyProgress {
     p
 }
 
+/// Values grouped by a text key, in order of the keys' first appearance: the one grouping of
+/// runs into cells (method × environment × params) that every aggregate starts from. Adding a
+/// value to an existing cell allocates nothing (the key is looked up by `&str`).
+#[derive(Debug)]
+pub struct Cells<T> {
+    index: std::collections::HashMap<String, usize>,
+    cells: Vec<(String, Vec<T>)>,
+}
+
+impl<T> Default for Cells<T> {
+    fn default() -> Self {
+        Cells {
+            index: std::collections::HashMap::new(),
+            cells: Vec::new(),
+        }
+    }
+}
+
+impl<T> Cells<T> {
+    /// Adds a value to the cell `key`.
+    pub fn add(&mut self, key: &str, value: T) {
+        match self.index.get(key) {
+            Some(&i) => self.cells[i].1.push(value),
+            None => {
+                self.index.insert(key.to_string(), self.cells.len());
+                self.cells.push((key.to_string(), vec![value]));
+            }
+        }
+    }
+
+    /// The cells with their values, in order of first appearance.
+    pub fn into_vec(self) -> Vec<(String, Vec<T>)> {
+        self.cells
+    }
+}
+
 /// Groups jobs by method × environment × params and takes mean ± std of best-ever over seeds,
 /// in order of first appearance.
 pub fn groups(jobs: &[Job]) -> Vec<StudyGroup> {
-    let mut out: Vec<(StudyGroup, Vec<f64>)> = Vec::new();
+    let mut cells = Cells::default();
     for job in jobs {
         let j = StudyJob::of(job);
-        let idx = match out
-            .iter()
-            .position(|(g, _)| g.method == j.method && g.env == j.env && g.params == j.params)
-        {
-            Some(i) => i,
-            None => {
-                out.push((
-                    StudyGroup {
-                        method: j.method.clone(),
-                        env: j.env.clone(),
-                        params: j.params.clone(),
-                        jobs: 0,
-                        succeeded: 0,
-                        best: None,
-                    },
-                    Vec::new(),
-                ));
-                out.len() - 1
-            }
-        };
-        let (g, values) = &mut out[idx];
-        g.jobs += 1;
-        if job.state == JobState::Succeeded {
-            g.succeeded += 1;
-        }
-        if let Some(b) = j.best_ever {
-            values.push(b);
-        }
+        // Canonical JSON of the cell (a BTreeMap of params serializes in key order).
+        let key = serde_json::to_string(&(&j.method, &j.env, &j.params)).unwrap_or_default();
+        cells.add(&key, (job.state, j));
     }
-    out.into_iter()
-        .map(|(mut g, v)| {
-            g.best = mean_std(&v);
-            g
+    cells
+        .into_vec()
+        .into_iter()
+        .map(|(_, members)| {
+            let first = &members[0].1;
+            let scores: Vec<f64> = members.iter().filter_map(|(_, j)| j.best_ever).collect();
+            StudyGroup {
+                method: first.method.clone(),
+                env: first.env.clone(),
+                params: first.params.clone(),
+                jobs: members.len() as u64,
+                succeeded: members
+                    .iter()
+                    .filter(|(state, _)| *state == JobState::Succeeded)
+                    .count() as u64,
+                best: mean_std(&scores),
+            }
         })
         .collect()
+}
+
+/// Final scores kept per group of the overview, for the dashboard's distribution charts (an
+/// even sample beyond).
+pub const MAX_FINALS: usize = 1000;
+
+/// The overview of a set of jobs (the whole server's, or one study's), fed one job at a time
+/// ([`Overview::add`]) so a scan of every job need not hold them: jobs per state (every state
+/// present) and, per environment × method of the experiments, the best score so far and the
+/// spread of the succeeded jobs' final scores ([`Overview::finish`]).
+#[derive(Debug)]
+pub struct Overview {
+    counts: BTreeMap<String, u64>,
+    total: u64,
+    /// Keyed `env NUL method` (names never hold NUL): (id, state, score) per job.
+    cells: Cells<(JobId, JobState, Option<f64>)>,
+    key: String,
+}
+
+impl Default for Overview {
+    fn default() -> Self {
+        Overview {
+            counts: JobState::ALL
+                .iter()
+                .map(|s| (s.as_str().to_string(), 0))
+                .collect(),
+            total: 0,
+            cells: Cells::default(),
+            key: String::new(),
+        }
+    }
+}
+
+impl Overview {
+    /// Counts one job (allocates only for a state or cell not seen before).
+    pub fn add(&mut self, job: &JobBrief<'_>) {
+        self.total += 1;
+        match self.counts.get_mut(job.state.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(job.state.as_str().to_string(), 1);
+            }
+        }
+        if job.spec.kind != JobKind::Experiment {
+            return;
+        }
+        self.key.clear();
+        self.key
+            .push_str(job.spec.env.as_deref().unwrap_or(DEFAULT_ENV));
+        self.key.push('\0');
+        self.key.push_str(job.spec.method.as_deref().unwrap_or("?"));
+        self.cells.add(&self.key, (job.id, job.state, job.score()));
+    }
+
+    /// The summary, groups sorted by environment then method.
+    pub fn finish(self) -> Summary {
+        let mut grouped = self.cells.into_vec();
+        grouped.sort_by(|a, b| a.0.cmp(&b.0));
+        let groups = grouped
+            .into_iter()
+            .map(|(key, members)| {
+                let (env, method) = key.split_once('\0').unwrap_or((&key, "?"));
+                let mut g = SummaryGroup {
+                    env: env.to_string(),
+                    method: method.to_string(),
+                    jobs: members.len() as u64,
+                    ..SummaryGroup::default()
+                };
+                let mut finals = Vec::new();
+                for (id, state, score) in members {
+                    match state {
+                        JobState::Running => g.running += 1,
+                        JobState::Queued => g.queued += 1,
+                        _ => {}
+                    }
+                    let Some(s) = score else { continue };
+                    if g.best.is_none_or(|b| s > b) {
+                        g.best = Some(s);
+                        g.best_job = Some(id);
+                    }
+                    if state == JobState::Succeeded {
+                        finals.push(s);
+                    }
+                }
+                describe_finals(&mut g, finals);
+                g
+            })
+            .collect();
+        Summary {
+            jobs: self.counts,
+            total: self.total,
+            workers: BTreeMap::new(),
+            groups,
+            took_ms: 0.0,
+        }
+    }
+}
+
+/// Fills a group's statistics from its final scores.
+fn describe_finals(g: &mut SummaryGroup, mut finals: Vec<f64>) {
+    g.finished = finals.len() as u64;
+    if finals.is_empty() {
+        return;
+    }
+    finals.sort_by(f64::total_cmp);
+    // The same mean ± std as `gaia study`: sample standard deviation (n − 1), none for one seed.
+    let stats = mean_std(&finals);
+    let five = five_numbers(&finals);
+    g.mean = stats.map(|m| m.mean);
+    g.std = stats.and_then(|m| m.std);
+    g.min = five.map(|f| f.min);
+    g.q1 = five.map(|f| f.q1);
+    g.median = five.map(|f| f.median);
+    g.q3 = five.map(|f| f.q3);
+    g.max = five.map(|f| f.max);
+    g.finals = if finals.len() <= MAX_FINALS {
+        finals
+    } else {
+        let step = finals.len() as f64 / MAX_FINALS as f64;
+        (0..MAX_FINALS)
+            .map(|i| finals[(i as f64 * step) as usize])
+            .collect()
+    };
 }
 
 /// The whole report of a study.
@@ -1011,8 +931,8 @@ mod tests {
     use crate::model::{Job, Progress};
     use serde_json::json;
 
-    fn submit(methods: &str, envs: &str, seeds: &str) -> StudySubmit {
-        StudySubmit {
+    fn submit(methods: &str, envs: &str, seeds: &str) -> Definition {
+        Definition {
             name: "classic-control".into(),
             template: JobSpec {
                 max_evals: Some(50_000),
@@ -1024,13 +944,11 @@ mod tests {
                 seeds: parse_seeds("--seeds", seeds).unwrap(),
                 params: Vec::new(),
             },
-            again: false,
             confirm_large: false,
-            dry_run: false,
         }
     }
 
-    fn canon(mut s: StudySubmit) -> StudySubmit {
+    fn canon(mut s: Definition) -> Definition {
         s.template.method = None;
         s.canonicalize().unwrap();
         s
@@ -1096,7 +1014,7 @@ mod tests {
 
     #[test]
     fn template_method_env_and_seed_fold_into_the_sweep() {
-        let mut a = StudySubmit {
+        let mut a = Definition {
             name: "s".into(),
             template: JobSpec {
                 env: Some("sphere".into()),
@@ -1104,9 +1022,7 @@ mod tests {
                 ..JobSpec::experiment("cma_es", 100)
             },
             sweep: Sweep::default(),
-            again: false,
             confirm_large: false,
-            dry_run: false,
         };
         a.canonicalize().unwrap();
         assert_eq!(a.sweep.methods, ["cma_es"]);
@@ -1121,14 +1037,23 @@ mod tests {
 
     #[test]
     fn sweeps_on_the_wire_take_the_command_line_grammar() {
-        let text: Sweep = serde_json::from_value(json!({
+        let request = |sweep: serde_json::Value| -> Result<Definition, RequestError> {
+            let req: StudySubmit = serde_json::from_value(json!({
+                "name": "s",
+                "template": {"max_evals": 100},
+                "sweep": sweep,
+            }))
+            .unwrap();
+            Definition::of(&req)
+        };
+        let text = request(json!({
             "methods": "cma_es, openai_es",
             "envs": "sphere",
             "seeds": "1..3,10",
             "params": ["pop_size=16,32", {"key": "lr", "values": [0.1]}]
         }))
         .unwrap();
-        let structured: Sweep = serde_json::from_value(json!({
+        let structured = request(json!({
             "methods": ["cma_es", "openai_es"],
             "envs": ["sphere"],
             "seeds": [1, 2, 3, 10],
@@ -1138,16 +1063,15 @@ mod tests {
         assert_eq!(text, structured);
         // Stored and answered in the structured form.
         assert_eq!(
-            serde_json::to_value(&text).unwrap()["seeds"],
+            serde_json::to_value(&text.sweep).unwrap()["seeds"],
             json!([1, 2, 3, 10])
         );
-        let empty: Sweep =
-            serde_json::from_value(json!({"methods": "cma_es", "seeds": " "})).unwrap();
-        assert!(empty.seeds.is_empty());
+        let blank = request(json!({"methods": "cma_es", "seeds": " "})).unwrap();
+        assert!(blank.sweep.seeds.is_empty());
         // Errors are the command line's, naming the bad part.
-        let bad = serde_json::from_value::<Sweep>(json!({"methods": "a", "seeds": "5..1"}));
+        let bad = request(json!({"methods": "a", "seeds": "5..1"}));
         assert!(bad.unwrap_err().to_string().contains("below its start 5"));
-        let bad = serde_json::from_value::<Sweep>(json!({"methods": "a,,b"}));
+        let bad = request(json!({"methods": "a,,b"}));
         assert!(bad.unwrap_err().to_string().contains("item 2 is empty"));
     }
 
@@ -1502,5 +1426,68 @@ mod tests {
         let p = progress(&[a], 25_000);
         assert_eq!(p.eta_secs, Some(0.0));
         assert_eq!(p.fraction, 1.0);
+    }
+
+    #[test]
+    fn statistics_of_final_scores() {
+        let mut g = SummaryGroup::default();
+        describe_finals(&mut g, vec![4.0, 1.0, 3.0, 2.0, 5.0]);
+        assert_eq!(g.finished, 5);
+        assert_eq!(g.min, Some(1.0));
+        assert_eq!(g.max, Some(5.0));
+        assert_eq!(g.median, Some(3.0));
+        assert_eq!(g.q1, Some(2.0));
+        assert_eq!(g.q3, Some(4.0));
+        assert_eq!(g.mean, Some(3.0));
+        // Sample std (n − 1): sqrt(10 / 4), as `gaia study` says.
+        assert!((g.std.unwrap() - 2.5f64.sqrt()).abs() < 1e-12);
+        assert_eq!(g.finals, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+
+        let mut many = SummaryGroup::default();
+        describe_finals(&mut many, (0..5000).map(f64::from).collect());
+        assert_eq!(many.finals.len(), MAX_FINALS);
+        assert_eq!(many.finished, 5000);
+        assert!(many.finals.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn std_over_seeds_is_the_one_gaia_study_shows() {
+        // `gaia study` sees the seeds in job order, the summary sorted: the same numbers.
+        for finals in [
+            vec![300.0, 100.0, 200.0],
+            vec![500.0, 500.0],
+            vec![-9.6e-9, -7.8e-9, -6.8e-9, -0.12],
+            vec![42.0],
+        ] {
+            let mut g = SummaryGroup::default();
+            describe_finals(&mut g, finals.clone());
+            let study = crate::stats::mean_std(&finals).unwrap();
+            assert_eq!(g.mean, Some(study.mean), "{finals:?}");
+            assert_eq!(g.std, study.std, "{finals:?}");
+        }
+        // One seed: no spread to speak of, in both.
+        let mut one = SummaryGroup::default();
+        describe_finals(&mut one, vec![42.0]);
+        assert_eq!((one.mean, one.std), (Some(42.0), None));
+        assert_eq!(crate::stats::mean_std(&[42.0]).unwrap().std, None);
+        // 100, 200, 300: sample std 100 (population std would be 81.6).
+        let mut g = SummaryGroup::default();
+        describe_finals(&mut g, vec![300.0, 100.0, 200.0]);
+        assert_eq!(g.std, Some(100.0));
+    }
+
+    #[test]
+    fn cells_group_by_key_in_order_of_first_appearance() {
+        let mut cells = Cells::default();
+        for (k, v) in [("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)] {
+            cells.add(k, v);
+        }
+        let grouped = cells.into_vec();
+        let expect: Vec<(String, Vec<i32>)> = vec![
+            ("b".into(), vec![1, 3]),
+            ("a".into(), vec![2, 5]),
+            ("c".into(), vec![4]),
+        ];
+        assert_eq!(grouped, expect);
     }
 }

@@ -1,5 +1,5 @@
-//! Studies and exports: submit a study, list studies, one study's report; CSV / JSON / PNG of a
-//! job, a study or everything; a study's result files as one ZIP.
+//! Exports: CSV / JSON / PNG of a job, a study or everything; a study's result files as one
+//! ZIP.
 //!
 //! CSV and JSON are planned (jobs, columns, row count) on one store snapshot before the answer
 //! starts, so a bad target is a clean 404; the rows then stream from that same snapshot through
@@ -9,87 +9,20 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode, header};
+use hyper::{StatusCode, header};
 
 use super::App;
-use super::http::{HResult, HttpError, Query, bytes_response, json, ok, parse_json, read_body};
+use super::http::{HResult, HttpError, Query, blocking, bytes_response};
 use super::http::{Res, StreamTx, stream_response};
-use crate::error::{Error, RequestError};
 use crate::export::png::PngOptions;
 use crate::export::zip::ZipWriter;
 use crate::export::{Format, ROWS_HEADER, Target};
-use crate::model::{now_ms, validate_name};
-use crate::study::{self, StudyList, StudySubmit, StudySummary};
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, HttpError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| {
-            HttpError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("export task failed: {e}"),
-            )
-        })?
-        .map_err(HttpError::from)
-}
+use crate::model::validate_name;
 
 fn attachment(res: &mut Res, file: &str) {
     if let Ok(v) = format!("attachment; filename=\"{file}\"").parse() {
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-}
-
-pub(crate) async fn submit_study(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req).await?;
-    let s: StudySubmit = parse_json(&body)?;
-    let r = study::submit(&app.queue, s).await?;
-    Ok(json(StatusCode::CREATED, &r))
-}
-
-pub(crate) async fn list_studies(app: &App) -> HResult {
-    let store = app.store.clone();
-    let list = blocking(move || {
-        let read = store.read()?;
-        let now = now_ms();
-        let mut studies = Vec::new();
-        for name in read.study_names()? {
-            let record = read.study(&name)?;
-            let jobs = read.study_jobs(&name)?;
-            studies.push(StudySummary {
-                created_at: record
-                    .map(|r| r.created_at)
-                    .or_else(|| jobs.iter().map(|j| j.submitted_at).min()),
-                progress: study::progress(&jobs, now),
-                name,
-            });
-        }
-        studies.sort_by_key(|s| std::cmp::Reverse(s.created_at));
-        Ok(StudyList { studies })
-    })
-    .await?;
-    ok(&list)
-}
-
-pub(crate) async fn get_study(app: &App, name: &str) -> HResult {
-    validate_name("study name", name)?;
-    let store = app.store.clone();
-    let name = name.to_string();
-    let report = blocking(move || {
-        let read = store.read()?;
-        let record = read.study(&name)?;
-        let jobs = read.study_jobs(&name)?;
-        if record.is_none() && jobs.is_empty() {
-            return Err(Error::Request(RequestError::NotFound(format!(
-                "study {name:?}"
-            ))));
-        }
-        Ok(study::report(&name, record, &jobs, now_ms()))
-    })
-    .await?;
-    ok(&report)
 }
 
 /// The format of a path ending in `export.<ext>`.
@@ -133,7 +66,7 @@ pub(crate) async fn export(app: &App, target: Target, format: Format, q: &Query)
         let _turn = app.png_renders.acquire().await;
         let bytes = blocking(move || {
             let read = store.read()?;
-            crate::export::png::render_target(&read, &target, &opts)
+            Ok(crate::export::png::render_target(&read, &target, &opts)?)
         })
         .await?;
         let mut res = bytes_response(StatusCode::OK, format.content_type(), bytes);
@@ -180,9 +113,7 @@ pub(crate) async fn study_files(app: &App, name: &str) -> HResult {
     let entries = blocking(move || {
         let read = store.read()?;
         if !read.has_study(&study)? {
-            return Err(Error::Request(RequestError::NotFound(format!(
-                "study {study:?}"
-            ))));
+            return Err(HttpError::not_found(format!("study {study:?} not found")));
         }
         let jobs = read.study_jobs(&study)?;
         let mut entries = Vec::new();

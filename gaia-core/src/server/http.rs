@@ -138,6 +138,28 @@ impl From<RequestError> for HttpError {
 
 pub(crate) type HResult = Result<Res, HttpError>;
 
+/// The body limit of the route a request matched and the longest pause allowed inside the
+/// body, for the handler that reads it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimit {
+    pub limit: u64,
+    pub idle: std::time::Duration,
+}
+
+/// Runs blocking work (store reads, scans, rendering) on tokio's blocking threads, so no async
+/// worker thread waits on the disk. The one way handlers leave the async threads for a result;
+/// a panic in `f` becomes a 500.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HttpError> + Send + 'static,
+) -> Result<T, HttpError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        )
+    })?
+}
+
 /// Security headers every answer carries.
 fn secure(mut b: hyper::http::response::Builder) -> hyper::http::response::Builder {
     b = b
@@ -201,7 +223,7 @@ pub(crate) fn declared_length<B>(req: &Request<B>) -> Option<u64> {
 /// otherwise).
 fn limit_of<B>(req: &Request<B>) -> (u64, std::time::Duration) {
     req.extensions()
-        .get::<super::router::BodyLimit>()
+        .get::<BodyLimit>()
         .map_or((1 << 20, std::time::Duration::from_secs(30)), |l| {
             (l.limit, l.idle)
         })

@@ -12,11 +12,14 @@ mod dashboard;
 mod events;
 mod export;
 mod files;
-mod handlers;
 mod http;
+mod jobs;
+mod overview;
 mod releases;
 pub mod router;
-pub mod summary;
+mod studies;
+mod tokens;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;

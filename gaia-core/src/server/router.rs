@@ -9,9 +9,10 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
-use super::http::{HttpError, Query, Res, error_response, query_pairs};
+use super::http::{BodyLimit, HttpError, Query, Res, error_response, query_pairs};
 use super::{
-    App, ServerConfig, auth, dashboard, events, export, files, handlers, releases, summary,
+    App, ServerConfig, auth, dashboard, events, export, files, jobs, overview, releases, studies,
+    tokens, workers,
 };
 use crate::export::Target;
 use crate::model::Scope;
@@ -120,14 +121,6 @@ impl Endpoint {
             _ => Body::None,
         }
     }
-}
-
-/// The body limit of the route a request matched and the longest pause allowed inside the
-/// body, for the handler that reads it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BodyLimit {
-    pub limit: u64,
-    pub idle: std::time::Duration,
 }
 
 /// One route: method, path pattern (`{id}` is a job id, `{name}` any one segment), the scope it
@@ -661,37 +654,37 @@ async fn dispatch(
     query: Query,
 ) -> Result<Res, HttpError> {
     match endpoint {
-        E::Healthz => handlers::healthz(&app),
+        E::Healthz => overview::healthz(&app),
         E::Dashboard => dashboard::asset(&params),
-        E::SubmitJob => handlers::submit(&app, req).await,
-        E::SubmitBatch => handlers::submit_batch(&app, req).await,
-        E::ListJobs => handlers::list_jobs(&app, &query),
-        E::GetJob => handlers::get_job(&app, params.id()),
-        E::CancelJob => handlers::cancel(&app, params.id()).await,
-        E::GetRows => handlers::get_rows(&app, params.id(), &query).await,
-        E::PostRows => handlers::post_rows(&app, params.id(), req).await,
-        E::GetLogs => handlers::get_logs(&app, params.id(), &query),
-        E::PostLogs => handlers::post_logs(&app, params.id(), req).await,
-        E::Complete => handlers::complete(&app, params.id(), req).await,
-        E::Requeue => handlers::requeue(&app, params.id(), req).await,
+        E::SubmitJob => jobs::submit(&app, req).await,
+        E::SubmitBatch => jobs::submit_batch(&app, req).await,
+        E::ListJobs => jobs::list_jobs(&app, &query),
+        E::GetJob => jobs::get_job(&app, params.id()),
+        E::CancelJob => jobs::cancel(&app, params.id()).await,
+        E::GetRows => jobs::get_rows(&app, params.id(), &query).await,
+        E::PostRows => jobs::post_rows(&app, params.id(), req).await,
+        E::GetLogs => jobs::get_logs(&app, params.id(), &query),
+        E::PostLogs => jobs::post_logs(&app, params.id(), req).await,
+        E::Complete => jobs::complete(&app, params.id(), req).await,
+        E::Requeue => jobs::requeue(&app, params.id(), req).await,
         E::ListFiles => files::list(&app, params.id()),
         E::GetFile => files::download(&app, params.id(), params.name()).await,
         E::PutFile => files::upload(&app, params.id(), params.name(), &query, req).await,
-        E::Register => handlers::register(&app, req).await,
-        E::Heartbeat => handlers::heartbeat(&app, params.name(), req).await,
-        E::Leave => handlers::leave(&app, params.name()).await,
-        E::Claim => handlers::claim(&app, req).await,
-        E::ListWorkers => handlers::list_workers(&app),
-        E::Status => handlers::status(&app),
+        E::Register => workers::register(&app, req).await,
+        E::Heartbeat => workers::heartbeat(&app, params.name(), req).await,
+        E::Leave => workers::leave(&app, params.name()).await,
+        E::Claim => workers::claim(&app, req).await,
+        E::ListWorkers => workers::list_workers(&app),
+        E::Status => overview::status(&app),
         E::Events => events::events(&app, &req, &query),
-        E::CreateToken => handlers::create_token(&app, req).await,
-        E::ListTokens => handlers::list_tokens(&app),
-        E::RevokeToken => handlers::revoke_token(&app, params.name()).await,
-        E::Whoami => summary::whoami(&app, req, &query),
-        E::Summary => summary::summary(&app, &query).await,
-        E::SubmitStudy => export::submit_study(&app, req).await,
-        E::ListStudies => export::list_studies(&app).await,
-        E::GetStudy => export::get_study(&app, params.name()).await,
+        E::CreateToken => tokens::create_token(&app, req).await,
+        E::ListTokens => tokens::list_tokens(&app),
+        E::RevokeToken => tokens::revoke_token(&app, params.name()).await,
+        E::Whoami => tokens::whoami(&app, req, &query),
+        E::Summary => overview::summary(&app, &query).await,
+        E::SubmitStudy => studies::submit_study(&app, req).await,
+        E::ListStudies => studies::list_studies(&app).await,
+        E::GetStudy => studies::get_study(&app, params.name()).await,
         E::StudyFiles => export::study_files(&app, &params.0[0]).await,
         E::ExportJob | E::ExportStudy | E::ExportAll => {
             let format = export::format_of(req.uri().path());

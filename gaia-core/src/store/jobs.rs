@@ -4,7 +4,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Reader, Tx, from_json, to_json};
 use crate::error::StoreError;
-use crate::model::{Capabilities, Job, JobId, JobState};
+use crate::model::{Capabilities, Job, JobBrief, JobId, JobState};
 
 /// job id → the job, JSON.
 pub(crate) const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
@@ -210,4 +210,39 @@ impl Reader {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Reader {
+    /// Calls `f` with a brief view of every job (of `study`, if given), ascending id, decoding
+    /// only the fields a [`JobBrief`] holds (borrowed, no allocation per job): one pass over the
+    /// jobs table. A job whose bytes do not decode as a brief is skipped.
+    pub fn for_each_job_brief(
+        &self,
+        study: Option<&str>,
+        mut f: impl FnMut(JobBrief<'_>),
+    ) -> Result<(), StoreError> {
+        for entry in self.jobs.iter()? {
+            let (_, v) = entry?;
+            let Ok(job) = serde_json::from_slice::<JobBrief<'_>>(v.value()) else {
+                continue;
+            };
+            if study.is_some() && job.spec.study.as_deref() != study {
+                continue;
+            }
+            f(job);
+        }
+        Ok(())
+    }
+
+    /// Every job, ascending id, one at a time (stops at the first error `f` returns).
+    pub fn for_each_job<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(Job) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for entry in self.jobs.iter().map_err(StoreError::from)? {
+            let (_, v) = entry.map_err(StoreError::from)?;
+            f(decode(v.value())?)?;
+        }
+        Ok(())
+    }
 }

@@ -8,7 +8,7 @@ use redb::{ReadableTable, TableDefinition};
 use super::{Reader, Tx, from_json, to_json};
 use crate::error::StoreError;
 use crate::model::Job;
-use crate::study::StudyRecord;
+use crate::model::StudyRecord;
 
 /// study name → the study record, JSON.
 pub(crate) const STUDIES: TableDefinition<&str, &[u8]> = TableDefinition::new("studies");
@@ -87,17 +87,5 @@ impl Reader {
             }
         }
         Ok(out)
-    }
-
-    /// Every job, ascending id, one at a time (stops at the first error `f` returns).
-    pub fn for_each_job<E: From<StoreError>>(
-        &self,
-        mut f: impl FnMut(Job) -> Result<(), E>,
-    ) -> Result<(), E> {
-        for entry in self.jobs.iter().map_err(StoreError::from)? {
-            let (_, v) = entry.map_err(StoreError::from)?;
-            f(from_json("job", v.value())?)?;
-        }
-        Ok(())
     }
 }

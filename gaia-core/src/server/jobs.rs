@@ -1,33 +1,20 @@
-//! One function per endpoint: jobs, rows, logs, workers, tokens, status.
-
-use std::time::Duration;
+//! Jobs: submit, list, show, cancel; their rows and logs (read, and written by workers); the
+//! reports that end or give back an attempt.
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode, header};
 
 use super::App;
-use super::http::{HResult, HttpError, Query, json, ok, parse_json, read_body, stream_response};
-use crate::model::{JobState, TokenInfo, now_ms, validate_name};
+use super::http::{
+    HResult, HttpError, Query, blocking, json, ok, parse_json, read_body, stream_response,
+};
+use crate::model::{JobState, validate_name};
 use crate::protocol::{
-    CancelResponse, ClaimRequest, ClaimResponse, CompleteRequest, HeartbeatRequest, JobList,
-    LogAck, LogBatch, LogsResponse, POSTCARD_CONTENT_TYPE, PROTOCOL_VERSION, RegisterRequest,
-    RegisterResponse, RequeueRequest, RowBatch, RowsResponse, StatusResponse, SubmitBatch,
-    SubmitBatchResponse, SubmitResponse, TokenCreate, TokenCreated, TokenList, WorkerList,
+    CancelResponse, CompleteRequest, JobList, LogAck, LogBatch, LogsResponse,
+    POSTCARD_CONTENT_TYPE, RequeueRequest, RowBatch, RowsResponse, SubmitBatch,
+    SubmitBatchResponse, SubmitResponse,
 };
 use crate::store::rows::{Downsampler, XAxis};
-
-/// Liveness: 503 once the store can no longer write, so a supervisor restarts the server.
-pub(crate) fn healthz(app: &App) -> HResult {
-    let writable = app.store.writable();
-    Ok(json(
-        if writable {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        &serde_json::json!({ "ok": writable, "version": crate::VERSION, "protocol": PROTOCOL_VERSION }),
-    ))
-}
 
 pub(crate) async fn submit(app: &App, req: Request<Incoming>) -> HResult {
     let (_, body) = read_body(req).await?;
@@ -121,7 +108,7 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
         return stream_rows(app, id, attempt, range).await;
     };
     let store = app.store.clone();
-    let resp = tokio::task::spawn_blocking(move || -> Result<RowsResponse, HttpError> {
+    let resp = blocking(move || -> Result<RowsResponse, HttpError> {
         let read = store.read()?;
         let job = read
             .job(id)?
@@ -152,13 +139,7 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
             rows,
         })
     })
-    .await
-    .map_err(|e| {
-        HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("row query failed: {e}"),
-        )
-    })??;
+    .await?;
     ok(&resp)
 }
 
@@ -176,7 +157,7 @@ async fn stream_rows(
     range: Option<(XAxis, f64, f64)>,
 ) -> HResult {
     let store = app.store.clone();
-    let (read, attempt) = tokio::task::spawn_blocking(move || -> Result<_, HttpError> {
+    let (read, attempt) = blocking(move || -> Result<_, HttpError> {
         let read = store.read()?;
         let job = read
             .job(id)?
@@ -184,13 +165,7 @@ async fn stream_rows(
         let attempt = attempt.unwrap_or(job.attempt.max(1));
         Ok((read, attempt))
     })
-    .await
-    .map_err(|e| {
-        HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("row query failed: {e}"),
-        )
-    })??;
+    .await?;
     let (res, tx) = stream_response("application/json", &[]);
     tokio::task::spawn_blocking(move || {
         let fresh = || Vec::with_capacity(ROWS_CHUNK + 4096);
@@ -281,107 +256,4 @@ pub(crate) async fn requeue(app: &App, id: u64, req: Request<Incoming>) -> HResu
     let (_, body) = read_body(req).await?;
     let r: RequeueRequest = parse_json(&body)?;
     ok(&app.queue.requeue(id, r).await?)
-}
-
-pub(crate) async fn register(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req).await?;
-    let r: RegisterRequest = parse_json(&body)?;
-    let w = app.queue.register(r).await?;
-    let cfg = app.queue.config();
-    ok(&RegisterResponse {
-        worker_id: w.id,
-        lease_timeout_ms: cfg.lease_timeout.as_millis() as u64,
-        heartbeat_ms: cfg.heartbeat_interval.as_millis() as u64,
-        server_version: crate::VERSION.to_string(),
-    })
-}
-
-pub(crate) async fn heartbeat(app: &App, worker: &str, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req).await?;
-    let hb: HeartbeatRequest = parse_json(&body)?;
-    ok(&app.queue.heartbeat(worker, hb)?)
-}
-
-pub(crate) async fn leave(app: &App, worker: &str) -> HResult {
-    validate_name("worker id", worker)?;
-    ok(&app.queue.leave(worker).await?)
-}
-
-pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
-    // A claim may carry the previous job's report, result included.
-    let (_, body) = read_body(req).await?;
-    let c: ClaimRequest = parse_json(&body)?;
-    let wait = Duration::from_millis(c.wait_ms);
-    let (finished_error, assignment) = match c.finished {
-        // The previous job's end and the next claim in one transaction.
-        Some(f) => tokio::select! {
-            r = app.queue.complete_and_claim(&c.worker_id, f, c.capabilities, wait) => r?,
-            _ = app.stopped() => (None, None),
-        },
-        None => tokio::select! {
-            a = app.queue.claim(&c.worker_id, c.capabilities, wait) => (None, a?),
-            _ = app.stopped() => (None, None),
-        },
-    };
-    ok(&ClaimResponse {
-        assignment,
-        finished_error,
-    })
-}
-
-pub(crate) fn list_workers(app: &App) -> HResult {
-    ok(&WorkerList {
-        workers: app.queue.workers(),
-    })
-}
-
-pub(crate) fn status(app: &App) -> HResult {
-    let workers = app.queue.workers();
-    ok(&StatusResponse {
-        version: crate::VERSION.to_string(),
-        protocol: PROTOCOL_VERSION,
-        jobs: app.queue.counts()?,
-        workers_online: app.queue.workers_online(),
-        workers_total: workers.len() as u64,
-        started_at: app.started_at,
-        data_dir: app.data_dir().display().to_string(),
-    })
-}
-
-pub(crate) async fn create_token(app: &App, req: Request<Incoming>) -> HResult {
-    let (_, body) = read_body(req).await?;
-    let c: TokenCreate = parse_json(&body)?;
-    validate_name("token name", &c.name)?;
-    let token = super::auth::new_token();
-    let info = TokenInfo {
-        name: c.name.clone(),
-        scope: c.scope,
-        created_at: now_ms(),
-    };
-    let t = token.clone();
-    app.store.write(move |tx| tx.add_token(&t, &info)).await?;
-    Ok(json(
-        StatusCode::CREATED,
-        &TokenCreated {
-            name: c.name,
-            scope: c.scope,
-            token,
-        },
-    ))
-}
-
-pub(crate) fn list_tokens(app: &App) -> HResult {
-    ok(&TokenList {
-        tokens: app.store.read()?.tokens()?,
-    })
-}
-
-pub(crate) async fn revoke_token(app: &App, name: &str) -> HResult {
-    validate_name("token name", name)?;
-    let n = name.to_string();
-    let removed = app.store.write(move |tx| tx.revoke_token(&n)).await?;
-    if !removed {
-        return Err(HttpError::not_found(format!("token {name:?} not found")));
-    }
-    ok(&serde_json::json!({ "revoked": name }))
 }
