@@ -10,6 +10,60 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RequestError;
 
+/// Declares a fieldless enum whose variants each have one name, the same for users and on the
+/// wire (serde), with `ALL` (declaration order), `as_str`, `Display` and `FromStr` (an unknown
+/// name is an error listing the known ones). The one copy of that code for every such enum.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($what:literal, $plural:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            /// The name as users type it (and as the wire spells it).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::error::RequestError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        $crate::error::RequestError::Invalid(format!(
+                            concat!("unknown ", $what, " {:?}; known ", $plural, ": {}"),
+                            s,
+                            known.join(", ")
+                        ))
+                    })
+            }
+        }
+    };
+}
+pub(crate) use named_enum;
+
 /// Job ids are small increasing integers (users type `gaia show 42`).
 pub type JobId = u64;
 
@@ -24,146 +78,54 @@ pub fn now_ms() -> Millis {
         .unwrap_or(0)
 }
 
-/// What a job runs.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    /// `<python> run_all.py --method M --env E --max-evals N [--seed S]` in the experiments dir.
-    #[default]
-    Experiment,
-    /// An argv given by the submitter; only workers started with `--allow-commands` run it.
-    Command,
-    /// Built-in: the input reversed.
-    Reverse,
-    /// Built-in: SHA-256 of the input, hex.
-    Hash,
-    /// Built-in: sum of the whitespace- or comma-separated numbers of the input.
-    Sum,
-    /// Built-in: the input in upper case.
-    Upper,
-    /// Built-in: sleeps for the input's number of seconds.
-    Wait,
+named_enum! {
+    /// What a job runs.
+    #[derive(PartialOrd, Ord, Default)]
+    pub enum JobKind ("job kind", "kinds") {
+        /// `<python> run_all.py --method M --env E --max-evals N [--seed S]` in the experiments dir.
+        #[default]
+        Experiment = "experiment",
+        /// An argv given by the submitter; only workers started with `--allow-commands` run it.
+        Command = "command",
+        /// Built-in: the input reversed.
+        Reverse = "reverse",
+        /// Built-in: SHA-256 of the input, hex.
+        Hash = "hash",
+        /// Built-in: sum of the whitespace- or comma-separated numbers of the input.
+        Sum = "sum",
+        /// Built-in: the input in upper case.
+        Upper = "upper",
+        /// Built-in: sleeps for the input's number of seconds.
+        Wait = "wait",
+    }
 }
 
 impl JobKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [JobKind; 7] = [
-        JobKind::Experiment,
-        JobKind::Command,
-        JobKind::Reverse,
-        JobKind::Hash,
-        JobKind::Sum,
-        JobKind::Upper,
-        JobKind::Wait,
-    ];
-
-    /// The kind's name as users type it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Experiment => "experiment",
-            JobKind::Command => "command",
-            JobKind::Reverse => "reverse",
-            JobKind::Hash => "hash",
-            JobKind::Sum => "sum",
-            JobKind::Upper => "upper",
-            JobKind::Wait => "wait",
-        }
-    }
-
     /// True for the kinds a worker runs in-process.
     pub fn is_builtin(self) -> bool {
         !matches!(self, JobKind::Experiment | JobKind::Command)
     }
 }
 
-impl std::fmt::Display for JobKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// A job's state. `queued → running → succeeded | failed | timed_out | cancelled | lost`, and
+    /// `running → queued` when a lease expires with attempts left.
+    #[derive(PartialOrd, Ord)]
+    pub enum JobState ("job state", "states") {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        TimedOut = "timed_out",
+        Cancelled = "cancelled",
+        Lost = "lost",
     }
-}
-
-impl std::str::FromStr for JobKind {
-    type Err = RequestError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
-                RequestError::Invalid(format!(
-                    "unknown job kind {s:?}; known kinds: {}",
-                    known.join(", ")
-                ))
-            })
-    }
-}
-
-/// A job's state. `queued → running → succeeded | failed | timed_out | cancelled | lost`, and
-/// `running → queued` when a lease expires with attempts left.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-    Lost,
 }
 
 impl JobState {
-    /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 7] = [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::TimedOut,
-        JobState::Cancelled,
-        JobState::Lost,
-    ];
-
-    /// The state's name as users type it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Failed => "failed",
-            JobState::TimedOut => "timed_out",
-            JobState::Cancelled => "cancelled",
-            JobState::Lost => "lost",
-        }
-    }
-
     /// True once the job will never run again.
     pub fn is_terminal(self) -> bool {
         !matches!(self, JobState::Queued | JobState::Running)
-    }
-}
-
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for JobState {
-    type Err = RequestError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = JobState::ALL.iter().map(|k| k.as_str()).collect();
-                RequestError::Invalid(format!(
-                    "unknown job state {s:?}; known states: {}",
-                    known.join(", ")
-                ))
-            })
     }
 }
 
@@ -259,6 +221,64 @@ pub fn validate_name(what: &str, s: &str) -> Result<(), RequestError> {
     }
 }
 
+/// Checks a file name that comes from outside (a job's result file, a release file): 1–128
+/// characters of `A-Za-z0-9_.-`, not starting with `.`, so it cannot name a folder or escape
+/// the one it is stored in.
+pub fn validate_file_name(name: &str) -> Result<(), RequestError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RequestError::Invalid(format!(
+            "invalid file name {name:?}: use 1-128 characters of A-Z a-z 0-9 _ - . (not starting with .)"
+        )))
+    }
+}
+
+/// True for characters that must not appear in text shown to people: control characters (NUL,
+/// escapes; tab excepted) and the Unicode bidirectional controls (embeddings, overrides,
+/// isolates, marks), with which a name can be made to display as another (`U+202E`).
+fn hidden_or_control(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(
+            c,
+            '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Checks free text from outside that people read as a label (a job's name, a param's key or
+/// text value): no control or bidirectional-control characters. Errors name `what` and the
+/// character's code point.
+pub fn validate_text(what: &str, s: &str) -> Result<(), RequestError> {
+    match s.chars().find(|&c| hidden_or_control(c)) {
+        None => Ok(()),
+        Some(c) => Err(RequestError::Invalid(format!(
+            "{what} contains the control character U+{:04X}, which is not allowed",
+            c as u32
+        ))),
+    }
+}
+
+/// Checks every key and text value of a JSON value with [`validate_text`].
+fn validate_json_text(what: &str, v: &serde_json::Value) -> Result<(), RequestError> {
+    match v {
+        serde_json::Value::String(s) => validate_text(what, s),
+        serde_json::Value::Array(items) => {
+            items.iter().try_for_each(|i| validate_json_text(what, i))
+        }
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            validate_text(what, k)?;
+            validate_json_text(what, v)
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The methods the experiments in this repository ship (`experiments/gaia_exp/methods/`). A
 /// worker's own experiments folder may know others, so an unknown method is a warning, not an
 /// error.
@@ -290,10 +310,11 @@ impl JobSpec {
     /// gives a message naming the field.
     pub fn normalize(&mut self) -> Result<(), RequestError> {
         let bad = |m: String| Err(RequestError::Invalid(m));
-        if let Some(name) = &self.name
-            && name.chars().count() > 200
-        {
-            return bad("name is longer than 200 characters".into());
+        if let Some(name) = &self.name {
+            if name.chars().count() > 200 {
+                return bad("name is longer than 200 characters".into());
+            }
+            validate_text("the job's name", name)?;
         }
         if self.max_attempts == 0 || self.max_attempts > 100 {
             return bad(format!(
@@ -328,6 +349,10 @@ impl JobSpec {
             .unwrap_or(0);
         if params_len > 64 * 1024 {
             return bad("params are larger than 64 KiB".into());
+        }
+        for (k, v) in &self.params {
+            validate_text("a param's name", k)?;
+            validate_json_text(&format!("param {k:?}"), v)?;
         }
         match self.kind {
             JobKind::Experiment => {
@@ -657,25 +682,13 @@ pub struct Usage {
     pub gpu_percent: Vec<f32>,
 }
 
-/// A worker's state, as the server sees it.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkerState {
-    Idle,
-    Busy,
-    Offline,
-    Draining,
-}
-
-impl WorkerState {
-    /// The state's name as shown to users.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkerState::Idle => "idle",
-            WorkerState::Busy => "busy",
-            WorkerState::Offline => "offline",
-            WorkerState::Draining => "draining",
-        }
+named_enum! {
+    /// A worker's state, as the server sees it.
+    pub enum WorkerState ("worker state", "states") {
+        Idle = "idle",
+        Busy = "busy",
+        Offline = "offline",
+        Draining = "draining",
     }
 }
 
@@ -814,6 +827,56 @@ pub struct Row {
     pub metrics: Vec<(String, f64)>,
 }
 
+/// A [`Row`] in its one positional binary form (postcard): every field in declaration order,
+/// none skipped, so the bytes need no field names. The wire's postcard row batches and the
+/// store's `rows` table both use it; append fields only (an old reader then stops early and
+/// an old file still decodes). Borrows the metrics when encoding, owns them when decoded.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RowBin<'a> {
+    pub seq: u64,
+    pub generation: Option<u64>,
+    pub evals: Option<f64>,
+    pub best: Option<f64>,
+    pub best_ever: Option<f64>,
+    pub mean: Option<f64>,
+    pub sigma: Option<f64>,
+    pub elapsed: Option<f64>,
+    #[serde(borrow)]
+    pub metrics: std::borrow::Cow<'a, [(String, f64)]>,
+}
+
+impl<'a> From<&'a Row> for RowBin<'a> {
+    fn from(r: &'a Row) -> Self {
+        RowBin {
+            seq: r.seq,
+            generation: r.generation,
+            evals: r.evals,
+            best: r.best,
+            best_ever: r.best_ever,
+            mean: r.mean,
+            sigma: r.sigma,
+            elapsed: r.elapsed,
+            metrics: std::borrow::Cow::Borrowed(&r.metrics),
+        }
+    }
+}
+
+impl From<RowBin<'_>> for Row {
+    fn from(r: RowBin<'_>) -> Self {
+        Row {
+            seq: r.seq,
+            generation: r.generation,
+            evals: r.evals,
+            best: r.best,
+            best_ever: r.best_ever,
+            mean: r.mean,
+            sigma: r.sigma,
+            elapsed: r.elapsed,
+            metrics: r.metrics.into_owned(),
+        }
+    }
+}
+
 /// The fixed metric names of a row, in column order.
 pub const CORE_METRICS: [&str; 7] = [
     "generation",
@@ -862,23 +925,23 @@ impl Row {
     }
 }
 
-/// A log line's stream.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-    /// A line the worker itself wrote about the job.
-    Worker,
+named_enum! {
+    /// A log line's stream.
+    pub enum Stream ("stream", "streams") {
+        Stdout = "stdout",
+        Stderr = "stderr",
+        /// A line the worker itself wrote about the job.
+        Worker = "worker",
+    }
 }
 
-/// Severity the server assigns to a log line.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    Info,
-    Warning,
-    Error,
+named_enum! {
+    /// Severity the server assigns to a log line.
+    pub enum Level ("level", "levels") {
+        Info = "info",
+        Warning = "warning",
+        Error = "error",
+    }
 }
 
 impl Level {
@@ -929,37 +992,12 @@ pub struct Event {
     pub message: String,
 }
 
-/// Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    Admin,
-    Worker,
-    Read,
-}
-
-impl Scope {
-    /// The scope's name as users type it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Admin => "admin",
-            Scope::Worker => "worker",
-            Scope::Read => "read",
-        }
-    }
-}
-
-impl std::str::FromStr for Scope {
-    type Err = RequestError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "admin" => Ok(Scope::Admin),
-            "worker" => Ok(Scope::Worker),
-            "read" => Ok(Scope::Read),
-            _ => Err(RequestError::Invalid(format!(
-                "unknown scope {s:?}; use admin, worker or read"
-            ))),
-        }
+named_enum! {
+    /// Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks.
+    pub enum Scope ("scope", "scopes") {
+        Admin = "admin",
+        Worker = "worker",
+        Read = "read",
     }
 }
 
@@ -1034,6 +1072,63 @@ mod tests {
         ] {
             assert!(validate_name("x", bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn names_with_control_or_bidi_characters_are_refused() {
+        // A name that displays as another (U+202E reverses what follows), or hides a NUL.
+        for bad in [
+            "job\u{202E}gnp.exe",
+            "nul\0byte",
+            "esc\u{1b}[31m",
+            "mark\u{200F}",
+        ] {
+            let mut spec = JobSpec::experiment("cma_es", 100);
+            spec.name = Some(bad.into());
+            let e = spec.normalize().unwrap_err().to_string();
+            assert!(e.contains("control character U+"), "{bad:?}: {e}");
+            let mut spec = JobSpec::experiment("cma_es", 100);
+            spec.params.insert(bad.into(), serde_json::json!(1));
+            assert!(spec.normalize().is_err(), "param key {bad:?} accepted");
+            let mut spec = JobSpec::experiment("cma_es", 100);
+            spec.params
+                .insert("opt".into(), serde_json::json!({"nested": [bad]}));
+            assert!(spec.normalize().is_err(), "param value {bad:?} accepted");
+        }
+        // Ordinary text, tabs and other scripts are fine.
+        let mut spec = JobSpec::experiment("cma_es", 100);
+        spec.name = Some("Lauf\tmit σ = 0.5 — 日本語".into());
+        spec.params.insert("note".into(), serde_json::json!("ok"));
+        spec.normalize().unwrap();
+        assert!(validate_file_name("result.csv").is_ok());
+        assert!(validate_file_name("../x").is_err());
+        assert!(validate_file_name(".hidden").is_err());
+    }
+
+    #[test]
+    fn named_enums_spell_the_same_for_users_and_on_the_wire() {
+        fn check<T>(all: &[T])
+        where
+            T: Copy + std::fmt::Display + std::str::FromStr + serde::Serialize + PartialEq,
+            T: std::fmt::Debug,
+        {
+            for &v in all {
+                let name = v.to_string();
+                assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(name));
+                assert!(name.parse::<T>().ok() == Some(v), "{name}");
+            }
+        }
+        check(&JobKind::ALL);
+        check(&JobState::ALL);
+        check(&WorkerState::ALL);
+        check(&Scope::ALL);
+        check(&Stream::ALL);
+        check(&Level::ALL);
+        let e = "fast".parse::<JobState>().unwrap_err().to_string();
+        assert!(
+            e.contains("unknown job state \"fast\"") && e.contains("timed_out"),
+            "{e}"
+        );
     }
 
     #[test]

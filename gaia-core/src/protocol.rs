@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::named_enum;
 use crate::model::{
     Capabilities, Event, FileInfo, Hardware, Job, JobId, JobKind, JobSpec, JobState, LogLine,
-    Millis, ParamAxis, Row, Scope, Stream, StudyRecord, Sweep, TokenInfo, Usage, Worker,
+    Millis, ParamAxis, Row, RowBin, Scope, Stream, StudyRecord, Sweep, TokenInfo, Usage, Worker,
 };
 use crate::stats::MeanStd;
 
@@ -264,14 +265,14 @@ pub struct LogsResponse {
     pub done: bool,
 }
 
-/// How an attempt ended, as the worker reports it.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
+named_enum! {
+    /// How an attempt ended, as the worker reports it.
+    pub enum Outcome ("outcome", "outcomes") {
+        Succeeded = "succeeded",
+        Failed = "failed",
+        TimedOut = "timed_out",
+        Cancelled = "cancelled",
+    }
 }
 
 impl Outcome {
@@ -618,98 +619,39 @@ pub struct StudyList {
 
 /// Encodes a row batch as postcard.
 pub fn encode_postcard(batch: &RowBatch) -> Vec<u8> {
-    // The postcard row type differs from JSON only in that `metrics` is a sequence of pairs, which
-    // the serde model already is; options are encoded positionally.
-    postcard::to_stdvec(&PostcardBatch::from(batch))
-        .expect("postcard encoding of plain data cannot fail")
+    let bin = PostcardBatch {
+        attempt: batch.attempt,
+        lease: batch.lease,
+        rows: batch.rows.iter().map(RowBin::from).collect(),
+        fraction: batch.fraction,
+        status: batch.status.clone(),
+    };
+    postcard::to_stdvec(&bin).expect("postcard encoding of plain data cannot fail")
 }
 
 /// Decodes a postcard row batch.
 pub fn decode_postcard(bytes: &[u8]) -> Result<RowBatch, String> {
-    postcard::from_bytes::<PostcardBatch>(bytes)
-        .map(RowBatch::from)
-        .map_err(|e| format!("malformed postcard row batch: {e}"))
+    let b = postcard::from_bytes::<PostcardBatch>(bytes)
+        .map_err(|e| format!("malformed postcard row batch: {e}"))?;
+    Ok(RowBatch {
+        attempt: b.attempt,
+        lease: b.lease,
+        rows: b.rows.into_iter().map(Row::from).collect(),
+        fraction: b.fraction,
+        status: b.status,
+    })
 }
 
-/// Postcard cannot skip fields, so the binary form has its own plain type (no
-/// `skip_serializing_if`), kept in step with [`RowBatch`]. Append fields only.
+/// Postcard cannot skip fields, so the binary form of [`RowBatch`] is this plain type (no
+/// `skip_serializing_if`), its rows in their one binary form ([`RowBin`]). Append fields only.
 #[derive(Serialize, Deserialize)]
-struct PostcardBatch {
+struct PostcardBatch<'a> {
     attempt: u32,
     lease: u64,
-    rows: Vec<PostcardRow>,
+    #[serde(borrow)]
+    rows: Vec<RowBin<'a>>,
     fraction: Option<f64>,
     status: Option<String>,
-}
-
-/// A row in the positional binary form (also the stored form, see `store::rows`).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub(crate) struct PostcardRow {
-    pub seq: u64,
-    pub generation: Option<u64>,
-    pub evals: Option<f64>,
-    pub best: Option<f64>,
-    pub best_ever: Option<f64>,
-    pub mean: Option<f64>,
-    pub sigma: Option<f64>,
-    pub elapsed: Option<f64>,
-    pub metrics: Vec<(String, f64)>,
-}
-
-impl From<&Row> for PostcardRow {
-    fn from(r: &Row) -> Self {
-        PostcardRow {
-            seq: r.seq,
-            generation: r.generation,
-            evals: r.evals,
-            best: r.best,
-            best_ever: r.best_ever,
-            mean: r.mean,
-            sigma: r.sigma,
-            elapsed: r.elapsed,
-            metrics: r.metrics.clone(),
-        }
-    }
-}
-
-impl From<PostcardRow> for Row {
-    fn from(r: PostcardRow) -> Self {
-        Row {
-            seq: r.seq,
-            generation: r.generation,
-            evals: r.evals,
-            best: r.best,
-            best_ever: r.best_ever,
-            mean: r.mean,
-            sigma: r.sigma,
-            elapsed: r.elapsed,
-            metrics: r.metrics,
-        }
-    }
-}
-
-impl From<&RowBatch> for PostcardBatch {
-    fn from(b: &RowBatch) -> Self {
-        PostcardBatch {
-            attempt: b.attempt,
-            lease: b.lease,
-            rows: b.rows.iter().map(PostcardRow::from).collect(),
-            fraction: b.fraction,
-            status: b.status.clone(),
-        }
-    }
-}
-
-impl From<PostcardBatch> for RowBatch {
-    fn from(b: PostcardBatch) -> Self {
-        RowBatch {
-            attempt: b.attempt,
-            lease: b.lease,
-            rows: b.rows.into_iter().map(Row::from).collect(),
-            fraction: b.fraction,
-            status: b.status,
-        }
-    }
 }
 
 #[cfg(test)]

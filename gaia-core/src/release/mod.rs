@@ -97,23 +97,6 @@ pub fn validate_tag(tag: &str) -> Result<semver::Version, RequestError> {
     semver::Version::parse(v).map_err(|_| bad())
 }
 
-/// Checks a release file name: 1–128 characters of `A-Za-z0-9_.-`, not starting with `.`.
-pub fn validate_file_name(name: &str) -> Result<(), RequestError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(RequestError::Invalid(format!(
-            "invalid file name {name:?}: use 1-128 characters of A-Z a-z 0-9 _ - . (not starting with .)"
-        )))
-    }
-}
-
 /// Checks a platform name.
 /// Operating systems and architectures as Rust names them (`std::env::consts`), which is how a
 /// worker names its own platform ([`this_platform`]).

@@ -13,11 +13,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{
-    EXPERIMENTS_ARCHIVE, Release, ReleaseFile, sha256_file, this_platform, validate_file_name,
-    validate_tag, verify,
+    EXPERIMENTS_ARCHIVE, Release, ReleaseFile, sha256_file, this_platform, validate_tag, verify,
 };
 use crate::client::Client;
 use crate::error::ClientError;
+use crate::model::validate_file_name;
 
 /// Where the worker lives and what it trusts.
 pub struct UpdatePaths {

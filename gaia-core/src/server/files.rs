@@ -6,32 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hyper::Request;
 use hyper::body::Incoming;
-use tokio::io::AsyncReadExt;
 
 use super::App;
-use super::http::{HResult, HttpError, Query, body_to_file, ok, stream_response};
+use super::http::{HResult, HttpError, Query, body_to_file, file_response, ok};
 use crate::error::Error;
-use crate::model::FileInfo;
+use crate::model::{FileInfo, validate_file_name};
 use crate::protocol::FileList;
 use crate::queue::MAX_FILES;
-
-/// Checks a result file name: 1–128 characters of `A-Za-z0-9_.-`, not starting with `.`, so it
-/// cannot name a folder or escape the job's.
-pub fn validate_file_name(name: &str) -> Result<(), HttpError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(HttpError::bad(format!(
-            "invalid file name {name:?}: use 1-128 characters of A-Z a-z 0-9 _ - . (not starting with .)"
-        )))
-    }
-}
 
 pub(crate) fn list(app: &App, id: u64) -> HResult {
     let job = app
@@ -55,13 +36,14 @@ pub(crate) async fn download(app: &App, id: u64, name: &str) -> HResult {
         )));
     }
     let path = app.data_dir().join("files").join(id.to_string()).join(name);
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
         HttpError::not_found(format!(
             "file {name:?} of job {id} is missing on the server: {e}"
         ))
     })?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let (res, tx) = stream_response(
+    Ok(file_response(
+        file,
         content_type(name),
         &[
             (
@@ -70,25 +52,7 @@ pub(crate) async fn download(app: &App, id: u64, name: &str) -> HResult {
             ),
             ("content-length", len.to_string()),
         ],
-    );
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match file.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx
-                        .send(bytes::Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    Ok(res)
+    ))
 }
 
 fn content_type(name: &str) -> &'static str {

@@ -3,19 +3,17 @@
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use tokio::io::AsyncReadExt;
 
 use super::App;
 use super::auth::Caller;
 use super::http::{
-    HResult, HttpError, Query, Stored, body_to_file, json, ok, parse_json, read_body,
-    stream_response,
+    HResult, HttpError, Query, Stored, body_to_file, file_response, json, ok, parse_json, read_body,
 };
 use crate::error::Error;
-use crate::model::now_ms;
+use crate::model::{now_ms, validate_file_name};
 use crate::release::{
     ANY_PLATFORM, EXPERIMENTS_ARCHIVE, Release, ReleaseFile, ReleaseList, ReleaseSummary,
-    UpdateReport, detect_platform, validate_file_name, validate_platform, validate_tag,
+    UpdateReport, detect_platform, validate_platform, validate_tag,
 };
 use crate::store::releases::promoted;
 
@@ -198,7 +196,7 @@ pub(crate) async fn download(app: &App, tag: &str, name: &str) -> HResult {
         .find(|f| f.name == name)
         .ok_or_else(|| HttpError::not_found(format!("release {tag} has no file {name:?}")))?;
     let path = release_dir(app, tag).join(name);
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
         HttpError::not_found(format!(
             "release file {name:?} is missing on the server: {e}"
         ))
@@ -206,31 +204,14 @@ pub(crate) async fn download(app: &App, tag: &str, name: &str) -> HResult {
     // The length of what is on disk, not of the metadata: a damaged file then arrives whole and
     // the worker's size and hash checks say what is wrong.
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(f.size);
-    let (res, tx) = stream_response(
+    Ok(file_response(
+        file,
         "application/octet-stream",
         &[
             ("content-length", len.to_string()),
             ("x-gaia-sha256", f.sha256.clone()),
         ],
-    );
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match file.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx
-                        .send(bytes::Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    Ok(res)
+    ))
 }
 
 pub(crate) async fn promote(app: &App, tag: &str) -> HResult {

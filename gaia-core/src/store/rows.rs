@@ -4,8 +4,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::{Reader, Tx};
 use crate::error::StoreError;
-use crate::model::{JobId, Row};
-use crate::protocol::PostcardRow;
+use crate::model::{JobId, Row, RowBin};
 
 /// (job id, attempt, seq) → the row, postcard. A job's rows are one range scan, in seq order.
 pub(crate) const ROWS: TableDefinition<(u64, u32, u64), &[u8]> = TableDefinition::new("rows");
@@ -20,36 +19,12 @@ pub(crate) const ROW_BLOCKS: TableDefinition<(u64, u32, u64), &[u8]> =
 /// Rows summarised by one entry of `row_blocks`.
 pub const BLOCK_ROWS: u64 = 64;
 
-/// A row in its stored form ([`PostcardRow`]'s fields in the same order), borrowed: it
-/// serialises to the same bytes without cloning the metric names.
-#[derive(serde::Serialize)]
-struct StoredRow<'a> {
-    seq: u64,
-    generation: Option<u64>,
-    evals: Option<f64>,
-    best: Option<f64>,
-    best_ever: Option<f64>,
-    mean: Option<f64>,
-    sigma: Option<f64>,
-    elapsed: Option<f64>,
-    metrics: &'a [(String, f64)],
-}
-
-/// Encodes a row into `buf` (cleared first), reusing its allocation.
+/// Encodes a row into `buf` (cleared first) in its one binary form ([`RowBin`]), reusing the
+/// buffer's allocation.
 fn encode_into(row: &Row, mut buf: Vec<u8>) -> Vec<u8> {
     buf.clear();
-    let stored = StoredRow {
-        seq: row.seq,
-        generation: row.generation,
-        evals: row.evals,
-        best: row.best,
-        best_ever: row.best_ever,
-        mean: row.mean,
-        sigma: row.sigma,
-        elapsed: row.elapsed,
-        metrics: &row.metrics,
-    };
-    postcard::to_extend(&stored, buf).expect("postcard encoding of plain data cannot fail")
+    postcard::to_extend(&RowBin::from(row), buf)
+        .expect("postcard encoding of plain data cannot fail")
 }
 
 pub(crate) fn encode(row: &Row) -> Vec<u8> {
@@ -57,7 +32,7 @@ pub(crate) fn encode(row: &Row) -> Vec<u8> {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
-    postcard::from_bytes::<PostcardRow>(bytes)
+    postcard::from_bytes::<RowBin>(bytes)
         .map(Row::from)
         .map_err(|e| StoreError::Corrupt {
             what: "row",
@@ -569,11 +544,24 @@ mod tests {
     }
 
     #[test]
-    fn the_stored_form_is_the_postcard_row() {
+    fn the_stored_form_is_the_wire_form_of_a_row() {
         let mut r = row(7, -1.5);
         r.sigma = Some(f64::NAN);
         r.metrics.push(("loss".into(), f64::INFINITY));
-        let reference = postcard::to_stdvec(&PostcardRow::from(&r)).unwrap();
+        // The store's bytes are the row's bytes inside a postcard row batch.
+        let batch = crate::protocol::RowBatch {
+            attempt: 1,
+            lease: 1,
+            rows: vec![r.clone()],
+            fraction: None,
+            status: None,
+        };
+        let wire = crate::protocol::encode_postcard(&batch);
+        let reference = postcard::to_stdvec(&RowBin::from(&r)).unwrap();
+        assert!(
+            wire.windows(reference.len())
+                .any(|w| w == reference.as_slice())
+        );
         assert_eq!(encode(&r), reference);
         assert_eq!(encode_into(&r, vec![1, 2, 3]), reference);
         let back = decode(&reference).unwrap();
