@@ -5,6 +5,7 @@ mod helper;
 
 mod dashboard;
 mod export;
+mod faults;
 mod release;
 mod spine;
 mod worker;

@@ -104,6 +104,9 @@ struct WorkerLive {
 
 #[derive(Default)]
 struct Inner {
+    /// When the reaper last ran: a longer gap than it allows means the server could not run
+    /// (stopped, paused, swapped out), and that time is not counted against anyone.
+    last_reap: Option<Instant>,
     waiters: Vec<Waiter>,
     leases: HashMap<JobId, LeaseState>,
     workers: HashMap<String, WorkerLive>,
@@ -123,6 +126,9 @@ pub struct Queue {
     latest_release: RwLock<Option<String>>,
 }
 
+/// The reaper runs at least every second; a gap between two of its runs longer than this means
+/// the server was not running (see `Queue::stalled`).
+pub const STALL_GAP: Duration = Duration::from_secs(2);
 /// Longest error text kept on a job.
 const MAX_ERROR_BYTES: usize = 16 * 1024;
 /// Largest result value kept on a job (JSON bytes).
@@ -597,6 +603,13 @@ impl Queue {
                 validate_name("metric name", name)?;
             }
         }
+        if let Some(f) = batch.fraction
+            && !(0.0..=1.0).contains(&f)
+        {
+            return Err(invalid(format!(
+                "fraction is progress between 0 and 1, got {f}"
+            )));
+        }
         self.check_lease(job_id, batch.attempt, batch.lease)?;
         let rows = Arc::new(batch.rows);
         let stored_rows = rows.clone();
@@ -615,8 +628,8 @@ impl Queue {
                 {
                     apply_progress(&mut job, last);
                 }
-                if let Some(f) = fraction.filter(|f| f.is_finite()) {
-                    job.progress.fraction = Some(f.clamp(0.0, 1.0));
+                if let Some(f) = fraction {
+                    job.progress.fraction = Some(f);
                 }
                 if let Some(s) = status {
                     job.progress.status = Some(clip(&s, 500));
@@ -1118,10 +1131,51 @@ impl Queue {
 
     // ---- expiry --------------------------------------------------------------------------
 
+    /// The server could not hear heartbeats while it was not running: when the reaper's gap
+    /// since its last run is longer than [`STALL_GAP`] (or a quarter of the lease timeout, if
+    /// longer), every lease deadline and every worker's last-seen time moves forward by the gap,
+    /// so that time is never counted against a lease or a worker. Returns the gap then.
+    fn stalled(&self, now: Instant) -> Option<Duration> {
+        let mut inner = self.lock();
+        let prev = inner.last_reap.replace(now)?;
+        let gap = now.saturating_duration_since(prev);
+        if gap <= STALL_GAP.max(self.config.lease_timeout / 4) {
+            return None;
+        }
+        let fresh = now + self.config.lease_timeout;
+        for l in inner.leases.values_mut() {
+            // A heartbeat heard since the server resumed already renewed it: never past fresh.
+            l.deadline = (l.deadline + gap).min(fresh);
+        }
+        for w in inner.workers.values_mut() {
+            w.seen = (w.seen + gap).min(now);
+        }
+        Some(gap)
+    }
+
     /// Expires leases and marks silent workers offline. Call it periodically (the server does,
     /// every ~second).
     pub async fn reap(&self) -> Result<(), Error> {
         let now = Instant::now();
+        if let Some(gap) = self.stalled(now) {
+            let ev = self
+                .store
+                .write(move |tx| {
+                    Ok(tx.event(
+                        "server_stalled",
+                        None,
+                        None,
+                        format!(
+                            "the server could not run for {:.1}s (stopped, paused or starved); \
+                             leases and worker timeouts were extended by that time",
+                            gap.as_secs_f64()
+                        ),
+                    )?)
+                })
+                .await?;
+            self.publish(Live::Event(ev));
+            return Ok(());
+        }
         let (expired, lost_workers, forgotten) = {
             let mut inner = self.lock();
             let expired: Vec<(JobId, u32, u64)> = inner
@@ -1197,6 +1251,8 @@ impl Queue {
                 self.publish(Live::Worker(Box::new(w.worker.clone())));
             }
         }
+        // The gap the next run measures starts now: a long run of expiries is not a stall.
+        self.lock().last_reap = Some(Instant::now());
         Ok(())
     }
 

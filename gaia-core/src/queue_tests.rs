@@ -944,3 +944,54 @@ async fn a_worker_offline_past_the_forget_time_leaves_the_registry() {
     let again = q.register(registration("cloud", Some(&w))).await.unwrap();
     assert_eq!(again.id, w);
 }
+
+#[tokio::test]
+async fn a_stall_of_the_server_is_not_counted_against_leases() {
+    let (q, _dir) = queue_with(Duration::from_millis(300));
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    q.reap().await.unwrap();
+    // The server could not run for 3 s: far past the lease timeout, but no heartbeat could
+    // have been heard meanwhile.
+    q.lock().last_reap = Some(Instant::now() - Duration::from_secs(3));
+    for l in q.lock().leases.values_mut() {
+        l.deadline = Instant::now() - Duration::from_secs(2);
+    }
+    q.reap().await.unwrap();
+    assert_eq!(
+        job(&q, id).state,
+        JobState::Running,
+        "the stall expired the lease"
+    );
+    assert_eq!(job(&q, id).attempt, a.attempt);
+    assert_eq!(q.workers()[0].state, WorkerState::Busy);
+    let events = q.store().read().unwrap().events_after(0, 100).unwrap();
+    assert!(events.iter().any(|e| e.kind == "server_stalled"));
+    // Silence after the server resumed still counts.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    q.reap().await.unwrap();
+    assert_eq!(
+        job(&q, id).state,
+        JobState::Queued,
+        "a real silence expires the lease"
+    );
+}
+
+#[tokio::test]
+async fn progress_fractions_outside_0_to_1_are_refused() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    for f in [5.0, -1e308, f64::NAN, f64::INFINITY] {
+        let mut b = batch(&a, rows(0, 1));
+        b.fraction = Some(f);
+        let e = q.add_rows(id, b).await.unwrap_err().to_string();
+        assert!(e.contains("fraction"), "{f}: {e}");
+    }
+    let mut b = batch(&a, rows(0, 1));
+    b.fraction = Some(0.25);
+    q.add_rows(id, b).await.unwrap();
+    assert_eq!(job(&q, id).progress.fraction, Some(0.25));
+}

@@ -144,6 +144,14 @@ impl Server {
         }
     }
 
+    /// Sends a signal to the server process (SIGSTOP freezes it, SIGCONT resumes it).
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("server running").id() as i32;
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("server running");

@@ -75,14 +75,13 @@ pub(crate) fn presented(parts: &Parts, query_token: Option<&str>) -> Option<Stri
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        let v = v.trim();
-        if let Some(t) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
-            return Some(t.trim().to_string());
+        // The scheme is case-insensitive (RFC 9110 §11.1) and may be followed by several spaces.
+        let (scheme, token) = v.trim().split_once([' ', '\t'])?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
         }
-        return None;
+        let token = token.trim();
+        return (!token.is_empty()).then(|| token.to_string());
     }
     query_token.map(str::to_string)
 }
@@ -142,6 +141,29 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn the_authorization_scheme_is_case_insensitive() {
+        let presented_with = |v: &str| {
+            let req = hyper::Request::builder()
+                .header(header::AUTHORIZATION, v)
+                .body(())
+                .unwrap();
+            presented(&req.into_parts().0, None)
+        };
+        for v in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "BeArEr   abc ",
+            "Bearer\tabc",
+        ] {
+            assert_eq!(presented_with(v).as_deref(), Some("abc"), "{v:?}");
+        }
+        for v in ["Basic abc", "Bearerabc", "Bearer ", "abc"] {
+            assert_eq!(presented_with(v), None, "{v:?}");
         }
     }
 
