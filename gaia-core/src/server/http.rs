@@ -229,31 +229,72 @@ fn limit_of<B>(req: &Request<B>) -> (u64, std::time::Duration) {
         })
 }
 
-/// The next data of a body (None at its end), or 408 after `idle` without any: a client that
-/// stops sending mid-body is answered and its connection freed.
-async fn next_data(
-    body: &mut Incoming,
+/// The slowest a body may arrive on average: a body gets its route's idle timeout plus the time
+/// its limit takes at this rate, in all (a 1 MiB JSON body 16 s more, a 256 MiB file about an
+/// hour), so a client trickling a byte now and then cannot hold a request open for ever.
+pub const MIN_BODY_BYTES_PER_SEC: u64 = 64 << 10;
+
+/// A request body being read: 408 after `idle` without data, or once its whole-body deadline
+/// ([`MIN_BODY_BYTES_PER_SEC`]) has passed.
+struct BodyReader {
+    body: Incoming,
     idle: std::time::Duration,
-) -> Result<Option<Bytes>, HttpError> {
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => {
-                return Err(HttpError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "the request body stalled: nothing arrived for {:.1} s",
-                        idle.as_secs_f64()
-                    ),
-                ));
+    started: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    read: u64,
+}
+
+impl BodyReader {
+    fn new(body: Incoming, limit: u64, idle: std::time::Duration) -> BodyReader {
+        let started = tokio::time::Instant::now();
+        let allowance =
+            std::time::Duration::from_secs_f64(limit as f64 / MIN_BODY_BYTES_PER_SEC as f64);
+        BodyReader {
+            body,
+            idle,
+            started,
+            deadline: started + idle + allowance,
+            read: 0,
+        }
+    }
+
+    /// The next data of the body (None at its end).
+    async fn next(&mut self) -> Result<Option<Bytes>, HttpError> {
+        loop {
+            let now = tokio::time::Instant::now();
+            let until = (now + self.idle).min(self.deadline);
+            let frame = match tokio::time::timeout_at(until, self.body.frame()).await {
+                Err(_) if until == self.deadline => {
+                    return Err(HttpError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the request body came too slowly: {} bytes in {:.0} s (a body must \
+                             arrive at {} KiB/s on average)",
+                            self.read,
+                            self.started.elapsed().as_secs_f64(),
+                            MIN_BODY_BYTES_PER_SEC >> 10
+                        ),
+                    ));
+                }
+                Err(_) => {
+                    return Err(HttpError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the request body stalled: nothing arrived for {:.1} s",
+                            self.idle.as_secs_f64()
+                        ),
+                    ));
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(f)) => {
+                    f.map_err(|e| HttpError::bad(format!("could not read the request body: {e}")))?
+                }
+            };
+            // Trailers carry no data; skip them.
+            if let Ok(data) = frame.into_data() {
+                self.read += data.len() as u64;
+                return Ok(Some(data));
             }
-            Ok(None) => return Ok(None),
-            Ok(Some(f)) => {
-                f.map_err(|e| HttpError::bad(format!("could not read the request body: {e}")))?
-            }
-        };
-        // Trailers carry no data; skip them.
-        if let Ok(data) = frame.into_data() {
-            return Ok(Some(data));
         }
     }
 }
@@ -267,9 +308,10 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
-    let (parts, mut body) = req.into_parts();
+    let (parts, body) = req.into_parts();
+    let mut body = BodyReader::new(body, limit, idle);
     let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit) as usize);
-    while let Some(data) = next_data(&mut body, idle).await? {
+    while let Some(data) = body.next().await? {
         if (buf.len() + data.len()) as u64 > limit {
             return Err(too_large(limit));
         }
@@ -313,8 +355,8 @@ pub(crate) async fn body_to_file(
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
         let mut head = Vec::with_capacity(64);
-        let mut body = req.into_body();
-        while let Some(data) = next_data(&mut body, idle).await? {
+        let mut body = BodyReader::new(req.into_body(), limit, idle);
+        while let Some(data) = body.next().await? {
             size += data.len() as u64;
             if size > limit {
                 return Err(too_big());

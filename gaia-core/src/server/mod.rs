@@ -388,4 +388,47 @@ mod tests {
             .unwrap();
         assert!(answer(&mut ok).await.starts_with("HTTP/1.1 200"));
     }
+
+    #[tokio::test]
+    async fn a_body_trickled_a_byte_at_a_time_meets_a_total_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = ServerConfig::new(dir.path(), "test-token-123456");
+        config.request_timeout = Duration::from_millis(300);
+        // A 32 KiB JSON limit: half a second at the slowest rate allowed, 0.8 s in all.
+        config.max_body = 32 << 10;
+        let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            b"POST /api/v1/jobs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-token-123456\r\n\
+              content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        // One byte every 150 ms: never idle long enough for the idle timeout.
+        let started = std::time::Instant::now();
+        let got = loop {
+            if s.write_all(b"1\r\n \r\n").await.is_err() {
+                break answer(&mut s).await;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            if started.elapsed() > Duration::from_secs(10) {
+                panic!("the trickle was never cut off");
+            }
+            let mut peek = [0u8; 1];
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(1), s.peek(&mut peek)).await
+                && n > 0
+            {
+                break answer(&mut s).await;
+            }
+        };
+        assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+        assert!(got.contains("too slowly"), "{got}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 }
