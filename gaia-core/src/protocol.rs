@@ -312,6 +312,12 @@ pub struct RequeueRequest {
     pub lease: u64,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The worker's scheduler took its allocation away (SIGUSR1, a time limit): the attempt
+    /// ends `preempted` and the job is queued again at once. Like any give-back it spends none
+    /// of the job's attempts; a job given back more than `QueueConfig::max_give_backs` times
+    /// ends `lost`.
+    #[serde(default)]
+    pub preempted: bool,
 }
 
 /// `GET /api/v1/workers` answer.

@@ -48,6 +48,10 @@ pub struct QueueConfig {
     pub max_workers: usize,
     /// A worker offline this long is forgotten (default 7 days: a cloud machine gone for good).
     pub forget_offline_after: Duration,
+    /// A job its workers gave back (shut down, preempted) more often than this ends `lost`
+    /// (default 20): give-backs spend no attempt, so without a bound a worker that keeps
+    /// preempting one job would keep it from ever ending.
+    pub max_give_backs: u32,
 }
 
 impl Default for QueueConfig {
@@ -58,6 +62,7 @@ impl Default for QueueConfig {
             max_claim_wait: Duration::from_secs(60),
             max_workers: 10_000,
             forget_offline_after: Duration::from_secs(7 * 24 * 3600),
+            max_give_backs: 20,
         }
     }
 }
@@ -747,38 +752,75 @@ impl Queue {
     pub async fn requeue(&self, job_id: JobId, req: RequeueRequest) -> Result<Job, Error> {
         self.check_lease(job_id, req.attempt, req.lease)?;
         let lease = req.lease;
-        let reason = req.reason.unwrap_or_else(|| "worker shut down".into());
+        let preempted = req.preempted;
+        let reason = req.reason.unwrap_or_else(|| {
+            if preempted {
+                "its worker was preempted".into()
+            } else {
+                "worker shut down".into()
+            }
+        });
+        let max_give_backs = self.config.max_give_backs;
         let (job, ev) = self
             .store
             .write(move |tx| {
                 let prev = current(tx, job_id, req.attempt, req.lease)?;
                 let mut job = prev.clone();
-                if job.cancel_requested {
+                let outcome = if preempted {
+                    format!("preempted: {}", clip(&reason, 200))
+                } else {
+                    format!("requeued: {}", clip(&reason, 200))
+                };
+                if let Some(a) = job.attempts.last_mut() {
+                    a.ended_at = Some(now_ms());
+                    a.outcome = Some(outcome.clone());
+                }
+                let given_back = job
+                    .attempts
+                    .iter()
+                    .filter(|a| a.outcome.as_deref().is_some_and(is_give_back))
+                    .count() as u32;
+                let (kind, message) = if job.cancel_requested {
                     end_cancelled(&mut job);
+                    ("job_cancelled", format!("job {job_id} cancelled"))
+                } else if given_back > max_give_backs {
+                    job.state = JobState::Lost;
+                    job.lease = None;
+                    job.finished_at = Some(now_ms());
+                    job.error = Some(format!(
+                        "lost: its workers gave it back {given_back} times (at most \
+                         {max_give_backs}); the last time {}",
+                        clip(&reason, 200)
+                    ));
+                    (
+                        "job_lost",
+                        format!("job {job_id} lost after {given_back} give-backs"),
+                    )
                 } else {
                     job.state = JobState::Queued;
                     job.lease = None;
                     // Its attempts keep who ran them; a queued job has no worker.
                     job.worker = None;
                     job.worker_name = None;
-                    if let Some(a) = job.attempts.last_mut() {
-                        a.ended_at = Some(now_ms());
-                        a.outcome = Some(format!("requeued: {}", clip(&reason, 200)));
+                    if preempted {
+                        (
+                            "job_preempted",
+                            format!("job {job_id} {outcome}; queued again"),
+                        )
+                    } else {
+                        ("job_requeued", format!("job {job_id} {outcome}"))
                     }
-                }
+                };
                 tx.save_job(Some(&prev), &job)?;
-                let ev = tx.event(
-                    "job_requeued",
-                    Some(job_id),
-                    prev.worker.as_deref(),
-                    format!("job {job_id} requeued: {}", clip(&reason, 200)),
-                )?;
+                let ev = tx.event(kind, Some(job_id), prev.worker.as_deref(), message)?;
                 Ok((job, ev))
             })
             .await?;
         self.forget_lease(job_id, lease);
         self.publish(Live::Event(ev));
-        self.wake(std::iter::once(&job.spec));
+        if job.state == JobState::Queued {
+            self.wake(std::iter::once(&job.spec));
+        }
         Ok(job)
     }
 
@@ -1566,6 +1608,11 @@ fn current(tx: &mut Tx<'_>, job_id: JobId, attempt: u32, lease: u64) -> Result<J
         return Err(stale(job_id, attempt));
     }
     Ok(job)
+}
+
+/// An attempt outcome that gave the job back without spending an attempt.
+fn is_give_back(outcome: &str) -> bool {
+    outcome.starts_with("requeued") || outcome.starts_with("preempted")
 }
 
 fn end_cancelled(job: &mut Job) {

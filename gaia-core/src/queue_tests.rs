@@ -304,6 +304,7 @@ async fn a_stale_attempt_can_no_longer_write_into_the_job() {
                     attempt: stale.attempt,
                     lease: stale.lease,
                     reason: None,
+                    preempted: false,
                 },
             )
             .await
@@ -649,6 +650,7 @@ async fn a_requeued_job_goes_back_without_using_an_attempt_and_wakes_a_waiter() 
                 attempt: a.attempt,
                 lease: a.lease,
                 reason: Some("worker shutting down".into()),
+                preempted: false,
             },
         )
         .await
@@ -994,4 +996,54 @@ async fn progress_fractions_outside_0_to_1_are_refused() {
     b.fraction = Some(0.25);
     q.add_rows(id, b).await.unwrap();
     assert_eq!(job(&q, id).progress.fraction, Some(0.25));
+}
+
+#[tokio::test]
+async fn preempted_vs_lost_vs_failed() {
+    let (q, _dir) = queue_with(Duration::ZERO);
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let c = caps(&[JobKind::Hash]);
+    let mut spec = hash_job("x");
+    spec.max_attempts = 1;
+    // Preempted: queued again at once, no attempt spent (max_attempts is 1, yet it runs again).
+    let id = q.submit(spec.clone()).await.unwrap();
+    let a = claim_now(&q, &w, &c).await.unwrap();
+    let preempt = |a: &Assignment| RequeueRequest {
+        attempt: a.attempt,
+        lease: a.lease,
+        reason: Some("slurm time limit".into()),
+        preempted: true,
+    };
+    let j = q.requeue(id, preempt(&a)).await.unwrap();
+    assert_eq!(j.state, JobState::Queued);
+    assert_eq!(
+        j.attempts[0].outcome.as_deref(),
+        Some("preempted: slurm time limit")
+    );
+    let events = q.store().read().unwrap().events_after(0, 100).unwrap();
+    assert!(events.iter().any(|e| e.kind == "job_preempted"));
+    let b = claim_now(&q, &w, &c).await.unwrap();
+    assert_eq!(b.attempt, 2);
+    // Failed: the experiment's own failure ends it, whatever attempts are left.
+    let j = q.complete(id, complete(&b, Outcome::Failed)).await.unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    // Lost: a lease expiry spends the only attempt.
+    let id2 = q.submit(spec.clone()).await.unwrap();
+    let _ = claim_now(&q, &w, &c).await.unwrap();
+    q.reap().await.unwrap();
+    assert_eq!(job(&q, id2).state, JobState::Lost);
+    // A worker that preempts the same job over and over: lost after max_give_backs.
+    let id3 = q.submit(spec).await.unwrap();
+    let max = q.config().max_give_backs;
+    for n in 1..=max + 1 {
+        let a = claim_now(&q, &w, &c).await.unwrap();
+        assert_eq!(a.job.id, id3);
+        let j = q.requeue(id3, preempt(&a)).await.unwrap();
+        if n <= max {
+            assert_eq!(j.state, JobState::Queued, "give-back {n}");
+        } else {
+            assert_eq!(j.state, JobState::Lost);
+            assert!(j.error.unwrap().contains("gave it back"));
+        }
+    }
 }

@@ -772,6 +772,7 @@ fn give_back(shared: &Shared, a: &Assignment, reason: &str) {
             attempt: a.attempt,
             lease: a.lease,
             reason: Some(reason.into()),
+            preempted: false,
         },
     );
 }
