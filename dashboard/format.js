@@ -17,6 +17,17 @@ export function fmtNum(v) {
   return sig(v);
 }
 
+/** A count of things (jobs, rows, evaluations): exact below 10,000, then 12.3k, 1.23M. */
+export function count(n) {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "–";
+  return Math.abs(n) < 1e4 ? String(Math.round(n)) : fmtNum(n);
+}
+
+/** "1 job", "3 jobs", "0 errors": a count and its noun, singular for exactly one. */
+export function plural(n, noun, nouns = `${noun}s`) {
+  return `${count(n)} ${n === 1 ? noun : nouns}`;
+}
+
 export const ago = (ms) => {
   if (!ms) return "never";
   const s = Math.max(0, (Date.now() - ms) / 1000);

@@ -31,6 +31,8 @@ const PROBE = env("PROBE_WORKER");
 const DONE = env("DONE_JOBS").split(",").map(Number);
 const WORKER = env("WORKER_NAME");
 const ART = env("ARTIFACTS", path.resolve("../../test-artifacts/dashboard"));
+// The study the submit form creates.
+const STUDY = "form-study";
 fs.mkdirSync(ART, { recursive: true });
 // Screenshots and downloads of an earlier run would only mislead (Firefox's are its own).
 for (const f of fs.readdirSync(ART)) if (/\.(png|csv)$/.test(f) && !f.startsWith("firefox-")) fs.rmSync(path.join(ART, f));
@@ -46,6 +48,8 @@ const ctx = await chromium.launchPersistentContext(userData, {
 
 const problems = [];
 let expect401 = false;
+// The submit form's study preview and a repeated submission answer 400 / 409 on purpose.
+let expectStudyRefusals = false;
 const dialogs = [];
 const foreign = [];
 function watch(page) {
@@ -63,6 +67,10 @@ function watch(page) {
       return;
     }
     if (r.status() === 401 && expect401) return;
+    if ((r.status() === 400 || r.status() === 409) && u.pathname === "/api/v1/studies" && expectStudyRefusals) {
+      log(`note: the study route answered ${r.status()}, as the test meant`);
+      return;
+    }
     problems.push(`HTTP ${r.status()} for ${u.pathname}${u.search.replace(/token=[^&]+/, "token=…")}`);
   });
   page.on("dialog", async (d) => {
@@ -88,6 +96,12 @@ async function shot(page, name) {
   log(`screenshot ${file}`);
 }
 const pointsOf = (page, sel) => page.$eval(sel, (c) => Number(c.dataset.points || 0));
+/** GETs an API path with the admin token, from node (not the page). */
+async function apiGet(p) {
+  const r = await fetch(SERVER + p, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(r.status, 200, `GET ${p}: ${r.status}`);
+  return r.json();
+}
 
 const page = await ctx.newPage();
 watch(page);
@@ -293,16 +307,50 @@ try {
   await shot(page, "09-live");
   await page.click("#pause");
 
-  // ---- submit form ---------------------------------------------------------------------------
+  // ---- submit form: a plain job, then a study through the study route ------------------------
   step = "submit";
   await page.goto(`${SERVER}/#/submit`);
   await page.fill("#s-method", "island_model");
-  await page.fill("#s-seeds", "1-2");
   await page.fill("#s-params", "gens=15\ndelay=0");
-  await page.locator("#s-preview", { hasText: "Will submit 2 jobs" }).waitFor();
+  // Without a study name, several seeds are a sweep: the form asks for a study name, as the CLI.
+  await page.fill("#s-seeds", "1..2");
+  await page.locator("#s-preview.error", { hasText: "study name" }).waitFor();
+  await page.fill("#s-seeds", "4");
+  await page.locator("#s-preview", { hasText: "Will submit 1 job." }).waitFor();
   await page.click("#s-submit");
-  await page.locator("#s-result", { hasText: "Submitted 2 jobs" }).waitFor();
-  await shot(page, "10-submit");
+  await page.locator("#s-result", { hasText: "Submitted 1 job" }).waitFor();
+  const plainId = Number((await page.locator("#s-result a").first().textContent()).slice(1));
+  const plain = await apiGet(`/api/v1/jobs/${plainId}`);
+  assert.equal(plain.spec.seed, 4, "the plain job's seed");
+  assert.deepEqual(plain.spec.params, { gens: 15, delay: 0 }, "params typed as the CLI types them");
+  assert.equal(plain.spec.study ?? null, null, "a plain job is in no study");
+
+  step = "submit a study";
+  // The server reads the sweep with the command line's grammar and says what is wrong...
+  expectStudyRefusals = true;
+  await page.fill("#s-study", STUDY);
+  await page.fill("#s-seeds", "1-3");
+  await page.locator("#s-preview.error", { hasText: 'seeds "1-3"' }).waitFor();
+  // ... and previews what a submission adds, by a dry run that writes nothing.
+  await page.fill("#s-seeds", "1..3");
+  await page.locator("#s-preview", { hasText: `Will submit 3 jobs to study ${STUDY} (a new study)` }).waitFor();
+  await shot(page, "10-submit-study-preview");
+  await page.click("#s-submit");
+  await page.locator("#s-result", { hasText: `Submitted 3 jobs to study ${STUDY}` }).waitFor();
+  const study = await apiGet(`/api/v1/studies/${STUDY}`);
+  assert.equal(study.record?.submissions?.length, 1, `the study's record: ${JSON.stringify(study.record)}`);
+  assert.equal(study.record.submissions[0].jobs.length, 3);
+  assert.deepEqual(study.record.submissions[0].sweep.seeds, [1, 2, 3]);
+  assert.deepEqual(study.jobs.map((j) => [j.method, j.seed, j.params]), [1, 2, 3].map((s) => ["island_model", s, { gens: 15, delay: 0 }]));
+  // The same definition again is refused (the study's duplicate check), until "again" is ticked.
+  await page.locator("#s-preview.error", { hasText: "already holds this definition" }).waitFor();
+  await page.click("#s-submit");
+  await page.locator("#s-result .error", { hasText: "already holds this definition" }).waitFor();
+  await shot(page, "10-submit-study-again");
+  await page.check("#s-again");
+  await page.locator("#s-preview", { hasText: `Will submit 3 jobs to study ${STUDY} (it will hold 6)` }).waitFor();
+  expectStudyRefusals = false;
+  assert.equal((await apiGet(`/api/v1/studies/${STUDY}`)).jobs.length, 3, "the refusal and the previews wrote nothing");
 
   // ---- a phone-sized screen ------------------------------------------------------------------
   step = "phone";
@@ -341,6 +389,10 @@ try {
   const submit = page.locator("#s-submit");
   assert.ok(await submit.isDisabled(), "submit is disabled for a read token");
   assert.match(await submit.getAttribute("title"), /needs an admin token/);
+  // A study's preview is a dry run of its submission: not attempted with a read token (a 403
+  // would be in the page's problems).
+  await page.fill("#s-study", "read-only-study");
+  await page.locator("#s-preview", { hasText: "needs an admin token" }).waitFor();
   await shot(page, "14-read-token-submit");
   await page.click("#logout");
   await page.waitForSelector("#login");
