@@ -8,6 +8,13 @@ import { debounce, h, put, section, toast } from "./dom.js";
 import { fmtNum } from "./format.js";
 import { fetchRows, pointsOf } from "./rows.js";
 
+/** A study's jobs to overlay: the first 15, those that have started first (a queued job has no curve yet). */
+async function studyJobs(name) {
+  const sd = await api(`/api/v1/studies/${encodeURIComponent(name)}`);
+  const jobs = sd.jobs || [];
+  return [...jobs.filter((j) => j.state !== "queued"), ...jobs.filter((j) => j.state === "queued")].slice(0, 15).map((j) => j.id);
+}
+
 export function chartsView(q) {
   const ids = (q.get("jobs") || "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
   const st = { ids, metric: q.get("metric") || "best_ever", axis: q.get("x") || "generation", rows: new Map(), jobs: new Map(), range: null, summary: null, env: q.get("env") || "", study: q.get("study") || "" };
@@ -26,9 +33,7 @@ export function chartsView(q) {
     st.study = studySel.value;
     if (st.study) {
       try {
-        const sd = await api(`/api/v1/studies/${encodeURIComponent(st.study)}`);
-        const jobs = (sd.jobs || []).filter((j) => j.state !== "queued");
-        idsIn.value = jobs.slice(0, 15).map((j) => j.id).join(",");
+        idsIn.value = (await studyJobs(st.study)).join(",");
       } catch (e) {
         toast(`Study: ${e.message}`, "error");
       }
@@ -78,7 +83,9 @@ export function chartsView(q) {
   const box = new BoxChart(cmp.body, { title: "Final best-ever by method", height: 300, file: "method-comparison" });
   const dist = section("Score distribution");
   const hist = new HistChart(dist.body, { title: "Final scores", height: 240, file: "score-distribution", bins: 24 });
-  if (!ids.length) curves.body.prepend(h("p", { class: "muted", text: "Pick jobs to overlay: type their ids, take the running ones, or select them in the jobs list." }));
+  // What the curves show when no job is picked (a study link picks its jobs once they are known).
+  const note = h("p", { class: "muted", hidden: ids.length > 0 || !!st.study, text: "Pick jobs to overlay: type their ids, take the running ones, or select them in the jobs list." });
+  curves.body.prepend(note);
   const el = h("div", { class: "charts" }, curves.el, h("div", { class: "cols even" }, sig.el, dist.el), cmp.el);
 
   const label = (id) => {
@@ -92,6 +99,22 @@ export function chartsView(q) {
     sc.setSeries(st.ids.filter((id) => st.rows.has(id)).map((id) => ({ id, label: label(id), color: color(id), points: pointsOf(st.rows.get(id), st.axis, "sigma") })));
   }
   const drawSoon = debounce(draw, 250);
+
+  /**
+   * A link to a study (`#/charts?study=demo`, or that page reloaded) names no jobs: overlay the
+   * study's, as picking the study in the list does.
+   */
+  async function loadStudyCurves() {
+    try {
+      st.ids = await studyJobs(st.study);
+    } catch (e) {
+      return toast(`Study: ${e.message}`, "error");
+    }
+    idsIn.value = st.ids.join(",");
+    note.textContent = `Study ${st.study} has no jobs yet.`;
+    note.hidden = st.ids.length > 0;
+    await loadCurves();
+  }
 
   async function loadCurves() {
     await Promise.all(
@@ -133,9 +156,10 @@ export function chartsView(q) {
 
   return {
     el,
-    needs: { rows: ids.length > 0 },
+    needs: { rows: ids.length > 0 || !!st.study },
     async init() {
-      loadCurves();
+      if (st.study && !ids.length) loadStudyCurves();
+      else loadCurves();
       try {
         st.summary = await api(`/api/v1/summary${st.study ? `?study=${encodeURIComponent(st.study)}` : ""}`);
         renderComparison();
@@ -144,7 +168,8 @@ export function chartsView(q) {
       }
     },
     refresh() {
-      loadCurves();
+      if (st.study && !ids.length) loadStudyCurves();
+      else loadCurves();
     },
     destroy() {
       for (const c of [lc, sc, box, hist]) c.destroy();

@@ -352,6 +352,29 @@ try {
   expectStudyRefusals = false;
   assert.equal((await apiGet(`/api/v1/studies/${STUDY}`)).jobs.length, 3, "the refusal and the previews wrote nothing");
 
+  // ---- a link to the study's charts (and that page reloaded) shows its curves -----------------
+  step = "charts deep link";
+  const studyIds = study.jobs.map((j) => j.id);
+  for (let i = 0; ; i++) {
+    const s = await apiGet(`/api/v1/studies/${STUDY}`);
+    if (s.jobs.every((j) => j.state === "succeeded")) break;
+    assert.ok(i < 600, `the study's jobs did not finish: ${JSON.stringify(s.jobs.map((j) => j.state))}`);
+    await page.waitForTimeout(100);
+  }
+  const studyCurves = async (how) => {
+    const first = page.locator(".charts .chart").first();
+    await page.waitForFunction((s) => Number(document.querySelector(s)?.dataset.points || 0) > 0, ".charts .chart canvas");
+    await waitForText(page, ".charts .chart-legend", studyIds.map((id) => `#${id} `));
+    assert.ok(await first.locator(".chart-empty").isHidden(), `${how}: the curves say "no data yet"`);
+    assert.equal(await page.inputValue("#chart-jobs"), studyIds.join(","), `${how}: the study's jobs`);
+  };
+  await page.goto(`${SERVER}/#/charts?study=${STUDY}`);
+  await studyCurves("the link");
+  assert.equal(new URL(page.url()).hash, `#/charts?study=${STUDY}`, "the link stays a link to the study");
+  await shot(page, "10-charts-study-link");
+  await page.reload();
+  await studyCurves("reloaded");
+
   // ---- a phone-sized screen ------------------------------------------------------------------
   step = "phone";
   await page.setViewportSize({ width: 390, height: 844 });
