@@ -23,9 +23,12 @@ export class ApiError extends Error {
   }
 }
 
-/** GET/POST an API path with the token; answers JSON, throws ApiError with the server's message. */
+/**
+ * GET/POST an API path with the token (`opts.token`, else the session's); answers JSON, throws
+ * ApiError with the server's message.
+ */
 export async function api(path, opts = {}) {
-  const headers = { Authorization: `Bearer ${S.token}` };
+  const headers = { Authorization: `Bearer ${opts.token ?? S.token}` };
   if (opts.body !== undefined) headers["Content-Type"] = "application/json";
   const r = await fetch(path, {
     method: opts.method || (opts.body !== undefined ? "POST" : "GET"),

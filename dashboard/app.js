@@ -22,11 +22,11 @@
 "use strict";
 
 import { api, setUnauthorized } from "./api.js";
-import { $, h } from "./dom.js";
+import { $, h, toast } from "./dom.js";
 import { route } from "./router.js";
 import { S, TOKEN_KEY } from "./session.js";
 import { live } from "./stream.js";
-import { showLogin } from "./view-login.js";
+import { logIn, showLogin } from "./view-login.js";
 
 function logout(message) {
   localStorage.removeItem(TOKEN_KEY);
@@ -56,10 +56,47 @@ async function start() {
   route();
 }
 
+// ---- login links --------------------------------------------------------------------------------
+
+/**
+ * The token of a login link (the dashboard's address with `#token=TOKEN`, as `gaia demo` prints
+ * it), or null. A fragment never leaves the browser, so the token reaches no server log; it is taken
+ * out of the address bar at once, replacing the entry (not adding one), so no history entry
+ * keeps it.
+ */
+function tokenOfLink() {
+  const frag = location.hash.replace(/^#\/?/, "");
+  if (!frag.startsWith("token=")) return null;
+  history.replaceState(history.state, "", `${location.pathname}${location.search}#/`);
+  return (new URLSearchParams(frag).get("token") || "").trim() || null;
+}
+
+/** Logs in with a link's token as the login form would; a refused one leaves the session as it was. */
+async function followLink(token) {
+  try {
+    await logIn(token);
+  } catch (e) {
+    const why = `The link's token was refused. ${e.message}`;
+    if (!S.token) return showLogin(why, start);
+    toast(why, "error");
+    return S.who ? route() : start();
+  }
+  // A new token: the stream reopens with it, from the new session's events.
+  live.close();
+  S.lastEventId = 0;
+  start();
+}
+
 // ---- boot ---------------------------------------------------------------------------------------
 
 setUnauthorized(logout);
 $("#logout").addEventListener("click", () => logout("Logged out."));
-window.addEventListener("hashchange", route);
-if (S.token) start();
+window.addEventListener("hashchange", () => {
+  const linked = tokenOfLink();
+  if (linked) followLink(linked);
+  else route();
+});
+const linked = tokenOfLink();
+if (linked) followLink(linked);
+else if (S.token) start();
 else showLogin(undefined, start);

@@ -1,9 +1,33 @@
-// The login form: a token is checked with whoami before it is kept.
+// Logging in: a token is checked with whoami before it is kept, whether it was pasted into the
+// form or came in a login link (`#token=…`, read by app.js).
 "use strict";
 
 import { api } from "./api.js";
 import { $, h } from "./dom.js";
 import { S, TOKEN_KEY } from "./session.js";
+
+/**
+ * Checks a token with the server and, if it may read, keeps it (in S and localStorage) with
+ * what the server says it may do. Throws an Error with a message for the user otherwise, leaving
+ * the session as it was.
+ */
+export async function logIn(token) {
+  let who;
+  try {
+    who = await api("/api/v1/whoami", { noLogout: true, token });
+  } catch (x) {
+    throw new Error(
+      x.status === 401
+        ? "The server does not know this token."
+        : x.status === 403
+          ? "This token may not read (a worker token?): use a read or admin token."
+          : `Could not log in: ${x.message}`,
+    );
+  }
+  localStorage.setItem(TOKEN_KEY, token);
+  S.token = token;
+  S.who = who;
+}
 
 /** Shows the login form with `message`; once a token is accepted and kept, calls `onLogin`. */
 export function showLogin(message, onLogin) {
@@ -27,20 +51,12 @@ export function showLogin(message, onLogin) {
     if (!t) return;
     err.textContent = "";
     try {
-      S.token = t;
-      const who = await api("/api/v1/whoami", { noLogout: true });
-      localStorage.setItem(TOKEN_KEY, t);
-      S.who = who;
-      onLogin();
+      await logIn(t);
     } catch (x) {
-      S.token = null;
-      err.textContent =
-        x.status === 401
-          ? "The server does not know this token."
-          : x.status === 403
-            ? "This token may not read (a worker token?): use a read or admin token."
-            : `Could not log in: ${x.message}`;
+      err.textContent = x.message;
+      return;
     }
+    onLogin();
   });
   $("#app").replaceChildren(form);
   input.focus();
