@@ -4,14 +4,14 @@
 
 import { api } from "./api.js";
 import { h, toast } from "./dom.js";
-import { dur, fmtNum } from "./format.js";
+import { count, dur, fmtNum, percent, plural } from "./format.js";
 import { S, isAdmin } from "./session.js";
 
 export function describe(spec) {
   if (!spec) return "";
   switch (spec.kind || "experiment") {
     case "experiment":
-      return `${spec.method || "?"} ${spec.env || "CartPole-v1"} ${fmtNum(spec.max_evals || 100000)} evals${spec.seed !== undefined && spec.seed !== null ? ` seed ${spec.seed}` : ""}`;
+      return `${spec.method || "?"} ${spec.env || "CartPole-v1"} ${plural(spec.max_evals || 100000, "eval")}${spec.seed !== undefined && spec.seed !== null ? ` seed ${spec.seed}` : ""}`;
     case "command":
       return (spec.argv || []).join(" ");
     default: {
@@ -56,7 +56,7 @@ export function progressBar(frac, label) {
   const f = Math.max(0, Math.min(1, frac || 0));
   const fill = h("span", { class: "fill" });
   fill.style.width = `${(f * 100).toFixed(1)}%`;
-  return h("span", { class: "progress", title: label || `${(f * 100).toFixed(1)}%` }, fill, h("span", { class: "progress-text", text: label || `${(f * 100).toFixed(0)}%` }));
+  return h("span", { class: "progress", title: label || percent(f) }, fill, h("span", { class: "progress-text", text: label || percent(f) }));
 }
 
 export function eta(job) {
@@ -70,7 +70,7 @@ export function jobRow(j, opts = {}) {
   const p = j.progress || {};
   // A job that succeeded is done, even when it stopped early (solved) short of its budget.
   const frac = j.state === "succeeded" ? 1 : (p.fraction ?? 0);
-  const evals = p.evals !== null && p.evals !== undefined ? `${fmtNum(p.evals)} / ${fmtNum(j.spec.max_evals || 0)}` : null;
+  const evals = p.evals !== null && p.evals !== undefined ? `${count(p.evals)} / ${count(j.spec.max_evals || 0)}` : null;
   const e = eta(j);
   const cancel = !TERMINAL.has(j.state)
     ? adminButton(j.cancel_requested ? "…" : "✕", {

@@ -5,7 +5,7 @@
 import { api, download } from "./api.js";
 import { LineChart, PALETTE, saveBlob } from "./chart.js";
 import { debounce, h, kv, put, section, toast } from "./dom.js";
-import { clock, dur, fmtNum, mib, toCsv, when } from "./format.js";
+import { clock, count, dur, fmtNum, mib, plural, size, toCsv, when } from "./format.js";
 import { TERMINAL, adminButton, badge, eta, jobTitle, newer, progressBar } from "./parts.js";
 import { POINTS, fetchRows, pointsOf } from "./rows.js";
 
@@ -99,9 +99,9 @@ export function jobView(id) {
       h(
         "div",
         { class: "jobbar" },
-        j.state === "running" ? progressBar(p.fraction, p.evals !== undefined && p.evals !== null ? `${fmtNum(p.evals)} / ${fmtNum(j.spec.max_evals)} evals` : undefined) : null,
+        j.state === "running" ? progressBar(p.fraction, p.evals !== undefined && p.evals !== null ? `${count(p.evals)} / ${count(j.spec.max_evals)} evals` : undefined) : null,
         h("span", { class: "stat" }, h("b", { text: fmtNum(p.best_ever ?? p.best) }), " best-ever"),
-        h("span", { class: "stat" }, h("b", { text: p.generation ?? "–" }), " generations"),
+        h("span", { class: "stat" }, h("b", { text: count(p.generation) }), " generations"),
         h("span", { class: "stat" }, h("b", { text: dur(j.started_at ? (j.finished_at || Date.now()) - j.started_at : null) }), " run time"),
         e !== null ? h("span", { class: "stat" }, h("b", { text: dur(e) }), " left") : null,
         h("span", { class: "grow" }),
@@ -157,7 +157,7 @@ export function jobView(id) {
         s.name ? ["name", s.name] : null,
         s.method ? ["method", s.method] : null,
         s.env ? ["environment", s.env] : null,
-        s.max_evals ? ["max evals", fmtNum(s.max_evals)] : null,
+        s.max_evals ? ["max evals", count(s.max_evals)] : null,
         s.seed !== undefined && s.seed !== null ? ["seed", s.seed] : null,
         s.argv && s.argv.length ? ["argv", h("code", { text: s.argv.join(" ") })] : null,
         s.input !== undefined && s.input !== null ? ["input", h("code", { text: s.input })] : null,
@@ -171,7 +171,7 @@ export function jobView(id) {
         ["finished", when(j.finished_at)],
         s.timeout_secs ? ["timeout", dur(s.timeout_secs * 1000)] : null,
         ["exit code", j.exit_code ?? "–"],
-        ["rows", fmtNum(j.progress.rows)],
+        ["rows", count(j.progress.rows)],
         ["result", j.result !== null && j.result !== undefined ? h("code", { text: JSON.stringify(j.result) }) : "–"],
       ]),
       s.params && Object.keys(s.params).length ? h("div", {}, h("h3", { text: "params" }), h("pre", { class: "json", text: JSON.stringify(s.params, null, 2) })) : null,
@@ -195,13 +195,13 @@ export function jobView(id) {
                   onclick: () => download(`/api/v1/jobs/${id}/files/${encodeURIComponent(f.name)}`, `job-${id}-${f.name}`).catch((e) => toast(e.message, "error")),
                 }),
                 h("span", { class: "fname", text: f.name }),
-                h("span", { class: "muted small", text: `${fmtNum(f.size)} B`, title: `sha256 ${f.sha256}` }),
+                h("span", { class: "muted small", text: size(f.size), title: `sha256 ${f.sha256}` }),
               ),
             ),
           )
         : h("p", { class: "muted", text: TERMINAL.has(j.state) ? "This job uploaded no files." : "Files appear when the job has uploaded them." }),
     );
-    put(counts, h("span", { class: "lc warn", text: `${j.warnings} warnings` }), h("span", { class: "lc err", text: `${j.errors} errors` }));
+    put(counts, h("span", { class: "lc warn", text: plural(j.warnings, "warning") }), h("span", { class: "lc err", text: plural(j.errors, "error") }));
   }
 
   function renderAll() {

@@ -4,7 +4,7 @@
 import { api, download } from "./api.js";
 import { saveBlob } from "./chart.js";
 import { debounce, h, put, section, toast } from "./dom.js";
-import { toCsv } from "./format.js";
+import { plural, toCsv } from "./format.js";
 import { jobRow } from "./parts.js";
 
 export function jobsView(q) {
@@ -103,7 +103,7 @@ export function jobsView(q) {
       return `#/jobs${x.toString() ? "?" + x : ""}`;
     };
     put(foot,
-      h("span", { class: "muted", text: `${page.total} job${page.total === 1 ? "" : "s"}${page.jobs.length ? ` · showing #${page.jobs[page.jobs.length - 1].id}–#${first}` : ""}` }),
+      h("span", { class: "muted", text: `${plural(page.total, "job")}${page.jobs.length ? ` · showing #${page.jobs[page.jobs.length - 1].id}–#${first}` : ""}` }),
       before ? h("a", { class: "btn small ghost", href: pq(null), text: "⟨ Newest" }) : null,
       page.next_before ? h("a", { class: "btn small ghost", href: pq(page.next_before), text: "Older ⟩" }) : null,
     );

@@ -3,7 +3,7 @@
 "use strict";
 
 import { h, put, section } from "./dom.js";
-import { clock, fmtNum } from "./format.js";
+import { clock, count, fmtNum, percent, plural, size } from "./format.js";
 import { S } from "./session.js";
 import { live, liveLog } from "./stream.js";
 
@@ -43,7 +43,7 @@ export function liveView() {
       } catch {
         /* not JSON: show as is */
       }
-      meta.textContent = `${r.status} ${r.statusText} · ${(text.length / 1024).toFixed(1)} KiB · ${ms.toFixed(0)} ms`;
+      meta.textContent = `${r.status} ${r.statusText} · ${size(new Blob([text]).size)} · ${ms.toFixed(0)} ms`;
       out.textContent = shown.length > 500_000 ? shown.slice(0, 500_000) + "\n… (cut)" : shown;
     } catch (e) {
       meta.textContent = `failed: ${e.message}`;
@@ -86,16 +86,16 @@ export function liveView() {
     let text;
     switch (it.type) {
       case "rows":
-        text = `job ${m.job} attempt ${m.attempt}: ${m.rows.length} row${m.rows.length === 1 ? "" : "s"} · ` + m.rows.slice(-1).map((r) => `gen ${r.generation ?? r.seq} best ${fmtNum(r.best)} ever ${fmtNum(r.best_ever)} mean ${fmtNum(r.mean)} σ ${fmtNum(r.sigma)}${r.evals !== undefined ? ` evals ${fmtNum(r.evals)}` : ""}`).join("");
+        text = `job ${m.job} attempt ${m.attempt}: ${plural(m.rows.length, "row")} · ` + m.rows.slice(-1).map((r) => `gen ${count(r.generation ?? r.seq)} best ${fmtNum(r.best)} ever ${fmtNum(r.best_ever)} mean ${fmtNum(r.mean)} σ ${fmtNum(r.sigma)}${r.evals !== undefined ? ` evals ${count(r.evals)}` : ""}`).join("");
         break;
       case "logs":
         text = `job ${m.job}: ` + m.lines.map((l) => l.text).join(" ⏎ ");
         break;
       case "job":
-        text = `job ${m.id} ${m.state}${m.worker_name ? " on " + m.worker_name : ""} · rows ${m.progress.rows} · best-ever ${fmtNum(m.progress.best_ever)}`;
+        text = `job ${m.id} ${m.state}${m.worker_name ? " on " + m.worker_name : ""} · rows ${count(m.progress.rows)} · best-ever ${fmtNum(m.progress.best_ever)}`;
         break;
       case "worker":
-        text = `${m.name} ${m.state} · cpu ${Math.round(m.usage.cpu_percent)}% · ram ${Math.round(m.usage.memory_percent)}% · running ${(m.running || []).join(",") || "–"}`;
+        text = `${m.name} ${m.state} · cpu ${percent(m.usage.cpu_percent / 100)} · ram ${percent(m.usage.memory_percent / 100)} · running ${(m.running || []).join(",") || "–"}`;
         break;
       default:
         text = `#${m.id} ${m.kind}: ${m.message}`;

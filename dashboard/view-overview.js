@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { debounce, h, put, section, toast } from "./dom.js";
-import { fmtNum } from "./format.js";
+import { count, fmtNum } from "./format.js";
 import { jobRow } from "./parts.js";
 import { S } from "./session.js";
 import { activityPanel } from "./view-activity.js";
@@ -33,15 +33,15 @@ export function overviewView() {
     if (!s) return;
     const c = s.jobs;
     const w = s.workers;
-    const tile = (label, n, cls, href) => h("a", { class: `tile ${cls}`, href }, h("span", { class: "tn", text: String(n) }), h("span", { class: "tl", text: label }));
+    const tile = (label, n, cls, href) => h("a", { class: `tile ${cls}`, href }, h("span", { class: "tn", text: n }), h("span", { class: "tl", text: label }));
     put(tiles,
-      tile("queued", c.queued, "st-queued", "#/jobs?state=queued"),
-      tile("running", c.running, "st-running", "#/jobs?state=running"),
-      tile("succeeded", c.succeeded, "st-succeeded", "#/jobs?state=succeeded"),
-      tile("failed", c.failed + c.timed_out, "st-failed", "#/jobs?state=failed"),
-      tile("cancelled", c.cancelled, "st-cancelled", "#/jobs?state=cancelled"),
-      tile("lost", c.lost, "st-lost", "#/jobs?state=lost"),
-      tile("workers online", `${w.idle + w.busy + w.draining} / ${w.idle + w.busy + w.draining + w.offline}`, "tile-workers", "#/"),
+      tile("queued", count(c.queued), "st-queued", "#/jobs?state=queued"),
+      tile("running", count(c.running), "st-running", "#/jobs?state=running"),
+      tile("succeeded", count(c.succeeded), "st-succeeded", "#/jobs?state=succeeded"),
+      tile("failed", count(c.failed + c.timed_out), "st-failed", "#/jobs?state=failed"),
+      tile("cancelled", count(c.cancelled), "st-cancelled", "#/jobs?state=cancelled"),
+      tile("lost", count(c.lost), "st-lost", "#/jobs?state=lost"),
+      tile("workers online", `${count(w.idle + w.busy + w.draining)} / ${count(w.idle + w.busy + w.draining + w.offline)}`, "tile-workers", "#/"),
     );
   }
 
@@ -54,8 +54,8 @@ export function overviewView() {
     put(qbody, ...running.map((j) => jobRow(j)), ...queued.map((j) => jobRow(j)));
     if (!running.length && !queued.length) qbody.append(h("tr", {}, h("td", { colSpan: 8, class: "muted", text: "Nothing queued or running." })));
     const more = [];
-    if (st.runningTotal > running.length) more.push(`${st.runningTotal - running.length} more running`);
-    if (st.queuedTotal > queued.length) more.push(`${st.queuedTotal - queued.length} more queued (the newest are shown)`);
+    if (st.runningTotal > running.length) more.push(`${count(st.runningTotal - running.length)} more running`);
+    if (st.queuedTotal > queued.length) more.push(`${count(st.queuedTotal - queued.length)} more queued (the newest are shown)`);
     put(qfoot, ...(more.length ? [`${more.join(" · ")} — `, h("a", { href: st.runningTotal > running.length ? "#/jobs?state=running" : "#/jobs?state=queued", text: "see all" })] : []));
   }
 
@@ -73,8 +73,8 @@ export function overviewView() {
         h("td", { class: "num" }, g.best_job ? h("a", { href: `#/jobs/${g.best_job}`, text: `#${g.best_job}` }) : "–"),
         h("td", { class: "num", text: g.mean !== null && g.mean !== undefined ? `${fmtNum(g.mean)} ± ${fmtNum(g.std)}` : "–" }),
         h("td", { class: "num", text: fmtNum(g.median) }),
-        h("td", { class: "num", text: `${g.finished} / ${g.jobs}` }),
-        h("td", { class: "num", text: String(g.running) }),
+        h("td", { class: "num", text: `${count(g.finished)} / ${count(g.jobs)}` }),
+        h("td", { class: "num", text: count(g.running) }),
       ),
     );
     put(btable, h("thead", {}, head), h("tbody", {}, ...rows));

@@ -4,14 +4,14 @@
 
 import { api } from "./api.js";
 import { $, debounce, h, put, section } from "./dom.js";
-import { ago, mib } from "./format.js";
+import { ago, count, mib, percent, plural } from "./format.js";
 
 function usageBar(label, pct) {
   const p = Math.max(0, Math.min(100, pct || 0));
   const fill = h("span", { class: "fill" });
   fill.style.width = `${p}%`;
   if (p > 85) fill.classList.add("hot");
-  return h("div", { class: "ubar" }, h("span", { class: "ulabel", text: label }), h("span", { class: "utrack" }, fill), h("span", { class: "uval", text: `${Math.round(p)}%` }));
+  return h("div", { class: "ubar" }, h("span", { class: "ulabel", text: label }), h("span", { class: "utrack" }, fill), h("span", { class: "uval", text: percent(p / 100) }));
 }
 
 /** A worker's card; `mini` (many workers) keeps one line of facts and one row of bars. */
@@ -20,7 +20,7 @@ function workerCard(w, mini = false) {
   const gpus = hw.gpus || [];
   const usage = w.usage || {};
   const gpuPct = usage.gpu_percent || [];
-  const hwText = [hw.cpu_cores ? `${hw.cpu_cores} cores` : null, hw.memory_mb ? mib(hw.memory_mb) : null, gpus.length ? `${gpus.length}× ${gpus[0].name}` : "no GPU", hw.os && hw.arch ? `${hw.os}/${hw.arch}` : null].filter(Boolean).join(" · ");
+  const hwText = [hw.cpu_cores ? plural(hw.cpu_cores, "core") : null, hw.memory_mb ? mib(hw.memory_mb) : null, gpus.length ? `${gpus.length}× ${gpus[0].name}` : "no GPU", hw.os && hw.arch ? `${hw.os}/${hw.arch}` : null].filter(Boolean).join(" · ");
   const hwTitle = [hw.hostname, hw.cpu_model, hwText, ...gpus.map((g) => `GPU${g.index}: ${g.name} ${g.memory_mb ? mib(g.memory_mb) : ""}`)].filter(Boolean).join("\n");
   const bars = mini
     ? h("div", { class: "ubars mini" }, usageBar("CPU", usage.cpu_percent), usageBar("RAM", usage.memory_percent), gpus.length ? usageBar(gpus.length > 1 ? `GPU×${gpus.length}` : "GPU", gpuPct.length ? gpuPct.reduce((a, b) => a + b, 0) / gpuPct.length : 0) : null)
@@ -33,7 +33,7 @@ function workerCard(w, mini = false) {
     h("div", { class: "wtop" }, h("span", { class: "wname", text: w.name, title: `${w.name} (${w.id})` }), h("span", { class: `wstate ws-${w.state}`, text: w.state })),
     mini
       ? h("div", { class: "wmeta muted" }, seen, " · ", running)
-      : h("div", { class: "wmeta muted" }, seen, ` · v${w.version || "?"}`, w.update_available ? h("span", { class: "upd", text: " update available", title: "Another release is promoted; the worker moves to it between jobs if it runs with --auto-update" }) : null, w.update_error ? h("span", { class: "upd-err", text: " update refused", title: w.update_error }) : null, ` · ${w.slots || 1} slot${w.slots === 1 ? "" : "s"}`),
+      : h("div", { class: "wmeta muted" }, seen, ` · v${w.version || "?"}`, w.update_available ? h("span", { class: "upd", text: " update available", title: "Another release is promoted; the worker moves to it between jobs if it runs with --auto-update" }) : null, w.update_error ? h("span", { class: "upd-err", text: " update refused", title: w.update_error }) : null, ` · ${plural(w.slots || 1, "slot")}`),
     mini ? null : h("div", { class: "whw muted", text: hwText, title: hwTitle }),
     bars,
     mini ? null : h("div", {}, running),
@@ -70,12 +70,12 @@ export function workersPanel() {
     wgrid.classList.toggle("mini", mini);
     put(wgrid, ...shown.map((w) => workerCard(w, mini)));
     moreToggle.hidden = !hiddenCount && !st.showAll;
-    moreToggle.textContent = st.showAll ? "Show fewer" : `Show ${hiddenCount} more`;
+    moreToggle.textContent = st.showAll ? "Show fewer" : `Show ${count(hiddenCount)} more`;
     if (!all.length) wgrid.append(h("p", { class: "muted", text: "No worker has registered yet. Start one with: gaia work --server URL --token TOKEN" }));
-    else if (!shown.length) wgrid.append(h("p", { class: "muted", text: `No worker is online; ${offline.length} are offline.` }));
+    else if (!shown.length) wgrid.append(h("p", { class: "muted", text: `No worker is online; ${plural(offline.length, "worker is", "workers are")} offline.` }));
     offlineToggle.hidden = offline.length <= 4;
-    offlineToggle.textContent = st.showOffline ? `Hide ${offline.length} offline` : `Show ${offline.length} offline`;
-    $("#workers-count", sec.el).textContent = `${all.length - offline.length} online · ${offline.length} offline`;
+    offlineToggle.textContent = st.showOffline ? `Hide ${count(offline.length)} offline` : `Show ${count(offline.length)} offline`;
+    $("#workers-count", sec.el).textContent = `${count(all.length - offline.length)} online · ${count(offline.length)} offline`;
   }
   offlineToggle.addEventListener("click", () => {
     st.showOffline = !st.showOffline;

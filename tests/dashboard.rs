@@ -909,6 +909,31 @@ fn dashboard_code_never_parses_strings_as_html_or_code() {
     assert_eq!(handler, None, "an inline handler in index.html");
 }
 
+/// How the dashboard writes values (`dashboard/format.js`, one format per kind: sizes in binary
+/// units, "1 line" not "1 lines", counts as the CLI writes evaluations), checked in node against
+/// the exact strings a user reads (`tests/browser/format.mjs`).
+#[test]
+fn dashboard_writes_one_format_per_kind_of_value() {
+    let mut missing = Vec::new();
+    if Command::new("node").arg("--version").output().is_err() {
+        missing.push("node (apt-get install -y nodejs)".to_string());
+    }
+    if !prerequisites("the dashboard's format tests", &missing) {
+        return;
+    }
+    let out = Command::new("node")
+        .arg("format.mjs")
+        .current_dir(browser_dir())
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "tests/browser/format.mjs failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {

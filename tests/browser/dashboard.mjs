@@ -311,7 +311,8 @@ try {
   step = "submit";
   await page.goto(`${SERVER}/#/submit`);
   await page.fill("#s-method", "island_model");
-  await page.fill("#s-params", "gens=15\ndelay=0");
+  // 30 generations: one warning (at 25); data.bin: a result file of 15,974 bytes.
+  await page.fill("#s-params", "gens=30\ndelay=0\nfile_bytes=15974");
   // Without a study name, several seeds are a sweep: the form asks for a study name, as the CLI.
   await page.fill("#s-seeds", "1..2");
   await page.locator("#s-preview.error", { hasText: "study name" }).waitFor();
@@ -322,7 +323,7 @@ try {
   const plainId = Number((await page.locator("#s-result a").first().textContent()).slice(1));
   const plain = await apiGet(`/api/v1/jobs/${plainId}`);
   assert.equal(plain.spec.seed, 4, "the plain job's seed");
-  assert.deepEqual(plain.spec.params, { gens: 15, delay: 0 }, "params typed as the CLI types them");
+  assert.deepEqual(plain.spec.params, { gens: 30, delay: 0, file_bytes: 15974 }, "params typed as the CLI types them");
   assert.equal(plain.spec.study ?? null, null, "a plain job is in no study");
 
   step = "submit a study";
@@ -341,7 +342,7 @@ try {
   assert.equal(study.record?.submissions?.length, 1, `the study's record: ${JSON.stringify(study.record)}`);
   assert.equal(study.record.submissions[0].jobs.length, 3);
   assert.deepEqual(study.record.submissions[0].sweep.seeds, [1, 2, 3]);
-  assert.deepEqual(study.jobs.map((j) => [j.method, j.seed, j.params]), [1, 2, 3].map((s) => ["island_model", s, { gens: 15, delay: 0 }]));
+  assert.deepEqual(study.jobs.map((j) => [j.method, j.seed, j.params]), [1, 2, 3].map((s) => ["island_model", s, { gens: 30, delay: 0, file_bytes: 15974 }]));
   // The same definition again is refused (the study's duplicate check), until "again" is ticked.
   await page.locator("#s-preview.error", { hasText: "already holds this definition" }).waitFor();
   await page.click("#s-submit");
@@ -374,6 +375,18 @@ try {
   await shot(page, "10-charts-study-link");
   await page.reload();
   await studyCurves("reloaded");
+
+  // ---- one number format per kind of value: a file's size, a count of one ---------------------
+  step = "formats";
+  await page.goto(`${SERVER}/#/jobs/${studyIds[0]}`);
+  const file = page.locator(".files li", { hasText: "data.bin" });
+  await file.waitFor();
+  assert.equal(await file.locator(".muted").textContent(), "15.6 KiB", "a file's size in binary units");
+  assert.equal(await page.locator(".logcounts .lc.warn").textContent(), "1 warning", "one warning, singular");
+  assert.equal(await page.locator(".logcounts .lc.err").textContent(), "0 errors");
+  const details = await textOf(page, ".jobpage .kv");
+  assert.match(details, /max evals100k/, "a count of evaluations, as the CLI writes it");
+  await shot(page, "10-formats-job");
 
   // ---- a phone-sized screen ------------------------------------------------------------------
   step = "phone";
