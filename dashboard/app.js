@@ -60,9 +60,9 @@ async function start() {
 
 /**
  * The token of a login link (the dashboard's address with `#token=TOKEN`, as `gaia demo` prints
- * it), or null. A fragment never leaves the browser, so the token reaches no server log; it is taken
- * out of the address bar at once, replacing the entry (not adding one), so no history entry
- * keeps it.
+ * it), or null. Browsers never send a fragment, so the link puts the token in no request; it is
+ * taken out of the address bar at once, replacing the entry (not adding one), so no history
+ * entry keeps it.
  */
 function tokenOfLink() {
   const frag = location.hash.replace(/^#\/?/, "");

@@ -11,6 +11,11 @@
 // activity log's event message and the jobs list), and the hardware a probe worker reports; each
 // page checks they are shown literally and that nothing ran.
 //
+// Beyond the pages themselves: the submit form submits a plain job and a study (through the
+// study route: its record, the dry-run preview, the refusal of a repeated definition), a link to
+// the study's charts shows its curves (also reloaded), the job page writes sizes and counts as
+// format.js says, and a login link (#token=…) logs in and leaves no token in the address bar.
+//
 // Screenshots of every page land in $ARTIFACTS (default test-artifacts/dashboard); the Firefox
 // smoke test (firefox.mjs) puts its own, named firefox-*, beside them.
 import { chromium } from "playwright-core";
