@@ -5,6 +5,8 @@
 // with fillText or set as textContent: nothing is ever parsed as HTML.
 "use strict";
 
+import { fmtNum } from "./format.js";
+
 export const PALETTE = [
   "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
   "#0891b2", "#c026d3", "#65a30d", "#b45309", "#475569",
@@ -13,22 +15,6 @@ export const PALETTE = [
 
 const FONT = '11px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
 const FONT_BOLD = 'bold 12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
-
-/** A short human form of a number: 1.23k, 4.5M, 0.00012 → 1.2e-4. */
-export function fmtNum(v) {
-  if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  if (!Number.isFinite(v)) return v > 0 ? "∞" : "−∞";
-  const a = Math.abs(v);
-  // Three significant digits, without trailing zeros after the point.
-  const sig = (x) => String(Number(x.toPrecision(3)));
-  if (a === 0) return "0";
-  if (a >= 1e9) return sig(v / 1e9) + "G";
-  if (a >= 1e6) return sig(v / 1e6) + "M";
-  if (a >= 1e4) return sig(v / 1e3) + "k";
-  if (a >= 100) return v.toFixed(1).replace(/\.0$/, "");
-  if (a >= 0.01) return String(Number(v.toPrecision(4)));
-  return sig(v);
-}
 
 /** About `n` round tick values covering [lo, hi]. */
 export function niceTicks(lo, hi, n = 5) {

@@ -716,6 +716,22 @@ fn dashboard_assets_are_embedded_and_served_under_a_strict_csp() {
         assert!(!csp.is_empty(), "{path} has no CSP");
         assert!(!body.is_empty());
     }
+    // Every module of the dashboard folder, as the browser fetches it when app.js imports it.
+    for entry in std::fs::read_dir(repo_root().join("dashboard")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".js") {
+            continue;
+        }
+        let (status, ct, csp, body) = get_asset(&server, &format!("/{name}"));
+        assert_eq!(status, 200, "/{name}");
+        assert!(ct.starts_with("text/javascript"), "/{name}: {ct}");
+        assert!(!csp.is_empty(), "/{name} has no CSP");
+        assert!(!body.is_empty());
+        // No external resource anywhere: the lab server may have no internet.
+        for ext in ["http://", "https://", "//fonts.", "@import"] {
+            assert!(!body.contains(ext), "/{name} refers to {ext}");
+        }
+    }
     assert_eq!(get_asset(&server, "/nope.js").0, 404);
     // No external resource anywhere: the lab server may have no internet.
     for path in ["/", "/app.js", "/chart.js", "/style.css"] {
@@ -841,7 +857,47 @@ fn dashboard_code_never_parses_strings_as_html_or_code() {
         checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
     checked.sort();
-    assert_eq!(checked, ["app.js", "chart.js"], "the dashboard's scripts");
+    // Every module is checked: the entry app.js reaches each file through its imports (so none
+    // is loaded without being read here), and none imports one that imports it back.
+    let imports = |name: &str| -> Vec<String> {
+        let code = std::fs::read_to_string(dir.join(name)).unwrap();
+        code.split(" from \"./")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut reached = vec!["app.js".to_string()];
+    let mut i = 0;
+    while i < reached.len() {
+        for m in imports(&reached[i]) {
+            assert!(
+                checked.contains(&m),
+                "{} imports ./{m}, which is not in dashboard/",
+                reached[i]
+            );
+            if !reached.contains(&m) {
+                reached.push(m);
+            }
+        }
+        i += 1;
+    }
+    reached.sort();
+    assert_eq!(reached, checked, "modules app.js never imports");
+    assert!(checked.len() > 10, "one module per view: {checked:?}");
+    fn cycle(name: &str, path: &mut Vec<String>, imports: &dyn Fn(&str) -> Vec<String>) {
+        assert!(
+            !path.iter().any(|p| p == name),
+            "an import cycle: {} -> {name}",
+            path.join(" -> ")
+        );
+        path.push(name.to_string());
+        for m in imports(name) {
+            cycle(&m, path, imports);
+        }
+        path.pop();
+    }
+    cycle("app.js", &mut Vec::new(), &imports);
     // ... and the page loads no other script than app.js, with no inline script or handler.
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert_eq!(html.matches("<script").count(), 1, "{html}");
@@ -851,6 +907,31 @@ fn dashboard_code_never_parses_strings_as_html_or_code() {
         .split(|c: char| c.is_whitespace() || c == '<')
         .find(|w| w.starts_with("on") && w.contains('='));
     assert_eq!(handler, None, "an inline handler in index.html");
+}
+
+/// How the dashboard writes values (`dashboard/format.js`, one format per kind: sizes in binary
+/// units, "1 line" not "1 lines", counts as the CLI writes evaluations), checked in node against
+/// the exact strings a user reads (`tests/browser/format.mjs`).
+#[test]
+fn dashboard_writes_one_format_per_kind_of_value() {
+    let mut missing = Vec::new();
+    if Command::new("node").arg("--version").output().is_err() {
+        missing.push("node (apt-get install -y nodejs)".to_string());
+    }
+    if !prerequisites("the dashboard's format tests", &missing) {
+        return;
+    }
+    let out = Command::new("node")
+        .arg("format.mjs")
+        .current_dir(browser_dir())
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "tests/browser/format.mjs failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn percent_encode(s: &str) -> String {

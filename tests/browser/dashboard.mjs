@@ -11,6 +11,11 @@
 // activity log's event message and the jobs list), and the hardware a probe worker reports; each
 // page checks they are shown literally and that nothing ran.
 //
+// Beyond the pages themselves: the submit form submits a plain job and a study (through the
+// study route: its record, the dry-run preview, the refusal of a repeated definition), a link to
+// the study's charts shows its curves (also reloaded), the job page writes sizes and counts as
+// format.js says, and a login link (#token=…) logs in and leaves no token in the address bar.
+//
 // Screenshots of every page land in $ARTIFACTS (default test-artifacts/dashboard); the Firefox
 // smoke test (firefox.mjs) puts its own, named firefox-*, beside them.
 import { chromium } from "playwright-core";
@@ -31,6 +36,8 @@ const PROBE = env("PROBE_WORKER");
 const DONE = env("DONE_JOBS").split(",").map(Number);
 const WORKER = env("WORKER_NAME");
 const ART = env("ARTIFACTS", path.resolve("../../test-artifacts/dashboard"));
+// The study the submit form creates.
+const STUDY = "form-study";
 fs.mkdirSync(ART, { recursive: true });
 // Screenshots and downloads of an earlier run would only mislead (Firefox's are its own).
 for (const f of fs.readdirSync(ART)) if (/\.(png|csv)$/.test(f) && !f.startsWith("firefox-")) fs.rmSync(path.join(ART, f));
@@ -46,6 +53,8 @@ const ctx = await chromium.launchPersistentContext(userData, {
 
 const problems = [];
 let expect401 = false;
+// The submit form's study preview and a repeated submission answer 400 / 409 on purpose.
+let expectStudyRefusals = false;
 const dialogs = [];
 const foreign = [];
 function watch(page) {
@@ -63,6 +72,10 @@ function watch(page) {
       return;
     }
     if (r.status() === 401 && expect401) return;
+    if ((r.status() === 400 || r.status() === 409) && u.pathname === "/api/v1/studies" && expectStudyRefusals) {
+      log(`note: the study route answered ${r.status()}, as the test meant`);
+      return;
+    }
     problems.push(`HTTP ${r.status()} for ${u.pathname}${u.search.replace(/token=[^&]+/, "token=…")}`);
   });
   page.on("dialog", async (d) => {
@@ -88,6 +101,12 @@ async function shot(page, name) {
   log(`screenshot ${file}`);
 }
 const pointsOf = (page, sel) => page.$eval(sel, (c) => Number(c.dataset.points || 0));
+/** GETs an API path with the admin token, from node (not the page). */
+async function apiGet(p) {
+  const r = await fetch(SERVER + p, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(r.status, 200, `GET ${p}: ${r.status}`);
+  return r.json();
+}
 
 const page = await ctx.newPage();
 watch(page);
@@ -293,16 +312,86 @@ try {
   await shot(page, "09-live");
   await page.click("#pause");
 
-  // ---- submit form ---------------------------------------------------------------------------
+  // ---- submit form: a plain job, then a study through the study route ------------------------
   step = "submit";
   await page.goto(`${SERVER}/#/submit`);
   await page.fill("#s-method", "island_model");
-  await page.fill("#s-seeds", "1-2");
-  await page.fill("#s-params", "gens=15\ndelay=0");
-  await page.locator("#s-preview", { hasText: "Will submit 2 jobs" }).waitFor();
+  // 30 generations: one warning (at 25); data.bin: a result file of 15,974 bytes.
+  await page.fill("#s-params", "gens=30\ndelay=0\nfile_bytes=15974");
+  // Without a study name, several seeds are a sweep: the form asks for a study name, as the CLI.
+  await page.fill("#s-seeds", "1..2");
+  await page.locator("#s-preview.error", { hasText: "study name" }).waitFor();
+  await page.fill("#s-seeds", "4");
+  await page.locator("#s-preview", { hasText: "Will submit 1 job." }).waitFor();
   await page.click("#s-submit");
-  await page.locator("#s-result", { hasText: "Submitted 2 jobs" }).waitFor();
-  await shot(page, "10-submit");
+  await page.locator("#s-result", { hasText: "Submitted 1 job" }).waitFor();
+  const plainId = Number((await page.locator("#s-result a").first().textContent()).slice(1));
+  const plain = await apiGet(`/api/v1/jobs/${plainId}`);
+  assert.equal(plain.spec.seed, 4, "the plain job's seed");
+  assert.deepEqual(plain.spec.params, { gens: 30, delay: 0, file_bytes: 15974 }, "params typed as the CLI types them");
+  assert.equal(plain.spec.study ?? null, null, "a plain job is in no study");
+
+  step = "submit a study";
+  // The server reads the sweep with the command line's grammar and says what is wrong...
+  expectStudyRefusals = true;
+  await page.fill("#s-study", STUDY);
+  await page.fill("#s-seeds", "1-3");
+  await page.locator("#s-preview.error", { hasText: 'seeds "1-3"' }).waitFor();
+  // ... and previews what a submission adds, by a dry run that writes nothing.
+  await page.fill("#s-seeds", "1..3");
+  await page.locator("#s-preview", { hasText: `Will submit 3 jobs to study ${STUDY} (a new study)` }).waitFor();
+  await shot(page, "10-submit-study-preview");
+  await page.click("#s-submit");
+  await page.locator("#s-result", { hasText: `Submitted 3 jobs to study ${STUDY}` }).waitFor();
+  const study = await apiGet(`/api/v1/studies/${STUDY}`);
+  assert.equal(study.record?.submissions?.length, 1, `the study's record: ${JSON.stringify(study.record)}`);
+  assert.equal(study.record.submissions[0].jobs.length, 3);
+  assert.deepEqual(study.record.submissions[0].sweep.seeds, [1, 2, 3]);
+  assert.deepEqual(study.jobs.map((j) => [j.method, j.seed, j.params]), [1, 2, 3].map((s) => ["island_model", s, { gens: 30, delay: 0, file_bytes: 15974 }]));
+  // The same definition again is refused (the study's duplicate check), until "again" is ticked.
+  await page.locator("#s-preview.error", { hasText: "already holds this definition" }).waitFor();
+  await page.click("#s-submit");
+  await page.locator("#s-result .error", { hasText: "already holds this definition" }).waitFor();
+  await shot(page, "10-submit-study-again");
+  await page.check("#s-again");
+  await page.locator("#s-preview", { hasText: `Will submit 3 jobs to study ${STUDY} (it will hold 6)` }).waitFor();
+  expectStudyRefusals = false;
+  assert.equal((await apiGet(`/api/v1/studies/${STUDY}`)).jobs.length, 3, "the refusal and the previews wrote nothing");
+
+  // ---- a link to the study's charts (and that page reloaded) shows its curves -----------------
+  step = "charts deep link";
+  const studyIds = study.jobs.map((j) => j.id);
+  for (let i = 0; ; i++) {
+    const s = await apiGet(`/api/v1/studies/${STUDY}`);
+    if (s.jobs.every((j) => j.state === "succeeded")) break;
+    assert.ok(i < 600, `the study's jobs did not finish: ${JSON.stringify(s.jobs.map((j) => j.state))}`);
+    await page.waitForTimeout(100);
+  }
+  const studyCurves = async (how) => {
+    const first = page.locator(".charts .chart").first();
+    await page.waitForFunction((s) => Number(document.querySelector(s)?.dataset.points || 0) > 0, ".charts .chart canvas");
+    await waitForText(page, ".charts .chart-legend", studyIds.map((id) => `#${id} `));
+    assert.ok(await first.locator(".chart-empty").isHidden(), `${how}: the curves say "no data yet"`);
+    assert.equal(await page.inputValue("#chart-jobs"), studyIds.join(","), `${how}: the study's jobs`);
+  };
+  await page.goto(`${SERVER}/#/charts?study=${STUDY}`);
+  await studyCurves("the link");
+  assert.equal(new URL(page.url()).hash, `#/charts?study=${STUDY}`, "the link stays a link to the study");
+  await shot(page, "10-charts-study-link");
+  await page.reload();
+  await studyCurves("reloaded");
+
+  // ---- one number format per kind of value: a file's size, a count of one ---------------------
+  step = "formats";
+  await page.goto(`${SERVER}/#/jobs/${studyIds[0]}`);
+  const file = page.locator(".files li", { hasText: "data.bin" });
+  await file.waitFor();
+  assert.equal(await file.locator(".muted").textContent(), "15.6 KiB", "a file's size in binary units");
+  assert.equal(await page.locator(".logcounts .lc.warn").textContent(), "1 warning", "one warning, singular");
+  assert.equal(await page.locator(".logcounts .lc.err").textContent(), "0 errors");
+  const details = await textOf(page, ".jobpage .kv");
+  assert.match(details, /max evals100k/, "a count of evaluations, as the CLI writes it");
+  await shot(page, "10-formats-job");
 
   // ---- a phone-sized screen ------------------------------------------------------------------
   step = "phone";
@@ -341,9 +430,60 @@ try {
   const submit = page.locator("#s-submit");
   assert.ok(await submit.isDisabled(), "submit is disabled for a read token");
   assert.match(await submit.getAttribute("title"), /needs an admin token/);
+  // A study's preview is a dry run of its submission: not attempted with a read token (a 403
+  // would be in the page's problems).
+  await page.fill("#s-study", "read-only-study");
+  await page.locator("#s-preview", { hasText: "needs an admin token" }).waitFor();
   await shot(page, "14-read-token-submit");
   await page.click("#logout");
   await page.waitForSelector("#login");
+
+  // ---- a login link: the token in the fragment, out of the address bar at once ---------------
+  step = "login link";
+  const urls = [];
+  const onRequest = (r) => urls.push(r.url());
+  page.on("request", onRequest);
+  const link = `${SERVER}/#token=${encodeURIComponent(TOKEN)}`;
+  const noToken = async (how, token = TOKEN) => {
+    assert.equal(await page.evaluate(() => location.hash), "#/", `${how}: the fragment is replaced by #/`);
+    assert.ok(!page.url().includes(token), `${how}: the address bar shows the token: ${page.url()}`);
+  };
+  // Opened in a fresh tab: it logs in as the form would, and the token is remembered.
+  await page.goto("about:blank");
+  await page.goto(link);
+  await page.locator(".wcard", { hasText: WORKER }).waitFor();
+  assert.equal(await page.locator(".scope").textContent(), "admin");
+  await noToken("opened");
+  assert.equal(await page.evaluate(() => localStorage.getItem("gaia-token")), TOKEN);
+  // No history entry keeps it: back (to the blank page) and forward land on #/, logged in.
+  await page.goBack();
+  await page.goForward();
+  await page.locator(".wcard", { hasText: WORKER }).waitFor();
+  await noToken("back and forward");
+  await shot(page, "15-login-link");
+  // Followed in a tab logged in with another token: the link's token takes over.
+  await page.click("#logout");
+  await page.fill("#token", READ_TOKEN);
+  await page.click("#login button[type=submit]");
+  await page.locator(".scope", { hasText: "read" }).waitFor();
+  await page.goto(link);
+  await page.locator(".scope", { hasText: "admin" }).waitFor();
+  await noToken("followed while logged in");
+  await page.locator("#conn.live").waitFor();
+  // A refused token: the login form says so, and the fragment is gone all the same.
+  await page.click("#logout");
+  await page.goto("about:blank");
+  expect401 = true;
+  await page.goto(`${SERVER}/#token=not-a-token-789`);
+  await page.locator("#login-error", { hasText: "link's token was refused" }).waitFor();
+  expect401 = false;
+  await noToken("refused", "not-a-token-789");
+  page.off("request", onRequest);
+  // The token went to the server in no page or API URL (only in headers). The event stream is
+  // the one documented exception: EventSource cannot send a header, so GET /api/v1/events takes
+  // ?token=.
+  const leaks = urls.filter((u) => (u.includes(encodeURIComponent(TOKEN)) || u.includes("not-a-token-789")) && new URL(u).pathname !== "/api/v1/events");
+  assert.deepEqual(leaks, [], "a token in a request's URL");
 
   step = "checks";
   await assertInert(page, "the last page");

@@ -6,7 +6,8 @@ file. Standard library only.
 GAIA_JOB_PARAMS: gens (generations, default 60), delay (seconds between generations, default
 0.02), fail (true: exit 1 with a traceback after a few generations), echo (a string or a list of
 strings printed as log lines at the first generation and every `echo_every` (default 10) after,
-and to stderr before a failure: the browser test's XSS payloads), status (an `@gaia` status).
+and to stderr before a failure: the browser test's XSS payloads), status (an `@gaia` status),
+file_bytes (also write data.bin of that many bytes: a result file whose size the page shows).
 """
 import argparse
 import json
@@ -66,3 +67,6 @@ for g in range(1, gens + 1):
 print("@gaia " + json.dumps({"final": {"best_ever": ever, "generations": gens}}), flush=True)
 with open(os.path.join(out, "result.json"), "w") as f:
     json.dump({"method": a.method, "env": a.env, "seed": a.seed, "best_ever": ever}, f)
+if params.get("file_bytes"):
+    with open(os.path.join(out, "data.bin"), "wb") as f:
+        f.write(bytes(int(params["file_bytes"])))

@@ -1,0 +1,106 @@
+// Pieces several views show: a job's one-line description, state badges, progress bars, the
+// admin-only button, and a job's row in the overview's queue and the jobs list.
+"use strict";
+
+import { api } from "./api.js";
+import { h, toast } from "./dom.js";
+import { count, dur, fmtNum, percent, plural } from "./format.js";
+import { S, isAdmin } from "./session.js";
+
+export function describe(spec) {
+  if (!spec) return "";
+  switch (spec.kind || "experiment") {
+    case "experiment":
+      return `${spec.method || "?"} ${spec.env || "CartPole-v1"} ${plural(spec.max_evals || 100000, "eval")}${spec.seed !== undefined && spec.seed !== null ? ` seed ${spec.seed}` : ""}`;
+    case "command":
+      return (spec.argv || []).join(" ");
+    default: {
+      const inp = spec.input || "";
+      return `${spec.kind} ${JSON.stringify(inp.length > 40 ? inp.slice(0, 40) + "…" : inp)}`;
+    }
+  }
+}
+export const jobTitle = (j) => j.spec.name || describe(j.spec);
+
+export const TERMINAL = new Set(["succeeded", "failed", "timed_out", "cancelled", "lost"]);
+
+/**
+ * Whether job snapshot `b` is at least as new as `a`. Snapshots arrive on two paths (the answer
+ * to a request, and the event stream), so an older one can arrive last: a job that ended never
+ * goes back to running, and progress never shrinks within an attempt.
+ */
+export function newer(a, b) {
+  if (!a) return true;
+  if (a.attempt !== b.attempt) return b.attempt > a.attempt;
+  if (TERMINAL.has(a.state) && !TERMINAL.has(b.state)) return false;
+  return (b.progress?.rows ?? 0) >= (a.progress?.rows ?? 0);
+}
+
+export function badge(state) {
+  return h("span", { class: `badge st-${state}`, text: state.replace("_", " ") });
+}
+
+/** A button that needs an admin token: disabled with the reason as its tooltip otherwise. */
+export function adminButton(label, props) {
+  const b = h("button", Object.assign({ type: "button", class: "btn" }, props, { text: label }));
+  if (!isAdmin()) {
+    b.disabled = true;
+    const why = `needs an admin token (this token's scope is ${S.who ? S.who.scope : "unknown"})`;
+    b.title = why;
+    return h("span", { class: "why", title: why }, b);
+  }
+  return b;
+}
+
+export function progressBar(frac, label) {
+  const f = Math.max(0, Math.min(1, frac || 0));
+  const fill = h("span", { class: "fill" });
+  fill.style.width = `${(f * 100).toFixed(1)}%`;
+  return h("span", { class: "progress", title: label || percent(f) }, fill, h("span", { class: "progress-text", text: label || percent(f) }));
+}
+
+export function eta(job) {
+  const f = job.progress && job.progress.fraction;
+  if (job.state !== "running" || !job.started_at || !f || f <= 0 || f >= 1) return null;
+  const spent = Date.now() - job.started_at;
+  return (spent * (1 - f)) / f;
+}
+
+export function jobRow(j, opts = {}) {
+  const p = j.progress || {};
+  // A job that succeeded is done, even when it stopped early (solved) short of its budget.
+  const frac = j.state === "succeeded" ? 1 : (p.fraction ?? 0);
+  const evals = p.evals !== null && p.evals !== undefined ? `${count(p.evals)} / ${count(j.spec.max_evals || 0)}` : null;
+  const e = eta(j);
+  const cancel = !TERMINAL.has(j.state)
+    ? adminButton(j.cancel_requested ? "…" : "✕", {
+        class: "btn small danger icon",
+        title: `Cancel job ${j.id}`,
+        attrs: { "aria-label": `Cancel job ${j.id}` },
+        disabled: j.cancel_requested,
+        dataset: { cancel: String(j.id) },
+        onclick: async (ev) => {
+          ev.preventDefault();
+          ev.stopPropagation();
+          if (!confirm(`Cancel job ${j.id}?`)) return;
+          try {
+            await api(`/api/v1/jobs/${j.id}/cancel`, { method: "POST" });
+            toast(`Job ${j.id}: cancel sent`);
+          } catch (x) {
+            toast(`Cancel failed: ${x.message}`, "error");
+          }
+        },
+      })
+    : null;
+  const cells = [
+    h("td", { class: "num" }, h("a", { href: `#/jobs/${j.id}`, text: `#${j.id}` })),
+    h("td", { class: "jname" }, h("a", { href: `#/jobs/${j.id}`, class: "plain", text: jobTitle(j), title: describe(j.spec) })),
+    h("td", {}, badge(j.state)),
+    h("td", { class: "muted wk", text: j.worker_name || (j.state === "queued" ? `prio ${j.spec.priority || 0}` : "–") }),
+    h("td", { class: "prog" }, j.state === "queued" ? h("span", { class: "muted", text: `waiting ${dur(Date.now() - j.submitted_at)}` }) : progressBar(frac, evals ? `${evals}` : undefined)),
+    h("td", { class: "num", text: fmtNum(p.best_ever ?? p.best) }),
+    h("td", { class: "num muted", title: e !== null ? "estimated time left" : "run time", text: e !== null ? dur(e) : j.started_at ? dur((j.finished_at || Date.now()) - j.started_at) : "–" }),
+  ];
+  if (opts.cancel !== false) cells.push(h("td", { class: "act" }, cancel));
+  return h("tr", { dataset: { job: String(j.id) }, class: `st-row-${j.state}` }, ...cells);
+}
