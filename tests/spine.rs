@@ -954,6 +954,7 @@ fn a_stale_attempt_s_upload_cannot_replace_the_current_attempt_s_file() {
             attempt: a1.attempt,
             lease: a1.lease,
             reason: None,
+            preempted: false,
         },
     )
     .unwrap();

@@ -8,7 +8,6 @@
 use hyper::StatusCode;
 
 use super::http::{HResult, HttpError, bytes_response};
-use super::router::Params;
 
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -68,8 +67,8 @@ fn lookup(name: &str) -> Option<(&'static str, &'static str)> {
         .map(|&(_, body, ctype)| (body, ctype))
 }
 
-pub(crate) fn asset(params: &Params) -> HResult {
-    let name = params.0.first().map(String::as_str).unwrap_or("");
+/// The asset at `/{name}` (`""` for `/`: the page itself).
+pub(crate) fn asset(name: &str) -> HResult {
     let Some((body, ctype)) = lookup(name) else {
         return Err(HttpError::not_found(format!("no such page: /{name}")));
     };

@@ -655,7 +655,7 @@ async fn dispatch(
 ) -> Result<Res, HttpError> {
     match endpoint {
         E::Healthz => overview::healthz(&app),
-        E::Dashboard => dashboard::asset(&params),
+        E::Dashboard => dashboard::asset(params.first()),
         E::SubmitJob => jobs::submit(&app, req).await,
         E::SubmitBatch => jobs::submit_batch(&app, req).await,
         E::ListJobs => jobs::list_jobs(&app, &query),
