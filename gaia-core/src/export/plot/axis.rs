@@ -141,11 +141,68 @@ impl Ranged for Axis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::plot::{Band, Line};
+
+    fn line(points: Vec<(f64, f64)>) -> Line {
+        Line {
+            label: String::new(),
+            points,
+            color: 0,
+            width: 2,
+        }
+    }
 
     #[test]
     fn an_axis_labels_near_zero_as_zero() {
         // The axis labels what it was given, and near-zero values read as 0.
         let axis = Axis::new(-0.26, 1.06, false, 8);
         assert_eq!(axis.label(-2.2e-16), "0");
+        assert_eq!(axis.label(0.5), "0.5");
+    }
+
+    #[test]
+    fn bounds_pad_the_data_and_skip_what_the_scale_cannot_show() {
+        let mut p = Panel {
+            lines: vec![line(vec![(0.0, 0.0), (10.0, 100.0), (f64::NAN, 1e9)])],
+            ..Panel::default()
+        };
+        // 5 % of the y span each side; x exactly the data's.
+        assert_eq!(bounds(&p), Some((0.0, 10.0, -5.0, 105.0)));
+        // A flat line gets a y range around its value.
+        p.lines = vec![line(vec![(0.0, 3.0), (1.0, 3.0)])];
+        assert_eq!(bounds(&p), Some((0.0, 1.0, 2.0, 4.0)));
+        // On a log scale non-positive values do not count; with none left there are no bounds.
+        p.log_y = true;
+        p.lines = vec![line(vec![(0.0, -1.0), (1.0, 0.0)])];
+        assert_eq!(bounds(&p), None);
+        // A band's three series all count.
+        p.log_y = false;
+        p.lines.clear();
+        p.bands = vec![Band {
+            label: String::new(),
+            color: 0,
+            x: vec![1.0, 2.0],
+            mid: vec![5.0, 5.0],
+            lo: vec![4.0, f64::NAN],
+            hi: vec![6.0, 8.0],
+            dashed_after: None,
+        }];
+        let (x0, x1, y0, y1) = bounds(&p).unwrap();
+        assert_eq!((x0, x1), (1.0, 2.0));
+        assert!(
+            (y0 - 3.8).abs() < 1e-12 && (y1 - 8.2).abs() < 1e-12,
+            "{y0}..{y1}"
+        );
+    }
+
+    #[test]
+    fn a_raised_axis_keeps_the_data_in_its_lower_part() {
+        let y = Axis::new(0.0, 100.0, false, 5);
+        let r = y.raised(0.5, 5);
+        assert_eq!(r.frac(100.0), 0.5);
+        let log = Axis::new(1.0, 100.0, true, 5);
+        let r = log.raised(0.5, 5);
+        assert!((r.frac(100.0) - 0.5).abs() < 1e-12);
+        assert!(!r.ticks.major.is_empty());
     }
 }

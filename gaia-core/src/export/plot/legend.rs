@@ -240,6 +240,7 @@ pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::export::plot::draw::render_figure;
     use crate::export::plot::testutil::{coloured, decode, figure, legend_box};
     use crate::export::plot::{Band, Figure, Line, render};
@@ -317,5 +318,64 @@ mod tests {
             mk("random_search (1 seed)", 2, &|x| 50.0 + x / 10.0),
         ];
         legend_clear(&bands);
+    }
+
+    #[test]
+    fn segments_touch_a_rectangle_only_where_they_reach_it() {
+        let r = (10.0, 10.0, 20.0, 20.0);
+        assert!(segment_hits((0.0, 15.0), (30.0, 15.0), r), "through");
+        assert!(segment_hits((12.0, 12.0), (13.0, 13.0), r), "inside");
+        assert!(segment_hits((0.0, 30.0), (30.0, 0.0), r), "across a corner");
+        assert!(!segment_hits((0.0, 0.0), (30.0, 5.0), r), "above it");
+        assert!(!segment_hits((0.0, 0.0), (9.0, 30.0), r), "left of it");
+        assert!(!segment_hits((25.0, 0.0), (25.0, 30.0), r), "right of it");
+    }
+
+    #[test]
+    fn corners_sit_five_pixels_in() {
+        let (size, plot) = ((100, 50), (1000, 600));
+        assert_eq!(Corner::UpperRight.origin(size, plot), (895, 5));
+        assert_eq!(Corner::LowerRight.origin(size, plot), (895, 545));
+        assert_eq!(Corner::UpperLeft.origin(size, plot), (5, 5));
+        assert_eq!(Corner::LowerLeft.origin(size, plot), (5, 545));
+    }
+
+    #[test]
+    fn the_legend_takes_the_first_free_corner_else_room_above_the_data() {
+        let line = |points| Line {
+            label: "a".into(),
+            points,
+            color: 0,
+            width: 2,
+        };
+        let (plot, size, s) = ((1000, 600), (200, 80), (1.0, 5));
+        let x = Axis::new(0.0, 100.0, false, 5);
+        let y = Axis::new(0.0, 100.0, false, 5);
+        // A line rising to the upper right leaves the lower right free.
+        let mut p = Panel {
+            lines: vec![line(vec![(0.0, 0.0), (100.0, 100.0)])],
+            ..Panel::default()
+        };
+        let (kept, corner) = place_legend(&p, &x, y.clone(), plot, size, s);
+        assert_eq!(corner, Corner::LowerRight);
+        assert_eq!(kept.frac(100.0), 1.0, "the y axis is unchanged");
+        // An X takes every corner: the y axis grows, the legend goes above the data.
+        p.lines.push(line(vec![(0.0, 100.0), (100.0, 0.0)]));
+        let (raised, corner) = place_legend(&p, &x, y, plot, size, s);
+        assert!(raised.frac(100.0) < 0.9, "{}", raised.frac(100.0));
+        let at = corner.origin(size, plot);
+        assert_eq!(covered(&p, (&x, &raised), plot, at, size, 6.0), 0);
+        // Labels in drawing order (bands first), unlabelled series left out.
+        p.lines[1].label.clear();
+        p.bands.push(Band {
+            label: "b".into(),
+            color: 1,
+            x: vec![],
+            mid: vec![],
+            lo: vec![],
+            hi: vec![],
+            dashed_after: None,
+        });
+        assert_eq!(legend_labels(&p), ["b", "a"]);
     }
 }

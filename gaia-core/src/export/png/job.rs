@@ -156,10 +156,103 @@ fn grouped(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::png::stored_job;
+    use crate::model::{JobSpec, JobState, Progress};
+
+    fn job(attempt: u32, rows: u64) -> Job {
+        let spec = JobSpec {
+            env: Some("sphere".into()),
+            seed: Some(2),
+            study: Some("s".into()),
+            ..JobSpec::experiment("cma_es", 1000)
+        };
+        let progress = Progress {
+            rows,
+            ..Progress::default()
+        };
+        stored_job(7, spec, JobState::Succeeded, attempt, progress)
+    }
+
+    fn row(seq: u64, evals: Option<f64>, generation: Option<u64>) -> Row {
+        Row {
+            seq,
+            generation,
+            evals,
+            best_ever: Some(seq as f64 * 2.0),
+            mean: Some(seq as f64),
+            metrics: vec![("fitness".into(), 1.0)],
+            ..Row::default()
+        }
+    }
 
     #[test]
     fn captions_group_thousands() {
         assert_eq!(grouped(1_234_567), "1,234,567");
         assert_eq!(grouped(12), "12");
+    }
+
+    #[test]
+    fn a_job_figure_is_built_from_its_rows_alone() {
+        let rows: Vec<Row> = (0..3)
+            .map(|i| row(i, Some((i + 1) as f64 * 10.0), Some(i + 1)))
+            .collect();
+        let fig = job_figure(&job(1, 3), &rows, &PngOptions::default()).unwrap();
+        assert_eq!(fig.title, "job 7: cma_es on sphere, seed 2 (study s)");
+        assert_eq!((fig.width, fig.height), (1600, 1000));
+        let p = &fig.panels[0];
+        assert_eq!(p.caption, "succeeded, 3 rows");
+        assert_eq!(
+            (p.x_label.as_str(), p.y_label.as_str()),
+            ("evaluations", "best_ever / mean")
+        );
+        let lines: Vec<(&str, usize, u32)> = p
+            .lines
+            .iter()
+            .map(|l| (l.label.as_str(), l.color, l.width))
+            .collect();
+        assert_eq!(lines, [("best_ever", 0, 3), ("mean", 1, 2)]);
+        assert_eq!(p.lines[0].points, [(10.0, 0.0), (20.0, 2.0), (30.0, 4.0)]);
+
+        // The job's own row count (a downsampled curve has fewer points) and its attempt.
+        let opts = PngOptions {
+            metrics: vec!["fitness".into()],
+            log_y: true,
+            ..PngOptions::default()
+        };
+        let fig = job_figure(&job(2, 1_500_000), &rows, &opts).unwrap();
+        let p = &fig.panels[0];
+        assert_eq!(p.caption, "succeeded, 1,500,000 rows of attempt 2");
+        assert_eq!(p.y_label, "fitness (log scale)");
+        assert!(p.log_y);
+    }
+
+    #[test]
+    fn the_x_axis_falls_back_to_generations_then_rows() {
+        let by_gen: Vec<Row> = (0..3).map(|i| row(i, None, Some(i + 5))).collect();
+        let fig = job_figure(&job(1, 3), &by_gen, &PngOptions::default()).unwrap();
+        assert_eq!(fig.panels[0].x_label, "generation");
+        assert_eq!(fig.panels[0].lines[0].points[0], (5.0, 0.0));
+        let bare: Vec<Row> = (0..3).map(|i| row(i, None, None)).collect();
+        let fig = job_figure(&job(1, 3), &bare, &PngOptions::default()).unwrap();
+        assert_eq!(fig.panels[0].x_label, "row");
+        assert_eq!(fig.panels[0].lines[1].points[2], (2.0, 2.0));
+    }
+
+    #[test]
+    fn an_unknown_metric_names_the_ones_the_rows_have() {
+        let rows = vec![row(0, Some(1.0), None)];
+        let opts = PngOptions {
+            metrics: vec!["sigma".into()],
+            ..PngOptions::default()
+        };
+        let e = job_figure(&job(1, 1), &rows, &opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "job 7 has no metric \"sigma\"; its metrics: evals, best_ever, mean, fitness"
+        );
+        // No rows yet: a figure without panels ("no data yet"), not an error.
+        let fig = job_figure(&job(0, 0), &[], &opts).unwrap();
+        assert!(fig.panels.is_empty());
+        assert_eq!(shown_attempt(&job(0, 0)), (1, 0));
     }
 }

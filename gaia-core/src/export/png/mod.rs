@@ -240,6 +240,27 @@ fn x_extent(reader: &Reader, job: &Job, xk: XKind) -> Result<Option<(f64, f64)>,
     Ok(range)
 }
 
+/// A job as the store would hold it, made without a store: the figures' pure tests build their
+/// jobs with it.
+#[cfg(test)]
+fn stored_job(
+    id: crate::model::JobId,
+    spec: crate::model::JobSpec,
+    state: crate::model::JobState,
+    attempt: u32,
+    progress: crate::model::Progress,
+) -> Job {
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "spec": spec,
+        "state": state,
+        "attempt": attempt,
+        "submitted_at": 0,
+        "progress": progress,
+    }))
+    .expect("a job")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,3 +329,177 @@ fn index_of(v: &mut Vec<String>, s: String) -> usize {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::png::stored_job;
+    use crate::model::{JobSpec, Progress};
+
+    fn member(label: usize, (first, last): (f64, f64), holds: bool) -> Member {
+        Member {
+            job: 1,
+            attempt: 1,
+            env: 0,
+            label,
+            first,
+            last,
+            holds,
+        }
+    }
+
+    #[test]
+    fn sampling_takes_the_last_value_at_or_before_each_x() {
+        let grid = [0.0, 10.0, 20.0, 30.0, 40.0];
+        let feed = |holds| {
+            let mut on = OnGrid::new(&grid);
+            for (x, y) in [(5.0, 1.0), (10.0, 2.0), (25.0, 3.0)] {
+                on.push(x, y);
+            }
+            on.finish(holds)
+        };
+        let (v, any) = feed(false);
+        assert!(any);
+        assert!(v[0].is_nan(), "before the first point");
+        assert_eq!(&v[1..3], [2.0, 2.0]);
+        // Past the last point: NaN unless the value holds.
+        assert!(v[3].is_nan() && v[4].is_nan(), "{v:?}");
+        let (v, _) = feed(true);
+        assert_eq!(&v[1..], [2.0, 2.0, 3.0, 3.0]);
+        let (v, any) = OnGrid::new(&grid).finish(true);
+        assert!(!any && v.iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn a_panel_grid_reaches_every_line_end_and_is_finer_over_short_lines() {
+        // One long line over 0..10,000, one that stopped at 500 (and does not hold its value).
+        let long = member(0, (0.0, 10_000.0), true);
+        let short = member(1, (0.0, 500.0), false);
+        let early_stop = member(0, (0.0, 1234.5), false);
+        let grid = panel_grid(&[&long, &short, &early_stop]);
+        assert!(
+            grid.windows(2).all(|w| w[0] < w[1]),
+            "ascending, no duplicates"
+        );
+        assert_eq!((grid[0], *grid.last().unwrap()), (0.0, 10_000.0));
+        assert!(grid.contains(&500.0) && grid.contains(&1234.5));
+        let under_500 = grid.iter().filter(|x| **x <= 500.0).count();
+        assert!(
+            under_500 >= GROUP_GRID,
+            "{under_500} points over the short line"
+        );
+        // A panel whose jobs all have one x: that x alone.
+        assert_eq!(panel_grid(&[&member(0, (7.0, 7.0), true)]), [7.0]);
+    }
+
+    #[test]
+    fn a_band_is_the_median_and_quartiles_of_the_seeds_present() {
+        let grid = [1.0, 2.0, 3.0];
+        let nan = f64::NAN;
+        let curves = vec![
+            vec![1.0, 1.0, 4.0],
+            vec![2.0, 5.0, nan],
+            vec![3.0, nan, nan],
+            vec![4.0, nan, nan],
+            vec![5.0, nan, nan],
+        ];
+        let band = seeds_band("m (5 seeds)".into(), 3, &grid, &curves, 3.0);
+        assert_eq!((band.color, band.x.as_slice()), (3, grid.as_slice()));
+        assert_eq!((band.lo[0], band.mid[0], band.hi[0]), (2.0, 3.0, 4.0));
+        assert_eq!((band.lo[1], band.mid[1], band.hi[1]), (2.0, 3.0, 4.0));
+        assert_eq!(band.mid[2], 4.0);
+        assert_eq!(band.dashed_after, None);
+        // Drawn past the group's last row (held values): dashed from there.
+        let band = seeds_band(String::new(), 0, &grid, &curves, 2.0);
+        assert_eq!(band.dashed_after, Some(2.0));
+    }
+
+    #[test]
+    fn a_study_figure_is_built_without_a_store() {
+        let job = |id, method: &str, env: &str, state| {
+            let spec = JobSpec {
+                env: Some(env.into()),
+                ..JobSpec::experiment(method, 1000)
+            };
+            let progress = Progress {
+                rows: 10,
+                evals: Some(100.0),
+                ..Progress::default()
+            };
+            stored_job(id, spec, state, 1, progress)
+        };
+        let jobs = [
+            job(1, "cma_es", "sphere", JobState::Succeeded),
+            job(2, "cma_es", "sphere", JobState::Succeeded),
+            job(3, "openai_es", "rastrigin", JobState::Running),
+            stored_job(
+                4,
+                JobSpec::experiment("random", 1000),
+                JobState::Queued,
+                0,
+                Progress::default(),
+            ),
+        ];
+        let charted = charted(&jobs);
+        assert_eq!(x_kind(&charted), XKind::Evals);
+        let extents: Vec<(&Job, (f64, f64))> =
+            charted.iter().map(|&j| (j, (10.0, 100.0))).collect();
+        // Every job's metric is its id, from x = 10 on.
+        let sample = |m: &Member, grid: &[f64]| {
+            let mut on = OnGrid::new(grid);
+            on.push(10.0, m.job as f64);
+            on.push(100.0, m.job as f64);
+            Ok(on.finish(m.holds))
+        };
+        let opts = PngOptions::default();
+        let fig = study_figure(
+            "study s",
+            "best_ever",
+            XKind::Evals,
+            &extents,
+            &opts,
+            sample,
+        )
+        .unwrap();
+        assert_eq!(
+            fig.title,
+            "study s: best_ever, median and interquartile range over seeds"
+        );
+        let panels: Vec<(&str, Vec<(&str, usize)>)> = fig
+            .panels
+            .iter()
+            .map(|p| {
+                let bands = p
+                    .bands
+                    .iter()
+                    .map(|b| (b.label.as_str(), b.color))
+                    .collect();
+                (p.caption.as_str(), bands)
+            })
+            .collect();
+        // The same method keeps its colour in every panel; a job without rows is not drawn.
+        assert_eq!(
+            panels,
+            [
+                ("sphere", vec![("cma_es (2 seeds)", 0)]),
+                ("rastrigin", vec![("openai_es (1 seed)", 1)]),
+            ]
+        );
+        let cma = &fig.panels[0].bands[0];
+        assert_eq!(cma.mid[0], 1.5);
+        assert_eq!(fig.panels[1].x_label, "evaluations");
+
+        // A metric no row has is an error; no job with rows is an empty figure.
+        let none = |_: &Member, grid: &[f64]| Ok(OnGrid::new(grid).finish(false));
+        let e = study_figure("s", "fitness", XKind::Evals, &extents, &opts, none).unwrap_err();
+        assert_eq!(e.to_string(), "no job here has the metric \"fitness\"");
+        let empty = study_figure("s", "fitness", XKind::Evals, &[], &opts, none).unwrap();
+        assert!(empty.panels.is_empty());
+        let two = PngOptions {
+            metrics: vec!["a".into(), "b".into()],
+            ..PngOptions::default()
+        };
+        assert!(study_metric(&two).is_err());
+        assert_eq!(study_metric(&opts).unwrap(), "best_ever");
+    }
+}
