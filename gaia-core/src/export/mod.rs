@@ -3,14 +3,15 @@
 //! An export reads one store snapshot ([`Reader`]) in two passes: [`plan`] finds the jobs, the
 //! union of their metric columns and the row count; the writers ([`csv::write`],
 //! [`json::write`]) then stream the rows into any `Write`, so a 5,000,000-row export never sits
-//! whole in memory. PNGs ([`png`]) are drawn with plotters from downsampled rows, with a font
-//! embedded in the binary (no system font library).
+//! whole in memory. PNGs ([`png`]) are figures of downsampled rows, drawn by the plotting
+//! toolkit ([`plot`]: plotters, with a font embedded in the binary, no system font library).
 //!
 //! One table layout for every target: context columns (study, job, method, env, seed, swept
 //! params), then attempt, seq, the core metrics, then every further metric any row has.
 
 pub mod csv;
 pub mod json;
+pub mod plot;
 pub mod png;
 pub mod zip;
 
