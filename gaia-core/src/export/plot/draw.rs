@@ -13,7 +13,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis::{Axis, bounds};
 use super::legend::{Corner, draw_legend, legend_labels, legend_size, place_legend};
-use super::{Figure, Panel};
+use super::{Figure, Panel, perr, px};
 use crate::error::Error;
 
 /// Tableau 10: distinguishable, print-safe.
@@ -46,10 +46,6 @@ fn fonts() {
         );
         let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
     });
-}
-
-pub(super) fn perr<E: std::fmt::Display>(e: E) -> Error {
-    Error::Other(format!("draw chart: {e}"))
 }
 
 /// Renders a figure; without `legends` every panel is laid out as with its legend (the same
@@ -106,10 +102,6 @@ fn encode(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, Error> {
 /// Sizes are designed at 1600×1000 and scaled with the image.
 fn scale(w: u32, h: u32) -> f64 {
     (w as f64 / 1600.0).min(h as f64 / 1000.0).clamp(0.35, 5.0)
-}
-
-pub(super) fn px(s: f64, v: f64) -> u32 {
-    (v * s).round().max(1.0) as u32
 }
 
 fn no_data<DB: DrawingBackend>(

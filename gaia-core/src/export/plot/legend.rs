@@ -7,9 +7,8 @@
 use plotters::element::MultiLineText;
 use plotters::prelude::*;
 
-use super::Panel;
 use super::axis::Axis;
-use super::draw::{perr, px};
+use super::{Panel, perr, px};
 use crate::error::Error;
 
 /// Legend text size, inner margin and the room each entry's symbol takes (at 1600×1000): one

@@ -83,3 +83,13 @@ pub struct Figure {
 pub fn render(fig: &Figure) -> Result<Vec<u8>, Error> {
     draw::render_figure(fig, true)
 }
+
+/// A drawing error of plotters, as ours.
+fn perr<E: std::fmt::Display>(e: E) -> Error {
+    Error::Other(format!("draw chart: {e}"))
+}
+
+/// `v` pixels at scale `s`, at least one.
+fn px(s: f64, v: f64) -> u32 {
+    (v * s).round().max(1.0) as u32
+}
