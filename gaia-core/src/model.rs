@@ -945,8 +945,11 @@ named_enum! {
 }
 
 impl Level {
-    /// Classifies a line: `Traceback`, `ERROR`, `Error:` and `Exception` are errors; `WARN` and
-    /// `Warning` are warnings.
+    /// Classifies a line by its level word — its first word after any timestamp, brackets and
+    /// punctuation stripped (`error: ...`, `ERROR ...`, `[Error]`, `fatal: ...`, `2026-12-06
+    /// 10:00:01 WARNING ...`) — and by what errors look like in the languages experiments are
+    /// written in: a Python traceback or exception line (`ValueError: ...`), a Rust panic,
+    /// `ERROR`/`FATAL` anywhere. `WARN`, `Warning` and `warning:` are warnings.
     pub fn of(text: &str) -> Level {
         if text.contains("Traceback")
             || text.contains("ERROR")
@@ -955,8 +958,31 @@ impl Level {
             || text.contains("FATAL")
             || text.contains("panicked")
         {
+            return Level::Error;
+        }
+        if text.contains("WARN") || text.contains("Warning") || text.contains("warning:") {
+            return Level::Warning;
+        }
+        // The level word: the first word that is not a timestamp.
+        let is_stamp = |w: &str| {
+            w.chars()
+                .all(|c| c.is_ascii_digit() || "-:.,/+TZ[]()".contains(c))
+        };
+        let Some(word) = text.split_whitespace().find(|w| !is_stamp(w)) else {
+            return Level::Info;
+        };
+        let w = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        if [
+            "error", "err", "fatal", "critical", "crit", "panic", "emerg", "alert",
+        ]
+        .iter()
+        .any(|l| w.eq_ignore_ascii_case(l))
+        {
             Level::Error
-        } else if text.contains("WARN") || text.contains("Warning") || text.contains("warning:") {
+        } else if ["warning", "warn"]
+            .iter()
+            .any(|l| w.eq_ignore_ascii_case(l))
+        {
             Level::Warning
         } else {
             Level::Info
@@ -1071,6 +1097,38 @@ mod tests {
             &"x".repeat(65),
         ] {
             assert!(validate_name("x", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn log_levels_come_from_the_level_word() {
+        for e in [
+            "error: could not open file",
+            "ERROR loading model",
+            "[Error] bad",
+            "fatal: not a git repository",
+            "2026-12-06 10:00:01 CRITICAL disk full",
+            "ValueError: math domain error",
+            "Traceback (most recent call last):",
+            "thread 'main' panicked at src/main.rs:3:5",
+        ] {
+            assert_eq!(Level::of(e), Level::Error, "{e:?}");
+        }
+        for w in [
+            "warning: deprecated",
+            "WARN slow",
+            "[warn] x",
+            "UserWarning: y",
+        ] {
+            assert_eq!(Level::of(w), Level::Warning, "{w:?}");
+        }
+        for i in [
+            "Gen 3 | Best: 1.0",
+            "0 errors so far",
+            "mean squared error is falling",
+            "evaluating the error surface",
+        ] {
+            assert_eq!(Level::of(i), Level::Info, "{i:?}");
         }
     }
 

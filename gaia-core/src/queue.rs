@@ -1508,6 +1508,10 @@ fn complete_in(
     if outcome == Outcome::Succeeded {
         job.progress.fraction = Some(1.0);
     }
+    if outcome == Outcome::Failed && req.exit_code.is_some_and(|c| c != 0) {
+        // Its stderr is its error output, whatever words it used.
+        job.errors += tx.mark_stderr_as_errors(job_id, req.attempt)?;
+    }
     tx.save_job(Some(&prev), &job)?;
     let secs = req.duration_ms as f64 / 1000.0;
     let message = match (&job.error, outcome) {

@@ -334,7 +334,7 @@ impl Worker {
             .env("GAIA_TOKEN", &self.token)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start gaia work");
+        let mut child = spawn_retrying(&mut cmd);
         let stderr = child.stderr.take().unwrap();
         let log = self.log.clone();
         std::thread::spawn(move || {
@@ -448,4 +448,21 @@ pub fn prerequisites(test: &str, missing: &[String]) -> bool {
         missing.join(", ")
     );
     false
+}
+
+/// Spawns `cmd`, retrying while exec says the binary is busy (ETXTBSY): a binary a test has just
+/// copied may still be open for writing in a child that another test thread forked meanwhile,
+/// until that child execs. A race of the test process, not of the program under test.
+pub fn spawn_retrying(cmd: &mut Command) -> Child {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(c) => return c,
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("start {cmd:?}: {e}"),
+        }
+    }
 }

@@ -4,7 +4,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::{Reader, Tx, from_json, to_json};
 use crate::error::StoreError;
-use crate::model::{JobId, LogLine};
+use crate::model::{JobId, Level, LogLine, Stream};
 
 /// (job id, line seq over all attempts) → the line, JSON.
 pub(crate) const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
@@ -60,6 +60,29 @@ impl Tx<'_> {
         }
         self.log_seen.insert((job, attempt), seen)?;
         Ok(dropped)
+    }
+
+    /// Marks this attempt's plain stderr lines as errors (what an experiment that exited
+    /// non-zero wrote to stderr is its error output, whatever words it used); returns how many
+    /// lines changed level. Reads back from the newest line while they are this attempt's.
+    pub fn mark_stderr_as_errors(&mut self, job: JobId, attempt: u32) -> Result<u64, StoreError> {
+        let mut changed = Vec::new();
+        for entry in self.logs.range((job, 0)..=(job, u64::MAX))?.rev() {
+            let (_, v) = entry?;
+            let mut line: LogLine = from_json("log line", v.value())?;
+            if line.attempt != attempt {
+                break;
+            }
+            if line.stream == Stream::Stderr && line.level == Level::Info {
+                line.level = Level::Error;
+                changed.push(line);
+            }
+        }
+        for line in &changed {
+            self.logs
+                .insert((job, line.seq), to_json(line).as_slice())?;
+        }
+        Ok(changed.len() as u64)
     }
 }
 
