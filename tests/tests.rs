@@ -6,6 +6,7 @@ mod helper;
 mod dashboard;
 mod export;
 mod faults;
+mod logs;
 mod release;
 mod spine;
 mod worker;
