@@ -621,6 +621,88 @@ fn what_a_finished_job_leaves_running_is_killed() {
     );
 }
 
+/// The pids of a running `fork` experiment: its own and its child's.
+fn forked_pids(c: &gaia_core::client::Client, id: u64) -> (i32, i32) {
+    wait_for(
+        "the experiment's and its child's pids in the log",
+        LONG,
+        || {
+            let lines = c.logs(id, 0, 100).ok()?.lines;
+            let find = |prefix: &str| {
+                lines
+                    .iter()
+                    .find_map(|l| l.text.strip_prefix(prefix)?.trim().parse::<i32>().ok())
+            };
+            Some((find("experiment pid ")?, find("forked child ")?))
+        },
+    )
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_leaves_no_experiment_running() {
+    let server = Server::start();
+    let mut w = Worker::start(&server, "doomed", &[]);
+    let c = server.client();
+    let id = submit_fake(&c, json!({"mode": "fork", "gens": 10_000, "delay": 0.05}));
+    let (experiment, child) = forked_pids(&c, id);
+    assert!(process_alive(experiment) && process_alive(child));
+    w.kill9();
+    // Its next attempt will run elsewhere: this one must not go on holding the machine.
+    wait_for(
+        "the experiment and its child to be gone",
+        Duration::from_secs(5),
+        || (!process_alive(experiment) && !process_alive(child)).then_some(()),
+    );
+}
+
+/// The worker's reaper: its child started in the hidden reaper mode.
+fn reaper_of(worker: i32) -> i32 {
+    wait_for("the worker's reaper", LONG, || {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: i32 = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (ppid == worker && String::from_utf8_lossy(&cmdline).contains("__gaia-reaper"))
+                .then_some(pid)
+        })
+    })
+}
+
+#[test]
+fn a_worker_that_starts_again_kills_what_its_killed_run_left() {
+    let server = Server::start();
+    let mut w = Worker::start(&server, "phoenix", &[]);
+    let c = server.client();
+    let id = submit_fake(&c, json!({"mode": "fork", "gens": 10_000, "delay": 0.05}));
+    let (experiment, child) = forked_pids(&c, id);
+    // Worker and reaper both killed (a `pkill -9 gaia`): the experiment dies with its parent,
+    // its child is left over.
+    let reaper = reaper_of(w.pid());
+    unsafe { libc::kill(reaper, libc::SIGKILL) };
+    w.kill9();
+    wait_for("the experiment to be gone", Duration::from_secs(5), || {
+        (!process_alive(experiment)).then_some(())
+    });
+    assert!(process_alive(child), "the child is left over");
+    // The next start of the worker kills it.
+    w.log.lock().unwrap().clear();
+    w.restart();
+    w.wait_log("previous run of this worker left running");
+    wait_for(
+        "the left-over child to be gone",
+        Duration::from_secs(5),
+        || (!process_alive(child)).then_some(()),
+    );
+    w.wait_log("registered");
+}
+
 #[test]
 fn a_worker_the_server_forgot_registers_again_as_itself() {
     let mut server = Server::start_with(&["--heartbeat", "0.5", "--lease-timeout", "5"]);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::config::say;
 use super::hardware::GpuChoice;
+use super::reaper::{self, Tracking};
 use super::shared::{RunningJob, Shared, lock};
 use super::stream::{self, Signals, Streamer, Target};
 use super::{builtin, runner};
@@ -181,6 +182,9 @@ fn run_process(
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let spec = process_spec(shared, a, gpus, &work, &out_dir, timeout)?;
+    if let Some(r) = lock(&shared.reaper).as_mut() {
+        r.ensure_running();
+    }
     let streamer = Streamer::start(
         Target {
             client: shared.client.clone(),
@@ -310,6 +314,11 @@ fn process_spec(
     } else if cfg.gpus == GpuChoice::None {
         env.push(("CUDA_VISIBLE_DEVICES".into(), String::new()));
     }
+    let tracking = Tracking {
+        dir: reaper::records_dir(&cfg.state_dir),
+        // The job's own output folder: no process outside this job has it in its environment.
+        marker: format!("GAIA_OUTPUT_DIR={}", out_dir.display()),
+    };
     Ok(runner::Spec {
         program,
         args,
@@ -317,6 +326,7 @@ fn process_spec(
         env,
         timeout,
         grace: cfg.kill_grace,
+        tracking: Some(tracking),
     })
 }
 

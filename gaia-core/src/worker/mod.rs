@@ -7,20 +7,21 @@
 //! | module | owns |
 //! |---|---|
 //! | `mod.rs` | [`run`]: check the setup, register, start the heartbeat and the slots, install an update between jobs |
-//! | `config` | [`WorkerConfig`], [`Shutdown`] (signals), console lines |
 //! | `session` | the worker id (state file), registering, the heartbeat loop, updates |
 //! | `slot` | one slot's claim → run → report loop; GPUs split over slots |
 //! | `job` | one job: built-in or process, output files, the completion report |
 //! | `shared` | the state the heartbeat and the slots share |
-//! | [`parse`] | the experiment output grammar (pure) |
-//! | [`runner`] | child processes in their own process group; kill on cancel/timeout/exit |
-//! | [`stream`] | batching rows and logs to the server; buffering and spooling through outages |
-//! | [`builtin`] | the in-process kinds (reverse, hash, sum, upper, wait) |
-//! | [`hardware`] | OS, CPU, memory, GPUs, utilisation |
 //! | [`pyenv`] | the experiments' virtualenv |
+//! | [`runner`] | child processes in their own process group; kill on cancel/timeout/exit |
+//! | [`reaper`] | jobs do not outlive the worker: parent-death signal, the reaper process, records of running groups, the restart cleanup |
+//! | `config` | [`WorkerConfig`], [`Shutdown`] (signals), console lines |
+//! | [`builtin`] | the in-process kinds (reverse, hash, sum, upper, wait) |
+//! | [`stream`] | batching rows and logs to the server; buffering and spooling through outages |
+//! | [`hardware`] | OS, CPU, memory, GPUs, utilisation |
+//! | [`parse`] | the experiment output grammar (pure) |
 //!
-//! Each file uses only files below it in this table's first six rows (and the leaf modules
-//! after them), so there is no import loop inside the worker.
+//! Each file uses only files below it in this table, so there is no import loop inside the
+//! worker.
 
 pub mod builtin;
 mod config;
@@ -28,6 +29,7 @@ pub mod hardware;
 mod job;
 pub mod parse;
 pub mod pyenv;
+pub mod reaper;
 pub mod runner;
 mod session;
 mod shared;
@@ -76,6 +78,14 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
     cfg.state_dir = std::path::absolute(&cfg.state_dir).unwrap_or(cfg.state_dir.clone());
     cfg.experiments_dir =
         std::path::absolute(&cfg.experiments_dir).unwrap_or(cfg.experiments_dir.clone());
+    // What this worker's previous life left running (it was killed, and its reaper too).
+    let records = reaper::records_dir(&cfg.state_dir);
+    let left = reaper::kill_left(&records);
+    if left > 0 {
+        say(&format!(
+            "killed {left} process(es) of jobs that the previous run of this worker left running"
+        ));
+    }
     let mut kinds: Vec<JobKind> = cfg.kinds.clone();
     if cfg.allow_commands && !kinds.contains(&JobKind::Command) {
         kinds.push(JobKind::Command);
@@ -157,6 +167,17 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         cfg.server, resp.worker_id, resp.server_version
     ));
     session::save_id(&cfg.state_dir, &resp.worker_id, &cfg.server, &cfg.name);
+    let reaper = match reaper::Reaper::start(&records) {
+        Ok(r) => Some(r),
+        Err(why) => {
+            if cfg!(target_os = "linux") {
+                say(&format!(
+                    "warning: {why}, so if this worker is killed, its jobs' child processes run on until it starts again"
+                ));
+            }
+            None
+        }
+    };
     let shared = Arc::new(Shared {
         client,
         worker_id: RwLock::new(resp.worker_id.clone()),
@@ -174,6 +195,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         update_target: Mutex::new(None),
         refused: Mutex::new(Default::default()),
         abandon_all: Default::default(),
+        reaper: Mutex::new(reaper),
         cfg,
     });
 
@@ -224,6 +246,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         if session::install_update(&shared, &tag, &paths).is_ok() {
             shutdown.now();
             let _ = hb.join();
+            drop(lock(&shared.reaper).take());
             say(&format!("restarting as {tag}"));
             let err = crate::release::update::reexec(&paths.exe);
             return Err(WorkerError::Setup(format!(
@@ -235,6 +258,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
     let _ = hb.join();
     // Shown offline at once rather than after the lease timeout (an old server: 404, ignored).
     let _ = shared.client.leave(&shared.id());
+    drop(lock(&shared.reaper).take());
     say(&format!("stopped after {jobs_run} job(s)"));
     Ok(Summary {
         jobs_run,

@@ -88,7 +88,9 @@ fn find_python() -> Option<PathBuf> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = super::runner::without_private_env(cmd)
+    // A worker killed during the build takes pip with it: a pip left running would write into
+    // the venv the next start rebuilds.
+    let out = super::reaper::die_with_parent(super::runner::without_private_env(cmd))
         .output()
         .map_err(|e| format!("cannot {what}: {e}"))?;
     if out.status.success() {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use super::config::{Shutdown, WorkerConfig};
+use super::reaper::Reaper;
 use super::stream::Signals;
 use crate::client::Client;
 use crate::model::JobId;
@@ -45,6 +46,8 @@ pub(super) struct Shared {
     pub refused: Mutex<HashSet<String>>,
     /// Give every running job back to the queue (second signal, or --update-now).
     pub abandon_all: AtomicBool,
+    /// Kills the jobs' process groups if this process dies (None where it cannot run).
+    pub reaper: Mutex<Option<Reaper>>,
 }
 
 impl Shared {
