@@ -388,6 +388,101 @@ fn the_worker_builds_the_python_environment_itself() {
     w.wait_log("registered");
 }
 
+/// Runs `gaia work` to its end (`--exit-when-idle 1`) on a fresh state dir in `dir`, with the
+/// fake experiments; `env` is set on top of the server's address.
+fn work_until_idle(
+    server: &Server,
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(gaia_bin());
+    cmd.args(["work", "--name", "once", "--exit-when-idle", "1"])
+        .arg("--experiments-dir")
+        .arg(fake_experiments())
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(args)
+        .env("GAIA_SERVER", server.url())
+        .env("GAIA_TOKEN", &server.token);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run gaia work")
+}
+
+#[test]
+fn a_wrong_token_fails_before_building_the_python_environment() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    // No --python: a worker with the right token would build a venv first.
+    let out = work_until_idle(
+        &server,
+        dir.path(),
+        &["--gpu", "none"],
+        &[("GAIA_TOKEN", "not-the-token".as_ref())],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the server at {} refused this worker's token (401: invalid token (check --token / GAIA_TOKEN))",
+            server.url()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Python environment"), "{err}");
+    assert!(!dir.path().join("state/venv").exists(), "built the venv");
+    assert!(server.client().workers().unwrap().workers.is_empty());
+}
+
+#[test]
+fn an_interrupted_environment_build_is_named_as_such() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    // What a build killed half-way leaves: a venv folder without the stamp written last.
+    let venv = dir.path().join("state/venv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+    let out = work_until_idle(&server, dir.path(), &["--gpu", "none"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "the previous environment build did not finish: rebuilding the Python environment"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("requirements.txt changed"), "{err}");
+    assert!(err.contains("Python environment ready"), "{err}");
+    assert!(venv.join("bin/python").exists());
+}
+
+#[test]
+fn a_gpu_that_cannot_be_seen_is_refused() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A PATH without nvidia-smi: no GPU can be seen.
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = work_until_idle(
+        &server,
+        dir.path(),
+        &["--gpu", "0", "--kinds", "hash"],
+        &[("PATH", empty.as_os_str())],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--gpu 0: no GPU can be seen on this machine") && err.contains("--gpu none"),
+        "{err}"
+    );
+    assert!(
+        server.client().workers().unwrap().workers.is_empty(),
+        "registered a GPU nobody checked"
+    );
+}
+
 #[test]
 fn command_jobs_run_only_where_allowed() {
     let server = Server::start();

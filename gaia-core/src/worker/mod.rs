@@ -44,7 +44,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use self::config::say;
-use self::hardware::GpuChoice;
 use self::shared::{Shared, lock};
 use crate::client::Client;
 use crate::error::WorkerError;
@@ -99,15 +98,6 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         ));
     }
     let gpus = hardware::detect_gpus(&cfg.gpus).map_err(WorkerError::Setup)?;
-    if matches!(cfg.gpus, GpuChoice::List(_)) && gpus.iter().all(|g| g.driver.is_empty()) {
-        say(&format!(
-            "warning: nvidia-smi did not answer, so --gpu {} is taken as given, unchecked",
-            gpus.iter()
-                .map(|g| g.index.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
-    }
     let hw = hardware::detect(gpus.clone());
     say(&format!(
         "{} on {} ({} cores, {} MiB, {}), {} slot(s), kinds {}",
@@ -130,13 +120,18 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
             .collect::<Vec<_>>()
             .join(",")
     ));
-    let python = if kinds.contains(&JobKind::Experiment) {
-        if !cfg.experiments_dir.join("run_all.py").exists() {
-            return Err(WorkerError::Setup(format!(
-                "{} has no run_all.py; pass --experiments-dir (or leave out experiment from --kinds)",
-                cfg.experiments_dir.display()
-            )));
-        }
+    let experiments = kinds.contains(&JobKind::Experiment);
+    if experiments && !cfg.experiments_dir.join("run_all.py").exists() {
+        return Err(WorkerError::Setup(format!(
+            "{} has no run_all.py; pass --experiments-dir (or leave out experiment from --kinds)",
+            cfg.experiments_dir.display()
+        )));
+    }
+    // A wrong address or token fails here, in a second, not after minutes of building the
+    // Python environment.
+    let client = Client::connect(&cfg.server, Some(cfg.token.clone()), cfg.ca_cert.as_deref())?;
+    let answered = session::check_access(&client, &cfg.server)?;
+    let python = if experiments {
         Some(
             pyenv::ensure(
                 cfg.python.as_deref(),
@@ -149,7 +144,6 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
     } else {
         None
     };
-    let client = Client::connect(&cfg.server, Some(cfg.token.clone()), cfg.ca_cert.as_deref())?;
     let register = RegisterRequest {
         worker_id: session::previous_id(&cfg.state_dir, &cfg.server, &cfg.name),
         name: cfg.name.clone(),
@@ -159,7 +153,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         tags: cfg.tags.clone(),
         slots: cfg.slots,
     };
-    let Some(resp) = session::register_until(&client, &register, &shutdown)? else {
+    let Some(resp) = session::register_until(&client, &register, &shutdown, !answered)? else {
         return Ok(Summary::default());
     };
     say(&format!(

@@ -47,14 +47,42 @@ pub(super) fn save_id(dir: &Path, worker_id: &str, server: &str, name: &str) {
     let _ = write();
 }
 
-/// Registers, retrying while the server is unreachable; None when a stop came first.
+/// Checks the server's address and this worker's token with the cheapest call a worker token
+/// may make, one that changes nothing (this version's release record; "no such release" is a
+/// fine answer). A refused token is an error. An unreachable server is not (it may be
+/// starting): that is said now, and registering waits for it; returns whether it answered.
+pub(super) fn check_access(client: &Client, server: &str) -> Result<bool, WorkerError> {
+    match client.release(&format!("v{}", crate::VERSION)) {
+        Err(ClientError::Status {
+            status: status @ (401 | 403),
+            message,
+            ..
+        }) => Err(WorkerError::Setup(format!(
+            "the server at {server} refused this worker's token ({status}: {message})"
+        ))),
+        Err(e) if e.is_unreachable() => {
+            let why = match e {
+                ClientError::Unreachable { detail, .. } => detail,
+                e => e.to_string(),
+            };
+            say(&format!(
+                "the server at {server} does not answer yet ({why}); going on, and registering once it does"
+            ));
+            Ok(false)
+        }
+        _ => Ok(true),
+    }
+}
+
+/// Registers, retrying while the server is unreachable (said once, unless `warned` says it
+/// was); None when a stop came first.
 pub(super) fn register_until(
     client: &Client,
     req: &RegisterRequest,
     shutdown: &Shutdown,
+    mut warned: bool,
 ) -> Result<Option<RegisterResponse>, WorkerError> {
     let mut backoff = Duration::from_millis(250);
-    let mut warned = false;
     loop {
         match client.register(req) {
             Ok(r) => return Ok(Some(r)),
