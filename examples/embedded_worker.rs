@@ -12,6 +12,8 @@ use gaia_core::model::JobKind;
 use gaia_core::worker::{self, Shutdown, WorkerConfig, hardware::GpuChoice};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The worker starts this program again as the reaper that kills its jobs if it is killed.
+    worker::reaper::run_if_asked();
     let server = std::env::var("GAIA_SERVER").unwrap_or_else(|_| "http://127.0.0.1:7434".into());
     let token = std::env::var("GAIA_TOKEN")?;
     let experiments = std::env::args()

@@ -388,6 +388,101 @@ fn the_worker_builds_the_python_environment_itself() {
     w.wait_log("registered");
 }
 
+/// Runs `gaia work` to its end (`--exit-when-idle 1`) on a fresh state dir in `dir`, with the
+/// fake experiments; `env` is set on top of the server's address.
+fn work_until_idle(
+    server: &Server,
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(gaia_bin());
+    cmd.args(["work", "--name", "once", "--exit-when-idle", "1"])
+        .arg("--experiments-dir")
+        .arg(fake_experiments())
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(args)
+        .env("GAIA_SERVER", server.url())
+        .env("GAIA_TOKEN", &server.token);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run gaia work")
+}
+
+#[test]
+fn a_wrong_token_fails_before_building_the_python_environment() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    // No --python: a worker with the right token would build a venv first.
+    let out = work_until_idle(
+        &server,
+        dir.path(),
+        &["--gpu", "none"],
+        &[("GAIA_TOKEN", "not-the-token".as_ref())],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the server at {} refused this worker's token (401: invalid token (check --token / GAIA_TOKEN))",
+            server.url()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Python environment"), "{err}");
+    assert!(!dir.path().join("state/venv").exists(), "built the venv");
+    assert!(server.client().workers().unwrap().workers.is_empty());
+}
+
+#[test]
+fn an_interrupted_environment_build_is_named_as_such() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    // What a build killed half-way leaves: a venv folder without the stamp written last.
+    let venv = dir.path().join("state/venv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+    let out = work_until_idle(&server, dir.path(), &["--gpu", "none"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "the previous environment build did not finish: rebuilding the Python environment"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("requirements.txt changed"), "{err}");
+    assert!(err.contains("Python environment ready"), "{err}");
+    assert!(venv.join("bin/python").exists());
+}
+
+#[test]
+fn a_gpu_that_cannot_be_seen_is_refused() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A PATH without nvidia-smi: no GPU can be seen.
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = work_until_idle(
+        &server,
+        dir.path(),
+        &["--gpu", "0", "--kinds", "hash"],
+        &[("PATH", empty.as_os_str())],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--gpu 0: no GPU can be seen on this machine") && err.contains("--gpu none"),
+        "{err}"
+    );
+    assert!(
+        server.client().workers().unwrap().workers.is_empty(),
+        "registered a GPU nobody checked"
+    );
+}
+
 #[test]
 fn command_jobs_run_only_where_allowed() {
     let server = Server::start();
@@ -619,6 +714,88 @@ fn what_a_finished_job_leaves_running_is_killed() {
         Duration::from_secs(10),
         || (!process_alive(pid)).then_some(()),
     );
+}
+
+/// The pids of a running `fork` experiment: its own and its child's.
+fn forked_pids(c: &gaia_core::client::Client, id: u64) -> (i32, i32) {
+    wait_for(
+        "the experiment's and its child's pids in the log",
+        LONG,
+        || {
+            let lines = c.logs(id, 0, 100).ok()?.lines;
+            let find = |prefix: &str| {
+                lines
+                    .iter()
+                    .find_map(|l| l.text.strip_prefix(prefix)?.trim().parse::<i32>().ok())
+            };
+            Some((find("experiment pid ")?, find("forked child ")?))
+        },
+    )
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_leaves_no_experiment_running() {
+    let server = Server::start();
+    let mut w = Worker::start(&server, "doomed", &[]);
+    let c = server.client();
+    let id = submit_fake(&c, json!({"mode": "fork", "gens": 10_000, "delay": 0.05}));
+    let (experiment, child) = forked_pids(&c, id);
+    assert!(process_alive(experiment) && process_alive(child));
+    w.kill9();
+    // Its next attempt will run elsewhere: this one must not go on holding the machine.
+    wait_for(
+        "the experiment and its child to be gone",
+        Duration::from_secs(5),
+        || (!process_alive(experiment) && !process_alive(child)).then_some(()),
+    );
+}
+
+/// The worker's reaper: its child started in the hidden reaper mode.
+fn reaper_of(worker: i32) -> i32 {
+    wait_for("the worker's reaper", LONG, || {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: i32 = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (ppid == worker && String::from_utf8_lossy(&cmdline).contains("__gaia-reaper"))
+                .then_some(pid)
+        })
+    })
+}
+
+#[test]
+fn a_worker_that_starts_again_kills_what_its_killed_run_left() {
+    let server = Server::start();
+    let mut w = Worker::start(&server, "phoenix", &[]);
+    let c = server.client();
+    let id = submit_fake(&c, json!({"mode": "fork", "gens": 10_000, "delay": 0.05}));
+    let (experiment, child) = forked_pids(&c, id);
+    // Worker and reaper both killed (a `pkill -9 gaia`): the experiment dies with its parent,
+    // its child is left over.
+    let reaper = reaper_of(w.pid());
+    unsafe { libc::kill(reaper, libc::SIGKILL) };
+    w.kill9();
+    wait_for("the experiment to be gone", Duration::from_secs(5), || {
+        (!process_alive(experiment)).then_some(())
+    });
+    assert!(process_alive(child), "the child is left over");
+    // The next start of the worker kills it.
+    w.log.lock().unwrap().clear();
+    w.restart();
+    w.wait_log("previous run of this worker left running");
+    wait_for(
+        "the left-over child to be gone",
+        Duration::from_secs(5),
+        || (!process_alive(child)).then_some(()),
+    );
+    w.wait_log("registered");
 }
 
 #[test]

@@ -77,6 +77,8 @@ enum Command {
 }
 
 fn main() {
+    // A worker starts this binary again as its reaper (which never returns from here).
+    gaia_core::worker::reaper::run_if_asked();
     let cli = Cli::parse();
     // A closed pipe (`gaia jobs | head`) is not an error: a client command just ends. Never for
     // the long-running ones: with SIGPIPE at its default, writing to a connection a client has

@@ -67,38 +67,42 @@ fn nvidia_smi(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Lists GPUs per the choice. An explicit list must exist when `nvidia-smi` can tell.
+/// Lists GPUs per the choice, as `nvidia-smi` sees them.
 pub fn detect_gpus(choice: &GpuChoice) -> Result<Vec<Gpu>, String> {
     if *choice == GpuChoice::None {
         return Ok(Vec::new());
     }
-    let all = nvidia_smi(&[
+    let listed = nvidia_smi(&[
         "--query-gpu=index,name,memory.total,driver_version",
         "--format=csv",
     ])
     .map(|s| parse_nvidia_smi(&s));
+    select_gpus(choice, listed)
+}
+
+/// The GPUs `choice` names among those `nvidia-smi` listed (None: it is missing or did not
+/// answer). A GPU that cannot be seen is refused: a worker must not advertise, and take jobs
+/// for, a GPU nobody checked is there.
+pub fn select_gpus(choice: &GpuChoice, listed: Option<Vec<Gpu>>) -> Result<Vec<Gpu>, String> {
     match choice {
         GpuChoice::None => Ok(Vec::new()),
-        GpuChoice::Auto => Ok(all.unwrap_or_default()),
-        GpuChoice::List(ids) => match all {
-            Some(all) => ids
-                .iter()
+        GpuChoice::Auto => Ok(listed.unwrap_or_default()),
+        GpuChoice::List(ids) => {
+            let Some(all) = listed else {
+                let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+                return Err(format!(
+                    "--gpu {}: no GPU can be seen on this machine (nvidia-smi is missing or does not answer); use --gpu none, or --gpu auto for whatever GPUs nvidia-smi lists",
+                    ids.join(",")
+                ));
+            };
+            ids.iter()
                 .map(|i| {
                     all.iter().find(|g| g.index == *i).cloned().ok_or_else(|| {
                         format!("GPU {i} not found (nvidia-smi lists {})", all.len())
                     })
                 })
-                .collect(),
-            // No nvidia-smi: trust the user's list (e.g. a driver without the tool).
-            None => Ok(ids
-                .iter()
-                .map(|i| Gpu {
-                    index: *i,
-                    name: format!("GPU {i}"),
-                    ..Gpu::default()
-                })
-                .collect()),
-        },
+                .collect()
+        }
     }
 }
 
@@ -209,6 +213,30 @@ mod tests {
             GpuChoice::List(vec![0, 1])
         );
         assert!("0,x".parse::<GpuChoice>().is_err());
+    }
+
+    #[test]
+    fn gpus_that_cannot_be_seen_are_refused() {
+        let listed = parse_nvidia_smi("0, NVIDIA A100, 81920 MiB, 570.86\n");
+        let list = |ids: &[u32]| GpuChoice::List(ids.to_vec());
+        let err = select_gpus(&list(&[0]), None).unwrap_err();
+        assert!(
+            err.starts_with("--gpu 0: no GPU can be seen on this machine"),
+            "{err}"
+        );
+        assert!(err.contains("--gpu none"), "{err}");
+        let err = select_gpus(&list(&[1]), Some(listed.clone())).unwrap_err();
+        assert_eq!(err, "GPU 1 not found (nvidia-smi lists 1)");
+        assert_eq!(
+            select_gpus(&list(&[0]), Some(listed.clone())).unwrap()[0].name,
+            "NVIDIA A100"
+        );
+        assert!(select_gpus(&GpuChoice::Auto, None).unwrap().is_empty());
+        assert!(
+            select_gpus(&GpuChoice::None, Some(listed))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Runs one experiment or command as a child process in its own process group, feeds its
 //! output through the line parser into the streamer, and stops the whole group on cancel,
 //! timeout or exit (SIGTERM, a grace period, SIGKILL), so nothing it forked outlives the job.
+//! While it runs, the group is recorded for [`super::reaper`], so nothing outlives the worker
+//! either.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::parse::{Line, parse_line};
+use super::reaper::{self, Tracking};
 use super::stream::{Item, ItemSender, Signals};
 use crate::model::{Row, Stream};
 
@@ -50,6 +53,9 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
     pub grace: Duration,
+    /// Record the process group while it runs, so it is killed if the worker dies (None:
+    /// only the leader dies with the worker, on Linux).
+    pub tracking: Option<Tracking>,
 }
 
 /// Environment variables of the worker that no job (nor pip) sees: an experiment's log is
@@ -65,6 +71,9 @@ pub(crate) fn without_private_env(cmd: &mut Command) -> &mut Command {
 }
 
 /// Runs `spec` to its end. Output items go to `items`; `signals` tells it to stop.
+///
+/// The process is started on the calling thread, which must not end before it (its leader gets
+/// the parent-death signal of that thread); this function returns only once it has ended.
 pub fn run(
     spec: &Spec,
     items: ItemSender,
@@ -86,6 +95,7 @@ pub fn run(
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
+    reaper::die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -96,6 +106,8 @@ pub fn run(
         }
     };
     let pid = child.id() as i32;
+    // Dropped (the record removed) on return, after the last kill of the group below.
+    let _tracked = spec.tracking.as_ref().and_then(|t| reaper::track(t, pid));
     let result = Arc::new(Mutex::new(RunResult::default()));
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");

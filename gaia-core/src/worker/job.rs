@@ -1,0 +1,407 @@
+//! One claimed job, from start to its report: a built-in kind runs in-process; an experiment or
+//! command runs as a process group whose output streams to the server, whose result files are
+//! uploaded, and whose end becomes the completion the slot sends with its next claim.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::config::say;
+use super::hardware::GpuChoice;
+use super::reaper::{self, Tracking};
+use super::shared::{RunningJob, Shared, lock};
+use super::stream::{self, Signals, Streamer, Target};
+use super::{builtin, runner};
+use crate::model::{JobId, JobKind};
+use crate::protocol::{Assignment, CompleteRequest, Finished, Outcome, RequeueRequest};
+
+/// Hands a claimed job back to the queue (no attempt spent).
+pub(super) fn give_back(shared: &Shared, a: &Assignment, reason: &str) {
+    let _ = shared.client.requeue(
+        a.job.id,
+        &RequeueRequest {
+            attempt: a.attempt,
+            lease: a.lease,
+            reason: Some(reason.into()),
+            preempted: false,
+        },
+    );
+}
+
+/// Counts a job as running while it lives: the heartbeat reports its lease, and its end
+/// restarts the idle clock.
+struct ActiveGuard<'a>(&'a Shared, JobId);
+
+impl<'a> ActiveGuard<'a> {
+    fn enter(shared: &'a Shared, a: &Assignment, signals: &Arc<Signals>) -> ActiveGuard<'a> {
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        lock(&shared.running).insert(
+            a.job.id,
+            RunningJob {
+                attempt: a.attempt,
+                lease: a.lease,
+                signals: signals.clone(),
+            },
+        );
+        ActiveGuard(shared, a.job.id)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.running).remove(&self.1);
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        *lock(&self.0.last_activity) = Instant::now();
+    }
+}
+
+/// Runs one claimed job to its end; returns its report (None when the job was given back or its
+/// lease was lost).
+pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Option<Finished> {
+    let job = &a.job;
+    let signals = Arc::new(Signals::default());
+    let _guard = ActiveGuard::enter(shared, &a, &signals);
+    say(&format!(
+        "job {} attempt {}: {}",
+        job.id,
+        a.attempt,
+        job.spec.describe()
+    ));
+    let started = Instant::now();
+    let timeout = match (
+        job.spec.timeout_secs.map(Duration::from_secs),
+        shared.cfg.job_timeout,
+    ) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let abandon = watch_for_abandon(shared, &signals);
+
+    let mut complete = CompleteRequest {
+        attempt: a.attempt,
+        lease: a.lease,
+        outcome: Outcome::Succeeded,
+        exit_code: None,
+        duration_ms: 0,
+        error: None,
+        result: None,
+    };
+    if job.spec.kind.is_builtin() {
+        match builtin::run(
+            job.spec.kind,
+            job.spec.input.as_deref().unwrap_or(""),
+            &signals,
+            timeout,
+        ) {
+            builtin::BuiltinEnd::Done(v) => complete.result = Some(v),
+            builtin::BuiltinEnd::Failed(e) => {
+                complete.outcome = Outcome::Failed;
+                complete.error = Some(e);
+            }
+            builtin::BuiltinEnd::Cancelled => complete.outcome = Outcome::Cancelled,
+            builtin::BuiltinEnd::TimedOut => {
+                complete.outcome = Outcome::TimedOut;
+                complete.error = Some(format!(
+                    "killed after {}s (timeout)",
+                    timeout.unwrap_or_default().as_secs()
+                ));
+            }
+        }
+    } else if let Err(e) = run_process(shared, &a, gpus, &signals, timeout, &mut complete) {
+        complete.outcome = Outcome::Failed;
+        complete.error = Some(e);
+    }
+    abandon.store(true, Ordering::SeqCst);
+    complete.duration_ms = started.elapsed().as_millis() as u64;
+
+    if signals.stale.load(Ordering::SeqCst) {
+        if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+            give_back(shared, &a, "the worker was stopped or is updating");
+            say(&format!("job {} given back to the queue", job.id));
+        } else {
+            say(&format!(
+                "job {} attempt {} dropped: its lease is no longer ours",
+                job.id, a.attempt
+            ));
+        }
+        return None;
+    }
+    if signals.cancel.load(Ordering::SeqCst) && complete.outcome != Outcome::Succeeded {
+        complete.outcome = Outcome::Cancelled;
+    }
+    say(&format!(
+        "job {} {} in {:.1}s",
+        job.id,
+        complete.outcome.state(),
+        complete.duration_ms as f64 / 1000.0
+    ));
+    Some(Finished {
+        job: job.id,
+        report: complete,
+    })
+}
+
+/// Watches for a second signal (or `--update-now`): marks the job stale so it stops and is
+/// given back. Set the returned flag once the job has ended.
+fn watch_for_abandon(shared: &Arc<Shared>, signals: &Arc<Signals>) -> Arc<AtomicBool> {
+    let signals = signals.clone();
+    let shared = shared.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        while !d.load(Ordering::SeqCst) {
+            if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+                signals.stale.store(true, Ordering::SeqCst);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    });
+    done
+}
+
+/// Runs an experiment or command job as a process group in `<state>/jobs/<id>-<attempt>`,
+/// streaming its output; fills `complete` from how it ended. Err: it could not be started.
+fn run_process(
+    shared: &Arc<Shared>,
+    a: &Assignment,
+    gpus: &[u32],
+    signals: &Arc<Signals>,
+    timeout: Option<Duration>,
+    complete: &mut CompleteRequest,
+) -> Result<(), String> {
+    let job = &a.job;
+    let cfg = &shared.cfg;
+    let work = cfg
+        .state_dir
+        .join("jobs")
+        .join(format!("{}-{}", job.id, a.attempt));
+    let out_dir = work.join("output");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let spec = process_spec(shared, a, gpus, &work, &out_dir, timeout)?;
+    if let Some(r) = lock(&shared.reaper).as_mut() {
+        r.ensure_running();
+    }
+    let streamer = Streamer::start(
+        Target {
+            client: shared.client.clone(),
+            job: job.id,
+            attempt: a.attempt,
+            lease: a.lease,
+            spool_dir: cfg.state_dir.join("spool"),
+            postcard: cfg.postcard,
+            memory_rows: cfg.memory_rows,
+        },
+        signals.clone(),
+        Arc::new(Mutex::new(|m: &str| say(m))),
+    );
+    let (ended, result) = runner::run(&spec, streamer.sender(), signals, &say);
+    // The files the job left, checked while its log is still open: a file that cannot be
+    // uploaded says why in the job's own log, where its owner looks.
+    let mut files = Vec::new();
+    for (name, path, size) in runner::output_files(&out_dir) {
+        let refused = if size > cfg.max_upload {
+            Some(format!(
+                "result file {name} ({size} bytes) is over this worker's upload limit of {} bytes (gaia work --max-file-mib); not uploaded",
+                cfg.max_upload
+            ))
+        } else if crate::model::validate_name("file name", &name).is_err() {
+            Some(format!(
+                "result file {name:?} not uploaded: use 1-64 characters of A-Z a-z 0-9 _ - ."
+            ))
+        } else {
+            None
+        };
+        match refused {
+            Some(why) => {
+                say(&format!("job {}: {why}", job.id));
+                streamer.sender().send(stream::Item::Log(
+                    crate::model::Stream::Stderr,
+                    format!("WARNING: gaia: {why}"),
+                ));
+            }
+            None => files.push((name, path)),
+        }
+    }
+    streamer.finish();
+    if signals.stale.load(Ordering::SeqCst) {
+        let _ = std::fs::remove_dir_all(&work);
+        return Ok(());
+    }
+    complete.result = result.result;
+    report_end(ended, &result.stderr_tail.join("\n"), timeout, complete);
+    // Upload the files the job left, whatever its outcome (a failed run's files help debug it).
+    for (name, path) in files {
+        upload(shared, a, &name, &path);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// What to start for a process job: the experiment (`<python> run_all.py ...` in the
+/// experiments folder) or the submitted command (in the job's own folder), with the job's
+/// environment.
+fn process_spec(
+    shared: &Shared,
+    a: &Assignment,
+    gpus: &[u32],
+    work: &Path,
+    out_dir: &Path,
+    timeout: Option<Duration>,
+) -> Result<runner::Spec, String> {
+    let job = &a.job;
+    let cfg = &shared.cfg;
+    let (program, args, cwd) = match job.spec.kind {
+        JobKind::Experiment => {
+            let python = shared
+                .python
+                .clone()
+                .ok_or("this worker has no Python for experiments")?;
+            let mut args = vec![
+                "run_all.py".to_string(),
+                "--method".into(),
+                job.spec.method.clone().unwrap_or_default(),
+                "--env".into(),
+                job.spec
+                    .env
+                    .clone()
+                    .unwrap_or_else(|| crate::model::DEFAULT_ENV.into()),
+                "--max-evals".into(),
+                job.spec
+                    .max_evals
+                    .unwrap_or(crate::model::DEFAULT_MAX_EVALS)
+                    .to_string(),
+            ];
+            if let Some(seed) = job.spec.seed {
+                args.push("--seed".into());
+                args.push(seed.to_string());
+            }
+            (python, args, cfg.experiments_dir.clone())
+        }
+        JobKind::Command => {
+            if !cfg.allow_commands {
+                return Err(
+                    "this worker does not run command jobs (start it with --allow-commands)".into(),
+                );
+            }
+            let mut argv = job.spec.argv.clone();
+            let program = PathBuf::from(argv.remove(0));
+            (program, argv, work.to_path_buf())
+        }
+        k => return Err(format!("{k} is not a process kind")),
+    };
+    let mut env = vec![
+        ("GAIA_JOB_ID".to_string(), job.id.to_string()),
+        ("GAIA_ATTEMPT".to_string(), a.attempt.to_string()),
+        (
+            "GAIA_JOB_PARAMS".to_string(),
+            serde_json::to_string(&job.spec.params).unwrap_or_else(|_| "{}".into()),
+        ),
+        ("GAIA_OUTPUT_DIR".to_string(), out_dir.display().to_string()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+    ];
+    if !gpus.is_empty() {
+        env.push((
+            "CUDA_VISIBLE_DEVICES".into(),
+            gpus.iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ));
+    } else if cfg.gpus == GpuChoice::None {
+        env.push(("CUDA_VISIBLE_DEVICES".into(), String::new()));
+    }
+    let tracking = Tracking {
+        dir: reaper::records_dir(&cfg.state_dir),
+        // The job's own output folder: no process outside this job has it in its environment.
+        marker: format!("GAIA_OUTPUT_DIR={}", out_dir.display()),
+    };
+    Ok(runner::Spec {
+        program,
+        args,
+        cwd,
+        env,
+        timeout,
+        grace: cfg.kill_grace,
+        tracking: Some(tracking),
+    })
+}
+
+/// Fills the completion from how the process ended; `tail` is the end of its stderr.
+fn report_end(
+    ended: runner::Ended,
+    tail: &str,
+    timeout: Option<Duration>,
+    complete: &mut CompleteRequest,
+) {
+    match ended {
+        runner::Ended::Exited(status) => {
+            complete.exit_code = status.code();
+            if !status.success() {
+                complete.outcome = Outcome::Failed;
+                let how = match status.code() {
+                    Some(c) => format!("exited with code {c}"),
+                    None => {
+                        #[cfg(unix)]
+                        {
+                            use std::os::unix::process::ExitStatusExt;
+                            format!("killed by signal {}", status.signal().unwrap_or(0))
+                        }
+                        #[cfg(not(unix))]
+                        {
+                            "killed".to_string()
+                        }
+                    }
+                };
+                complete.error = Some(if tail.is_empty() {
+                    how
+                } else {
+                    format!("{how}; last stderr lines:\n{tail}")
+                });
+            }
+        }
+        runner::Ended::Cancelled => complete.outcome = Outcome::Cancelled,
+        runner::Ended::TimedOut => {
+            complete.outcome = Outcome::TimedOut;
+            complete.error = Some(format!(
+                "killed after {}s (timeout){}",
+                timeout.unwrap_or_default().as_secs(),
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("; last stderr lines:\n{tail}")
+                }
+            ));
+        }
+        runner::Ended::Stale => {}
+        runner::Ended::SpawnFailed(e) => {
+            complete.outcome = Outcome::Failed;
+            complete.error = Some(e);
+        }
+    }
+}
+
+/// Uploads one result file, retrying through outages (not once the worker stops now).
+fn upload(shared: &Shared, a: &Assignment, name: &str, path: &Path) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match shared
+            .client
+            .upload_file(a.job.id, a.attempt, a.lease, name, path)
+        {
+            Ok(_) => return,
+            Err(e) if e.is_unreachable() && shared.shutdown.level() < 2 => {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                say(&format!("job {}: upload of {name} failed: {e}", a.job.id));
+                return;
+            }
+        }
+    }
+}

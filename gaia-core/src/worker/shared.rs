@@ -1,0 +1,79 @@
+//! What the heartbeat thread and the slot threads share: the one place a worker's mutable
+//! state lives (its id, the running jobs and their stop signals, a pending update).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use super::config::{Shutdown, WorkerConfig};
+use super::reaper::Reaper;
+use super::stream::Signals;
+use crate::client::Client;
+use crate::model::JobId;
+use crate::protocol::RegisterRequest;
+
+/// A job a slot is running, as the heartbeat reports it and the server's answer reaches it.
+pub(super) struct RunningJob {
+    pub attempt: u32,
+    pub lease: u64,
+    pub signals: Arc<Signals>,
+}
+
+/// The worker's shared state, behind one `Arc`.
+pub(super) struct Shared {
+    pub cfg: WorkerConfig,
+    pub client: Client,
+    /// Assigned by the server; replaced if the server forgets this worker and registers it anew.
+    pub worker_id: RwLock<String>,
+    /// What was registered (with the id), sent again when the server has forgotten us.
+    pub register: RegisterRequest,
+    pub running: Mutex<HashMap<JobId, RunningJob>>,
+    /// Jobs being executed (built-in ones included).
+    pub active: AtomicUsize,
+    /// When the last job ended (for `exit_when_idle`).
+    pub last_activity: Mutex<Instant>,
+    pub shutdown: Arc<Shutdown>,
+    /// The Python experiments run with (None: this worker runs no experiments).
+    pub python: Option<PathBuf>,
+    pub latest_version: RwLock<Option<String>>,
+    /// The heartbeat period the server asked for.
+    pub heartbeat: Duration,
+    /// The release to move to once running jobs are done.
+    pub update_target: Mutex<Option<String>>,
+    /// Releases this worker refused (not tried again until another is promoted).
+    pub refused: Mutex<HashSet<String>>,
+    /// Give every running job back to the queue (second signal, or --update-now).
+    pub abandon_all: AtomicBool,
+    /// Kills the jobs' process groups if this process dies (None where it cannot run).
+    pub reaper: Mutex<Option<Reaper>>,
+}
+
+impl Shared {
+    /// The worker id the server knows us by.
+    pub fn id(&self) -> String {
+        self.worker_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The server forgot this worker (its data was reset): register again under the same id.
+    pub fn register_again(&self) {
+        if let Ok(r) = self.client.register(&self.register) {
+            *self.worker_id.write().unwrap_or_else(|p| p.into_inner()) = r.worker_id;
+        }
+    }
+
+    /// Whether a release waits to be installed (slots stop claiming for it).
+    pub fn update_pending(&self) -> bool {
+        lock(&self.update_target).is_some()
+    }
+}
+
+/// Locks a mutex, taking the data of a poisoned one: a panicked thread leaves the worker's
+/// bookkeeping usable (each update to it is a single assignment or insert).
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
