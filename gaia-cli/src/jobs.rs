@@ -556,7 +556,7 @@ pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
             if *attempt > 0 {
                 let rows = client.rows_from(a.id, *attempt, *next)?;
                 for r in &rows.rows {
-                    writeln!(out, "{}", gaia_line(r))?;
+                    writeln!(out, "{}", gaia_core::grammar::format_gen_line(r))?;
                     *next = r.seq + 1;
                 }
             }
@@ -571,32 +571,6 @@ pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-}
-
-/// A row as the GAIA line an experiment prints: `Gen   12 | Best: 187.3 | Ever: 201 | ...`.
-fn gaia_line(r: &gaia_core::model::Row) -> String {
-    let mut s = format!("Gen {:>4}", r.generation.unwrap_or(r.seq + 1));
-    for (label, v) in [
-        ("Best", r.best),
-        ("Ever", r.best_ever),
-        ("Mean", r.mean),
-        ("σ", r.sigma),
-        ("Evals", r.evals),
-    ] {
-        if let Some(x) = v {
-            let shown = match label {
-                // Step sizes shrink over orders of magnitude: keep their digits.
-                "σ" if x.is_finite() && x.abs() < 10.0 => format!("{x:.4}"),
-                "Evals" if x.is_finite() && x.fract() == 0.0 => format!("{x:.0}"),
-                _ => fmt_num(v),
-            };
-            s.push_str(&format!(" | {label}: {shown}"));
-        }
-    }
-    for (k, v) in &r.metrics {
-        s.push_str(&format!(" | {k}: {}", fmt_num(Some(*v))));
-    }
-    s
 }
 
 #[derive(clap::Args)]

@@ -14,6 +14,7 @@
 //! | [`queue`] | job lifecycle and worker registry over the store; long-poll claims; leases |
 //! | [`server`] | hyper server: routing, auth, handlers, live events, dashboard assets |
 //! | [`client`] | typed blocking HTTP(S) client for every route |
+//! | [`grammar`] | what an experiment prints: GAIA lines parsed into rows and rows written back as lines (pure) |
 //! | [`stats`] | statistics over scores: quantiles, mean ± std (pure) |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
 //! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
@@ -24,6 +25,7 @@
 pub mod client;
 pub mod error;
 pub mod export;
+pub mod grammar;
 pub mod model;
 pub mod protocol;
 pub mod queue;

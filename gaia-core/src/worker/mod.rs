@@ -6,7 +6,6 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`parse`] | the experiment output grammar (pure) |
 //! | [`runner`] | child processes in their own process group; kill on cancel/timeout/exit |
 //! | [`stream`] | batching rows and logs to the server; buffering and spooling through outages |
 //! | [`builtin`] | the in-process kinds (reverse, hash, sum, upper, wait) |
@@ -15,7 +14,6 @@
 
 pub mod builtin;
 pub mod hardware;
-pub mod parse;
 pub mod pyenv;
 pub mod runner;
 pub mod stream;

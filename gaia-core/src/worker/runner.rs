@@ -11,8 +11,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::parse::{Line, parse_line};
 use super::stream::{Item, ItemSender, Signals};
+use crate::grammar::{Line, parse_line};
 use crate::model::{Row, Stream};
 
 /// Longest stdout/stderr line kept whole; the rest of a longer line is dropped (and said).

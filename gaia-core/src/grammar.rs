@@ -1,5 +1,7 @@
-//! The experiment output grammar (DESIGN.md, "What an experiment prints"): a pure function from
-//! one stdout line to a generation row, an `@gaia {json}` message or a log line.
+//! What an experiment prints, both ways: [`parse_line`] turns one stdout line into a generation
+//! row, an `@gaia {json}` message or a log line (the worker's side), and [`format_gen_line`]
+//! writes a stored row back as the GAIA line (`gaia logs`). The grammar is specified in
+//! `docs/OUTPUT.md`:
 //!
 //! - A *gen line* starts, after optional whitespace, with `Gen` and an integer generation, then
 //!   `|`-separated fields `Name: value`. Names normalise case-insensitively: Best→best,
@@ -11,7 +13,10 @@
 //! - Anything else is a log line.
 //!
 //! The same grammar is implemented in `experiments/gaia_exp/lines.py`; both test suites read
-//! `experiments/tests/fixtures/lines.jsonl`. The parser never panics.
+//! `experiments/tests/fixtures/lines.jsonl`. The parser never panics, and the formatter is its
+//! inverse: a row written by [`format_gen_line`] parses back to the same row.
+
+use crate::model::Row;
 
 /// What one line is.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,6 +178,90 @@ fn parse_elapsed(field: &str) -> Option<f64> {
     num.replace(',', "").parse().ok()
 }
 
+/// A row as the GAIA line an experiment prints:
+/// `Gen   12 | Best: 187.3 | Ever: 201.0 | Mean: 95.4 | σ: 0.4123 | Evals: 3,840 | 14.2s`.
+///
+/// Every value is written as the shortest text that reads back as the same number (`-1285`,
+/// `-1304.7`, `0.4123`, `1e-7`), evals that are whole numbers with thousands
+/// separators, the elapsed time last as a bare `14.2s`; absent values are left out and further
+/// metrics follow Evals under their stored names. A row without a generation (one from an
+/// `@gaia {"metrics": ...}` message) is numbered by its position, `seq + 1`. [`parse_line`] gives
+/// the row back (metric names as the parser normalises them).
+pub fn format_gen_line(row: &Row) -> String {
+    use std::fmt::Write;
+    let generation = row.generation.unwrap_or(row.seq + 1);
+    let mut s = format!("Gen {generation:>4}");
+    for (label, v) in [
+        ("Best", row.best),
+        ("Ever", row.best_ever),
+        ("Mean", row.mean),
+        ("σ", row.sigma),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(s, " | {label}: {}", number(v));
+        }
+    }
+    if let Some(e) = row.evals {
+        let _ = write!(s, " | Evals: {}", whole_or_number(e));
+    }
+    for (k, v) in &row.metrics {
+        let _ = write!(s, " | {k}: {}", number(*v));
+    }
+    match row.elapsed {
+        Some(e) if e.is_finite() => {
+            let _ = write!(s, " | {}s", number(e));
+        }
+        // `nans` is no elapsed field: a named field keeps the value.
+        Some(e) => {
+            let _ = write!(s, " | Elapsed: {}", number(e));
+        }
+        None => {}
+    }
+    s
+}
+
+/// The shortest text that [`parse_number`] reads back as `v`: a plain decimal (`-55`,
+/// `-1304.7`, `0.4123`, as CSV exports write numbers), an exponent only far from 1 (`1e-7`,
+/// `2.5e20`), `nan`, `inf`, `-inf`.
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf" } else { "-inf" }.into()
+    } else if v == 0.0 || (1e-5..1e16).contains(&v.abs()) {
+        // Display and LowerExp are Rust's shortest round-trip forms.
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// A whole number with thousands separators (`3,840`), anything else as [`number`].
+fn whole_or_number(v: f64) -> String {
+    // Below 2^53 every whole f64 is exact, so the digits read back as the same value.
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        thousands(v as i64)
+    } else {
+        number(v)
+    }
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,7 +408,98 @@ mod tests {
         assert!(n >= 20, "the fixture holds only {n} lines");
     }
 
+    /// A row back from its line, the way the worker builds one.
+    fn row_of(line: &str) -> Row {
+        let mut row = Row::default();
+        for (k, v) in gen_line(line) {
+            row.set_metric(&k, v);
+        }
+        row
+    }
+
+    /// Equal as rows, with NaN equal to NaN.
+    fn same_row(a: &Row, b: &Row) -> bool {
+        let same = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) => x == y || (x.is_nan() && y.is_nan()),
+            (x, y) => x.is_none() && y.is_none(),
+        };
+        a.generation == b.generation
+            && ["evals", "best", "best_ever", "mean", "sigma", "elapsed"]
+                .iter()
+                .all(|m| same(a.metric(m), b.metric(m)))
+            && a.metrics.len() == b.metrics.len()
+            && a.metrics
+                .iter()
+                .zip(&b.metrics)
+                .all(|((k, x), (l, y))| k == l && same(Some(*x), Some(*y)))
+    }
+
+    #[test]
+    fn rows_are_written_as_the_experiments_print_them() {
+        let row = row_of(
+            "Gen   12 | Best:   187.3 | Ever:   201.0 | Mean:    95.4 | σ: 0.4123 | Evals:    3,840 |   14.2s",
+        );
+        assert_eq!(
+            format_gen_line(&row),
+            "Gen   12 | Best: 187.3 | Ever: 201 | Mean: 95.4 | σ: 0.4123 | Evals: 3,840 | 14.2s"
+        );
+        let row = Row {
+            seq: 4,
+            best: Some(-1285.0),
+            mean: Some(f64::NAN),
+            evals: Some(1234567.5),
+            elapsed: Some(f64::INFINITY),
+            metrics: vec![("entropy".into(), 1e-7)],
+            ..Row::default()
+        };
+        assert_eq!(
+            format_gen_line(&row),
+            "Gen    5 | Best: -1285 | Mean: nan | Evals: 1234567.5 | entropy: 1e-7 | Elapsed: inf"
+        );
+        assert!(same_row(
+            &row_of(&format_gen_line(&row)),
+            &Row {
+                generation: Some(5),
+                ..row
+            }
+        ));
+        assert_eq!(thousands(-1_234_567), "-1,234,567");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(0), "0");
+    }
+
+    /// Any value a row may hold: ordinary, tiny, huge, whole, non-finite.
+    fn value() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::num::f64::ANY,
+            (-1_000_000i64..1_000_000).prop_map(|v| v as f64),
+            (-100_000i64..100_000).prop_map(|v| v as f64 / 10.0),
+        ]
+    }
+
     proptest::proptest! {
+        /// The formatter is the parser's inverse: a row written as a GAIA line parses back to
+        /// itself.
+        #[test]
+        fn format_then_parse_gives_the_row_back(
+            generation in 0u64..100_000,
+            values in proptest::collection::vec(proptest::option::of(value()), 6),
+            metrics in proptest::collection::btree_map("[a-z][a-z0-9_]{0,11}", value(), 0..4),
+        ) {
+            let core = ["best", "ever", "mean", "sigma", "evals", "elapsed", "best_ever", "generation"];
+            let mut row = Row { seq: generation.saturating_sub(1), generation: Some(generation), ..Row::default() };
+            for (name, v) in ["best", "best_ever", "mean", "sigma", "evals", "elapsed"].iter().zip(&values) {
+                if let Some(v) = v {
+                    row.set_metric(name, *v);
+                }
+            }
+            row.metrics = metrics.into_iter().filter(|(k, _)| !core.contains(&k.as_str())).collect();
+            let line = format_gen_line(&row);
+            let back = row_of(&line);
+            proptest::prop_assert!(same_row(&back, &row), "{line:?} parsed as {back:?}, wrote {row:?}");
+        }
+
         #[test]
         fn never_panics_on_any_string(s in "\\PC*") {
             let _ = parse_line(&s);
