@@ -17,6 +17,7 @@
 //! | [`grammar`] | what an experiment prints: GAIA lines parsed into rows and rows written back as lines (pure) |
 //! | [`stats`] | statistics over scores: quantiles, mean ± std (pure) |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
+//! | [`time`] | instants as UTC dates for people (one calendar function) |
 //! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
 //! | [`release`] | releases: metadata, signatures, safe archives, the worker's self-update |
 //! | [`worker`] | the worker runtime: register, heartbeat, claim, run, stream, report |
@@ -34,6 +35,7 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod study;
+pub mod time;
 pub mod worker;
 
 pub use error::{Error, Result};
