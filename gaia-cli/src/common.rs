@@ -76,6 +76,17 @@ pub fn note_if_unrunnable(client: &Client, spec: &gaia_core::model::JobSpec) {
     }
 }
 
+/// A number of seconds on the command line (`30`, `0.5`), for clap's `value_parser`. Which
+/// values make sense is the settings' own check (e.g. `ServerConfig::validate`).
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(v)
+        .map_err(|_| format!("{s:?}: give a finite number of seconds, 0 or more"))
+}
+
 /// Formats milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
 pub fn fmt_time(ms: u64) -> String {
     gaia_core::time::UtcTime::from_millis(ms).to_string()

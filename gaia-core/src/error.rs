@@ -135,6 +135,9 @@ pub enum Error {
         path: PathBuf,
         cause: std::io::Error,
     },
+    /// Settings that cannot work (say which, and the flag that sets them).
+    #[error("invalid settings: {0}")]
+    Config(String),
     #[error("{0}")]
     Other(String),
 }
