@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use gaia_core::model::JobKind;
 use gaia_core::worker::{self, Shutdown, WorkerConfig, hardware::GpuChoice};
 
@@ -130,12 +131,7 @@ pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
     cfg.auto_update = a.auto_update;
     cfg.update_now = a.update_now;
     cfg.trust_key = match &a.trust_key {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("cannot read --trust-key {}: {e}", p.display()))?
-                .trim()
-                .to_string(),
-        ),
+        Some(p) => Some(gaia_core::release::publish::read_key(p).context("--trust-key")?),
         None => None,
     };
     let shutdown = Shutdown::new();
