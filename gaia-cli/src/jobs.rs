@@ -598,16 +598,7 @@ pub fn files(a: FilesArgs) -> anyhow::Result<i32> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for f in &list.files {
-        let path = dir.join(&f.name);
-        let tmp = dir.join(format!(".{}.part", f.name));
-        let mut file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        client.download(
-            &format!("/api/v1/jobs/{}/files/{}", a.id, f.name),
-            &mut file,
-        )?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        let path = client.download_job_file(a.id, &f.name, &dir)?;
         println!("{}", path.display());
     }
     Ok(exit::OK)
