@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use gaia_core::client::{Output, OutputOptions};
+use gaia_core::grammar::format_gen_line;
 use gaia_core::model::{Job, JobKind, JobSpec, JobState};
 use gaia_core::protocol::JobQuery;
 
@@ -522,55 +524,21 @@ pub struct LogsArgs {
 pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
     let client = a.conn.client()?;
     let mut out = std::io::stdout().lock();
-    let mut after = match a.tail {
-        Some(n) => {
-            let page = client.log_tail(a.id, n)?;
-            for l in &page.lines {
-                writeln!(out, "{}", l.text)?;
-            }
-            page.next
-        }
-        None => 0,
+    let opts = OutputOptions {
+        follow: a.follow,
+        gens: !a.no_gens,
+        tail: a.tail,
     };
-    if a.tail.is_some() && !a.follow {
-        return Ok(exit::OK);
-    }
-    // Following: generation rows of the current attempt, from where we are (earlier ones were
-    // printed while they ran, or are in `gaia export --job N --csv`).
-    let mut gens = None;
-    if a.follow && !a.no_gens {
-        let job = client.job(a.id)?;
-        gens = Some((job.attempt, job.progress.rows));
-    }
-    loop {
-        let page = client.logs(a.id, after, 5000)?;
-        for l in &page.lines {
-            writeln!(out, "{}", l.text)?;
+    client.job_output(a.id, &opts, &mut |piece| {
+        match piece {
+            Output::Log(l) => writeln!(out, "{}", l.text)?,
+            Output::Gen { row, .. } => writeln!(out, "{}", format_gen_line(&row))?,
         }
-        if let Some((attempt, next)) = &mut gens {
-            let job = client.job(a.id)?;
-            if job.attempt != *attempt {
-                *attempt = job.attempt;
-                *next = 0;
-            }
-            if *attempt > 0 {
-                let rows = client.rows_from(a.id, *attempt, *next)?;
-                for r in &rows.rows {
-                    writeln!(out, "{}", gaia_core::grammar::format_gen_line(r))?;
-                    *next = r.seq + 1;
-                }
-            }
-        }
-        out.flush()?;
-        after = page.next;
-        if page.lines.len() >= 5000 {
-            continue;
-        }
-        if !a.follow || page.done {
-            return Ok(exit::OK);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        // Lines appear as they come while following.
+        if a.follow { out.flush() } else { Ok(()) }
+    })?;
+    out.flush()?;
+    Ok(exit::OK)
 }
 
 #[derive(clap::Args)]

@@ -5,6 +5,10 @@
 //! token from `--token` / `GAIA_TOKEN` or, on the server's own machine, the data dir's
 //! `admin.token`.
 
+mod output;
+
+pub use output::{Output, OutputOptions};
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
