@@ -503,6 +503,38 @@ fn oversized_output_is_trimmed_not_retried_for_ever() {
     );
 }
 
+/// Issue 12: the original system's experiments annotate values and print Best without Ever;
+/// every field they carry is kept, and best-ever is the running maximum of Best.
+#[test]
+fn annotated_values_are_kept_and_best_ever_runs_when_ever_is_missing() {
+    let server = Server::start();
+    let _w = Worker::start(&server, "w1", &["--allow-commands"]);
+    let c = server.client();
+    let script = "echo 'Gen 1 | Best: -30.5 | Mean: -40  ← close'; \
+                  echo 'Gen 2 | Best: -35 | Mean: -19.9  ← SOLVED | Difficulty: 1.00  ← SOLVED (full difficulty)'; \
+                  echo 'Gen 3 | Best: -10 | Mean: -20'";
+    let id = c
+        .submit(&JobSpec {
+            kind: JobKind::Command,
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            max_attempts: 1,
+            ..JobSpec::default()
+        })
+        .unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let rows = c.rows(id, None, None).unwrap().rows;
+    let col = |f: fn(&gaia_core::model::Row) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
+    assert_eq!(col(|r| r.mean), [Some(-40.0), Some(-19.9), Some(-20.0)]);
+    assert_eq!(rows[1].metric("difficulty"), Some(1.0));
+    assert_eq!(
+        col(|r| r.best_ever),
+        [Some(-30.5), Some(-30.5), Some(-10.0)],
+        "the running maximum of Best"
+    );
+    assert_eq!(job.progress.best_ever, Some(-10.0));
+}
+
 #[test]
 fn a_clean_server_stop_keeps_every_reported_job() {
     let mut server = Server::start();

@@ -7,8 +7,12 @@
 //!   `|`-separated fields `Name: value`. Names normalise case-insensitively: Best→best,
 //!   Ever→best_ever, Mean→mean, σ / Sigma / σ̄→sigma, Evals→evals; any other name is lowercased
 //!   with spaces, tabs and dashes turned into `_`. Values: numbers (sign, decimals, exponent,
-//!   thousands separators `3,840`), `nan`, `inf`, `-inf`. A bare field `14.2s` is the elapsed
-//!   time; text after it (`✅ SOLVED!`) is ignored. Fields that do not parse are skipped.
+//!   thousands separators `3,840`), `nan`, `inf`, `-inf`; free text after a value
+//!   (`Mean: -19.9  ← SOLVED`) is ignored. A bare field `14.2s` is the elapsed time; text after
+//!   it (`✅ SOLVED!`) is ignored too. Fields that do not parse are skipped.
+//! - Over one attempt ([`OutputParser`]): a gen line with `Best` but no `Ever` gets
+//!   `best_ever` = the running maximum of Best so far (scores are maximised), so the curves of
+//!   experiments that never print Ever are not sparse.
 //! - `@gaia {json}` with a JSON object.
 //! - Anything else is a log line.
 //!
@@ -52,7 +56,7 @@ pub fn parse_line(line: &str) -> Line {
             if name.trim().is_empty() {
                 continue;
             }
-            if let Some(v) = parse_number(value) {
+            if let Some(v) = parse_value(value) {
                 let key = normalise_key(name);
                 match metrics.iter_mut().find(|(k, _)| *k == key) {
                     Some(slot) => slot.1 = v,
@@ -67,6 +71,36 @@ pub fn parse_line(line: &str) -> Line {
         }
     }
     Line::Gen(metrics)
+}
+
+/// The grammar over one attempt's output: [`parse_line`], plus what one line cannot know. A
+/// generation line with `Best` but no `Ever` gets `best_ever` = the running maximum of Best
+/// (and of any Ever printed before) over the attempt — scores are maximised — so the curves of
+/// experiments that print only Best are not sparse. The worker keeps one per job run.
+#[derive(Clone, Debug, Default)]
+pub struct OutputParser {
+    best_so_far: Option<f64>,
+}
+
+impl OutputParser {
+    /// Classifies the attempt's next stdout line.
+    pub fn parse(&mut self, line: &str) -> Line {
+        let mut parsed = parse_line(line);
+        if let Line::Gen(metrics) = &mut parsed {
+            let get = |k: &str| metrics.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+            let (best, ever) = (get("best"), get("best_ever"));
+            for v in [best, ever].into_iter().flatten() {
+                // NaN never becomes the maximum.
+                self.best_so_far = Some(self.best_so_far.map_or(v, |m| m.max(v)));
+            }
+            if let (Some(_), None, Some(max)) = (best, ever, self.best_so_far)
+                && !max.is_nan()
+            {
+                metrics.push(("best_ever".to_string(), max));
+            }
+        }
+        parsed
+    }
 }
 
 /// `Gen 12` (with optional whitespace around, a sign allowed) → 12.
@@ -91,6 +125,14 @@ pub fn normalise_key(name: &str) -> String {
         "evals" => "evals".into(),
         _ => low.replace([' ', '\t', '-'], "_"),
     }
+}
+
+/// A field's value: a number, optionally followed by free text after whitespace, which is
+/// ignored (`-19.9  ← SOLVED` is -19.9; `12abc` is no value).
+pub fn parse_value(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let head = t.split(char::is_whitespace).next().unwrap_or("");
+    parse_number(head)
 }
 
 /// A metric value: a number with optional sign, thousands separators, decimals and exponent, or
@@ -328,6 +370,56 @@ mod tests {
         ] {
             assert_eq!(parse_line(l), Line::Log, "{l:?}");
         }
+    }
+
+    /// Issue 12: the original system's experiments annotate values (`← SOLVED`); the value
+    /// before the annotation is kept.
+    #[test]
+    fn a_number_followed_by_free_text_is_that_number() {
+        let m = gen_line("Gen 40 | Best: -19.9 | Mean: -19.9  ← SOLVED | σ: 0.1");
+        assert_eq!(get(&m, "mean"), Some(-19.9));
+        assert_eq!(get(&m, "sigma"), Some(0.1));
+        let m = gen_line("Gen 41 | Difficulty: 1.00  ← SOLVED (full difficulty)");
+        assert_eq!(get(&m, "difficulty"), Some(1.0));
+        let m = gen_line("Gen 42 | Best: 12abc | Mean: nan (diverged) | Evals: 1,350 evals");
+        assert_eq!(get(&m, "best"), None, "12abc is not a number");
+        assert!(get(&m, "mean").unwrap().is_nan());
+        assert_eq!(get(&m, "evals"), Some(1350.0));
+        assert_eq!(parse_value("  7  "), Some(7.0));
+        assert_eq!(parse_value(""), None);
+    }
+
+    /// Issue 12: an experiment that prints Best but never Ever still gets a best-ever curve:
+    /// the running maximum of Best over the attempt.
+    #[test]
+    fn best_ever_is_the_running_maximum_of_best_when_ever_is_missing() {
+        let mut p = OutputParser::default();
+        let mut ever = |line: &str| match p.parse(line) {
+            Line::Gen(m) => get(&m, "best_ever"),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ever("Gen 1 | Mean: 3"), None, "no Best yet");
+        assert_eq!(ever("Gen 2 | Best: nan"), None, "NaN is no maximum");
+        assert_eq!(ever("Gen 3 | Best: -5"), Some(-5.0));
+        assert_eq!(ever("Gen 4 | Best: -7"), Some(-5.0));
+        assert_eq!(
+            ever("Gen 5 | Best: -2 | Ever: 10"),
+            Some(10.0),
+            "Ever printed wins"
+        );
+        assert_eq!(
+            ever("Gen 6 | Best: -1"),
+            Some(10.0),
+            "and counts afterwards"
+        );
+        assert_eq!(ever("Gen 7 | Best: nan"), Some(10.0));
+        assert_eq!(ever("Gen 8 | Best: 11"), Some(11.0));
+        // Log lines and @gaia lines pass through; a fresh attempt starts afresh.
+        assert_eq!(p.parse("hello"), Line::Log);
+        let mut fresh = OutputParser::default();
+        assert!(
+            matches!(fresh.parse("Gen 1 | Best: 1"), Line::Gen(m) if get(&m, "best_ever") == Some(1.0))
+        );
     }
 
     #[test]
