@@ -1233,11 +1233,13 @@ fn write_schema_v1_fixture() {
                         stream: Stream::Stdout,
                         text: "starting cma_es".into(),
                         at: 0,
+                        rows_before: None,
                     },
                     LogInput {
                         stream: Stream::Stderr,
                         text: "WARN slow env".into(),
                         at: 0,
+                        rows_before: None,
                     },
                 ],
             },

@@ -450,9 +450,12 @@ fn logs_follow_a_running_job_to_its_end() {
         out.contains(r#"@gaia {"final""#),
         "the last line arrived: {out}"
     );
-    // Generations arrive as GAIA lines, each once, up to the last.
+    // Generations arrive as GAIA lines, each once, up to the last — and from the first, though
+    // the job was running when `-f` attached.
     let gens: Vec<&str> = out.lines().filter(|l| l.starts_with("Gen ")).collect();
     assert!(!gens.is_empty(), "{out}");
+    assert!(gens[0].starts_with("Gen    1 |"), "{gens:?}");
+    assert_eq!(gens.len(), 30, "{gens:?}");
     assert!(
         gens.last()
             .unwrap()
@@ -466,6 +469,52 @@ fn logs_follow_a_running_job_to_its_end() {
     );
     let quiet = server.cli_ok(&["logs", &id.to_string(), "-f", "--no-gens"]);
     assert!(!quiet.contains("Gen "), "{quiet}");
+}
+
+/// Issue 12: `gaia logs N` shows the output as the experiment printed it — generation lines
+/// written from the rows, among the log lines in order — with or without -f; `--no-gens`
+/// leaves them out.
+#[test]
+fn logs_show_the_whole_output_in_the_order_it_was_printed() {
+    let server = Server::start();
+    let _w = Worker::start(&server, "w1", &["--allow-commands"]);
+    let c = server.client();
+    let script = "echo starting; echo 'Gen 1 | Best: 5 | Mean: 2.5'; echo between; \
+                  echo 'Gen 2 | Best: 4 | Mean: 3 | Evals: 1,234,567'; \
+                  echo 'Gen 3 | Best: 7.25 | Mean: 1e-7'; echo done";
+    let id = c
+        .submit(&JobSpec {
+            kind: JobKind::Command,
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            max_attempts: 1,
+            ..JobSpec::default()
+        })
+        .unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let printed = [
+        "starting",
+        "Gen    1 | Best: 5 | Ever: 5 | Mean: 2.5",
+        "between",
+        "Gen    2 | Best: 4 | Ever: 5 | Mean: 3 | Evals: 1,234,567",
+        "Gen    3 | Best: 7.25 | Ever: 7.25 | Mean: 1e-7",
+        "done",
+    ];
+    let id = id.to_string();
+    let lines = |args: &[&str]| -> Vec<String> {
+        server.cli_ok(args).lines().map(str::to_string).collect()
+    };
+    assert_eq!(lines(&["logs", &id]), printed);
+    assert_eq!(
+        lines(&["logs", &id, "-f"]),
+        printed,
+        "-f shows it from the start"
+    );
+    assert_eq!(
+        lines(&["logs", &id, "--no-gens"]),
+        ["starting", "between", "done"]
+    );
+    assert_eq!(lines(&["logs", &id, "--tail", "2"]), printed[4..]);
 }
 
 #[test]

@@ -504,19 +504,22 @@ pub fn cancel(a: CancelArgs) -> anyhow::Result<i32> {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Generation lines are written from the stored rows in the order the \
+experiment printed them among its log lines: `Gen 12 | Best: 187.3 | Ever: 201 | ...`."
+)]
 pub struct LogsArgs {
     #[command(flatten)]
     conn: Conn,
     /// Job id.
     id: u64,
-    /// Keep following the output until the job ends: log lines, and each generation as a
-    /// GAIA line (`Gen 12 | Best: ... | Ever: ...`) as it arrives.
+    /// Show everything from the start, then keep following the output until the job ends.
     #[arg(short, long)]
     follow: bool,
-    /// With --follow: leave out the generation lines.
-    #[arg(long, requires = "follow")]
+    /// Leave out the generation lines: the log lines only.
+    #[arg(long)]
     no_gens: bool,
-    /// Only the last N lines.
+    /// Only the last N lines (log and generation lines).
     #[arg(long)]
     tail: Option<usize>,
 }

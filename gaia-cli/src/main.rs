@@ -56,7 +56,8 @@ enum Command {
     Show(jobs::ShowArgs),
     /// Cancel a job (queued: at once; running: its worker stops it within seconds).
     Cancel(jobs::CancelArgs),
-    /// Print a job's log; -f follows it while it runs.
+    /// Print a job's output as the experiment printed it (log and generation lines); -f
+    /// follows it while it runs.
     Logs(jobs::LogsArgs),
     /// Download a job's result files.
     Files(jobs::FilesArgs),
