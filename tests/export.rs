@@ -253,6 +253,12 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
     assert_eq!(jrows.len(), 3000);
     assert_eq!(jrows[5]["best"].as_f64().unwrap(), rows[5].best.unwrap());
     assert!(jrows[1]["entropy"].is_null() && jrows[0]["kl"].is_null());
+    // Evaluations are counts: integers in JSON (`1350`, not `1350.0`) and in `gaia show`
+    // (`4,050,000`, not `4.050e6`).
+    assert!(jrows[0]["evals"].is_u64(), "{}", jrows[0]);
+    let shown = server.cli_ok(&["show", &sid]);
+    assert!(shown.contains("evals 4,050,000,"), "{shown}");
+    assert!(shown.contains("3,000 rows, generation 3,000,"), "{shown}");
 
     // PNG of the requested size, default and custom; log-y of a metric.
     cli_in(&server, dir.path(), &["export", "--job", &sid, "--png"]);

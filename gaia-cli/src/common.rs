@@ -1,4 +1,5 @@
-//! Flags every client subcommand shares, and small output helpers.
+//! Flags every client subcommand shares, and small output helpers (numbers and times are
+//! written by `gaia_core::human`, one format per kind of value).
 
 use std::path::PathBuf;
 
@@ -87,46 +88,6 @@ pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
         .map_err(|_| format!("{s:?}: give a finite number of seconds, 0 or more"))
 }
 
-/// Formats milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
-pub fn fmt_time(ms: u64) -> String {
-    gaia_core::time::UtcTime::from_millis(ms).to_string()
-}
-
-/// "3m ago" style age.
-pub fn fmt_ago(ms: u64) -> String {
-    let now = gaia_core::model::now_ms();
-    let s = now.saturating_sub(ms) / 1000;
-    match s {
-        0..=59 => format!("{s}s ago"),
-        60..=3599 => format!("{}m ago", s / 60),
-        3600..=86_399 => format!("{}h ago", s / 3600),
-        _ => format!("{}d ago", s / 86_400),
-    }
-}
-
-/// Seconds as `1h02m`, `3m05s`, `12.3s`.
-pub fn fmt_duration(ms: u64) -> String {
-    let s = ms as f64 / 1000.0;
-    if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s as u64) % 60)
-    } else {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s as u64) % 3600) / 60)
-    }
-}
-
-/// A number for a table: short, no exponent for ordinary magnitudes.
-pub fn fmt_num(v: Option<f64>) -> String {
-    match v {
-        None => "-".into(),
-        Some(v) if v.is_nan() => "nan".into(),
-        Some(v) if v.abs() >= 1e6 || (v != 0.0 && v.abs() < 1e-3) => format!("{v:.3e}"),
-        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
-        Some(v) => format!("{v:.2}"),
-    }
-}
-
 /// Prints rows as an aligned table with a header.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -159,14 +120,4 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn time_formats() {
-        assert_eq!(super::fmt_time(0), "1970-01-01 00:00:00");
-        assert_eq!(super::fmt_time(1_700_000_000_000), "2023-11-14 22:13:20");
-        assert_eq!(super::fmt_duration(61_000), "1m01s");
-    }
 }

@@ -12,6 +12,7 @@ use gaia_core::client::{Client, save_to_file};
 use gaia_core::error::ClientError;
 use gaia_core::export::png::{DEFAULT_HEIGHT, DEFAULT_WIDTH, PngOptions};
 use gaia_core::export::{Format, Target};
+use gaia_core::human;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::Conn;
@@ -200,14 +201,14 @@ fn export_one(client: &Client, what: &What, png: &PngOptions, dest: &Path) -> an
     if !to_stdout {
         println!("{}", dest.display());
         let rows = match expected {
-            Some(r) if lines => format!("{r} rows, "),
+            Some(r) if lines => format!("{}, ", human::plural(r, "row")),
             _ => String::new(),
         };
         eprintln!(
-            "wrote {}: {rows}{} in {:.1}s",
+            "wrote {}: {rows}{} in {}",
             dest.display(),
-            human_bytes(bytes),
-            started.elapsed().as_secs_f64()
+            human::bytes(bytes),
+            human::seconds(started.elapsed().as_secs_f64())
         );
     }
     Ok(())
@@ -230,19 +231,6 @@ fn run_export(
             bar.start(None);
             client.study_files_zip(study, out)
         }
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.2} GB", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.1} MB", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.1} kB", n / 1e3)
-    } else {
-        format!("{n} bytes")
     }
 }
 

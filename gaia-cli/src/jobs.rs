@@ -10,7 +10,9 @@ use gaia_core::grammar::format_gen_line;
 use gaia_core::model::{Job, JobKind, JobSpec, JobState};
 use gaia_core::protocol::JobQuery;
 
-use crate::common::{Conn, fmt_ago, fmt_duration, fmt_num, fmt_time, print_json, print_table};
+use gaia_core::human;
+
+use crate::common::{Conn, print_json, print_table};
 use crate::exit;
 
 #[derive(clap::Args)]
@@ -162,7 +164,7 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
 }
 
 fn print_outcome(job: &Job) {
-    let took = job.duration_ms().map(fmt_duration).unwrap_or_default();
+    let took = job.duration_ms().map(human::duration).unwrap_or_default();
     match job.state {
         JobState::Succeeded => {
             println!("job {} succeeded in {took}", job.id);
@@ -170,7 +172,7 @@ fn print_outcome(job: &Job) {
                 println!("result: {}", render_result(r));
             }
             if let Some(b) = job.progress.best_ever {
-                println!("best ever: {}", fmt_num(Some(b)));
+                println!("best ever: {}", human::score(Some(b)));
             }
         }
         s => {
@@ -226,7 +228,7 @@ fn progress_line(job: &Job, samples: &mut Vec<(std::time::Instant, f64)>) -> Str
                 s.push_str(&format!(" gen {g}"));
             }
             if let Some(b) = p.best_ever.or(p.best) {
-                s.push_str(&format!(" best {}", fmt_num(Some(b))));
+                s.push_str(&format!(" best {}", human::score(Some(b))));
             }
             if let Some(e) = p.evals {
                 let now = std::time::Instant::now();
@@ -236,10 +238,10 @@ fn progress_line(job: &Job, samples: &mut Vec<(std::time::Instant, f64)>) -> Str
                     let dt = last.0.duration_since(first.0).as_secs_f64();
                     if dt > 1.0 && last.1 > first.1 {
                         let rate = (last.1 - first.1) / dt;
-                        s.push_str(&format!(" {rate:.0} evals/s"));
+                        s.push_str(&format!(" {} evals/s", human::evals(Some(rate))));
                         if let Some(max) = job.spec.max_evals {
                             let left = (max as f64 - last.1).max(0.0) / rate;
-                            s.push_str(&format!(" ETA {}", fmt_duration((left * 1000.0) as u64)));
+                            s.push_str(&format!(" ETA {}", human::seconds(left)));
                         }
                     }
                 }
@@ -294,10 +296,10 @@ pub fn list(a: JobsArgs) -> anyhow::Result<i32> {
                 j.worker_name.clone().unwrap_or_else(|| "-".into()),
                 j.progress
                     .fraction
-                    .map(|f| format!("{:.0}%", f * 100.0))
+                    .map(human::percent)
                     .unwrap_or_else(|| "-".into()),
-                fmt_num(j.progress.best_ever.or(j.progress.best)),
-                fmt_ago(j.submitted_at),
+                human::score(j.progress.best_ever.or(j.progress.best)),
+                human::ago(j.submitted_at),
             ]
         })
         .collect();
@@ -353,7 +355,7 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
             println!("env:        {}", s.env.as_deref().unwrap_or("-"));
             println!(
                 "max evals:  {}",
-                s.max_evals.map(|v| v.to_string()).unwrap_or("-".into())
+                s.max_evals.map(human::count).unwrap_or("-".into())
             );
             println!(
                 "seed:       {}",
@@ -382,15 +384,15 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
         );
     }
     println!("attempt:    {} of {}", job.attempt, s.max_attempts);
-    println!("submitted:  {}", fmt_time(job.submitted_at));
+    println!("submitted:  {}", human::time(job.submitted_at));
     if let Some(t) = job.started_at {
-        println!("started:    {}", fmt_time(t));
+        println!("started:    {}", human::time(t));
     }
     if let Some(t) = job.finished_at {
-        println!("finished:   {}", fmt_time(t));
+        println!("finished:   {}", human::time(t));
     }
     if let Some(d) = job.duration_ms() {
-        println!("duration:   {}", fmt_duration(d));
+        println!("duration:   {}", human::duration(d));
     }
     if let Some(w) = &job.worker_name {
         println!("worker:     {w} ({})", job.worker.as_deref().unwrap_or("-"));
@@ -401,14 +403,14 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
     let p = &job.progress;
     if p.rows > 0 {
         println!(
-            "progress:   {} rows, generation {}, evals {}, best {}, best ever {}, mean {}, sigma {}",
-            p.rows,
-            p.generation.map(|g| g.to_string()).unwrap_or("-".into()),
-            fmt_num(p.evals),
-            fmt_num(p.best),
-            fmt_num(p.best_ever),
-            fmt_num(p.mean),
-            fmt_num(p.sigma)
+            "progress:   {}, generation {}, evals {}, best {}, best ever {}, mean {}, sigma {}",
+            human::plural(p.rows, "row"),
+            p.generation.map(human::count).unwrap_or("-".into()),
+            human::evals(p.evals),
+            human::score(p.best),
+            human::score(p.best_ever),
+            human::score(p.mean),
+            human::score(p.sigma)
         );
     }
     if let Some(st) = &p.status {
@@ -422,12 +424,12 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
     }
     if job.log_lines > 0 {
         println!(
-            "log:        {} lines ({} warnings, {} errors){}",
-            job.log_lines,
-            job.warnings,
-            job.errors,
+            "log:        {} ({}, {}){}",
+            human::plural(job.log_lines, "line"),
+            human::plural(job.warnings, "warning"),
+            human::plural(job.errors, "error"),
             if job.log_dropped > 0 {
-                format!(", {} oldest dropped", job.log_dropped)
+                format!(", {} oldest dropped", human::count(job.log_dropped))
             } else {
                 String::new()
             }
@@ -439,14 +441,14 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
         let size_w = job
             .files
             .iter()
-            .map(|f| f.size.to_string().len())
+            .map(|f| human::bytes(f.size).len())
             .max()
             .unwrap_or(0);
         for f in &job.files {
             println!(
-                "  {:<name_w$}  {:>size_w$} bytes  sha256 {}",
+                "  {:<name_w$}  {:>size_w$}  sha256 {}",
                 f.name,
-                f.size,
+                human::bytes(f.size),
                 &f.sha256[..16.min(f.sha256.len())]
             );
         }
@@ -467,7 +469,7 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
                 } else {
                     &at.worker_name
                 },
-                fmt_time(at.started_at),
+                human::time(at.started_at),
                 at.outcome.as_deref().unwrap_or("running")
             );
         }
@@ -562,9 +564,9 @@ pub fn files(a: FilesArgs) -> anyhow::Result<i32> {
         let rows: Vec<Vec<String>> = list
             .files
             .iter()
-            .map(|f| vec![f.name.clone(), f.size.to_string(), f.sha256.clone()])
+            .map(|f| vec![f.name.clone(), human::bytes(f.size), f.sha256.clone()])
             .collect();
-        print_table(&["name", "bytes", "sha256"], &rows);
+        print_table(&["name", "size", "sha256"], &rows);
         return Ok(exit::OK);
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use gaia_core::release::{self, EXPERIMENTS_ARCHIVE};
 
-use crate::common::{Conn, fmt_time, print_json, print_table};
+use gaia_core::human;
+
+use crate::common::{Conn, print_json, print_table};
 use crate::exit;
 
 #[derive(clap::Args)]
@@ -121,10 +123,10 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
                     Err(e) => return Err(e.into()),
                 };
                 println!(
-                    "{tag}: {} ({}, {} bytes, sha256 {}){}",
+                    "{tag}: {} ({}, {}, sha256 {}){}",
                     f.name,
                     f.platform,
-                    f.size,
+                    human::bytes(f.size),
                     f.sha256,
                     if f.signature.is_some() {
                         ", signed"
@@ -163,20 +165,20 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
                             String::new()
                         },
                         if i == 0 {
-                            r.workers.to_string()
+                            human::count(r.workers)
                         } else {
                             String::new()
                         },
                         f.name.clone(),
                         f.platform.clone(),
-                        f.size.to_string(),
+                        human::bytes(f.size),
                         f.sha256[..16.min(f.sha256.len())].to_string(),
                         if f.signature.is_some() {
                             "signed".into()
                         } else {
                             "unsigned".into()
                         },
-                        fmt_time(f.uploaded_at),
+                        human::time(f.uploaded_at),
                     ]);
                 }
             }
@@ -187,7 +189,7 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
                     "workers",
                     "file",
                     "platform",
-                    "bytes",
+                    "size",
                     "sha256",
                     "signature",
                     "uploaded",

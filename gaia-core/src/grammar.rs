@@ -20,6 +20,7 @@
 //! `experiments/tests/fixtures/lines.jsonl`. The parser never panics, and the formatter is its
 //! inverse: a row written by [`format_gen_line`] parses back to the same row.
 
+use crate::human::{shortest as number, thousands};
 use crate::model::Row;
 
 /// What one line is.
@@ -223,8 +224,9 @@ fn parse_elapsed(field: &str) -> Option<f64> {
 /// A row as the GAIA line an experiment prints:
 /// `Gen   12 | Best: 187.3 | Ever: 201.0 | Mean: 95.4 | σ: 0.4123 | Evals: 3,840 | 14.2s`.
 ///
-/// Every value is written as the shortest text that reads back as the same number (`-1285`,
-/// `-1304.7`, `0.4123`, `1e-7`), evals that are whole numbers with thousands
+/// Every value is written as the shortest text that reads back as the same number
+/// ([`crate::human::shortest`]: `-1285`, `-1304.7`, `0.4123`, `1e-7`), evals that are whole
+/// numbers with thousands
 /// separators, the elapsed time last as a bare `14.2s`; absent values are left out and further
 /// metrics follow Evals under their stored names. A row without a generation (one from an
 /// `@gaia {"metrics": ...}` message) is numbered by its position, `seq + 1`. [`parse_line`] gives
@@ -262,22 +264,6 @@ pub fn format_gen_line(row: &Row) -> String {
     s
 }
 
-/// The shortest text that [`parse_number`] reads back as `v`: a plain decimal (`-55`,
-/// `-1304.7`, `0.4123`, as CSV exports write numbers), an exponent only far from 1 (`1e-7`,
-/// `2.5e20`), `nan`, `inf`, `-inf`.
-fn number(v: f64) -> String {
-    if v.is_nan() {
-        "nan".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.into()
-    } else if v == 0.0 || (1e-5..1e16).contains(&v.abs()) {
-        // Display and LowerExp are Rust's shortest round-trip forms.
-        format!("{v}")
-    } else {
-        format!("{v:e}")
-    }
-}
-
 /// A whole number with thousands separators (`3,840`), anything else as [`number`].
 fn whole_or_number(v: f64) -> String {
     // Below 2^53 every whole f64 is exact, so the digits read back as the same value.
@@ -286,22 +272,6 @@ fn whole_or_number(v: f64) -> String {
     } else {
         number(v)
     }
-}
-
-/// `1234567` → `1,234,567`.
-fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -555,9 +525,6 @@ mod tests {
                 ..row
             }
         ));
-        assert_eq!(thousands(-1_234_567), "-1,234,567");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(0), "0");
     }
 
     /// Any value a row may hold: ordinary, tiny, huge, whole, non-finite.

@@ -15,6 +15,7 @@
 //! | [`server`] | hyper server: routing, auth, handlers, live events, dashboard assets |
 //! | [`client`] | typed blocking HTTP(S) client for every route |
 //! | [`grammar`] | what an experiment prints: GAIA lines parsed into rows and rows written back as lines (pure) |
+//! | [`human`] | numbers and times for people: one format per kind of value |
 //! | [`stats`] | statistics over scores: quantiles, mean ± std (pure) |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
 //! | [`time`] | instants as UTC dates for people (one calendar function) |
@@ -27,6 +28,7 @@ pub mod client;
 pub mod error;
 pub mod export;
 pub mod grammar;
+pub mod human;
 pub mod model;
 pub mod protocol;
 pub mod queue;
