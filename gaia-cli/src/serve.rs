@@ -15,8 +15,10 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 7434)]
     pub port: u16,
-    /// Address to bind (0.0.0.0: reachable by workers on other machines).
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on. The default, 127.0.0.1, lets only this machine in (a reverse proxy
+    /// such as Caddy on it, or workers on it); 0.0.0.0 listens on every interface, so workers on
+    /// other machines can connect directly.
+    #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
     /// Where the database, result files and releases live.
     #[arg(long, env = "GAIA_DATA_DIR", default_value = "./gaia-data")]
@@ -100,6 +102,18 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
             "gaia {} listening on http://{local}",
             gaia_core::VERSION
         )?;
+        if local.ip().is_loopback() {
+            writeln!(
+                out,
+                "  only this machine can connect: --bind 0.0.0.0 lets workers on other machines in \
+                 (or put a reverse proxy such as Caddy in front)"
+            )?;
+        } else if local.ip().is_unspecified() {
+            writeln!(
+                out,
+                "  on every interface: other machines can connect (HTTPS needs a reverse proxy in front)"
+            )?;
+        }
         writeln!(out, "dashboard: http://{shown}/")?;
         writeln!(out, "data: {}", a.data_dir.display())?;
         if generated {
