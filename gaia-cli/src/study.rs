@@ -195,7 +195,19 @@ fn states_text(p: &StudyProgress) -> String {
         .join(", ")
 }
 
+/// What `gaia study --help` and `gaia studies --help` end with: how a study is made.
+const CREATE_A_STUDY: &str = "A study is created by submitting its sweep: every combination of \
+methods × environments × --param values × seeds becomes one job of the study.
+  gaia submit --study NAME --method cma_es,openai_es --seeds 1..5 --max-evals 50000
+  gaia submit --study NAME --method cma_es --env CartPole-v1,Acrobot-v1 --seeds 1..3 \\
+      --param pop_size=32,64
+Submitting to the same name again adds jobs (the same definition twice needs --again).
+Then:
+  gaia study NAME                      progress, ETA, best per method × environment
+  gaia export --study NAME --png       the methods compared, one panel per environment";
+
 #[derive(clap::Args)]
+#[command(after_help = CREATE_A_STUDY)]
 pub struct StudyArgs {
     #[command(flatten)]
     conn: Conn,
@@ -312,6 +324,7 @@ pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = CREATE_A_STUDY)]
 pub struct StudiesArgs {
     #[command(flatten)]
     conn: Conn,
