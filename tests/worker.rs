@@ -788,18 +788,61 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
                 break;
             }
         }
-        std::thread::spawn(move || for _ in lines {});
-        let find = |key: &str| {
-            printed
-                .iter()
-                .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
-                .unwrap_or_else(|| panic!("no {key:?} line in {printed:#?}"))
-        };
-        let url = find("dashboard:").trim_end_matches('/').to_string();
-        let token = find("token:");
-        (child, url, token, printed)
+        // What it prints later arrives here.
+        let (tx, later) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // One link logs the browser in: the token in the URL's fragment.
+        let link = printed
+            .iter()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("dashboard:")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no dashboard link in {printed:#?}"));
+        let (url, token) = link
+            .split_once("/#token=")
+            .unwrap_or_else(|| panic!("{link} does not log the browser in"));
+        assert!(url.starts_with("http://127.0.0.1:"), "{link}");
+        assert!(
+            !printed.iter().any(|l| l.contains("token:")),
+            "the token is printed on its own: {printed:#?}"
+        );
+        (
+            child,
+            url.to_string(),
+            token.to_string(),
+            printed,
+            later,
+            link,
+        )
     };
-    let (mut child, url, token, printed) = start(&data);
+    // Waits for the line saying the study has finished; returns it and what follows.
+    let finished = |later: &std::sync::mpsc::Receiver<String>| -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let mut said = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = later
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no 'finished' line; it said {said:#?}"));
+            let last = line.contains("keeps serving until Ctrl-C");
+            said.push(line);
+            if last {
+                break;
+            }
+        }
+        let at = said
+            .iter()
+            .position(|l| l.contains("The demo study has finished: 7 jobs"))
+            .unwrap_or_else(|| panic!("{said:#?}"));
+        said.split_off(at)
+    };
+    let (mut child, url, token, printed, later, link) = start(&data);
     assert!(
         printed
             .iter()
@@ -825,6 +868,20 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
         "{done:?}"
     );
     assert!(!c.rows(done.id, None, None).unwrap().rows.is_empty());
+    // It says when the study has finished — every job ended — and where to look next. (The
+    // rest is cancelled to keep this test short: a cancelled job has ended too.)
+    for j in c.jobs(&Default::default()).unwrap().jobs {
+        if !j.state.is_terminal() {
+            c.cancel(j.id).unwrap();
+        }
+    }
+    let said = finished(&later);
+    let text = said.join("\n");
+    assert!(text.contains(&link), "{text}");
+    assert!(text.contains("gaia study demo"), "{text}");
+    assert!(text.contains("gaia export --study demo --png"), "{text}");
+    // And it keeps serving.
+    assert_eq!(c.jobs(&Default::default()).unwrap().total, 7);
 
     // Ctrl-C stops everything cleanly; a second start finds the study and does not resubmit.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -837,12 +894,14 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    let (mut again, url, token2, printed) = start(&data);
+    let (mut again, url, token2, printed, later, _) = start(&data);
     assert_eq!(token2, token, "the same admin token");
     assert!(
         printed.iter().any(|l| l.contains("already there (7 jobs)")),
         "{printed:#?}"
     );
+    // Its study has ended already: it says so at once.
+    finished(&later);
     let c = gaia_core::client::Client::new(&url, Some(token)).unwrap();
     assert_eq!(c.jobs(&Default::default()).unwrap().total, 7);
     let _ = again.kill();

@@ -643,7 +643,7 @@ impl Client {
     }
 
     /// One study: jobs, progress, ETA, best per method × environment.
-    pub fn study(&self, name: &str) -> Result<crate::study::StudyReport, ClientError> {
+    pub fn study(&self, name: &str) -> Result<crate::protocol::StudyReport, ClientError> {
         self.get(&format!("/api/v1/studies/{}", path_segment(name)))
     }
 
@@ -744,6 +744,27 @@ impl Client {
             None,
         )?;
         Ok(())
+    }
+
+    /// Waits until every job of study `name` has ended (none queued or running), calling
+    /// `progress` with each new look at it; returns the last look.
+    pub fn wait_study(
+        &self,
+        name: &str,
+        mut progress: impl FnMut(&crate::protocol::StudyReport),
+    ) -> Result<crate::protocol::StudyReport, ClientError> {
+        loop {
+            let report = self.study(name)?;
+            progress(&report);
+            let open: u64 = [JobState::Queued, JobState::Running]
+                .iter()
+                .filter_map(|s| report.progress.states.get(s.as_str()))
+                .sum();
+            if report.progress.jobs > 0 && open == 0 {
+                return Ok(report);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     /// Waits until a job ends, calling `progress` with each new look at it.
