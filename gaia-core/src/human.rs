@@ -1,19 +1,21 @@
 //! Numbers and times for people: one format for each kind of value, so a value reads the same
 //! in every table and message of the `gaia` command (and of any tool that embeds gaia-core).
+//! Scores, sizes, fractions, durations and ages are written as the dashboard writes them
+//! (`dashboard/format.js`).
 //!
 //! | kind | format | examples |
 //! |---|---|---|
 //! | counts: jobs, rows, lines, evaluations, rates | whole, thousands separators | `7`, `1,350`, `1,234,567` |
-//! | scores and other metric values (best, mean, σ, …) | at most 6 significant digits, shortest form | `-1285`, `-1304.7`, `0.4123`, `1.23457e-7` |
-//! | fractions | whole percent | `42%` |
-//! | durations | seconds with a tenth, then two units | `12.3s`, `3m05s`, `1h02m`, `2d03h` |
-//! | sizes | bytes, then one decimal of kB, MB, GB, TB (powers of 1000) | `512 B`, `15.6 kB`, `1.2 GB` |
+//! | scores and other metric values (best, mean, σ, …) | four significant digits, trailing zeros dropped; k / M / G from ten thousand | `-109.2`, `500`, `0.01235`, `1.235e-7`, `12.35k` |
+//! | fractions | whole percent, rounded down (99.6 % is not done) | `42%` |
+//! | durations | whole seconds, then two units | `12s`, `3m 05s`, `2h 07m`, `1d 4h` |
+//! | sizes | binary units; one decimal below 100 | `512 B`, `15.6 KiB`, `156 KiB`, `1.5 GiB` |
 //! | instants | UTC, to the second ([`crate::time`]) | `2025-11-14 22:13:20` |
-//! | ages | one unit | `12s ago`, `3m ago`, `5h ago`, `2d ago` |
+//! | ages | one unit | `just now`, `12s ago`, `3m ago`, `5h ago`, `2d ago` |
 //!
-//! A missing value is `-`. What machines read keeps every digit instead: JSON and CSV exports,
-//! and the GAIA lines `gaia logs` writes ([`crate::grammar::format_gen_line`], numbers by
-//! [`shortest`]).
+//! A missing value is `-`; a score that is not a number is `nan`, `inf` or `-inf`. What machines
+//! read keeps every digit instead: JSON and CSV exports, and the GAIA lines `gaia logs` writes
+//! ([`crate::grammar::format_gen_line`], numbers by [`shortest`]).
 
 use crate::model::Millis;
 
@@ -49,18 +51,33 @@ pub fn evals(v: Option<f64>) -> String {
     }
 }
 
-/// A score or any other metric value: at most 6 significant digits, written as
-/// [`shortest`] writes them; `-` when missing.
+/// A score or any other metric value: four significant digits, trailing zeros dropped, with
+/// k / M / G from ten thousand (`-109.2`, `0.01235`, `1.235e-7`, `12.35k`, `1.2M`); `-` when
+/// missing.
 pub fn score(v: Option<f64>) -> String {
-    match v {
-        None => "-".into(),
-        Some(v) if !v.is_finite() => shortest(v),
-        Some(v) => {
-            // Round to 6 significant digits through their decimal form, then write the shortest
-            // text of that: no binary noise (95.43999999999999 is 95.44).
-            let rounded: f64 = format!("{v:.5e}").parse().unwrap_or(v);
-            shortest(rounded)
+    let Some(v) = v else {
+        return "-".into();
+    };
+    if !v.is_finite() {
+        return shortest(v);
+    }
+    let a = v.abs();
+    for (from, scale, suffix) in [(1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")] {
+        if a >= from {
+            return format!("{}{suffix}", four_digits(v / scale));
         }
+    }
+    four_digits(v)
+}
+
+/// `v` to four significant digits, in its shortest form (`95.44`, `0.01235`, `1.235e-7`).
+fn four_digits(v: f64) -> String {
+    // Through the decimal form, so no binary noise is left (95.43999999999999 is 95.44).
+    let rounded: f64 = format!("{v:.3e}").parse().unwrap_or(v);
+    if rounded == 0.0 || (1e-6..1e21).contains(&rounded.abs()) {
+        format!("{rounded}")
+    } else {
+        format!("{rounded:e}")
     }
 }
 
@@ -80,19 +97,24 @@ pub fn shortest(v: f64) -> String {
     }
 }
 
-/// A fraction 0..1 as a whole percent: `0.423` → `42%`.
+/// A fraction 0..1 as a whole percent, rounded down so a job at 99.6 % is not shown as done:
+/// `0.996` → `99%`.
 pub fn percent(f: f64) -> String {
-    format!("{:.0}%", f * 100.0)
+    if f.is_finite() {
+        format!("{}%", (f * 100.0 + 1e-9).floor())
+    } else {
+        "-".into()
+    }
 }
 
-/// A duration: `12.3s`, `3m05s`, `1h02m`, `2d03h`.
+/// A duration: `12s`, `3m 05s`, `2h 07m`, `1d 4h`.
 pub fn duration(ms: u64) -> String {
-    let s = ms / 1000;
+    let s = (ms + 500) / 1000;
     match s {
-        0..=59 => format!("{:.1}s", ms as f64 / 1000.0),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {:02}m", s / 3600, (s / 60) % 60),
+        _ => format!("{}d {}h", s / 86_400, (s / 3600) % 24),
     }
 }
 
@@ -105,17 +127,21 @@ pub fn seconds(secs: f64) -> String {
     }
 }
 
-/// A size: `512 B`, `15.6 kB`, `3.4 MB`, `1.2 GB`, `2.0 TB` (powers of 1000).
+/// A size in binary units, one decimal below 100: `512 B`, `15.6 KiB`, `156 KiB`, `1.5 GiB`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [(f64, &str); 4] = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")];
-    let v = n as f64;
-    for (scale, unit) in UNITS {
-        // 999,950 bytes would round to "1000.0 kB": it is 1.0 MB.
-        if v >= scale * 0.99995 {
-            return format!("{:.1} {unit}", v / scale);
-        }
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
     }
-    format!("{n} B")
+    if i == 0 || v >= 100.0 {
+        format!("{} {}", v.round(), UNITS[i])
+    } else {
+        let one = format!("{v:.1}");
+        format!("{} {}", one.trim_end_matches(".0"), UNITS[i])
+    }
 }
 
 /// An instant, UTC, to the second: `2025-11-14 22:13:20`.
@@ -123,11 +149,13 @@ pub fn time(ms: Millis) -> String {
     crate::time::UtcTime::from_millis(ms).to_string()
 }
 
-/// How long ago an instant was, in one unit: `12s ago`, `3m ago`, `5h ago`, `2d ago`.
+/// How long ago an instant was, in one unit: `just now`, `12s ago`, `3m ago`, `5h ago`,
+/// `2d ago`.
 pub fn ago(ms: Millis) -> String {
     let s = crate::model::now_ms().saturating_sub(ms) / 1000;
     match s {
-        0..=59 => format!("{s}s ago"),
+        0..=4 => "just now".into(),
+        5..=59 => format!("{s}s ago"),
         60..=3599 => format!("{}m ago", s / 60),
         3600..=86_399 => format!("{}h ago", s / 3600),
         _ => format!("{}d ago", s / 86_400),
@@ -157,26 +185,35 @@ mod tests {
         assert_eq!(evals(None), "-");
         // Scores: one rule, whatever the magnitude (the log mixed `-1285` and `-1304.70`).
         assert_eq!(score(Some(-1285.0)), "-1285");
-        assert_eq!(score(Some(-1304.7)), "-1304.7");
+        assert_eq!(score(Some(-1304.7)), "-1305");
+        assert_eq!(score(Some(-109.2)), "-109.2");
+        assert_eq!(score(Some(500.0)), "500");
         assert_eq!(score(Some(95.43999999999999)), "95.44");
-        assert_eq!(score(Some(0.41234567)), "0.412346");
-        assert_eq!(score(Some(1_234_567.0)), "1234570");
-        assert_eq!(score(Some(-1.2345678e-7)), "-1.23457e-7");
+        assert_eq!(score(Some(0.012345)), "0.01235");
+        assert_eq!(score(Some(12_345.6)), "12.35k");
+        assert_eq!(score(Some(-1_234_567.0)), "-1.235M");
+        assert_eq!(score(Some(2.5e9)), "2.5G");
+        assert_eq!(score(Some(-1.2345678e-7)), "-1.235e-7");
+        assert_eq!(score(Some(0.0)), "0");
         assert_eq!(score(Some(f64::NAN)), "nan");
         assert_eq!(score(Some(f64::NEG_INFINITY)), "-inf");
         assert_eq!(score(None), "-");
         assert_eq!(shortest(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(shortest(2.5e20), "2.5e20");
         assert_eq!(percent(0.423), "42%");
-        assert_eq!(duration(12_345), "12.3s");
-        assert_eq!(duration(61_000), "1m01s");
-        assert_eq!(duration(3_720_000), "1h02m");
-        assert_eq!(duration(183_600_000), "2d03h");
+        assert_eq!(percent(0.996), "99%", "not done until it is");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(duration(12_345), "12s");
+        assert_eq!(duration(61_000), "1m 01s");
+        assert_eq!(duration(3_720_000), "1h 02m");
+        assert_eq!(duration(183_600_000), "2d 3h");
         assert_eq!(seconds(f64::INFINITY), "-");
         assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(15_600), "15.6 kB");
-        assert_eq!(bytes(999_999), "1.0 MB");
-        assert_eq!(bytes(1_200_000_000), "1.2 GB");
+        assert_eq!(bytes(15_974), "15.6 KiB");
+        assert_eq!(bytes(2048), "2 KiB");
+        assert_eq!(bytes(159_744), "156 KiB");
+        assert_eq!(bytes(1_610_612_736), "1.5 GiB");
+        assert_eq!(bytes(24 << 30), "24 GiB");
         assert_eq!(time(1_700_000_000_000), "2023-11-14 22:13:20");
         assert_eq!(plural(1, "line"), "1 line");
         assert_eq!(plural(1_000, "line"), "1,000 lines");
