@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use gaia_core::worker::parse::{Line, parse_line};
+use gaia_core::grammar::{Line, parse_line};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

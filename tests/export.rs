@@ -253,6 +253,12 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
     assert_eq!(jrows.len(), 3000);
     assert_eq!(jrows[5]["best"].as_f64().unwrap(), rows[5].best.unwrap());
     assert!(jrows[1]["entropy"].is_null() && jrows[0]["kl"].is_null());
+    // Evaluations are counts: integers in JSON (`1350`, not `1350.0`) and in `gaia show`
+    // (`4,050,000`, not `4.050e6`).
+    assert!(jrows[0]["evals"].is_u64(), "{}", jrows[0]);
+    let shown = server.cli_ok(&["show", &sid]);
+    assert!(shown.contains("evals 4,050,000,"), "{shown}");
+    assert!(shown.contains("3,000 rows, generation 3,000,"), "{shown}");
 
     // PNG of the requested size, default and custom; log-y of a metric.
     cli_in(&server, dir.path(), &["export", "--job", &sid, "--png"]);
@@ -353,6 +359,102 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("width"), "{body}");
+}
+
+/// A writer that kills the server at its first byte: the export is cut mid-stream.
+struct KillAtFirstByte<'a, W: std::io::Write> {
+    inner: W,
+    server: &'a mut Server,
+}
+
+impl<W: std::io::Write> std::io::Write for KillAtFirstByte<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.server.kill9();
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn an_export_the_server_cuts_short_is_an_error_and_leaves_no_file() {
+    // Some 20 MB of CSV: more than the pipes and socket buffers between the server and the
+    // reader hold, so the server is still sending when it dies.
+    let rows: Vec<Row> = (0..150_000u64)
+        .map(|i| Row {
+            seq: i,
+            generation: Some(i + 1),
+            evals: Some((i + 1) as f64 * 64.0),
+            best: Some((i as f64).sin()),
+            best_ever: Some((i as f64).cos()),
+            mean: Some((i as f64).sqrt() / 7.0),
+            sigma: Some(1.0 / (1.0 + i as f64)),
+            elapsed: Some(i as f64 / 3.0),
+            metrics: vec![],
+        })
+        .collect();
+
+    // The client: an error that says the answer was cut, and no file (nor .part) left.
+    let mut server = Server::start();
+    let id = job_with_rows(
+        &server,
+        JobSpec::experiment("cma_es", 10_000_000),
+        rows.clone(),
+    );
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("job.csv");
+    let err = gaia_core::client::save_to_file(&dest, |out| {
+        client.export(
+            &gaia_core::export::Target::Job(id),
+            gaia_core::export::Format::Csv,
+            &Default::default(),
+            &mut KillAtFirstByte {
+                inner: out,
+                server: &mut server,
+            },
+            &mut |_| {},
+        )
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, gaia_core::error::ClientError::Interrupted { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a file was left"
+    );
+
+    // The CLI: reads the head of the export, the server dies, the rest is an error, not a
+    // short export taken for a whole one.
+    let mut server = Server::start();
+    let id = job_with_rows(&server, JobSpec::experiment("cma_es", 10_000_000), rows);
+    let mut child = Command::new(gaia_bin())
+        .args(["export", "--job", &id.to_string(), "--csv", "--out", "-"])
+        .env("GAIA_SERVER", server.url())
+        .env("GAIA_TOKEN", &server.token)
+        .env_remove("GAIA_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut header).unwrap();
+    assert!(header.starts_with("study,job,"), "{header}");
+    server.kill9();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a cut export succeeded: {stderr}");
+    assert!(stderr.contains("was cut off after"), "{stderr}");
+    let lines = rest.iter().filter(|b| **b == b'\n').count();
+    assert!(lines < 150_000, "the whole export arrived before the kill");
 }
 
 /// The Python of the experiments' virtualenv (scripts/test builds it).

@@ -1233,11 +1233,13 @@ fn write_schema_v1_fixture() {
                         stream: Stream::Stdout,
                         text: "starting cma_es".into(),
                         at: 0,
+                        rows_before: None,
                     },
                     LogInput {
                         stream: Stream::Stderr,
                         text: "WARN slow env".into(),
                         at: 0,
+                        rows_before: None,
                     },
                 ],
             },
@@ -1438,6 +1440,50 @@ fn the_client_speaks_https_through_a_tls_proxy() {
         err.contains("certificate") || err.contains("issuer"),
         "{err}"
     );
+}
+
+/// Issue 12: a server reachable from the internet with a printed admin token is one mistake
+/// away, so `gaia serve` listens on loopback unless `--bind` says otherwise, and says where.
+#[test]
+fn serve_listens_on_loopback_unless_bind_says_otherwise() {
+    use std::io::BufRead;
+    let first_lines = |bind: &[&str]| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(gaia_bin())
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--token",
+                "test-admin-token-0123456789",
+            ])
+            .args(bind)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .take(2)
+            .map(Result::unwrap)
+            .collect();
+        let _ = child.kill();
+        let _ = child.wait();
+        lines
+    };
+    let by_default = first_lines(&[]);
+    assert!(
+        by_default[0].contains("listening on http://127.0.0.1:"),
+        "{by_default:?}"
+    );
+    assert!(
+        by_default[1].contains("only this machine") && by_default[1].contains("--bind 0.0.0.0"),
+        "{by_default:?}"
+    );
+    let open = first_lines(&["--bind", "0.0.0.0"]);
+    assert!(open[0].contains("listening on http://0.0.0.0:"), "{open:?}");
+    assert!(open[1].contains("every interface"), "{open:?}");
 }
 
 // ---- the generated admin token ---------------------------------------------------------------

@@ -545,9 +545,12 @@ fn logs_follow_a_running_job_to_its_end() {
         out.contains(r#"@gaia {"final""#),
         "the last line arrived: {out}"
     );
-    // Generations arrive as GAIA lines, each once, up to the last.
+    // Generations arrive as GAIA lines, each once, up to the last — and from the first, though
+    // the job was running when `-f` attached.
     let gens: Vec<&str> = out.lines().filter(|l| l.starts_with("Gen ")).collect();
     assert!(!gens.is_empty(), "{out}");
+    assert!(gens[0].starts_with("Gen    1 |"), "{gens:?}");
+    assert_eq!(gens.len(), 30, "{gens:?}");
     assert!(
         gens.last()
             .unwrap()
@@ -561,6 +564,52 @@ fn logs_follow_a_running_job_to_its_end() {
     );
     let quiet = server.cli_ok(&["logs", &id.to_string(), "-f", "--no-gens"]);
     assert!(!quiet.contains("Gen "), "{quiet}");
+}
+
+/// Issue 12: `gaia logs N` shows the output as the experiment printed it — generation lines
+/// written from the rows, among the log lines in order — with or without -f; `--no-gens`
+/// leaves them out.
+#[test]
+fn logs_show_the_whole_output_in_the_order_it_was_printed() {
+    let server = Server::start();
+    let _w = Worker::start(&server, "w1", &["--allow-commands"]);
+    let c = server.client();
+    let script = "echo starting; echo 'Gen 1 | Best: 5 | Mean: 2.5'; echo between; \
+                  echo 'Gen 2 | Best: 4 | Mean: 3 | Evals: 1,234,567'; \
+                  echo 'Gen 3 | Best: 7.25 | Mean: 1e-7'; echo done";
+    let id = c
+        .submit(&JobSpec {
+            kind: JobKind::Command,
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            max_attempts: 1,
+            ..JobSpec::default()
+        })
+        .unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let printed = [
+        "starting",
+        "Gen    1 | Best: 5 | Ever: 5 | Mean: 2.5",
+        "between",
+        "Gen    2 | Best: 4 | Ever: 5 | Mean: 3 | Evals: 1,234,567",
+        "Gen    3 | Best: 7.25 | Ever: 7.25 | Mean: 1e-7",
+        "done",
+    ];
+    let id = id.to_string();
+    let lines = |args: &[&str]| -> Vec<String> {
+        server.cli_ok(args).lines().map(str::to_string).collect()
+    };
+    assert_eq!(lines(&["logs", &id]), printed);
+    assert_eq!(
+        lines(&["logs", &id, "-f"]),
+        printed,
+        "-f shows it from the start"
+    );
+    assert_eq!(
+        lines(&["logs", &id, "--no-gens"]),
+        ["starting", "between", "done"]
+    );
+    assert_eq!(lines(&["logs", &id, "--tail", "2"]), printed[4..]);
 }
 
 #[test]
@@ -596,6 +645,38 @@ fn oversized_output_is_trimmed_not_retried_for_ever() {
             .unwrap()
             .contains("was dropped")
     );
+}
+
+/// Issue 12: the original system's experiments annotate values and print Best without Ever;
+/// every field they carry is kept, and best-ever is the running maximum of Best.
+#[test]
+fn annotated_values_are_kept_and_best_ever_runs_when_ever_is_missing() {
+    let server = Server::start();
+    let _w = Worker::start(&server, "w1", &["--allow-commands"]);
+    let c = server.client();
+    let script = "echo 'Gen 1 | Best: -30.5 | Mean: -40  ← close'; \
+                  echo 'Gen 2 | Best: -35 | Mean: -19.9  ← SOLVED | Difficulty: 1.00  ← SOLVED (full difficulty)'; \
+                  echo 'Gen 3 | Best: -10 | Mean: -20'";
+    let id = c
+        .submit(&JobSpec {
+            kind: JobKind::Command,
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            max_attempts: 1,
+            ..JobSpec::default()
+        })
+        .unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let rows = c.rows(id, None, None).unwrap().rows;
+    let col = |f: fn(&gaia_core::model::Row) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
+    assert_eq!(col(|r| r.mean), [Some(-40.0), Some(-19.9), Some(-20.0)]);
+    assert_eq!(rows[1].metric("difficulty"), Some(1.0));
+    assert_eq!(
+        col(|r| r.best_ever),
+        [Some(-30.5), Some(-30.5), Some(-10.0)],
+        "the running maximum of Best"
+    );
+    assert_eq!(job.progress.best_ever, Some(-10.0));
 }
 
 #[test]
@@ -884,18 +965,61 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
                 break;
             }
         }
-        std::thread::spawn(move || for _ in lines {});
-        let find = |key: &str| {
-            printed
-                .iter()
-                .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
-                .unwrap_or_else(|| panic!("no {key:?} line in {printed:#?}"))
-        };
-        let url = find("dashboard:").trim_end_matches('/').to_string();
-        let token = find("token:");
-        (child, url, token, printed)
+        // What it prints later arrives here.
+        let (tx, later) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // One link logs the browser in: the token in the URL's fragment.
+        let link = printed
+            .iter()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("dashboard:")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no dashboard link in {printed:#?}"));
+        let (url, token) = link
+            .split_once("/#token=")
+            .unwrap_or_else(|| panic!("{link} does not log the browser in"));
+        assert!(url.starts_with("http://127.0.0.1:"), "{link}");
+        assert!(
+            !printed.iter().any(|l| l.contains("token:")),
+            "the token is printed on its own: {printed:#?}"
+        );
+        (
+            child,
+            url.to_string(),
+            token.to_string(),
+            printed,
+            later,
+            link,
+        )
     };
-    let (mut child, url, token, printed) = start(&data);
+    // Waits for the line saying the study has finished; returns it and what follows.
+    let finished = |later: &std::sync::mpsc::Receiver<String>| -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let mut said = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = later
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no 'finished' line; it said {said:#?}"));
+            let last = line.contains("keeps serving until Ctrl-C");
+            said.push(line);
+            if last {
+                break;
+            }
+        }
+        let at = said
+            .iter()
+            .position(|l| l.contains("The demo study has finished: 7 jobs"))
+            .unwrap_or_else(|| panic!("{said:#?}"));
+        said.split_off(at)
+    };
+    let (mut child, url, token, printed, later, link) = start(&data);
     assert!(
         printed
             .iter()
@@ -921,6 +1045,20 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
         "{done:?}"
     );
     assert!(!c.rows(done.id, None, None).unwrap().rows.is_empty());
+    // It says when the study has finished — every job ended — and where to look next. (The
+    // rest is cancelled to keep this test short: a cancelled job has ended too.)
+    for j in c.jobs(&Default::default()).unwrap().jobs {
+        if !j.state.is_terminal() {
+            c.cancel(j.id).unwrap();
+        }
+    }
+    let said = finished(&later);
+    let text = said.join("\n");
+    assert!(text.contains(&link), "{text}");
+    assert!(text.contains("gaia study demo"), "{text}");
+    assert!(text.contains("gaia export --study demo --png"), "{text}");
+    // And it keeps serving.
+    assert_eq!(c.jobs(&Default::default()).unwrap().total, 7);
 
     // Ctrl-C stops everything cleanly; a second start finds the study and does not resubmit.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -933,12 +1071,14 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    let (mut again, url, token2, printed) = start(&data);
+    let (mut again, url, token2, printed, later, _) = start(&data);
     assert_eq!(token2, token, "the same admin token");
     assert!(
         printed.iter().any(|l| l.contains("already there (7 jobs)")),
         "{printed:#?}"
     );
+    // Its study has ended already: it says so at once.
+    finished(&later);
     let c = gaia_core::client::Client::new(&url, Some(token)).unwrap();
     assert_eq!(c.jobs(&Default::default()).unwrap().total, 7);
     let _ = again.kill();

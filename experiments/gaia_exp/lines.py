@@ -1,15 +1,19 @@
 """The GAIA stdout line format: a writer for the lines run_all.py prints, and a reference parser.
 
-Grammar (shared with the Rust worker's parser; ``tests/fixtures/lines.jsonl`` pins it down):
+Grammar (specified in the repository's ``docs/OUTPUT.md``, shared with the Rust worker's parser
+in ``gaia-core/src/grammar.rs``; ``tests/fixtures/lines.jsonl`` pins it down):
 
 - A *gen line* starts, after optional leading whitespace, with ``Gen`` and an integer generation,
   then fields separated by ``|``. Each field is ``Name: value``. Names normalise
   case-insensitively: Best->best, Ever->best_ever, Mean->mean, σ / Sigma / σ̄ (U+03C3 U+0304)
   ->sigma, Evals->evals; any other name is lowercased with spaces and dashes turned into ``_``.
   Values are numbers (optional sign, decimals, exponent, thousands separators like ``3,840``)
-  or ``nan``, ``inf``, ``-inf``. A bare field ``14.2s`` is the elapsed seconds (``elapsed``);
-  any text after it (``✅ SOLVED!``) is ignored. Fields that do not parse are skipped; the line
-  stays a gen line. The generation is the metric ``generation``.
+  or ``nan``, ``inf``, ``-inf``; free text after a value and whitespace
+  (``Mean: -19.9  ← SOLVED``) is ignored. A bare field ``14.2s`` is the elapsed seconds
+  (``elapsed``); any text after it (``✅ SOLVED!``) is ignored too. Fields that do not parse are
+  skipped; the line stays a gen line. The generation is the metric ``generation``.
+- Over one attempt (``OutputParser``): a gen line with Best but no Ever gets ``best_ever`` = the
+  running maximum of Best (and of any Ever printed before) so far; scores are maximised.
 - ``@gaia {json}``: the line starts with ``@gaia `` followed by a JSON object. Invalid JSON, or
   JSON that is not an object, makes it a log line.
 - Anything else is a log line. Parsing never raises.
@@ -51,6 +55,12 @@ def parse_number(text: str) -> float | None:
     return float(t.replace(",", ""))
 
 
+def parse_value(text: str) -> float | None:
+    """A field's value: a number, optionally followed by free text after whitespace."""
+    parts = text.split(None, 1)
+    return parse_number(parts[0]) if parts else None
+
+
 def parse_line(line: str) -> dict[str, Any]:
     """Classify one stdout line: {"kind": "gen", "metrics": {...}} | {"kind": "gaia", "json": {...}}
     | {"kind": "log"}."""
@@ -73,7 +83,7 @@ def parse_line(line: str) -> dict[str, Any]:
                 name, _, value = f.partition(":")
                 if not name.strip():
                     continue
-                v = parse_number(value)
+                v = parse_value(value)
                 if v is not None:
                     metrics[normalise_key(name)] = v
             else:
@@ -83,6 +93,26 @@ def parse_line(line: str) -> dict[str, Any]:
         return {"kind": "gen", "metrics": metrics}
     except Exception:  # the parser never fails: anything odd is a log line
         return {"kind": "log"}
+
+
+class OutputParser:
+    """``parse_line`` over one attempt's output, with the running best: a gen line with Best but
+    no Ever gets ``best_ever`` = the maximum of Best (and of any Ever) so far."""
+
+    def __init__(self) -> None:
+        self.best_so_far: float | None = None
+
+    def parse(self, line: str) -> dict[str, Any]:
+        parsed = parse_line(line)
+        if parsed["kind"] != "gen":
+            return parsed
+        m = parsed["metrics"]
+        for v in (m.get("best"), m.get("best_ever")):
+            if v is not None and not math.isnan(v):
+                self.best_so_far = v if self.best_so_far is None else max(self.best_so_far, v)
+        if "best" in m and "best_ever" not in m and self.best_so_far is not None:
+            m["best_ever"] = self.best_so_far
+        return parsed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import final_of, gen_lines, run_script
-from gaia_exp.lines import format_gen_line, gaia_line, parse_line
+from gaia_exp.lines import OutputParser, format_gen_line, gaia_line, parse_line
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lines.jsonl"
 
@@ -51,7 +51,8 @@ def test_fixture_shape():
         else:
             assert "metrics" not in c and "json" not in c
     lines = " ".join(c["line"] for c in cases)
-    for needle in ["\u03c3\u0304", "✅ SOLVED!", "1,350", "nan", "-inf", "e-0", "\t", "Entropy"]:
+    for needle in ["\u03c3\u0304", "✅ SOLVED!", "1,350", "nan", "-inf", "e-0", "\t", "Entropy",
+                   "← SOLVED (full difficulty)"]:
         assert needle in lines, needle
 
 
@@ -145,3 +146,21 @@ def test_printed_lines_parse_sphere(tmp_path):
     p = run_script(["--method", "openai_es", "--env", "sphere", "--max-evals", 2000], out_dir=tmp_path)
     assert p.returncode == 0, p.stderr
     _check_printed(p.stdout, tmp_path, precise=True)
+
+
+def test_best_ever_is_the_running_maximum_of_best_when_ever_is_missing():
+    p = OutputParser()
+
+    def ever(line):
+        return p.parse(line)["metrics"].get("best_ever")
+
+    assert ever("Gen 1 | Mean: 3") is None
+    assert ever("Gen 2 | Best: nan") is None
+    assert ever("Gen 3 | Best: -5") == -5
+    assert ever("Gen 4 | Best: -7") == -5
+    assert ever("Gen 5 | Best: -2 | Ever: 10") == 10
+    assert ever("Gen 6 | Best: -1") == 10
+    assert ever("Gen 7 | Best: nan") == 10
+    assert ever("Gen 8 | Best: 11") == 11
+    assert p.parse("hello") == {"kind": "log"}
+    assert OutputParser().parse("Gen 1 | Best: 1")["metrics"]["best_ever"] == 1

@@ -2,7 +2,9 @@
 
 use gaia_core::model::Scope;
 
-use crate::common::{Conn, fmt_ago, fmt_time, print_json, print_table};
+use gaia_core::human;
+
+use crate::common::{Conn, print_json, print_table};
 use crate::exit;
 
 #[derive(clap::Args)]
@@ -39,11 +41,11 @@ pub fn workers(a: WorkersArgs) -> anyhow::Result<i32> {
                 w.name.clone(),
                 w.id.clone(),
                 w.state.as_str().to_string(),
-                fmt_ago(w.last_seen),
+                human::ago(w.last_seen),
                 format!(
-                    "{} cores, {} GiB, {gpus}",
+                    "{} cores, {}, {gpus}",
                     w.hardware.cpu_cores,
-                    w.hardware.memory_mb / 1024
+                    human::bytes(w.hardware.memory_mb << 20)
                 ),
                 if w.update_available {
                     format!("{} (update available)", w.version)
@@ -95,7 +97,7 @@ pub fn status(a: StatusArgs) -> anyhow::Result<i32> {
         s.version,
         s.protocol
     );
-    println!("up since: {}", fmt_time(s.started_at));
+    println!("up since: {}", human::time(s.started_at));
     println!(
         "workers:  {} online of {}",
         s.workers_online, s.workers_total
@@ -190,7 +192,7 @@ pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
                         vec![
                             t.name.clone(),
                             t.scope.as_str().into(),
-                            fmt_time(t.created_at),
+                            human::time(t.created_at),
                         ]
                     })
                     .collect();

@@ -1,4 +1,5 @@
-//! Flags every client subcommand shares, and small output helpers.
+//! Flags every client subcommand shares, and small output helpers (numbers and times are
+//! written by `gaia_core::human`, one format per kind of value).
 
 use std::path::PathBuf;
 
@@ -76,63 +77,15 @@ pub fn note_if_unrunnable(client: &Client, spec: &gaia_core::model::JobSpec) {
     }
 }
 
-/// Formats milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
-pub fn fmt_time(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// "3m ago" style age.
-pub fn fmt_ago(ms: u64) -> String {
-    let now = gaia_core::model::now_ms();
-    let s = now.saturating_sub(ms) / 1000;
-    match s {
-        0..=59 => format!("{s}s ago"),
-        60..=3599 => format!("{}m ago", s / 60),
-        3600..=86_399 => format!("{}h ago", s / 3600),
-        _ => format!("{}d ago", s / 86_400),
-    }
-}
-
-/// Seconds as `1h02m`, `3m05s`, `12.3s`.
-pub fn fmt_duration(ms: u64) -> String {
-    let s = ms as f64 / 1000.0;
-    if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s as u64) % 60)
-    } else {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s as u64) % 3600) / 60)
-    }
-}
-
-/// A number for a table: short, no exponent for ordinary magnitudes.
-pub fn fmt_num(v: Option<f64>) -> String {
-    match v {
-        None => "-".into(),
-        Some(v) if v.is_nan() => "nan".into(),
-        Some(v) if v.abs() >= 1e6 || (v != 0.0 && v.abs() < 1e-3) => format!("{v:.3e}"),
-        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
-        Some(v) => format!("{v:.2}"),
-    }
+/// A number of seconds on the command line (`30`, `0.5`), for clap's `value_parser`. Which
+/// values make sense is the settings' own check (e.g. `ServerConfig::validate`).
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(v)
+        .map_err(|_| format!("{s:?}: give a finite number of seconds, 0 or more"))
 }
 
 /// Prints rows as an aligned table with a header.
@@ -167,14 +120,4 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn time_formats() {
-        assert_eq!(super::fmt_time(0), "1970-01-01 00:00:00");
-        assert_eq!(super::fmt_time(1_700_000_000_000), "2023-11-14 22:13:20");
-        assert_eq!(super::fmt_duration(61_000), "1m01s");
-    }
 }

@@ -1,13 +1,15 @@
 //! `gaia demo`: the whole product on one machine — a server on the embedded redb default, a
-//! local worker, and a small study of the real experiments — until Ctrl-C.
+//! local worker, and a small study of the real experiments — until Ctrl-C. It prints one link
+//! that logs the browser in, and says when the study has finished and where to look.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use gaia_core::client::Client;
-use gaia_core::model::JobSpec;
+use gaia_core::client::{Client, DEFAULT_SERVER};
+use gaia_core::human;
+use gaia_core::model::{JobSpec, JobState};
 use gaia_core::server::{self, ServerConfig, load_or_create_admin_token};
 use gaia_core::worker::{self, Shutdown, WorkerConfig, hardware::GpuChoice};
 
@@ -35,6 +37,22 @@ pub struct DemoArgs {
     no_jobs: bool,
 }
 
+/// The name of the demo study.
+const DEMO_STUDY: &str = "demo";
+
+/// What a command in the user's shell needs to reach this demo: nothing when it runs on the
+/// defaults (the client finds the admin token in ./gaia-data), else the server and data dir.
+fn shell_prefix(url: &str, data_dir: &Path) -> String {
+    let mut prefix = String::new();
+    if url != DEFAULT_SERVER {
+        prefix.push_str(&format!("GAIA_SERVER={url} "));
+    }
+    if data_dir != Path::new("./gaia-data") {
+        prefix.push_str(&format!("GAIA_DATA_DIR={} ", data_dir.display()));
+    }
+    prefix
+}
+
 /// The demo study, a few minutes on a 2-core machine: the fast sphere objective first (results
 /// within seconds), then two methods on CartPole with two seeds each (each solves it in about a
 /// second of evaluation and stops), then a longer Pendulum run to watch a learning curve grow on
@@ -44,7 +62,7 @@ fn demo_jobs() -> Vec<JobSpec> {
         let mut s = JobSpec::experiment(method, evals);
         s.env = Some(env.into());
         s.seed = Some(1);
-        s.study = Some("demo".into());
+        s.study = Some(DEMO_STUDY.into());
         s.priority = priority;
         s
     };
@@ -72,7 +90,14 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(addr))
         .with_context(|| format!("cannot listen on {addr} (try --port)"))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    // A link for this machine's browser: loopback, even when listening on every interface.
+    let shown = if local.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), local.port())
+    } else {
+        local
+    };
+    let url = format!("http://{shown}");
     let config = ServerConfig::new(a.data_dir.clone(), token.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = rt.spawn(async move {
@@ -92,9 +117,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let worker = std::thread::spawn(move || worker::run(wcfg, w_shutdown));
 
     let client = Client::new(&url, Some(token.clone()))?;
+    let mut watch = false;
     if !a.no_jobs {
         let existing = client.jobs(&gaia_core::protocol::JobQuery {
-            study: Some("demo".into()),
+            study: Some(DEMO_STUDY.into()),
             limit: Some(1),
             ..Default::default()
         })?;
@@ -108,15 +134,52 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                     .join(", ")
             );
         } else {
-            println!("the demo study is already there ({} jobs)", existing.total);
+            println!(
+                "the demo study is already there ({})",
+                human::plural(existing.total, "job")
+            );
         }
+        watch = true;
     }
+    // One link that logs the browser in: the token rides in the fragment, which a browser never
+    // sends to the server (so it is in no log), and the dashboard takes it out of the address
+    // bar once read.
+    let link = format!("{url}/#token={token}");
     println!();
     println!("GAIA is running.");
-    println!("  dashboard: {url}/");
-    println!("  token:     {token}");
-    println!("  try:       GAIA_SERVER={url} GAIA_TOKEN={token} gaia jobs");
+    println!("  dashboard: {link}");
+    let shell = shell_prefix(&url, &a.data_dir);
+    println!("  try:       {shell}gaia jobs");
     println!("Ctrl-C stops the server and the worker.");
+    if watch {
+        // Says when the study is done, with where to look; the server keeps serving.
+        std::thread::spawn(move || {
+            if let Ok(report) = client.wait_study(DEMO_STUDY, |_| {}) {
+                let states = JobState::ALL
+                    .iter()
+                    .filter_map(|s| {
+                        report
+                            .progress
+                            .states
+                            .get(s.as_str())
+                            .map(|n| format!("{} {s}", human::count(*n)))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!();
+                println!(
+                    "The demo study has finished: {} ({states}).",
+                    human::plural(report.progress.jobs, "job")
+                );
+                println!("  see it:    {link}  (charts: compare the methods)");
+                println!("  or:        {shell}gaia study {DEMO_STUDY}");
+                println!(
+                    "  a figure:  {shell}gaia export --study {DEMO_STUDY} --png   (study-{DEMO_STUDY}.png)"
+                );
+                println!("GAIA keeps serving until Ctrl-C.");
+            }
+        });
+    }
 
     // Ctrl-C: stop the worker (give its job back) and the server.
     rt.block_on(server::shutdown_signal());

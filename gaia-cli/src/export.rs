@@ -1,16 +1,18 @@
 //! `gaia export`: CSV / JSON / PNG of jobs, a study or everything; a study's result files as ZIP.
 //!
-//! The server renders and streams; this writes the stream to a `.part` file beside the target
-//! and renames it when complete, with a progress bar on a terminal.
+//! The server renders and streams; the client writes the stream to the target whole or not at
+//! all (`client::save_to_file`); this adds a progress bar on a terminal.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use gaia_core::client::Client;
+use gaia_core::client::{Client, save_to_file};
+use gaia_core::error::ClientError;
 use gaia_core::export::png::{DEFAULT_HEIGHT, DEFAULT_WIDTH, PngOptions};
 use gaia_core::export::{Format, Target};
+use gaia_core::human;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::Conn;
@@ -177,79 +179,36 @@ fn export_one(client: &Client, what: &What, png: &PngOptions, dest: &Path) -> an
     let bar = Bar::new(std::io::stderr().is_terminal());
     let lines = matches!(what, What::Export(_, Format::Csv | Format::Json));
     let mut expected: Option<u64> = None;
+    // An answer cut short is an error from the client (HTTP framing says so), and
+    // save_to_file then leaves no file behind.
     let result = if to_stdout {
-        let stdout = std::io::stdout();
-        let mut sink = Progress {
-            inner: stdout.lock(),
-            bar: &bar,
-            lines,
-            newlines: 0,
-            bytes: 0,
-            tail: [0; 3],
-        };
-        let r = run_export(client, what, png, &mut sink, &bar, &mut expected);
-        r.map(|_| (sink.newlines, sink.bytes, sink.tail))
+        let mut sink = Progress::new(std::io::stdout().lock(), &bar, lines);
+        run_export(client, what, png, &mut sink, &bar, &mut expected)
     } else {
-        let tmp = part_path(dest);
-        let file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        let mut sink = Progress {
-            inner: std::io::BufWriter::with_capacity(256 * 1024, file),
-            bar: &bar,
-            lines,
-            newlines: 0,
-            bytes: 0,
-            tail: [0; 3],
-        };
-        let r = run_export(client, what, png, &mut sink, &bar, &mut expected).and_then(|_| {
-            let file = sink
-                .inner
-                .into_inner()
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", tmp.display(), e.error()))?;
-            file.sync_all()?;
-            Ok((sink.newlines, sink.bytes, sink.tail))
-        });
-        match r {
-            Ok(x) => {
-                std::fs::rename(&tmp, dest)
-                    .with_context(|| format!("cannot write {}", dest.display()))?;
-                Ok(x)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        save_to_file(dest, |out| {
+            run_export(
+                client,
+                what,
+                png,
+                &mut Progress::new(out, &bar, lines),
+                &bar,
+                &mut expected,
+            )
+        })
     };
     bar.finish();
-    let (newlines, bytes, tail) = result?;
-    // A stream cut short (the server failed mid-way) lacks rows or its closing bytes: every
-    // row is one line, a CSV ends with CRLF, a JSON document with `]}` and a newline.
-    if let (Some(rows), true) = (expected, lines) {
-        let closed = match what {
-            What::Export(_, Format::Json) => &tail == b"]}\n",
-            _ => &tail[1..] == b"\r\n",
-        };
-        if newlines < rows + 1 || !closed {
-            if !to_stdout {
-                let _ = std::fs::remove_file(dest);
-            }
-            anyhow::bail!(
-                "the export ended after {newlines} of {rows} rows; the server log says why"
-            );
-        }
-    }
+    let bytes = result?;
     if !to_stdout {
         println!("{}", dest.display());
         let rows = match expected {
-            Some(r) if lines => format!("{r} rows, "),
+            Some(r) if lines => format!("{}, ", human::plural(r, "row")),
             _ => String::new(),
         };
         eprintln!(
-            "wrote {}: {rows}{} in {:.1}s",
+            "wrote {}: {rows}{} in {}",
             dest.display(),
-            human_bytes(bytes),
-            started.elapsed().as_secs_f64()
+            human::bytes(bytes),
+            human::seconds(started.elapsed().as_secs_f64())
         );
     }
     Ok(())
@@ -262,40 +221,16 @@ fn run_export(
     out: &mut dyn Write,
     bar: &Bar,
     expected: &mut Option<u64>,
-) -> anyhow::Result<()> {
+) -> Result<u64, ClientError> {
     match what {
-        What::Export(target, format) => {
-            client.export(target, *format, png, out, &mut |rows| {
-                *expected = rows;
-                bar.start(rows);
-            })?;
-        }
+        What::Export(target, format) => client.export(target, *format, png, out, &mut |rows| {
+            *expected = rows;
+            bar.start(rows);
+        }),
         What::Files(study) => {
             bar.start(None);
-            client.study_files_zip(study, out)?;
+            client.study_files_zip(study, out)
         }
-    }
-    Ok(())
-}
-
-fn part_path(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".into());
-    dest.with_file_name(format!(".{name}.part"))
-}
-
-fn human_bytes(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.2} GB", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.1} MB", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.1} kB", n / 1e3)
-    } else {
-        format!("{n} bytes")
     }
 }
 
@@ -348,37 +283,37 @@ impl Bar {
     }
 }
 
-/// Counts bytes and line ends on their way to `inner`, and moves the bar.
+/// Moves the bar as rows (line ends past the header) and bytes go by to `inner`.
 struct Progress<'a, W: Write> {
     inner: W,
     bar: &'a Bar,
     lines: bool,
-    newlines: u64,
-    bytes: u64,
-    tail: [u8; 3],
+    header_done: bool,
+}
+
+impl<'a, W: Write> Progress<'a, W> {
+    fn new(inner: W, bar: &'a Bar, lines: bool) -> Self {
+        Progress {
+            inner,
+            bar,
+            lines,
+            header_done: false,
+        }
+    }
 }
 
 impl<W: Write> Write for Progress<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        let nl = if self.lines {
+        let mut rows = if self.lines {
             buf[..n].iter().filter(|b| **b == b'\n').count() as u64
         } else {
             0
         };
         // The header line (CSV) or the document's head (JSON) is not a row.
-        let rows = if self.newlines == 0 && nl > 0 {
-            nl - 1
-        } else {
-            nl
-        };
-        self.newlines += nl;
-        self.bytes += n as u64;
-        for b in &buf[..n.min(3)] {
-            self.tail = [self.tail[1], self.tail[2], *b];
-        }
-        if n > 3 {
-            self.tail.copy_from_slice(&buf[n - 3..n]);
+        if rows > 0 && !self.header_done {
+            self.header_done = true;
+            rows -= 1;
         }
         self.bar.advance(rows, n as u64);
         Ok(n)

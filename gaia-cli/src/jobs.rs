@@ -5,10 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use gaia_core::client::{Output, OutputOptions};
+use gaia_core::grammar::format_gen_line;
 use gaia_core::model::{Job, JobKind, JobSpec, JobState};
 use gaia_core::protocol::JobQuery;
 
-use crate::common::{Conn, fmt_ago, fmt_duration, fmt_num, fmt_time, print_json, print_table};
+use gaia_core::human;
+
+use crate::common::{Conn, print_json, print_table};
 use crate::exit;
 
 #[derive(clap::Args)]
@@ -160,7 +164,7 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
 }
 
 fn print_outcome(job: &Job) {
-    let took = job.duration_ms().map(fmt_duration).unwrap_or_default();
+    let took = job.duration_ms().map(human::duration).unwrap_or_default();
     match job.state {
         JobState::Succeeded => {
             println!("job {} succeeded in {took}", job.id);
@@ -168,7 +172,7 @@ fn print_outcome(job: &Job) {
                 println!("result: {}", render_result(r));
             }
             if let Some(b) = job.progress.best_ever {
-                println!("best ever: {}", fmt_num(Some(b)));
+                println!("best ever: {}", human::score(Some(b)));
             }
         }
         s => {
@@ -224,7 +228,7 @@ fn progress_line(job: &Job, samples: &mut Vec<(std::time::Instant, f64)>) -> Str
                 s.push_str(&format!(" gen {g}"));
             }
             if let Some(b) = p.best_ever.or(p.best) {
-                s.push_str(&format!(" best {}", fmt_num(Some(b))));
+                s.push_str(&format!(" best {}", human::score(Some(b))));
             }
             if let Some(e) = p.evals {
                 let now = std::time::Instant::now();
@@ -234,10 +238,10 @@ fn progress_line(job: &Job, samples: &mut Vec<(std::time::Instant, f64)>) -> Str
                     let dt = last.0.duration_since(first.0).as_secs_f64();
                     if dt > 1.0 && last.1 > first.1 {
                         let rate = (last.1 - first.1) / dt;
-                        s.push_str(&format!(" {rate:.0} evals/s"));
+                        s.push_str(&format!(" {} evals/s", human::evals(Some(rate))));
                         if let Some(max) = job.spec.max_evals {
                             let left = (max as f64 - last.1).max(0.0) / rate;
-                            s.push_str(&format!(" ETA {}", fmt_duration((left * 1000.0) as u64)));
+                            s.push_str(&format!(" ETA {}", human::seconds(left)));
                         }
                     }
                 }
@@ -292,10 +296,10 @@ pub fn list(a: JobsArgs) -> anyhow::Result<i32> {
                 j.worker_name.clone().unwrap_or_else(|| "-".into()),
                 j.progress
                     .fraction
-                    .map(|f| format!("{:.0}%", f * 100.0))
+                    .map(human::percent)
                     .unwrap_or_else(|| "-".into()),
-                fmt_num(j.progress.best_ever.or(j.progress.best)),
-                fmt_ago(j.submitted_at),
+                human::score(j.progress.best_ever.or(j.progress.best)),
+                human::ago(j.submitted_at),
             ]
         })
         .collect();
@@ -351,7 +355,7 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
             println!("env:        {}", s.env.as_deref().unwrap_or("-"));
             println!(
                 "max evals:  {}",
-                s.max_evals.map(|v| v.to_string()).unwrap_or("-".into())
+                s.max_evals.map(human::count).unwrap_or("-".into())
             );
             println!(
                 "seed:       {}",
@@ -380,15 +384,15 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
         );
     }
     println!("attempt:    {} of {}", job.attempt, s.max_attempts);
-    println!("submitted:  {}", fmt_time(job.submitted_at));
+    println!("submitted:  {}", human::time(job.submitted_at));
     if let Some(t) = job.started_at {
-        println!("started:    {}", fmt_time(t));
+        println!("started:    {}", human::time(t));
     }
     if let Some(t) = job.finished_at {
-        println!("finished:   {}", fmt_time(t));
+        println!("finished:   {}", human::time(t));
     }
     if let Some(d) = job.duration_ms() {
-        println!("duration:   {}", fmt_duration(d));
+        println!("duration:   {}", human::duration(d));
     }
     if let Some(w) = &job.worker_name {
         println!("worker:     {w} ({})", job.worker.as_deref().unwrap_or("-"));
@@ -399,14 +403,14 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
     let p = &job.progress;
     if p.rows > 0 {
         println!(
-            "progress:   {} rows, generation {}, evals {}, best {}, best ever {}, mean {}, sigma {}",
-            p.rows,
-            p.generation.map(|g| g.to_string()).unwrap_or("-".into()),
-            fmt_num(p.evals),
-            fmt_num(p.best),
-            fmt_num(p.best_ever),
-            fmt_num(p.mean),
-            fmt_num(p.sigma)
+            "progress:   {}, generation {}, evals {}, best {}, best ever {}, mean {}, sigma {}",
+            human::plural(p.rows, "row"),
+            p.generation.map(human::count).unwrap_or("-".into()),
+            human::evals(p.evals),
+            human::score(p.best),
+            human::score(p.best_ever),
+            human::score(p.mean),
+            human::score(p.sigma)
         );
     }
     if let Some(st) = &p.status {
@@ -420,12 +424,12 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
     }
     if job.log_lines > 0 {
         println!(
-            "log:        {} lines ({} warnings, {} errors){}",
-            job.log_lines,
-            job.warnings,
-            job.errors,
+            "log:        {} ({}, {}){}",
+            human::plural(job.log_lines, "line"),
+            human::plural(job.warnings, "warning"),
+            human::plural(job.errors, "error"),
             if job.log_dropped > 0 {
-                format!(", {} oldest dropped", job.log_dropped)
+                format!(", {} oldest dropped", human::count(job.log_dropped))
             } else {
                 String::new()
             }
@@ -437,14 +441,14 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
         let size_w = job
             .files
             .iter()
-            .map(|f| f.size.to_string().len())
+            .map(|f| human::bytes(f.size).len())
             .max()
             .unwrap_or(0);
         for f in &job.files {
             println!(
-                "  {:<name_w$}  {:>size_w$} bytes  sha256 {}",
+                "  {:<name_w$}  {:>size_w$}  sha256 {}",
                 f.name,
-                f.size,
+                human::bytes(f.size),
                 &f.sha256[..16.min(f.sha256.len())]
             );
         }
@@ -465,7 +469,7 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
                 } else {
                     &at.worker_name
                 },
-                fmt_time(at.started_at),
+                human::time(at.started_at),
                 at.outcome.as_deref().unwrap_or("running")
             );
         }
@@ -502,19 +506,22 @@ pub fn cancel(a: CancelArgs) -> anyhow::Result<i32> {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Generation lines are written from the stored rows in the order the \
+experiment printed them among its log lines: `Gen 12 | Best: 187.3 | Ever: 201 | ...`."
+)]
 pub struct LogsArgs {
     #[command(flatten)]
     conn: Conn,
     /// Job id.
     id: u64,
-    /// Keep following the output until the job ends: log lines, and each generation as a
-    /// GAIA line (`Gen 12 | Best: ... | Ever: ...`) as it arrives.
+    /// Show everything from the start, then keep following the output until the job ends.
     #[arg(short, long)]
     follow: bool,
-    /// With --follow: leave out the generation lines.
-    #[arg(long, requires = "follow")]
+    /// Leave out the generation lines: the log lines only.
+    #[arg(long)]
     no_gens: bool,
-    /// Only the last N lines.
+    /// Only the last N lines (log and generation lines).
     #[arg(long)]
     tail: Option<usize>,
 }
@@ -522,81 +529,21 @@ pub struct LogsArgs {
 pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
     let client = a.conn.client()?;
     let mut out = std::io::stdout().lock();
-    let mut after = match a.tail {
-        Some(n) => {
-            let page = client.log_tail(a.id, n)?;
-            for l in &page.lines {
-                writeln!(out, "{}", l.text)?;
-            }
-            page.next
-        }
-        None => 0,
+    let opts = OutputOptions {
+        follow: a.follow,
+        gens: !a.no_gens,
+        tail: a.tail,
     };
-    if a.tail.is_some() && !a.follow {
-        return Ok(exit::OK);
-    }
-    // Following: generation rows of the current attempt, from where we are (earlier ones were
-    // printed while they ran, or are in `gaia export --job N --csv`).
-    let mut gens = None;
-    if a.follow && !a.no_gens {
-        let job = client.job(a.id)?;
-        gens = Some((job.attempt, job.progress.rows));
-    }
-    loop {
-        let page = client.logs(a.id, after, 5000)?;
-        for l in &page.lines {
-            writeln!(out, "{}", l.text)?;
+    client.job_output(a.id, &opts, &mut |piece| {
+        match piece {
+            Output::Log(l) => writeln!(out, "{}", l.text)?,
+            Output::Gen { row, .. } => writeln!(out, "{}", format_gen_line(&row))?,
         }
-        if let Some((attempt, next)) = &mut gens {
-            let job = client.job(a.id)?;
-            if job.attempt != *attempt {
-                *attempt = job.attempt;
-                *next = 0;
-            }
-            if *attempt > 0 {
-                let rows = client.rows_from(a.id, *attempt, *next)?;
-                for r in &rows.rows {
-                    writeln!(out, "{}", gaia_line(r))?;
-                    *next = r.seq + 1;
-                }
-            }
-        }
-        out.flush()?;
-        after = page.next;
-        if page.lines.len() >= 5000 {
-            continue;
-        }
-        if !a.follow || page.done {
-            return Ok(exit::OK);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// A row as the GAIA line an experiment prints: `Gen   12 | Best: 187.3 | Ever: 201 | ...`.
-fn gaia_line(r: &gaia_core::model::Row) -> String {
-    let mut s = format!("Gen {:>4}", r.generation.unwrap_or(r.seq + 1));
-    for (label, v) in [
-        ("Best", r.best),
-        ("Ever", r.best_ever),
-        ("Mean", r.mean),
-        ("σ", r.sigma),
-        ("Evals", r.evals),
-    ] {
-        if let Some(x) = v {
-            let shown = match label {
-                // Step sizes shrink over orders of magnitude: keep their digits.
-                "σ" if x.is_finite() && x.abs() < 10.0 => format!("{x:.4}"),
-                "Evals" if x.is_finite() && x.fract() == 0.0 => format!("{x:.0}"),
-                _ => fmt_num(v),
-            };
-            s.push_str(&format!(" | {label}: {shown}"));
-        }
-    }
-    for (k, v) in &r.metrics {
-        s.push_str(&format!(" | {k}: {}", fmt_num(Some(*v))));
-    }
-    s
+        // Lines appear as they come while following.
+        if a.follow { out.flush() } else { Ok(()) }
+    })?;
+    out.flush()?;
+    Ok(exit::OK)
 }
 
 #[derive(clap::Args)]
@@ -617,23 +564,14 @@ pub fn files(a: FilesArgs) -> anyhow::Result<i32> {
         let rows: Vec<Vec<String>> = list
             .files
             .iter()
-            .map(|f| vec![f.name.clone(), f.size.to_string(), f.sha256.clone()])
+            .map(|f| vec![f.name.clone(), human::bytes(f.size), f.sha256.clone()])
             .collect();
-        print_table(&["name", "bytes", "sha256"], &rows);
+        print_table(&["name", "size", "sha256"], &rows);
         return Ok(exit::OK);
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for f in &list.files {
-        let path = dir.join(&f.name);
-        let tmp = dir.join(format!(".{}.part", f.name));
-        let mut file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        client.download(
-            &format!("/api/v1/jobs/{}/files/{}", a.id, f.name),
-            &mut file,
-        )?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        let path = client.download_job_file(a.id, &f.name, &dir)?;
         println!("{}", path.display());
     }
     Ok(exit::OK)

@@ -56,13 +56,15 @@ enum Command {
     Show(jobs::ShowArgs),
     /// Cancel a job (queued: at once; running: its worker stops it within seconds).
     Cancel(jobs::CancelArgs),
-    /// Print a job's log; -f follows it while it runs.
+    /// Print a job's output as the experiment printed it (log and generation lines); -f
+    /// follows it while it runs.
     Logs(jobs::LogsArgs),
     /// Download a job's result files.
     Files(jobs::FilesArgs),
-    /// One study: per-job state, progress, ETA, best per method × env over seeds.
+    /// One study: per-job state, progress, ETA, best per method × env over seeds (create one
+    /// with `gaia submit --study NAME --method a,b --seeds 1..5`).
     Study(study::StudyArgs),
-    /// All studies with their progress.
+    /// All studies with their progress (create one with `gaia submit --study NAME ...`).
     Studies(study::StudiesArgs),
     /// Export CSV, JSON or PNG of jobs, a study or everything; a study's files as ZIP.
     Export(export::ExportArgs),
@@ -118,5 +120,29 @@ fn main() {
             eprintln!("gaia: error: {e:#}");
             std::process::exit(exit::ERROR);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Issue 12: `gaia study --help` did not say how to create a study.
+    #[test]
+    fn study_help_says_how_to_create_a_study() {
+        let mut cli = super::Cli::command();
+        for name in ["study", "studies"] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(
+                help.contains("gaia submit --study NAME --method cma_es,openai_es --seeds 1..5"),
+                "{name}: {help}"
+            );
+        }
+        let top = cli.render_help().to_string();
+        assert!(top.contains("gaia submit --study"), "{top}");
     }
 }

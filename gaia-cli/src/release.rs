@@ -1,11 +1,12 @@
 //! `gaia release`: publish, list, promote, yank, and make signing keys.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use gaia_core::release::{self, EXPERIMENTS_ARCHIVE};
 
-use crate::common::{Conn, fmt_time, print_json, print_table};
+use gaia_core::human;
+
+use crate::common::{Conn, print_json, print_table};
 use crate::exit;
 
 #[derive(clap::Args)]
@@ -68,13 +69,6 @@ enum Cmd {
     },
 }
 
-fn read_key(path: &Path) -> anyhow::Result<String> {
-    Ok(std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read key {}", path.display()))?
-        .trim()
-        .to_string())
-}
-
 pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
     match a.cmd {
         Cmd::Upload {
@@ -85,67 +79,31 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
             sign,
             files,
         } => {
-            release::validate_tag(&tag)?;
-            if files.is_empty() && experiments.is_none() {
-                anyhow::bail!("nothing to upload: give binaries and/or --experiments DIR");
-            }
-            let client = conn.client()?;
-            let secret = sign.as_deref().map(read_key).transpose()?;
-            let mut uploads: Vec<(String, PathBuf, Option<String>)> = Vec::new();
-            let tmp = tempdir_for_pack()?;
-            let _cleanup = RemoveOnDrop(tmp.clone());
-            for f in &files {
-                if !f.is_file() {
-                    anyhow::bail!("{} is not a file", f.display());
-                }
-                uploads.push(("gaia".into(), f.clone(), platform.clone()));
-            }
-            if uploads.iter().filter(|u| u.0 == "gaia").count() > 1 {
-                // Several binaries: name each after its platform so they sit side by side.
-                for u in uploads.iter_mut() {
-                    let head = read_head(&u.1)?;
-                    let p =
-                        u.2.clone()
-                            .or_else(|| release::detect_platform(&head))
-                            .with_context(|| {
-                                format!(
-                                    "cannot tell the platform of {}; pass --platform",
-                                    u.1.display()
-                                )
-                            })?;
-                    u.0 = format!("gaia-{p}");
-                    u.2 = Some(p);
-                }
-            }
-            if let Some(dir) = &experiments {
-                let out = tmp.join(EXPERIMENTS_ARCHIVE);
-                let n = release::archive::pack(dir, &out)
-                    .with_context(|| format!("cannot pack {}", dir.display()))?;
+            let secret = sign
+                .as_deref()
+                .map(release::publish::read_key)
+                .transpose()?;
+            let bundle = release::publish::bundle(
+                &tag,
+                &files,
+                platform.as_deref(),
+                experiments.as_deref(),
+                secret.as_deref(),
+            )?;
+            if let (Some(n), Some(dir)) = (bundle.packed, &experiments) {
                 eprintln!(
-                    "packed {} files of {} into {EXPERIMENTS_ARCHIVE}",
-                    n,
+                    "packed {n} files of {} into {EXPERIMENTS_ARCHIVE}",
                     dir.display()
                 );
-                uploads.push((
-                    EXPERIMENTS_ARCHIVE.into(),
-                    out,
-                    Some(release::ANY_PLATFORM.into()),
-                ));
             }
-            for (name, path, plat) in uploads {
-                let signature = match &secret {
-                    Some(key) => {
-                        let (sha, _) = release::sha256_file(&path)?;
-                        Some(release::sign(key, &tag, &name, &sha).map_err(anyhow::Error::msg)?)
-                    }
-                    None => None,
-                };
+            let client = conn.client()?;
+            for u in &bundle.uploads {
                 let f = match client.upload_release_file(
                     &tag,
-                    &name,
-                    &path,
-                    plat.as_deref(),
-                    signature.as_deref(),
+                    &u.name,
+                    &u.path,
+                    u.platform.as_deref(),
+                    u.signature.as_deref(),
                 ) {
                     Ok(f) => f,
                     Err(gaia_core::error::ClientError::Status {
@@ -153,22 +111,22 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
                         message,
                         ..
                     }) => {
-                        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                        let size = std::fs::metadata(&u.path).map(|m| m.len()).unwrap_or(0);
                         anyhow::bail!(
                             "cannot upload {} ({} MiB) to {tag}: the server refuses it as too \
                              large (413: {message}); nothing of it was stored. The server's \
                              limit is set with `gaia serve --max-release-mib`",
-                            path.display(),
+                            u.path.display(),
                             size.div_ceil(1 << 20)
                         );
                     }
                     Err(e) => return Err(e.into()),
                 };
                 println!(
-                    "{tag}: {} ({}, {} bytes, sha256 {}){}",
+                    "{tag}: {} ({}, {}, sha256 {}){}",
                     f.name,
                     f.platform,
-                    f.size,
+                    human::bytes(f.size),
                     f.sha256,
                     if f.signature.is_some() {
                         ", signed"
@@ -207,20 +165,20 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
                             String::new()
                         },
                         if i == 0 {
-                            r.workers.to_string()
+                            human::count(r.workers)
                         } else {
                             String::new()
                         },
                         f.name.clone(),
                         f.platform.clone(),
-                        f.size.to_string(),
+                        human::bytes(f.size),
                         f.sha256[..16.min(f.sha256.len())].to_string(),
                         if f.signature.is_some() {
                             "signed".into()
                         } else {
                             "unsigned".into()
                         },
-                        fmt_time(f.uploaded_at),
+                        human::time(f.uploaded_at),
                     ]);
                 }
             }
@@ -231,7 +189,7 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
                     "workers",
                     "file",
                     "platform",
-                    "bytes",
+                    "size",
                     "sha256",
                     "signature",
                     "uploaded",
@@ -248,67 +206,14 @@ pub fn run(a: ReleaseArgs) -> anyhow::Result<i32> {
             println!("{tag} yanked: workers go back to the release promoted before it");
         }
         Cmd::Keygen { out } => {
-            let (secret, public) = release::keygen();
-            let pub_path = PathBuf::from(format!("{}.pub", out.display()));
-            if out.exists() || pub_path.exists() {
-                anyhow::bail!(
-                    "{} or {} exists; not overwriting a key",
-                    out.display(),
-                    pub_path.display()
-                );
-            }
-            write_private(&out, &secret)?;
-            std::fs::write(&pub_path, format!("{public}\n"))?;
+            let public = release::publish::write_key_pair(&out)?;
             println!("secret key: {} (keep it safe)", out.display());
             println!(
                 "public key: {} (give it to workers: gaia work --trust-key {})",
-                pub_path.display(),
-                pub_path.display()
+                public.display(),
+                public.display()
             );
         }
     }
     Ok(exit::OK)
-}
-
-fn read_head(p: &Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = vec![0u8; 64];
-    let n = std::fs::File::open(p)?.read(&mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
-}
-
-/// Removes a folder when dropped: the packed archive goes away on errors too.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir_for_pack() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "gaia-release-{}-{}",
-        std::process::id(),
-        gaia_core::model::now_ms()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(format!("{text}\n").as_bytes())?;
-    Ok(())
 }

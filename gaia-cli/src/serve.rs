@@ -8,13 +8,17 @@ use std::time::Duration;
 use anyhow::Context;
 use gaia_core::server::{self, ServerConfig, load_or_create_admin_token};
 
+use crate::common::parse_secs;
+
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 7434)]
     pub port: u16,
-    /// Address to bind (0.0.0.0: reachable by workers on other machines).
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on. The default, 127.0.0.1, lets only this machine in (a reverse proxy
+    /// such as Caddy on it, or workers on it); 0.0.0.0 listens on every interface, so workers on
+    /// other machines can connect directly.
+    #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
     /// Where the database, result files and releases live.
     #[arg(long, env = "GAIA_DATA_DIR", default_value = "./gaia-data")]
@@ -24,11 +28,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GAIA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Seconds without a heartbeat before a job's lease expires and it is requeued.
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
-    pub lease_timeout: f64,
+    #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_secs)]
+    pub lease_timeout: Duration,
     /// Seconds between worker heartbeats (told to workers when they register).
-    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
-    pub heartbeat: f64,
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_secs)]
+    pub heartbeat: Duration,
     /// Largest release file an admin may upload, in MiB (streamed to disk, never held in
     /// memory).
     #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
@@ -37,35 +41,38 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_file_mib: u64,
     /// Seconds between keep-alive pings on idle event streams (tests shorten it).
-    #[arg(long, hide = true, default_value_t = 15.0, value_name = "SECS")]
-    pub event_keepalive: f64,
+    #[arg(long, hide = true, default_value = "15", value_name = "SECS", value_parser = parse_secs)]
+    pub event_keepalive: Duration,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
-    if !(a.lease_timeout > 0.0 && a.heartbeat > 0.0 && a.heartbeat < a.lease_timeout) {
-        anyhow::bail!("--heartbeat must be positive and shorter than --lease-timeout");
-    }
     let from_env = a.token.is_some()
         && std::env::var_os("GAIA_TOKEN")
             .is_some_and(|v| Some(v.to_string_lossy().trim()) == a.token.as_deref().map(str::trim));
-    let (token, generated) = match a.token.as_deref().map(str::trim) {
-        Some(t) if !t.is_empty() => {
-            if t.len() < 8 {
-                anyhow::bail!("--token must be at least 8 characters");
-            }
-            (t.to_string(), false)
-        }
-        _ => load_or_create_admin_token(&a.data_dir)?,
-    };
-    let mut config = ServerConfig::new(a.data_dir.clone(), token.clone());
-    config.queue.lease_timeout = Duration::from_secs_f64(a.lease_timeout);
-    config.queue.heartbeat_interval = Duration::from_secs_f64(a.heartbeat);
+    let given = a
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let mut config = ServerConfig::new(a.data_dir.clone(), given.clone().unwrap_or_default());
+    config.queue.lease_timeout = a.lease_timeout;
+    config.queue.heartbeat_interval = a.heartbeat;
     config.max_release = a.max_release_mib << 20;
     config.max_file = a.max_file_mib << 20;
-    if !(a.event_keepalive > 0.0 && a.event_keepalive <= 3600.0) {
-        anyhow::bail!("--event-keepalive must be between 0 and 3600 seconds");
+    config.event_keepalive = a.event_keepalive;
+    // Settings first, so a refused start leaves no generated token in the data dir (a
+    // generated one is 64 hex digits: it stands in for the check).
+    ServerConfig {
+        admin_token: given.clone().unwrap_or_else(|| "0".repeat(64)),
+        ..config.clone()
     }
-    config.event_keepalive = Duration::from_secs_f64(a.event_keepalive);
+    .validate()?;
+    let (token, generated) = match given {
+        Some(t) => (t, false),
+        None => load_or_create_admin_token(&a.data_dir)?,
+    };
+    config.admin_token = token.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -95,6 +102,18 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
             "gaia {} listening on http://{local}",
             gaia_core::VERSION
         )?;
+        if local.ip().is_loopback() {
+            writeln!(
+                out,
+                "  only this machine can connect: --bind 0.0.0.0 lets workers on other machines in \
+                 (or put a reverse proxy such as Caddy in front)"
+            )?;
+        } else if local.ip().is_unspecified() {
+            writeln!(
+                out,
+                "  on every interface: other machines can connect (HTTPS needs a reverse proxy in front)"
+            )?;
+        }
         writeln!(out, "dashboard: http://{shown}/")?;
         writeln!(out, "data: {}", a.data_dir.display())?;
         if generated {

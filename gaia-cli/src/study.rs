@@ -10,7 +10,9 @@ use gaia_core::study::{
     CONFIRM_STUDY_JOBS, Definition, parse_list, parse_param_sweep, parse_seeds,
 };
 
-use crate::common::{Conn, fmt_ago, fmt_duration, fmt_num, fmt_time, print_json, print_table};
+use gaia_core::human;
+
+use crate::common::{Conn, print_json, print_table};
 use crate::exit;
 
 /// The sweep flags of `gaia submit`.
@@ -166,35 +168,20 @@ pub fn submit(
     Ok(exit::OK)
 }
 
-/// A count of evaluations: `950`, `51.2k`, `1.25M`.
-fn fmt_evals(v: Option<f64>) -> String {
-    let Some(v) = v.filter(|v| v.is_finite()) else {
-        return "-".into();
-    };
-    let trim = |s: String| s.trim_end_matches('0').trim_end_matches('.').to_string();
-    if v.abs() >= 1e6 {
-        format!("{}M", trim(format!("{:.2}", v / 1e6)))
-    } else if v.abs() >= 1e4 {
-        format!("{}k", trim(format!("{:.1}", v / 1e3)))
-    } else {
-        format!("{v:.0}")
-    }
-}
-
-/// `512k / 1M evals (51.2%)`.
+/// `512,000 / 1,000,000 evals (51%)`.
 fn progress_text(p: &StudyProgress) -> String {
     format!(
-        "{} / {} evals ({:.1}%)",
-        fmt_evals(Some(p.evals_done)),
-        fmt_evals(Some(p.evals_total)),
-        p.fraction * 100.0
+        "{} / {} evals ({})",
+        human::evals(Some(p.evals_done)),
+        human::evals(Some(p.evals_total)),
+        human::percent(p.fraction)
     )
 }
 
 fn eta_text(p: &StudyProgress) -> String {
     match (p.eta_secs, p.eta_note.as_deref()) {
         (Some(_), Some("done")) => "done".into(),
-        (Some(s), _) => fmt_duration((s * 1000.0) as u64),
+        (Some(s), _) => human::seconds(s),
         (None, Some(why)) => format!("unknown ({why})"),
         (None, None) => "unknown".into(),
     }
@@ -208,7 +195,19 @@ fn states_text(p: &StudyProgress) -> String {
         .join(", ")
 }
 
+/// What `gaia study --help` and `gaia studies --help` end with: how a study is made.
+const CREATE_A_STUDY: &str = "A study is created by submitting its sweep: every combination of \
+methods × environments × --param values × seeds becomes one job of the study.
+  gaia submit --study NAME --method cma_es,openai_es --seeds 1..5 --max-evals 50000
+  gaia submit --study NAME --method cma_es --env CartPole-v1,Acrobot-v1 --seeds 1..3 \\
+      --param pop_size=32,64
+Submitting to the same name again adds jobs (the same definition twice needs --again).
+Then:
+  gaia study NAME                      progress, ETA, best per method × environment
+  gaia export --study NAME --png       the methods compared, one panel per environment";
+
 #[derive(clap::Args)]
+#[command(after_help = CREATE_A_STUDY)]
 pub struct StudyArgs {
     #[command(flatten)]
     conn: Conn,
@@ -229,19 +228,19 @@ pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
     let p = &r.progress;
     match &r.record {
         Some(rec) => println!(
-            "study {}  created {}  {} jobs in {} submission(s)",
+            "study {}  created {}  {} in {}",
             r.name,
-            fmt_time(rec.created_at),
-            p.jobs,
-            rec.submissions.len()
+            human::time(rec.created_at),
+            human::plural(p.jobs, "job"),
+            human::plural(rec.submissions.len() as u64, "submission")
         ),
-        None => println!("study {}  {} jobs", r.name, p.jobs),
+        None => println!("study {}  {}", r.name, human::plural(p.jobs, "job")),
     }
     println!("progress:  {}  ({})", progress_text(p), states_text(p));
     match p.evals_per_sec {
         Some(rate) => println!(
             "speed:     {} evals/s  ETA {}",
-            fmt_evals(Some(rate)),
+            human::evals(Some(rate)),
             eta_text(p)
         ),
         None => println!("ETA:       {}", eta_text(p)),
@@ -259,21 +258,21 @@ pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
                 Some(b) => (
                     format!(
                         "{} ± {} (n={})",
-                        fmt_num(Some(b.mean)),
+                        human::score(Some(b.mean)),
                         b.std
-                            .map(|s| fmt_num(Some(s)))
+                            .map(|s| human::score(Some(s)))
                             .unwrap_or_else(|| "-".into()),
                         b.n
                     ),
-                    fmt_num(Some(b.max)),
+                    human::score(Some(b.max)),
                 ),
                 None => ("-".into(), "-".into()),
             };
             vec![
                 label,
                 g.env.clone(),
-                g.jobs.to_string(),
-                g.succeeded.to_string(),
+                human::count(g.jobs),
+                human::count(g.succeeded),
                 best,
                 max,
             ]
@@ -307,10 +306,10 @@ pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
                 j.seed.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                 format!(
                     "{} / {}",
-                    fmt_evals(j.evals),
-                    fmt_evals(Some(j.max_evals as f64))
+                    human::evals(j.evals),
+                    human::evals(Some(j.max_evals as f64))
                 ),
-                fmt_num(j.best_ever),
+                human::score(j.best_ever),
                 j.worker.clone().unwrap_or_else(|| "-".into()),
             ]
         })
@@ -325,6 +324,7 @@ pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = CREATE_A_STUDY)]
 pub struct StudiesArgs {
     #[command(flatten)]
     conn: Conn,
@@ -347,11 +347,11 @@ pub fn list(a: StudiesArgs) -> anyhow::Result<i32> {
             let p = &s.progress;
             vec![
                 s.name.clone(),
-                p.jobs.to_string(),
-                format!("{:.0}%", p.fraction * 100.0),
+                human::count(p.jobs),
+                human::percent(p.fraction),
                 states_text(p),
                 eta_text(p),
-                s.created_at.map(fmt_ago).unwrap_or_else(|| "-".into()),
+                s.created_at.map(human::ago).unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();

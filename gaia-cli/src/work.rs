@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use gaia_core::model::JobKind;
 use gaia_core::worker::{self, Shutdown, WorkerConfig, hardware::GpuChoice};
 
+use crate::common::parse_secs;
 use crate::exit;
 
 #[derive(clap::Args)]
@@ -58,18 +60,18 @@ pub struct WorkArgs {
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Exit 0 after this many seconds with nothing to do.
-    #[arg(long, value_name = "SECS")]
-    exit_when_idle: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    exit_when_idle: Option<Duration>,
     /// Kill jobs running longer than this many seconds (timed_out).
-    #[arg(long, value_name = "SECS")]
-    job_timeout: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    job_timeout: Option<Duration>,
     /// Largest result file uploaded, in MiB (bigger ones are named in the job's log and kept
     /// off the server).
     #[arg(long, default_value_t = 100, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     max_file_mib: u64,
     /// Seconds between SIGTERM and SIGKILL when stopping a job.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    kill_grace: f64,
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = parse_secs)]
+    kill_grace: Duration,
     /// Send rows as JSON instead of postcard.
     #[arg(long, hide = true)]
     json_rows: bool,
@@ -89,13 +91,6 @@ pub struct WorkArgs {
     /// Put <exe>.bak (the binary before the last update) back, then exit.
     #[arg(long)]
     rollback: bool,
-}
-
-fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
-    if !(v.is_finite() && v >= 0.0) {
-        anyhow::bail!("{flag} must be a non-negative number of seconds");
-    }
-    Ok(Duration::from_secs_f64(v))
 }
 
 pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
@@ -127,27 +122,16 @@ pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
     cfg.tags = a.tags;
     cfg.python = a.python;
     cfg.allow_commands = a.allow_commands;
-    cfg.exit_when_idle = a
-        .exit_when_idle
-        .map(|v| secs(v, "--exit-when-idle"))
-        .transpose()?;
-    cfg.job_timeout = a
-        .job_timeout
-        .map(|v| secs(v, "--job-timeout"))
-        .transpose()?;
-    cfg.kill_grace = secs(a.kill_grace, "--kill-grace")?;
+    cfg.exit_when_idle = a.exit_when_idle;
+    cfg.job_timeout = a.job_timeout;
+    cfg.kill_grace = a.kill_grace;
     cfg.postcard = !a.json_rows;
     cfg.memory_rows = a.spool_after_rows;
     cfg.max_upload = a.max_file_mib << 20;
     cfg.auto_update = a.auto_update;
     cfg.update_now = a.update_now;
     cfg.trust_key = match &a.trust_key {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("cannot read --trust-key {}: {e}", p.display()))?
-                .trim()
-                .to_string(),
-        ),
+        Some(p) => Some(gaia_core::release::publish::read_key(p).context("--trust-key")?),
         None => None,
     };
     let shutdown = Shutdown::new();

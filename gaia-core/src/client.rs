@@ -5,8 +5,12 @@
 //! token from `--token` / `GAIA_TOKEN` or, on the server's own machine, the data dir's
 //! `admin.token`.
 
-use std::io::Read;
-use std::path::Path;
+mod output;
+
+pub use output::{Output, OutputOptions};
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -21,6 +25,10 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7434";
 
 /// Largest JSON answer the client reads (row queries of big jobs are large).
 const MAX_ANSWER: u64 = 1 << 30;
+/// How long a file download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long an export may take (a whole farm's rows, or a study's result files).
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 /// A client of one server with one token.
 #[derive(Clone)]
@@ -517,8 +525,8 @@ impl Client {
     }
 
     /// Streams a GET answer into `out` (downloads, exports); returns the bytes written.
-    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
-        self.download_at_most(path, out, u64::MAX)
+    pub fn download(&self, path: &str, out: &mut dyn Write) -> Result<u64, ClientError> {
+        self.stream(path, out, u64::MAX, DOWNLOAD_TIMEOUT, &mut |_| {})
     }
 
     /// Like [`Client::download`], but reads at most `limit + 1` bytes: an answer longer than
@@ -527,10 +535,50 @@ impl Client {
     pub fn download_at_most(
         &self,
         path: &str,
-        out: &mut dyn std::io::Write,
+        out: &mut dyn Write,
         limit: u64,
     ) -> Result<u64, ClientError> {
-        let resp = self.call("GET", path, None, Some(Duration::from_secs(3600)))?;
+        self.stream(path, out, limit, DOWNLOAD_TIMEOUT, &mut |_| {})
+    }
+
+    /// Downloads result file `name` of `job` into the folder `dir`, whole or not at all (see
+    /// [`save_to_file`]); returns where it went. A name that is no valid file name
+    /// ([`crate::model::validate_file_name`]) is refused, so a server cannot write outside `dir`.
+    pub fn download_job_file(
+        &self,
+        job: JobId,
+        name: &str,
+        dir: &Path,
+    ) -> Result<PathBuf, ClientError> {
+        if let Err(e) = crate::model::validate_file_name(name) {
+            return Err(ClientError::Config(format!(
+                "job {job}'s file: {e}; not writing it"
+            )));
+        }
+        let dest = dir.join(name);
+        let path = format!("/api/v1/jobs/{job}/files/{}", path_segment(name));
+        save_to_file(&dest, |out| self.download(&path, out))?;
+        Ok(dest)
+    }
+
+    /// The one loop every download and export is read through: the answer's body into `out`,
+    /// at most `limit` bytes, `on_start` told the rows the answer announces
+    /// ([`crate::export::ROWS_HEADER`]) before the first byte.
+    ///
+    /// The end of the stream is HTTP/1.1's own framing: a streamed answer is chunked and ends
+    /// with a zero-length chunk, a whole one has a `content-length`; ureq reports a connection
+    /// that closes before either as an error. The server cuts the connection when it fails
+    /// mid-answer (`server::http::StreamTx::fail`), so such an answer is
+    /// [`ClientError::Interrupted`], never a short body taken for a whole one.
+    fn stream(
+        &self,
+        path: &str,
+        out: &mut dyn Write,
+        limit: u64,
+        timeout: Duration,
+        on_start: &mut dyn FnMut(Option<u64>),
+    ) -> Result<u64, ClientError> {
+        let resp = self.call("GET", path, None, Some(timeout))?;
         let too_large = || ClientError::TooLarge {
             url: self.url(path),
             limit,
@@ -543,18 +591,29 @@ impl Client {
         {
             return Err(too_large());
         }
-        let mut reader = resp.into_body().into_reader();
+        let rows = resp
+            .headers()
+            .get(crate::export::ROWS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        on_start(rows);
+        let mut reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 64 * 1024];
         let mut n = 0u64;
         loop {
             // Never ask for more than one byte past the limit.
             let want = (buf.len() as u64).min(limit.saturating_sub(n).saturating_add(1)) as usize;
-            let k = reader
-                .read(&mut buf[..want])
-                .map_err(|e| ClientError::Unreachable {
-                    url: self.url(path),
-                    detail: e.to_string(),
-                })?;
+            let k = match reader.read(&mut buf[..want]) {
+                Ok(k) => k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(ClientError::Interrupted {
+                        url: self.url(path),
+                        bytes: n,
+                        detail: e.to_string(),
+                    });
+                }
+            };
             if k == 0 {
                 break;
             }
@@ -595,7 +654,7 @@ impl Client {
         target: &crate::export::Target,
         format: crate::export::Format,
         png: &crate::export::png::PngOptions,
-        out: &mut dyn std::io::Write,
+        out: &mut dyn Write,
         on_start: &mut dyn FnMut(Option<u64>),
     ) -> Result<u64, ClientError> {
         let target = match target {
@@ -606,49 +665,13 @@ impl Client {
         if format == crate::export::Format::Png {
             path.push_str(&png.query());
         }
-        self.stream_get(&path, out, on_start)
+        self.stream(&path, out, u64::MAX, EXPORT_TIMEOUT, on_start)
     }
 
     /// Streams a study's result files, as one ZIP, into `out`; returns the bytes written.
-    pub fn study_files_zip(
-        &self,
-        name: &str,
-        out: &mut dyn std::io::Write,
-    ) -> Result<u64, ClientError> {
+    pub fn study_files_zip(&self, name: &str, out: &mut dyn Write) -> Result<u64, ClientError> {
         let path = crate::export::Target::files_zip_path(&path_segment(name));
-        self.stream_get(&path, out, &mut |_| {})
-    }
-
-    fn stream_get(
-        &self,
-        path: &str,
-        out: &mut dyn std::io::Write,
-        on_start: &mut dyn FnMut(Option<u64>),
-    ) -> Result<u64, ClientError> {
-        let resp = self.call("GET", path, None, Some(Duration::from_secs(6 * 3600)))?;
-        let rows = resp
-            .headers()
-            .get(crate::export::ROWS_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        on_start(rows);
-        let mut reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut n = 0u64;
-        loop {
-            let k = reader
-                .read(&mut buf)
-                .map_err(|e| ClientError::Unreachable {
-                    url: self.url(path),
-                    detail: e.to_string(),
-                })?;
-            if k == 0 {
-                break;
-            }
-            out.write_all(&buf[..k])?;
-            n += k as u64;
-        }
-        Ok(n)
+        self.stream(&path, out, u64::MAX, EXPORT_TIMEOUT, &mut |_| {})
     }
 
     // ---- releases ----------------------------------------------------------------------
@@ -723,6 +746,27 @@ impl Client {
         Ok(())
     }
 
+    /// Waits until every job of study `name` has ended (none queued or running), calling
+    /// `progress` with each new look at it; returns the last look.
+    pub fn wait_study(
+        &self,
+        name: &str,
+        mut progress: impl FnMut(&crate::protocol::StudyReport),
+    ) -> Result<crate::protocol::StudyReport, ClientError> {
+        loop {
+            let report = self.study(name)?;
+            progress(&report);
+            let open: u64 = [JobState::Queued, JobState::Running]
+                .iter()
+                .filter_map(|s| report.progress.states.get(s.as_str()))
+                .sum();
+            if report.progress.jobs > 0 && open == 0 {
+                return Ok(report);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     /// Waits until a job ends, calling `progress` with each new look at it.
     pub fn wait(&self, id: JobId, mut progress: impl FnMut(&Job)) -> Result<Job, ClientError> {
         loop {
@@ -736,6 +780,117 @@ impl Client {
             } else {
                 250
             }));
+        }
+    }
+}
+
+/// Writes `dest` whole or not at all: `fill` writes into `.<name>.part` beside it, which is
+/// synced and renamed over `dest` only when `fill` succeeds, and removed when it fails. A reader
+/// of `dest` never sees half a download, and a failed one leaves nothing behind.
+pub fn save_to_file<T>(
+    dest: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<T, ClientError>,
+) -> Result<T, ClientError> {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    let part = dest.with_file_name(format!(".{name}.part"));
+    let file = std::fs::File::create(&part).map_err(|e| ClientError::File {
+        path: part.clone(),
+        cause: e,
+    })?;
+    let mut out = PartFile {
+        inner: std::io::BufWriter::with_capacity(256 * 1024, file),
+        path: &part,
+    };
+    let result = fill(&mut out).and_then(|t| {
+        let file = out.inner.into_inner().map_err(|e| ClientError::File {
+            path: part.clone(),
+            cause: e.into_error(),
+        })?;
+        file.sync_all()
+            .and_then(|()| std::fs::rename(&part, dest))
+            .map_err(|e| ClientError::File {
+                path: dest.to_path_buf(),
+                cause: e,
+            })?;
+        Ok(t)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    result
+}
+
+/// A `.part` file whose write errors name it.
+struct PartFile<'a> {
+    inner: std::io::BufWriter<std::fs::File>,
+    path: &'a Path,
+}
+
+impl Write for PartFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.named(e))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|e| self.named(e))
+    }
+}
+
+impl PartFile<'_> {
+    fn named(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("write {}: {e}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_file_is_whole_or_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("export.csv");
+        let n = save_to_file(&dest, |out| {
+            out.write_all(b"a,b\r\n")?;
+            Ok(5)
+        })
+        .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"a,b\r\n");
+        // A failure half-way leaves the earlier file as it was and no .part behind.
+        let err = save_to_file(&dest, |out| -> Result<(), ClientError> {
+            out.write_all(b"half")?;
+            Err(ClientError::Interrupted {
+                url: "u".into(),
+                bytes: 4,
+                detail: "cut".into(),
+            })
+        })
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Interrupted { .. }), "{err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"a,b\r\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["export.csv"]);
+        // A folder that is not there is an error naming the file.
+        let err = save_to_file(&dir.path().join("no/x.csv"), |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains(".x.csv.part"), "{err}");
+    }
+
+    #[test]
+    fn result_files_cannot_escape_their_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Client::new("http://127.0.0.1:9", None).unwrap();
+        for bad in ["../x", "/etc/passwd", "a/b", "..", ".", ""] {
+            let err = c.download_job_file(1, bad, dir.path()).unwrap_err();
+            assert!(
+                err.to_string().contains("invalid file name"),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -84,8 +84,24 @@ pub enum ClientError {
     /// A download went past the size the caller expected; reading stopped there.
     #[error("the answer from {url} is larger than the expected {limit} bytes; stopped reading")]
     TooLarge { url: String, limit: u64 },
+    /// The answer stopped before its end: the server failed mid-way, or the connection was
+    /// cut. What arrived is not the whole answer.
+    #[error(
+        "the answer from {url} was cut off after {bytes} bytes ({detail}); the server's log says why"
+    )]
+    Interrupted {
+        url: String,
+        bytes: u64,
+        detail: String,
+    },
     #[error("{0}")]
     Config(String),
+    /// A download could not be written where it was asked to go.
+    #[error("write {}: {cause}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -99,12 +115,15 @@ impl ClientError {
         }
     }
 
-    /// True when the call may succeed if made again later: the server could not be reached, or
-    /// answered that it (or a proxy in front of it) could not take the request now — 408 (the
-    /// body stalled on the way), 429, 502, 503, 504. Never a refusal of the request itself.
+    /// True when the call may succeed if made again later: the server could not be reached (or
+    /// its answer was cut off), or answered that it (or a proxy in front of it) could not take
+    /// the request now — 408 (the body stalled on the way), 429, 502, 503, 504. Never a refusal
+    /// of the request itself.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, ClientError::Unreachable { .. })
-            || matches!(self, ClientError::Status { status, .. } if matches!(*status, 408 | 429 | 502 | 503 | 504))
+        matches!(
+            self,
+            ClientError::Unreachable { .. } | ClientError::Interrupted { .. }
+        ) || matches!(self, ClientError::Status { status, .. } if matches!(*status, 408 | 429 | 502 | 503 | 504))
     }
 }
 
@@ -135,6 +154,9 @@ pub enum Error {
         path: PathBuf,
         cause: std::io::Error,
     },
+    /// Settings that cannot work (say which, and the flag that sets them).
+    #[error("invalid settings: {0}")]
+    Config(String),
     #[error("{0}")]
     Other(String),
 }

@@ -14,8 +14,11 @@
 //! | [`queue`] | job lifecycle and worker registry over the store; long-poll claims; leases |
 //! | [`server`] | hyper server: routing, auth, handlers, live events, dashboard assets |
 //! | [`client`] | typed blocking HTTP(S) client for every route |
+//! | [`grammar`] | what an experiment prints: GAIA lines parsed into rows and rows written back as lines (pure) |
+//! | [`human`] | numbers and times for people: one format per kind of value |
 //! | [`stats`] | statistics over scores: quantiles, mean ± std (pure) |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
+//! | [`time`] | instants as UTC dates for people (one calendar function) |
 //! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
 //! | [`release`] | releases: metadata, signatures, safe archives, the worker's self-update |
 //! | [`worker`] | the worker runtime: register, heartbeat, claim, run, stream, report |
@@ -24,6 +27,8 @@
 pub mod client;
 pub mod error;
 pub mod export;
+pub mod grammar;
+pub mod human;
 pub mod model;
 pub mod protocol;
 pub mod queue;
@@ -32,6 +37,7 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod study;
+pub mod time;
 pub mod worker;
 
 pub use error::{Error, Result};

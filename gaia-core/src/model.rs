@@ -1000,6 +1000,10 @@ pub struct LogLine {
     pub stream: Stream,
     pub level: Level,
     pub text: String,
+    /// How many rows of its attempt came before this line in the experiment's output (as the
+    /// worker read them); None for lines stored before workers sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_before: Option<u64>,
 }
 
 /// An entry of the activity log (stored) and of the live event stream.

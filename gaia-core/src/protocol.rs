@@ -236,6 +236,11 @@ pub struct LogInput {
     /// When the line was printed.
     #[serde(default)]
     pub at: Millis,
+    /// How many rows of this attempt the worker had read when it read this line: where the line
+    /// sits among the generation lines (`gaia logs` interleaves by it). Absent from older
+    /// workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_before: Option<u64>,
 }
 
 /// `POST /api/v1/jobs/{id}/logs` request.

@@ -705,6 +705,7 @@ impl Queue {
                         stream: input.stream,
                         level,
                         text,
+                        rows_before: input.rows_before,
                     });
                     job.log_lines += 1;
                 }

@@ -286,6 +286,7 @@ async fn a_stale_attempt_can_no_longer_write_into_the_job() {
                         stream: Stream::Stdout,
                         text: "late".into(),
                         at: 0,
+                        rows_before: None,
                     }],
                 },
             )
@@ -493,6 +494,7 @@ async fn row_and_log_numbers_out_of_range_are_refused_and_the_store_keeps_writin
                     stream: Stream::Stdout,
                     text: "x".into(),
                     at: 0,
+                    rows_before: None,
                 }],
             },
         )
@@ -517,6 +519,7 @@ async fn a_log_batch_sent_twice_is_stored_once() {
                 stream: Stream::Stderr,
                 text: t.to_string(),
                 at: 0,
+                rows_before: None,
             })
             .collect()
     };

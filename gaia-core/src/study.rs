@@ -271,7 +271,10 @@ pub fn refuse_repeat(
             "study {:?} already holds this definition (submitted {}, {} jobs); \
              pass --again (again: true) to submit it once more",
             def.name,
-            fmt_utc(same.at),
+            format!(
+                "{} UTC",
+                crate::time::UtcTime::from_millis(same.at).to_minutes()
+            ),
             same.jobs.len()
         ))),
         _ => Ok(()),
@@ -304,32 +307,6 @@ impl StudyRecord {
     pub fn job_count(&self) -> u64 {
         self.submissions.iter().map(|s| s.jobs.len() as u64).sum()
     }
-}
-
-/// `YYYY-MM-DD HH:MM UTC` for messages.
-pub(crate) fn fmt_utc(ms: Millis) -> String {
-    let secs = (ms / 1000) as i64;
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 // ---- command-line sweep syntax ---------------------------------------------------------------

@@ -4,7 +4,7 @@
 //! {"gaia_export":1,"target":{"job":42},"columns":["attempt","seq","generation",...,"entropy"],"jobs":[
 //! {"id":42,"study":null,"method":"cma_es","env":"CartPole-v1","seed":3,"params":{},
 //!  "state":"succeeded","max_evals":100000,"rows":[
-//! {"attempt":1,"seq":0,"generation":1,"evals":64.0,...,"entropy":null},
+//! {"attempt":1,"seq":0,"generation":1,"evals":64,...,"entropy":null},
 //! ...
 //! ]}
 //! ]}
@@ -12,7 +12,8 @@
 //!
 //! Every row has every column of `columns` (the union over the export); a missing value is
 //! `null`. Numbers keep full precision (shortest text that reads back to the same `f64`);
-//! JSON has no NaN or infinity, so those are `null` too.
+//! evaluations that are whole are integers (`10`, not `10.0`); JSON has no NaN or infinity, so
+//! those are `null` too.
 
 use std::io::Write;
 
@@ -108,6 +109,8 @@ fn row_object(
                 }
                 None => buf.extend_from_slice(b"null"),
             }
+        } else if name == "evals" {
+            count(buf, row.evals);
         } else {
             number(buf, row.metric(name));
         }
@@ -125,6 +128,19 @@ fn row_object(
         number(buf, *v);
     }
     buf.push(b'}');
+}
+
+/// A count (evaluations): a whole value as a JSON integer (`10`, not `10.0`), so readers get
+/// an integer type; anything else as [`number`].
+fn count(buf: &mut Vec<u8>, v: Option<f64>) {
+    use std::io::Write as _;
+    match v {
+        // Below 2^53 every whole f64 is exact.
+        Some(v) if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 => {
+            let _ = write!(buf, "{}", v as i64);
+        }
+        v => number(buf, v),
+    }
 }
 
 fn number(buf: &mut Vec<u8>, v: Option<f64>) {
@@ -192,5 +208,33 @@ mod tests {
         }
         assert!(back[0]["entropy"].is_null());
         assert_eq!(back[2]["entropy"].as_f64().unwrap(), 2.0f64.sqrt());
+    }
+
+    /// Issue 12: evaluations are counts; whole ones are written as integers (`10`, not `10.0`).
+    #[test]
+    fn whole_evals_are_integers() {
+        let fx = Fixture::new();
+        let rows: Vec<Row> = [10.0, 1_234_567.0, 2.5]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Row {
+                seq: i as u64,
+                evals: Some(*e),
+                best: Some(500.0),
+                ..Row::default()
+            })
+            .collect();
+        let id = fx.job_with_rows(JobSpec::experiment("cma_es", 10), rows);
+        let read = fx.store.read().unwrap();
+        let mut out = Vec::new();
+        write(&read, &plan(&read, &Target::Job(id)).unwrap(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\"evals\":10,"), "{text}");
+        assert!(text.contains("\"evals\":1234567,"), "{text}");
+        assert!(text.contains("\"evals\":2.5,"), "{text}");
+        // A score stays a number with its fraction, whole or not.
+        assert!(text.contains("\"best\":500.0,"), "{text}");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(doc["jobs"][0]["rows"][0]["evals"].is_u64());
     }
 }

@@ -237,7 +237,7 @@ impl<W: Write> ZipWriter<W> {
 /// MS-DOS time and date of a UTC time (2-second resolution; 1980 at the earliest).
 fn dos_time(ms: Millis) -> (u16, u16) {
     let secs = (ms / 1000) as i64;
-    let (y, m, d) = crate::study::civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = crate::time::civil_from_days(secs.div_euclid(86_400));
     if y < 1980 {
         return (0, (1 << 5) | 1);
     }

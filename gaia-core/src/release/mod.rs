@@ -9,9 +9,11 @@
 //! | module | owns |
 //! |---|---|
 //! | [`archive`] | packing the experiments folder; unpacking it without letting anything escape |
+//! | [`publish`] | the publisher's side: the files of an upload (named, packed, signed); key files |
 //! | [`update`] | the worker side: download, verify, self-check, replace, re-exec, roll back |
 
 pub mod archive;
+pub mod publish;
 pub mod update;
 
 use serde::{Deserialize, Serialize};

@@ -510,6 +510,64 @@ mod tests {
         );
     }
 
+    /// Serves every request with a streamed answer: `chunks`, then a failure or a clean end.
+    async fn streaming_server(chunks: usize, fail: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let (sock, _) = listener.accept().await.unwrap();
+                let service = hyper::service::service_fn(move |_req| async move {
+                    let (res, tx) = stream_response("text/csv", &[]);
+                    tokio::spawn(async move {
+                        for i in 0..chunks {
+                            let line = format!("{i},{}\r\n", "x".repeat(1000));
+                            if tx.send(Bytes::from(line)).await.is_err() {
+                                return;
+                            }
+                        }
+                        if fail {
+                            tx.fail();
+                        }
+                    });
+                    Ok::<_, Infallible>(res)
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(sock), service),
+                );
+            }
+        });
+        url
+    }
+
+    /// What the client makes of a streamed answer the server cut: HTTP/1.1 chunked framing ends
+    /// with a zero-length chunk, which a failed stream never sends (hyper closes the
+    /// connection), and ureq reports the connection closing before it as an error. So the
+    /// framing itself is the end-of-stream signal; nothing in the body has to be sniffed.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cut_stream_is_an_error_for_the_client_and_a_whole_one_is_not() {
+        for (chunks, fail) in [(0, true), (3, true), (500, true), (0, false), (500, false)] {
+            let url = streaming_server(chunks, fail).await;
+            let got = tokio::task::spawn_blocking(move || {
+                let client = crate::client::Client::new(&url, None).unwrap();
+                let mut out = Vec::new();
+                let r = client.download("/export.csv", &mut out);
+                (r, out.len())
+            })
+            .await
+            .unwrap();
+            match (fail, got) {
+                (true, (Err(crate::error::ClientError::Interrupted { bytes, .. }), n)) => {
+                    assert_eq!(bytes as usize, n, "what was written is what it says");
+                    assert!(n <= chunks * 1010, "{n}");
+                }
+                (false, (Ok(n), len)) => assert_eq!(n as usize, len),
+                (fail, (r, _)) => panic!("fail={fail} chunks={chunks}: {r:?}"),
+            }
+        }
+    }
+
     #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("a%20b+c"), "a b c");

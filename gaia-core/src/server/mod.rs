@@ -75,6 +75,57 @@ impl ServerConfig {
             event_keepalive: Duration::from_secs(15),
         }
     }
+
+    /// Checks that the settings make a server that works: a long enough admin token, a
+    /// heartbeat well inside the lease timeout (or every lease would expire between two
+    /// heartbeats), positive limits and timeouts, an event keep-alive between 0 and an hour.
+    /// [`prepare`] calls it, so an embedder gets the same refusal as `gaia serve`.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |why: String| Err(Error::Config(why));
+        let secs = |d: Duration| format!("{}s", d.as_secs_f64());
+        if self.admin_token.trim().len() < 8 {
+            return bad(
+                "the admin token must be at least 8 characters (--token / GAIA_TOKEN)".into(),
+            );
+        }
+        let q = &self.queue;
+        if q.lease_timeout.is_zero() || q.heartbeat_interval.is_zero() {
+            return bad(format!(
+                "the lease timeout ({}) and the heartbeat interval ({}) must be positive \
+                 (--lease-timeout, --heartbeat)",
+                secs(q.lease_timeout),
+                secs(q.heartbeat_interval)
+            ));
+        }
+        if q.heartbeat_interval >= q.lease_timeout {
+            return bad(format!(
+                "the heartbeat interval ({}) must be shorter than the lease timeout ({}), or \
+                 every lease expires between two heartbeats (--heartbeat, --lease-timeout)",
+                secs(q.heartbeat_interval),
+                secs(q.lease_timeout)
+            ));
+        }
+        if q.max_claim_wait.is_zero() || q.max_workers == 0 {
+            return bad("the longest claim wait and the most workers must be positive".into());
+        }
+        if self.event_keepalive.is_zero() || self.event_keepalive > Duration::from_secs(3600) {
+            return bad(format!(
+                "the event keep-alive ({}) must be between 0 and 3600 seconds (--event-keepalive)",
+                secs(self.event_keepalive)
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return bad("the request timeout must be positive".into());
+        }
+        if self.max_body == 0 || self.max_file == 0 || self.max_release == 0 {
+            return bad(format!(
+                "the size limits must be positive (body {} bytes, result file {} bytes, release \
+                 file {} bytes; --max-file-mib, --max-release-mib)",
+                self.max_body, self.max_file, self.max_release
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What every handler can reach.
@@ -122,13 +173,10 @@ pub struct Prepared {
     stop_tx: tokio::sync::watch::Sender<bool>,
 }
 
-/// Opens the data dir's database and loads the queue (see [`Prepared::run`]).
+/// Checks the settings ([`ServerConfig::validate`]), opens the data dir's database and loads
+/// the queue (see [`Prepared::run`]).
 pub fn prepare(config: ServerConfig) -> Result<Prepared, Error> {
-    if config.admin_token.trim().len() < 8 {
-        return Err(Error::Other(
-            "the admin token must be at least 8 characters".into(),
-        ));
-    }
+    config.validate()?;
     let store = Store::open(&config.data_dir)?;
     let queue = Queue::new(store.clone(), config.queue.clone())?;
     releases::refresh_promoted(&store, &queue)?;
@@ -345,6 +393,42 @@ mod tests {
             let _ = stopped.await;
         }));
         (addr, stop)
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_before_the_database_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = ServerConfig::new(dir.path(), "test-token-123456");
+        ok.validate().unwrap();
+        let refused = |change: &dyn Fn(&mut ServerConfig), says: &str| {
+            let mut c = ok.clone();
+            change(&mut c);
+            let msg = c.validate().unwrap_err().to_string();
+            assert!(msg.contains(says), "{msg}");
+            // prepare refuses it the same way, and opens nothing.
+            let msg = prepare(c).err().expect("refused").to_string();
+            assert!(msg.contains(says), "{msg}");
+        };
+        refused(
+            &|c| c.admin_token = " short ".into(),
+            "at least 8 characters",
+        );
+        refused(
+            &|c| c.queue.heartbeat_interval = Duration::from_secs(30),
+            "heartbeat interval (30s) must be shorter than the lease timeout (30s)",
+        );
+        refused(
+            &|c| c.queue.lease_timeout = Duration::ZERO,
+            "must be positive (--lease-timeout",
+        );
+        refused(
+            &|c| c.event_keepalive = Duration::from_secs(7200),
+            "between 0 and 3600 seconds",
+        );
+        refused(&|c| c.event_keepalive = Duration::ZERO, "--event-keepalive");
+        refused(&|c| c.max_file = 0, "size limits must be positive");
+        refused(&|c| c.request_timeout = Duration::ZERO, "request timeout");
+        assert!(!dir.path().join("gaia.redb").exists());
     }
 
     async fn answer(s: &mut tokio::net::TcpStream) -> String {

@@ -18,7 +18,6 @@
 //! | [`builtin`] | the in-process kinds (reverse, hash, sum, upper, wait) |
 //! | [`stream`] | batching rows and logs to the server; buffering and spooling through outages |
 //! | [`hardware`] | OS, CPU, memory, GPUs, utilisation |
-//! | [`parse`] | the experiment output grammar (pure) |
 //!
 //! Each file uses only files below it in this table, so there is no import loop inside the
 //! worker.
@@ -27,7 +26,6 @@ pub mod builtin;
 mod config;
 pub mod hardware;
 mod job;
-pub mod parse;
 pub mod pyenv;
 pub mod reaper;
 pub mod runner;

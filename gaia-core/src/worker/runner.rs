@@ -13,9 +13,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::parse::{Line, parse_line};
 use super::reaper::{self, Tracking};
 use super::stream::{Item, ItemSender, Signals};
+use crate::grammar::{Line, OutputParser};
 use crate::model::{Row, Stream};
 
 /// Longest stdout/stderr line kept whole; the rest of a longer line is dropped (and said).
@@ -238,8 +238,9 @@ fn for_each_line(r: impl Read, mut f: impl FnMut(String, usize)) {
 }
 
 fn read_stdout(r: impl Read, items: &ItemSender, result: &Mutex<RunResult>) {
+    let mut parser = OutputParser::default();
     for_each_line(r, |line, dropped| {
-        match parse_line(&line) {
+        match parser.parse(&line) {
             Line::Gen(metrics) => {
                 let mut row = Row::default();
                 for (k, v) in metrics {

@@ -224,6 +224,7 @@ impl State {
                     stream,
                     text,
                     at: crate::model::now_ms(),
+                    rows_before: Some(self.next_seq),
                 });
                 if self.lines.len() > MEMORY_LINES {
                     self.lines.pop_front();
