@@ -268,13 +268,10 @@ pub fn refuse_repeat(
     });
     match same {
         Some(same) if !again => Err(RequestError::Conflict(format!(
-            "study {:?} already holds this definition (submitted {}, {} jobs); \
+            "study {:?} already holds this definition (submitted {} UTC, {} jobs); \
              pass --again (again: true) to submit it once more",
             def.name,
-            format!(
-                "{} UTC",
-                crate::time::UtcTime::from_millis(same.at).to_minutes()
-            ),
+            crate::time::UtcTime::from_millis(same.at).to_minutes(),
             same.jobs.len()
         ))),
         _ => Ok(()),
