@@ -11,7 +11,8 @@ export function describe(spec) {
   if (!spec) return "";
   switch (spec.kind || "experiment") {
     case "experiment":
-      return `${spec.method || "?"} ${spec.env || "CartPole-v1"} ${plural(spec.max_evals || 100000, "eval")}${spec.seed !== undefined && spec.seed !== null ? ` seed ${spec.seed}` : ""}`;
+      // The server sends specs normalised: an experiment always has its env and budget.
+      return `${spec.method} ${spec.env} ${plural(spec.max_evals, "eval")}${spec.seed !== undefined && spec.seed !== null ? ` seed ${spec.seed}` : ""}`;
     case "command":
       return (spec.argv || []).join(" ");
     default: {

@@ -1278,9 +1278,12 @@ fn a_database_written_by_schema_v1_still_opens_and_reads_back() {
         let read = store.read().unwrap();
         let exp = read.job(1).unwrap().expect("job 1");
         assert_eq!(exp.state, JobState::Succeeded);
-        assert_eq!(exp.spec.method.as_deref(), Some("cma_es"));
-        assert_eq!(exp.spec.env.as_deref(), Some("CartPole-v1"));
-        assert_eq!((exp.spec.max_evals, exp.spec.seed), (Some(6400), Some(3)));
+        assert_eq!(exp.spec.method(), Some("cma_es"));
+        assert_eq!(exp.spec.env(), Some("CartPole-v1"));
+        assert_eq!(
+            (exp.spec.max_evals(), exp.spec.seed()),
+            (Some(6400), Some(3))
+        );
         assert_eq!(exp.result, Some(serde_json::json!({"best_ever": -12.25})));
         assert_eq!(exp.progress.rows, 50);
         assert_eq!((exp.log_lines, exp.warnings), (2, 1));

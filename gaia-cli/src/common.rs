@@ -70,8 +70,12 @@ pub fn warn_unknown_methods<'a>(methods: impl IntoIterator<Item = &'a str>) {
 /// Says on stderr when no online worker could take a job like `spec`, so a job that will wait
 /// in the queue does not wait silently. Quiet when the token may not list workers.
 pub fn note_if_unrunnable(client: &Client, spec: &gaia_core::model::JobSpec) {
+    // A spec the server would refuse gets its refusal, not this note.
+    let Ok(spec) = spec.clone().normalize() else {
+        return;
+    };
     if let Ok(list) = client.workers()
-        && let Some(why) = gaia_core::model::unrunnable_reason(&list.workers, spec)
+        && let Some(why) = gaia_core::model::unrunnable_reason(&list.workers, &spec)
     {
         eprintln!("note: it waits in the queue: {why}");
     }

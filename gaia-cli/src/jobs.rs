@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use gaia_core::client::{Output, OutputOptions};
 use gaia_core::grammar::format_gen_line;
-use gaia_core::model::{Job, JobKind, JobSpec, JobState};
+use gaia_core::model::{Job, JobKind, JobSpec, JobState, Task};
 use gaia_core::protocol::JobQuery;
 
 use gaia_core::human;
@@ -239,7 +239,7 @@ fn progress_line(job: &Job, samples: &mut Vec<(std::time::Instant, f64)>) -> Str
                     if dt > 1.0 && last.1 > first.1 {
                         let rate = (last.1 - first.1) / dt;
                         s.push_str(&format!(" {} evals/s", human::evals(Some(rate))));
-                        if let Some(max) = job.spec.max_evals {
+                        if let Some(max) = job.spec.max_evals() {
                             let left = (max as f64 - last.1).max(0.0) / rate;
                             s.push_str(&format!(" ETA {}", human::seconds(left)));
                         }
@@ -348,18 +348,15 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
     if let Some(n) = &s.name {
         println!("name:       {n}");
     }
-    println!("kind:       {}", s.kind);
-    match s.kind {
-        JobKind::Experiment => {
-            println!("method:     {}", s.method.as_deref().unwrap_or("-"));
-            println!("env:        {}", s.env.as_deref().unwrap_or("-"));
-            println!(
-                "max evals:  {}",
-                s.max_evals.map(human::count).unwrap_or("-".into())
-            );
+    println!("kind:       {}", s.kind());
+    match &s.task {
+        Task::Experiment(e) => {
+            println!("method:     {}", e.method);
+            println!("env:        {}", e.env);
+            println!("max evals:  {}", human::count(e.max_evals));
             println!(
                 "seed:       {}",
-                s.seed
+                e.seed
                     .map(|v| v.to_string())
                     .unwrap_or("- (the experiment's default)".into())
             );
@@ -367,8 +364,8 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
                 println!("params:     {}", serde_json::to_string(&s.params)?);
             }
         }
-        JobKind::Command => println!("argv:       {}", s.argv.join(" ")),
-        _ => println!("input:      {}", s.input.as_deref().unwrap_or("")),
+        Task::Command { argv, .. } => println!("argv:       {}", argv.join(" ")),
+        Task::Builtin { input, .. } => println!("input:      {input}"),
     }
     if let Some(st) = &s.study {
         println!("study:      {st}");

@@ -306,9 +306,10 @@ impl JobSpec {
         }
     }
 
-    /// Checks the spec and fills in defaults (environment, budget). Every rule a user can break
-    /// gives a message naming the field.
-    pub fn normalize(&mut self) -> Result<(), RequestError> {
+    /// Checks the spec and makes it the typed [`Spec`] the queue stores, with every default
+    /// applied (environment, budget): the one place they are. Every rule a user can break gives
+    /// a message naming the field.
+    pub fn normalize(mut self) -> Result<Spec, RequestError> {
         let bad = |m: String| Err(RequestError::Invalid(m));
         if let Some(name) = &self.name {
             if name.chars().count() > 200 {
@@ -403,27 +404,218 @@ impl JobSpec {
                 }
             }
         }
-        Ok(())
+        Ok(Spec::from(self))
+    }
+}
+
+/// A checked job spec: what the queue stores, workers run and every reader sees. Made from a
+/// submitted [`JobSpec`] by [`JobSpec::normalize`], so each kind's shape is held in types and
+/// every default was applied once. On the wire and in the store it is written as the
+/// [`JobSpec`] it stands for (same JSON as before), and read back leniently ([`From<JobSpec>`]):
+/// a stored job always reads, whatever rules were added since it was submitted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(from = "JobSpec", into = "JobSpec")]
+pub struct Spec {
+    /// What runs.
+    pub task: Task,
+    /// Optional free-form label shown in lists.
+    pub name: Option<String>,
+    /// Method parameters, passed as `GAIA_JOB_PARAMS` (any kind).
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Higher runs first; FIFO within a priority.
+    pub priority: i32,
+    pub requirements: Requirements,
+    /// Attempts before a job whose workers vanish is `lost`.
+    pub max_attempts: u32,
+    /// Kill the job (`timed_out`) after this many seconds.
+    pub timeout_secs: Option<u64>,
+    /// The study this job belongs to.
+    pub study: Option<String>,
+}
+
+/// What a job runs, by kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Task {
+    /// `<python> run_all.py --method M --env E --max-evals N [--seed S]`.
+    Experiment(Experiment),
+    /// An argv; only workers started with `--allow-commands` run it.
+    Command { argv: Vec<String>, labels: Labels },
+    /// A built-in kind, run inside the worker.
+    Builtin {
+        kind: JobKind,
+        input: String,
+        labels: Labels,
+    },
+}
+
+/// An experiment: method, environment and budget always known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
+    pub method: String,
+    pub env: String,
+    /// The evaluation budget.
+    pub max_evals: u64,
+    pub seed: Option<u64>,
+}
+
+/// What labels a job that is not an experiment (charts, a study's ZIP folders), if given.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Labels {
+    pub method: Option<String>,
+    pub env: Option<String>,
+    pub seed: Option<u64>,
+}
+
+impl From<JobSpec> for Spec {
+    /// The typed form of a spec, defaults filled in, without the checks of
+    /// [`JobSpec::normalize`] (which calls it after them): how stored and received jobs read.
+    fn from(s: JobSpec) -> Spec {
+        let labels = Labels {
+            method: s.method.clone(),
+            env: s.env.clone(),
+            seed: s.seed,
+        };
+        let task = match s.kind {
+            JobKind::Experiment => Task::Experiment(Experiment {
+                method: s.method.unwrap_or_default(),
+                env: s.env.unwrap_or_else(|| DEFAULT_ENV.to_string()),
+                max_evals: s.max_evals.unwrap_or(DEFAULT_MAX_EVALS),
+                seed: s.seed,
+            }),
+            JobKind::Command => Task::Command {
+                argv: s.argv,
+                labels,
+            },
+            kind => Task::Builtin {
+                kind,
+                input: s.input.unwrap_or_default(),
+                labels,
+            },
+        };
+        Spec {
+            task,
+            name: s.name,
+            params: s.params,
+            priority: s.priority,
+            requirements: s.requirements,
+            max_attempts: s.max_attempts,
+            timeout_secs: s.timeout_secs,
+            study: s.study,
+        }
+    }
+}
+
+impl From<Spec> for JobSpec {
+    fn from(s: Spec) -> JobSpec {
+        let mut out = JobSpec {
+            kind: s.kind(),
+            name: s.name,
+            params: s.params,
+            priority: s.priority,
+            requirements: s.requirements,
+            max_attempts: s.max_attempts,
+            timeout_secs: s.timeout_secs,
+            study: s.study,
+            ..JobSpec::default()
+        };
+        let labels = match s.task {
+            Task::Experiment(e) => {
+                out.method = Some(e.method);
+                out.env = Some(e.env);
+                out.max_evals = Some(e.max_evals);
+                out.seed = e.seed;
+                return out;
+            }
+            Task::Command { argv, labels } => {
+                out.argv = argv;
+                labels
+            }
+            Task::Builtin { input, labels, .. } => {
+                out.input = Some(input);
+                labels
+            }
+        };
+        out.method = labels.method;
+        out.env = labels.env;
+        out.seed = labels.seed;
+        out
+    }
+}
+
+impl Spec {
+    /// What kind of job this is.
+    pub fn kind(&self) -> JobKind {
+        match &self.task {
+            Task::Experiment(_) => JobKind::Experiment,
+            Task::Command { .. } => JobKind::Command,
+            Task::Builtin { kind, .. } => *kind,
+        }
+    }
+
+    /// The experiment, if this is one.
+    pub fn experiment(&self) -> Option<&Experiment> {
+        match &self.task {
+            Task::Experiment(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The experiment, if this is one, to change (tests, embedders building jobs).
+    pub fn experiment_mut(&mut self) -> Option<&mut Experiment> {
+        match &mut self.task {
+            Task::Experiment(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn labels(&self) -> Option<&Labels> {
+        match &self.task {
+            Task::Experiment(_) => None,
+            Task::Command { labels, .. } | Task::Builtin { labels, .. } => Some(labels),
+        }
+    }
+
+    /// The method (an experiment's, or another kind's label).
+    pub fn method(&self) -> Option<&str> {
+        match self.experiment() {
+            Some(e) => Some(&e.method),
+            None => self.labels().and_then(|l| l.method.as_deref()),
+        }
+    }
+
+    /// The environment (an experiment's, or another kind's label).
+    pub fn env(&self) -> Option<&str> {
+        match self.experiment() {
+            Some(e) => Some(&e.env),
+            None => self.labels().and_then(|l| l.env.as_deref()),
+        }
+    }
+
+    /// The seed, if one was given.
+    pub fn seed(&self) -> Option<u64> {
+        match self.experiment() {
+            Some(e) => e.seed,
+            None => self.labels().and_then(|l| l.seed),
+        }
+    }
+
+    /// An experiment's evaluation budget.
+    pub fn max_evals(&self) -> Option<u64> {
+        self.experiment().map(|e| e.max_evals)
     }
 
     /// A one-line description for lists: `cma_es CartPole-v1 100000 evals seed 3`.
     pub fn describe(&self) -> String {
-        match self.kind {
-            JobKind::Experiment => {
-                let mut s = format!(
-                    "{} {} {} evals",
-                    self.method.as_deref().unwrap_or("?"),
-                    self.env.as_deref().unwrap_or(DEFAULT_ENV),
-                    self.max_evals.unwrap_or(DEFAULT_MAX_EVALS)
-                );
-                if let Some(seed) = self.seed {
+        match &self.task {
+            Task::Experiment(e) => {
+                let mut s = format!("{} {} {} evals", e.method, e.env, e.max_evals);
+                if let Some(seed) = e.seed {
                     s.push_str(&format!(" seed {seed}"));
                 }
                 s
             }
-            JobKind::Command => self.argv.join(" "),
-            kind => {
-                let input = self.input.as_deref().unwrap_or("");
+            Task::Command { argv, .. } => argv.join(" "),
+            Task::Builtin { kind, input, .. } => {
                 let short: String = input.chars().take(40).collect();
                 if short.len() < input.len() {
                     format!("{kind} {short:?}…")
@@ -491,7 +683,7 @@ pub struct FileInfo {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Job {
     pub id: JobId,
-    pub spec: JobSpec,
+    pub spec: Spec,
     pub state: JobState,
     /// The current (or last) attempt, 1-based; 0 while never claimed.
     pub attempt: u32,
@@ -725,7 +917,7 @@ pub struct Worker {
 impl Worker {
     /// Whether this worker, online, could take a job with this spec (its whole machine: a
     /// slot may offer less). For hints such as "no worker can run this".
-    pub fn could_run(&self, spec: &JobSpec) -> bool {
+    pub fn could_run(&self, spec: &Spec) -> bool {
         self.state != WorkerState::Offline
             && Capabilities {
                 kinds: self.kinds.clone(),
@@ -738,7 +930,7 @@ impl Worker {
 }
 
 /// Why no online worker among `workers` could take `spec`, or None if one could.
-pub fn unrunnable_reason(workers: &[Worker], spec: &JobSpec) -> Option<String> {
+pub fn unrunnable_reason(workers: &[Worker], spec: &Spec) -> Option<String> {
     if workers.iter().any(|w| w.could_run(spec)) {
         return None;
     }
@@ -749,13 +941,13 @@ pub fn unrunnable_reason(workers: &[Worker], spec: &JobSpec) -> Option<String> {
     let req = &spec.requirements;
     Some(if online.is_empty() {
         "no worker is online (start one with gaia work)".to_string()
-    } else if !online.iter().any(|w| w.kinds.contains(&spec.kind)) {
-        if spec.kind == JobKind::Command {
+    } else if !online.iter().any(|w| w.kinds.contains(&spec.kind())) {
+        if spec.kind() == JobKind::Command {
             "no online worker runs command jobs (start one with gaia work --allow-commands)".into()
         } else {
             format!(
                 "no online worker runs {} jobs (gaia work --kinds)",
-                spec.kind
+                spec.kind()
             )
         }
     } else if req.gpus > 0
@@ -794,8 +986,8 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Whether a job with this spec may run on a slot with these capabilities.
-    pub fn fits(&self, spec: &JobSpec) -> bool {
-        self.kinds.contains(&spec.kind)
+    pub fn fits(&self, spec: &Spec) -> bool {
+        self.kinds.contains(&spec.kind())
             && spec.requirements.gpus <= self.gpus
             && spec.requirements.memory_mb <= self.memory_mb
             && spec.requirements.tags.iter().all(|t| self.tags.contains(t))
@@ -1197,16 +1389,26 @@ mod tests {
     fn experiment_defaults_and_errors() {
         let mut spec = JobSpec::experiment("cma_es", 100);
         spec.env = None;
-        spec.normalize().unwrap();
-        assert_eq!(spec.env.as_deref(), Some(DEFAULT_ENV));
-        let mut zero = JobSpec::experiment("cma_es", 0);
+        let spec = spec.normalize().unwrap();
+        assert_eq!(spec.env(), Some(DEFAULT_ENV));
+        // The default budget, applied once, held in the type.
+        let mut no_budget = JobSpec::experiment("cma_es", 1);
+        no_budget.max_evals = None;
+        let typed = no_budget.normalize().unwrap();
+        assert_eq!(typed.experiment().unwrap().max_evals, DEFAULT_MAX_EVALS);
+        // Its JSON is the spec it normalised to: the wire and the store see what they did.
+        let json = serde_json::to_value(&typed).unwrap();
+        assert_eq!(json["max_evals"], serde_json::json!(DEFAULT_MAX_EVALS));
+        assert_eq!(json["env"], serde_json::json!(DEFAULT_ENV));
+        assert_eq!(serde_json::from_value::<Spec>(json).unwrap(), typed);
+        let zero = JobSpec::experiment("cma_es", 0);
         assert!(
             zero.normalize()
                 .unwrap_err()
                 .to_string()
                 .contains("max_evals")
         );
-        let mut nomethod = JobSpec {
+        let nomethod = JobSpec {
             max_attempts: 3,
             ..JobSpec::default()
         };
@@ -1217,7 +1419,7 @@ mod tests {
                 .to_string()
                 .contains("method")
         );
-        let mut wait = JobSpec::builtin(JobKind::Wait, "abc");
+        let wait = JobSpec::builtin(JobKind::Wait, "abc");
         assert!(wait.normalize().is_err());
         // Method and environment are names on every kind (a study's ZIP has folders of them).
         let mut cmd = JobSpec {
@@ -1227,17 +1429,29 @@ mod tests {
             max_attempts: 1,
             ..JobSpec::default()
         };
-        assert!(cmd.normalize().unwrap_err().to_string().contains("method"));
+        assert!(
+            cmd.clone()
+                .normalize()
+                .unwrap_err()
+                .to_string()
+                .contains("method")
+        );
         cmd.method = Some("sweep".into());
         cmd.env = Some("a/b".into());
         assert!(
-            cmd.normalize()
+            cmd.clone()
+                .normalize()
                 .unwrap_err()
                 .to_string()
                 .contains("environment")
         );
         cmd.env = Some("local".into());
-        cmd.normalize().unwrap();
+        let typed = cmd.clone().normalize().unwrap();
+        assert_eq!(
+            (typed.method(), typed.env()),
+            (Some("sweep"), Some("local"))
+        );
+        assert_eq!(JobSpec::from(typed), cmd, "labels survive the round trip");
     }
 
     #[test]
@@ -1271,13 +1485,13 @@ mod tests {
             memory_mb: 8000,
             tags: vec!["lab".into()],
         };
-        let mut spec = JobSpec::builtin(JobKind::Hash, "x");
+        let mut spec = Spec::from(JobSpec::builtin(JobKind::Hash, "x"));
         assert!(caps.fits(&spec));
         spec.requirements.gpus = 2;
         assert!(!caps.fits(&spec));
         spec.requirements.gpus = 1;
         spec.requirements.tags = vec!["lab".into(), "cuda".into()];
         assert!(!caps.fits(&spec));
-        assert!(!caps.fits(&JobSpec::builtin(JobKind::Upper, "x")));
+        assert!(!caps.fits(&Spec::from(JobSpec::builtin(JobKind::Upper, "x"))));
     }
 }

@@ -23,8 +23,8 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::error::{Error, RequestError, StoreError};
 use crate::model::{
-    Attempt, Capabilities, Event, Job, JobId, JobKind, JobSpec, JobState, Level, LogLine, Progress,
-    Row, StudyRecord, Worker, WorkerState, now_ms, validate_name,
+    Attempt, Capabilities, Event, Job, JobId, JobSpec, JobState, Level, LogLine, Progress, Row,
+    Spec, StudyRecord, Worker, WorkerState, now_ms, validate_name,
 };
 use crate::protocol::{
     Assignment, CompleteRequest, HeartbeatRequest, HeartbeatResponse, LogBatch, Outcome,
@@ -311,8 +311,8 @@ impl Queue {
     }
 
     /// Submits several jobs in one transaction (all or none); returns their ids in order.
-    pub async fn submit_many(&self, mut specs: Vec<JobSpec>) -> Result<Vec<JobId>, Error> {
-        normalize_specs(&mut specs)?;
+    pub async fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<JobId>, Error> {
+        let specs = normalize_specs(specs)?;
         let (jobs, events) = self.store.write(move |tx| insert_jobs(tx, specs)).await?;
         self.announce(&jobs, events);
         Ok(jobs.iter().map(|j| j.id).collect())
@@ -323,8 +323,7 @@ impl Queue {
     /// the study already holds unless `again` is set. A dry run checks and counts only.
     pub async fn submit_study(&self, req: StudySubmit) -> Result<StudySubmitted, Error> {
         let def = study::Definition::of(&req)?;
-        let mut specs = def.expand()?;
-        normalize_specs(&mut specs)?;
+        let specs = normalize_specs(def.expand()?)?;
         let planned = specs.len() as u64;
         if req.dry_run {
             let prev = self.store.read()?.study(&def.name)?;
@@ -356,7 +355,7 @@ impl Queue {
         self.announce(&jobs, events);
         let answer = answer_specs.into_iter().map(|mut s| {
             s.study = None;
-            s
+            JobSpec::from(s)
         });
         Ok(StudySubmitted {
             study: def.name,
@@ -377,12 +376,12 @@ impl Queue {
     }
 
     /// Wakes every waiting claimer that one of these jobs fits.
-    fn wake<'a>(&self, specs: impl Iterator<Item = &'a JobSpec>) {
+    fn wake<'a>(&self, specs: impl Iterator<Item = &'a Spec>) {
         let inner = self.lock();
         if inner.waiters.is_empty() {
             return;
         }
-        let specs: Vec<&JobSpec> = specs.collect();
+        let specs: Vec<&Spec> = specs.collect();
         for w in &inner.waiters {
             if specs.iter().any(|s| w.caps.fits(s)) {
                 w.notify.notify_one();
@@ -1418,27 +1417,30 @@ impl Queue {
     }
 }
 
-/// Checks and fills in every spec of a submission; errors name the job's position.
-fn normalize_specs(specs: &mut [JobSpec]) -> Result<(), Error> {
+/// Checks every spec of a submission and makes it typed; errors name the job's position.
+fn normalize_specs(specs: Vec<JobSpec>) -> Result<Vec<Spec>, Error> {
     if specs.is_empty() {
         return Err(invalid("no jobs to submit"));
     }
     let several = specs.len() > 1;
-    for (i, spec) in specs.iter_mut().enumerate() {
-        spec.normalize().map_err(|e| {
-            if several {
-                invalid(format!("job {}: {e}", i + 1))
-            } else {
-                Error::Request(e)
-            }
-        })?;
-    }
-    Ok(())
+    specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            spec.normalize().map_err(|e| {
+                if several {
+                    invalid(format!("job {}: {e}", i + 1))
+                } else {
+                    Error::Request(e)
+                }
+            })
+        })
+        .collect()
 }
 
 /// Stores new queued jobs for normalized specs inside a write transaction; returns them and
 /// the events to publish once committed ([`Queue::announce`]).
-fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<JobSpec>) -> Result<(Vec<Job>, Vec<Event>), Error> {
+fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<Spec>) -> Result<(Vec<Job>, Vec<Event>), Error> {
     let mut jobs = Vec::with_capacity(specs.len());
     let mut events = Vec::new();
     for spec in specs {
@@ -1642,8 +1644,7 @@ fn apply_progress(job: &mut Job, row: &Row) {
     p.mean = row.mean.or(p.mean);
     p.sigma = row.sigma.or(p.sigma);
     p.elapsed = row.elapsed.or(p.elapsed);
-    if let (Some(evals), Some(max)) = (row.evals, job.spec.max_evals)
-        && job.spec.kind == JobKind::Experiment
+    if let (Some(evals), Some(max)) = (row.evals, job.spec.max_evals())
         && max > 0
     {
         p.fraction = Some((evals / max as f64).clamp(0.0, 1.0));

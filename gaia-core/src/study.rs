@@ -617,11 +617,12 @@ impl StudyJob {
         StudyJob {
             id: job.id,
             state: job.state,
-            method: s.method.clone().unwrap_or_default(),
-            env: s.env.clone().unwrap_or_else(|| DEFAULT_ENV.to_string()),
-            seed: s.seed,
+            method: s.method().unwrap_or_default().to_string(),
+            env: s.env().unwrap_or_default().to_string(),
+            seed: s.seed(),
             params: s.params.clone(),
-            max_evals: s.max_evals.unwrap_or(DEFAULT_MAX_EVALS),
+            // A job of another kind tagged with the study has no budget.
+            max_evals: s.max_evals().unwrap_or(0),
             evals: job.progress.evals,
             best_ever: job.progress.best_ever.or(job.progress.best),
             attempt: job.attempt,
@@ -640,7 +641,7 @@ pub fn progress(jobs: &[Job], now: Millis) -> StudyProgress {
     let mut eta_jobs = Vec::with_capacity(jobs.len());
     for job in jobs {
         *p.states.entry(job.state.as_str().to_string()).or_insert(0) += 1;
-        let budget = job.spec.max_evals.unwrap_or(DEFAULT_MAX_EVALS) as f64;
+        let budget = job.spec.max_evals().unwrap_or(0) as f64;
         p.evals_budget += budget;
         let reported = job
             .progress
@@ -1141,7 +1142,8 @@ mod tests {
                 env: Some("CartPole-v1".into()),
                 seed: Some(id),
                 ..JobSpec::experiment(method, 1000)
-            },
+            }
+            .into(),
             state,
             attempt: 1,
             lease: None,
@@ -1321,7 +1323,7 @@ mod tests {
     fn early_solving_jobs_do_not_make_the_eta_optimistic() {
         let ended = |id, evals: f64, budget: u64, secs: u64| {
             let mut j = job(id, "cma_es", JobState::Succeeded, Some(evals), Some(500.0));
-            j.spec.max_evals = Some(budget);
+            j.spec.experiment_mut().unwrap().max_evals = budget;
             j.started_at = Some(0);
             j.finished_at = Some(secs * 1000);
             j
@@ -1333,7 +1335,7 @@ mod tests {
             Some(2100.0),
             Some(-900.0),
         );
-        pendulum.spec.max_evals = Some(100_000);
+        pendulum.spec.experiment_mut().unwrap().max_evals = 100_000;
         pendulum.started_at = Some(60_000);
         let jobs = vec![
             ended(1, 396.0, 20_000, 2),

@@ -53,11 +53,11 @@ fn context(job: &Job, params: &[String]) -> String {
     line.push(',');
     let _ = write!(line, "{}", job.id);
     line.push(',');
-    field(&mut line, s.method.as_deref().unwrap_or(""));
+    field(&mut line, s.method().unwrap_or(""));
     line.push(',');
-    field(&mut line, s.env.as_deref().unwrap_or(""));
+    field(&mut line, s.env().unwrap_or(""));
     line.push(',');
-    if let Some(seed) = s.seed {
+    if let Some(seed) = s.seed() {
         let _ = write!(line, "{seed}");
     }
     line.push(',');

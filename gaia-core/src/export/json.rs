@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::{Plan, Target, each_row, row_columns, write_err};
 use crate::error::Error;
-use crate::model::{CORE_METRICS, DEFAULT_MAX_EVALS, Row};
+use crate::model::{CORE_METRICS, Row};
 use crate::store::Reader;
 
 /// Version of this document's layout.
@@ -53,12 +53,12 @@ pub fn write(reader: &Reader, plan: &Plan, out: &mut dyn Write) -> Result<u64, E
         let meta = json!({
             "id": job.id,
             "study": s.study,
-            "method": s.method,
-            "env": s.env,
-            "seed": s.seed,
+            "method": s.method(),
+            "env": s.env(),
+            "seed": s.seed(),
             "params": s.params,
             "state": job.state,
-            "max_evals": s.max_evals.unwrap_or(DEFAULT_MAX_EVALS),
+            "max_evals": s.max_evals(),
         });
         let meta = serde_json::to_string(&meta).expect("plain JSON");
         if j > 0 {

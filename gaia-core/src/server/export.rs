@@ -122,10 +122,10 @@ pub(crate) async fn study_files(app: &App, name: &str) -> HResult {
             let mut dir = format!(
                 "job-{}-{}-{}",
                 job.id,
-                s.method.as_deref().unwrap_or("job"),
-                s.env.as_deref().unwrap_or("-")
+                s.method().unwrap_or("job"),
+                s.env().unwrap_or("-")
             );
-            if let Some(seed) = s.seed {
+            if let Some(seed) = s.seed() {
                 dir.push_str(&format!("-seed{seed}"));
             }
             for f in &job.files {

@@ -13,7 +13,7 @@ use super::reaper::{self, Tracking};
 use super::shared::{RunningJob, Shared, lock};
 use super::stream::{self, Signals, Streamer, Target};
 use super::{builtin, runner};
-use crate::model::{JobId, JobKind};
+use crate::model::{JobId, Task};
 use crate::protocol::{Assignment, CompleteRequest, Finished, Outcome, RequeueRequest};
 
 /// Hands a claimed job back to the queue (no attempt spent).
@@ -87,13 +87,8 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
         error: None,
         result: None,
     };
-    if job.spec.kind.is_builtin() {
-        match builtin::run(
-            job.spec.kind,
-            job.spec.input.as_deref().unwrap_or(""),
-            &signals,
-            timeout,
-        ) {
+    if let Task::Builtin { kind, input, .. } = &job.spec.task {
+        match builtin::run(*kind, input, &signals, timeout) {
             builtin::BuiltinEnd::Done(v) => complete.result = Some(v),
             builtin::BuiltinEnd::Failed(e) => {
                 complete.outcome = Outcome::Failed;
@@ -255,8 +250,8 @@ fn process_spec(
 ) -> Result<runner::Spec, String> {
     let job = &a.job;
     let cfg = &shared.cfg;
-    let (program, args, cwd) = match job.spec.kind {
-        JobKind::Experiment => {
+    let (program, args, cwd) = match &job.spec.task {
+        Task::Experiment(e) => {
             let python = shared
                 .python
                 .clone()
@@ -264,35 +259,32 @@ fn process_spec(
             let mut args = vec![
                 "run_all.py".to_string(),
                 "--method".into(),
-                job.spec.method.clone().unwrap_or_default(),
+                e.method.clone(),
                 "--env".into(),
-                job.spec
-                    .env
-                    .clone()
-                    .unwrap_or_else(|| crate::model::DEFAULT_ENV.into()),
+                e.env.clone(),
                 "--max-evals".into(),
-                job.spec
-                    .max_evals
-                    .unwrap_or(crate::model::DEFAULT_MAX_EVALS)
-                    .to_string(),
+                e.max_evals.to_string(),
             ];
-            if let Some(seed) = job.spec.seed {
+            if let Some(seed) = e.seed {
                 args.push("--seed".into());
                 args.push(seed.to_string());
             }
             (python, args, cfg.experiments_dir.clone())
         }
-        JobKind::Command => {
+        Task::Command { argv, .. } => {
             if !cfg.allow_commands {
                 return Err(
                     "this worker does not run command jobs (start it with --allow-commands)".into(),
                 );
             }
-            let mut argv = job.spec.argv.clone();
+            let mut argv = argv.clone();
+            if argv.is_empty() {
+                return Err("the command job has an empty argv".into());
+            }
             let program = PathBuf::from(argv.remove(0));
             (program, argv, work.to_path_buf())
         }
-        k => return Err(format!("{k} is not a process kind")),
+        Task::Builtin { kind, .. } => return Err(format!("{kind} is not a process kind")),
     };
     let mut env = vec![
         ("GAIA_JOB_ID".to_string(), job.id.to_string()),

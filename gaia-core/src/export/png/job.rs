@@ -4,17 +4,17 @@
 use super::{PngOptions, XKind};
 use crate::error::{Error, RequestError};
 use crate::export::plot::{Figure, Line, Panel};
-use crate::model::{Job, JobKind, Row};
+use crate::model::{Job, Row};
 
 /// A job of a built-in kind (hash, sum, ...) has a result and no rows: asking for its curve is
 /// a request error that says so.
 pub(super) fn has_curve(job: &Job) -> Result<(), Error> {
-    if job.spec.kind.is_builtin() {
+    if job.spec.kind().is_builtin() {
         return Err(Error::Request(RequestError::Invalid(format!(
             "job {id} is a {kind} job: it has a result, not a learning curve \
              (see it with `gaia show {id}`)",
             id = job.id,
-            kind = job.spec.kind
+            kind = job.spec.kind()
         ))));
     }
     Ok(())
@@ -115,15 +115,11 @@ pub(super) fn job_figure(job: &Job, rows: &[Row], opts: &PngOptions) -> Result<F
 /// "cma_es on CartPole-v1, seed 3" for an experiment, its description otherwise.
 fn job_label(job: &Job) -> String {
     let s = &job.spec;
-    if s.kind != JobKind::Experiment {
+    let Some(e) = s.experiment() else {
         return s.describe();
-    }
-    let mut out = format!(
-        "{} on {}",
-        s.method.as_deref().unwrap_or("?"),
-        s.env.as_deref().unwrap_or(crate::model::DEFAULT_ENV)
-    );
-    if let Some(seed) = s.seed {
+    };
+    let mut out = format!("{} on {}", e.method, e.env);
+    if let Some(seed) = e.seed {
         out.push_str(&format!(", seed {seed}"));
     }
     for (k, v) in &s.params {

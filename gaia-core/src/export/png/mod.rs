@@ -573,7 +573,7 @@ mod tests {
         let id = fx.job_with_rows(spec("cma_es", "sphere", 1), vec![]);
         let read = fx.store.read().unwrap();
         let mut job = read.job(id).unwrap().unwrap();
-        job.spec = JobSpec::builtin(JobKind::Hash, "hello");
+        job.spec = JobSpec::builtin(JobKind::Hash, "hello").into();
         job.state = JobState::Succeeded;
         let e = job_chart(&read, &job, &PngOptions::default()).unwrap_err();
         assert!(

@@ -34,7 +34,7 @@ pub(super) fn study_metric(opts: &PngOptions) -> Result<String, Error> {
 /// The jobs a study chart can draw: experiments that ran and have rows.
 pub(super) fn charted(jobs: &[Job]) -> Vec<&Job> {
     jobs.iter()
-        .filter(|j| j.spec.kind == JobKind::Experiment && j.attempt > 0 && j.progress.rows > 0)
+        .filter(|j| j.spec.kind() == JobKind::Experiment && j.attempt > 0 && j.progress.rows > 0)
         .collect()
 }
 
@@ -102,12 +102,9 @@ pub(super) fn study_figure(
     let mut labels: Vec<String> = Vec::new();
     let mut members: Vec<Member> = Vec::new();
     for &(job, (first, last)) in jobs {
-        let env = job
-            .spec
-            .env
-            .clone()
-            .unwrap_or_else(|| crate::model::DEFAULT_ENV.into());
-        let mut label = job.spec.method.clone().unwrap_or_default();
+        // Charted jobs are experiments (see `charted`): their env is always known.
+        let env = job.spec.env().unwrap_or_default().to_string();
+        let mut label = job.spec.method().unwrap_or_default().to_string();
         for (k, v) in &job.spec.params {
             label.push_str(&format!(" {k}={v}"));
         }
