@@ -3,10 +3,12 @@
 
 mod helper;
 
+mod api;
 mod dashboard;
 mod export;
 mod faults;
 mod logs;
+mod queue;
 mod release;
-mod spine;
+mod server;
 mod worker;

@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use gaia_core::client::Client;
 
+pub mod api;
+// Benches include this harness too and use none of the API helpers.
+#[allow(unused_imports)]
+pub use api::*;
+
 /// The `gaia` binary under test.
 pub fn gaia_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gaia"))
