@@ -67,3 +67,7 @@ mod tests {
         assert!(!super::version_newer("garbage", "v0.1.0"));
     }
 }
+
+#[cfg(test)]
+#[path = "architecture_tests.rs"]
+mod architecture_tests;
