@@ -65,7 +65,7 @@ fn code_of(text: &str) -> String {
         .or_else(|| text.find("#[cfg(test)]\n#[path"))
         .unwrap_or(text.len());
     let mut out = String::new();
-    let b = text[..cut].as_bytes();
+    let b = &text.as_bytes()[..cut];
     let mut i = 0;
     while i < b.len() {
         if b[i..].starts_with(b"//") {
@@ -147,9 +147,9 @@ fn paths(code: &str) -> Vec<String> {
 /// The file a path leads to from `file`, if it leaves the file.
 fn resolve(file: &Path, path: &str) -> Option<PathBuf> {
     let mut segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-    let mut at: PathBuf = match segs.first()? {
-        &"crate" => src().join("lib.rs"),
-        &"super" => {
+    let mut at: PathBuf = match *segs.first()? {
+        "crate" => src().join("lib.rs"),
+        "super" => {
             let mut f = file.to_path_buf();
             while segs.first() == Some(&"super") {
                 f = parent_file(&f)?;
