@@ -81,20 +81,6 @@ pub struct SubmitArgs {
     sweep: crate::study::SweepArgs,
 }
 
-/// Parses `KEY=VALUE` into a JSON value (numbers, lists, booleans as JSON; anything else a string).
-pub fn parse_param(s: &str) -> anyhow::Result<(String, serde_json::Value)> {
-    let (k, v) = s
-        .split_once('=')
-        .with_context(|| format!("--param {s:?}: expected KEY=VALUE"))?;
-    let k = k.trim();
-    if k.is_empty() {
-        anyhow::bail!("--param {s:?}: the key is empty");
-    }
-    let v =
-        serde_json::from_str(v.trim()).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
-    Ok((k.to_string(), v))
-}
-
 pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
     let client = a.conn.client()?;
     let mut spec = JobSpec {
@@ -115,7 +101,7 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
     spec.requirements.memory_mb = a.memory_mb;
     spec.requirements.tags = a.tags;
     for p in &a.params {
-        let (k, v) = parse_param(p)?;
+        let (k, v) = gaia_core::study::parse_param(p)?;
         spec.params.insert(k, v);
     }
     if spec.kind == JobKind::Experiment && spec.method.is_none() {
@@ -572,24 +558,4 @@ pub fn files(a: FilesArgs) -> anyhow::Result<i32> {
         println!("{}", path.display());
     }
     Ok(exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_param;
-
-    #[test]
-    fn params_parse_as_json_or_string() {
-        assert_eq!(parse_param("pop_size=64").unwrap().1, serde_json::json!(64));
-        assert_eq!(
-            parse_param("hidden=[32,32]").unwrap().1,
-            serde_json::json!([32, 32])
-        );
-        assert_eq!(
-            parse_param("opt=adam").unwrap().1,
-            serde_json::json!("adam")
-        );
-        assert!(parse_param("novalue").is_err());
-        assert!(parse_param("=3").is_err());
-    }
 }

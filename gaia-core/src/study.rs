@@ -398,6 +398,25 @@ fn push_range(
     Ok(())
 }
 
+/// Parses a fixed param, `KEY=VALUE`: the value is JSON if it parses (`64`, `[32,32]`,
+/// `true`), else the text itself. The one reading of a `--param` that is not swept (the
+/// dashboard's params lines are read the same way).
+pub fn parse_param(s: &str) -> Result<(String, serde_json::Value), RequestError> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| invalid(format!("--param {s:?}: expected KEY=VALUE")))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(invalid(format!("--param {s:?}: the key is empty")));
+    }
+    Ok((k.to_string(), param_value(v.trim())))
+}
+
+/// A param value as typed: JSON if it parses, else the text.
+fn param_value(item: &str) -> serde_json::Value {
+    serde_json::from_str(item).unwrap_or_else(|_| serde_json::Value::String(item.to_string()))
+}
+
 /// Parses `KEY=V1,V2,...` into a swept param. Values split at commas outside brackets, braces
 /// and quotes (so `hidden=[32,32],[64,64]` is two values); each value is JSON if it parses
 /// (`64`, `0.3`, `[32,32]`, `true`), else a string; an integer range `16..64` expands to every
@@ -437,10 +456,7 @@ pub fn parse_param_sweep(s: &str) -> Result<ParamAxis, RequestError> {
                 }
                 values.extend((a..=b).map(serde_json::Value::from));
             }
-            None => values.push(
-                serde_json::from_str(item)
-                    .unwrap_or_else(|_| serde_json::Value::String(item.to_string())),
-            ),
+            None => values.push(param_value(item)),
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -1048,6 +1064,15 @@ mod tests {
         assert!(bad.unwrap_err().to_string().contains("below its start 5"));
         let bad = request(json!({"methods": "a,,b"}));
         assert!(bad.unwrap_err().to_string().contains("item 2 is empty"));
+    }
+
+    #[test]
+    fn fixed_params_parse_as_json_or_string() {
+        assert_eq!(parse_param("pop_size=64").unwrap().1, json!(64));
+        assert_eq!(parse_param("hidden=[32,32]").unwrap().1, json!([32, 32]));
+        assert_eq!(parse_param("opt=adam").unwrap().1, json!("adam"));
+        assert!(parse_param("novalue").is_err());
+        assert!(parse_param("=3").is_err());
     }
 
     #[test]
