@@ -181,6 +181,7 @@ fn progress_text(p: &StudyProgress) -> String {
 fn eta_text(p: &StudyProgress) -> String {
     match (p.eta_secs, p.eta_note.as_deref()) {
         (Some(_), Some("done")) => "done".into(),
+        (Some(s), _) if p.eta_bound => format!("≤ {}", human::seconds(s)),
         (Some(s), _) => human::seconds(s),
         (None, Some(why)) => format!("unknown ({why})"),
         (None, None) => "unknown".into(),

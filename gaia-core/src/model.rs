@@ -651,6 +651,18 @@ pub struct Progress {
     /// 0..1, from `@gaia {"progress": ...}` or evals / max_evals.
     #[serde(default)]
     pub fraction: Option<f64>,
+    /// True once the experiment reported its own progress (`@gaia {"progress": ...}`): then
+    /// `fraction` is its word, not evals / budget.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fraction_reported: bool,
+    /// Seconds this attempt still needs at its measured speed (`study::job_eta`): from the
+    /// progress the experiment reports, else from its budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<f64>,
+    /// `eta_secs` is an upper bound: it assumes the whole budget, and the experiment may stop
+    /// early (solved). Shown as "≤".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eta_bound: bool,
     /// The last `@gaia {"status": ...}` message.
     #[serde(default)]
     pub status: Option<String>,

@@ -579,6 +579,10 @@ pub struct StudyProgress {
     /// rate (real evaluations over real running time).
     #[serde(default)]
     pub evals_per_sec: Option<f64>,
+    /// True when the ETA assumes some jobs use their whole budget (no similar job of the study
+    /// has ended yet to say how much they really use): an upper bound, shown as "≤".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eta_bound: bool,
     /// Seconds until the queued and running jobs are done; None = unknown (see `eta_note`).
     #[serde(default)]
     pub eta_secs: Option<f64>,

@@ -634,7 +634,15 @@ impl Queue {
                 }
                 if let Some(f) = fraction {
                     job.progress.fraction = Some(f);
+                    job.progress.fraction_reported = true;
                 }
+                let secs = job
+                    .started_at
+                    .map(|s| now_ms().saturating_sub(s) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                let eta = study::job_eta(&job.progress, job.spec.max_evals(), secs);
+                job.progress.eta_secs = eta.map(|e| e.0);
+                job.progress.eta_bound = eta.is_some_and(|e| e.1);
                 if let Some(s) = status {
                     job.progress.status = Some(clip(&s, 500));
                 }
@@ -1511,6 +1519,8 @@ fn complete_in(
     if outcome == Outcome::Succeeded {
         job.progress.fraction = Some(1.0);
     }
+    job.progress.eta_secs = None;
+    job.progress.eta_bound = false;
     if outcome == Outcome::Failed && req.exit_code.is_some_and(|c| c != 0) {
         // Its stderr is its error output, whatever words it used.
         job.errors += tx.mark_stderr_as_errors(job_id, req.attempt)?;
@@ -1646,6 +1656,7 @@ fn apply_progress(job: &mut Job, row: &Row) {
     p.elapsed = row.elapsed.or(p.elapsed);
     if let (Some(evals), Some(max)) = (row.evals, job.spec.max_evals())
         && max > 0
+        && !p.fraction_reported
     {
         p.fraction = Some((evals / max as f64).clamp(0.0, 1.0));
     }

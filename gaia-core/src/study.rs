@@ -654,6 +654,7 @@ pub fn progress(jobs: &[Job], now: Millis) -> StudyProgress {
         jobs: jobs.len() as u64,
         ..StudyProgress::default()
     };
+    let typical = typical_evals(jobs);
     let mut eta_jobs = Vec::with_capacity(jobs.len());
     for job in jobs {
         *p.states.entry(job.state.as_str().to_string()).or_insert(0) += 1;
@@ -673,19 +674,33 @@ pub fn progress(jobs: &[Job], now: Millis) -> StudyProgress {
                 .map(|start| job.finished_at.unwrap_or(now).saturating_sub(start) as f64 / 1000.0)
                 .unwrap_or(0.0),
         };
+        // What this job will likely use: what similar jobs of the study used when they
+        // succeeded (many stop when solved, far short of their budget), else its budget.
+        let expected = match typical.get(&cell_key(job)) {
+            Some(&t) if t > done.evals => t.min(budget),
+            _ => {
+                if !job.state.is_terminal() && budget > done.evals {
+                    p.eta_bound = true;
+                }
+                budget
+            }
+        };
         let e = match job.state {
-            // Waiting (maybe again, after a lost attempt): all its budget is still to do.
-            JobState::Queued => EtaJob::Queued { budget },
-            JobState::Running => EtaJob::Running { budget, done },
+            // Waiting (maybe again, after a lost attempt): all of it is still to do.
+            JobState::Queued => EtaJob::Queued { budget: expected },
+            JobState::Running => EtaJob::Running {
+                budget: expected,
+                done,
+            },
             _ => EtaJob::Ended { done },
         };
-        match e {
-            EtaJob::Queued { budget } => p.evals_remaining += budget,
-            EtaJob::Running { budget, done } => {
+        match job.state {
+            JobState::Queued => p.evals_remaining += budget,
+            JobState::Running => {
                 p.evals_done += done.evals;
                 p.evals_remaining += budget - done.evals;
             }
-            EtaJob::Ended { done } => p.evals_done += done.evals,
+            _ => p.evals_done += done.evals,
         }
         eta_jobs.push(e);
     }
@@ -713,6 +728,51 @@ pub fn progress(jobs: &[Job], now: Millis) -> StudyProgress {
         Eta::Unknown(why) => p.eta_note = Some(why.into()),
     }
     p
+}
+
+/// A job's cell in a study: method × environment × params (canonical JSON).
+fn cell_key(job: &Job) -> String {
+    let s = &job.spec;
+    serde_json::to_string(&(s.method(), s.env(), &s.params)).unwrap_or_default()
+}
+
+/// Per cell, the median evaluations its succeeded jobs used: what a similar job will likely use.
+fn typical_evals(jobs: &[Job]) -> std::collections::HashMap<String, f64> {
+    let mut cells = Cells::default();
+    for job in jobs {
+        if job.state == JobState::Succeeded
+            && let Some(e) = job.progress.evals.filter(|e| e.is_finite() && *e > 0.0)
+        {
+            cells.add(&cell_key(job), e);
+        }
+    }
+    cells
+        .into_vec()
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(f64::total_cmp);
+            (k, crate::stats::quantile(&v, 0.5))
+        })
+        .collect()
+}
+
+/// How long one running attempt still needs, and whether that is an upper bound: from the
+/// progress the experiment reports itself (`@gaia {"progress": f}`: the time so far × (1 − f)
+/// / f), else from its budget at its measured evals/s (an upper bound: it may stop early,
+/// solved). `secs` is the attempt's running time. None until there is something to go on.
+pub fn job_eta(p: &crate::model::Progress, budget: Option<u64>, secs: f64) -> Option<(f64, bool)> {
+    if !(secs.is_finite() && secs > 0.0) {
+        return None;
+    }
+    if p.fraction_reported
+        && let Some(f) = p.fraction.filter(|f| *f > 0.0 && *f < 1.0)
+    {
+        return Some((secs * (1.0 - f) / f, false));
+    }
+    let evals = p.evals.filter(|e| e.is_finite() && *e > 0.0)?;
+    let budget = budget? as f64;
+    let left = (budget - evals).max(0.0) * secs / evals;
+    left.is_finite().then_some((left, true))
 }
 
 /// Values grouped by a text key, in order of the keys' first appearance: the one grouping of
@@ -1064,6 +1124,65 @@ mod tests {
         assert!(bad.unwrap_err().to_string().contains("below its start 5"));
         let bad = request(json!({"methods": "a,,b"}));
         assert!(bad.unwrap_err().to_string().contains("item 2 is empty"));
+    }
+
+    #[test]
+    fn a_job_s_eta_comes_from_its_reported_progress_else_its_budget_as_a_bound() {
+        use crate::model::Progress;
+        // 500 of 20,000 evals in 10 s: the whole budget needs 390 s more — at most.
+        let p = Progress {
+            evals: Some(500.0),
+            fraction: Some(0.025),
+            ..Progress::default()
+        };
+        assert_eq!(job_eta(&p, Some(20_000), 10.0), Some((390.0, true)));
+        // The experiment says it is half done (it knows it stops when solved): 10 s more,
+        // an estimate, not a bound.
+        let told = Progress {
+            fraction: Some(0.5),
+            fraction_reported: true,
+            ..p.clone()
+        };
+        assert_eq!(job_eta(&told, Some(20_000), 10.0), Some((10.0, false)));
+        // Nothing to go on yet.
+        assert_eq!(job_eta(&Progress::default(), Some(20_000), 10.0), None);
+        assert_eq!(job_eta(&p, Some(20_000), 0.0), None);
+        assert_eq!(job_eta(&p, None, 10.0), None);
+    }
+
+    #[test]
+    fn a_study_s_eta_uses_what_similar_jobs_used_not_their_budget() {
+        // Two seeds of a cell solved with 400 evals of a 20,000 budget in 4 s; a third seed is
+        // queued and one runs. Without that history the ETA would assume 20,000 evals each.
+        let mut ended = |id, evals| {
+            let mut j = job(id, "cma_es", JobState::Succeeded, Some(evals), Some(500.0));
+            j.spec.experiment_mut().unwrap().max_evals = 20_000;
+            j.started_at = Some(0);
+            j.finished_at = Some(4_000);
+            j
+        };
+        let a = ended(1, 400.0);
+        let b = ended(2, 400.0);
+        let mut queued = job(3, "cma_es", JobState::Queued, None, None);
+        queued.spec.experiment_mut().unwrap().max_evals = 20_000;
+        let mut running = job(4, "cma_es", JobState::Running, Some(100.0), Some(10.0));
+        running.spec.experiment_mut().unwrap().max_evals = 20_000;
+        running.started_at = Some(9_000);
+        let p = progress(
+            &[a.clone(), b.clone(), queued.clone(), running.clone()],
+            10_000,
+        );
+        // The running job: 300 more evals at its 100/s → 3 s; then the queued one: 400 evals
+        // at the pooled 100/s → 4 s.
+        assert!(!p.eta_bound);
+        let eta = p.eta_secs.unwrap();
+        assert!((eta - 7.0).abs() < 1e-9, "{eta}");
+        // Another method has no history in this study: its budget bounds the ETA.
+        let mut other = job(5, "openai_es", JobState::Queued, None, None);
+        other.spec.experiment_mut().unwrap().max_evals = 20_000;
+        let p = progress(&[a, b, queued, running, other], 10_000);
+        assert!(p.eta_bound);
+        assert!(p.eta_secs.unwrap() > 100.0);
     }
 
     #[test]
