@@ -169,7 +169,7 @@ def _fail(message: str) -> int:
 def _run(args, info, method, params, workers, out_dir: Path) -> int:
     """Run the experiment; returns the exit code."""
     from .evaluation import AnalyticEvaluator, GymConfig, GymEvaluator
-    from .run import STREAM_FINAL, STREAM_VALIDATE, STREAM_X0, Run, derive_seeds
+    from .run import STREAM_FINAL, STREAM_VALIDATE, STREAM_X0, Run, derive_seeds, verdict
 
     t0 = time.perf_counter()
     started = time.time()
@@ -205,8 +205,7 @@ def _run(args, info, method, params, workers, out_dir: Path) -> int:
         run.status(f"{args.method} on {info.name}: {run.dim} params, budget {args.max_evals:,} evals, "
                    f"seed {args.seed}, {workers_used} worker(s)")
         method.run(run, params)
-        if run.stop_reason is None:
-            run.stop_reason = "budget"
+        stopped_at_threshold = run.stop_reason == "solved"
 
         # Final evaluation of the best-ever parameters on fresh episodes.
         if info.kind == "analytic":
@@ -214,18 +213,27 @@ def _run(args, info, method, params, workers, out_dir: Path) -> int:
         else:
             rets = evaluator.returns(run.best_params[None, :],
                                      derive_seeds(args.seed, STREAM_FINAL, 0, params["final_episodes"]))[0]
+        episodes = int(len(rets)) if info.kind == "gym" else None
+        story = verdict(threshold=threshold, final_mean=float(np.mean(rets)), episodes=episodes,
+                        best_ever=run.best_ever, stopped_at_threshold=stopped_at_threshold, validated=run.validated,
+                        generation=len(run.curve), evals=run.evals, deterministic=info.kind == "analytic")
+        run.stop_reason = story["stop_reason"]
         final = {
             "mean": float(np.mean(rets)),
             "std": float(np.std(rets)),
-            "episodes": int(len(rets)) if info.kind == "gym" else None,
+            "episodes": episodes,
             "threshold": threshold,
-            "solved": bool(threshold is not None and float(np.mean(rets)) >= threshold),
+            "solved": story["solved"],
+            "threshold_reached_in_training": story["threshold_reached_in_training"],
+            "validated": run.validated,
             "best_ever": run.best_ever,
             "evals": run.evals,
             "generations": len(run.curve),
             "stop_reason": run.stop_reason,
+            "verdict": story["verdict"],
             "wall_time_s": round(time.perf_counter() - t0, 3),
         }
+        run.status(story["verdict"])
         evaluator.close()
         status, code = "done", 0
         _write_results(out_dir, args, info, params, workers_used, run, final, status, started, t0)
@@ -287,6 +295,8 @@ def _write_results(out_dir, args, info, params, workers, run, final, status, sta
         "best_ever": run.best_ever,
         "final": final,
         "solved": bool(final and final["solved"]),
+        "threshold_reached_in_training": bool(final and final["threshold_reached_in_training"]),
+        "verdict": final["verdict"] if final else None,
         "stop_reason": run.stop_reason,
         "validated": run.validated,
         "validation_episodes": run.validation_episodes,

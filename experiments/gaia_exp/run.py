@@ -153,9 +153,65 @@ class Run:
         if worst >= self.threshold:
             self.stop_reason = "solved"
             self.validated = {"generation": self.generation, "mean": mean, "worst_block_mean": worst,
-                              "blocks": int(len(blocks)), "episodes": int(len(rets))}
-            self.status(f"solved at generation {self.generation}: validation mean {mean:.1f} over "
-                        f"{len(rets)} episodes, every block of {size} >= {self.threshold:g}")
+                              "blocks": int(len(blocks)), "block_size": size, "episodes": int(len(rets))}
+            # Not "solved" yet: the final test on fresh episodes decides (see verdict()).
+            self.status(f"reached the threshold at generation {self.generation}: validation mean {mean:.1f} over "
+                        f"{len(rets)} episodes, every block of {size} >= {self.threshold:g}; final test next")
         else:
             print(f"gen {self.generation}: best-ever {self.best_ever:.1f} reached the threshold; validation "
                   f"mean {mean:.1f}, worst block of {size} {worst:.1f}: going on", file=sys.stderr, flush=True)
+
+
+def _g(x: float | None) -> str:
+    return "nan" if x is None or not math.isfinite(x) else f"{x:.1f}"
+
+
+def verdict(*, threshold: float | None, final_mean: float, episodes: int | None, best_ever: float,
+            stopped_at_threshold: bool, validated: dict | None, generation: int | None, evals: int,
+            deterministic: bool) -> dict[str, Any]:
+    """The one story a run tells: ``solved`` (the final test's verdict, what GAIA counts),
+    ``stop_reason`` (solved | not_confirmed | budget), ``threshold_reached_in_training`` and a
+    ``verdict`` sentence, which is also the run's last status line.
+
+    A gym run stops when a best-ever policy reaches the threshold and passes validation on fresh
+    episodes; the final test on other fresh episodes may still fall short (a marginal policy:
+    Acrobot at -109.2 against -100). Then the run reached the threshold in training but is not
+    solved, and every output says so in the same words.
+    """
+    reached = threshold is not None and math.isfinite(best_ever) and best_ever >= threshold
+    solved = threshold is not None and math.isfinite(final_mean) and final_mean >= threshold
+    over = f" over {episodes} episodes" if episodes else ""
+    if threshold is None:
+        return {"solved": False, "stop_reason": "budget", "threshold_reached_in_training": False,
+                "verdict": f"finished: budget spent ({evals:,} evals); final test mean {_g(final_mean)}{over} "
+                           f"(this env has no threshold)"}
+    if deterministic:  # analytic objective: the training value is the final value
+        if stopped_at_threshold:
+            text = (f"solved at generation {generation}: best {best_ever:.6g} >= {threshold:g} "
+                    f"(deterministic objective)")
+        elif solved:
+            text = f"solved: best {best_ever:.6g} >= {threshold:g} after the whole budget ({evals:,} evals)"
+        else:
+            text = f"not solved: budget spent ({evals:,} evals); best {best_ever:.6g} < {threshold:g}"
+        return {"solved": solved, "stop_reason": "solved" if stopped_at_threshold else "budget",
+                "threshold_reached_in_training": reached, "verdict": text}
+    if stopped_at_threshold and validated is not None:
+        where = (f"reached the threshold in training at generation {validated['generation']} "
+                 f"(validated on {validated['episodes']} episodes)")
+        if solved:
+            text = f"solved: {where} and confirmed in the final test: mean {_g(final_mean)} >= {threshold:g}{over}"
+        else:
+            text = (f"not solved: {where}, not confirmed in the final test: mean {_g(final_mean)} < "
+                    f"{threshold:g}{over}")
+        return {"solved": solved, "stop_reason": "solved" if solved else "not_confirmed",
+                "threshold_reached_in_training": True, "verdict": text}
+    if solved:
+        text = (f"solved in the final test: mean {_g(final_mean)} >= {threshold:g}{over}, after the whole budget "
+                f"({evals:,} evals; best training fitness {_g(best_ever)})")
+    elif reached:
+        text = (f"not solved: budget spent ({evals:,} evals); training reached the threshold (best {_g(best_ever)}) "
+                f"but no policy passed validation; final test mean {_g(final_mean)} < {threshold:g}{over}")
+    else:
+        text = (f"not solved: budget spent ({evals:,} evals); best training fitness {_g(best_ever)} < {threshold:g}; "
+                f"final test mean {_g(final_mean)}{over}")
+    return {"solved": solved, "stop_reason": "budget", "threshold_reached_in_training": reached, "verdict": text}
