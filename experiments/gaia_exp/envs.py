@@ -7,6 +7,7 @@ printed Best/Ever rise towards it).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -102,15 +103,18 @@ def box2d_missing_message(env_name: str, exc: Exception) -> str:
     return f"{env_name} needs Box2D, which this Python cannot import ({exc}); {how}"
 
 
-def check_available(info: EnvInfo) -> None:
-    """Build the env once so a missing dependency fails early with a clear message."""
+def check_available(info: EnvInfo, env_kwargs: dict | None = None) -> None:
+    """Build the env once so a missing dependency (or a keyword it does not take) fails early
+    with a clear message."""
     if info.kind != "gym":
         return
     import gymnasium as gym
     from gymnasium.error import DependencyNotInstalled
 
     try:
-        env = gym.make(info.name, disable_env_checker=True)
+        env = gym.make(info.name, disable_env_checker=True, **(env_kwargs or {}))
+    except (TypeError, AssertionError, ValueError) as exc:
+        raise EnvError(f"{info.name} does not take env_kwargs {json.dumps(env_kwargs)}: {exc}") from None
     except (DependencyNotInstalled, ImportError, ModuleNotFoundError) as exc:
         if info.needs == "box2d" or "box2d" in str(exc).lower():
             raise EnvError(box2d_missing_message(info.name, exc)) from None
@@ -135,8 +139,8 @@ def sphere(X: np.ndarray) -> np.ndarray:
     return np.sum(X * X, axis=1)
 
 
-def rastrigin(X: np.ndarray) -> np.ndarray:
-    return 10.0 * X.shape[1] + np.sum(X * X - 10.0 * np.cos(2.0 * math.pi * X), axis=1)
+def rastrigin(X: np.ndarray, amplitude: float = 10.0) -> np.ndarray:
+    return amplitude * X.shape[1] + np.sum(X * X - amplitude * np.cos(2.0 * math.pi * X), axis=1)
 
 
 ANALYTIC = {"sphere": sphere, "rastrigin": rastrigin}

@@ -22,7 +22,9 @@ def strip_time(lines):
 def test_list():
     p = run_script(["--list"])
     assert p.returncode == 0, p.stderr
-    for name in ["cma_es", "openai_es", "random_search", "island_model", "CartPole-v1", "Acrobot-v1",
+    for name in ["cma_es", "openai_es", "random_search", "island_model", "curriculum_cma_es", "neuromod_cma_es",
+                 "neuromod_island", "hybrid_cma_ff", "indirect_encoding", "ppo", "topology", "env_kwargs",
+                 "CartPole-v1", "Acrobot-v1",
                  "MountainCarContinuous-v0", "Pendulum-v1", "LunarLander-v3", "BipedalWalker-v3",
                  "BipedalWalkerHardcore-v3", "sphere", "rastrigin",
                  "pop_size", "hidden", "dim"]:
