@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from conftest import final_of, gen_lines, run_script
+from conftest import EXPERIMENTS as EXPERIMENTS_DIR, final_of, gen_lines, run_script
 from gaia_exp import cli, curriculum, methods
 from gaia_exp.evaluation import EpisodeRunner, GymConfig
 from gaia_exp.lines import parse_line
@@ -355,3 +355,32 @@ def test_ppo_counts_evals_in_episodes_per_eval(capsys, monkeypatch, tmp_path):
     gens = [parse_line(line)["metrics"] for line in gen_lines(out)]
     assert all(g["evals"] == g["episodes"] // 5 for g in gens)
     assert gens[-1]["episodes"] == 150 and final_of(out)["evals"] == 30  # the budget: 30 x 5 episodes
+
+
+def test_ppo_installs_its_extra_in_a_workers_venv(monkeypatch, tmp_path, capsys):
+    """In the venv a GAIA worker built (its stamp file is there), the first ppo job installs
+    requirements-ppo.txt with this Python's pip, under a lock, and says so in a status line."""
+    import subprocess
+    import sys
+
+    from gaia_exp.methods import ppo
+
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    assert not ppo.in_worker_venv()
+    (tmp_path / ppo.WORKER_VENV_STAMP).write_text("abc\n")
+    assert ppo.in_worker_venv()
+    installed = []
+    monkeypatch.setattr(ppo, "_have_sb3", lambda: bool(installed))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: installed.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", ""))
+    ppo.check(None, {})
+    assert installed == [[sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r",
+                          str(EXPERIMENTS_DIR / "requirements-ppo.txt")]]
+    assert (tmp_path / "gaia-ppo-install.lock").exists()
+    line = capsys.readouterr().out.strip()
+    assert parse_line(line)["json"]["status"].startswith("installing the ppo extra")
+    # a failing install is an error with pip's message
+    installed.clear()
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "no space left"))
+    with pytest.raises(Exception, match="no space left"):
+        ppo.check(None, {})
