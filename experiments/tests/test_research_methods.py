@@ -93,7 +93,7 @@ def test_method_is_deterministic_on_sphere(method, capsys, monkeypatch, tmp_path
     skip_without_extra(method)
     params = {"stop_when_solved": False, "dim": 4}
     if method == "ppo":
-        params.update(n_steps=8, n_envs=4)
+        params.update(n_steps=8, n_envs=4, batch_size=32)
     runs = [without_time(run_inprocess(capsys, monkeypatch, tmp_path / str(i),
                                        ["--method", method, "--env", "sphere", "--max-evals", 200, "--seed", 9],
                                        params)) for i in range(2)]
