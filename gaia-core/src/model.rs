@@ -282,7 +282,18 @@ fn validate_json_text(what: &str, v: &serde_json::Value) -> Result<(), RequestEr
 /// The methods the experiments in this repository ship (`experiments/gaia_exp/methods/`). A
 /// worker's own experiments folder may know others, so an unknown method is a warning, not an
 /// error.
-pub const SHIPPED_METHODS: &[&str] = &["cma_es", "openai_es", "random_search", "island_model"];
+pub const SHIPPED_METHODS: &[&str] = &[
+    "cma_es",
+    "openai_es",
+    "random_search",
+    "island_model",
+    "curriculum_cma_es",
+    "neuromod_cma_es",
+    "neuromod_island",
+    "hybrid_cma_ff",
+    "indirect_encoding",
+    "ppo",
+];
 
 impl JobSpec {
     /// An experiment with the given method and budget, defaults elsewhere.
