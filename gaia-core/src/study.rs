@@ -1154,7 +1154,7 @@ mod tests {
     fn a_study_s_eta_uses_what_similar_jobs_used_not_their_budget() {
         // Two seeds of a cell solved with 400 evals of a 20,000 budget in 4 s; a third seed is
         // queued and one runs. Without that history the ETA would assume 20,000 evals each.
-        let mut ended = |id, evals| {
+        let ended = |id, evals| {
             let mut j = job(id, "cma_es", JobState::Succeeded, Some(evals), Some(500.0));
             j.spec.experiment_mut().unwrap().max_evals = 20_000;
             j.started_at = Some(0);
