@@ -95,7 +95,7 @@ export function submitView() {
   const input = h("input", { id: "s-input", name: "input", placeholder: "input of a built-in job" });
   const again = h("input", { type: "checkbox", id: "s-again", name: "again" });
   const againLabel = h("label", { class: "small", for: "s-again", title: "Submit the same definition once more: its jobs are added to the study again" }, again, " submit again");
-  const methods = h("datalist", { id: "methods" }, ...["cma_es", "openai_es", "random_search", "island_model"].map((m) => h("option", { value: m })));
+  const methods = h("datalist", { id: "methods" });
   const envs = h("datalist", { id: "envs" }, ...["CartPole-v1", "sphere", "rastrigin", "rosenbrock"].map((m) => h("option", { value: m })));
   const preview = h("p", { class: "muted", id: "s-preview" });
   const result = h("div", { id: "s-result" });
@@ -285,9 +285,10 @@ export function submitView() {
     if (studyName()) submitStudy();
     else submitPlain();
   });
-  api("/api/v1/summary")
-    .then((s) => {
-      const ms = new Set(["cma_es", "openai_es", "random_search", "island_model", ...s.groups.map((g) => g.method)]);
+  // Suggestions: the methods the shipped experiments know (from the server), then those used.
+  Promise.all([api("/api/v1/status"), api("/api/v1/summary")])
+    .then(([st, s]) => {
+      const ms = new Set([...(st.methods || []), ...s.groups.map((g) => g.method)]);
       const es = new Set(["CartPole-v1", "sphere", "rastrigin", "rosenbrock", ...s.groups.map((g) => g.env)]);
       put(methods, ...[...ms].map((m) => h("option", { value: m })));
       put(envs, ...[...es].map((m) => h("option", { value: m })));

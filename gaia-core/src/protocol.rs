@@ -343,6 +343,10 @@ pub struct StatusResponse {
     pub started_at: Millis,
     /// The server's data directory.
     pub data_dir: String,
+    /// The methods the shipped experiments know (`model::SHIPPED_METHODS`): suggestions for
+    /// forms; a worker's own experiments may know others.
+    #[serde(default)]
+    pub methods: Vec<String>,
 }
 
 /// `GET /api/v1/events` (as JSON, without SSE) answer.
