@@ -10,12 +10,14 @@
 //!
 //! - **ASHA** (asynchronous successive halving, Li et al. 2020, "A System for Massively Parallel
 //!   Hyperparameter Tuning"): rungs at `min_evals × eta^k`. A configuration reaching rung k goes
-//!   on if its value is in the top 1/eta of the values recorded at rung k so far (itself
-//!   included: it is not below the (1 − 1/eta) quantile), else it stops. Decisions are made as
-//!   values arrive, never waiting for a rung to fill: this is the asynchronous promotion rule of
-//!   the paper's Algorithm 2 in its stopping form (as Ray Tune's `AsyncHyperBandScheduler`),
-//!   since an experiment process cannot be paused and resumed later — "promoted" means
-//!   "allowed to go on".
+//!   on if it is among the top ⌊n/eta⌋ of the n values rung k holds with it (the best so far
+//!   always goes on; a tie does not displace a value recorded before it), else it stops.
+//!   Decisions are made as values arrive, never waiting for a rung to fill: the promotion rule
+//!   of the paper's Algorithm 2 (`top_k(rung, |rung|/eta)`) in its stopping form, since an
+//!   experiment process cannot be paused and resumed later — "promoted" means "allowed to go
+//!   on", and a configuration Algorithm 2 would hold back until the rung fills stops instead.
+//!   So the first configurations to reach a rung meet little competition: submit the ones you
+//!   trust first, or run one slot, when that matters.
 //! - **Median** (the median stopping rule, Golovin et al. 2017, "Google Vizier"): rungs every
 //!   `every` evaluations from `min_evals`; a configuration whose value is below the median of
 //!   the other configurations' values at that rung stops, once `min_configs` others are there.
@@ -196,13 +198,16 @@ impl EarlyStop {
         }
         match self {
             EarlyStop::Asha { eta, .. } => {
-                all.push(value);
-                all.sort_by(f64::total_cmp);
-                let cut = quantile(&all, 1.0 - 1.0 / *eta as f64);
-                if value < cut {
-                    Decision::Prune { cut }
-                } else {
+                // The top ⌊n/eta⌋ of the n values the rung holds with this one (at least the
+                // best so far) go on; a tie does not displace a value recorded before it.
+                let n = all.len() + 1;
+                let top = (n / *eta as usize).max(1);
+                all.sort_by(|a, b| b.total_cmp(a));
+                let better = all.iter().filter(|&&v| v >= value).count();
+                if better < top {
                     Decision::Continue
+                } else {
+                    Decision::Prune { cut: all[top - 1] }
                 }
             }
             EarlyStop::Median { min_configs, .. } => {
@@ -314,8 +319,7 @@ mod tests {
 
     /// The asynchronous promotions of ASHA (Algorithm 2, stopping form), decided by hand: eta 3,
     /// configurations arriving at rung 0 one at a time with the values below. A configuration
-    /// goes on iff it is not below the 2/3 quantile of the values recorded so far (itself
-    /// included): the first always goes on; later ones must beat most of what came before.
+    /// goes on iff it is among the top ⌊n/3⌋ (at least 1) of the n values the rung then holds.
     #[test]
     fn asha_decides_each_arrival_against_what_the_rung_holds_so_far() {
         let r = asha(3);
@@ -326,16 +330,25 @@ mod tests {
             decisions.push(matches!(r.decide(v, &rung), Decision::Continue));
             rung.push(v);
         }
-        // 5: alone → on. 1: [1,5] cut 3.67 → stop. 9: [1,5,9] cut 6.33 → on. 4: [1,4,5,9] cut
-        // 5 → stop. 8: [1,4,5,8,9] cut 7 → on. 10: [1,4,5,8,9,10] cut 8.33 → on. 2:
-        // [1,2,4,5,8,9,10] cut 8 → stop.
-        assert_eq!(decisions, [true, false, true, false, true, true, false]);
+        // 5: n 1, top 1 → on. 1: n 2, top 1 (5 is better) → stop. 9: n 3, top 1, the best → on.
+        // 4: n 4, top 1 → stop. 8: n 5, top 1 (9 better) → stop. 10: n 6, top 2, the best →
+        // on. 2: n 7, top 2 → stop, needing to beat 9.
+        assert_eq!(decisions, [true, false, true, false, false, true, false]);
         match r.decide(2.0, &rung[..6]) {
-            Decision::Prune { cut } => assert!((cut - 8.0).abs() < 1e-9, "{cut}"),
+            Decision::Prune { cut } => assert_eq!(cut, 9.0),
             d => panic!("{d:?}"),
         }
-        // Ties go on; NaN is judged the worst.
-        assert_eq!(r.decide(5.0, &[5.0, 5.0]), Decision::Continue);
+        // A tie does not displace the value recorded before it; NaN is judged the worst.
+        assert_eq!(r.decide(5.0, &[]), Decision::Continue);
+        assert_eq!(r.decide(5.0, &[5.0]), Decision::Prune { cut: 5.0 });
+        assert_eq!(
+            r.decide(5.0, &[1.0, 5.0, 7.0, 0.0, -1.0]),
+            Decision::Prune { cut: 5.0 }
+        );
+        assert_eq!(
+            r.decide(6.0, &[1.0, 5.0, 7.0, 0.0, -1.0]),
+            Decision::Continue
+        );
         assert!(matches!(r.decide(f64::NAN, &[1.0]), Decision::Prune { .. }));
         assert_eq!(r.decide(f64::NAN, &[]), Decision::Continue);
     }
