@@ -417,7 +417,7 @@ try {
   assert.equal(await page.locator(".logcounts .lc.warn").textContent(), "1 warning", "one warning, singular");
   assert.equal(await page.locator(".logcounts .lc.err").textContent(), "0 errors");
   const details = await textOf(page, ".jobpage .kv");
-  assert.match(details, /max evals100k/, "a count of evaluations, as the CLI writes it");
+  assert.match(details, /max evals100,000/, "a count of evaluations, as the CLI writes it");
   await shot(page, "10-formats-job");
 
   // ---- a phone-sized screen ------------------------------------------------------------------
