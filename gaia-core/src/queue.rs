@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, broadcast};
 
+use crate::cluster::fit;
 use crate::error::{Error, RequestError, StoreError};
 use crate::model::{
     Attempt, Capabilities, Event, Job, JobId, JobSpec, JobState, Level, LogLine, Progress, Row,
@@ -1714,7 +1715,29 @@ fn claim_in(
     inner: &Mutex<Inner>,
     lease_timeout: Duration,
 ) -> Result<Option<(Job, u64, Event)>, Error> {
-    let Some(prev) = tx.first_fitting(caps)? else {
+    let found = match caps.max_job_secs {
+        None => tx.first_fitting(caps)?,
+        // A worker whose allocation ends: only jobs expected to finish in time.
+        Some(max) => {
+            let now = now_ms();
+            let mut rates: HashMap<String, Option<f64>> = HashMap::new();
+            tx.first_fitting_where(caps, |tx, job| {
+                let rate = match &job.spec.study {
+                    Some(s) => match rates.get(s) {
+                        Some(r) => *r,
+                        None => {
+                            let r = fit::study_rate(&tx.study_jobs(s)?, now);
+                            rates.insert(s.clone(), r);
+                            r
+                        }
+                    },
+                    None => None,
+                };
+                Ok(fit::fits_in(job, rate, max))
+            })?
+        }
+    };
+    let Some(prev) = found else {
         return Ok(None);
     };
     let lease = tx.next_id("next_lease_id")?;

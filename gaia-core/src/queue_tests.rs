@@ -166,6 +166,7 @@ async fn claims_only_jobs_whose_requirements_the_slot_meets() {
         gpus: 1,
         memory_mb: 8_000,
         tags: vec!["cuda12".into()],
+        max_job_secs: None,
     };
     assert!(claim_now(&q, &w, &near_miss).await.is_none());
 
@@ -1318,4 +1319,68 @@ async fn samplers_never_repeat_a_configuration_in_a_study() {
         .collect();
     xs.sort();
     assert_eq!(xs, [1, 2, 3, 4]);
+}
+
+/// Issue 17: a worker whose allocation ends soon claims with `max_job_secs`; jobs its study has
+/// measured as longer wait for another worker, jobs of unknown length still go.
+#[tokio::test]
+async fn a_worker_near_its_end_gets_only_jobs_expected_to_finish_in_time() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let c = caps(&[JobKind::Experiment]);
+    let in_study = |seed| {
+        let mut s = JobSpec::experiment("cma_es", 10_000);
+        s.study = Some("measured".into());
+        s.seed = Some(seed);
+        s
+    };
+    // The study's first job ran 1,000 evaluations in 10 s: 100 evals/s, so a 10,000-eval job
+    // of it takes 100 s.
+    let first = q.submit(in_study(1)).await.unwrap();
+    let a = claim_now(&q, &w, &c).await.unwrap();
+    assert_eq!(a.job.id, first);
+    let mut row = rows(0, 1);
+    row[0].evals = Some(1000.0);
+    q.add_rows(first, batch(&a, row)).await.unwrap();
+    q.complete(first, complete(&a, Outcome::Succeeded))
+        .await
+        .unwrap();
+    q.store()
+        .write(move |tx| {
+            let prev = tx.job(first)?.unwrap();
+            let mut j = prev.clone();
+            j.started_at = Some(j.finished_at.unwrap() - 10_000);
+            tx.save_job(Some(&prev), &j)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let long = q.submit(in_study(2)).await.unwrap();
+    let unknown = q
+        .submit(JobSpec::experiment("cma_es", 10_000))
+        .await
+        .unwrap();
+    let mut short = JobSpec::experiment("cma_es", 10_000);
+    short.timeout_secs = Some(30);
+    let short = q.submit(short).await.unwrap();
+
+    // 50 s left: the study's job (100 s) is skipped; the unknown one goes first.
+    let near = Capabilities {
+        max_job_secs: Some(50.0),
+        ..c.clone()
+    };
+    let a = claim_now(&q, &w, &near).await.unwrap();
+    assert_eq!(a.job.id, unknown);
+    // Then the one whose timeout bounds it at 30 s.
+    let b = claim_now(&q, &w, &near).await.unwrap();
+    assert_eq!(b.job.id, short);
+    // Nothing else fits in 50 s.
+    assert!(claim_now(&q, &w, &near).await.is_none());
+    assert_eq!(job(&q, long).state, JobState::Queued);
+    // 150 s left: it fits.
+    let far = Capabilities {
+        max_job_secs: Some(150.0),
+        ..c.clone()
+    };
+    assert_eq!(claim_now(&q, &w, &far).await.unwrap().job.id, long);
 }
