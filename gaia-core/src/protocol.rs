@@ -350,6 +350,18 @@ pub struct StatusResponse {
     pub methods: Vec<String>,
 }
 
+/// `GET /api/v1/queue/demand` answer: what a scheduler's autoscaler (`gaia slurm autoscale`,
+/// a KEDA `metrics-api` trigger) starts workers for.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct QueueDemand {
+    /// Every queued job.
+    pub queued: u64,
+    /// Queued jobs a worker with the asked capabilities could run.
+    pub fitting: u64,
+    /// Jobs running now.
+    pub running: u64,
+}
+
 /// `GET /api/v1/events` (as JSON, without SSE) answer.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct EventList {

@@ -1,0 +1,48 @@
+//! `GET /api/v1/queue/demand`: how many queued jobs a worker with given capabilities could run,
+//! the number an autoscaler starts workers for (`gaia slurm autoscale`, a KEDA trigger).
+
+use super::App;
+use super::http::{HResult, HttpError, Query, blocking, ok};
+use crate::model::{Capabilities, JobKind, JobState};
+use crate::protocol::QueueDemand;
+
+/// Capabilities from the query: `kinds` (comma-separated; default every kind), `gpus` (default
+/// 0), `memory_mb` (default: no limit), `tags` (comma-separated; default none).
+pub(crate) fn capabilities(query: &Query) -> Result<Capabilities, HttpError> {
+    let list = |k: &str| -> Vec<String> {
+        query
+            .get(k)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let kinds = match list("kinds") {
+        k if k.is_empty() => JobKind::ALL.to_vec(),
+        k => k
+            .iter()
+            .map(|s| s.parse::<JobKind>().map_err(HttpError::from))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Capabilities {
+        kinds,
+        gpus: query.parse("gpus")?.unwrap_or(0),
+        memory_mb: query.parse("memory_mb")?.unwrap_or(u64::MAX),
+        tags: list("tags"),
+        max_job_secs: None,
+    })
+}
+
+pub(crate) async fn demand(app: &App, query: &Query) -> HResult {
+    let caps = capabilities(query)?;
+    let store = app.store.clone();
+    let counts = app.queue.counts()?;
+    let (queued, fitting) = blocking(move || Ok(store.read()?.queued_fitting(&caps)?)).await?;
+    ok(&QueueDemand {
+        queued,
+        fitting,
+        running: counts.get(JobState::Running.as_str()).copied().unwrap_or(0),
+    })
+}
