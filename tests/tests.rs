@@ -5,6 +5,7 @@ mod helper;
 
 mod adaptive;
 mod api;
+mod cluster;
 mod dashboard;
 mod export;
 mod faults;
