@@ -13,4 +13,5 @@ mod logs;
 mod queue;
 mod release;
 mod server;
+mod slurm;
 mod worker;

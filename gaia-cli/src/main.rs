@@ -8,6 +8,7 @@ mod export;
 mod jobs;
 mod release;
 mod serve;
+mod slurm;
 mod study;
 mod work;
 
@@ -76,6 +77,8 @@ enum Command {
     Release(release::ReleaseArgs),
     /// Manage API tokens (admin only).
     Token(admin::TokenArgs),
+    /// Workers on a Slurm cluster: an sbatch array script, and autoscaling from the queue.
+    Slurm(slurm::SlurmArgs),
 }
 
 fn main() {
@@ -113,6 +116,7 @@ fn main() {
         Command::Status(a) => admin::status(a),
         Command::Token(a) => admin::token(a),
         Command::Release(a) => release::run(a),
+        Command::Slurm(a) => slurm::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -53,13 +53,9 @@ pub struct WorkArgs {
     #[arg(long, env = "GAIA_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Read the token from this file (its first line; keep it mode 0600): for batch scripts,
-    /// where neither a flag nor the script should hold it.
-    #[arg(
-        long,
-        env = "GAIA_TOKEN_FILE",
-        value_name = "FILE",
-        conflicts_with = "token"
-    )]
+    /// where neither a flag nor the script should hold it. It wins over --token and
+    /// GAIA_TOKEN (which a scheduler may pass on from the submitting shell).
+    #[arg(long, env = "GAIA_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// CA certificate(s), PEM, to trust for an https:// server instead of the public roots.
     #[arg(long, env = "GAIA_CA_CERT", value_name = "FILE")]

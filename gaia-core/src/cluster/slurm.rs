@@ -176,6 +176,25 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     Ok(secs)
 }
 
+/// Reads Slurm's `--mem` (`16G`, `4000M`, `4000` in MB, `1T`) as MiB; None when it is not a
+/// size (Slurm would refuse it too).
+pub fn mem_mb(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "M"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let mul = match unit.to_ascii_uppercase().as_str() {
+        "K" => return Some(n / 1024),
+        "M" | "MB" => 1,
+        "G" | "GB" => 1024,
+        "T" | "TB" => 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
 /// Quotes `s` for a POSIX shell (as is when it holds nothing the shell would read).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -399,6 +418,17 @@ mod tests {
         for bad in ["", "0", "1:2:3:4", "a", "-1", "1-", "4h"] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn memory_sizes_read_as_mib() {
+        assert_eq!(mem_mb("16G"), Some(16_384));
+        assert_eq!(mem_mb("4000M"), Some(4000));
+        assert_eq!(mem_mb("4000"), Some(4000));
+        assert_eq!(mem_mb("1T"), Some(1_048_576));
+        assert_eq!(mem_mb("2048K"), Some(2));
+        assert_eq!(mem_mb("lots"), None);
+        assert_eq!(mem_mb("16X"), None);
     }
 
     #[test]
