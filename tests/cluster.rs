@@ -218,6 +218,37 @@ fn queue_demand_counts_the_jobs_a_worker_could_run() {
         ..Capabilities::default()
     });
     assert_eq!(gpu_box.fitting, 3);
+    // A running job counts as wanted for the workers that could run it.
+    let w = register(&c, "busy", &[JobKind::Hash]);
+    let a = claim(&c, &w, &[JobKind::Hash], 0).unwrap();
+    let busy = demand(Capabilities {
+        kinds: vec![JobKind::Hash],
+        ..Capabilities::default()
+    });
+    assert_eq!(
+        (
+            busy.fitting,
+            busy.running,
+            busy.running_fitting,
+            busy.slots_wanted
+        ),
+        (0, 1, 1, 1)
+    );
+    let other = demand(Capabilities {
+        kinds: vec![JobKind::Experiment],
+        ..Capabilities::default()
+    });
+    assert_eq!((other.running_fitting, other.slots_wanted), (0, 1));
+    c.requeue(
+        a.job.id,
+        &gaia_core::protocol::RequeueRequest {
+            attempt: a.attempt,
+            lease: a.lease,
+            reason: None,
+            preempted: false,
+        },
+    )
+    .unwrap();
     let hash_only = demand(Capabilities {
         kinds: vec![JobKind::Hash],
         ..Capabilities::default()

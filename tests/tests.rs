@@ -9,6 +9,7 @@ mod cluster;
 mod dashboard;
 mod export;
 mod faults;
+mod k8s;
 mod logs;
 mod queue;
 mod release;

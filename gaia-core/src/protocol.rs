@@ -360,6 +360,14 @@ pub struct QueueDemand {
     pub fitting: u64,
     /// Jobs running now.
     pub running: u64,
+    /// Running jobs such a worker could run (some may run on it).
+    #[serde(default)]
+    pub running_fitting: u64,
+    /// `fitting + running_fitting`: worker slots a pool of such workers has work for, now
+    /// and queued. An autoscaler that scales on it keeps busy workers (scaling on the queued
+    /// jobs alone would scale a busy pool down to nothing).
+    #[serde(default)]
+    pub slots_wanted: u64,
 }
 
 /// `GET /api/v1/events` (as JSON, without SSE) answer.

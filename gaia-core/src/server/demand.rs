@@ -39,10 +39,33 @@ pub(crate) async fn demand(app: &App, query: &Query) -> HResult {
     let caps = capabilities(query)?;
     let store = app.store.clone();
     let counts = app.queue.counts()?;
-    let (queued, fitting) = blocking(move || Ok(store.read()?.queued_fitting(&caps)?)).await?;
+    // The running jobs are the registry's (few), not a scan of every job.
+    let running_ids: Vec<u64> = app
+        .queue
+        .workers()
+        .into_iter()
+        .flat_map(|w| w.running)
+        .collect();
+    let (queued, fitting, running_fitting) = blocking(move || {
+        let r = store.read()?;
+        let (queued, fitting) = r.queued_fitting(&caps)?;
+        let mut running_fitting = 0;
+        for id in running_ids {
+            if let Some(j) = r.job(id)?
+                && j.state == JobState::Running
+                && caps.fits(&j.spec)
+            {
+                running_fitting += 1;
+            }
+        }
+        Ok((queued, fitting, running_fitting))
+    })
+    .await?;
     ok(&QueueDemand {
         queued,
         fitting,
         running: counts.get(JobState::Running.as_str()).copied().unwrap_or(0),
+        running_fitting,
+        slots_wanted: fitting + running_fitting,
     })
 }
