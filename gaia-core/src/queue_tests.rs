@@ -1384,3 +1384,88 @@ async fn a_worker_near_its_end_gets_only_jobs_expected_to_finish_in_time() {
     };
     assert_eq!(claim_now(&q, &w, &far).await.unwrap().job.id, long);
 }
+
+/// Issue 17 (5,000 waiting workers): a submitted job wakes one waiting claim, not every one
+/// it fits — each woken claim is a write transaction, and waking all of them for every job made
+/// a fleet's idle workers race for it. Ten jobs for a hundred waiters: ten wake, ten jobs go.
+#[tokio::test]
+async fn a_job_wakes_one_waiting_claim_not_all_of_them() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let claims: Vec<_> = (0..100)
+        .map(|_| {
+            let q = q.clone();
+            let w = w.clone();
+            tokio::spawn(async move {
+                q.claim(&w, caps(&[JobKind::Hash]), Duration::from_secs(30))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    wait_for_waiters(&q, 100).await;
+    let ids = q
+        .submit_many((0..10).map(|i| hash_job(&i.to_string())).collect())
+        .await
+        .unwrap();
+    let woken = q
+        .lock()
+        .waiters
+        .iter()
+        .filter(|w| w.woken_for.is_some())
+        .count();
+    assert!(woken <= 10, "{woken} claims woken for 10 jobs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ids.iter().any(|&id| job(&q, id).state == JobState::Queued) {
+        assert!(
+            Instant::now() < deadline,
+            "jobs left queued with claims waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(q.lock().waiters.len(), 90, "the other claims still wait");
+    for c in claims {
+        c.abort();
+    }
+}
+
+/// A claim woken for one job that takes another (of higher priority, woken for a claim that
+/// cannot run the first) passes its wake on: the first job is not left queued while a claim
+/// that could run it waits.
+#[tokio::test]
+async fn a_wake_the_claim_did_not_use_goes_to_another_claim() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash, JobKind::Sum]).await;
+    let spawn = |kinds: &'static [JobKind]| {
+        let q = q.clone();
+        let w = w.clone();
+        tokio::spawn(async move {
+            q.claim(&w, caps(kinds), Duration::from_secs(20))
+                .await
+                .unwrap()
+        })
+    };
+    // Waiting longest first: A runs both kinds, B only sums, C only hashes.
+    let a = spawn(&[JobKind::Hash, JobKind::Sum]);
+    wait_for_waiters(&q, 1).await;
+    let b = spawn(&[JobKind::Sum]);
+    wait_for_waiters(&q, 2).await;
+    let c = spawn(&[JobKind::Hash]);
+    wait_for_waiters(&q, 3).await;
+    // The hash job wakes A; the sum job (first in claim order) wakes B. A takes the sum job.
+    let ids = q
+        .submit_many(vec![
+            hash_job("x"),
+            with_priority(JobSpec::builtin(JobKind::Sum, "1 2"), 10),
+        ])
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let got_a = a.await.unwrap().unwrap();
+    assert_eq!(got_a.job.id, ids[1]);
+    // The hash job reaches C through A's passed-on wake, long before C's wait ends.
+    let got_c = c.await.unwrap().unwrap();
+    assert_eq!(got_c.job.id, ids[0]);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    b.abort();
+}

@@ -336,6 +336,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn preempting_stops_now_and_keeps_the_first_reason() {
+        let s = Shutdown::new();
+        assert_eq!(
+            (s.level(), s.preempted(), s.stopping_for()),
+            (0, false, None)
+        );
+        s.drain();
+        assert_eq!(s.level(), 1);
+        assert!(s.stopping_for().is_some());
+        assert_eq!(s.preempt_reason(), None);
+        s.preempt_because("SIGUSR1 from the scheduler");
+        s.preempt_because("SIGTERM from the scheduler");
+        assert_eq!(s.level(), 2);
+        assert!(s.preempted());
+        assert_eq!(
+            s.preempt_reason().as_deref(),
+            Some("SIGUSR1 from the scheduler")
+        );
+        // A plain stop now is not a preemption.
+        let t = Shutdown::new();
+        t.now();
+        assert!(!t.preempted());
+    }
+
+    #[test]
     fn host_names_become_worker_names() {
         assert_eq!(sanitize_name("lab box #3"), "lab-box--3");
         assert_eq!(sanitize_name("-.x"), "x");
