@@ -8,13 +8,19 @@
 //!
 //! `cargo bench -p gaia-cli --bench fleet`; FLEET_WORKERS (5000), FLEET_JOBS (500 streaming),
 //! FLEET_SECS (30, the measured phase), FLEET_ROWS (100000 rows/s offered while measuring),
-//! FLEET_BATCH_MS (250, as the worker batches). Past 10,000 workers the server is started with
+//! FLEET_BATCH_MS (250, as the worker batches), FLEET_FLAT_SECS (secs/3; 0 skips the flat-out
+//! phase). Past 10,000 workers the server is started with
 //! `--max-workers` = FLEET_WORKERS. The bench raises its file-descriptor limit (the server
-//! inherits it) and spreads its connections over source addresses 127.0.0.2… so that more than
+//! inherits it) and spreads its connections over source addresses 127.x.0.2… so that more than
 //! 28,000 fit the ephemeral port range.
 //!
 //! Every connection is its own TCP stream with a minimal HTTP/1.1 client (keep-alive, one
-//! request at a time), as each real worker holds its own.
+//! request at a time), as each real worker holds its own: one for heartbeats, one for its long
+//! poll, one more while it streams. Where the server's file-descriptor limit cannot hold two per
+//! worker (20,000 workers under a hard limit of 20,000), FLEET_HB_CONNS shares heartbeat
+//! connections (N workers over that many) and FLEET_POLLS keeps only that many claims open; both
+//! are printed with the figures.
+
 
 mod common;
 
@@ -63,6 +69,8 @@ impl Conn {
 
     async fn connect(&mut self) -> std::io::Result<()> {
         let sock = TcpSocket::new_v4()?;
+        // Ports of an earlier run's connections may still be in TIME_WAIT.
+        sock.set_reuseaddr(true)?;
         sock.bind(SocketAddr::new(self.local.into(), 0))?;
         let s = sock.connect(self.server).await?;
         s.set_nodelay(true)?;
@@ -225,9 +233,15 @@ impl Shared {
     }
 }
 
-/// A simulated worker: heartbeats on one connection, long-polls on another; a streaming job
-/// gets a third.
-async fn worker(sh: Arc<Shared>, id: String, start_in: Duration) {
+/// A simulated worker: heartbeats on one connection (its own, or one of a shared pool),
+/// long-polls on another (if `polls`); a streaming job gets a third.
+async fn worker(
+    sh: Arc<Shared>,
+    id: String,
+    start_in: Duration,
+    hb_conn: Arc<Mutex<Conn>>,
+    polls: bool,
+) {
     let lease: Arc<Mutex<Option<LeaseRef>>> = Arc::new(Mutex::new(None));
     // Heartbeats, every 5 s from a staggered start.
     {
@@ -235,7 +249,6 @@ async fn worker(sh: Arc<Shared>, id: String, start_in: Duration) {
         let id = id.clone();
         let lease = lease.clone();
         tokio::spawn(async move {
-            let mut c = sh.conn();
             tokio::time::sleep(start_in).await;
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -258,6 +271,7 @@ async fn worker(sh: Arc<Shared>, id: String, start_in: Duration) {
                     },
                     draining: false,
                 };
+                let mut c = hb_conn.lock().await;
                 let t = Instant::now();
                 let _: serde_json::Value = c
                     .json(&format!("/api/v1/workers/{id}/heartbeat"), &req)
@@ -267,6 +281,9 @@ async fn worker(sh: Arc<Shared>, id: String, start_in: Duration) {
                 }
             }
         });
+    }
+    if !polls {
+        return;
     }
     // Claims: a long poll always open; a probe job is reported done with the next claim; an
     // experiment job is streamed until the bench ends.
@@ -399,9 +416,9 @@ fn fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-fn own_cpu() -> f64 {
-    // utime + stime of this process, in seconds.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// CPU seconds (utime + stime, every thread that ever ran) of a process (`self` or a pid).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -427,12 +444,14 @@ fn main() {
     let secs: u64 = env_or("FLEET_SECS", if quick { 10 } else { 30 });
     let offered: usize = env_or("FLEET_ROWS", 100_000);
     let batch_ms: u64 = env_or("FLEET_BATCH_MS", 250);
+    let hb_conns: usize = env_or("FLEET_HB_CONNS", n).clamp(1, n);
+    let polls: usize = env_or("FLEET_POLLS", n).clamp(jobs, n);
     let per_sec_per_job = offered as f64 / jobs.max(1) as f64;
     let rows_per_batch = ((per_sec_per_job * batch_ms as f64 / 1000.0).round() as usize).max(1);
-    let conns = n * 2 + jobs + 100;
+    let conns = hb_conns + polls + jobs + 100;
     let limit = raise_fd_limit((conns as u64 + 1000).max(65_536));
     println!(
-        "fleet: {n} workers, {jobs} streaming {rows_per_batch} rows every {batch_ms} ms ({:.0} rows/s offered), {conns} connections; fd limit {limit}",
+        "fleet: {n} workers ({polls} with a claim open, heartbeats over {hb_conns} connections), {jobs} streaming {rows_per_batch} rows every {batch_ms} ms ({:.0} rows/s offered), {conns} connections; fd limit {limit}",
         rows_per_batch as f64 * jobs as f64 * 1000.0 / batch_ms as f64
     );
     let max_workers = n.to_string();
@@ -442,9 +461,12 @@ fn main() {
         BenchServer::start(&[])
     };
     let pid = server.pid();
-    // 20,000 connections per source address at most (the ephemeral range holds ~28,000).
+    // 20,000 connections per source address at most (the ephemeral range holds ~28,000), on
+    // addresses of their own for each run (127.<pid>.0.x), whose ports the TIME_WAIT of an
+    // earlier run's connections does not hold.
+    let net = (std::process::id() % 250) as u8 + 1;
     let addrs: Vec<Ipv4Addr> = (0..conns.div_ceil(20_000).max(1))
-        .map(|i| Ipv4Addr::new(127, 0, 0, 2 + i as u8))
+        .map(|i| Ipv4Addr::new(127, net, 0, 2 + i as u8))
         .collect();
     let sh = Arc::new(Shared {
         server: SocketAddr::from(([127, 0, 0, 1], server.port)),
@@ -517,21 +539,30 @@ fn main() {
             t.elapsed().as_secs_f64(),
             server.rss_mib()
         );
+        let pool: Vec<Arc<Mutex<Conn>>> = (0..hb_conns)
+            .map(|_| Arc::new(Mutex::new(sh.conn())))
+            .collect();
         for (i, id) in ids.into_iter().enumerate() {
             let start_in = Duration::from_secs(5).mul_f64(i as f64 / n as f64);
-            tokio::spawn(worker(sh.clone(), id, start_in));
+            tokio::spawn(worker(
+                sh.clone(),
+                id,
+                start_in,
+                pool[i % hb_conns].clone(),
+                i < polls,
+            ));
         }
         let t = Instant::now();
-        while sh.open_claims.load(Ordering::Relaxed) < n {
+        while sh.open_claims.load(Ordering::Relaxed) < polls {
             tokio::time::sleep(Duration::from_millis(100)).await;
             assert!(
                 t.elapsed() < Duration::from_secs(300),
-                "only {} of {n} claims open after 5 minutes",
+                "only {} of {polls} claims open after 5 minutes",
                 sh.open_claims.load(Ordering::Relaxed)
             );
         }
         println!(
-            "{n} claims open after {:.1} s; server RSS {:.1} MiB, {} fds",
+            "{polls} claims open after {:.1} s; server RSS {:.1} MiB, {} fds",
             t.elapsed().as_secs_f64(),
             server.rss_mib(),
             fds(pid)
@@ -563,8 +594,8 @@ fn main() {
 
         // The measured phase: heartbeats, open claims, paced streams, and a probe job every
         // 100 ms for the wake-up latency.
-        let cpu0 = server.cpu().0;
-        let own0 = own_cpu();
+        let cpu0 = cpu_secs(&pid.to_string());
+        let own0 = cpu_secs("self");
         let t0 = Instant::now();
         let mut peak_rss = 0.0f64;
         let mut peak_fds = 0usize;
@@ -588,8 +619,8 @@ fn main() {
         }
         probe.await.unwrap();
         let wall = t0.elapsed().as_secs_f64();
-        let cpu = (server.cpu().0 - cpu0) / wall * 100.0;
-        let own = (own_cpu() - own0) / wall * 100.0;
+        let cpu = (cpu_secs(&pid.to_string()) - cpu0) / wall * 100.0;
+        let own = (cpu_secs("self") - own0) / wall * 100.0;
         let hb = sh.heartbeats.take();
         let wk = sh.wakeups.take();
         let bt = sh.batches.take();
@@ -630,8 +661,12 @@ fn main() {
             fds(pid)
         );
 
-        // As fast as the 500 streams go, everything else as before.
-        let secs_flat = (secs / 3).max(5);
+        // As fast as the 500 streams go, everything else as before (FLEET_FLAT_SECS=0 skips it).
+        let secs_flat: u64 = env_or("FLEET_FLAT_SECS", (secs / 3).max(5));
+        if secs_flat == 0 {
+            sh.stop.store(true, Ordering::Relaxed);
+            return;
+        }
         sh.flat_out.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(1)).await;
         sh.batches.take();
