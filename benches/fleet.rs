@@ -21,7 +21,6 @@
 //! connections (N workers over that many) and FLEET_POLLS keeps only that many claims open; both
 //! are printed with the figures.
 
-
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
