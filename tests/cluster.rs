@@ -262,3 +262,36 @@ fn queue_demand_counts_the_jobs_a_worker_could_run() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+/// Regression (the real-Slurm test, a time limit): a worker draining since its allocation's end
+/// margin, whose experiment a scheduler killed a moment before the worker's own SIGTERM arrived,
+/// reported the job failed ("killed by signal 15"). Killed with its worker, it is given back.
+#[test]
+fn a_job_killed_together_with_its_draining_worker_is_given_back_not_failed() {
+    let server = Server::start();
+    let c = server.client();
+    let id = submit_fake(&c, json!({"mode": "fork", "gens": 400, "delay": 0.05}));
+    let mut w = Worker::start_env(&server, "slurm-7_0", &[], &[("PBS_JOBID", "7.pbs")]);
+    let pid = wait_for("the experiment's pid in the log", LONG, || {
+        c.logs(id, 0, 100).ok()?.lines.iter().find_map(|l| {
+            l.text
+                .strip_prefix("experiment pid ")?
+                .trim()
+                .parse::<i32>()
+                .ok()
+        })
+    });
+    // Draining (as within --end-margin), long before the scheduler's kill.
+    w.signal(libc::SIGINT);
+    w.wait_log("stopping: no new jobs");
+    std::thread::sleep(Duration::from_secs(4));
+    // The scheduler signals every process: the experiment's group first, then the worker.
+    unsafe { libc::kill(-pid, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(30));
+    w.signal(libc::SIGTERM);
+    assert!(w.wait_exit(LONG).success());
+    let job = c.job(id).unwrap();
+    assert_eq!(job.state, JobState::Queued, "{job:?}");
+    let o = outcome(&job, 1);
+    assert!(o.starts_with("preempted: SIGTERM"), "{o}");
+}

@@ -214,17 +214,20 @@ fn run_process(
         // A scheduler signals every process of the allocation at once (Slurm at the time
         // limit, systemd's default KillMode): the experiment may die a moment before the
         // worker hears its own signal. Then the job did not fail: it goes back.
+        // Told to stop just now, not long before (a job killed by the OOM killer while its
+        // worker drains after --max-jobs is that job's failure; a worker that has been draining
+        // since its allocation's end margin is preempted by the scheduler's SIGTERM all the same).
+        let recent = || {
+            shared
+                .shutdown
+                .stopping_for()
+                .is_some_and(|d| d < Duration::from_secs(3))
+        };
         let until = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < until && shared.shutdown.level() == 0 {
+        while Instant::now() < until && !recent() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Told to stop just now, not long before (a job killed by the OOM killer while its
-        // worker drains after --max-jobs is that job's failure).
-        if shared
-            .shutdown
-            .stopping_for()
-            .is_some_and(|d| d < Duration::from_secs(3))
-        {
+        if recent() {
             say(&format!(
                 "job {}: its process was killed while this worker is being stopped: giving it back",
                 job.id
