@@ -240,7 +240,13 @@ fn a_refused_update_keeps_the_bak_of_the_update_before() {
     let worker_bin = worker_copy(place.path());
     let experiments = place.path().join("experiments");
     copy_dir(&fake_experiments(), &experiments);
-    let mut w = Worker::start_bin(&server, "bak", &worker_bin, &experiments, &["--auto-update"]);
+    let mut w = Worker::start_bin(
+        &server,
+        "bak",
+        &worker_bin,
+        &experiments,
+        &["--auto-update"],
+    );
     w.wait_log("registered");
 
     // A → B.
@@ -265,9 +271,10 @@ fn a_refused_update_keeps_the_bak_of_the_update_before() {
         fake_experiments().to_str().unwrap(),
         gaia_bin().to_str().unwrap(),
     ]);
-    let stored = server
-        .data_dir()
-        .join(format!("releases/{c_tag}/{}", gaia_core::release::EXPERIMENTS_ARCHIVE));
+    let stored = server.data_dir().join(format!(
+        "releases/{c_tag}/{}",
+        gaia_core::release::EXPERIMENTS_ARCHIVE
+    ));
     let mut bytes = std::fs::read(&stored).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -278,7 +285,11 @@ fn a_refused_update_keeps_the_bak_of_the_update_before() {
 
     // The worker is exactly as it was: B runs, `.bak` is still A, nothing staged is left.
     assert_eq!(version_of(&worker_bin), NEW_VERSION);
-    assert_eq!(version_of(&bak), old_version, "the refused update replaced .bak");
+    assert_eq!(
+        version_of(&bak),
+        old_version,
+        "the refused update replaced .bak"
+    );
     let left: Vec<String> = std::fs::read_dir(worker_bin.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -5,6 +5,7 @@ mod helper;
 
 mod api;
 mod dashboard;
+mod db;
 mod export;
 mod faults;
 mod logs;

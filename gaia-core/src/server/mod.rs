@@ -59,6 +59,9 @@ pub struct ServerConfig {
     /// How often an idle event stream gets a `: ping` comment (default 15 s), so proxies keep
     /// it open and a client that went away is noticed.
     pub event_keepalive: Duration,
+    /// Take a 0-byte `gaia.redb` for a new database instead of refusing it
+    /// (`--allow-empty-db`; see [`crate::store::OpenOptions`]).
+    pub allow_empty_db: bool,
 }
 
 impl ServerConfig {
@@ -73,6 +76,7 @@ impl ServerConfig {
             max_release: 512 << 20,
             request_timeout: Duration::from_secs(30),
             event_keepalive: Duration::from_secs(15),
+            allow_empty_db: false,
         }
     }
 
@@ -177,7 +181,12 @@ pub struct Prepared {
 /// the queue (see [`Prepared::run`]).
 pub fn prepare(config: ServerConfig) -> Result<Prepared, Error> {
     config.validate()?;
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open_with(
+        &config.data_dir,
+        crate::store::OpenOptions {
+            allow_empty: config.allow_empty_db,
+        },
+    )?;
     let queue = Queue::new(store.clone(), config.queue.clone())?;
     releases::refresh_promoted(&store, &queue)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
