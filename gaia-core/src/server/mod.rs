@@ -177,6 +177,26 @@ pub struct Prepared {
     stop_tx: tokio::sync::watch::Sender<bool>,
 }
 
+/// What the server itself parses of a request head, for the fuzz targets (`fuzz/`): the
+/// route of `method` and `target`'s path, the target's query pairs and the token of an
+/// `Authorization` value. hyper parses everything else. Not an API: it answers nothing.
+#[doc(hidden)]
+pub fn fuzz_request_head(method: &str, target: &str, authorization: Option<&str>) {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let _ = router::find(method, path);
+    let _ = http::query_pairs(Some(query));
+    let mut req = hyper::Request::builder().method(method).uri("/");
+    if let Some(a) = authorization
+        && let Ok(v) = hyper::header::HeaderValue::from_str(a)
+    {
+        req = req.header(hyper::header::AUTHORIZATION, v);
+    }
+    if let Ok(req) = req.body(()) {
+        let (parts, ()) = req.into_parts();
+        let _ = auth::presented(&parts, None);
+    }
+}
+
 /// Checks the settings ([`ServerConfig::validate`]), opens the data dir's database and loads
 /// the queue (see [`Prepared::run`]).
 pub fn prepare(config: ServerConfig) -> Result<Prepared, Error> {
