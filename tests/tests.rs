@@ -12,4 +12,5 @@ mod logs;
 mod queue;
 mod release;
 mod server;
+mod soak;
 mod worker;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use gaia_core::client::Client;
 
 pub mod api;
+pub mod soak;
 // Benches include this harness too and use none of the API helpers.
 #[allow(unused_imports)]
 pub use api::*;
