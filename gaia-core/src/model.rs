@@ -21,7 +21,7 @@ macro_rules! named_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
         $vis enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
@@ -130,7 +130,7 @@ impl JobState {
 }
 
 /// What a worker slot must offer to run a job.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Requirements {
     /// GPUs the job needs on one worker slot.
@@ -158,7 +158,7 @@ fn default_attempts() -> u32 {
 }
 
 /// What the submitter asks for.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     #[serde(default)]
@@ -444,6 +444,22 @@ pub struct Spec {
     pub study: Option<String>,
 }
 
+/// On the wire a `Spec` is the [`JobSpec`] it stands for (`#[serde(from, into)]`), so its JSON
+/// Schema is `JobSpec`'s, under that name.
+impl schemars::JsonSchema for Spec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        JobSpec::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        JobSpec::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        JobSpec::json_schema(generator)
+    }
+}
+
 /// What a job runs, by kind.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Task {
@@ -639,7 +655,7 @@ impl Spec {
 }
 
 /// The latest progress of a running or finished job, from its newest rows.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Progress {
     /// Rows stored for the current attempt.
     #[serde(default)]
@@ -680,7 +696,7 @@ pub struct Progress {
 }
 
 /// One attempt of a job: who ran it and how it ended.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Attempt {
     pub attempt: u32,
     pub worker: String,
@@ -695,7 +711,7 @@ pub struct Attempt {
 }
 
 /// A result file a job uploaded.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
     pub name: String,
     pub size: u64,
@@ -703,7 +719,7 @@ pub struct FileInfo {
 }
 
 /// A job as the server keeps it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Job {
     pub id: JobId,
     pub spec: Spec,
@@ -809,7 +825,7 @@ impl JobBrief<'_> {
 }
 
 /// One GPU of a worker.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Gpu {
     pub index: u32,
     pub name: String,
@@ -820,7 +836,7 @@ pub struct Gpu {
 }
 
 /// A worker's machine.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Hardware {
     #[serde(default)]
     pub os: String,
@@ -887,7 +903,7 @@ impl Usage {
 }
 
 /// Live utilisation a worker reports with each heartbeat.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Usage {
     #[serde(default)]
     pub cpu_percent: f32,
@@ -908,7 +924,7 @@ named_enum! {
 }
 
 /// A registered worker.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Worker {
     pub id: String,
     pub name: String,
@@ -996,7 +1012,7 @@ pub fn unrunnable_reason(workers: &[Worker], spec: &Spec) -> Option<String> {
 }
 
 /// What one worker slot offers when it asks for work.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Capabilities {
     pub kinds: Vec<JobKind>,
     #[serde(default)]
@@ -1019,7 +1035,7 @@ impl Capabilities {
 
 /// One generation of one attempt: the key is `(job, attempt, seq)`, `seq` numbered 0, 1, 2, …
 /// by the worker per attempt.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Row {
     pub seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1206,7 +1222,7 @@ impl Level {
 }
 
 /// One stored log line of a job.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LogLine {
     /// Position in the job's log, 0-based, over all attempts.
     pub seq: u64,
@@ -1222,7 +1238,7 @@ pub struct LogLine {
 }
 
 /// An entry of the activity log (stored) and of the live event stream.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Event {
     /// Increasing id; SSE clients resume after it with `Last-Event-ID`.
     pub id: u64,
@@ -1247,7 +1263,7 @@ named_enum! {
 }
 
 /// A stored API token (the secret itself is never stored, only its SHA-256).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TokenInfo {
     pub name: String,
     pub scope: Scope,
@@ -1257,7 +1273,7 @@ pub struct TokenInfo {
 // ---- studies ----------------------------------------------------------------------------------
 
 /// One swept method parameter: every value becomes its own jobs.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ParamAxis {
     pub key: String,
@@ -1269,7 +1285,7 @@ pub struct ParamAxis {
 ///
 /// Empty `envs` means the template's environment (or the default); empty `seeds` means the
 /// template's seed (or none).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     pub methods: Vec<String>,
@@ -1282,7 +1298,7 @@ pub struct Sweep {
 }
 
 /// One submission of a study as stored.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySubmission {
     pub at: Millis,
     pub template: JobSpec,
@@ -1291,7 +1307,7 @@ pub struct StudySubmission {
 }
 
 /// A study as stored: its name and every submission (the first one made it).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyRecord {
     pub name: String,
     pub created_at: Millis,

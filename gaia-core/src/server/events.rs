@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::App;
 use super::http::{HResult, Query, ok, stream_response};
-use crate::protocol::EventList;
+use crate::protocol::{EventList, LogsEvent, RowsEvent};
 use crate::queue::Live;
 
 fn sse(kind: &str, id: Option<u64>, data: &impl serde::Serialize) -> Bytes {
@@ -111,7 +111,11 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
                     sse(
                         "rows",
                         None,
-                        &serde_json::json!({ "job": job, "attempt": attempt, "rows": &*rows }),
+                        &RowsEvent {
+                            job,
+                            attempt,
+                            rows: std::borrow::Cow::Borrowed(&rows[..]),
+                        },
                     )
                 }
                 Ok(Live::Logs { job, lines }) => {
@@ -121,7 +125,10 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
                     sse(
                         "logs",
                         None,
-                        &serde_json::json!({ "job": job, "lines": &*lines }),
+                        &LogsEvent {
+                            job,
+                            lines: std::borrow::Cow::Borrowed(&lines[..]),
+                        },
                     )
                 }
                 Ok(Live::Job(j)) => {

@@ -18,6 +18,8 @@ use crate::export::Target;
 use crate::model::Scope;
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 
+pub mod openapi;
+
 /// What an endpoint does (one handler each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -63,6 +65,7 @@ pub enum Endpoint {
     PromoteRelease,
     YankRelease,
     UpdateReport,
+    OpenApi,
 }
 
 /// What a route's request body is, which sets its size limit. The router refuses a body
@@ -464,6 +467,34 @@ pub const ROUTES: &[Route] = &[
         E::UpdateReport,
         "a worker reports an update",
     ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/export.arrow",
+        READ,
+        E::ExportJob,
+        "a job's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/export.arrow",
+        READ,
+        E::ExportStudy,
+        "a study's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/export.arrow",
+        READ,
+        E::ExportAll,
+        "every job's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/openapi.json",
+        READ,
+        E::OpenApi,
+        "this API described as OpenAPI 3.1",
+    ),
 ];
 
 /// Path parameters of a matched route, in order.
@@ -661,7 +692,7 @@ async fn dispatch(
         E::ListJobs => jobs::list_jobs(&app, &query),
         E::GetJob => jobs::get_job(&app, params.id()),
         E::CancelJob => jobs::cancel(&app, params.id()).await,
-        E::GetRows => jobs::get_rows(&app, params.id(), &query).await,
+        E::GetRows => jobs::get_rows(&app, params.id(), &query, req.headers()).await,
         E::PostRows => jobs::post_rows(&app, params.id(), req).await,
         E::GetLogs => jobs::get_logs(&app, params.id(), &query),
         E::PostLogs => jobs::post_logs(&app, params.id(), req).await,
@@ -704,6 +735,7 @@ async fn dispatch(
         E::PromoteRelease => releases::promote(&app, params.first()).await,
         E::YankRelease => releases::yank(&app, params.first()).await,
         E::UpdateReport => releases::report(&app, params.first(), req).await,
+        E::OpenApi => Ok(openapi::answer()),
     }
 }
 
