@@ -419,9 +419,17 @@ def _axis(value: Union[str, Sequence[str]]) -> Union[str, List[str]]:
     return value if isinstance(value, str) else list(value)
 
 
+_INTEGER_FIELDS = ("max_evals", "seed", "priority", "max_attempts", "timeout_secs")
+
+
 def _spec(**fields: Any) -> Dict[str, Any]:
-    """A JobSpec from keyword arguments, absent ones left out (the server's defaults apply)."""
+    """A JobSpec from keyword arguments, absent ones left out (the server's defaults apply).
+    A whole float for an integer field (``max_evals=1e5``) is sent as the integer it is."""
     spec = {k: v for k, v in fields.items() if v is not None}
+    for k in _INTEGER_FIELDS:
+        v = spec.get(k)
+        if isinstance(v, float) and v.is_integer():
+            spec[k] = int(v)
     if "params" in spec:
         spec["params"] = dict(spec["params"])
     return spec

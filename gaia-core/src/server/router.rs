@@ -553,6 +553,25 @@ pub fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), S
     })
 }
 
+/// The methods the routes at `path` answer (HEAD wherever GET is), for a 405's `Allow` header.
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for route in ROUTES {
+        if match_path(route.path, path).is_some() {
+            let also_head = route.method == "GET";
+            for m in [Some(route.method), also_head.then_some("HEAD")]
+                .into_iter()
+                .flatten()
+            {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Handles one request; never panics on input, always answers.
 pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, _peer: SocketAddr) -> Res {
     match route(app, req).await {
@@ -567,10 +586,16 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
     let (route, params) = match find(method.as_str(), &path) {
         Ok(x) => x,
         Err(StatusCode::METHOD_NOT_ALLOWED) => {
-            return Err(HttpError::new(
+            let allowed = allowed_methods(&path).join(", ");
+            let mut res = error_response(HttpError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path}"),
+                format!("{method} is not allowed on {path} (it takes {allowed})"),
             ));
+            // RFC 9110 §15.5.6: a 405 names the methods the resource supports.
+            if let Ok(v) = allowed.parse() {
+                res.headers_mut().insert(hyper::header::ALLOW, v);
+            }
+            return Ok(res);
         }
         Err(_) => {
             return Err(HttpError::not_found(format!(
@@ -580,6 +605,19 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
     };
     let params = Params(params);
     let query = Query(query_pairs(req.uri().query()));
+    // A parameter given twice has no one meaning (handlers read one value): refuse it rather
+    // than pick one silently.
+    if let Some(twice) = query
+        .0
+        .iter()
+        .enumerate()
+        .find(|(i, (k, _))| query.0[..*i].iter().any(|(seen, _)| seen == k))
+    {
+        return Err(HttpError::bad(format!(
+            "query parameter {} is given more than once",
+            twice.1.0
+        )));
+    }
 
     if let Some(v) = req.headers().get(PROTOCOL_HEADER) {
         let theirs = v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok());
@@ -760,6 +798,12 @@ mod tests {
         assert_eq!(
             find("DELETE", "/api/v1/jobs/42").unwrap_err(),
             StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(allowed_methods("/api/v1/jobs/42"), ["GET", "HEAD"]);
+        assert_eq!(
+            allowed_methods("/api/v1/tokens"),
+            ["POST", "GET", "HEAD"],
+            "every method of the path, in table order"
         );
         assert_eq!(find("GET", "/app.js").unwrap().0.endpoint, E::Dashboard);
         let (r, p) = find("GET", "/api/v1/jobs/7/files/result.json").unwrap();

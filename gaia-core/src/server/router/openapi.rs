@@ -159,7 +159,11 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
         E::ListJobs => ok_json(schema::<JobList>).query(vec![
             q("state", state_enum(), "only jobs in this state"),
             q("study", name_schema(), "only the jobs of this study"),
-            q("limit", int(1), "jobs per page (default 50, at most 1000)"),
+            q(
+                "limit",
+                int(0),
+                "jobs per page (default 50; clamped to 1–1000)",
+            ),
             q(
                 "before",
                 int(0),
@@ -177,8 +181,12 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
         E::PostRows => Op::new(Req::Rows, 200, vec![Media::Json(schema::<RowAck>)]).errors(&[409]),
         E::GetLogs => ok_json(schema::<LogsResponse>).query(vec![
             q("after", int(0), "the position of the first line wanted"),
-            q("limit", int(1), "lines (default 1000, at most 10000)"),
-            q("tail", int(1), "the last N lines instead"),
+            q("limit", int(0), "lines (default 1000; clamped to 1–10000)"),
+            q(
+                "tail",
+                int(0),
+                "the last N lines instead (clamped to 1–10000)",
+            ),
         ]),
         E::PostLogs => post(schema::<LogBatch>, 200, schema::<LogAck>).errors(&[409]),
         E::Complete => post(schema::<CompleteRequest>, 200, schema::<Job>).errors(&[409]),
@@ -222,22 +230,18 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
         )
         .query(vec![
             q("after", int(0), "only events after this id"),
-            q("limit", int(1), "events (default 200, at most 5000)"),
+            q("limit", int(0), "events (default 200; clamped to 1–5000)"),
             q(
                 "stream",
-                json!({"enum": ["0", "1"]}),
+                flag_schema(),
                 "1: stream server-sent events (as `Accept: text/event-stream`)",
             ),
             q("job", int(0), "stream: only this job's updates"),
-            q(
-                "rows",
-                json!({"enum": ["0", "1"]}),
-                "stream: 0 leaves rows out",
-            ),
+            q("rows", flag_schema(), "stream: 0 leaves rows out"),
             q(
                 "logs",
-                json!({"enum": ["0", "1"]}),
-                "stream: 1 adds log lines",
+                flag_schema(),
+                "stream: 1 adds log lines (the default with `job`)",
             ),
         ]),
         E::CreateToken => post(schema::<TokenCreate>, 201, schema::<TokenCreated>).errors(&[409]),
@@ -274,11 +278,7 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
                         json!({"type": "string"}),
                         "metrics, comma-separated",
                     ),
-                    q(
-                        "log_y",
-                        json!({"enum": ["true", "false"]}),
-                        "a log-scale y axis",
-                    ),
+                    q("log_y", flag_schema(), "a log-scale y axis"),
                 ])
             } else {
                 op
@@ -323,8 +323,15 @@ fn state_enum() -> Value {
     json!({"enum": JobState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
 }
 
+/// A yes/no query parameter, as the server reads it (`1`, `0`, `true`, `false`: on the wire
+/// the numbers are the same text as strings would be).
+fn flag_schema() -> Value {
+    json!({"enum": [1, 0, "true", "false"]})
+}
+
+/// A name filter in a query: a name, or empty (the same as leaving it out).
 fn name_schema() -> Value {
-    json!({"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"})
+    json!({"type": "string", "pattern": "^([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$"})
 }
 
 /// The path of `route` as the document writes it: each `{…}` named (`{id}`, `{tag}`, ...).
@@ -445,7 +452,6 @@ fn path_item(g: &mut SchemaGenerator, route: &Route) -> (String, Value) {
             "description": "the token, for what cannot set a header (EventSource, links); the header wins",
         }));
     }
-    params.push(json!({"$ref": "#/components/parameters/Protocol"}));
 
     let mut content = Map::new();
     for m in &op.answer {
@@ -542,7 +548,7 @@ pub fn document() -> Value {
         "info": {
             "title": "GAIA HTTP API",
             "version": crate::VERSION,
-            "description": "The API of a GAIA server: the CLI, the dashboard, `gaia work` and the Python client all speak it. docs/API.md explains each route for people; this document is generated from the server's route table and wire types.",
+            "description": "The API of a GAIA server: the CLI, the dashboard, `gaia work` and the Python client all speak it. docs/API.md explains each route for people; this document is generated from the server's route table and wire types. Every operation takes the optional header `x-gaia-protocol` (components/parameters/Protocol): a client's protocol version, refused with 400 when it is not the server's.",
             "x-gaia-protocol": PROTOCOL_VERSION,
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
