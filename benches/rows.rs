@@ -116,7 +116,12 @@ fn main() {
     }
     let status = std::process::Command::new(&python)
         .arg(root.join("benches/python_rows.py"))
-        .args([&server.url(), &server.token, &job.to_string(), "bench-study"])
+        .args([
+            &server.url(),
+            &server.token,
+            &job.to_string(),
+            "bench-study",
+        ])
         .env("PYTHONPATH", root.join("python"))
         .status()
         .expect("run benches/python_rows.py");
