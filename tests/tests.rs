@@ -3,12 +3,14 @@
 
 mod helper;
 
+mod adaptive;
 mod api;
 mod dashboard;
 mod db;
 mod export;
 mod faults;
 mod logs;
+mod openapi;
 mod queue;
 mod release;
 mod server;
