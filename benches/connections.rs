@@ -27,7 +27,10 @@ fn raise_fd_limit(want: u64) -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
-    lim.rlim_cur as u64
+    // rlim_t is u64 on Linux but not everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    let got = lim.rlim_cur as u64;
+    got
 }
 
 /// Waits for RSS to settle (the server frees memory as it notices closed connections).

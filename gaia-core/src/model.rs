@@ -347,7 +347,7 @@ fn format_size(b: u64) -> String {
         ("M", 1 << 20),
         ("K", 1 << 10),
     ] {
-        if b >= m && b % m == 0 {
+        if b >= m && b.is_multiple_of(m) {
             return format!("{}{unit}", b / m);
         }
     }
@@ -356,7 +356,7 @@ fn format_size(b: u64) -> String {
 
 fn format_duration_secs(t: u64) -> String {
     for (unit, m) in [("d", 86_400u64), ("h", 3600), ("m", 60)] {
-        if t >= m && t % m == 0 {
+        if t >= m && t.is_multiple_of(m) {
             return format!("{}{unit}", t / m);
         }
     }

@@ -301,6 +301,9 @@ impl Drop for RealWorker {
 }
 
 /// What the simulated workers share.
+/// Acknowledged seqs `first..=last` of one attempt.
+type SeqRange = (u64, u64);
+
 struct Shared {
     url: String,
     stop: AtomicBool,
@@ -312,7 +315,7 @@ struct Shared {
     total_rows: u64,
     acked: AtomicU64,
     /// (job, attempt) → the seqs acknowledged, as ranges.
-    acked_ranges: Mutex<HashMap<(u64, u32), Vec<(u64, u64)>>>,
+    acked_ranges: Mutex<HashMap<(u64, u32), Vec<SeqRange>>>,
     /// Simulated jobs whose lease was taken away (a violation unless a restart rolled it back).
     stale: AtomicU64,
     errors: Mutex<Vec<String>>,
