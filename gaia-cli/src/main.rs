@@ -9,6 +9,7 @@ mod export;
 mod jobs;
 mod release;
 mod serve;
+mod slurm;
 mod study;
 mod work;
 
@@ -79,6 +80,8 @@ enum Command {
     Release(release::ReleaseArgs),
     /// Manage API tokens (admin only).
     Token(admin::TokenArgs),
+    /// Workers on a Slurm cluster: an sbatch array script, and autoscaling from the queue.
+    Slurm(slurm::SlurmArgs),
     /// Check or repair the server's database file (offline, with the server stopped).
     Db(db::DbArgs),
 }
@@ -118,6 +121,7 @@ fn main() {
         Command::Status(a) => admin::status(a),
         Command::Token(a) => admin::token(a),
         Command::Release(a) => release::run(a),
+        Command::Slurm(a) => slurm::run(a),
         Command::Db(a) => db::run(a),
     };
     match result {

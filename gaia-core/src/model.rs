@@ -1131,6 +1131,7 @@ impl Worker {
                 gpus: self.hardware.gpus.len() as u32,
                 memory_mb: self.hardware.memory_mb,
                 tags: self.tags.clone(),
+                max_job_secs: None,
             }
             .fits(spec)
     }
@@ -1189,6 +1190,12 @@ pub struct Capabilities {
     pub memory_mb: u64,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The longest a job may still run on this slot, in seconds: its worker's allocation ends
+    /// (a batch scheduler's time limit, `gaia work --deadline`). The queue skips jobs expected
+    /// to take longer (from their study's measured evals/s, see [`crate::cluster::fit`]);
+    /// None: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_job_secs: Option<f64>,
 }
 
 impl Capabilities {
@@ -1872,6 +1879,7 @@ mod tests {
             gpus: 1,
             memory_mb: 8000,
             tags: vec!["lab".into()],
+            max_job_secs: None,
         };
         let mut spec = Spec::from(JobSpec::builtin(JobKind::Hash, "x"));
         assert!(caps.fits(&spec));

@@ -386,6 +386,26 @@ pub struct StatusResponse {
     pub methods: Vec<String>,
 }
 
+/// `GET /api/v1/queue/demand` answer: what a scheduler's autoscaler (`gaia slurm autoscale`,
+/// a KEDA `metrics-api` trigger) starts workers for.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct QueueDemand {
+    /// Every queued job.
+    pub queued: u64,
+    /// Queued jobs a worker with the asked capabilities could run.
+    pub fitting: u64,
+    /// Jobs running now.
+    pub running: u64,
+    /// Running jobs such a worker could run (some may run on it).
+    #[serde(default)]
+    pub running_fitting: u64,
+    /// `fitting + running_fitting`: worker slots a pool of such workers has work for, now
+    /// and queued. An autoscaler that scales on it keeps busy workers (scaling on the queued
+    /// jobs alone would scale a busy pool down to nothing).
+    #[serde(default)]
+    pub slots_wanted: u64,
+}
+
 /// `GET /api/v1/events` (as JSON, without SSE) answer.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct EventList {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, broadcast};
 
+use crate::cluster::fit;
 use crate::error::{Error, RequestError, StoreError};
 use crate::model::{
     Attempt, Capabilities, Event, Job, JobId, JobSpec, JobState, Level, LogLine, Progress, Row,
@@ -43,8 +44,10 @@ pub struct QueueConfig {
     pub heartbeat_interval: Duration,
     /// Longest long-poll wait a claim may ask for (default 60 s).
     pub max_claim_wait: Duration,
-    /// Most workers in the registry (default 10,000). A new worker beyond it takes the place
-    /// of the one offline longest; if every one is online, it is refused.
+    /// Most workers in the registry (default 10,000; `gaia serve --max-workers`). The registry
+    /// is in memory and answers every heartbeat; the cap bounds what a runaway registering
+    /// loop can grow it to. A new worker beyond it takes the place of the one offline
+    /// longest; if every one is online, it is refused.
     pub max_workers: usize,
     /// A worker offline this long is forgotten (default 7 days: a cloud machine gone for good).
     pub forget_offline_after: Duration,
@@ -93,6 +96,20 @@ struct Waiter {
     id: u64,
     caps: Capabilities,
     notify: Arc<Notify>,
+    /// The job it was woken for, until it claims or waits again.
+    woken_for: Option<(JobId, Spec)>,
+}
+
+/// Wakes the first waiter (the one waiting longest) that `spec` fits and nothing has woken
+/// yet, other than `not`.
+fn wake_one(waiters: &mut [Waiter], job: JobId, spec: &Spec, not: Option<u64>) {
+    if let Some(w) = waiters
+        .iter_mut()
+        .find(|w| w.woken_for.is_none() && Some(w.id) != not && w.caps.fits(spec))
+    {
+        w.woken_for = Some((job, spec.clone()));
+        w.notify.notify_one();
+    }
 }
 
 struct LeaseState {
@@ -398,20 +415,43 @@ impl Queue {
         for e in events {
             self.publish(Live::Event(e));
         }
-        self.wake(jobs.iter().map(|j| &j.spec));
+        self.wake(jobs.iter());
     }
 
-    /// Wakes every waiting claimer that one of these jobs fits.
-    fn wake<'a>(&self, specs: impl Iterator<Item = &'a Spec>) {
-        let inner = self.lock();
+    /// Wakes one waiting claimer per job, the one waiting longest that the job fits and that
+    /// no other job has woken. Waking every fitting claimer made thousands of idle workers race
+    /// for each job, each race a write transaction (5,000 waiting workers: ~0.1 s of server
+    /// time per submit). A claimer that takes another job than the one it was woken for, or
+    /// leaves without one, passes its wake on ([`Queue::pass_on`]), so no job is left behind.
+    fn wake<'a>(&self, jobs: impl Iterator<Item = &'a Job>) {
+        let mut inner = self.lock();
         if inner.waiters.is_empty() {
             return;
         }
-        let specs: Vec<&Spec> = specs.collect();
-        for w in &inner.waiters {
-            if specs.iter().any(|s| w.caps.fits(s)) {
-                w.notify.notify_one();
-            }
+        for job in jobs {
+            wake_one(&mut inner.waiters, job.id, &job.spec, None);
+        }
+    }
+
+    /// A claimer woken for a job it did not take (it took another, or left): wakes another
+    /// claimer for that job. Called as the claimer stops waiting (`took`: the job it claimed).
+    fn pass_on(&self, waiter: u64, took: Option<JobId>) {
+        let mut inner = self.lock();
+        let Some(pos) = inner.waiters.iter().position(|w| w.id == waiter) else {
+            return;
+        };
+        let w = inner.waiters.remove(pos);
+        if let Some((job, spec)) = w.woken_for
+            && Some(job) != took
+        {
+            wake_one(&mut inner.waiters, job, &spec, Some(waiter));
+        }
+    }
+
+    /// The claimer goes back to waiting: whatever it was woken for is gone.
+    fn rearm(&self, waiter: u64) {
+        if let Some(w) = self.lock().waiters.iter_mut().find(|w| w.id == waiter) {
+            w.woken_for = None;
         }
     }
 
@@ -448,15 +488,19 @@ impl Queue {
             id: waiter_id,
             caps: caps.clone(),
             notify: notify.clone(),
+            woken_for: None,
         });
-        let _guard = WaiterGuard {
+        let mut guard = WaiterGuard {
             queue: self,
             id: waiter_id,
+            took: None,
         };
         loop {
             if let Some(a) = self.try_claim(worker_id, &worker_name, &caps).await? {
+                guard.took = Some(a.job.id);
                 return Ok(Some(a));
             }
+            self.rearm(waiter_id);
             tokio::select! {
                 _ = notify.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
@@ -877,7 +921,7 @@ impl Queue {
         self.publish(Live::Event(ev));
         self.after_study(fx);
         if job.state == JobState::Queued {
-            self.wake(std::iter::once(&job.spec));
+            self.wake(std::iter::once(&job));
         }
         Ok(job)
     }
@@ -1051,7 +1095,7 @@ impl Queue {
                         .map(|w| w.worker.id.clone());
                     let Some(old) = oldest else {
                         return Err(Error::Request(RequestError::Conflict(format!(
-                            "the registry already holds {max} workers, all online"
+                            "the registry already holds {max} workers, all online (gaia serve --max-workers raises the cap)"
                         ))));
                     };
                     tx.delete_worker(&old)?;
@@ -1437,7 +1481,7 @@ impl Queue {
             self.publish(Live::Event(ev));
             self.publish(Live::Job(Box::new(job.clone())));
             if job.state == JobState::Queued {
-                self.wake(std::iter::once(&job.spec));
+                self.wake(std::iter::once(&job));
             }
         }
         Ok(())
@@ -1714,7 +1758,29 @@ fn claim_in(
     inner: &Mutex<Inner>,
     lease_timeout: Duration,
 ) -> Result<Option<(Job, u64, Event)>, Error> {
-    let Some(prev) = tx.first_fitting(caps)? else {
+    let found = match caps.max_job_secs {
+        None => tx.first_fitting(caps)?,
+        // A worker whose allocation ends: only jobs expected to finish in time.
+        Some(max) => {
+            let now = now_ms();
+            let mut rates: HashMap<String, Option<f64>> = HashMap::new();
+            tx.first_fitting_where(caps, |tx, job| {
+                let rate = match &job.spec.study {
+                    Some(s) => match rates.get(s) {
+                        Some(r) => *r,
+                        None => {
+                            let r = fit::study_rate(&tx.study_jobs(s)?, now);
+                            rates.insert(s.clone(), r);
+                            r
+                        }
+                    },
+                    None => None,
+                };
+                Ok(fit::fits_in(job, rate, max))
+            })?
+        }
+    };
+    let Some(prev) = found else {
         return Ok(None);
     };
     let lease = tx.next_id("next_lease_id")?;
@@ -1829,11 +1895,15 @@ fn new_worker_id() -> String {
 struct WaiterGuard<'a> {
     queue: &'a Queue,
     id: u64,
+    /// The job the claim took, if it took one.
+    took: Option<JobId>,
 }
 
 impl Drop for WaiterGuard<'_> {
+    /// However the claim ends (a job, a timeout, its client gone), it stops waiting, and a
+    /// wake it did not use goes to another claimer.
     fn drop(&mut self) {
-        self.queue.lock().waiters.retain(|w| w.id != self.id);
+        self.queue.pass_on(self.id, self.took);
     }
 }
 

@@ -49,6 +49,8 @@ class Capabilities(TypedDict):
     """What one worker slot offers when it asks for work."""
     gpus: NotRequired[int]
     kinds: List[JobKind]
+    max_job_secs: NotRequired[Optional[float]]
+    """The longest a job may still run on this slot, in seconds: its worker's allocation ends (a batch scheduler's time limit, `gaia work --deadline`). The queue skips jobs expected to take longer (from their study's measured evals/s, see [`crate::cluster::fit`]); None: no limit."""
     memory_mb: NotRequired[int]
     tags: NotRequired[List[str]]
 
@@ -368,6 +370,20 @@ class Progress(TypedDict):
     sigma: NotRequired[Optional[float]]
     status: NotRequired[Optional[str]]
     """The last `@gaia {"status": ...}` message."""
+
+
+class QueueDemand(TypedDict):
+    """`GET /api/v1/queue/demand` answer: what a scheduler's autoscaler (`gaia slurm autoscale`, a KEDA `metrics-api` trigger) starts workers for."""
+    fitting: int
+    """Queued jobs a worker with the asked capabilities could run."""
+    queued: int
+    """Every queued job."""
+    running: int
+    """Jobs running now."""
+    running_fitting: NotRequired[int]
+    """Running jobs such a worker could run (some may run on it)."""
+    slots_wanted: NotRequired[int]
+    """`fitting + running_fitting`: worker slots a pool of such workers has work for, now and queued. An autoscaler that scales on it keeps busy workers (scaling on the queued jobs alone would scale a busy pool down to nothing)."""
 
 
 class RegisterRequest(TypedDict):
@@ -915,6 +931,7 @@ __all__ = [
     "ParamAxis",
     "ParamInput",
     "Progress",
+    "QueueDemand",
     "RegisterRequest",
     "RegisterResponse",
     "Release",

@@ -9,6 +9,7 @@
 
 mod auth;
 mod dashboard;
+mod demand;
 mod events;
 mod export;
 mod files;

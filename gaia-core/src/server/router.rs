@@ -11,8 +11,8 @@ use hyper::{Method, Request, StatusCode};
 
 use super::http::{BodyLimit, HttpError, Query, Res, error_response, query_pairs};
 use super::{
-    App, ServerConfig, auth, dashboard, events, export, files, jobs, overview, releases, studies,
-    tokens, workers,
+    App, ServerConfig, auth, dashboard, demand, events, export, files, jobs, overview, releases,
+    studies, tokens, workers,
 };
 use crate::export::Target;
 use crate::model::Scope;
@@ -44,6 +44,7 @@ pub enum Endpoint {
     Leave,
     Claim,
     ListWorkers,
+    QueueDemand,
     Status,
     Events,
     CreateToken,
@@ -283,6 +284,13 @@ pub const ROUTES: &[Route] = &[
         READ,
         E::ListWorkers,
         "registered workers",
+    ),
+    r(
+        "GET",
+        "/api/v1/queue/demand",
+        READ,
+        E::QueueDemand,
+        "queued jobs a worker with given capabilities could run (autoscaling)",
     ),
     r(
         "GET",
@@ -744,6 +752,7 @@ async fn dispatch(
         E::Leave => workers::leave(&app, params.name()).await,
         E::Claim => workers::claim(&app, req).await,
         E::ListWorkers => workers::list_workers(&app),
+        E::QueueDemand => demand::demand(&app, &query).await,
         E::Status => overview::status(&app),
         E::Events => events::events(&app, &req, &query),
         E::CreateToken => tokens::create_token(&app, req).await,

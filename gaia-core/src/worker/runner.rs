@@ -33,6 +33,8 @@ pub enum Ended {
     TimedOut,
     /// The lease is no longer ours: stopped, nothing to report.
     Stale,
+    /// The worker is stopping now: stopped, to be given back to the queue.
+    GivenBack,
     /// Could not start.
     SpawnFailed(String),
     /// Ended over one of its limits (which one, and how it was seen).
@@ -154,6 +156,8 @@ pub fn run(
         }
         let why = if signals.stale.load(Ordering::Relaxed) {
             Some(Ended::Stale)
+        } else if signals.give_back.load(Ordering::Relaxed) {
+            Some(Ended::GivenBack)
         } else if signals.cancel.load(Ordering::Relaxed) {
             Some(Ended::Cancelled)
         } else if spec.timeout.is_some_and(|t| started.elapsed() >= t) {
@@ -164,6 +168,7 @@ pub fn run(
         if let Some(why) = why {
             let reason = match why {
                 Ended::Stale => "the job is no longer this worker's (given back or taken over)",
+                Ended::GivenBack => "the worker is stopping now; the job goes back to the queue",
                 Ended::Cancelled => "the job was cancelled",
                 Ended::TimedOut => "the job ran past its timeout",
                 _ => "stopping",

@@ -219,6 +219,24 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
         E::Leave => ok_json(schema::<Worker>).names(&["worker_id"]),
         E::Claim => post(schema::<ClaimRequest>, 200, schema::<ClaimResponse>).errors(&[404, 409]),
         E::ListWorkers => ok_json(schema::<WorkerList>),
+        E::QueueDemand => ok_json(schema::<crate::protocol::QueueDemand>).query(vec![
+            q(
+                "kinds",
+                json!({"type": "string"}),
+                "comma-separated job kinds the worker runs (default every kind)",
+            ),
+            q("gpus", int(0), "the worker's GPUs (default 0)"),
+            q(
+                "memory_mb",
+                int(0),
+                "the worker's memory in MB (default no limit)",
+            ),
+            q(
+                "tags",
+                json!({"type": "string"}),
+                "comma-separated tags the worker has",
+            ),
+        ]),
         E::Status => ok_json(schema::<StatusResponse>),
         E::Events => Op::new(
             Req::None,
