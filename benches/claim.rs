@@ -40,6 +40,7 @@ fn main() {
                         },
                         wait_ms: 30_000,
                         finished: None,
+                        watch_study: None,
                     })
                     .unwrap()
                     .expect("a job within the wait");

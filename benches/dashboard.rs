@@ -116,6 +116,7 @@ fn claim(c: &gaia_core::client::Client, worker: &str) -> Option<Assignment> {
         },
         wait_ms: 0,
         finished: None,
+        watch_study: None,
     })
     .unwrap()
 }

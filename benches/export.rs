@@ -139,6 +139,7 @@ fn fill(server: &Serve, n: u64) -> u64 {
             },
             wait_ms: 0,
             finished: None,
+            watch_study: None,
         })
         .unwrap()
         .unwrap();

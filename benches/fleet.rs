@@ -300,6 +300,7 @@ async fn worker(
             capabilities: caps.clone(),
             wait_ms: 30_000,
             finished: finished.take(),
+            watch_study: None,
         };
         sh.open_claims.fetch_add(1, Ordering::Relaxed);
         let resp: ClaimResponse = c.json("/api/v1/claim", &req).await;

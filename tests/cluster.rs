@@ -155,6 +155,49 @@ fn max_jobs_and_idle_exit_end_the_worker_with_success() {
     assert!(idle.wait_exit(LONG).success());
 }
 
+/// `--exit-when-study-done NAME`: a study not submitted yet is not done (the worker waits for
+/// it); once every job of it has ended the worker exits 0, also while other work is queued.
+#[test]
+fn a_worker_exits_when_its_study_is_done() {
+    let server = Server::start();
+    let c = server.client();
+    let mut w = Worker::start(
+        &server,
+        "tail",
+        &["--kinds", "hash", "--exit-when-study-done", "tune"],
+    );
+    // Before the study exists: claims come back empty and the worker stays.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(w.child.as_mut().unwrap().try_wait().unwrap().is_none());
+    let ids: Vec<u64> = (0..3)
+        .map(|i| {
+            let mut spec = JobSpec::builtin(JobKind::Hash, &format!("x{i}"));
+            spec.study = Some("tune".into());
+            c.submit(&spec).unwrap()
+        })
+        .collect();
+    assert!(w.wait_exit(LONG).success());
+    for id in ids {
+        assert_eq!(c.job(id).unwrap().state, JobState::Succeeded);
+    }
+    assert!(
+        w.log
+            .lock()
+            .unwrap()
+            .contains("study tune is done: exiting (--exit-when-study-done)")
+    );
+    // A study that is already done lets a new worker go at once, queued work elsewhere or not.
+    c.submit(&JobSpec::builtin(JobKind::Wait, "60")).unwrap();
+    let mut late = Worker::start(
+        &server,
+        "late",
+        &["--kinds", "hash", "--exit-when-study-done", "tune"],
+    );
+    assert!(late.wait_exit(LONG).success());
+    let bad = server.cli(&["work", "--exit-when-study-done", "../x"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
 /// A worker with a deadline gives its running job back (preempted) shortly before it, claims
 /// nothing within the end margin, and exits 0.
 #[test]

@@ -53,6 +53,7 @@ fn claim(c: &Client, worker: &str) -> Assignment {
         },
         wait_ms: 5000,
         finished: None,
+        watch_study: None,
     })
     .unwrap()
     .expect("a queued job to claim")

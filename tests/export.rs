@@ -170,6 +170,7 @@ fn job_with_rows(server: &Server, spec: JobSpec, rows: Vec<Row>) -> u64 {
             },
             wait_ms: 0,
             finished: None,
+            watch_study: None,
         })
         .unwrap()
         .unwrap();

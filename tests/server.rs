@@ -32,6 +32,7 @@ fn sigterm_stops_the_server_promptly_with_a_claim_and_an_event_stream_open() {
                 },
                 wait_ms: 60_000,
                 finished: None,
+                watch_study: None,
             })
         })
     };

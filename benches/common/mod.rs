@@ -170,6 +170,7 @@ pub fn claim_now(client: &Client, worker: &str, kinds: &[JobKind]) -> Assignment
             },
             wait_ms: 0,
             finished: None,
+            watch_study: None,
         })
         .unwrap()
         .expect("a queued job to claim")

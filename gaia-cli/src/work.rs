@@ -19,6 +19,7 @@ use crate::exit;
 
   gaia work --max-jobs 10 --exit-when-idle 300   # a pilot job in any scheduler: exits 0
   gaia work --deadline 2026-12-03T18:00:00Z       # an allocation that ends then
+  gaia work --exit-when-study-done tune-es        # exits 0 once that study has ended
 
 The worker only connects out to the server (works behind NAT).
 
@@ -42,8 +43,8 @@ or squeue): jobs whose study has measured them as too long for the time left are
 other workers; within --end-margin of the end no job of unknown length starts and the worker
 exits once its jobs end; --preempt-before the end running jobs are given back (preempted).
 
---max-jobs, --exit-when-idle, the end of an allocation and preemption all exit 0, so a
-scheduler sees the task succeed.")]
+--max-jobs, --exit-when-idle, --exit-when-study-done, the end of an allocation and preemption
+all exit 0, so a scheduler sees the task succeed.")]
 pub struct WorkArgs {
     /// Server URL.
     #[arg(long, env = "GAIA_SERVER", default_value = gaia_core::client::DEFAULT_SERVER)]
@@ -94,6 +95,11 @@ pub struct WorkArgs {
     /// Exit 0 after this many seconds with nothing to do.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     exit_when_idle: Option<Duration>,
+    /// Exit 0 once this study is done: every job of it ended and none to come (an adaptive
+    /// study's sampler has proposed its last). Jobs of other studies running then finish first.
+    /// A study not submitted yet is not done: the worker waits for it.
+    #[arg(long, value_name = "STUDY", value_parser = parse_study_name)]
+    exit_when_study_done: Option<String>,
     /// Exit 0 after running this many jobs (no more are claimed; running ones finish).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_jobs: Option<u64>,
@@ -193,6 +199,7 @@ pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
     cfg.python = a.python;
     cfg.allow_commands = a.allow_commands;
     cfg.exit_when_idle = a.exit_when_idle;
+    cfg.exit_when_study_done = a.exit_when_study_done;
     cfg.max_jobs = a.max_jobs;
     let deadline = match &a.deadline {
         Some(d) => Some(
@@ -239,4 +246,9 @@ pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
     shutdown.install_signal_handlers_for(on_term);
     worker::run(cfg, shutdown)?;
     Ok(exit::OK)
+}
+
+fn parse_study_name(s: &str) -> Result<String, String> {
+    gaia_core::model::validate_name("study", s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }

@@ -205,6 +205,10 @@ pub struct ClaimRequest {
     /// trip per job instead of two). Stored before the claim is looked at.
     #[serde(default)]
     pub finished: Option<Finished>,
+    /// A study this worker stops for (`gaia work --exit-when-study-done NAME`): an answer
+    /// without a job says whether it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_study: Option<String>,
 }
 
 /// The long poll's bound when a claim names none.
@@ -238,6 +242,10 @@ pub struct ClaimResponse {
     /// Why the `finished` report was refused (a stale lease), if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_error: Option<String>,
+    /// The claim's `watch_study` exists and every job of it has ended (none queued or running,
+    /// no proposal to come). Only answered when no job is assigned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub study_done: bool,
 }
 
 /// `POST /api/v1/jobs/{id}/rows` request (JSON or postcard).

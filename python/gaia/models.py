@@ -62,6 +62,8 @@ class ClaimRequest(TypedDict):
     """The job this slot just ended, reported with the request for the next one (one round trip per job instead of two). Stored before the claim is looked at."""
     wait_ms: NotRequired[int]
     """How long to wait for a fitting job: 30 s when absent, 0 answers at once; the server caps it at 60 s."""
+    watch_study: NotRequired[Optional[str]]
+    """A study this worker stops for (`gaia work --exit-when-study-done NAME`): an answer without a job says whether it is done."""
     worker_id: str
 
 
@@ -70,6 +72,8 @@ class ClaimResponse(TypedDict):
     assignment: NotRequired[Optional[Assignment]]
     finished_error: NotRequired[Optional[str]]
     """Why the `finished` report was refused (a stale lease), if it was."""
+    study_done: NotRequired[bool]
+    """The claim's `watch_study` exists and every job of it has ended (none queued or running, no proposal to come). Only answered when no job is assigned."""
 
 
 class CompleteRequest(TypedDict):

@@ -105,6 +105,7 @@ pub fn claim(client: &Client, worker: &str, kinds: &[JobKind], wait_ms: u64) -> 
             },
             wait_ms,
             finished: None,
+            watch_study: None,
         })
         .unwrap()
 }

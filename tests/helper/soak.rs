@@ -390,6 +390,7 @@ fn sim_worker(sh: Arc<Shared>, i: usize, seed: u64) {
             capabilities: caps.clone(),
             wait_ms: 1000,
             finished: None,
+            watch_study: None,
         };
         beat(Vec::new(), &mut last_beat);
         let a = match retry(&sh, || c.claim(&req)) {

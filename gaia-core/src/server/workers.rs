@@ -6,7 +6,7 @@ use hyper::Request;
 use hyper::body::Incoming;
 
 use super::App;
-use super::http::{HResult, ok, parse_json, read_body};
+use super::http::{HResult, blocking, ok, parse_json, read_body};
 use crate::model::validate_name;
 use crate::protocol::{
     ClaimRequest, ClaimResponse, HeartbeatRequest, RegisterRequest, RegisterResponse, WorkerList,
@@ -52,9 +52,18 @@ pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
             _ = app.stopped() => (None, None),
         },
     };
+    let study_done = match (&assignment, c.watch_study) {
+        (None, Some(study)) => {
+            validate_name("study", &study)?;
+            let store = app.store.clone();
+            blocking(move || Ok(store.read()?.study_done(&study)?)).await?
+        }
+        _ => false,
+    };
     ok(&ClaimResponse {
         assignment,
         finished_error,
+        study_done,
     })
 }
 

@@ -77,6 +77,27 @@ impl Reader {
                 .is_some())
     }
 
+    /// Whether a submitted study is done: it exists and every job of it has ended. False for a
+    /// study not (yet) submitted. Reads the kept count of open jobs; a database from before
+    /// that count is counted from the study's index.
+    pub fn study_done(&self, name: &str) -> Result<bool, StoreError> {
+        if !self.has_study(name)? {
+            return Ok(false);
+        }
+        if let Some(open) = self.study_open.get(name)? {
+            return Ok(open.value() == 0);
+        }
+        for entry in self.study_jobs.range((name, 0)..=(name, u64::MAX))? {
+            let id = entry?.0.value().1;
+            if let Some(job) = self.job(id)?
+                && !job.state.is_terminal()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The jobs of a study, ascending id.
     pub fn study_jobs(&self, name: &str) -> Result<Vec<Job>, StoreError> {
         let mut out = Vec::new();

@@ -38,6 +38,9 @@ pub struct WorkerConfig {
     pub exit_when_idle: Option<Duration>,
     /// Exit 0 once this many jobs have been claimed and have ended (a pilot job's quota).
     pub max_jobs: Option<u64>,
+    /// Exit 0 once this study is done (every job of it ended, none to come): the server says
+    /// so in the answer to a claim that found no job. A study not submitted yet is not done.
+    pub exit_when_study_done: Option<String>,
     /// When this worker's allocation ends (`--deadline`, Slurm's time limit); see
     /// [`crate::cluster::allocation`].
     pub allocation: Allocation,
@@ -97,6 +100,7 @@ impl WorkerConfig {
             allow_commands: false,
             exit_when_idle: None,
             max_jobs: None,
+            exit_when_study_done: None,
             allocation: Allocation::Open,
             end_policy: EndPolicy::for_kill_grace(Duration::from_secs(10)),
             job_timeout: None,

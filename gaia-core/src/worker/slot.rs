@@ -79,6 +79,7 @@ pub(super) fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>
             capabilities: caps_now,
             wait_ms: wait.as_millis() as u64,
             finished: pending.clone(),
+            watch_study: shared.cfg.exit_when_study_done.clone(),
         };
         let answer = shared.client.claim_with(&req);
         if !matches!(&answer, Ok(r) if r.assignment.is_some()) {
@@ -91,6 +92,18 @@ pub(super) fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>
                     say(&format!("job {}: completion refused: {e}", f.job));
                 }
                 pending = None;
+                if resp.study_done
+                    && let Some(study) = &shared.cfg.exit_when_study_done
+                {
+                    // Other slots finish their jobs (of other studies) and stop claiming.
+                    if shared.shutdown.level() == 0 {
+                        say(&format!(
+                            "study {study} is done: exiting (--exit-when-study-done)"
+                        ));
+                    }
+                    shared.shutdown.drain();
+                    return ran;
+                }
                 let Some(a) = resp.assignment else { continue };
                 if shared.shutdown.level() > 0 || shared.update_pending() {
                     give_back(shared, &a, "the worker is shutting down or updating");
