@@ -18,6 +18,9 @@ use crate::model::{
 };
 use crate::stats::MeanStd;
 
+mod compare;
+pub use compare::*;
+
 /// The protocol version this build speaks.
 ///
 /// - 1: first version.

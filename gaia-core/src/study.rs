@@ -20,6 +20,10 @@
 
 use std::collections::BTreeMap;
 
+pub mod compare;
+pub mod envs;
+pub mod more;
+
 use crate::error::RequestError;
 use crate::model::{
     DEFAULT_ENV, DEFAULT_MAX_EVALS, Job, JobBrief, JobId, JobKind, JobSpec, JobState, Millis,
@@ -295,6 +299,8 @@ pub fn record_with(
         template: def.template.clone(),
         sweep: def.sweep.clone(),
         jobs,
+        via: None,
+        retries: Vec::new(),
     });
     record
 }
