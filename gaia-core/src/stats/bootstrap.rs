@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::matrix::{Aggregates, ScoreMatrix, improvement_weighted};
+use super::matrix::{Aggregates, PairIndex, ScoreMatrix};
 use super::rng::Rng;
 
 /// Default number of bootstrap resamples.
@@ -137,26 +137,49 @@ pub struct MethodSummary {
     pub profile: Vec<Interval>,
 }
 
+/// Resample `r` of a method's matrix, stratified by environment, into `w`: a function of the
+/// seed, the method's stream (its label) and `r` alone, so its aggregates and every pair it is
+/// in see the same resamples.
+fn resample(m: &ScoreMatrix, boot: &Bootstrap, stream: &str, r: usize, w: &mut [u32]) {
+    m.resample(&mut Rng::for_resample(boot.seed, stream, r as u64), w);
+}
+
 /// The aggregates and performance profile of one method's matrix with their intervals, from
 /// the resamples of stream `stream` (the method's label).
 pub fn summarize(m: &ScoreMatrix, taus: &[f64], boot: &Bootstrap, stream: &str) -> MethodSummary {
+    summarize_with(m, taus, boot, stream, None)
+}
+
+/// [`summarize`] with the method's resamples drawn beforehand (the same numbers).
+pub fn summarize_with(
+    m: &ScoreMatrix,
+    taus: &[f64],
+    boot: &Bootstrap,
+    stream: &str,
+    kept: Option<&Resamples>,
+) -> MethodSummary {
     let point = m.aggregates();
     let profile = m.profile(taus);
     let b = boot.resamples;
     let mut reps: Vec<Vec<f64>> = vec![Vec::with_capacity(b); 4 + taus.len()];
-    let mut rng = Rng::new(boot.seed, stream);
-    let mut w = m.unit_weights();
+    let mut drawn = m.unit_weights();
     let (mut scratch, mut prof) = (Vec::new(), vec![0.0; taus.len()]);
-    for _ in 0..b {
-        m.resample(&mut rng, &mut w);
-        let a = m.aggregates_weighted(&w, &mut scratch);
+    for r in 0..b {
+        let w = match kept {
+            Some(k) => k.get(r),
+            None => {
+                resample(m, boot, stream, r, &mut drawn);
+                &drawn
+            }
+        };
+        let a = m.aggregates_weighted(w, &mut scratch);
         for (k, v) in [a.iqm, a.median, a.mean, a.optimality_gap]
             .into_iter()
             .enumerate()
         {
             reps[k].push(v);
         }
-        m.profile_weighted(&w, taus, &mut prof);
+        m.profile_weighted(w, taus, &mut prof);
         for (k, v) in prof.iter().enumerate() {
             reps[4 + k].push(*v);
         }
@@ -175,48 +198,87 @@ pub fn summarize(m: &ScoreMatrix, taus: &[f64], boot: &Bootstrap, stream: &str) 
     }
 }
 
-/// The bootstrap replicates of the aggregates alone (for checks of the interval against other
-/// implementations: any quantile of the distribution, not just the interval's).
+/// The bootstrap replicates of the aggregates alone (any quantile of the distribution, not
+/// just the interval's).
 pub fn aggregate_replicates(m: &ScoreMatrix, boot: &Bootstrap, stream: &str) -> Vec<Aggregates> {
-    let mut rng = Rng::new(boot.seed, stream);
     let mut w = m.unit_weights();
     let mut scratch = Vec::new();
     (0..boot.resamples)
-        .map(|_| {
-            m.resample(&mut rng, &mut w);
+        .map(|r| {
+            resample(m, boot, stream, r, &mut w);
             m.aggregates_weighted(&w, &mut scratch)
         })
         .collect()
 }
 
-/// The probability of improvement of X over Y with its interval: X and Y resampled
+/// A method's resamples, drawn once and kept while every pair it is in is compared (what
+/// would otherwise be drawn again for each pair): `resamples × runs` weights. The same
+/// numbers as drawing them where needed.
+pub struct Resamples {
+    runs: usize,
+    weights: Vec<u32>,
+}
+
+impl Resamples {
+    /// Bytes the resamples of a matrix of `runs` runs take.
+    pub fn bytes(boot: &Bootstrap, runs: usize) -> usize {
+        boot.resamples * runs * std::mem::size_of::<u32>()
+    }
+
+    /// Draws every resample of `m` on stream `stream`.
+    pub fn draw(m: &ScoreMatrix, boot: &Bootstrap, stream: &str) -> Resamples {
+        let runs = m.runs();
+        let mut weights = vec![0u32; boot.resamples * runs];
+        for (r, w) in weights.chunks_mut(runs.max(1)).enumerate() {
+            resample(m, boot, stream, r, w);
+        }
+        Resamples { runs, weights }
+    }
+
+    fn get(&self, r: usize) -> &[u32] {
+        &self.weights[r * self.runs..(r + 1) * self.runs]
+    }
+}
+
+/// One side of a probability of improvement: a method's matrix, its stream, and its resamples
+/// if they were drawn beforehand.
+pub type Side<'a> = (&'a ScoreMatrix, &'a str, Option<&'a Resamples>);
+
+/// The probability of improvement of X over Y with its interval: X's and Y's runs resampled
 /// independently, each stratified by environment (`rliable`'s
-/// `StratifiedIndependentBootstrap`).
-pub fn improvement_interval(
-    x: &ScoreMatrix,
-    y: &ScoreMatrix,
-    boot: &Bootstrap,
-    stream: &str,
-) -> Interval {
-    improvement_replicates(x, y, boot, stream, |est, reps| boot.interval(est, reps))
+/// `StratifiedIndependentBootstrap`), each from its own stream (its label).
+pub fn improvement_interval(x: Side, y: Side, boot: &Bootstrap) -> Interval {
+    improvement_replicates(x, y, boot, |est, reps| boot.interval(est, reps))
 }
 
 /// The probability of improvement's estimate and replicates, handed to `finish`.
 pub fn improvement_replicates<R>(
-    x: &ScoreMatrix,
-    y: &ScoreMatrix,
+    (x, sx, rx): Side,
+    (y, sy, ry): Side,
     boot: &Bootstrap,
-    stream: &str,
     finish: impl FnOnce(f64, &mut [f64]) -> R,
 ) -> R {
-    let est = improvement_weighted(x, &x.unit_weights(), y, &y.unit_weights());
-    let mut rng = Rng::new(boot.seed, stream);
+    let index = PairIndex::new(x, y);
+    let mut prefix = Vec::new();
+    let est = index.improvement(&x.unit_weights(), &y.unit_weights(), &mut prefix);
     let (mut wx, mut wy) = (x.unit_weights(), y.unit_weights());
     let mut reps: Vec<f64> = (0..boot.resamples)
-        .map(|_| {
-            x.resample(&mut rng, &mut wx);
-            y.resample(&mut rng, &mut wy);
-            improvement_weighted(x, &wx, y, &wy)
+        .map(|r| {
+            let a = match rx {
+                Some(c) => c.get(r),
+                None => {
+                    resample(x, boot, sx, r, &mut wx);
+                    &wx
+                }
+            };
+            let b = match ry {
+                Some(c) => c.get(r),
+                None => {
+                    resample(y, boot, sy, r, &mut wy);
+                    &wy
+                }
+            };
+            index.improvement(a, b, &mut prefix)
         })
         .collect();
     finish(est, &mut reps)
@@ -452,6 +514,28 @@ mod tests {
     }
 
     #[test]
+    fn drawn_resamples_give_the_same_interval_as_drawing_them_where_needed() {
+        let boot = Bootstrap {
+            resamples: 300,
+            ..Bootstrap::default()
+        };
+        let x = matrix(&[&[0.1, 0.4, 0.35, 0.8], &[0.2, 0.9]]);
+        let y = matrix(&[&[0.3, 0.5, 0.2], &[0.6, 0.1, 0.4]]);
+        let (cx, cy) = (
+            Resamples::draw(&x, &boot, "x"),
+            Resamples::draw(&y, &boot, "y"),
+        );
+        let fresh = improvement_interval((&x, "x", None), (&y, "y", None), &boot);
+        let kept = improvement_interval((&x, "x", Some(&cx)), (&y, "y", Some(&cy)), &boot);
+        assert_eq!(fresh, kept);
+        assert!(
+            fresh.low < fresh.estimate && fresh.estimate < fresh.high,
+            "{fresh:?}"
+        );
+        assert_eq!(Resamples::bytes(&boot, 6), 300 * 6 * 4);
+    }
+
+    #[test]
     fn one_run_or_equal_scores_give_a_point_interval() {
         let boot = Bootstrap::default();
         let one = summarize(&matrix(&[&[0.7]]), &[], &boot, "a");
@@ -461,7 +545,7 @@ mod tests {
         assert_eq!(same.aggregates.median, Interval::exact(0.5));
         let x = matrix(&[&[1.0; 4]]);
         assert_eq!(
-            improvement_interval(&x, &x, &boot, "x"),
+            improvement_interval((&x, "x", None), (&x, "y", None), &boot),
             Interval::exact(0.5)
         );
     }

@@ -15,14 +15,15 @@ use super::rng::Rng;
 /// number of runs (at least one), so methods and environments with unequal run counts are fine.
 #[derive(Clone, Debug)]
 pub struct ScoreMatrix {
-    /// Scores, environment after environment.
+    /// Scores, environment after environment, ascending within each (a run is known by its
+    /// place here: weights and resamples index this order).
     values: Vec<f64>,
     /// Where each environment's scores start in `values`; one more entry, the end.
     offsets: Vec<usize>,
-    /// Per environment, its runs' indices (into `values`) by ascending score.
-    env_order: Vec<u32>,
     /// Every run's index by ascending score.
     order: Vec<u32>,
+    /// Every run's score in that order (`values[order[k]]`, read in sequence).
+    sorted: Vec<f64>,
 }
 
 /// The four aggregates of a score matrix.
@@ -78,19 +79,18 @@ impl ScoreMatrix {
             if runs.is_empty() || runs.iter().any(|v| !v.is_finite()) {
                 return Err(MatrixError::EmptyEnv(e));
             }
+            let start = values.len();
             values.extend_from_slice(runs);
+            values[start..].sort_by(f64::total_cmp);
             offsets.push(values.len());
         }
-        let mut env_order = Vec::with_capacity(values.len());
-        for e in 0..envs.len() {
-            env_order.extend(sorted_indices(&values, offsets[e]..offsets[e + 1]));
-        }
-        let order = sorted_indices(&values, 0..values.len()).collect();
+        let order: Vec<u32> = sorted_indices(&values, 0..values.len()).collect();
+        let sorted = order.iter().map(|&i| values[i as usize]).collect();
         Ok(ScoreMatrix {
             values,
             offsets,
-            env_order,
             order,
+            sorted,
         })
     }
 
@@ -104,7 +104,7 @@ impl ScoreMatrix {
         self.values.len()
     }
 
-    /// The scores of environment `e`.
+    /// The scores of environment `e`, ascending.
     pub fn env(&self, e: usize) -> &[f64] {
         &self.values[self.offsets[e]..self.offsets[e + 1]]
     }
@@ -115,7 +115,8 @@ impl ScoreMatrix {
     }
 
     /// A stratified bootstrap resample into `w`: in each environment, as many runs as it has,
-    /// drawn with replacement from its own runs (`w[i]`: how often run `i` was drawn).
+    /// drawn with replacement from its own runs (`w[i]`: how often run `i` was drawn). The
+    /// weights of an environment always add up to its run count.
     pub fn resample(&self, rng: &mut Rng, w: &mut [u32]) {
         w.fill(0);
         for e in 0..self.envs() {
@@ -137,14 +138,14 @@ impl ScoreMatrix {
         means.clear();
         let (mut total, mut clipped) = (0u64, 0.0);
         for e in 0..self.envs() {
+            let (a, b) = (self.offsets[e], self.offsets[e + 1]);
             let (mut n, mut sum) = (0u64, 0.0);
-            for i in self.offsets[e]..self.offsets[e + 1] {
-                let c = u64::from(w[i]);
-                if c > 0 {
-                    n += c;
-                    sum += self.values[i] * c as f64;
-                    clipped += self.values[i].min(1.0) * c as f64;
-                }
+            // Without a branch on the weight: most runs of a resample are drawn 0 or 1 times.
+            for (v, &c) in self.values[a..b].iter().zip(&w[a..b]) {
+                n += u64::from(c);
+                let c = f64::from(c);
+                sum += v * c;
+                clipped += v.min(1.0) * c;
             }
             total += n;
             means.push(sum / n as f64);
@@ -171,15 +172,11 @@ impl ScoreMatrix {
         let cut = total / 4;
         let (lo, hi) = (cut, total - cut);
         let (mut pos, mut sum) = (0u64, 0.0);
-        for &i in &self.order {
+        for (&i, &v) in self.order.iter().zip(&self.sorted) {
             let c = u64::from(w[i as usize]);
-            if c == 0 {
-                continue;
-            }
-            let (a, b) = (pos.max(lo), (pos + c).min(hi));
-            if b > a {
-                sum += self.values[i as usize] * (b - a) as f64;
-            }
+            // The part of this run's copies that falls inside [lo, hi).
+            let inside = (pos + c).min(hi).saturating_sub(pos.max(lo));
+            sum += v * inside as f64;
             pos += c;
             if pos >= hi {
                 break;
@@ -224,38 +221,65 @@ pub fn improvement(x: &ScoreMatrix, y: &ScoreMatrix) -> f64 {
 
 /// The probability of improvement of resamples of X and Y.
 pub fn improvement_weighted(x: &ScoreMatrix, wx: &[u32], y: &ScoreMatrix, wy: &[u32]) -> f64 {
-    assert_eq!(x.envs(), y.envs(), "the same environments on both sides");
-    let mut sum = 0.0;
-    for e in 0..x.envs() {
-        let xs = &x.env_order[x.offsets[e]..x.offsets[e + 1]];
-        let ys = &y.env_order[y.offsets[e]..y.offsets[e + 1]];
-        let nx: u64 = xs.iter().map(|&i| u64::from(wx[i as usize])).sum();
-        // Walking Y's runs upwards, X's runs below and equal to the current one.
-        let (mut below, mut k) = (0u64, 0usize);
-        let (mut u2, mut ny) = (0u64, 0u64);
-        for &j in ys {
-            let cy = u64::from(wy[j as usize]);
-            if cy == 0 {
-                continue;
+    PairIndex::new(x, y).improvement(wx, wy, &mut Vec::new())
+}
+
+/// Where each run of Y falls among the runs of X in its environment, found once per pair: the
+/// X runs below it and equal to it are index ranges of X's ascending scores, the same in every
+/// resample (a resample only changes the weights). A resample's P(X > Y) is then a prefix sum
+/// of X's weights per environment and one lookup per run of Y, with no comparisons.
+pub struct PairIndex {
+    /// Per environment: X's and Y's first run and run count.
+    envs: Vec<(usize, usize, usize, usize)>,
+    /// Per run of Y (Y's order): the X runs of its environment below it end at `.0`, those
+    /// equal to it at `.1` (indices into the environment's X runs).
+    bounds: Vec<(u32, u32)>,
+}
+
+impl PairIndex {
+    /// The index of X against Y (the same environments, in the same order).
+    pub fn new(x: &ScoreMatrix, y: &ScoreMatrix) -> PairIndex {
+        assert_eq!(x.envs(), y.envs(), "the same environments on both sides");
+        let mut envs = Vec::with_capacity(x.envs());
+        let mut bounds = Vec::with_capacity(y.runs());
+        for e in 0..x.envs() {
+            let (xa, xb) = (x.offsets[e], x.offsets[e + 1]);
+            let (ya, yb) = (y.offsets[e], y.offsets[e + 1]);
+            let xv = &x.values[xa..xb];
+            for &v in &y.values[ya..yb] {
+                let lo = xv.partition_point(|&u| u < v);
+                let hi = xv.partition_point(|&u| u <= v);
+                bounds.push((lo as u32, hi as u32));
             }
-            let v = y.values[j as usize];
-            while k < xs.len() && x.values[xs[k] as usize] < v {
-                below += u64::from(wx[xs[k] as usize]);
-                k += 1;
-            }
-            let mut equal = 0u64;
-            let mut k2 = k;
-            while k2 < xs.len() && x.values[xs[k2] as usize] == v {
-                equal += u64::from(wx[xs[k2] as usize]);
-                k2 += 1;
-            }
-            // Twice the U contribution, kept whole: 2·greater + equal.
-            u2 += cy * (2 * (nx - below - equal) + equal);
-            ny += cy;
+            envs.push((xa, xb - xa, ya, yb - ya));
         }
-        sum += u2 as f64 / (2 * nx * ny) as f64;
+        PairIndex { envs, bounds }
     }
-    sum / x.envs() as f64
+
+    /// P(X > Y) of resamples `wx` and `wy` (`prefix` is scratch, reused between calls).
+    pub fn improvement(&self, wx: &[u32], wy: &[u32], prefix: &mut Vec<u64>) -> f64 {
+        let mut sum = 0.0;
+        for &(xa, nx, ya, ny) in &self.envs {
+            prefix.clear();
+            prefix.push(0);
+            let mut acc = 0u64;
+            for &c in &wx[xa..xa + nx] {
+                acc += u64::from(c);
+                prefix.push(acc);
+            }
+            // A resample keeps each environment's run count: X's weights add up to nx.
+            let total = acc;
+            let mut u2 = 0u64;
+            for (j, &(lo, hi)) in self.bounds[ya..ya + ny].iter().enumerate() {
+                let below = prefix[lo as usize];
+                let equal = prefix[hi as usize] - below;
+                // Twice the U contribution, kept whole: 2·greater + equal.
+                u2 += u64::from(wy[ya + j]) * (2 * (total - below - equal) + equal);
+            }
+            sum += u2 as f64 / (2 * nx as u64 * ny as u64) as f64;
+        }
+        sum / self.envs.len() as f64
+    }
 }
 
 #[cfg(test)]

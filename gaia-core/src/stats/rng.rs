@@ -28,6 +28,15 @@ impl Rng {
         Rng(Pcg64::new(state, u128::from(fnv1a(stream))))
     }
 
+    /// The generator of resample `r` of stream `stream` under `seed`: each resample its own
+    /// generator, so resample r is the same whoever draws it (a method's aggregates, and every
+    /// pair of methods it is in), in any order, on any thread.
+    pub fn for_resample(seed: u64, stream: &str, r: u64) -> Rng {
+        let state = (u128::from(seed) << 64)
+            | u128::from(fnv1a("gaia bootstrap") ^ r.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        Rng(Pcg64::new(state, u128::from(fnv1a(stream))))
+    }
+
     /// A whole number in `0..n` (`n` ≥ 1), each equally likely.
     pub fn below(&mut self, n: u32) -> u32 {
         debug_assert!(n > 0);
