@@ -15,7 +15,7 @@
 //! - **Aggregates** over the environments that have scored runs of every method (the others
 //!   are listed as left out, with the methods they lack).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::envs::shipped;
 use crate::error::RequestError;
@@ -26,8 +26,8 @@ use crate::protocol::{
     SeedsCell, SeedsNeededResult, TargetCell, TargetMethod, TargetResult,
 };
 use crate::stats::bootstrap::{
-    Bootstrap, CurveMatrix, DEFAULT_RESAMPLES, MAX_RESAMPLES, improvement_interval, par_map,
-    seeds_needed, summarize,
+    Bootstrap, CurveMatrix, DEFAULT_RESAMPLES, MAX_RESAMPLES, Resamples, improvement_interval,
+    par_map, seeds_needed, summarize, summarize_with,
 };
 use crate::stats::matrix::ScoreMatrix;
 use crate::stats::target::{TargetRun, cell_intervals, ecdf, pooled_success};
@@ -230,6 +230,9 @@ const PROFILE_POINTS: usize = 101;
 const CURVE_POINTS: usize = 60;
 /// The fractions of the way to the target that the ECDF counts as targets.
 const ECDF_LEVELS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// Most memory the methods' resamples may take to be drawn once for all pairs (else each pair
+/// draws them again: the same numbers, more time).
+const MAX_KEPT_RESAMPLES: usize = 256 << 20;
 
 impl CompareOptions {
     /// Whether the runs' best-ever curves are needed (they cost a read of the rows' block
@@ -500,6 +503,57 @@ fn label_of(method: &str, params: &BTreeMap<String, serde_json::Value>) -> Strin
     label
 }
 
+/// Per study, method and environment, the params swept there: those whose value differs
+/// between its runs, or that only some of them set. The others are settings of the
+/// environment (`eval_episodes=2` on CartPole, none on sphere), not variants of the method, so
+/// the method stays one method across environments.
+fn swept_params(studies: &[StudyRuns]) -> HashMap<SweptKey<'_>, BTreeSet<&str>> {
+    // Per study, method and environment: its run count, and per param its values and how many
+    // runs set it.
+    type Seen<'a> = (usize, BTreeMap<&'a str, (BTreeSet<String>, usize)>);
+    let mut seen: HashMap<SweptKey, Seen> = HashMap::new();
+    for (si, st) in studies.iter().enumerate() {
+        for job in &st.jobs {
+            let Some(e) = job.spec.experiment() else {
+                continue;
+            };
+            let (runs, params) = seen.entry((si, &e.method, &e.env)).or_default();
+            *runs += 1;
+            for (k, v) in &job.spec.params {
+                let (values, set) = params.entry(k.as_str()).or_default();
+                values.insert(v.to_string());
+                *set += 1;
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(key, (runs, params))| {
+            // A param only some runs set is swept too (set versus left at its default).
+            let swept = params
+                .into_iter()
+                .filter(|(_, (values, set))| values.len() > 1 || *set < runs)
+                .map(|(k, _)| k)
+                .collect();
+            (key, swept)
+        })
+        .collect()
+}
+
+/// A study (its index), method and environment.
+type SweptKey<'a> = (usize, &'a str, &'a str);
+
+/// The params of `params` that are swept (`swept`).
+fn swept_of(
+    params: &BTreeMap<String, serde_json::Value>,
+    swept: Option<&BTreeSet<&str>>,
+) -> BTreeMap<String, serde_json::Value> {
+    params
+        .iter()
+        .filter(|(k, _)| swept.is_some_and(|s| s.contains(k.as_str())))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// A succeeded run's raw score, if it has a finite one.
 fn raw_score(job: &Job, kind: ScoreKind, curve: Option<&Curve>) -> Option<f64> {
     let best_ever = job.progress.best_ever.or(job.progress.best);
@@ -556,6 +610,7 @@ fn collect<'a>(studies: &'a [StudyRuns], opts: &CompareOptions) -> Collected<'a>
         ));
     }
     let mut runs: Vec<(usize, &Job)> = newest.into_iter().map(|(k, j)| (k.0, j)).collect();
+    let swept = swept_params(studies);
     runs.sort_by_key(|(si, j)| (*si, j.id));
 
     // Methods and environments in order of first appearance; labels get their study where
@@ -566,7 +621,11 @@ fn collect<'a>(studies: &'a [StudyRuns], opts: &CompareOptions) -> Collected<'a>
     let mut raw: Vec<(usize, usize, &Job, Option<f64>, Option<&Curve>)> = Vec::new();
     for &(si, job) in &runs {
         let e = job.spec.experiment().expect("an experiment");
-        let label = label_of(&e.method, &job.spec.params);
+        let params = swept_of(
+            &job.spec.params,
+            swept.get(&(si, e.method.as_str(), e.env.as_str())),
+        );
+        let label = label_of(&e.method, &params);
         let env = match envs.iter().position(|x| *x == e.env) {
             Some(i) => i,
             None => {
@@ -579,7 +638,7 @@ fn collect<'a>(studies: &'a [StudyRuns], opts: &CompareOptions) -> Collected<'a>
                 label: label.clone(),
                 study: studies[si].name.clone(),
                 name: e.method.clone(),
-                params: job.spec.params.clone(),
+                params,
                 cells: BTreeMap::new(),
             });
             methods.len() - 1
@@ -807,28 +866,43 @@ pub fn compare(studies: &[StudyRuns], opts: &CompareOptions) -> Result<Compariso
         .enumerate()
         .filter_map(|(i, m)| m.as_ref().map(|m| (i, m)))
         .collect();
-    let summaries = par_map(&jobs, |&(i, m)| {
-        summarize(m, &taus, boot, &format!("agg:{}", c.methods[i].label))
-    });
-    let mut summary_of: HashMap<usize, crate::stats::bootstrap::MethodSummary> =
-        jobs.iter().map(|j| j.0).zip(summaries).collect();
-
-    // Probability of improvement for every pair.
+    // Each method's resamples, drawn once for its aggregates, its profile and every pair it is
+    // in (where they fit in memory; else drawn again where needed: the same numbers).
     let pairs: Vec<(usize, usize)> = jobs
         .iter()
         .enumerate()
         .flat_map(|(a, &(i, _))| jobs[a + 1..].iter().map(move |&(j, _)| (i, j)))
         .collect();
+    let bytes: usize = jobs
+        .iter()
+        .map(|(_, m)| Resamples::bytes(boot, m.runs()))
+        .sum();
+    let kept: HashMap<usize, Resamples> = if bytes <= MAX_KEPT_RESAMPLES {
+        jobs.iter()
+            .map(|j| j.0)
+            .zip(par_map(&jobs, |&(i, m)| {
+                Resamples::draw(m, boot, &c.methods[i].label)
+            }))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let summaries = par_map(&jobs, |&(i, m)| {
+        summarize_with(m, &taus, boot, &c.methods[i].label, kept.get(&i))
+    });
+    let mut summary_of: HashMap<usize, crate::stats::bootstrap::MethodSummary> =
+        jobs.iter().map(|j| j.0).zip(summaries).collect();
+
+    // Probability of improvement for every pair.
     let improvement: Vec<Improvement> = par_map(&pairs, |&(i, j)| {
         let (x, y) = (&c.methods[i].label, &c.methods[j].label);
         Improvement {
             x: x.clone(),
             y: y.clone(),
             p: improvement_interval(
-                matrices[i].as_ref().expect("a matrix"),
-                matrices[j].as_ref().expect("a matrix"),
+                (matrices[i].as_ref().expect("a matrix"), x, kept.get(&i)),
+                (matrices[j].as_ref().expect("a matrix"), y, kept.get(&j)),
                 boot,
-                &format!("poi:{x}\0{y}"),
             ),
         }
     });
@@ -1274,6 +1348,7 @@ pub(crate) mod testdata {
 mod tests {
     use super::testdata::{job, study};
     use super::*;
+    use serde_json::json;
 
     fn opts() -> CompareOptions {
         CompareOptions {
@@ -1413,6 +1488,41 @@ mod tests {
         let labels: Vec<&str> = c.methods.iter().map(|m| m.method.as_str()).collect();
         assert_eq!(labels, ["a/method_01", "method_02", "b/method_01"]);
         assert_eq!(c.studies, ["a", "b"]);
+    }
+
+    #[test]
+    fn only_swept_params_make_a_method_variant() {
+        // CartPole runs with settings of their own (the same for every run there), sphere runs
+        // without: one method each across both environments.
+        let mut s = study("s", 2, &["CartPole-v1", "sphere"], 3);
+        for j in &mut s.jobs {
+            if j.spec.experiment().unwrap().env == "CartPole-v1" {
+                j.spec.params.insert("eval_episodes".into(), json!(2));
+            }
+        }
+        let c = compare(std::slice::from_ref(&s), &opts()).unwrap();
+        let labels: Vec<&str> = c.methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(labels, ["method_01", "method_02"]);
+        assert!(c.methods.iter().all(|m| m.params.is_empty() && m.runs == 6));
+        // A param with two values in one cell (a sweep) names the variants.
+        for j in &mut s.jobs {
+            let seed = j.spec.experiment().unwrap().seed.unwrap();
+            j.spec
+                .params
+                .insert("pop_size".into(), json!(8 * (1 + seed % 2)));
+        }
+        let c = compare(&[s], &opts()).unwrap();
+        let labels: Vec<&str> = c.methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "method_01 pop_size=16",
+                "method_01 pop_size=8",
+                "method_02 pop_size=16",
+                "method_02 pop_size=8"
+            ]
+        );
+        assert_eq!(c.methods[0].params["pop_size"], json!(16));
     }
 
     #[test]
