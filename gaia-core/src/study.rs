@@ -783,6 +783,7 @@ pub fn groups(jobs: &[Job]) -> Vec<StudyGroup> {
                     .filter(|(state, _)| *state == JobState::Succeeded)
                     .count() as u64,
                 best: mean_std(&scores),
+                progress: None,
             }
         })
         .collect()
@@ -913,11 +914,22 @@ fn describe_finals(g: &mut SummaryGroup, mut finals: Vec<f64>) {
 
 /// The whole report of a study.
 pub fn report(name: &str, record: Option<StudyRecord>, jobs: &[Job], now: Millis) -> StudyReport {
+    let mut groups = groups(jobs);
+    // Each cell's own progress and ETA (the dashboard's grid of cells), grouped as `groups`.
+    let mut cells: Cells<Job> = Cells::default();
+    for job in jobs {
+        let j = StudyJob::of(job);
+        let key = serde_json::to_string(&(&j.method, &j.env, &j.params)).unwrap_or_default();
+        cells.add(&key, job.clone());
+    }
+    for (g, (_, members)) in groups.iter_mut().zip(cells.into_vec()) {
+        g.progress = Some(progress(&members, now));
+    }
     StudyReport {
         name: name.to_string(),
         record,
         progress: progress(jobs, now),
-        groups: groups(jobs),
+        groups,
         jobs: jobs.iter().map(StudyJob::of).collect(),
     }
 }

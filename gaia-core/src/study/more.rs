@@ -111,9 +111,10 @@ pub fn plan(
         .filter(|j| j.spec.kind() == JobKind::Experiment)
         .collect();
     if experiments.is_empty() {
-        return Err(RequestError::Invalid(format!(
-            "study {name:?} has no experiments to add to"
-        )));
+        return Err(match (record, jobs.is_empty()) {
+            (None, true) => RequestError::NotFound(format!("study {name:?}")),
+            _ => RequestError::Invalid(format!("study {name:?} has no experiments to add to")),
+        });
     }
     match more {
         More::Extend {
@@ -424,6 +425,10 @@ mod tests {
     #[test]
     fn a_study_without_experiments_has_nothing_to_add() {
         let e = plan("s", None, &[], &More::Retry { cancelled: false }).unwrap_err();
-        assert!(e.to_string().contains("no experiments"));
+        assert_eq!(e.to_string(), "study \"s\" not found");
+        let mut builtin = job(1, "a", "E1", None, JobState::Succeeded);
+        builtin.spec = crate::model::Spec::from(JobSpec::builtin(crate::model::JobKind::Hash, "x"));
+        let e = plan("s", None, &[builtin], &More::Retry { cancelled: false }).unwrap_err();
+        assert!(e.to_string().contains("no experiments"), "{e}");
     }
 }
