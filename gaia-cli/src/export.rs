@@ -22,7 +22,7 @@ use crate::exit;
 
 #[derive(clap::Args)]
 #[command(
-    group(clap::ArgGroup::new("target").required(true).args(["jobs", "study", "all"])),
+    group(clap::ArgGroup::new("selection").required(true).args(["jobs", "study", "all"])),
     group(clap::ArgGroup::new("format").args(["csv", "json", "png", "files"])),
     after_help = "Examples:
   gaia export --job 42 --png                  learning curve → job-42.png

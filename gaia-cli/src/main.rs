@@ -151,4 +151,11 @@ mod tests {
         let top = cli.render_help().to_string();
         assert!(top.contains("gaia submit --study"), "{top}");
     }
+
+    /// clap checks a command's definition only when it is parsed (an argument group named like
+    /// an argument made `gaia export` panic): check every subcommand's here.
+    #[test]
+    fn every_command_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }
