@@ -4,6 +4,7 @@
 mod helper;
 
 mod api;
+mod compare;
 mod dashboard;
 mod export;
 mod faults;
