@@ -3,13 +3,17 @@
 
 mod helper;
 
+mod adaptive;
 mod api;
 mod compare;
 mod dashboard;
+mod db;
 mod export;
 mod faults;
 mod logs;
+mod openapi;
 mod queue;
 mod release;
 mod server;
+mod soak;
 mod worker;

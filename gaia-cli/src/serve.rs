@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// Seconds between keep-alive pings on idle event streams (tests shorten it).
     #[arg(long, hide = true, default_value = "15", value_name = "SECS", value_parser = parse_secs)]
     pub event_keepalive: Duration,
+    /// Start with an empty database when <data-dir>/gaia.redb exists but is 0 bytes. Without
+    /// it such a file is refused: it is usually a truncated copy or a failed restore, and
+    /// starting on it would look as if every job and result were gone.
+    #[arg(long)]
+    pub allow_empty_db: bool,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
@@ -61,6 +66,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     config.max_release = a.max_release_mib << 20;
     config.max_file = a.max_file_mib << 20;
     config.event_keepalive = a.event_keepalive;
+    config.allow_empty_db = a.allow_empty_db;
     // Settings first, so a refused start leaves no generated token in the data dir (a
     // generated one is 64 hex digits: it stands in for the check).
     ServerConfig {

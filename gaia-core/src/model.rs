@@ -21,7 +21,7 @@ macro_rules! named_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
         $vis enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
@@ -119,6 +119,9 @@ named_enum! {
         TimedOut = "timed_out",
         Cancelled = "cancelled",
         Lost = "lost",
+        /// An adaptive study's early stopping ended it: not the experiment's failure, not a
+        /// user's cancel. It keeps its rows and files.
+        Pruned = "pruned",
     }
 }
 
@@ -130,7 +133,7 @@ impl JobState {
 }
 
 /// What a worker slot must offer to run a job.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Requirements {
     /// GPUs the job needs on one worker slot.
@@ -158,7 +161,7 @@ fn default_attempts() -> u32 {
 }
 
 /// What the submitter asks for.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     #[serde(default)]
@@ -201,6 +204,163 @@ pub struct JobSpec {
     /// The study this job belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub study: Option<String>,
+    /// Resource limits of the job's processes (`gaia submit --limit mem=8G,cpu=2h`), each
+    /// bounded by the running worker's maximum (`gaia work --max-limit`).
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+}
+
+/// Resource limits of one job's processes. Unset: the worker's maximum applies (if it has one).
+/// A job over a limit ends `failed` with the limit named.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory of the whole job in bytes: a cgroup v2 `memory.max` where the worker may create
+    /// cgroups, else each process's address space (`RLIMIT_AS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// CPU time of each process, seconds (`RLIMIT_CPU`; the wall clock is `timeout_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<u64>,
+    /// Open files of each process (`RLIMIT_NOFILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<u64>,
+    /// Output size in bytes: the largest file a process may write (`RLIMIT_FSIZE`), and the
+    /// total of the job's result files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// No limit set.
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// Parses `mem=8G,cpu=2h,files=1024,output=1G` (any subset, any order). Sizes take K, M,
+    /// G, T (powers of 1024; a bare number is bytes); times take s, m, h, d (bare: seconds).
+    /// `time=` is `cpu=`.
+    pub fn parse(s: &str) -> Result<Limits, RequestError> {
+        let bad = |m: String| RequestError::Invalid(format!("--limit {s:?}: {m}"));
+        let mut out = Limits::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{item:?} is not KEY=VALUE")))?;
+            let (k, v) = (k.trim(), v.trim());
+            let slot = match k {
+                "mem" | "memory" => &mut out.memory_bytes,
+                "cpu" | "time" => &mut out.cpu_secs,
+                "files" | "nofile" => &mut out.open_files,
+                "output" | "out" => &mut out.output_bytes,
+                _ => {
+                    return Err(bad(format!(
+                        "unknown limit {k:?} (mem=SIZE, cpu=TIME, files=N, output=SIZE)"
+                    )));
+                }
+            };
+            let n = match k {
+                "mem" | "memory" | "output" | "out" => parse_size(v),
+                "cpu" | "time" => parse_duration_secs(v),
+                _ => v.parse::<u64>().ok(),
+            }
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad(format!("{k}={v:?} is not a positive amount")))?;
+            if slot.replace(n).is_some() {
+                return Err(bad(format!("{k} is given twice")));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each limit the smaller of this one and `max` (a limit only `max` sets applies too).
+    pub fn within(&self, max: &Limits) -> Limits {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Limits {
+            memory_bytes: min(self.memory_bytes, max.memory_bytes),
+            cpu_secs: min(self.cpu_secs, max.cpu_secs),
+            open_files: min(self.open_files, max.open_files),
+            output_bytes: min(self.output_bytes, max.output_bytes),
+        }
+    }
+
+    /// `mem=8G,cpu=2h` as [`Limits::parse`] reads it (empty when none is set).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = self.memory_bytes {
+            parts.push(format!("mem={}", format_size(b)));
+        }
+        if let Some(t) = self.cpu_secs {
+            parts.push(format!("cpu={}", format_duration_secs(t)));
+        }
+        if let Some(n) = self.open_files {
+            parts.push(format!("files={n}"));
+        }
+        if let Some(b) = self.output_bytes {
+            parts.push(format!("output={}", format_size(b)));
+        }
+        parts.join(",")
+    }
+}
+
+/// `8G`, `512M`, `100k`, `1024` (bytes) → bytes; powers of 1024.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let upper = v.to_ascii_uppercase();
+    let t = upper.trim_end_matches("IB").trim_end_matches('B');
+    let (num, mult) = match t.chars().last()? {
+        'K' => (&t[..t.len() - 1], 1u64 << 10),
+        'M' => (&t[..t.len() - 1], 1 << 20),
+        'G' => (&t[..t.len() - 1], 1 << 30),
+        'T' => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let x: f64 = num.trim().parse().ok()?;
+    let bytes = x * mult as f64;
+    (x.is_finite() && x >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// `90`, `90s`, `30m`, `2h`, `1d` → seconds.
+fn parse_duration_secs(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = match v.chars().last()? {
+        's' => (&v[..v.len() - 1], 1u64),
+        'm' => (&v[..v.len() - 1], 60),
+        'h' => (&v[..v.len() - 1], 3600),
+        'd' => (&v[..v.len() - 1], 86_400),
+        _ => (v, 1),
+    };
+    let x: f64 = num.trim().parse().ok()?;
+    let secs = x * mult as f64;
+    (x.is_finite() && x >= 0.0 && secs < u64::MAX as f64).then_some(secs.ceil() as u64)
+}
+
+fn format_size(b: u64) -> String {
+    for (unit, m) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
+        if b >= m && b.is_multiple_of(m) {
+            return format!("{}{unit}", b / m);
+        }
+    }
+    b.to_string()
+}
+
+fn format_duration_secs(t: u64) -> String {
+    for (unit, m) in [("d", 86_400u64), ("h", 3600), ("m", 60)] {
+        if t >= m && t.is_multiple_of(m) {
+            return format!("{}{unit}", t / m);
+        }
+    }
+    format!("{t}s")
 }
 
 /// Checks a name that comes from outside (method, environment, tag, worker name, study):
@@ -282,7 +442,18 @@ fn validate_json_text(what: &str, v: &serde_json::Value) -> Result<(), RequestEr
 /// The methods the experiments in this repository ship (`experiments/gaia_exp/methods/`). A
 /// worker's own experiments folder may know others, so an unknown method is a warning, not an
 /// error.
-pub const SHIPPED_METHODS: &[&str] = &["cma_es", "openai_es", "random_search", "island_model"];
+pub const SHIPPED_METHODS: &[&str] = &[
+    "cma_es",
+    "openai_es",
+    "random_search",
+    "island_model",
+    "curriculum_cma_es",
+    "neuromod_cma_es",
+    "neuromod_island",
+    "hybrid_cma_ff",
+    "indirect_encoding",
+    "ppo",
+];
 
 impl JobSpec {
     /// An experiment with the given method and budget, defaults elsewhere.
@@ -431,6 +602,24 @@ pub struct Spec {
     pub timeout_secs: Option<u64>,
     /// The study this job belongs to.
     pub study: Option<String>,
+    /// Resource limits of its processes.
+    pub limits: Limits,
+}
+
+/// On the wire a `Spec` is the [`JobSpec`] it stands for (`#[serde(from, into)]`), so its JSON
+/// Schema is `JobSpec`'s, under that name.
+impl schemars::JsonSchema for Spec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        JobSpec::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        JobSpec::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        JobSpec::json_schema(generator)
+    }
 }
 
 /// What a job runs, by kind.
@@ -501,6 +690,7 @@ impl From<JobSpec> for Spec {
             max_attempts: s.max_attempts,
             timeout_secs: s.timeout_secs,
             study: s.study,
+            limits: s.limits,
         }
     }
 }
@@ -516,6 +706,7 @@ impl From<Spec> for JobSpec {
             max_attempts: s.max_attempts,
             timeout_secs: s.timeout_secs,
             study: s.study,
+            limits: s.limits,
             ..JobSpec::default()
         };
         let labels = match s.task {
@@ -628,7 +819,7 @@ impl Spec {
 }
 
 /// The latest progress of a running or finished job, from its newest rows.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Progress {
     /// Rows stored for the current attempt.
     #[serde(default)]
@@ -651,13 +842,25 @@ pub struct Progress {
     /// 0..1, from `@gaia {"progress": ...}` or evals / max_evals.
     #[serde(default)]
     pub fraction: Option<f64>,
+    /// True once the experiment reported its own progress (`@gaia {"progress": ...}`): then
+    /// `fraction` is its word, not evals / budget.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fraction_reported: bool,
+    /// Seconds this attempt still needs at its measured speed (`study::job_eta`): from the
+    /// progress the experiment reports, else from its budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<f64>,
+    /// `eta_secs` is an upper bound: it assumes the whole budget, and the experiment may stop
+    /// early (solved). Shown as "≤".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eta_bound: bool,
     /// The last `@gaia {"status": ...}` message.
     #[serde(default)]
     pub status: Option<String>,
 }
 
 /// One attempt of a job: who ran it and how it ended.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Attempt {
     pub attempt: u32,
     pub worker: String,
@@ -672,7 +875,7 @@ pub struct Attempt {
 }
 
 /// A result file a job uploaded.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
     pub name: String,
     pub size: u64,
@@ -680,7 +883,7 @@ pub struct FileInfo {
 }
 
 /// A job as the server keeps it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Job {
     pub id: JobId,
     pub spec: Spec,
@@ -699,6 +902,10 @@ pub struct Job {
     /// Set by a cancel of a running job; the worker learns it at its next call.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Why its study's early stopping stops it (with `cancel_requested` while it runs): the
+    /// attempt then ends `pruned`, not `cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_reason: Option<String>,
     pub submitted_at: Millis,
     #[serde(default)]
     pub started_at: Option<Millis>,
@@ -786,7 +993,7 @@ impl JobBrief<'_> {
 }
 
 /// One GPU of a worker.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Gpu {
     pub index: u32,
     pub name: String,
@@ -797,7 +1004,7 @@ pub struct Gpu {
 }
 
 /// A worker's machine.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Hardware {
     #[serde(default)]
     pub os: String,
@@ -864,7 +1071,7 @@ impl Usage {
 }
 
 /// Live utilisation a worker reports with each heartbeat.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Usage {
     #[serde(default)]
     pub cpu_percent: f32,
@@ -885,7 +1092,7 @@ named_enum! {
 }
 
 /// A registered worker.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Worker {
     pub id: String,
     pub name: String,
@@ -973,7 +1180,7 @@ pub fn unrunnable_reason(workers: &[Worker], spec: &Spec) -> Option<String> {
 }
 
 /// What one worker slot offers when it asks for work.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Capabilities {
     pub kinds: Vec<JobKind>,
     #[serde(default)]
@@ -996,7 +1203,7 @@ impl Capabilities {
 
 /// One generation of one attempt: the key is `(job, attempt, seq)`, `seq` numbered 0, 1, 2, …
 /// by the worker per attempt.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Row {
     pub seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1023,7 +1230,7 @@ pub struct Row {
 /// none skipped, so the bytes need no field names. The wire's postcard row batches and the
 /// store's `rows` table both use it; append fields only (an old reader then stops early and
 /// an old file still decodes). Borrows the metrics when encoding, owns them when decoded.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct RowBin<'a> {
     pub seq: u64,
     pub generation: Option<u64>,
@@ -1183,7 +1390,7 @@ impl Level {
 }
 
 /// One stored log line of a job.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LogLine {
     /// Position in the job's log, 0-based, over all attempts.
     pub seq: u64,
@@ -1199,7 +1406,7 @@ pub struct LogLine {
 }
 
 /// An entry of the activity log (stored) and of the live event stream.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Event {
     /// Increasing id; SSE clients resume after it with `Last-Event-ID`.
     pub id: u64,
@@ -1224,7 +1431,7 @@ named_enum! {
 }
 
 /// A stored API token (the secret itself is never stored, only its SHA-256).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TokenInfo {
     pub name: String,
     pub scope: Scope,
@@ -1233,12 +1440,84 @@ pub struct TokenInfo {
 
 // ---- studies ----------------------------------------------------------------------------------
 
-/// One swept method parameter: every value becomes its own jobs.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// One parameter of a study: its values (every value becomes its own jobs on a grid; a
+/// sampler picks among them), or a range a sampler draws from (`range`). Exactly one of the
+/// two is set.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ParamAxis {
     pub key: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<SampleRange>,
+}
+
+/// A range a sampler draws a parameter from.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SampleRange {
+    /// `uniform(low,high)`: a real number, uniformly.
+    Uniform { low: f64, high: f64 },
+    /// `loguniform(low,high)`: a positive real number, uniformly in its logarithm.
+    LogUniform { low: f64, high: f64 },
+    /// `int(low,high)`: an integer from low to high inclusive, uniformly.
+    Int { low: i64, high: i64 },
+}
+
+named_enum! {
+    /// How a study picks its configurations (see `search`).
+    #[derive(Default)]
+    pub enum Sampler ("sampler", "samplers") {
+        /// Every combination of the params' values.
+        #[default]
+        Grid = "grid",
+        /// Independent draws from a seeded generator.
+        Random = "random",
+        /// A scrambled Sobol sequence: few samples spread evenly.
+        Sobol = "sobol",
+        /// Model-based (TPE): each configuration chosen from the scores so far.
+        Tpe = "tpe",
+    }
+}
+
+/// How a study picks its configurations beyond a grid: drawn by `sampler` from the params'
+/// values and ranges, `samples` of them, reproducibly from `seed`; `tpe` keeps at most
+/// `parallel` configurations in flight and proposes the next one as one ends.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    pub sampler: Sampler,
+    pub samples: u64,
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
+}
+
+/// An early-stopping rule: the server judges each configuration of a study when its runs
+/// cross a rung (a number of evaluations), and stops (`pruned`) the ones that fall behind.
+/// See `early_stop` for the rules.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EarlyStop {
+    /// Asynchronous successive halving (Li et al. 2020): rungs at `min_evals × eta^k`
+    /// (k < `max_rungs`); a configuration below the top 1/eta of those recorded at a rung stops.
+    Asha {
+        metric: String,
+        min_evals: u64,
+        eta: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_rungs: Option<u32>,
+    },
+    /// The median stopping rule (Golovin et al. 2017): rungs every `every` evaluations from
+    /// `min_evals`; a configuration below the median of the others at a rung stops, once at
+    /// least `min_configs` others were recorded there.
+    Median {
+        metric: String,
+        min_evals: u64,
+        every: u64,
+        min_configs: u32,
+    },
 }
 
 /// The axes of a study in canonical form; every combination of one value per axis is one job
@@ -1246,7 +1525,7 @@ pub struct ParamAxis {
 ///
 /// Empty `envs` means the template's environment (or the default); empty `seeds` means the
 /// template's seed (or none).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     pub methods: Vec<String>,
@@ -1259,7 +1538,7 @@ pub struct Sweep {
 }
 
 /// One submission of a study as stored.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySubmission {
     pub at: Millis,
     pub template: JobSpec,
@@ -1272,14 +1551,123 @@ pub struct StudySubmission {
     /// A retry's runs: the job each of `jobs` runs again, in the same order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retries: Vec<JobId>,
+    /// Configurations drawn by a sampler instead of a grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+    /// The early-stopping rule its configurations are judged by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// One configuration (a cell: method × environment × params) of an adaptive study, as the
+/// queue keeps it: its jobs (one per seed), whether it still runs, and its score once ended.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CellRecord {
+    /// Order of appearance in the study, 0-based.
+    pub id: u32,
+    /// The submission (index into the record's `submissions`) it belongs to.
+    pub submission: u32,
+    /// The params that make it (a sampler's draw, or a grid combination).
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub jobs: Vec<JobId>,
+    pub state: CellState,
+    /// Its jobs' mean final metric once every one ended (what `tpe` learns from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The highest rung all its seeds reached (value recorded), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<u32>,
+}
+
+/// Where a configuration of an adaptive study stands.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum CellState {
+    /// Some of its jobs are queued or running.
+    Running,
+    /// Early stopping stopped it at `rung` (its `value` below the `cut`).
+    Pruned { rung: u32, value: f64, cut: f64 },
+    /// Every job ended on its own.
+    Done,
+}
+
+/// What the queue must know of an adaptive study on every row batch and job end, kept apart from
+/// the study record so it reads small: its early-stopping rule, and its `tpe` submission.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct StudyRules {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
+    /// The submission whose sampler is `tpe` (index into the record's `submissions`), and how
+    /// many configurations it has proposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpe: Option<(u32, u64)>,
+    /// The `study_done` event was recorded (once).
+    #[serde(default)]
+    pub done: bool,
 }
 
 /// A study as stored: its name and every submission (the first one made it).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyRecord {
     pub name: String,
     pub created_at: Millis,
     pub submissions: Vec<StudySubmission>,
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_units_and_refuse_what_they_do_not_know() {
+        let l = Limits::parse("mem=8G, time=2h,files=1024,output=512M").unwrap();
+        assert_eq!(
+            l,
+            Limits {
+                memory_bytes: Some(8 << 30),
+                cpu_secs: Some(7200),
+                open_files: Some(1024),
+                output_bytes: Some(512 << 20),
+            }
+        );
+        assert_eq!(l.describe(), "mem=8G,cpu=2h,files=1024,output=512M");
+        assert_eq!(Limits::parse(&l.describe()).unwrap(), l);
+        assert_eq!(Limits::parse("cpu=90").unwrap().cpu_secs, Some(90));
+        assert_eq!(
+            Limits::parse("mem=1.5GiB").unwrap().memory_bytes,
+            Some(3 << 29)
+        );
+        assert_eq!(Limits::parse("").unwrap(), Limits::default());
+        for bad in [
+            "ram=1G",
+            "mem",
+            "mem=0",
+            "mem=-1G",
+            "mem=lots",
+            "cpu=1h,time=2h",
+            "mem=1e30T",
+        ] {
+            let e = Limits::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        let max = Limits::parse("mem=4G,cpu=1h").unwrap();
+        let got = Limits::parse("mem=16G,files=10").unwrap().within(&max);
+        assert_eq!(got.describe(), "mem=4G,cpu=1h,files=10");
+    }
+
+    #[test]
+    fn limits_ride_on_the_job_spec_and_old_specs_read_without_them() {
+        let spec: JobSpec =
+            serde_json::from_str(r#"{"kind":"upper","input":"x","limits":{"cpu_secs":5}}"#)
+                .unwrap();
+        let typed = spec.normalize().unwrap();
+        assert_eq!(typed.limits.cpu_secs, Some(5));
+        let back = serde_json::to_value(&typed).unwrap();
+        assert_eq!(back["limits"], serde_json::json!({"cpu_secs": 5}));
+        let old: Spec = serde_json::from_str(r#"{"kind":"upper","input":"x"}"#).unwrap();
+        assert!(old.limits.is_empty());
+        assert!(serde_json::to_value(&old).unwrap().get("limits").is_none());
+    }
 }
 
 #[cfg(test)]

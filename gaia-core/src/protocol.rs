@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::named_enum;
 use crate::model::{
-    Capabilities, Event, FileInfo, Hardware, Job, JobId, JobKind, JobSpec, JobState, LogLine,
-    Millis, ParamAxis, Row, RowBin, Scope, Stream, StudyRecord, Sweep, TokenInfo, Usage, Worker,
+    Capabilities, EarlyStop, Event, FileInfo, Hardware, Job, JobId, JobKind, JobSpec, JobState,
+    LogLine, Millis, ParamAxis, Row, RowBin, Sampler, Scope, Stream, StudyRecord, Sweep, TokenInfo,
+    Usage, Worker,
 };
 use crate::stats::MeanStd;
 
@@ -33,26 +34,62 @@ pub const PROTOCOL_HEADER: &str = "x-gaia-protocol";
 pub const POSTCARD_CONTENT_TYPE: &str = "application/x-gaia-postcard";
 
 /// The body of every error answer: `{"error": "..."}`.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct ErrorBody {
     pub error: String,
 }
 
+/// `GET /healthz` answer (also with 503, `ok: false`, once the store can no longer write).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Health {
+    pub ok: bool,
+    pub version: String,
+    pub protocol: u32,
+}
+
+/// `DELETE /api/v1/tokens/{name}` answer.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Revoked {
+    /// The name of the token revoked.
+    pub revoked: String,
+}
+
+/// An answer that only says the request was taken (`POST /api/v1/workers/{name}/report`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Ack {
+    pub ok: bool,
+}
+
+/// The data of a `rows` event of `GET /api/v1/events` (SSE): rows just stored for a job.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct RowsEvent<'a> {
+    pub job: JobId,
+    pub attempt: u32,
+    pub rows: std::borrow::Cow<'a, [Row]>,
+}
+
+/// The data of a `logs` event of `GET /api/v1/events` (SSE): log lines just stored for a job.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct LogsEvent<'a> {
+    pub job: JobId,
+    pub lines: std::borrow::Cow<'a, [LogLine]>,
+}
+
 /// `POST /api/v1/jobs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct SubmitResponse {
     pub id: JobId,
 }
 
 /// `POST /api/v1/jobs/batch` request: several jobs, all stored or none.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBatch {
     pub jobs: Vec<JobSpec>,
 }
 
 /// `POST /api/v1/jobs/batch` answer, ids in request order.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct SubmitBatchResponse {
     pub ids: Vec<JobId>,
 }
@@ -68,7 +105,7 @@ pub struct JobQuery {
 }
 
 /// `GET /api/v1/jobs` answer: newest first.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct JobList {
     pub jobs: Vec<Job>,
     /// Pass as `before` to get the next page; absent on the last page.
@@ -79,13 +116,13 @@ pub struct JobList {
 }
 
 /// `POST /api/v1/jobs/{id}/cancel` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct CancelResponse {
     pub job: Job,
 }
 
 /// `GET /api/v1/jobs/{id}/rows` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct RowsResponse {
     pub job: JobId,
     pub attempt: u32,
@@ -97,7 +134,7 @@ pub struct RowsResponse {
 }
 
 /// `POST /api/v1/workers/register` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The id this worker had before (from its state file), to come back as the same worker.
@@ -114,7 +151,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /api/v1/workers/register` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct RegisterResponse {
     pub worker_id: String,
     /// A lease not renewed for this long expires.
@@ -125,7 +162,7 @@ pub struct RegisterResponse {
 }
 
 /// A running job a worker reports, with the attempt and lease it holds.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseRef {
     pub job: JobId,
     pub attempt: u32,
@@ -133,7 +170,7 @@ pub struct LeaseRef {
 }
 
 /// `POST /api/v1/workers/{id}/heartbeat` request.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     #[serde(default)]
@@ -146,7 +183,7 @@ pub struct HeartbeatRequest {
 }
 
 /// `POST /api/v1/workers/{id}/heartbeat` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct HeartbeatResponse {
     /// Jobs the worker must cancel.
     pub cancel: Vec<JobId>,
@@ -158,7 +195,7 @@ pub struct HeartbeatResponse {
 }
 
 /// `POST /api/v1/claim` request: one slot asks for a job, waiting up to `wait_ms`.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     pub worker_id: String,
@@ -181,7 +218,7 @@ fn default_claim_wait_ms() -> u64 {
 }
 
 /// An attempt's end, carried by a claim.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Finished {
     pub job: JobId,
@@ -189,7 +226,7 @@ pub struct Finished {
 }
 
 /// A job handed to a worker with its attempt and lease.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct Assignment {
     pub job: Job,
     pub attempt: u32,
@@ -197,7 +234,7 @@ pub struct Assignment {
 }
 
 /// `POST /api/v1/claim` answer; `assignment` is absent when the wait ran out.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct ClaimResponse {
     #[serde(default)]
     pub assignment: Option<Assignment>,
@@ -207,7 +244,7 @@ pub struct ClaimResponse {
 }
 
 /// `POST /api/v1/jobs/{id}/rows` request (JSON or postcard).
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RowBatch {
     pub attempt: u32,
@@ -221,7 +258,7 @@ pub struct RowBatch {
 }
 
 /// `POST /api/v1/jobs/{id}/rows` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct RowAck {
     /// Rows newly stored.
     pub stored: u64,
@@ -232,7 +269,7 @@ pub struct RowAck {
 }
 
 /// One log line as a worker sends it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LogInput {
     pub stream: Stream,
     pub text: String,
@@ -247,7 +284,7 @@ pub struct LogInput {
 }
 
 /// `POST /api/v1/jobs/{id}/logs` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct LogBatch {
     pub attempt: u32,
@@ -258,13 +295,13 @@ pub struct LogBatch {
 }
 
 /// `POST /api/v1/jobs/{id}/logs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct LogAck {
     pub cancel: bool,
 }
 
 /// `GET /api/v1/jobs/{id}/logs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct LogsResponse {
     pub lines: Vec<LogLine>,
     /// Pass as `after` to get the lines after these.
@@ -296,7 +333,7 @@ impl Outcome {
 }
 
 /// `POST /api/v1/jobs/{id}/complete` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     pub attempt: u32,
@@ -313,7 +350,7 @@ pub struct CompleteRequest {
 }
 
 /// `POST /api/v1/jobs/{id}/requeue` request: a worker that shuts down gives a job back.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RequeueRequest {
     pub attempt: u32,
@@ -329,13 +366,13 @@ pub struct RequeueRequest {
 }
 
 /// `GET /api/v1/workers` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct WorkerList {
     pub workers: Vec<Worker>,
 }
 
 /// `GET /api/v1/status` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct StatusResponse {
     pub version: String,
     pub protocol: u32,
@@ -346,16 +383,20 @@ pub struct StatusResponse {
     pub started_at: Millis,
     /// The server's data directory.
     pub data_dir: String,
+    /// The methods the shipped experiments know (`model::SHIPPED_METHODS`): suggestions for
+    /// forms; a worker's own experiments may know others.
+    #[serde(default)]
+    pub methods: Vec<String>,
 }
 
 /// `GET /api/v1/events` (as JSON, without SSE) answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct EventList {
     pub events: Vec<Event>,
 }
 
 /// `POST /api/v1/tokens` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     pub name: String,
@@ -363,7 +404,7 @@ pub struct TokenCreate {
 }
 
 /// `POST /api/v1/tokens` answer: the secret, shown this once.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct TokenCreated {
     pub name: String,
     pub scope: Scope,
@@ -371,13 +412,13 @@ pub struct TokenCreated {
 }
 
 /// `GET /api/v1/tokens` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }
 
 /// `GET /api/v1/jobs/{id}/files` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct FileList {
     pub files: Vec<FileInfo>,
 }
@@ -385,7 +426,7 @@ pub struct FileList {
 // ---- the overview ------------------------------------------------------------------------------
 
 /// `GET /api/v1/whoami` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct WhoAmI {
     pub scope: Scope,
     /// The token's name (`admin` for the server's admin token).
@@ -395,7 +436,7 @@ pub struct WhoAmI {
 }
 
 /// Scores of one (environment, method) pair.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct SummaryGroup {
     pub env: String,
     pub method: String,
@@ -422,7 +463,7 @@ pub struct SummaryGroup {
 }
 
 /// `GET /api/v1/summary` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Summary {
     /// Jobs per state (every state present), over the whole server or the study.
     pub jobs: BTreeMap<String, u64>,
@@ -440,8 +481,9 @@ pub struct Summary {
 /// One sweep axis on the wire: a list, or the text the command line takes (`a,b`, `1..5,10`),
 /// which the server parses with the command line's own grammar (`study::parse_list`,
 /// `study::parse_seeds`), so the dashboard and scripts need no parser of their own.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
+#[schemars(rename = "Axis_of_{T}")]
 pub enum Axis<T> {
     List(Vec<T>),
     Text(String),
@@ -465,7 +507,7 @@ impl<T> Axis<T> {
 
 /// One swept param on the wire: `{"key", "values"}`, or the text of a command line's
 /// `--param KEY=V1,V2` (`study::parse_param_sweep`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum ParamInput {
     Axis(ParamAxis),
@@ -474,7 +516,7 @@ pub enum ParamInput {
 
 /// The sweep of a study submission as sent: each axis structured or as command-line text.
 /// The server turns it into the canonical [`Sweep`] it stores and answers with.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SweepInput {
     pub methods: Axis<String>,
@@ -498,7 +540,7 @@ impl From<Sweep> for SweepInput {
 }
 
 /// `POST /api/v1/studies` request.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StudySubmit {
     pub name: String,
@@ -517,10 +559,36 @@ pub struct StudySubmit {
     /// write nothing. The dashboard's form previews a study this way.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// How configurations are picked (`search`): `grid` (the default: every combination of
+    /// the params' values), `random`, `sobol` or `tpe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<Sampler>,
+    /// Configurations a sampler draws (needed with one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u64>,
+    /// The sampler's seed (default 0): the same seed draws the same configurations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_seed: Option<u64>,
+    /// `tpe`: configurations in flight at most (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
+    /// Early stopping: the command line's text (`"asha(metric=best_ever, min_evals=5000,
+    /// eta=3)"`) or the rule as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<RuleInput>,
+}
+
+/// An early-stopping rule on the wire: text in the command line's grammar
+/// (`early_stop::parse`), or the rule itself.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum RuleInput {
+    Rule(EarlyStop),
+    Text(String),
 }
 
 /// `POST /api/v1/studies` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySubmitted {
     pub study: String,
     /// The jobs of this submission, in sweep order, with their ids.
@@ -538,7 +606,7 @@ pub struct StudySubmitted {
 }
 
 /// One job of a study as `gaia study` lists it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyJob {
     pub id: JobId,
     pub state: JobState,
@@ -560,7 +628,7 @@ pub struct StudyJob {
 }
 
 /// Progress and ETA of a study.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct StudyProgress {
     pub jobs: u64,
     /// Jobs per state name (only states that occur).
@@ -582,6 +650,10 @@ pub struct StudyProgress {
     /// rate (real evaluations over real running time).
     #[serde(default)]
     pub evals_per_sec: Option<f64>,
+    /// True when the ETA assumes some jobs use their whole budget (no similar job of the study
+    /// has ended yet to say how much they really use): an upper bound, shown as "≤".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eta_bound: bool,
     /// Seconds until the queued and running jobs are done; None = unknown (see `eta_note`).
     #[serde(default)]
     pub eta_secs: Option<f64>,
@@ -591,7 +663,7 @@ pub struct StudyProgress {
 }
 
 /// The result of one method × environment (× swept params) over its seeds.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyGroup {
     pub method: String,
     pub env: String,
@@ -608,7 +680,7 @@ pub struct StudyGroup {
 }
 
 /// `GET /api/v1/studies/{name}` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyReport {
     pub name: String,
     /// None for a study that only exists as jobs tagged with its name.
@@ -617,10 +689,42 @@ pub struct StudyReport {
     pub progress: StudyProgress,
     pub groups: Vec<StudyGroup>,
     pub jobs: Vec<StudyJob>,
+    /// An adaptive study's configurations (a sampler's, or any judged by early stopping).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ConfigReport>,
+    /// The best configuration so far (its id): the highest score of those that ended, else
+    /// the highest best-ever of any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incumbent: Option<u32>,
+    /// Every job of the study has ended (none queued or running, no proposal to come).
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// One configuration of an adaptive study as `gaia study` shows it.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ConfigReport {
+    pub id: u32,
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// `running`, `pruned` or `done`.
+    pub state: String,
+    /// The highest rung its seeds all reached (and were judged at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<u32>,
+    /// Why it was pruned, with the rung, its value and the cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<String>,
+    /// The best best-ever of its jobs so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<f64>,
+    /// Its jobs' mean final value, once every one ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub jobs: Vec<JobId>,
 }
 
 /// One line of `GET /api/v1/studies`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySummary {
     pub name: String,
     #[serde(default)]
@@ -629,7 +733,7 @@ pub struct StudySummary {
 }
 
 /// `GET /api/v1/studies` answer, newest first.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyList {
     pub studies: Vec<StudySummary>,
 }

@@ -13,7 +13,7 @@ use crate::stats::bootstrap::SeedsNeeded;
 
 /// `GET /api/v1/studies/{name}/compare` answer: the methods of one or more studies compared
 /// over their environments, every number with the definition it was computed by.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Comparison {
     /// The studies compared (the first is the one in the path).
     pub studies: Vec<String>,
@@ -59,7 +59,7 @@ pub struct Comparison {
 }
 
 /// How a run's score is taken.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ScoreInfo {
     /// `final`, `best_ever` or `auc`.
     pub kind: String,
@@ -68,7 +68,7 @@ pub struct ScoreInfo {
 }
 
 /// How one environment's scores were normalised: (score − low) / (high − low).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct EnvNorm {
     pub env: String,
     pub low: f64,
@@ -82,14 +82,14 @@ pub struct EnvNorm {
 }
 
 /// An environment left out of the aggregates.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ExcludedEnv {
     pub env: String,
     pub reason: String,
 }
 
 /// One method's result.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct MethodResult {
     /// The label that names it in tables and figures: the method, its swept params
     /// (` pop_size=32`), and its study (`study/`) when methods of several studies share a name.
@@ -115,7 +115,7 @@ pub struct MethodResult {
 }
 
 /// One method on one environment.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct CellResult {
     pub env: String,
     /// Runs with a score.
@@ -128,7 +128,7 @@ pub struct CellResult {
 }
 
 /// A run left out of the comparison.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LeftOut {
     pub job: JobId,
     #[serde(default)]
@@ -139,14 +139,14 @@ pub struct LeftOut {
 }
 
 /// The aggregates of one environment.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct EnvResult {
     pub env: String,
     pub methods: Vec<EnvMethod>,
 }
 
 /// One method's aggregates on one environment.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct EnvMethod {
     pub method: String,
     pub runs: u64,
@@ -157,7 +157,7 @@ pub struct EnvMethod {
 }
 
 /// The probability that a run of X scores higher than a run of Y.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Improvement {
     pub x: String,
     pub y: String,
@@ -166,7 +166,7 @@ pub struct Improvement {
 }
 
 /// Performance profiles: per method, the fraction of runs with a normalised score above τ.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Profile {
     pub taus: Vec<f64>,
     /// One line per method, one interval per τ.
@@ -174,7 +174,7 @@ pub struct Profile {
 }
 
 /// One method's curve.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Line {
     pub method: String,
     pub points: Vec<Interval>,
@@ -182,14 +182,14 @@ pub struct Line {
 
 /// Sample-efficiency curves: the IQM of the normalised best-ever at each point of a common
 /// evaluations grid.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct CurveSet {
     pub evals: Vec<f64>,
     pub lines: Vec<Line>,
 }
 
 /// The fixed-target view.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TargetResult {
     /// The target in words (`solved`, `normalised 0.5`, ...).
     pub target: String,
@@ -202,14 +202,14 @@ pub struct TargetResult {
 }
 
 /// One environment's raw target.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct EnvTarget {
     pub env: String,
     pub target: f64,
 }
 
 /// One method against the target.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TargetMethod {
     pub method: String,
     /// Runs (of every environment) that reached their target.
@@ -220,7 +220,7 @@ pub struct TargetMethod {
 }
 
 /// One method on one environment against its target.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TargetCell {
     pub env: String,
     pub runs: u64,
@@ -233,7 +233,7 @@ pub struct TargetCell {
 }
 
 /// Seeds needed per cell.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct SeedsNeededResult {
     /// The requested interval half-width, in normalised units.
     pub half_width: f64,
@@ -243,7 +243,7 @@ pub struct SeedsNeededResult {
 }
 
 /// One cell's seeds needed.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct SeedsCell {
     pub method: String,
     pub env: String,
@@ -252,7 +252,7 @@ pub struct SeedsCell {
 }
 
 /// `GET /api/v1/studies/{name}/scores.json` answer: every scored run, for rliable and pandas.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ScoresExport {
     pub studies: Vec<String>,
     pub score: ScoreInfo,
@@ -268,7 +268,7 @@ pub struct ScoresExport {
 }
 
 /// One scored run.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ScoreRecord {
     pub study: String,
     pub method: String,
@@ -281,7 +281,7 @@ pub struct ScoreRecord {
 }
 
 /// `POST /api/v1/studies/{name}/extend` request: more seeds on the study's own grid.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StudyExtend {
     /// `+5` (the next five seed numbers after the highest the study used), or seeds as
@@ -296,7 +296,7 @@ pub struct StudyExtend {
 }
 
 /// `POST /api/v1/studies/{name}/retry` request: run again the study's runs that failed.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StudyRetry {
     /// Also run again runs that were cancelled (by default: failed, lost and timed out).

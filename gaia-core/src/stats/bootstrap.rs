@@ -17,15 +17,18 @@ pub const MAX_RESAMPLES: usize = 100_000;
 pub const DEFAULT_CONFIDENCE: f64 = 0.95;
 
 /// A point estimate and its confidence interval.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 pub struct Interval {
     /// `null` on the wire where it is not a finite number (an infinite running time, a curve
     /// point no run reached), as the bounds.
     #[serde(with = "finite")]
+    #[schemars(with = "Option<f64>")]
     pub estimate: f64,
     #[serde(with = "finite")]
+    #[schemars(with = "Option<f64>")]
     pub low: f64,
     #[serde(with = "finite")]
+    #[schemars(with = "Option<f64>")]
     pub high: f64,
 }
 
@@ -414,7 +417,7 @@ pub fn mean_interval(values: &[f64], boot: &Bootstrap, stream: &str) -> Option<I
 }
 
 /// How many more runs a cell needs for its interval's half-width to fall under a target.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 pub struct SeedsNeeded {
     /// Runs the cell has.
     pub runs: u64,

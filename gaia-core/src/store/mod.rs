@@ -12,10 +12,12 @@
 //!
 //! **Reads** take a redb read transaction (a consistent snapshot) on the caller's thread.
 
+pub mod adaptive;
 pub mod events;
 pub mod jobs;
 pub mod logs;
 pub mod releases;
+pub mod repair;
 pub mod rows;
 pub mod studies;
 pub mod tokens;
@@ -95,6 +97,12 @@ pub struct Tx<'a> {
     pub(crate) counts: Table<'a, &'static str, u64>,
     pub(crate) study_jobs: Table<'a, (&'static str, u64), ()>,
     pub(crate) studies: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) study_open: Table<'a, &'static str, u64>,
+    pub(crate) study_rules: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) study_cells: Table<'a, (&'static str, &'static str), &'static [u8]>,
+    pub(crate) job_cells: Table<'a, u64, &'static str>,
+    pub(crate) rung_values: Table<'a, (&'static str, u32, &'static str), f64>,
+    pub(crate) job_rungs: Table<'a, (u64, u32), f64>,
     pub(crate) rows: Table<'a, (u64, u32, u64), &'static [u8]>,
     pub(crate) row_blocks: Table<'a, (u64, u32, u64), &'static [u8]>,
     pub(crate) logs: Table<'a, (u64, u64), &'static [u8]>,
@@ -116,6 +124,8 @@ pub struct Reader {
     pub(crate) counts: ReadOnlyTable<&'static str, u64>,
     pub(crate) study_jobs: ReadOnlyTable<(&'static str, u64), ()>,
     pub(crate) studies: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) study_rules: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) study_cells: ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     pub(crate) rows: ReadOnlyTable<(u64, u32, u64), &'static [u8]>,
     pub(crate) row_blocks: ReadOnlyTable<(u64, u32, u64), &'static [u8]>,
     pub(crate) logs: ReadOnlyTable<(u64, u64), &'static [u8]>,
@@ -134,6 +144,12 @@ impl<'a> Tx<'a> {
             counts: txn.open_table(jobs::COUNTS)?,
             study_jobs: txn.open_table(jobs::STUDY_JOBS)?,
             studies: txn.open_table(studies::STUDIES)?,
+            study_open: txn.open_table(jobs::STUDY_OPEN)?,
+            study_rules: txn.open_table(adaptive::STUDY_RULES)?,
+            study_cells: txn.open_table(adaptive::STUDY_CELLS)?,
+            job_cells: txn.open_table(adaptive::JOB_CELLS)?,
+            rung_values: txn.open_table(adaptive::RUNG_VALUES)?,
+            job_rungs: txn.open_table(adaptive::JOB_RUNGS)?,
             rows: txn.open_table(rows::ROWS)?,
             row_blocks: txn.open_table(rows::ROW_BLOCKS)?,
             logs: txn.open_table(logs::LOGS)?,
@@ -163,6 +179,8 @@ impl Reader {
             counts: txn.open_table(jobs::COUNTS)?,
             study_jobs: txn.open_table(jobs::STUDY_JOBS)?,
             studies: txn.open_table(studies::STUDIES)?,
+            study_rules: txn.open_table(adaptive::STUDY_RULES)?,
+            study_cells: txn.open_table(adaptive::STUDY_CELLS)?,
             rows: txn.open_table(rows::ROWS)?,
             row_blocks: txn.open_table(rows::ROW_BLOCKS)?,
             logs: txn.open_table(logs::LOGS)?,
@@ -174,11 +192,31 @@ impl Reader {
     }
 }
 
+/// How [`Store::open_with`] treats what it finds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    /// Take a 0-byte `gaia.redb` for a new database. Off by default: an existing empty file is
+    /// far more often a truncated copy or a failed restore than a wish to start over, and
+    /// opening it would look like every job and row was lost (`gaia serve --allow-empty-db`).
+    pub allow_empty: bool,
+}
+
 impl Store {
     /// Opens (or creates) the database in `data_dir`, checking and migrating its schema version.
+    /// A 0-byte database file is refused ([`OpenOptions::allow_empty`]).
     pub fn open(data_dir: &Path) -> Result<Store, Error> {
+        Self::open_with(data_dir, OpenOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(data_dir: &Path, options: OpenOptions) -> Result<Store, Error> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
         let path = data_dir.join(DB_FILE);
+        if !options.allow_empty
+            && std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0)
+        {
+            return Err(StoreError::Empty { path }.into());
+        }
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)

@@ -418,7 +418,8 @@ impl Curve {
     /// stands for the evaluations before the first row, the last one holds to the budget.
     pub fn auc(&self, budget: f64) -> Option<f64> {
         let first = self.steps.first()?;
-        if !(budget > 0.0) {
+        // Also refuses a NaN budget.
+        if budget.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return None;
         }
         let (mut area, mut px, mut py) = (0.0, 0.0, first.1);
@@ -618,7 +619,9 @@ fn collect<'a>(studies: &'a [StudyRuns], opts: &CompareOptions) -> Collected<'a>
     let mut envs: Vec<String> = Vec::new();
     let mut methods: Vec<Method> = Vec::new();
     let mut index: HashMap<(usize, String), usize> = HashMap::new();
-    let mut raw: Vec<(usize, usize, &Job, Option<f64>, Option<&Curve>)> = Vec::new();
+    // Per succeeded run: its method, env, job, raw score and curve.
+    type Raw<'a> = (usize, usize, &'a Job, Option<f64>, Option<&'a Curve>);
+    let mut raw: Vec<Raw> = Vec::new();
     for &(si, job) in &runs {
         let e = job.spec.experiment().expect("an experiment");
         let params = swept_of(
@@ -959,10 +962,10 @@ pub fn compare(studies: &[StudyRuns], opts: &CompareOptions) -> Result<Compariso
     } else {
         None
     };
-    let target = match &opts.target {
-        Some(t) => Some(target(&c, &included, t, boot, &mut notes)),
-        None => None,
-    };
+    let target = opts
+        .target
+        .as_ref()
+        .map(|t| target(&c, &included, t, boot, &mut notes));
     let seeds_needed = opts.seeds_needed.map(|w| {
         let cells: Vec<(usize, usize)> = c
             .methods
@@ -1086,7 +1089,8 @@ fn curves(
     let end = runs()
         .map(|s| (s.job.spec.max_evals().unwrap_or(0) as f64).max(s.curve.map_or(0.0, |cv| cv.end)))
         .fold(0.0f64, f64::max);
-    if !(start < end) {
+    // Also refuses NaN bounds.
+    if start.partial_cmp(&end) != Some(std::cmp::Ordering::Less) {
         return None;
     }
     let grid = linspace(start, end, CURVE_POINTS);

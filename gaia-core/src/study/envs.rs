@@ -44,6 +44,16 @@ pub const SHIPPED_ENVS: &[EnvScores] = &[
         solved: 200.0,
     },
     EnvScores {
+        name: "BipedalWalker-v3",
+        random: -100.3,
+        solved: 300.0,
+    },
+    EnvScores {
+        name: "BipedalWalkerHardcore-v3",
+        random: -108.1,
+        solved: 300.0,
+    },
+    EnvScores {
         name: "sphere",
         random: -30.0,
         solved: -1e-8,

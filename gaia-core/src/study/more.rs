@@ -116,6 +116,21 @@ pub fn plan(
             _ => RequestError::Invalid(format!("study {name:?} has no experiments to add to")),
         });
     }
+    // An adaptive study's configurations are the sampler's and its early-stopping rule's to
+    // run, stop and count (the queue's cell records): jobs added beside them would be outside
+    // both.
+    if let Some(i) = record.and_then(|r| {
+        r.submissions
+            .iter()
+            .position(|s| s.search.is_some() || s.early_stop.is_some())
+    }) {
+        return Err(RequestError::Invalid(format!(
+            "study {name:?} is adaptive (its submission {} has a search or early stopping): \
+             extend and retry work on grid studies only; submit more configurations with \
+             gaia submit --study {name}",
+            i + 1
+        )));
+    }
     match more {
         More::Extend {
             seeds,
@@ -179,6 +194,8 @@ fn extend(
             template,
             sweep,
             confirm_large,
+            search: None,
+            early_stop: None,
         };
         let mut specs = def.expand()?;
         for s in &specs {
@@ -283,6 +300,8 @@ pub fn record_with(
         jobs,
         via: Some(planned.via.to_string()),
         retries: planned.retries,
+        search: None,
+        early_stop: None,
     });
     record
 }
@@ -325,7 +344,34 @@ mod tests {
                 jobs: ids,
                 via: None,
                 retries: Vec::new(),
+                search: None,
+                early_stop: None,
             }],
+        }
+    }
+
+    #[test]
+    fn an_adaptive_study_is_neither_extended_nor_retried() {
+        let mut r = record(&["a"], &["E1"], &[1], vec![1]);
+        r.submissions[0].early_stop = Some(crate::model::EarlyStop::Asha {
+            metric: "best_ever".into(),
+            min_evals: 100,
+            eta: 3,
+            max_rungs: None,
+        });
+        let jobs = [job(1, "a", "E1", Some(1), JobState::Failed)];
+        for more in [
+            More::Retry { cancelled: false },
+            More::Extend {
+                seeds: "+1".parse().unwrap(),
+                confirm_large: false,
+            },
+        ] {
+            let e = plan("s", Some(&r), &jobs, &more).unwrap_err().to_string();
+            assert!(
+                e.contains("adaptive") && e.contains("grid studies only"),
+                "{e}"
+            );
         }
     }
 

@@ -112,11 +112,13 @@ pub fn compare_figure(
             );
             let rows: Vec<_> = c.methods.iter().filter(|m| m.iqm.is_some()).collect();
             let categories: Vec<String> = rows.iter().map(|m| m.method.clone()).collect();
-            let pick: [(
-                &str,
+            // Per panel: its caption, the statistic it shows, its x axis.
+            type Pick = (
+                &'static str,
                 fn(&crate::protocol::MethodResult) -> Option<Interval>,
-                &str,
-            ); 4] = [
+                &'static str,
+            );
+            let pick: [Pick; 4] = [
                 ("IQM", |m| m.iqm, "normalised score"),
                 ("Median", |m| m.median, "normalised score"),
                 ("Mean", |m| m.mean, "normalised score"),
