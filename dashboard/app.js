@@ -5,7 +5,8 @@
 //   app.js          boot, start after login, logout
 //   router.js       the hash → one view; view-*.js, one module per page or panel:
 //     view-overview.js (with view-workers.js, view-activity.js), view-jobs.js, view-job.js,
-//     view-charts.js, view-live.js, view-submit.js, view-login.js
+//     view-charts.js, view-live.js, view-submit.js, view-login.js, view-studies.js,
+//     view-study.js (with view-compare.js: a study's cells, more seeds, the method comparison)
 //   stream.js       the one EventSource and the live debug feed
 //   parts.js        badges, progress bars, the admin-only button, a job's row
 //   rows.js         a job's downsampled curve as chart points

@@ -3,6 +3,7 @@
 //   scores and metrics   fmtNum   best, best-ever, mean, σ, any metric, chart axes and read-outs:
 //                                 four significant digits, trailing zeros dropped (487.3, -109.2,
 //                                 0.01235, 1.235e-7); k / M / G from ten thousand (12.35k, 1.2M)
+//   intervals            fmtInterval  an estimate and its CI as scores: 0.8123 [0.7, 0.912]
 //   counts               count    jobs, rows, evaluations, generations, lines: whole numbers,
 //                                 exact, with thousands separators (9,999, 51,234, 1,250,000), as
 //                                 the command line writes them (gaia_core::human::count)
@@ -26,6 +27,16 @@ export function fmtNum(v) {
   if (a >= 1e6) return sig(v / 1e6) + "M";
   if (a >= 1e4) return sig(v / 1e3) + "k";
   return sig(v);
+}
+
+/**
+ * An estimate and its interval, each as a score: "0.8123 [0.7, 0.912]"; a value the server sent
+ * as null (not a number: an infinite running time) as `missing`.
+ */
+export function fmtInterval(i, missing = "–") {
+  if (!i) return "–";
+  const v = (x) => (x === null || x === undefined ? missing : fmtNum(x));
+  return `${v(i.estimate)} [${v(i.low)}, ${v(i.high)}]`;
 }
 
 /** Drops a fraction's trailing zeros (and the point): "1.50" → "1.5", "2.00" → "2". */

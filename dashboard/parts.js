@@ -111,3 +111,20 @@ export function jobRow(j, opts = {}) {
   if (opts.cancel !== false) cells.push(h("td", { class: "act" }, cancel));
   return h("tr", { dataset: { job: String(j.id) }, class: `st-row-${j.state}` }, ...cells);
 }
+
+/** "3 succeeded, 1 running": a study's (or a cell's) jobs per state, in lifecycle order. */
+export function statesText(states) {
+  const order = ["running", "queued", "succeeded", "failed", "timed_out", "cancelled", "lost"];
+  return order
+    .filter((s) => states && states[s])
+    .map((s) => `${count(states[s])} ${s.replace("_", " ")}`)
+    .join(", ");
+}
+
+/** A study's (or a cell's) ETA as the server estimated it: a duration, "done", or why not known. */
+export function studyEta(p) {
+  if (!p) return "–";
+  if (p.eta_note === "done") return "done";
+  if (p.eta_secs !== null && p.eta_secs !== undefined) return dur(p.eta_secs * 1000);
+  return p.eta_note ? `unknown (${p.eta_note})` : "unknown";
+}

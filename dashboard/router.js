@@ -10,6 +10,8 @@ import { jobView } from "./view-job.js";
 import { jobsView } from "./view-jobs.js";
 import { liveView } from "./view-live.js";
 import { overviewView } from "./view-overview.js";
+import { studiesView } from "./view-studies.js";
+import { studyView } from "./view-study.js";
 import { submitView } from "./view-submit.js";
 
 const ROUTES = [
@@ -18,6 +20,8 @@ const ROUTES = [
   [/^\/jobs$/, (m, q) => jobsView(q)],
   [/^\/charts$/, (m, q) => chartsView(q)],
   [/^\/live$/, () => liveView()],
+  [/^\/studies$/, () => studiesView()],
+  [/^\/studies\/(.+)$/, (m) => studyView(decodeURIComponent(m[1]))],
   [/^\/submit$/, () => submitView()],
 ];
 

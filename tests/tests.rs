@@ -6,6 +6,7 @@ mod helper;
 mod adaptive;
 mod api;
 mod cluster;
+mod compare;
 mod dashboard;
 mod db;
 mod export;

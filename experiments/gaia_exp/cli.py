@@ -2,7 +2,7 @@
 
     run_all.py --method M [--env E] [--max-evals N] [--seed S] [--eval-episodes K]
                [--workers W] [--results-dir D]
-    run_all.py --list
+    run_all.py --list [--json]
 
 Params come from the GAIA_JOB_PARAMS environment variable (a JSON object) over the defaults;
 results go to GAIA_OUTPUT_DIR when it is set. stdout carries only GAIA lines (Gen lines and
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default=None,
                    help="output folder when GAIA_OUTPUT_DIR is unset (default results/<method>-<env>-<seed>)")
     p.add_argument("--list", action="store_true", help="list methods, environments and params, then exit")
+    p.add_argument("--json", action="store_true",
+                   help="with --list: print methods and environments (random and solved scores) as JSON")
     return p
 
 
@@ -78,6 +80,9 @@ def list_text() -> str:
     lines.append("Environments (--env):")
     for info in envs.CURATED:
         lines.append(f"  {info.name:<26}{info.description}")
+        scores = _scores(info)
+        if scores["random_score"] is not None and scores["solved_score"] is not None:
+            lines.append(f"  {'':<26}random {scores['random_score']:g}, solved {scores['solved_score']:g}")
     lines.append("  (any other gymnasium id with flat Box observations and Discrete/Box actions also works)")
     lines.append("")
     lines.append("Params (GAIA_JOB_PARAMS, a JSON object; name=default):")
@@ -88,6 +93,24 @@ def list_text() -> str:
         for spec in specs:
             lines.append(f"    {spec.describe()}")
     return "\n".join(lines)
+
+
+def _scores(info) -> dict:
+    """An env's random and solved scores (None where unknown)."""
+    try:
+        solved = envs.threshold_of(info)
+    except Exception:  # gymnasium without this id's registration
+        solved = None
+    return {"random_score": envs.random_score_of(info), "solved_score": solved}
+
+
+def list_json() -> str:
+    """Methods and environments as JSON: what ``gaia compare`` normalises with."""
+    return json.dumps({
+        "methods": [{"name": name, "summary": methods.summary(name)} for name in methods.NAMES],
+        "envs": [{"name": info.name, "kind": info.kind, "description": info.description, **_scores(info)}
+                 for info in envs.CURATED],
+    }, indent=2)
 
 
 def versions(method=None) -> dict:
@@ -119,8 +142,10 @@ def main(argv=None) -> int:
             pass
     args = build_parser().parse_args(argv)
     if args.list:
-        print(list_text(), flush=True)
+        print(list_json() if args.json else list_text(), flush=True)
         return 0
+    if args.json:
+        return _fail("--json goes with --list")
     if args.method is None:
         return _fail("--method is required (one of: " + ", ".join(methods.NAMES) + ")")
     if args.max_evals < 1:

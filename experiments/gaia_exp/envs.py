@@ -48,6 +48,21 @@ CURATED: tuple[EnvInfo, ...] = (
 # Thresholds GAIA uses where gymnasium's registry has none.
 THRESHOLD_OVERRIDES = {"Pendulum-v1": -200.0}
 
+# The score of a random policy: the mean return of uniformly random actions over 200 episodes
+# (seeds 0..199), measured once (tests/test_envs.py checks them against a fresh measurement).
+# With the solved threshold it normalises scores across environments: 0 = random, 1 = solved
+# (GAIA ships a copy of these numbers for `gaia compare`; its tests keep them equal to
+# `run_all.py --list --json`).
+RANDOM_SCORES = {
+    "CartPole-v1": 24.1,
+    "Acrobot-v1": -499.0,
+    "MountainCarContinuous-v0": -33.3,
+    "Pendulum-v1": -1240.0,
+    "LunarLander-v3": -193.0,
+    "BipedalWalker-v3": -100.3,
+    "BipedalWalkerHardcore-v3": -108.1,
+}
+
 DEFAULT_ENV = "CartPole-v1"
 
 
@@ -79,6 +94,25 @@ def threshold_of(info: EnvInfo) -> float | None:
 
     t = gym.spec(info.name).reward_threshold
     return None if t is None else float(t)
+
+
+def random_score_of(info: EnvInfo, params: dict | None = None) -> float | None:
+    """The score of a random policy (gym) or of a random start point (analytic: the expected
+    fitness of x drawn uniformly from [-x0_range, x0_range]^dim, with the default params unless
+    given): the "0" of normalised scores. None where nobody measured it."""
+    if info.kind == "analytic":
+        from .params import ANALYTIC_PARAMS
+
+        p = {q.name: q.default for q in ANALYTIC_PARAMS}
+        p.update(params or {})
+        r2 = p["x0_range"] ** 2 / 3.0  # E[x^2] for x ~ U(-r, r)
+        if info.name == "sphere":
+            return -p["dim"] * r2
+        # E[cos(2 pi x)] = sin(2 pi r) / (2 pi r) for x ~ U(-r, r)
+        r = p["x0_range"]
+        ecos = math.sin(2 * math.pi * r) / (2 * math.pi * r) if r > 0 else 1.0
+        return -p["dim"] * (10.0 + r2 - 10.0 * ecos)
+    return RANDOM_SCORES.get(info.name)
 
 
 def box2d_has_wheels() -> bool:

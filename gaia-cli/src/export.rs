@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use gaia_core::client::{Client, save_to_file};
 use gaia_core::error::ClientError;
+use gaia_core::export::png::compare::CompareFigure;
 use gaia_core::export::png::{DEFAULT_HEIGHT, DEFAULT_WIDTH, PngOptions};
 use gaia_core::export::{Format, Target};
 use gaia_core::human;
+use gaia_core::study::compare::CompareOptions;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::Conn;
@@ -20,7 +22,7 @@ use crate::exit;
 
 #[derive(clap::Args)]
 #[command(
-    group(clap::ArgGroup::new("target").required(true).args(["jobs", "study", "all"])),
+    group(clap::ArgGroup::new("selection").required(true).args(["jobs", "study", "all"])),
     group(clap::ArgGroup::new("format").args(["csv", "json", "png", "files"])),
     after_help = "Examples:
   gaia export --job 42 --png                  learning curve → job-42.png
@@ -29,7 +31,14 @@ use crate::exit;
   gaia export --study classic-control --png   methods compared, one panel per env
   gaia export --study classic-control --csv   one table of the whole study
   gaia export --study classic-control --files its result files → study-classic-control-files.zip
-  gaia export --all --json --out all.json"
+  gaia export --all --json --out all.json
+Method comparison (see gaia compare --help for the definitions):
+  gaia export --study classic-control --png --figure aggregate    IQM, median, mean, optimality gap
+  gaia export --study classic-control --png --figure profile      performance profiles
+  gaia export --study classic-control --png --figure improvement  P(X > Y) per pair of methods
+  gaia export --study classic-control --png --figure curves       sample-efficiency curves
+  gaia export --study classic-control --png --figure ecdf         evaluations to reach the target
+  gaia export --study classic-control --json --figure scores      per-run scores for rliable/pandas"
 )]
 pub struct ExportArgs {
     #[command(flatten)]
@@ -69,6 +78,18 @@ pub struct ExportArgs {
     /// PNG: image size, WIDTHxHEIGHT.
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     size: Option<(u32, u32)>,
+    /// A figure of the study's method comparison (with --study): aggregate, profile,
+    /// improvement, curves or ecdf as --png; scores (every scored run) as --json.
+    #[arg(long, value_name = "FIGURE")]
+    figure: Option<String>,
+    /// --figure ecdf: the target (solved, a normalised level such as 0.5, or ENV=SCORE,...).
+    #[arg(long, value_name = "TARGET")]
+    target: Option<String>,
+    /// Further studies whose methods the comparison puts beside the study's (--figure).
+    #[arg(long = "with", value_name = "STUDY")]
+    with: Vec<String>,
+    #[command(flatten)]
+    compare: crate::compare::CompareFlags,
 }
 
 /// Parses `1600x1000`.
@@ -87,6 +108,10 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 enum What {
     Export(Target, Format),
     Files(String),
+    /// A figure of a study's comparison, with the options it was computed with.
+    Figure(String, CompareFigure, Box<CompareOptions>),
+    /// Every scored run of a study.
+    Scores(String, Box<CompareOptions>),
 }
 
 impl What {
@@ -94,6 +119,8 @@ impl What {
         match self {
             What::Export(t, f) => format!("{}.{}", t.file_stem(), f.ext()),
             What::Files(s) => format!("study-{s}-files.zip"),
+            What::Figure(s, f, _) => format!("study-{s}-{}.png", f.as_str()),
+            What::Scores(s, _) => format!("study-{s}-scores.json"),
         }
     }
 }
@@ -123,7 +150,45 @@ pub fn run(a: ExportArgs) -> anyhow::Result<i32> {
     } else {
         vec![Target::All]
     };
-    let what: Vec<What> = if a.files {
+    let compare_flags = a.compare.score.is_some()
+        || !a.compare.norm.is_empty()
+        || a.compare.resamples.is_some()
+        || a.compare.seed.is_some()
+        || a.target.is_some()
+        || !a.with.is_empty();
+    if compare_flags && a.figure.is_none() {
+        anyhow::bail!(
+            "--score, --norm, --resamples, --seed, --target and --with shape a comparison figure: add --figure"
+        );
+    }
+    let what: Vec<What> = if let Some(f) = &a.figure {
+        let Some(study) = &a.study else {
+            anyhow::bail!("--figure draws a study's method comparison: add --study NAME");
+        };
+        if a.files || a.metric.is_some() || a.log_y {
+            anyhow::bail!(
+                "--figure draws a comparison: --files, --metric and --log-y do not apply"
+            );
+        }
+        let mut opts = a.compare.options()?;
+        opts.with = a.with.clone();
+        if let Some(t) = &a.target {
+            opts.target = Some(t.parse()?);
+        }
+        if f == "scores" {
+            if format.is_some_and(|f| f != Format::Json) {
+                anyhow::bail!("--figure scores is JSON: use --json");
+            }
+            vec![What::Scores(study.clone(), Box::new(opts))]
+        } else {
+            let kind: CompareFigure = f.parse()?;
+            if format.is_some_and(|f| f != Format::Png) {
+                anyhow::bail!("--figure {f} is a PNG: use --png (or --json --figure scores)");
+            }
+            kind.require(&mut opts);
+            vec![What::Figure(study.clone(), kind, Box::new(opts))]
+        }
+    } else if a.files {
         match &a.study {
             Some(s) => vec![What::Files(s.clone())],
             None => anyhow::bail!("--files downloads a study's result files: add --study NAME"),
@@ -138,7 +203,8 @@ pub fn run(a: ExportArgs) -> anyhow::Result<i32> {
             .collect()
     };
     let png_flags = a.metric.is_some() || a.log_y || a.size.is_some();
-    if png_flags && format != Some(Format::Png) {
+    let figure_png = what.iter().any(|w| matches!(w, What::Figure(..)));
+    if png_flags && format != Some(Format::Png) && !figure_png {
         anyhow::bail!("--metric, --log-y and --size shape a PNG: add --png");
     }
     let (width, height) = a.size.unwrap_or((DEFAULT_WIDTH, DEFAULT_HEIGHT));
@@ -230,6 +296,14 @@ fn run_export(
         What::Files(study) => {
             bar.start(None);
             client.study_files_zip(study, out)
+        }
+        What::Figure(study, kind, opts) => {
+            bar.start(None);
+            client.compare_figure(study, opts, *kind, png, out)
+        }
+        What::Scores(study, opts) => {
+            bar.start(None);
+            client.study_scores(study, opts, out)
         }
     }
 }

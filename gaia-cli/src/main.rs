@@ -3,6 +3,7 @@
 
 mod admin;
 mod common;
+mod compare;
 mod db;
 mod demo;
 mod export;
@@ -66,10 +67,14 @@ enum Command {
     /// Download a job's result files.
     Files(jobs::FilesArgs),
     /// One study: per-job state, progress, ETA, best per method × env over seeds (create one
-    /// with `gaia submit --study NAME --method a,b --seeds 1..5`).
+    /// with `gaia submit --study NAME --method a,b --seeds 1..5`); `extend` adds seeds, `retry`
+    /// runs failed runs again.
     Study(study::StudyArgs),
     /// All studies with their progress (create one with `gaia submit --study NAME ...`).
     Studies(study::StudiesArgs),
+    /// Compare the methods of studies: IQM, median, mean and optimality gap with 95 %
+    /// bootstrap intervals, probability of improvement, evaluations to a target, seeds needed.
+    Compare(compare::CompareArgs),
     /// Export CSV, JSON or PNG of jobs, a study or everything; a study's files as ZIP.
     Export(export::ExportArgs),
     /// List registered workers.
@@ -116,6 +121,7 @@ fn main() {
         Command::Files(a) => jobs::files(a),
         Command::Study(a) => study::show(a),
         Command::Studies(a) => study::list(a),
+        Command::Compare(a) => compare::run(a),
         Command::Export(a) => export::run(a),
         Command::Workers(a) => admin::workers(a),
         Command::Status(a) => admin::status(a),
@@ -154,5 +160,12 @@ mod tests {
         }
         let top = cli.render_help().to_string();
         assert!(top.contains("gaia submit --study"), "{top}");
+    }
+
+    /// clap checks a command's definition only when it is parsed (an argument group named like
+    /// an argument made `gaia export` panic): check every subcommand's here.
+    #[test]
+    fn every_command_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

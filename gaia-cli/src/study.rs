@@ -249,23 +249,153 @@ methods × environments × --param values × seeds becomes one job of the study.
 Submitting to the same name again adds jobs (the same definition twice needs --again).
 Then:
   gaia study NAME                      progress, ETA, best per method × environment
-  gaia export --study NAME --png       the methods compared, one panel per environment";
+  gaia compare NAME                    the methods compared, with 95 % intervals
+  gaia export --study NAME --png       the methods compared, one panel per environment
+  gaia study extend NAME --seeds +5    five more seeds on the same grid
+  gaia study retry NAME                run the failed and lost runs again";
 
 #[derive(clap::Args)]
-#[command(after_help = CREATE_A_STUDY)]
+#[command(
+    after_help = CREATE_A_STUDY,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct StudyArgs {
     #[command(flatten)]
     conn: Conn,
+    #[command(subcommand)]
+    action: Option<StudyAction>,
     /// The study's name.
-    name: String,
+    #[arg(required = true)]
+    name: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
+#[derive(clap::Subcommand)]
+enum StudyAction {
+    /// Add seeds to the study's grid: every method × environment × params it ran gets them.
+    /// `+5` takes the next five seed numbers after the highest the study used; a seed a
+    /// configuration already ran is refused.
+    Extend(ExtendArgs),
+    /// Run again the runs of the study that failed, were lost or timed out (the newest job of
+    /// each method × environment × params × seed; the old job stays, `gaia compare` counts the
+    /// new one).
+    Retry(RetryArgs),
+}
+
+#[derive(clap::Args)]
+struct ExtendArgs {
+    /// The study's name.
+    name: String,
+    /// The seeds to add: +N (the next N seed numbers) or a list as --seeds takes it (11..15).
+    #[arg(long, value_name = "SEEDS", allow_hyphen_values = true)]
+    seeds: String,
+    /// Say what would be submitted, submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Confirm more than 10,000 new jobs.
+    #[arg(long)]
+    yes: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct RetryArgs {
+    /// The study's name.
+    name: String,
+    /// Also run again the runs that were cancelled.
+    #[arg(long)]
+    cancelled: bool,
+    /// Say what would be submitted, submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `gaia study extend` and `retry` print: the new jobs, then a line saying so.
+fn print_more(
+    done: &gaia_core::protocol::StudySubmitted,
+    what: &str,
+    json: bool,
+) -> anyhow::Result<i32> {
+    if json {
+        print_json(done)?;
+        return Ok(exit::OK);
+    }
+    if done.dry_run {
+        println!(
+            "study {}: {what} would add {} ({} in all); nothing submitted",
+            done.study,
+            human::plural(done.planned, "job"),
+            done.total_jobs
+        );
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = done
+        .jobs
+        .iter()
+        .map(|(id, s)| {
+            let mut config = s.method.clone().unwrap_or_default();
+            for (k, v) in &s.params {
+                config.push_str(&format!(" {k}={v}"));
+            }
+            vec![
+                id.to_string(),
+                config,
+                s.env.clone().unwrap_or_default(),
+                s.seed.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(&["id", "method", "env", "seed"], &rows);
+    eprintln!(
+        "study {}: {what} added {} ({} in all); watch it with: gaia study {}",
+        done.study,
+        human::plural(done.jobs.len() as u64, "job"),
+        done.total_jobs,
+        done.study
+    );
+    Ok(exit::OK)
+}
+
 pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
     let client = a.conn.client()?;
-    let r = client.study(&a.name)?;
+    match a.action {
+        Some(StudyAction::Extend(e)) => {
+            let done = client
+                .extend_study(
+                    &e.name,
+                    &gaia_core::protocol::StudyExtend {
+                        seeds: e.seeds.clone(),
+                        confirm_large: e.yes,
+                        dry_run: e.dry_run,
+                    },
+                )
+                .with_context(|| format!("could not extend study {}", e.name))?;
+            return print_more(&done, "extend", e.json);
+        }
+        Some(StudyAction::Retry(r)) => {
+            let done = client
+                .retry_study(
+                    &r.name,
+                    &gaia_core::protocol::StudyRetry {
+                        cancelled: r.cancelled,
+                        dry_run: r.dry_run,
+                    },
+                )
+                .with_context(|| format!("could not retry study {}", r.name))?;
+            return print_more(&done, "retry", r.json);
+        }
+        None => {}
+    }
+    let name = a.name.unwrap_or_default();
+    let r = client.study(&name)?;
     if a.json {
         print_json(&r)?;
         return Ok(exit::OK);

@@ -697,6 +697,86 @@ impl Client {
         self.stream(&path, out, u64::MAX, EXPORT_TIMEOUT, &mut |_| {})
     }
 
+    // ---- method comparison and more of a study ---------------------------------------------
+
+    /// `path` with the comparison's query (and `extra`, `k=v&...`) appended.
+    fn compare_path(
+        name: &str,
+        what: &str,
+        opts: &crate::study::compare::CompareOptions,
+        extra: &str,
+    ) -> String {
+        let q: Vec<String> = [opts.query(), extra.to_string()]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut path = format!("/api/v1/studies/{}/{what}", path_segment(name));
+        if !q.is_empty() {
+            path.push('?');
+            path.push_str(&q.join("&"));
+        }
+        path
+    }
+
+    /// Compares the methods of study `name` (and of the studies in `opts.with`) on the server.
+    pub fn compare(
+        &self,
+        name: &str,
+        opts: &crate::study::compare::CompareOptions,
+    ) -> Result<crate::protocol::Comparison, ClientError> {
+        self.get(&Self::compare_path(name, "compare", opts, ""))
+    }
+
+    /// Streams figure `figure` of the comparison, a PNG, into `out`; returns the bytes written.
+    pub fn compare_figure(
+        &self,
+        name: &str,
+        opts: &crate::study::compare::CompareOptions,
+        figure: crate::export::png::compare::CompareFigure,
+        png: &crate::export::png::PngOptions,
+        out: &mut dyn Write,
+    ) -> Result<u64, ClientError> {
+        let mut extra = format!("figure={}", figure.as_str());
+        let size = png.query();
+        if let Some(q) = size.strip_prefix('?') {
+            extra.push('&');
+            extra.push_str(q);
+        }
+        let path = Self::compare_path(name, "compare.png", opts, &extra);
+        self.stream(&path, out, u64::MAX, EXPORT_TIMEOUT, &mut |_| {})
+    }
+
+    /// Streams every scored run of the study (`scores.json`) into `out`.
+    pub fn study_scores(
+        &self,
+        name: &str,
+        opts: &crate::study::compare::CompareOptions,
+        out: &mut dyn Write,
+    ) -> Result<u64, ClientError> {
+        let path = Self::compare_path(name, "scores.json", opts, "");
+        self.stream(&path, out, u64::MAX, EXPORT_TIMEOUT, &mut |_| {})
+    }
+
+    /// Adds seeds to a study's grid (`gaia study extend`).
+    pub fn extend_study(
+        &self,
+        name: &str,
+        req: &crate::protocol::StudyExtend,
+    ) -> Result<crate::protocol::StudySubmitted, ClientError> {
+        let path = format!("/api/v1/studies/{}/extend", path_segment(name));
+        self.send("POST", &path, req, None)
+    }
+
+    /// Runs a study's failed runs again (`gaia study retry`).
+    pub fn retry_study(
+        &self,
+        name: &str,
+        req: &crate::protocol::StudyRetry,
+    ) -> Result<crate::protocol::StudySubmitted, ClientError> {
+        let path = format!("/api/v1/studies/{}/retry", path_segment(name));
+        self.send("POST", &path, req, None)
+    }
+
     // ---- releases ----------------------------------------------------------------------
 
     /// Every release, newest first, with the promoted one.

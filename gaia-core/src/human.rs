@@ -81,6 +81,19 @@ fn four_digits(v: f64) -> String {
     }
 }
 
+/// An estimate and its interval, each as a [`score`]: `0.8123 [0.7, 0.91]`; a bound that is
+/// not a number as `-` (as the dashboard's `fmtInterval`).
+pub fn interval(estimate: f64, low: f64, high: f64) -> String {
+    let s = |v: f64| {
+        if v.is_nan() {
+            "-".to_string()
+        } else {
+            score(Some(v))
+        }
+    };
+    format!("{} [{}, {}]", s(estimate), s(low), s(high))
+}
+
 /// The shortest text that reads back as exactly `v`: a plain decimal (`-55`, `-1304.7`,
 /// `0.4123`, as CSV exports write numbers), an exponent only far from 1 (`1e-7`, `2.5e20`),
 /// `nan`, `inf`, `-inf`.
@@ -198,6 +211,9 @@ mod tests {
         assert_eq!(score(Some(f64::NAN)), "nan");
         assert_eq!(score(Some(f64::NEG_INFINITY)), "-inf");
         assert_eq!(score(None), "-");
+        assert_eq!(interval(0.81234, 0.7, 0.912), "0.8123 [0.7, 0.912]");
+        assert_eq!(interval(2100.0, 700.0, f64::INFINITY), "2100 [700, inf]");
+        assert_eq!(interval(0.5, f64::NAN, 1.0), "0.5 [-, 1]");
         assert_eq!(shortest(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(shortest(2.5e20), "2.5e20");
         assert_eq!(percent(0.423), "42%");

@@ -1551,6 +1551,13 @@ pub struct StudySubmission {
     pub template: JobSpec,
     pub sweep: Sweep,
     pub jobs: Vec<JobId>,
+    /// How it came about, when not as a sweep submitted by hand: `extend` (`gaia study
+    /// extend`: more seeds on the study's grid) or `retry` (`gaia study retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// A retry's runs: the job each of `jobs` runs again, in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<JobId>,
     /// Configurations drawn by a sampler instead of a grid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<Search>,

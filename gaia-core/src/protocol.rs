@@ -19,6 +19,9 @@ use crate::model::{
 };
 use crate::stats::MeanStd;
 
+mod compare;
+pub use compare::*;
+
 /// The protocol version this build speaks.
 ///
 /// - 1: first version.
@@ -699,6 +702,9 @@ pub struct StudyGroup {
     /// Best-ever fitness (higher is better) over the seeds that reported one.
     #[serde(default)]
     pub best: Option<MeanStd>,
+    /// The cell's own progress and ETA (in a study's report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<StudyProgress>,
 }
 
 /// `GET /api/v1/studies/{name}` answer.

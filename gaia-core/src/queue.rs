@@ -396,6 +396,71 @@ impl Queue {
         })
     }
 
+    /// Adds to study `name` what `more` asks (further seeds on its grid, or its failed runs
+    /// again; see [`study::more`]): planned against the study's jobs inside the write
+    /// transaction and stored with the study's record in it, all or nothing. A dry run plans
+    /// on a snapshot and writes nothing.
+    pub async fn study_more(
+        &self,
+        name: &str,
+        more: study::more::More,
+        dry_run: bool,
+    ) -> Result<StudySubmitted, Error> {
+        validate_name("study name", name)?;
+        let name = name.to_string();
+        if dry_run {
+            let read = self.store.read()?;
+            let record = read.study(&name)?;
+            let plan = study::more::plan(&name, record.as_ref(), &read.study_jobs(&name)?, &more)?;
+            let planned = plan.iter().map(|p| p.specs.len() as u64).sum();
+            return Ok(StudySubmitted {
+                total_jobs: read.study_len(&name)? + planned,
+                study: name,
+                jobs: Vec::new(),
+                extended: true,
+                planned,
+                dry_run: true,
+            });
+        }
+        let (name, jobs, events, total) = self
+            .store
+            .write(move |tx| {
+                let mut record = tx.study(&name)?;
+                let existing = tx.study_jobs(&name)?;
+                let plan = study::more::plan(&name, record.as_ref(), &existing, &more)?;
+                let (mut jobs, mut events) = (Vec::new(), Vec::new());
+                for p in plan {
+                    let (new, ev) = insert_jobs(tx, normalize_specs(p.specs.clone())?)?;
+                    let ids = new.iter().map(|j| j.id).collect();
+                    record = Some(study::more::record_with(record, &name, p, ids, now_ms()));
+                    jobs.extend(new);
+                    events.extend(ev);
+                }
+                if let Some(r) = &record {
+                    tx.save_study(r)?;
+                }
+                let total = (existing.len() + jobs.len()) as u64;
+                Ok((name, jobs, events, total))
+            })
+            .await?;
+        self.announce(&jobs, events);
+        Ok(StudySubmitted {
+            study: name,
+            planned: jobs.len() as u64,
+            jobs: jobs
+                .iter()
+                .map(|j| {
+                    let mut s = JobSpec::from(j.spec.clone());
+                    s.study = None;
+                    (j.id, s)
+                })
+                .collect(),
+            total_jobs: total,
+            extended: true,
+            dry_run: false,
+        })
+    }
+
     /// After the commit of a write with study effects: publishes its events and changed jobs,
     /// announces the jobs it inserted.
     fn after_study(&self, fx: StudyEffects) {

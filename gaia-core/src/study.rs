@@ -20,6 +20,10 @@
 
 use std::collections::BTreeMap;
 
+pub mod compare;
+pub mod envs;
+pub mod more;
+
 use crate::error::RequestError;
 use crate::model::{
     CellRecord, CellState, DEFAULT_ENV, DEFAULT_MAX_EVALS, EarlyStop, Job, JobBrief, JobId,
@@ -501,6 +505,8 @@ pub fn record_with(
         template: def.template.clone(),
         sweep: def.sweep.clone(),
         jobs,
+        via: None,
+        retries: Vec::new(),
         search: def.search.clone(),
         early_stop: def.early_stop.clone(),
     });
@@ -1137,6 +1143,7 @@ pub fn groups(jobs: &[Job]) -> Vec<StudyGroup> {
                     .filter(|(state, _)| *state == JobState::Succeeded)
                     .count() as u64,
                 best: mean_std(&scores),
+                progress: None,
             }
         })
         .collect()
@@ -1316,11 +1323,22 @@ pub fn report(
                 .max_by(|a, b| rank(a).total_cmp(&rank(b)))
         })
         .map(|c| c.id);
+    let mut groups = groups(jobs);
+    // Each cell's own progress and ETA (the dashboard's grid of cells), grouped as `groups`.
+    let mut cells: Cells<Job> = Cells::default();
+    for job in jobs {
+        let j = StudyJob::of(job);
+        let key = serde_json::to_string(&(&j.method, &j.env, &j.params)).unwrap_or_default();
+        cells.add(&key, job.clone());
+    }
+    for (g, (_, members)) in groups.iter_mut().zip(cells.into_vec()) {
+        g.progress = Some(progress(&members, now));
+    }
     StudyReport {
         name: name.to_string(),
         record,
         progress: progress(jobs, now),
-        groups: groups(jobs),
+        groups,
         jobs: jobs.iter().map(StudyJob::of).collect(),
         done: !jobs.is_empty() && jobs.iter().all(|j| j.state.is_terminal()),
         configs,

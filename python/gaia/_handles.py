@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from . import models
 from ._errors import ConfigError, ConnectionFailed, JobFailed
@@ -339,12 +339,88 @@ class Study:
                 raise TimeoutError(f"study {self.name} did not end within {timeout} s")
             time.sleep(interval)
 
+    def compare(
+        self,
+        *,
+        others: Sequence[str] = (),
+        score: Optional[str] = None,
+        norm: Optional[Mapping[str, Tuple[float, float]]] = None,
+        by_env: bool = False,
+        target: Optional[str] = None,
+        seeds_needed: Optional[float] = None,
+        profile: bool = False,
+        curves: bool = False,
+        resamples: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> models.Comparison:
+        """The study's methods compared (``gaia compare``; docs/COMPARE.md defines every
+        number): per method ``iqm``, ``median``, ``mean`` and ``optimality_gap``, each
+        ``{"estimate", "low", "high"}`` (95 % percentile stratified bootstrap), the normalised
+        per-run ``scores`` by env, and the probability of improvement of each pair.
+
+        ``others``: further studies side by side; ``score``: ``final`` (default),
+        ``best_ever`` or ``auc``; ``norm``: ``{env: (low, high)}``, what normalises to 0 and 1;
+        ``by_env``: also each env's aggregates; ``target``: ``"solved"``, a normalised level
+        (``"0.5"``) or ``"ENV=SCORE"`` items, the evaluations-to-target view;
+        ``seeds_needed``: an interval half-width, the seeds each cell needs to reach it."""
+        return cast(
+            models.Comparison,
+            self._client.request(
+                "GET",
+                f"/api/v1/studies/{self.name}/compare",
+                params=_compare_query(
+                    others=others,
+                    score=score,
+                    norm=norm,
+                    by="env" if by_env else None,
+                    target=target,
+                    seeds_needed=seeds_needed,
+                    profile="true" if profile else None,
+                    curves="true" if curves else None,
+                    resamples=resamples,
+                    seed=seed,
+                ),
+            ),
+        )
+
+    def scores(
+        self,
+        *,
+        others: Sequence[str] = (),
+        score: Optional[str] = None,
+        norm: Optional[Mapping[str, Tuple[float, float]]] = None,
+    ) -> models.ScoresExport:
+        """Every scored run (``scores.json``): ``matrices`` per method, runs × envs, as
+        ``rliable`` takes them (``numpy.array(s["matrices"][m], dtype=float)``), and
+        ``records``, the long table (``pandas.DataFrame(s["records"])``)."""
+        return cast(
+            models.ScoresExport,
+            self._client.request(
+                "GET",
+                f"/api/v1/studies/{self.name}/scores.json",
+                params=_compare_query(others=others, score=score, norm=norm),
+            ),
+        )
+
     def rows(self, backend: Backend = "pandas") -> Any:
         """Every row of every job of the study as one DataFrame: ``study``, ``job``,
         ``method``, ``env``, ``seed``, one ``param_*`` column per swept param, ``attempt``,
         then the row's columns (as :meth:`Job.rows`). Text columns are categoricals."""
         table = self._client.arrow(f"/api/v1/studies/{self.name}/export.arrow")
         return from_arrow(table, backend)
+
+
+def _compare_query(
+    *, others: Sequence[str], norm: Optional[Mapping[str, Tuple[float, float]]], **rest: Any
+) -> Dict[str, Any]:
+    """A comparison's query as the server reads it (``with``, ``norm`` as ``ENV=LOW:HIGH``
+    items, the rest as given; None left out)."""
+    q: Dict[str, Any] = {k: v for k, v in rest.items() if v is not None}
+    if others:
+        q["with"] = ",".join(others)
+    if norm:
+        q["norm"] = ",".join(f"{env}={lo}:{hi}" for env, (lo, hi) in norm.items())
+    return q
 
 
 def _display_handle() -> Any:

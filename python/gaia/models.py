@@ -55,6 +55,17 @@ class Capabilities(TypedDict):
     tags: NotRequired[List[str]]
 
 
+class CellResult(TypedDict):
+    """One method on one environment."""
+    env: str
+    left_out: NotRequired[List[LeftOut]]
+    """Runs that ended without a score: failed, lost, cancelled, timed out, or no finite score."""
+    pending: int
+    """Runs queued or running."""
+    runs: int
+    """Runs with a score."""
+
+
 class ClaimRequest(TypedDict):
     """`POST /api/v1/claim` request: one slot asks for a job, waiting up to `wait_ms`."""
     capabilities: Capabilities
@@ -74,6 +85,44 @@ class ClaimResponse(TypedDict):
     """Why the `finished` report was refused (a stale lease), if it was."""
     study_done: NotRequired[bool]
     """The claim's `watch_study` exists and every job of it has ended (none queued or running, no proposal to come). Only answered when no job is assigned."""
+
+
+class Comparison(TypedDict):
+    """`GET /api/v1/studies/{name}/compare` answer: the methods of one or more studies compared over their environments, every number with the definition it was computed by."""
+    by_env: NotRequired[List[EnvResult]]
+    """Per environment, the same aggregates over that environment's runs alone (`by=env`)."""
+    confidence: float
+    """Coverage of every interval (0.95)."""
+    curves: NotRequired[Optional[CurveSet]]
+    """Sample-efficiency curves (`curves=true`)."""
+    envs: List[str]
+    """The environments the aggregates are over (those with scored runs of every method)."""
+    excluded_envs: NotRequired[List[ExcludedEnv]]
+    """Environments left out of the aggregates, and why."""
+    improvement: NotRequired[List[Improvement]]
+    """P(X > Y) for every pair of methods (X listed before Y)."""
+    methods: List[MethodResult]
+    """One entry per method (× swept params), in the order they first appear."""
+    normalisation: List[EnvNorm]
+    """How each environment's scores were normalised."""
+    notes: List[str]
+    """What a reader should know (provisional, environments left out, fallbacks used)."""
+    profile: NotRequired[Optional[Profile]]
+    """Performance profiles (`profile=true`)."""
+    provisional: bool
+    """True while a study has queued or running jobs: the numbers will change."""
+    resamples: int
+    """Bootstrap resamples per interval."""
+    score: ScoreInfo
+    """How a run's score was taken."""
+    seed: int
+    """The seed of the resamples."""
+    seeds_needed: NotRequired[Optional[SeedsNeededResult]]
+    """Seeds each cell needs for a requested interval half-width (`seeds_needed=...`)."""
+    studies: List[str]
+    """The studies compared (the first is the one in the path)."""
+    target: NotRequired[Optional[TargetResult]]
+    """The fixed-target view (`target=...`)."""
 
 
 class CompleteRequest(TypedDict):
@@ -104,6 +153,45 @@ class ConfigReport(TypedDict):
     """`running`, `pruned` or `done`."""
 
 
+class CurveSet(TypedDict):
+    """Sample-efficiency curves: the IQM of the normalised best-ever at each point of a common evaluations grid."""
+    evals: List[float]
+    lines: List[Line]
+
+
+class EnvMethod(TypedDict):
+    """One method's aggregates on one environment."""
+    iqm: Interval
+    mean: Interval
+    median: Interval
+    method: str
+    optimality_gap: Interval
+    runs: int
+
+
+class EnvNorm(TypedDict):
+    """How one environment's scores were normalised: (score − low) / (high − low)."""
+    env: str
+    high: float
+    low: float
+    solved: NotRequired[Optional[float]]
+    """The raw score the experiments call solved, where known."""
+    source: str
+    """`shipped` (random and solved scores the experiments declare), `override` (`norm=env=low:high`) or `min-max` (lowest and highest score of the study's runs)."""
+
+
+class EnvResult(TypedDict):
+    """The aggregates of one environment."""
+    env: str
+    methods: List[EnvMethod]
+
+
+class EnvTarget(TypedDict):
+    """One environment's raw target."""
+    env: str
+    target: float
+
+
 class ErrorBody(TypedDict):
     """The body of every error answer: `{"error": "..."}`."""
     error: str
@@ -124,6 +212,12 @@ class Event(TypedDict):
 class EventList(TypedDict):
     """`GET /api/v1/events` (as JSON, without SSE) answer."""
     events: List[Event]
+
+
+class ExcludedEnv(TypedDict):
+    """An environment left out of the aggregates."""
+    env: str
+    reason: str
 
 
 class FileInfo(TypedDict):
@@ -186,6 +280,24 @@ class HeartbeatResponse(TypedDict):
     """The promoted release version, if any."""
     stale: List[int]
     """Jobs whose lease is no longer this worker's: stop them and report nothing more."""
+
+
+class Improvement(TypedDict):
+    """The probability that a run of X scores higher than a run of Y."""
+    estimate: NotRequired[Optional[float]]
+    """`null` on the wire where it is not a finite number (an infinite running time, a curve point no run reached), as the bounds."""
+    high: NotRequired[Optional[float]]
+    low: NotRequired[Optional[float]]
+    x: str
+    y: str
+
+
+class Interval(TypedDict):
+    """A point estimate and its confidence interval."""
+    estimate: NotRequired[Optional[float]]
+    """`null` on the wire where it is not a finite number (an infinite running time, a curve point no run reached), as the bounds."""
+    high: NotRequired[Optional[float]]
+    low: NotRequired[Optional[float]]
 
 
 class Job(TypedDict):
@@ -271,6 +383,15 @@ class LeaseRef(TypedDict):
     lease: int
 
 
+class LeftOut(TypedDict):
+    """A run left out of the comparison."""
+    job: int
+    seed: NotRequired[Optional[int]]
+    state: JobState
+    why: str
+    """Why (the state, or "no finite score")."""
+
+
 class Limits(TypedDict):
     """Resource limits of one job's processes. Unset: the worker's maximum applies (if it has one). A job over a limit ends `failed` with the limit named."""
     cpu_secs: NotRequired[Optional[int]]
@@ -281,6 +402,12 @@ class Limits(TypedDict):
     """Open files of each process (`RLIMIT_NOFILE`)."""
     output_bytes: NotRequired[Optional[int]]
     """Output size in bytes: the largest file a process may write (`RLIMIT_FSIZE`), and the total of the job's result files."""
+
+
+class Line(TypedDict):
+    """One method's curve."""
+    method: str
+    points: List[Interval]
 
 
 class LogAck(TypedDict):
@@ -345,11 +472,40 @@ class MeanStd(TypedDict):
     """Sample standard deviation (n − 1); None for a single value."""
 
 
+class MethodResult(TypedDict):
+    """One method's result."""
+    cells: List[CellResult]
+    """Per environment: runs, runs still to come, runs left out."""
+    iqm: NotRequired[Optional[Interval]]
+    """None when the method has no scored run in every aggregated environment."""
+    mean: NotRequired[Optional[Interval]]
+    median: NotRequired[Optional[Interval]]
+    method: str
+    """The label that names it in tables and figures: the method, its swept params (` pop_size=32`), and its study (`study/`) when methods of several studies share a name."""
+    name: str
+    """The method alone."""
+    optimality_gap: NotRequired[Optional[Interval]]
+    params: NotRequired[Dict[str, Any]]
+    runs: int
+    """Scored runs in the aggregated environments."""
+    scores: Dict[str, List[float]]
+    """The normalised per-run scores the aggregates came from, by environment (every environment with scored runs, also those left out of the aggregates)."""
+    study: str
+    """The study it comes from."""
+
+
 class ParamAxis(TypedDict):
     """One parameter of a study: its values (every value becomes its own jobs on a grid; a sampler picks among them), or a range a sampler draws from (`range`). Exactly one of the two is set."""
     key: str
     range: NotRequired[Optional[SampleRange]]
     values: NotRequired[List[Any]]
+
+
+class Profile(TypedDict):
+    """Performance profiles: per method, the fraction of runs with a normalised score above τ."""
+    lines: List[Line]
+    """One line per method, one interval per τ."""
+    taus: List[float]
 
 
 class Progress(TypedDict):
@@ -531,12 +687,65 @@ class RowsResponse(TypedDict):
     """Rows stored for this attempt (before downsampling)."""
 
 
+class ScoreInfo(TypedDict):
+    """How a run's score is taken."""
+    definition: str
+    """The definition in words."""
+    kind: str
+    """`final`, `best_ever` or `auc`."""
+
+
+class ScoreRecord(TypedDict):
+    """One scored run."""
+    env: str
+    job: int
+    method: str
+    normalised: float
+    score: float
+    seed: NotRequired[Optional[int]]
+    study: str
+
+
+class ScoresExport(TypedDict):
+    """`GET /api/v1/studies/{name}/scores.json` answer: every scored run, for rliable and pandas."""
+    envs: List[str]
+    """Column order of `matrices`."""
+    matrices: Dict[str, List[List[Optional[float]]]]
+    """Per method, a runs × environments matrix of normalised scores (run k of each environment in row k; null where an environment has fewer runs): `np.array(m, dtype=float)` is what `rliable` takes (after dropping rows with NaN)."""
+    normalisation: List[EnvNorm]
+    records: List[ScoreRecord]
+    """One record per scored run (`pandas.DataFrame(records)`)."""
+    score: ScoreInfo
+    studies: List[str]
+
+
 class Search(TypedDict):
     """How a study picks its configurations beyond a grid: drawn by `sampler` from the params' values and ranges, `samples` of them, reproducibly from `seed`; `tpe` keeps at most `parallel` configurations in flight and proposes the next one as one ends."""
     parallel: NotRequired[Optional[int]]
     sampler: Sampler
     samples: int
     seed: int
+
+
+class SeedsCell(TypedDict):
+    """One cell's seeds needed."""
+    env: str
+    half_width: float
+    """The half-width of the bootstrap interval of the cell's mean now."""
+    method: str
+    more: NotRequired[Optional[int]]
+    """Further runs needed; None when it cannot be estimated yet (fewer than 2 runs)."""
+    runs: int
+    """Runs the cell has."""
+
+
+class SeedsNeededResult(TypedDict):
+    """Seeds needed per cell."""
+    cells: List[SeedsCell]
+    half_width: float
+    """The requested interval half-width, in normalised units."""
+    method: str
+    """How it was estimated."""
 
 
 class StatusResponse(TypedDict):
@@ -554,6 +763,16 @@ class StatusResponse(TypedDict):
     workers_total: int
 
 
+class StudyExtend(TypedDict):
+    """`POST /api/v1/studies/{name}/extend` request: more seeds on the study's own grid."""
+    confirm_large: NotRequired[bool]
+    """Confirms more than `study::CONFIRM_STUDY_JOBS` new jobs."""
+    dry_run: NotRequired[bool]
+    """Check and count only."""
+    seeds: str
+    """`+5` (the next five seed numbers after the highest the study used), or seeds as `gaia submit --seeds` takes them (`11..15`)."""
+
+
 class StudyGroup(TypedDict):
     """The result of one method × environment (× swept params) over its seeds."""
     best: NotRequired[Optional[MeanStd]]
@@ -562,6 +781,8 @@ class StudyGroup(TypedDict):
     jobs: int
     method: str
     params: NotRequired[Dict[str, Any]]
+    progress: NotRequired[Optional[StudyProgress]]
+    """The cell's own progress and ETA (in a study's report)."""
     succeeded: int
 
 
@@ -634,16 +855,28 @@ class StudyReport(TypedDict):
     """None for a study that only exists as jobs tagged with its name."""
 
 
+class StudyRetry(TypedDict):
+    """`POST /api/v1/studies/{name}/retry` request: run again the study's runs that failed."""
+    cancelled: NotRequired[bool]
+    """Also run again runs that were cancelled (by default: failed, lost and timed out)."""
+    dry_run: NotRequired[bool]
+    """Check and count only."""
+
+
 class StudySubmission(TypedDict):
     """One submission of a study as stored."""
     at: int
     early_stop: NotRequired[Optional[EarlyStop]]
     """The early-stopping rule its configurations are judged by."""
     jobs: List[int]
+    retries: NotRequired[List[int]]
+    """A retry's runs: the job each of `jobs` runs again, in the same order."""
     search: NotRequired[Optional[Search]]
     """Configurations drawn by a sampler instead of a grid."""
     sweep: Sweep
     template: JobSpec
+    via: NotRequired[Optional[str]]
+    """How it came about, when not as a sweep submitted by hand: `extend` (`gaia study extend`: more seeds on the study's grid) or `retry` (`gaia study retry`)."""
 
 
 class StudySubmit(TypedDict):
@@ -759,6 +992,39 @@ class SweepInput(TypedDict):
     methods: Axis_of_string
     params: NotRequired[List[ParamInput]]
     seeds: NotRequired[Axis_of_uint64]
+
+
+class TargetCell(TypedDict):
+    """One method on one environment against its target."""
+    env: str
+    ert: Interval
+    """Expected running time in evaluations (`null` bounds: ∞)."""
+    evals: List[Optional[float]]
+    """Per run, the evaluations it needed (null: never reached)."""
+    runs: int
+    success: Interval
+    successes: int
+
+
+class TargetMethod(TypedDict):
+    """One method against the target."""
+    cells: List[TargetCell]
+    ecdf: List[Tuple[float, float]]
+    """ECDF of running times over (run, target level) pairs: (evaluations, fraction)."""
+    method: str
+    success: Interval
+    """Runs (of every environment) that reached their target."""
+
+
+class TargetResult(TypedDict):
+    """The fixed-target view."""
+    ecdf_levels: List[float]
+    """The fractions of the way from the environment's low score to its target that the ECDF counts as targets."""
+    envs: List[EnvTarget]
+    """The raw target of each environment."""
+    methods: List[TargetMethod]
+    target: str
+    """The target in words (`solved`, `normalised 0.5`, ...)."""
 
 
 class TokenCreate(TypedDict):
@@ -900,14 +1166,22 @@ __all__ = [
     "Axis_of_uint64",
     "CancelResponse",
     "Capabilities",
+    "CellResult",
     "ClaimRequest",
     "ClaimResponse",
+    "Comparison",
     "CompleteRequest",
     "ConfigReport",
+    "CurveSet",
     "EarlyStop",
+    "EnvMethod",
+    "EnvNorm",
+    "EnvResult",
+    "EnvTarget",
     "ErrorBody",
     "Event",
     "EventList",
+    "ExcludedEnv",
     "FileInfo",
     "FileList",
     "Finished",
@@ -916,14 +1190,18 @@ __all__ = [
     "Health",
     "HeartbeatRequest",
     "HeartbeatResponse",
+    "Improvement",
+    "Interval",
     "Job",
     "JobKind",
     "JobList",
     "JobSpec",
     "JobState",
     "LeaseRef",
+    "LeftOut",
     "Level",
     "Limits",
+    "Line",
     "LogAck",
     "LogBatch",
     "LogInput",
@@ -931,9 +1209,11 @@ __all__ = [
     "LogsEvent",
     "LogsResponse",
     "MeanStd",
+    "MethodResult",
     "Outcome",
     "ParamAxis",
     "ParamInput",
+    "Profile",
     "Progress",
     "QueueDemand",
     "RegisterRequest",
@@ -954,15 +1234,22 @@ __all__ = [
     "SampleRange",
     "Sampler",
     "Scope",
+    "ScoreInfo",
+    "ScoreRecord",
+    "ScoresExport",
     "Search",
+    "SeedsCell",
+    "SeedsNeededResult",
     "StatusResponse",
     "Stream",
+    "StudyExtend",
     "StudyGroup",
     "StudyJob",
     "StudyList",
     "StudyProgress",
     "StudyRecord",
     "StudyReport",
+    "StudyRetry",
     "StudySubmission",
     "StudySubmit",
     "StudySubmitted",
@@ -974,6 +1261,9 @@ __all__ = [
     "SummaryGroup",
     "Sweep",
     "SweepInput",
+    "TargetCell",
+    "TargetMethod",
+    "TargetResult",
     "TokenCreate",
     "TokenCreated",
     "TokenInfo",

@@ -177,6 +177,21 @@ def test_study_watch_rows_and_table(farm: gaia.Client, worker: object, capsys: p
     table = study.table()
     assert len(table) == 8 and (table["succeeded"] == 2).all()
     assert {j.id for j in study.jobs()} == set(df["job"].unique())
+    # The methods compared with their intervals, and the scores they came from.
+    c = study.compare(by_env=True, resamples=500)
+    assert c["resamples"] == 500 and c["studies"] == ["py-cc"]
+    labels = sorted(m["method"] for m in c["methods"])
+    assert labels == ["cma_es lr=0.1", "cma_es lr=0.2", "openai_es lr=0.1", "openai_es lr=0.2"]
+    for m in c["methods"]:
+        iqm = m["iqm"]
+        assert iqm is not None and iqm["low"] <= iqm["estimate"] <= iqm["high"], m
+        assert {env: len(v) for env, v in m["scores"].items()} == {"CartPole-v1": 2, "Acrobot-v1": 2}
+    assert len(c["improvement"]) == 6 and len(c.get("by_env") or []) == 2
+    s = study.scores(norm={"CartPole-v1": (0, 500), "Acrobot-v1": (-500, 0)})
+    assert len(s["records"]) == 16 and set(s["matrices"]) == set(labels)
+    assert [n["source"] for n in s["normalisation"]] == ["override", "override"]
+    with pytest.raises(gaia.NotFound):
+        farm.study("no-such-study").compare()
     with pytest.raises(gaia.Conflict, match="already"):
         farm.submit_study("py-cc", method=["cma_es", "openai_es"], env=["CartPole-v1", "Acrobot-v1"],
                           seeds=range(1, 3), max_evals=1000, params={"gens": 6, "lr": [0.1, 0.2]})

@@ -2,7 +2,7 @@
 // format per kind of value). A pure module: node imports it as the browser does. Run by
 // tests/dashboard.rs; by hand: node tests/browser/format.mjs
 import assert from "node:assert/strict";
-import { count, dur, fmtNum, mib, percent, plural, size } from "../../dashboard/format.js";
+import { count, dur, fmtInterval, fmtNum, mib, percent, plural, size } from "../../dashboard/format.js";
 
 const cases = {
   // Scores and metrics: four significant digits, trailing zeros dropped; k / M / G from 10,000.
@@ -19,6 +19,13 @@ const cases = {
     [fmtNum, 1234567, "1.235M"],
     [fmtNum, null, "–"],
     [fmtNum, Infinity, "∞"],
+  ],
+  // Intervals: the estimate and bounds as scores (human::interval writes the same); an infinite
+  // bound, sent as null, as the caller says.
+  interval: [
+    [fmtInterval, { estimate: 0.81234, low: 0.7, high: 0.912 }, "0.8123 [0.7, 0.912]"],
+    [(i) => fmtInterval(i, "∞"), { estimate: 2100, low: 700, high: null }, "2100 [700, ∞]"],
+    [fmtInterval, null, "–"],
   ],
   // Counts: exact, with thousands separators, as the command line writes them.
   count: [

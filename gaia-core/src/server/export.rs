@@ -34,7 +34,7 @@ pub(crate) fn format_of(path: &str) -> Format {
 }
 
 /// PNG options from `width`, `height`, `metric` (comma-separated) and `log_y`.
-fn png_options(q: &Query) -> Result<PngOptions, HttpError> {
+pub(crate) fn png_options(q: &Query) -> Result<PngOptions, HttpError> {
     let mut o = PngOptions::default();
     if let Some(w) = q.parse::<u32>("width")? {
         o.width = w;

@@ -56,6 +56,11 @@ pub enum Endpoint {
     ListStudies,
     GetStudy,
     StudyFiles,
+    CompareStudy,
+    CompareFigure,
+    StudyScores,
+    ExtendStudy,
+    RetryStudy,
     ExportJob,
     ExportStudy,
     ExportAll,
@@ -116,6 +121,8 @@ impl Endpoint {
             | E::Heartbeat
             | E::CreateToken
             | E::SubmitStudy
+            | E::ExtendStudy
+            | E::RetryStudy
             | E::UpdateReport => Body::Json,
             E::Complete | E::Claim => Body::Report,
             E::SubmitBatch | E::PostLogs => Body::Batch,
@@ -362,6 +369,41 @@ pub const ROUTES: &[Route] = &[
         READ,
         E::StudyFiles,
         "a study's result files as one ZIP",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/compare",
+        READ,
+        E::CompareStudy,
+        "compare a study's methods: aggregates with intervals, profiles, targets",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/compare.png",
+        READ,
+        E::CompareFigure,
+        "a figure of the method comparison as PNG",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/scores.json",
+        READ,
+        E::StudyScores,
+        "every scored run of a study (normalised), for rliable and pandas",
+    ),
+    r(
+        "POST",
+        "/api/v1/studies/{name}/extend",
+        ADMIN,
+        E::ExtendStudy,
+        "more seeds on a study's grid",
+    ),
+    r(
+        "POST",
+        "/api/v1/studies/{name}/retry",
+        ADMIN,
+        E::RetryStudy,
+        "run a study's failed runs again",
     ),
     r(
         "GET",
@@ -764,6 +806,11 @@ async fn dispatch(
         E::ListStudies => studies::list_studies(&app).await,
         E::GetStudy => studies::get_study(&app, params.name()).await,
         E::StudyFiles => export::study_files(&app, &params.0[0]).await,
+        E::CompareStudy => studies::compare(&app, params.first(), &query).await,
+        E::CompareFigure => studies::compare_figure(&app, params.first(), &query).await,
+        E::StudyScores => studies::scores(&app, params.first(), &query).await,
+        E::ExtendStudy => studies::extend(&app, params.first(), req).await,
+        E::RetryStudy => studies::retry(&app, params.first(), req).await,
         E::ExportJob | E::ExportStudy | E::ExportAll => {
             let format = export::format_of(req.uri().path());
             let target = match endpoint {

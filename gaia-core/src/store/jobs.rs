@@ -28,7 +28,7 @@ fn decode(bytes: &[u8]) -> Result<Job, StoreError> {
 
 impl Tx<'_> {
     /// A job, inside the write transaction.
-    pub fn job(&mut self, id: JobId) -> Result<Option<Job>, StoreError> {
+    pub fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         self.jobs.get(id)?.map(|v| decode(v.value())).transpose()
     }
 
@@ -149,20 +149,6 @@ impl Tx<'_> {
             }
         }
         Ok(None)
-    }
-
-    /// Every job of a study, in id order.
-    pub fn study_jobs(&self, study: &str) -> Result<Vec<Job>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.study_jobs.range((study, 0)..=(study, u64::MAX))? {
-            let id = entry?.0.value().1;
-            if let Some(v) = self.jobs.get(id)?
-                && let Ok(job) = decode(v.value())
-            {
-                out.push(job);
-            }
-        }
-        Ok(out)
     }
 
     /// Queued job ids in claim order (highest priority first, FIFO within a priority).

@@ -5,6 +5,7 @@ use redb::{ReadableTable, TableDefinition};
 use super::{Reader, Tx};
 use crate::error::StoreError;
 use crate::model::{JobId, Row, RowBin};
+use crate::study::compare::Curve;
 
 /// (job id, attempt, seq) → the row, postcard. A job's rows are one range scan, in seq order.
 pub(crate) const ROWS: TableDefinition<(u64, u32, u64), &[u8]> = TableDefinition::new("rows");
@@ -337,6 +338,51 @@ impl Reader {
         Ok(d.finish())
     }
 
+    /// The best-ever of one attempt against evaluations, at the rows where it rose (a
+    /// comparison's curve), `total` rows long. From the block summaries: only the rows of
+    /// blocks whose best-ever maximum beats the best so far are read, so a long run costs
+    /// O(rows / 64) plus its few improving blocks; a scan of every row where the blocks do
+    /// not cover the rows. A row without `best_ever` counts its `best` (the running maximum);
+    /// None when no row has both evaluations and a score.
+    pub fn best_ever_curve(
+        &self,
+        job: JobId,
+        attempt: u32,
+        total: u64,
+    ) -> Result<Option<Curve>, StoreError> {
+        let mut c = CurveBuilder::default();
+        let mut covered = 0u64;
+        for entry in self
+            .row_blocks
+            .range((job, attempt, 0)..=(job, attempt, u64::MAX))?
+        {
+            let (k, v) = entry?;
+            let index = k.value().2;
+            let b = decode_block(v.value())?;
+            covered += b.rows;
+            let top = ["best_ever", "best"]
+                .iter()
+                .find_map(|m| b.metrics.iter().find(|(n, _)| n == m))
+                .map(|(_, e)| e.max.0);
+            if !c.started || top.is_none_or(|t| t > c.best) {
+                let (lo, hi) = (index * BLOCK_ROWS, index * BLOCK_ROWS + BLOCK_ROWS - 1);
+                self.for_each_row(
+                    job,
+                    attempt,
+                    Some((XAxis::Seq, lo as f64, hi as f64)),
+                    |r| c.push(&r),
+                )?;
+            } else if let Some(x) = b.last.evals {
+                c.end = Some(x);
+            }
+        }
+        if covered != total {
+            c = CurveBuilder::default();
+            self.for_each_row(job, attempt, None, |r| c.push(&r))?;
+        }
+        Ok(c.finish())
+    }
+
     /// Every row of one attempt.
     pub fn rows(&self, job: JobId, attempt: u32) -> Result<Vec<Row>, StoreError> {
         let mut out = Vec::new();
@@ -365,6 +411,46 @@ impl Reader {
             }
         }
         Ok(out)
+    }
+}
+
+/// Collects a best-ever curve from rows in seq order.
+#[derive(Default)]
+struct CurveBuilder {
+    steps: Vec<(f64, f64)>,
+    best: f64,
+    end: Option<f64>,
+    started: bool,
+}
+
+impl CurveBuilder {
+    fn push(&mut self, r: &Row) {
+        let Some(x) = r.evals.filter(|x| x.is_finite()) else {
+            return;
+        };
+        self.end = Some(x);
+        let y = match (r.best_ever, r.best) {
+            (Some(v), _) => v,
+            (None, Some(b)) if self.started => b.max(self.best),
+            (None, Some(b)) => b,
+            (None, None) => return,
+        };
+        if !y.is_finite() {
+            return;
+        }
+        if !self.started || y > self.best {
+            self.steps.push((x, y));
+            self.best = y;
+            self.started = true;
+        }
+    }
+
+    fn finish(self) -> Option<Curve> {
+        let end = self.end?;
+        (!self.steps.is_empty()).then_some(Curve {
+            steps: self.steps,
+            end,
+        })
     }
 }
 

@@ -7,8 +7,9 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::{Reader, Tx, from_json, to_json};
 use crate::error::StoreError;
-use crate::model::Job;
 use crate::model::StudyRecord;
+use crate::model::{Job, JobKind, JobState};
+use crate::study::compare::StudyRuns;
 
 /// study name → the study record, JSON.
 pub(crate) const STUDIES: TableDefinition<&str, &[u8]> = TableDefinition::new("studies");
@@ -24,6 +25,21 @@ impl Tx<'_> {
             .get(name)?
             .map(|v| decode(v.value()))
             .transpose()
+    }
+
+    /// The jobs of a study, ascending id, inside the write transaction.
+    pub fn study_jobs(&self, name: &str) -> Result<Vec<Job>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in self.study_jobs.range((name, 0)..=(name, u64::MAX))? {
+            ids.push(entry?.0.value().1);
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(job) = self.job(id)? {
+                out.push(job);
+            }
+        }
+        Ok(out)
     }
 
     /// Stores a study's record (replacing the previous one).
@@ -106,6 +122,39 @@ impl Reader {
             if let Some(job) = self.job(id)? {
                 out.push(job);
             }
+        }
+        Ok(out)
+    }
+
+    /// What a comparison of these studies reads, from this one snapshot: each study's jobs
+    /// and, with `curves`, the best-ever curve of each of its succeeded experiments (see
+    /// [`Reader::best_ever_curve`]: block summaries, not every row).
+    pub fn compare_input(
+        &self,
+        names: &[String],
+        curves: bool,
+    ) -> Result<Vec<StudyRuns>, StoreError> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let jobs = self.study_jobs(name)?;
+            let mut runs = StudyRuns {
+                name: name.clone(),
+                curves: Default::default(),
+                jobs: Vec::new(),
+            };
+            if curves {
+                for j in &jobs {
+                    if j.spec.kind() == JobKind::Experiment
+                        && j.state == JobState::Succeeded
+                        && j.attempt > 0
+                        && let Some(c) = self.best_ever_curve(j.id, j.attempt, j.progress.rows)?
+                    {
+                        runs.curves.insert(j.id, c);
+                    }
+                }
+            }
+            runs.jobs = jobs;
+            out.push(runs);
         }
         Ok(out)
     }

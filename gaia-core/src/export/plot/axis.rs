@@ -9,13 +9,15 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use super::Panel;
 use super::ticks::{Ticks, linear_ticks, log_ticks, tick};
 
-/// Data bounds (x0, x1, y0, y1) over finite points (positive y on a log scale), padded.
+/// Data bounds (x0, x1, y0, y1) over finite points (positive ones on a log scale), padded; a
+/// fixed range replaces the data's, a categorical y axis spans its rows.
 pub(super) fn bounds(p: &Panel) -> Option<(f64, f64, f64, f64)> {
-    let ok = |y: f64| y.is_finite() && (!p.log_y || y > 0.0);
+    let okx = |x: f64| x.is_finite() && (!p.log_x || x > 0.0);
+    let oky = |y: f64| y.is_finite() && (!p.log_y || y > 0.0);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     let mut any = false;
     let mut see = |x: f64, y: f64| {
-        if x.is_finite() && ok(y) {
+        if okx(x) && oky(y) {
             any = true;
             x0 = x0.min(x);
             x1 = x1.max(x);
@@ -24,7 +26,7 @@ pub(super) fn bounds(p: &Panel) -> Option<(f64, f64, f64, f64)> {
         }
     };
     for l in &p.lines {
-        for &(x, y) in &l.points {
+        for &(x, y) in l.path().iter() {
             see(x, y);
         }
     }
@@ -35,27 +37,51 @@ pub(super) fn bounds(p: &Panel) -> Option<(f64, f64, f64, f64)> {
             see(x, b.hi[i]);
         }
     }
+    let rows = p.categories.len() as f64;
+    for m in &p.intervals {
+        let y = rows - 1.0 - m.category as f64;
+        for x in [m.low, m.estimate, m.high] {
+            see(x, y);
+        }
+    }
     if !any {
         return None;
     }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
+    let (mut xa, mut xb) = if x1 > x0 {
+        (x0, x1)
+    } else if p.log_x {
+        (x0 / 2.0, x1 * 2.0)
+    } else {
+        (
+            x0 - (x0.abs() * 0.1).max(0.5),
+            x1 + (x1.abs() * 0.1).max(0.5),
+        )
+    };
+    if !p.intervals.is_empty() && xb > xa {
+        // Interval bars end inside the plot, not on its frame.
+        let pad = (xb - xa) * 0.05;
+        (xa, xb) = (xa - pad, xb + pad);
     }
-    if p.log_y {
+    let (ya, yb) = if !p.categories.is_empty() {
+        (-0.5, rows - 0.5)
+    } else if p.log_y {
         if y1 <= y0 {
             y0 /= 2.0;
             y1 *= 2.0;
         }
         let pad = (y1 / y0).powf(0.05);
-        Some((x0, x1, y0 / pad, y1 * pad))
+        (y0 / pad, y1 * pad)
     } else {
         let pad = if y1 > y0 {
             (y1 - y0) * 0.05
         } else {
             (y0.abs() * 0.1).max(1.0)
         };
-        Some((x0, x1, y0 - pad, y1 + pad))
-    }
+        (y0 - pad, y1 + pad)
+    };
+    let (xa, xb) = p.x_range.unwrap_or((xa, xb));
+    let (ya, yb) = p.y_range.unwrap_or((ya, yb));
+    Some((xa, xb, ya, yb))
 }
 
 /// One axis of a panel: its range, linear or log, and the ticks chosen for it.
@@ -75,6 +101,22 @@ impl Axis {
             linear_ticks(lo, hi, target)
         };
         Axis { lo, hi, log, ticks }
+    }
+
+    /// A categorical axis: one row per label, the first at the top (row i at value
+    /// `labels.len() − 1 − i`).
+    pub(super) fn categorical(labels: &[String]) -> Axis {
+        let n = labels.len();
+        Axis {
+            lo: -0.5,
+            hi: n as f64 - 0.5,
+            log: false,
+            ticks: Ticks {
+                major: (0..n).map(|i| i as f64).collect(),
+                labels: labels.iter().rev().cloned().collect(),
+                minor: Vec::new(),
+            },
+        }
     }
 
     /// Where `v` falls: 0 at `lo`, 1 at `hi`.
@@ -141,7 +183,7 @@ impl Ranged for Axis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::plot::{Band, Line};
+    use crate::export::plot::{Band, IntervalMark, Line};
 
     fn line(points: Vec<(f64, f64)>) -> Line {
         Line {
@@ -149,6 +191,7 @@ mod tests {
             points,
             color: 0,
             width: 2,
+            step: false,
         }
     }
 
@@ -192,6 +235,50 @@ mod tests {
         assert!(
             (y0 - 3.8).abs() < 1e-12 && (y1 - 8.2).abs() < 1e-12,
             "{y0}..{y1}"
+        );
+    }
+
+    #[test]
+    fn fixed_ranges_log_x_and_categories_set_the_bounds() {
+        let mut p = Panel {
+            lines: vec![line(vec![(1.0, 0.2), (1000.0, 0.9), (-5.0, 0.5)])],
+            log_x: true,
+            ..Panel::default()
+        };
+        // On a log x axis the point at x = -5 does not count.
+        let (x0, x1, _, _) = bounds(&p).unwrap();
+        assert_eq!((x0, x1), (1.0, 1000.0));
+        p.y_range = Some((0.0, 1.0));
+        p.x_range = Some((0.5, 2000.0));
+        assert_eq!(bounds(&p), Some((0.5, 2000.0, 0.0, 1.0)));
+        // Categories: one row each, the bars' ends padded inside the plot.
+        let q = Panel {
+            categories: vec!["a".into(), "b".into(), "c".into()],
+            intervals: vec![IntervalMark {
+                category: 0,
+                estimate: 0.5,
+                low: 0.0,
+                high: 1.0,
+                color: 0,
+            }],
+            ..Panel::default()
+        };
+        let (x0, x1, y0, y1) = bounds(&q).unwrap();
+        assert!((x0 + 0.05).abs() < 1e-12 && (x1 - 1.05).abs() < 1e-12);
+        assert_eq!((y0, y1), (-0.5, 2.5));
+        let axis = Axis::categorical(&q.categories);
+        // The first category is the top row.
+        assert_eq!(axis.label(2.0), "a");
+        assert_eq!(axis.label(0.0), "c");
+    }
+
+    #[test]
+    fn step_lines_pass_through_their_corners() {
+        let mut l = line(vec![(1.0, 0.1), (3.0, 0.5), (4.0, 0.75)]);
+        l.step = true;
+        assert_eq!(
+            l.path().to_vec(),
+            [(1.0, 0.1), (3.0, 0.1), (3.0, 0.5), (4.0, 0.5), (4.0, 0.75)]
         );
     }
 

@@ -16,8 +16,9 @@ use super::legend::{Corner, draw_legend, legend_labels, legend_size, place_legen
 use super::{Figure, Panel, perr, px};
 use crate::error::Error;
 
-/// Tableau 10: distinguishable, print-safe.
-const PALETTE: [RGBColor; 10] = [
+/// Tableau 10 (distinguishable, print-safe), then six darker colours so twelve to sixteen
+/// methods still differ.
+const PALETTE: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -28,9 +29,15 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(0, 0, 128),
+    RGBColor(0, 128, 128),
+    RGBColor(128, 0, 0),
+    RGBColor(128, 128, 0),
+    RGBColor(139, 0, 139),
 ];
 
-fn color(i: usize) -> RGBColor {
+pub(super) fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
@@ -60,8 +67,40 @@ pub(super) fn render_figure(fig: &Figure, legends: bool) -> Result<Vec<u8>, Erro
         let s = scale(w, h);
         let title_h = if fig.title.is_empty() { 0 } else { px(s, 76.0) };
         let (top, body) = root.split_vertically(title_h);
+        let note_font = ("sans-serif", px(s, 22.0))
+            .into_font()
+            .color(&RGBColor(80, 80, 80));
+        let note = wrap(&body, &fig.note, &note_font, w as f64 * 0.94)?;
+        let line_h = px(s, 30.0);
+        let note_h = if note.is_empty() {
+            0
+        } else {
+            line_h * note.len() as u32 + px(s, 16.0)
+        };
+        let (body, foot) = body.split_vertically(h.saturating_sub(title_h + note_h));
+        for (i, text) in note.iter().enumerate() {
+            let style = note_font.pos(Pos::new(HPos::Center, VPos::Top));
+            foot.draw_text(
+                text,
+                &style,
+                (w as i32 / 2, px(s, 6.0) as i32 + (i as u32 * line_h) as i32),
+            )
+            .map_err(perr)?;
+        }
         if !fig.title.is_empty() {
-            let style = ("sans-serif", px(s, 36.0))
+            // A long title is set smaller until it fits the width (down to 60 %).
+            let mut size = 36.0;
+            loop {
+                let font = ("sans-serif", px(s, size))
+                    .into_font()
+                    .style(FontStyle::Bold);
+                let (tw, _) = font.box_size(&fig.title).map_err(perr)?;
+                if f64::from(tw) <= f64::from(w) * 0.97 || size <= 22.0 {
+                    break;
+                }
+                size -= 2.0;
+            }
+            let style = ("sans-serif", px(s, size))
                 .into_font()
                 .style(FontStyle::Bold)
                 .color(&BLACK)
@@ -82,6 +121,36 @@ pub(super) fn render_figure(fig: &Figure, legends: bool) -> Result<Vec<u8>, Erro
         root.present().map_err(perr)?;
     }
     encode(&rgb, w, h)
+}
+
+/// `text` broken at spaces into lines no wider than `width` pixels in `font` (at most four; a
+/// word wider than the line stands alone).
+fn wrap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    font: &TextStyle,
+    width: f64,
+) -> Result<Vec<String>, Error> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let candidate = if cur.is_empty() {
+            word.to_string()
+        } else {
+            format!("{cur} {word}")
+        };
+        let (tw, _) = area.estimate_text_size(&candidate, font).map_err(perr)?;
+        if tw as f64 > width && !cur.is_empty() {
+            lines.push(std::mem::replace(&mut cur, word.to_string()));
+        } else {
+            cur = candidate;
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines.truncate(4);
+    Ok(lines)
 }
 
 /// Encodes an RGB buffer as PNG.
@@ -127,7 +196,7 @@ fn draw_panel<DB: DrawingBackend>(
     legends: bool,
 ) -> Result<(), Error> {
     let Some((x0, x1, y0, y1)) = bounds(p) else {
-        let text = if p.log_y {
+        let text = if p.log_y || p.log_x {
             format!("{}: no positive values to draw on a log scale", p.caption)
         } else if p.caption.is_empty() {
             "no data yet".to_string()
@@ -137,7 +206,14 @@ fn draw_panel<DB: DrawingBackend>(
         return no_data(area, &text, s);
     };
     // The caption is drawn here rather than by plotters, so laying the chart out draws nothing.
-    let (margin, x_area, y_area) = (px(s, 24.0), px(s, 90.0), px(s, 130.0));
+    let (margin, x_area) = (px(s, 24.0), px(s, 90.0));
+    // A categorical axis's labels are names: the label area grows to hold the longest.
+    let mut y_area = px(s, 130.0);
+    let label_font: TextStyle = ("sans-serif", px(s, 22.0)).into_font().into();
+    for c in &p.categories {
+        let (tw, _) = area.estimate_text_size(c, &label_font).map_err(perr)?;
+        y_area = y_area.max(tw + px(s, 40.0));
+    }
     let (area, top_margin) = if p.caption.is_empty() {
         (area.clone(), margin)
     } else {
@@ -159,8 +235,12 @@ fn draw_panel<DB: DrawingBackend>(
     );
     let x_target = ((plot.0 as f64 / (150.0 * s)) as usize).clamp(4, 10);
     let y_target = ((plot.1 as f64 / (90.0 * s)) as usize).clamp(4, 10);
-    let x = Axis::new(x0, x1, false, x_target);
-    let mut y = Axis::new(y0, y1, p.log_y, y_target);
+    let x = Axis::new(x0, x1, p.log_x, x_target);
+    let mut y = if p.categories.is_empty() {
+        Axis::new(y0, y1, p.log_y, y_target)
+    } else {
+        Axis::categorical(&p.categories)
+    };
     let labels = legend_labels(p);
     let legend = legend_size(&labels, s)?;
     let mut corner = Corner::UpperRight;
@@ -275,14 +355,62 @@ fn draw_series<'a, DB: DrawingBackend + 'a>(
         .draw()
         .map_err(perr)?;
     let ok = |y: f64| y.is_finite() && (!p.log_y || y > 0.0);
-    let legend_len = px(s, 36.0) as i32;
+    let okx = |x: f64| x.is_finite() && (!p.log_x || x > 0.0);
+    let (xr, yr) = (x.range(), y.range());
+    for &rx in &p.x_rules {
+        if okx(rx) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(rx, yr.start), (rx, yr.end)],
+                    px(s, 10.0),
+                    px(s, 7.0),
+                    RGBColor(120, 120, 120).stroke_width(px(s, 2.0)),
+                ))
+                .map_err(perr)?;
+        }
+    }
+    let rows = p.categories.len() as f64;
+    // A bar is at most 40 px thick (at 1600×1000), however few the rows.
+    let row_px = f64::from(chart.plotting_area().dim_in_pixel().1) / (yr.end - yr.start);
+    let half = 0.28f64.min(px(s, 20.0) as f64 / row_px.max(1.0));
+    for m in &p.intervals {
+        let c = color(m.color);
+        let row = rows - 1.0 - m.category as f64;
+        let clamp = |v: f64, edge: f64| {
+            if v.is_finite() {
+                v.clamp(xr.start, xr.end)
+            } else {
+                edge
+            }
+        };
+        let lo = clamp(m.low, xr.start);
+        let hi = clamp(m.high, xr.end);
+        if lo.is_nan() || hi.is_nan() {
+            continue;
+        }
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(lo, row - half), (hi.max(lo), row + half)],
+                c.mix(0.6).filled(),
+            )))
+            .map_err(perr)?;
+        if m.estimate.is_finite() {
+            let e = m.estimate.clamp(xr.start, xr.end);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(e, row - half * 1.3), (e, row + half * 1.3)],
+                    RGBColor(20, 20, 20).stroke_width(px(s, 4.0)),
+                )))
+                .map_err(perr)?;
+        }
+    }
     for band in &p.bands {
         let c = color(band.color);
         // The band, one polygon per stretch where both ends of the range are defined.
         let mut stretch: Vec<usize> = Vec::new();
         let mut stretches = Vec::new();
         for i in 0..band.x.len() {
-            if band.x[i].is_finite() && ok(band.lo[i]) && ok(band.hi[i]) {
+            if okx(band.x[i]) && ok(band.lo[i]) && ok(band.hi[i]) {
                 stretch.push(i);
             } else if !stretch.is_empty() {
                 stretches.push(std::mem::take(&mut stretch));
@@ -302,49 +430,25 @@ fn draw_series<'a, DB: DrawingBackend + 'a>(
             .x
             .iter()
             .zip(&band.mid)
-            .filter(|(x, y)| x.is_finite() && ok(**y))
+            .filter(|(x, y)| okx(**x) && ok(**y))
             .map(|(x, y)| (*x, *y))
             .collect();
         let stroke = px(s, 3.0);
         curve(chart, &pts, c.stroke_width(stroke), band.dashed_after, s)?;
-        if !band.label.is_empty() {
-            chart
-                .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
-                .map_err(perr)?
-                .label(band.label.as_str())
-                .legend(move |(x, y)| {
-                    Rectangle::new(
-                        [
-                            (x, y - stroke as i32 * 2),
-                            (x + legend_len, y + stroke as i32 * 2),
-                        ],
-                        c.mix(0.35).filled(),
-                    )
-                });
-        }
     }
     for line in &p.lines {
         let c = color(line.color);
         let pts: Vec<(f64, f64)> = line
-            .points
+            .path()
             .iter()
             .copied()
-            .filter(|(x, y)| x.is_finite() && ok(*y))
+            .filter(|(x, y)| okx(*x) && ok(*y))
             .collect();
         let stroke = px(s, line.width as f64);
         curve(chart, &pts, c.stroke_width(stroke), None, s)?;
-        if !line.label.is_empty() {
-            chart
-                .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
-                .map_err(perr)?
-                .label(line.label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + legend_len, y)], c.stroke_width(stroke))
-                });
-        }
     }
     match legend {
-        Some(placed) => draw_legend(chart, placed, s),
+        Some(placed) => draw_legend(chart, p, placed, s),
         None => Ok(()),
     }
 }
@@ -434,6 +538,7 @@ mod tests {
         let q3 = median.iter().map(|m| m * 2.0).collect();
         let fig = Figure {
             title: "study s: sigma".into(),
+            note: String::new(),
             width: 900,
             height: 600,
             panels: vec![
@@ -459,6 +564,7 @@ mod tests {
                         points: vec![(0.0, -1.0)],
                         color: 1,
                         width: 2,
+                        step: false,
                     }],
                     ..Panel::default()
                 },
@@ -490,6 +596,7 @@ mod tests {
             points: pts,
             color: 0,
             width: 3,
+            step: false,
         };
         fig
     }

@@ -4,8 +4,8 @@
 //! never covers a curve or a band: placement measures what each corner would cover, in
 //! pixels, before anything is drawn.
 
-use plotters::element::MultiLineText;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis::Axis;
 use super::{Panel, perr, px};
@@ -93,6 +93,7 @@ fn covered(
     pad: f64,
 ) -> usize {
     let ok = |v: f64| v.is_finite() && (!p.log_y || v > 0.0);
+    let okx = |v: f64| v.is_finite() && (!p.log_x || v > 0.0);
     let (pw, ph) = (plot.0 as f64, plot.1 as f64);
     let at = |(vx, vy): (f64, f64)| (x.frac(vx) * pw, (1.0 - y.frac(vy)) * ph);
     let r = (
@@ -120,10 +121,10 @@ fn covered(
     for l in &p.lines {
         hits += polyline(
             &mut l
-                .points
+                .path()
                 .iter()
                 .copied()
-                .filter(|&(vx, vy)| vx.is_finite() && ok(vy)),
+                .filter(|&(vx, vy)| okx(vx) && ok(vy)),
         );
     }
     for b in &p.bands {
@@ -133,13 +134,13 @@ fn covered(
                 .iter()
                 .zip(&b.mid)
                 .map(|(vx, vy)| (*vx, *vy))
-                .filter(|&(vx, vy)| vx.is_finite() && ok(vy)),
+                .filter(|&(vx, vy)| okx(vx) && ok(vy)),
         );
         for i in 1..b.x.len() {
             let cell = [i - 1, i];
             if !cell
                 .iter()
-                .all(|&k| b.x[k].is_finite() && ok(b.lo[k]) && ok(b.hi[k]))
+                .all(|&k| okx(b.x[k]) && ok(b.lo[k]) && ok(b.hi[k]))
             {
                 continue;
             }
@@ -153,22 +154,61 @@ fn covered(
     hits
 }
 
-/// Width and height of the legend plotters draws for these labels (None: nothing to list).
-pub(super) fn legend_size(labels: &[&str], s: f64) -> Result<Option<(i32, i32)>, Error> {
+/// Entries a legend column holds before the legend takes another column, so a legend of many
+/// methods is wide and low, and fits above the data rather than over it.
+const ROWS: usize = 5;
+
+/// How a legend's entries are laid out: down each column, then across.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Layout {
+    pub cols: usize,
+    pub rows: usize,
+    /// Width of a column: symbol, text, gap.
+    pub col_w: i32,
+    pub row_h: i32,
+    pub margin: i32,
+}
+
+impl Layout {
+    /// The box's width and height.
+    pub(super) fn size(&self) -> (i32, i32) {
+        (
+            self.cols as i32 * self.col_w + 2 * self.margin,
+            self.rows as i32 * self.row_h + 2 * self.margin,
+        )
+    }
+}
+
+/// The layout of a legend of these labels (None: nothing to list): one column up to six
+/// entries, then columns of at most [`ROWS`].
+pub(super) fn legend_layout(labels: &[&str], s: f64) -> Result<Option<Layout>, Error> {
     if labels.is_empty() {
         return Ok(None);
     }
-    let font: TextStyle = ("sans-serif", px(s, FONT)).into_font().into();
-    let mut text = MultiLineText::<_, &str>::new((0, 0), &font);
+    let font = ("sans-serif", px(s, FONT)).into_font();
+    let mut text_w = 0;
     for l in labels {
-        text.push_line(*l);
+        text_w = text_w.max(font.box_size(l).map_err(perr)?.0 as i32);
     }
-    let (w, h) = text.estimate_dimension().map_err(perr)?;
-    let margin = px(s, MARGIN) as i32;
-    Ok(Some((
-        w + px(s, SYMBOL_AREA) as i32 + 2 * margin,
-        h + 2 * margin,
-    )))
+    let text_h = font.box_size("Ag").map_err(perr)?.1 as i32;
+    let cols = if labels.len() <= 6 {
+        1
+    } else {
+        labels.len().div_ceil(ROWS)
+    };
+    let gap = if cols > 1 { px(s, 24.0) as i32 } else { 0 };
+    Ok(Some(Layout {
+        cols,
+        rows: labels.len().div_ceil(cols),
+        col_w: px(s, SYMBOL_AREA) as i32 + text_w + gap,
+        row_h: text_h + px(s, 8.0) as i32,
+        margin: px(s, MARGIN) as i32,
+    }))
+}
+
+/// Width and height of the legend for these labels (None: nothing to list).
+pub(super) fn legend_size(labels: &[&str], s: f64) -> Result<Option<(i32, i32)>, Error> {
+    Ok(legend_layout(labels, s)?.map(|l| l.size()))
 }
 
 /// Where a panel's legend goes: the first corner (upper right, lower right, upper left, lower
@@ -216,24 +256,77 @@ pub(super) fn legend_labels(p: &Panel) -> Vec<&str> {
         .collect()
 }
 
-/// Draws the legend of the series drawn on `chart` (their labels and symbols) in `corner`.
+/// Draws the legend of the panel's labelled series in `corner`: a white box with a grey
+/// border, each entry its series' symbol (a band's shade, a line's stroke) and label.
 pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<Axis, Axis>>,
+    p: &Panel,
     (corner, size): (Corner, (i32, i32)),
     s: f64,
 ) -> Result<(), Error> {
-    let (pw, ph) = chart.plotting_area().dim_in_pixel();
+    let labels = legend_labels(p);
+    let Some(layout) = legend_layout(&labels, s)? else {
+        return Ok(());
+    };
+    let area = chart.plotting_area().strip_coord_spec();
+    let (pw, ph) = area.dim_in_pixel();
     let (lx, ly) = corner.origin(size, (pw as i32, ph as i32));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::Coordinate(lx, ly))
-        .label_font(("sans-serif", px(s, FONT)))
-        .background_style(WHITE)
-        .border_style(RGBColor(150, 150, 150))
-        .margin(px(s, MARGIN))
-        .legend_area_size(px(s, SYMBOL_AREA))
-        .draw()
-        .map_err(perr)?;
+    area.draw(&Rectangle::new(
+        [(lx, ly), (lx + size.0, ly + size.1)],
+        WHITE.filled(),
+    ))
+    .map_err(perr)?;
+    area.draw(&Rectangle::new(
+        [(lx, ly), (lx + size.0, ly + size.1)],
+        RGBColor(150, 150, 150),
+    ))
+    .map_err(perr)?;
+    let symbols = p
+        .bands
+        .iter()
+        .filter(|b| !b.label.is_empty())
+        .map(|b| (b.color, None))
+        .chain(
+            p.lines
+                .iter()
+                .filter(|l| !l.label.is_empty())
+                .map(|l| (l.color, Some(l.width))),
+        );
+    let font = ("sans-serif", px(s, FONT))
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let len = px(s, 36.0) as i32;
+    for (i, (label, (color, width))) in labels.iter().zip(symbols).enumerate() {
+        let (col, row) = ((i / layout.rows) as i32, (i % layout.rows) as i32);
+        let x = lx + layout.margin + col * layout.col_w;
+        let y = ly + layout.margin + row * layout.row_h + layout.row_h / 2;
+        let c = super::draw::color(color);
+        match width {
+            None => {
+                let half = px(s, 6.0) as i32;
+                area.draw(&Rectangle::new(
+                    [(x, y - half), (x + len, y + half)],
+                    c.mix(0.35).filled(),
+                ))
+                .map_err(perr)?;
+                area.draw(&PathElement::new(
+                    vec![(x, y), (x + len, y)],
+                    c.stroke_width(px(s, 3.0)),
+                ))
+                .map_err(perr)?;
+            }
+            Some(w) => {
+                area.draw(&PathElement::new(
+                    vec![(x, y), (x + len, y)],
+                    c.stroke_width(px(s, w as f64)),
+                ))
+                .map_err(perr)?;
+            }
+        }
+        area.draw_text(label, &font, (x + px(s, SYMBOL_AREA) as i32, y))
+            .map_err(perr)?;
+    }
     Ok(())
 }
 
@@ -271,12 +364,14 @@ mod tests {
                 points: best,
                 color: 0,
                 width: 3,
+                step: false,
             },
             Line {
                 label: "mean".into(),
                 points: mean,
                 color: 1,
                 width: 2,
+                step: false,
             },
         ];
         legend_clear(&job);
@@ -289,12 +384,14 @@ mod tests {
                 points: vec![(0.0, 0.0), (100.0, 1.0)],
                 color: 0,
                 width: 3,
+                step: false,
             },
             Line {
                 label: "down".into(),
                 points: vec![(0.0, 1.0), (100.0, 0.0)],
                 color: 1,
                 width: 3,
+                step: false,
             },
         ];
         legend_clear(&x);
@@ -317,6 +414,31 @@ mod tests {
             mk("random_search (1 seed)", 2, &|x| 50.0 + x / 10.0),
         ];
         legend_clear(&bands);
+    }
+
+    #[test]
+    fn a_legend_of_twelve_methods_takes_columns_and_keeps_off_the_data() {
+        let xs: Vec<f64> = (0..100).map(f64::from).collect();
+        let mut fig = figure("twelve", 1600, 1000);
+        fig.panels[0].lines = (0..12)
+            .map(|k| Line {
+                label: format!("method_{k:02} (15 runs)"),
+                points: xs
+                    .iter()
+                    .map(|&x| (x, (x / 100.0) * (1.0 - k as f64 / 13.0)))
+                    .collect(),
+                color: k,
+                width: 3,
+                step: k % 2 == 0,
+            })
+            .collect();
+        let labels = legend_labels(&fig.panels[0]);
+        let l = legend_layout(&labels, 1.0).unwrap().unwrap();
+        assert_eq!((l.cols, l.rows), (3, 4));
+        legend_clear(&fig);
+        // Few entries: one column, as before.
+        let l = legend_layout(&labels[..3], 1.0).unwrap().unwrap();
+        assert_eq!((l.cols, l.rows), (1, 3));
     }
 
     #[test]
@@ -346,6 +468,7 @@ mod tests {
             points,
             color: 0,
             width: 2,
+            step: false,
         };
         let (plot, size, s) = ((1000, 600), (200, 80), (1.0, 5));
         let x = Axis::new(0.0, 100.0, false, 5);

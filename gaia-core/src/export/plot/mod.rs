@@ -6,8 +6,10 @@
 //! it needs a new kind of mark.
 //!
 //! - [`Figure`]: a title over panels laid out in a near-square grid.
-//! - [`Panel`]: one chart with its caption, axis descriptions and linear or log y axis; it draws
-//!   [`Band`]s (a line with a shaded range around it) under [`Line`]s.
+//! - [`Panel`]: one chart with its caption, axis descriptions, linear or log x and y axes (each
+//!   from the data or fixed), or a categorical y axis; it draws [`Band`]s (a line with a shaded
+//!   range around it) under [`Line`]s (straight or as steps), and [`IntervalMark`]s (a point
+//!   estimate with its interval, one per category) over reference lines ([`Panel::x_rules`]).
 //! - `ticks`: round 1-2-5 ticks with an exact zero; log axes that always have labels.
 //! - `axis`: an axis's range from the data, and how plotters maps values onto it.
 //! - `legend`: the legend goes in a corner the data leaves empty, or the y range grows to make
@@ -25,17 +27,49 @@ pub(crate) mod testutil;
 use crate::error::Error;
 
 /// A line of a chart.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Line {
     /// Its legend entry; empty: not listed.
     pub label: String,
-    /// (x, y) in drawing order; points with a non-finite coordinate (or y ≤ 0 on a log axis)
+    /// (x, y) in drawing order; points with a non-finite coordinate (or ≤ 0 on a log axis)
     /// are left out.
     pub points: Vec<(f64, f64)>,
     /// Index into the palette.
     pub color: usize,
     /// Stroke width at 1600×1000.
     pub width: u32,
+    /// Drawn as a step function (an ECDF): each point's y holds until the next point's x.
+    pub step: bool,
+}
+
+impl Line {
+    /// The points the line passes through: its own, or for a step line the corners too.
+    pub fn path(&self) -> std::borrow::Cow<'_, [(f64, f64)]> {
+        if !self.step || self.points.len() < 2 {
+            return std::borrow::Cow::Borrowed(&self.points);
+        }
+        let mut out = Vec::with_capacity(self.points.len() * 2);
+        for w in self.points.windows(2) {
+            out.push(w[0]);
+            out.push((w[1].0, w[0].1));
+        }
+        out.push(*self.points.last().expect("two points"));
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+/// A point estimate with its interval, drawn on a categorical panel as a shaded bar from `low`
+/// to `high` across its category's row and a dark tick at `estimate` (rliable's interval
+/// plots). Non-finite bounds are drawn to the edge of the axis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntervalMark {
+    /// Index into [`Panel::categories`].
+    pub category: usize,
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Index into the palette.
+    pub color: usize,
 }
 
 /// A line with a shaded range around it (a median and the interquartile range over seeds; an
@@ -64,8 +98,20 @@ pub struct Panel {
     pub x_label: String,
     pub y_label: String,
     pub log_y: bool,
+    /// A logarithmic x axis (evaluations spanning decades).
+    pub log_x: bool,
+    /// The x axis's range, fixed; None: the data's.
+    pub x_range: Option<(f64, f64)>,
+    /// The y axis's range, fixed (fractions: 0 to 1); None: the data's.
+    pub y_range: Option<(f64, f64)>,
+    /// A categorical y axis: these labels from top to bottom, one row each, for
+    /// [`IntervalMark`]s (empty: a numeric y axis).
+    pub categories: Vec<String>,
     pub lines: Vec<Line>,
     pub bands: Vec<Band>,
+    pub intervals: Vec<IntervalMark>,
+    /// Vertical reference lines (dashed grey) at these x (a probability of 0.5).
+    pub x_rules: Vec<f64>,
 }
 
 /// A whole image: a title over one or more panels.
@@ -73,6 +119,9 @@ pub struct Panel {
 pub struct Figure {
     /// Empty: no title band, the panels take the whole height.
     pub title: String,
+    /// A line under the panels saying how the figure was made (score, normalisation, runs,
+    /// resamples); empty: none.
+    pub note: String,
     pub width: u32,
     pub height: u32,
     /// No panels: the image says "no data yet".

@@ -21,6 +21,7 @@ pub(crate) fn figure(title: &str, w: u32, h: u32) -> Figure {
         .collect();
     Figure {
         title: title.into(),
+        note: String::new(),
         width: w,
         height: h,
         panels: vec![Panel {
@@ -33,8 +34,9 @@ pub(crate) fn figure(title: &str, w: u32, h: u32) -> Figure {
                 points: pts,
                 color: 0,
                 width: 3,
+                step: false,
             }],
-            bands: vec![],
+            ..Panel::default()
         }],
     }
 }

@@ -66,8 +66,7 @@ pub(super) fn job_figure(job: &Job, rows: &[Row], opts: &PngOptions) -> Result<F
         x_label: xk.label().into(),
         y_label: metrics.join(" / ") + if opts.log_y { " (log scale)" } else { "" },
         log_y: opts.log_y,
-        lines: Vec::new(),
-        bands: Vec::new(),
+        ..Panel::default()
     };
     for (i, m) in metrics.iter().enumerate() {
         let points: Vec<(f64, f64)> = rows
@@ -98,10 +97,12 @@ pub(super) fn job_figure(job: &Job, rows: &[Row], opts: &PngOptions) -> Result<F
             points,
             color: i,
             width: if i == 0 { 3 } else { 2 },
+            step: false,
         });
     }
     Ok(Figure {
         title: format!("job {}: {}{}", job.id, job_label(job), study_suffix(job)),
+        note: String::new(),
         width: opts.width,
         height: opts.height,
         panels: if rows.is_empty() {

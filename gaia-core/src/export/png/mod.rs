@@ -16,6 +16,7 @@
 //! never see the store: they build the figure from rows, extents and sampled values, and their
 //! tests need none.
 
+pub mod compare;
 mod job;
 mod study;
 
@@ -158,6 +159,17 @@ pub fn render_target(
         }
     };
     render(&fig)
+}
+
+/// Renders figure `kind` of a comparison (computed by `study::compare::compare` with the
+/// options `kind` requires, see [`compare::CompareFigure::require`]).
+pub fn render_comparison(
+    c: &crate::protocol::Comparison,
+    kind: compare::CompareFigure,
+    opts: &PngOptions,
+) -> Result<Vec<u8>, Error> {
+    opts.validate()?;
+    render(&compare::compare_figure(c, kind, opts)?)
 }
 
 /// A job's chart: its curve's rows read, then drawn by [`job::job_figure`].

@@ -92,6 +92,7 @@ pub(super) fn study_figure(
             "{title}: {metric}, median and interquartile range over seeds{}",
             if opts.log_y { " (log scale)" } else { "" }
         ),
+        note: String::new(),
         width: opts.width,
         height: opts.height,
         panels: Vec::new(),

@@ -120,6 +120,70 @@ fn post(req: SchemaFn, ok: u16, answer: SchemaFn) -> Op {
 const ARROW: &str = crate::export::arrow::CONTENT_TYPE;
 
 /// What `endpoint`, at `route`, reads and answers.
+/// The query of a study's comparison (`…/compare`, `compare.png`, `scores.json`); `figure`
+/// adds the figure and its size.
+fn compare_query(figure: bool) -> Vec<Param> {
+    let s = || json!({"type": "string"});
+    let mut v = Vec::new();
+    if figure {
+        v.push(Param {
+            required: true,
+            ..q(
+                "figure",
+                json!({"type": "string", "enum": ["aggregate", "profile", "improvement", "curves", "ecdf"]}),
+                "which figure",
+            )
+        });
+        v.push(q("width", int(1), "width in pixels"));
+        v.push(q("height", int(1), "height in pixels"));
+    }
+    v.extend([
+        q("with", s(), "further studies, comma-separated"),
+        q(
+            "score",
+            json!({"type": "string", "enum": ["final", "best_ever", "auc"]}),
+            "a run's score (default final)",
+        ),
+        q(
+            "norm",
+            s(),
+            "ENV=LOW:HIGH items, comma-separated: what normalises to 0 and 1",
+        ),
+        q(
+            "by",
+            json!({"type": "string", "enum": ["env"]}),
+            "env: also each environment's aggregates",
+        ),
+        q(
+            "target",
+            s(),
+            "solved, a normalised level (0.5), or ENV=SCORE items: the fixed-target view",
+        ),
+        q(
+            "seeds_needed",
+            json!({"type": "number", "exclusiveMinimum": 0}),
+            "an interval half-width in normalised units: the seeds each cell needs",
+        ),
+        q(
+            "profile",
+            json!({"type": "boolean"}),
+            "true: performance profiles",
+        ),
+        q(
+            "curves",
+            json!({"type": "boolean"}),
+            "true: sample-efficiency curves",
+        ),
+        q(
+            "resamples",
+            int(1),
+            "bootstrap resamples (default 2000, at most 100000)",
+        ),
+        q("seed", int(0), "the bootstrap's seed (default 0)"),
+    ]);
+    v
+}
+
 fn operation(endpoint: Endpoint, route: &Route) -> Op {
     use Endpoint as E;
     let rows_query = || {
@@ -273,6 +337,21 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
         E::ListStudies => ok_json(schema::<StudyList>),
         E::GetStudy => ok_json(schema::<StudyReport>),
         E::StudyFiles => Op::new(Req::None, 200, vec![Media::Binary("application/zip")]),
+        E::CompareStudy => ok_json(schema::<Comparison>)
+            .query(compare_query(false))
+            .errors(&[404]),
+        E::CompareFigure => Op::new(Req::None, 200, vec![Media::Binary("image/png")])
+            .query(compare_query(true))
+            .errors(&[404]),
+        E::StudyScores => ok_json(schema::<ScoresExport>)
+            .query(compare_query(false))
+            .errors(&[404]),
+        E::ExtendStudy => {
+            post(schema::<StudyExtend>, 201, schema::<StudySubmitted>).errors(&[404, 409])
+        }
+        E::RetryStudy => {
+            post(schema::<StudyRetry>, 201, schema::<StudySubmitted>).errors(&[404, 409])
+        }
         E::ExportJob | E::ExportStudy | E::ExportAll => {
             let format = super::super::export::format_of(route.path);
             let media = match format {

@@ -1,7 +1,25 @@
-//! Statistics over scores: the one home of every estimate GAIA shows (quantiles, mean ± std
-//! over seeds). Pure functions over slices of numbers: no I/O, no store, no HTTP, so the
-//! server, the CLI, the PNG figures and the dashboard (which draws what the server computed)
-//! all show the same numbers.
+//! Statistics over scores: the one home of every estimate GAIA shows. Pure functions over
+//! slices and score matrices: no I/O, no store, no HTTP, so the server, the CLI, the PNG
+//! figures and the dashboard (which draws what the server computed) all show the same numbers.
+//!
+//! - here: quantiles, mean ± std over seeds, five-number summaries (`gaia study`, the overview);
+//! - [`matrix`]: a method's runs per environment ([`ScoreMatrix`]) and the aggregates of
+//!   Agarwal et al. (2021) over them — IQM, median, mean, optimality gap — the performance
+//!   profile and the probability of improvement, exactly as `rliable` 1.2 defines them;
+//! - [`bootstrap`]: their 95 % percentile stratified bootstrap intervals, sample-efficiency
+//!   curves ([`CurveMatrix`]), seeds needed for a target interval width;
+//! - [`target`]: fixed-target views — evaluations to reach a target, success rate, ERT, ECDF;
+//! - [`rng`]: the seeded generator (PCG64) that makes every interval reproducible.
+//!
+//! `docs/COMPARE.md` states each definition for readers of a paper.
+
+pub mod bootstrap;
+pub mod matrix;
+pub mod rng;
+pub mod target;
+
+pub use bootstrap::{Bootstrap, CurveMatrix, Interval};
+pub use matrix::{Aggregates, ScoreMatrix};
 
 use serde::{Deserialize, Serialize};
 
