@@ -13,33 +13,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis::{Axis, bounds};
 use super::legend::{Corner, draw_legend, legend_labels, legend_size, place_legend};
-use super::{Figure, Panel, perr, px};
+use super::{Figure, Panel, color, perr, px};
 use crate::error::Error;
-
-/// Tableau 10 (distinguishable, print-safe), then six darker colours so twelve to sixteen
-/// methods still differ.
-const PALETTE: [RGBColor; 16] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-    RGBColor(0, 0, 0),
-    RGBColor(0, 0, 128),
-    RGBColor(0, 128, 128),
-    RGBColor(128, 0, 0),
-    RGBColor(128, 128, 0),
-    RGBColor(139, 0, 139),
-];
-
-pub(super) fn color(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
-}
 
 /// Registers the embedded font once per process.
 fn fonts() {

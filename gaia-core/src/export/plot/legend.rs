@@ -301,7 +301,7 @@ pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a>(
         let (col, row) = ((i / layout.rows) as i32, (i % layout.rows) as i32);
         let x = lx + layout.margin + col * layout.col_w;
         let y = ly + layout.margin + row * layout.row_h + layout.row_h / 2;
-        let c = super::draw::color(color);
+        let c = super::color(color);
         match width {
             None => {
                 let half = px(s, 6.0) as i32;

@@ -25,6 +25,7 @@ mod ticks;
 pub(crate) mod testutil;
 
 use crate::error::Error;
+use plotters::style::RGBColor;
 
 /// A line of a chart.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -136,6 +137,31 @@ pub fn render(fig: &Figure) -> Result<Vec<u8>, Error> {
 /// A drawing error of plotters, as ours.
 fn perr<E: std::fmt::Display>(e: E) -> Error {
     Error::Other(format!("draw chart: {e}"))
+}
+
+/// Tableau 10 (distinguishable, print-safe), then six darker colours so twelve to sixteen
+/// methods still differ.
+const PALETTE: [RGBColor; 16] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(0, 0, 128),
+    RGBColor(0, 128, 128),
+    RGBColor(128, 0, 0),
+    RGBColor(128, 128, 0),
+    RGBColor(139, 0, 139),
+];
+
+pub(super) fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
 }
 
 /// `v` pixels at scale `s`, at least one.
