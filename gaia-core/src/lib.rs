@@ -18,6 +18,8 @@
 //! | [`human`] | numbers and times for people: one format per kind of value |
 //! | [`stats`] | statistics over scores: quantiles, mean ± std (pure) |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
+//! | [`telemetry`] | worker utilisation over time: downsampling tiers with a bound per worker (pure) |
+//! | [`triage`] | whose fault a failed attempt was: the experiment's or the machine's (pure) |
 //! | [`time`] | instants as UTC dates for people (one calendar function) |
 //! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
 //! | [`release`] | releases: metadata, signatures, safe archives, the worker's self-update |
@@ -37,7 +39,9 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod study;
+pub mod telemetry;
 pub mod time;
+pub mod triage;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -34,6 +34,11 @@ use crate::store::logs::{MAX_LINES_PER_JOB, clip_line};
 use crate::store::{Store, Tx};
 use crate::study;
 
+mod holds;
+mod instruments;
+
+pub use instruments::QueueMetrics;
+
 /// Timing of leases and claims.
 #[derive(Clone, Debug)]
 pub struct QueueConfig {
@@ -52,6 +57,9 @@ pub struct QueueConfig {
     /// (default 20): give-backs spend no attempt, so without a bound a worker that keeps
     /// preempting one job would keep it from ever ending.
     pub max_give_backs: u32,
+    /// Quarantine a worker once this many attempts in a row failed at setup (see
+    /// [`crate::triage`]); 0 never does (default 3).
+    pub quarantine_after: u32,
 }
 
 impl Default for QueueConfig {
@@ -63,6 +71,7 @@ impl Default for QueueConfig {
             max_workers: 10_000,
             forget_offline_after: Duration::from_secs(7 * 24 * 3600),
             max_give_backs: 20,
+            quarantine_after: 3,
         }
     }
 }
@@ -117,7 +126,20 @@ struct Inner {
     workers: HashMap<String, WorkerLive>,
     /// Running jobs with a cancel request, until their worker reports.
     cancels: HashMap<JobId, ()>,
+    /// Per worker id: how many of its attempts in a row failed at setup (`holds.rs`).
+    setup_failures: HashMap<String, u32>,
 }
+
+/// Telemetry not yet in the store: the open buckets and the closed points waiting for the
+/// next batch write ([`Queue::flush_telemetry`]).
+#[derive(Default)]
+struct TelemetryBuffer {
+    agg: crate::telemetry::Aggregator,
+    pending: Vec<crate::telemetry::Closed>,
+}
+
+/// Closed telemetry points held at most while the store cannot take them (then the oldest go).
+const MAX_PENDING_POINTS: usize = 200_000;
 
 /// The queue and worker registry. Share it behind an `Arc`.
 pub struct Queue {
@@ -129,6 +151,8 @@ pub struct Queue {
     next_waiter: AtomicU64,
     live: broadcast::Sender<Live>,
     latest_release: RwLock<Option<String>>,
+    metrics: QueueMetrics,
+    telemetry: Mutex<TelemetryBuffer>,
 }
 
 /// The reaper runs at least every second; a gap between two of its runs longer than this means
@@ -217,6 +241,8 @@ impl Queue {
             next_waiter: AtomicU64::new(1),
             live,
             latest_release: RwLock::new(None),
+            metrics: QueueMetrics::default(),
+            telemetry: Mutex::new(TelemetryBuffer::default()),
         }))
     }
 
@@ -228,6 +254,11 @@ impl Queue {
     /// The lease and heartbeat timing.
     pub fn config(&self) -> &QueueConfig {
         &self.config
+    }
+
+    /// What the queue counts (claims, completions, rows, ...), for `/metrics`.
+    pub fn metrics(&self) -> &QueueMetrics {
+        &self.metrics
     }
 
     /// Subscribes to live events.
@@ -409,10 +440,20 @@ impl Queue {
             w.seen = Instant::now();
             (
                 w.worker.name.clone(),
-                w.worker.state == WorkerState::Draining,
+                w.worker.state == WorkerState::Draining || w.worker.hold.is_some(),
             )
         };
         if draining {
+            // A held worker that still asks (it has not heard yet, or an older worker) waits
+            // out its poll instead of spinning.
+            if self
+                .lock()
+                .workers
+                .get(worker_id)
+                .is_some_and(|w| w.worker.hold.is_some())
+            {
+                tokio::time::sleep_until(deadline).await;
+            }
             return Ok(None);
         }
         let notify = Arc::new(Notify::new());
@@ -448,6 +489,7 @@ impl Queue {
         let wid = worker_id.to_string();
         let wname = worker_name.to_string();
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
+        let began = Instant::now();
         let claimed = self
             .store
             .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout))
@@ -455,11 +497,15 @@ impl Queue {
         let Some((job, lease, ev)) = claimed else {
             return Ok(None);
         };
+        self.metrics
+            .claim_seconds
+            .observe(began.elapsed().as_secs_f64());
         Ok(Some(self.claimed(worker_id, job, lease, ev)))
     }
 
     /// Records a claim made in the store: the lease's deadline, the worker's running jobs.
     fn claimed(&self, worker_id: &str, job: Job, lease: u64, ev: Event) -> Assignment {
+        self.metrics.claims.inc();
         {
             let mut inner = self.lock();
             inner.leases.insert(
@@ -504,7 +550,7 @@ impl Queue {
             inner.workers.get(worker_id).map(|w| {
                 (
                     w.worker.name.clone(),
-                    w.worker.state == WorkerState::Draining,
+                    w.worker.state == WorkerState::Draining || w.worker.hold.is_some(),
                 )
             })
         };
@@ -529,12 +575,18 @@ impl Queue {
         let c = caps.clone();
         let wid = worker_id.to_string();
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
+        let (duration, after) = (req.duration_ms, self.config.quarantine_after);
+        let began = Instant::now();
         // Volatile: durable within the store's window; a crash inside it re-runs the job.
         let (done, claimed) = self
             .store
             .write_volatile(move |tx| {
                 let done = match complete_in(tx, job_id, req) {
-                    Ok(x) => Ok(x),
+                    Ok((job, ev)) => {
+                        // Before the claim: a worker quarantined by this report claims nothing.
+                        let q = holds::note_outcome_in(tx, &inner, &job, duration, after)?;
+                        Ok((job, ev, q))
+                    }
                     // Refused before anything was written: still claim.
                     Err(Error::Request(e)) => Err(e.to_string()),
                     Err(e) => return Err(e),
@@ -544,16 +596,20 @@ impl Queue {
             })
             .await?;
         let refused = match done {
-            Ok((job, ev)) => {
+            Ok((job, ev, quarantined)) => {
                 self.forget_lease(job_id, fin_lease);
-                self.publish(Live::Event(ev));
-                self.publish(Live::Job(Box::new(job)));
+                self.completed(&job, ev, quarantined);
                 None
             }
             Err(e) => Some(e),
         };
         match claimed {
-            Some((job, lease, ev)) => Ok((refused, Some(self.claimed(worker_id, job, lease, ev)))),
+            Some((job, lease, ev)) => {
+                self.metrics
+                    .claim_seconds
+                    .observe(began.elapsed().as_secs_f64());
+                Ok((refused, Some(self.claimed(worker_id, job, lease, ev))))
+            }
             None => Ok((refused, self.claim(worker_id, caps, wait).await?)),
         }
     }
@@ -615,6 +671,7 @@ impl Queue {
             )));
         }
         self.check_lease(job_id, batch.attempt, batch.lease)?;
+        let began = Instant::now();
         let rows = Arc::new(batch.rows);
         let stored_rows = rows.clone();
         let (attempt, lease) = (batch.attempt, batch.lease);
@@ -649,6 +706,10 @@ impl Queue {
                 ))
             })
             .await?;
+        self.metrics.rows.inc_by(ack.stored);
+        self.metrics
+            .ingest_seconds
+            .observe(began.elapsed().as_secs_f64());
         if ack.stored > 0 {
             self.publish(Live::Rows {
                 job: job_id,
@@ -737,14 +798,37 @@ impl Queue {
         cap_result(&mut req);
         self.check_lease(job_id, req.attempt, req.lease)?;
         let lease = req.lease;
-        let (job, ev) = self
+        let (inner, duration, after) = (
+            self.inner.clone(),
+            req.duration_ms,
+            self.config.quarantine_after,
+        );
+        let (job, ev, quarantined) = self
             .store
-            .write(move |tx| complete_in(tx, job_id, req))
+            .write(move |tx| {
+                let (job, ev) = complete_in(tx, job_id, req)?;
+                let q = holds::note_outcome_in(tx, &inner, &job, duration, after)?;
+                Ok((job, ev, q))
+            })
             .await?;
         self.forget_lease(job_id, lease);
+        self.completed(&job, ev, quarantined);
+        Ok(job)
+    }
+
+    /// After a report's commit: counts it, publishes the job's end and any quarantine.
+    fn completed(&self, job: &Job, ev: Event, quarantined: Option<(Worker, Event)>) {
+        self.metrics
+            .completions
+            .get_or_create(&[("outcome", job.state.as_str())])
+            .inc();
         self.publish(Live::Event(ev));
         self.publish(Live::Job(Box::new(job.clone())));
-        Ok(job)
+        if let Some((w, ev)) = quarantined {
+            self.metrics.quarantines.inc();
+            self.publish(Live::Event(ev));
+            self.publish(Live::Worker(Box::new(w)));
+        }
     }
 
     /// A worker gives a running job back (it is shutting down): the job is queued again without
@@ -817,6 +901,13 @@ impl Queue {
             })
             .await?;
         self.forget_lease(job_id, lease);
+        if job.state == JobState::Queued {
+            let why = if preempted { "preempted" } else { "given_back" };
+            self.metrics
+                .requeues
+                .get_or_create(&[("reason", why)])
+                .inc();
+        }
         self.publish(Live::Event(ev));
         if job.state == JobState::Queued {
             self.wake(std::iter::once(&job.spec));
@@ -847,6 +938,11 @@ impl Queue {
     /// Cancels a job: a queued job at once, a running one is flagged and its worker told at its
     /// next call. Cancelling an ended job is a conflict.
     pub async fn cancel(&self, job_id: JobId) -> Result<Job, Error> {
+        self.cancel_as(job_id, None).await
+    }
+
+    /// [`Queue::cancel`], recorded in the audit log as `actor`'s (in the same write).
+    pub async fn cancel_as(&self, job_id: JobId, actor: Option<String>) -> Result<Job, Error> {
         let cancels = self.inner.clone();
         let (job, ev) = self
             .store
@@ -884,6 +980,14 @@ impl Queue {
                 let ev = ev.transpose()?;
                 if ev.is_some() {
                     tx.save_job(Some(&prev), &job)?;
+                    if let Some(a) = &actor {
+                        tx.audit(
+                            a,
+                            "job_cancel",
+                            &job_id.to_string(),
+                            format!("was {}", prev.state),
+                        )?;
+                    }
                 }
                 if job.state == JobState::Running {
                     // Recorded with the write, so a caller that goes away cannot lose it.
@@ -966,6 +1070,7 @@ impl Queue {
             usage: Default::default(),
             update_available: false,
             update_error: None,
+            hold: None,
         };
         worker.update_available = self.update_available(&worker.version);
         let w = worker.clone();
@@ -1042,6 +1147,15 @@ impl Queue {
             ..Default::default()
         };
         req.usage.validate()?;
+        {
+            let mut t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+            let closed = t.agg.record(worker_id, now_ms(), &req.usage);
+            t.pending.extend(closed);
+            if t.pending.len() > MAX_PENDING_POINTS {
+                let over = t.pending.len() - MAX_PENDING_POINTS;
+                t.pending.drain(..over);
+            }
+        }
         let mut back_online = None;
         let snapshot = {
             let mut inner = self.lock();
@@ -1076,20 +1190,22 @@ impl Queue {
             w.worker.last_seen = now_ms();
             w.worker.usage = req.usage;
             w.worker.running = running;
-            w.worker.state = if req.draining {
-                WorkerState::Draining
-            } else if w.worker.running.is_empty() {
-                WorkerState::Idle
-            } else {
-                WorkerState::Busy
-            };
+            w.worker.state = WorkerState::Idle;
+            w.worker.state = holds::live_state(&w.worker, req.draining);
+            resp.hold = w.worker.hold.clone();
             w.worker.update_available = latest
                 .as_deref()
                 .is_some_and(|l| crate::release::differs(l, &w.worker.version));
             w.worker.clone()
         };
         if let Some(mut w) = back_online {
-            w.state = WorkerState::Idle;
+            w.state = holds::live_state(
+                &Worker {
+                    state: WorkerState::Idle,
+                    ..w.clone()
+                },
+                false,
+            );
             let store = self.store.clone();
             let live = self.live.clone();
             // Persist the state change off the heartbeat's path.
@@ -1126,6 +1242,14 @@ impl Queue {
             w.worker.state = WorkerState::Offline;
             w.worker.usage = Default::default();
             w.worker.last_seen = now_ms();
+            // A drain with exit is done once the worker has left: it may start again freely.
+            if w.worker
+                .hold
+                .as_ref()
+                .is_some_and(|h| h.kind == crate::model::HoldKind::Draining && h.exit)
+            {
+                w.worker.hold = None;
+            }
             w.worker.clone()
         };
         let saved = w.clone();
@@ -1364,6 +1488,13 @@ impl Queue {
             }
         }
         if let Some((job, ev)) = result {
+            self.metrics.lease_expiries.inc();
+            if job.state == JobState::Queued {
+                self.metrics
+                    .requeues
+                    .get_or_create(&[("reason", "lease_expired")])
+                    .inc();
+            }
             self.publish(Live::Event(ev));
             self.publish(Live::Job(Box::new(job.clone())));
             if job.state == JobState::Queued {
@@ -1371,6 +1502,62 @@ impl Queue {
             }
         }
         Ok(())
+    }
+
+    // ---- telemetry -----------------------------------------------------------------------
+
+    /// Writes the telemetry points that closed since the last flush (and closes the buckets
+    /// of workers gone silent) in one store write; returns how many points. The server calls
+    /// it every few seconds: heartbeats themselves only touch memory.
+    pub async fn flush_telemetry(&self) -> Result<usize, Error> {
+        let batch = {
+            let mut t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+            let closed = t.agg.close_due(now_ms());
+            t.pending.extend(closed);
+            std::mem::take(&mut t.pending)
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.len();
+        // Volatile: a crash may lose the last seconds of telemetry, never a job's data.
+        self.store
+            .write_volatile(move |tx| Ok(tx.save_telemetry(&batch)?))
+            .await?;
+        Ok(n)
+    }
+
+    /// A worker's telemetry over `span`, oldest first: the stored points, the points waiting
+    /// for the next flush, and the open one (the newest readings).
+    pub fn telemetry(
+        &self,
+        worker_id: &str,
+        span: crate::telemetry::Span,
+    ) -> Result<Vec<crate::telemetry::Point>, Error> {
+        let tier = span.tier();
+        let since = now_ms().saturating_sub(span.millis());
+        let mut points = self.store.read()?.telemetry(worker_id, tier, since)?;
+        let t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = t
+            .pending
+            .iter()
+            .filter(|c| c.worker == worker_id && c.tier == tier && c.point.at >= since)
+            .map(|c| c.point.clone())
+            .chain(t.agg.open_point(worker_id, tier));
+        for p in newer {
+            match points.binary_search_by_key(&p.at, |q| q.at) {
+                Ok(i) => points[i] = p,
+                Err(i) => points.insert(i, p),
+            }
+        }
+        Ok(points)
+    }
+
+    /// Drops a forgotten worker's telemetry from memory.
+    fn telemetry_forget(&self, worker_id: &str) {
+        let mut t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+        t.agg.forget(worker_id);
+        t.pending.retain(|c| c.worker != worker_id);
     }
 
     /// Job counts per state, every state present.
@@ -1467,6 +1654,8 @@ fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<Spec>) -> Result<(Vec<Job>, Vec<Event
             log_dropped: 0,
             warnings: 0,
             errors: 0,
+            rows_deleted_at: None,
+            logs_deleted_at: None,
         };
         tx.save_job(None, &job)?;
         if jobs.len() < 100 {
@@ -1546,6 +1735,16 @@ fn claim_in(
     inner: &Mutex<Inner>,
     lease_timeout: Duration,
 ) -> Result<Option<(Job, u64, Event)>, Error> {
+    // Checked in the write, where a pause (also a write) cannot come between check and claim.
+    if inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .workers
+        .get(wid)
+        .is_some_and(|w| w.worker.hold.is_some())
+    {
+        return Ok(None);
+    }
     let Some(prev) = tx.first_fitting(caps)? else {
         return Ok(None);
     };

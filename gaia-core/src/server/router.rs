@@ -11,11 +11,11 @@ use hyper::{Method, Request, StatusCode};
 
 use super::http::{BodyLimit, HttpError, Query, Res, error_response, query_pairs};
 use super::{
-    App, ServerConfig, auth, dashboard, events, export, files, jobs, overview, releases, studies,
-    tokens, workers,
+    App, ServerConfig, auth, dashboard, events, export, files, jobs, maintenance, metrics,
+    overview, releases, studies, tokens, workers,
 };
 use crate::export::Target;
-use crate::model::Scope;
+use crate::model::{HoldKind, Scope};
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 
 /// What an endpoint does (one handler each).
@@ -63,6 +63,16 @@ pub enum Endpoint {
     PromoteRelease,
     YankRelease,
     UpdateReport,
+    Metrics,
+    GetWorker,
+    WorkerTelemetry,
+    PauseWorker,
+    ResumeWorker,
+    DrainWorker,
+    ForgetWorker,
+    Gc,
+    Backup,
+    Audit,
 }
 
 /// What a route's request body is, which sets its size limit. The router refuses a body
@@ -112,7 +122,10 @@ impl Endpoint {
             | E::Heartbeat
             | E::CreateToken
             | E::SubmitStudy
-            | E::UpdateReport => Body::Json,
+            | E::UpdateReport
+            | E::PauseWorker
+            | E::DrainWorker
+            | E::Gc => Body::Json,
             E::Complete | E::Claim => Body::Report,
             E::SubmitBatch | E::PostLogs => Body::Batch,
             E::PostRows => Body::Rows,
@@ -154,11 +167,19 @@ use Endpoint as E;
 const ADMIN: Option<Scope> = Some(Scope::Admin);
 const WORKER: Option<Scope> = Some(Scope::Worker);
 const READ: Option<Scope> = Some(Scope::Read);
+const METRICS: Option<Scope> = Some(Scope::Metrics);
 
 /// Every endpoint of the server.
 pub const ROUTES: &[Route] = &[
     r("GET", "/healthz", None, E::Healthz, "liveness and version"),
     r("GET", "/", None, E::Dashboard, "the dashboard"),
+    r(
+        "GET",
+        "/metrics",
+        METRICS,
+        E::Metrics,
+        "Prometheus metrics (text exposition)",
+    ),
     r("GET", "/{name}", None, E::Dashboard, "dashboard assets"),
     r("POST", "/api/v1/jobs", ADMIN, E::SubmitJob, "submit a job"),
     r(
@@ -464,6 +485,69 @@ pub const ROUTES: &[Route] = &[
         E::UpdateReport,
         "a worker reports an update",
     ),
+    r(
+        "GET",
+        "/api/v1/workers/{name}",
+        READ,
+        E::GetWorker,
+        "one worker",
+    ),
+    r(
+        "GET",
+        "/api/v1/workers/{name}/telemetry",
+        READ,
+        E::WorkerTelemetry,
+        "a worker's CPU, RAM and GPU readings over time",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/pause",
+        ADMIN,
+        E::PauseWorker,
+        "pause a worker: it claims no new jobs",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/resume",
+        ADMIN,
+        E::ResumeWorker,
+        "lift a pause, drain or quarantine",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/drain",
+        ADMIN,
+        E::DrainWorker,
+        "drain a worker: finish running jobs (and exit)",
+    ),
+    r(
+        "DELETE",
+        "/api/v1/workers/{name}",
+        ADMIN,
+        E::ForgetWorker,
+        "forget an offline worker",
+    ),
+    r(
+        "POST",
+        "/api/v1/gc",
+        ADMIN,
+        E::Gc,
+        "delete old rows and log lines in batches",
+    ),
+    r(
+        "GET",
+        "/api/v1/backup",
+        ADMIN,
+        E::Backup,
+        "a consistent copy of the database",
+    ),
+    r(
+        "GET",
+        "/api/v1/audit",
+        ADMIN,
+        E::Audit,
+        "the audit log of admin actions",
+    ),
 ];
 
 /// Path parameters of a matched route, in order.
@@ -522,19 +606,33 @@ pub fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), S
     })
 }
 
-/// Handles one request; never panics on input, always answers.
+/// Handles one request; never panics on input, always answers. Counts it for `/metrics` by
+/// its route pattern.
 pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, _peer: SocketAddr) -> Res {
-    match route(app, req).await {
+    let began = std::time::Instant::now();
+    let mut matched = None;
+    let res = match route(app.clone(), req, &mut matched).await {
         Ok(res) => res,
         Err(e) => error_response(e),
-    }
+    };
+    let (pattern, method) = matched.map_or(("unmatched", "-"), |r: &Route| (r.path, r.method));
+    app.http_metrics
+        .observe(pattern, method, res.status().as_u16(), began);
+    res
 }
 
-async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> {
+async fn route(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    matched: &mut Option<&'static Route>,
+) -> Result<Res, HttpError> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let (route, params) = match find(method.as_str(), &path) {
-        Ok(x) => x,
+        Ok(x) => {
+            *matched = Some(x.0);
+            x
+        }
         Err(StatusCode::METHOD_NOT_ALLOWED) => {
             return Err(HttpError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -660,7 +758,7 @@ async fn dispatch(
         E::SubmitBatch => jobs::submit_batch(&app, req).await,
         E::ListJobs => jobs::list_jobs(&app, &query),
         E::GetJob => jobs::get_job(&app, params.id()),
-        E::CancelJob => jobs::cancel(&app, params.id()).await,
+        E::CancelJob => jobs::cancel(&app, params.id(), workers::actor(&req)).await,
         E::GetRows => jobs::get_rows(&app, params.id(), &query).await,
         E::PostRows => jobs::post_rows(&app, params.id(), req).await,
         E::GetLogs => jobs::get_logs(&app, params.id(), &query),
@@ -679,7 +777,7 @@ async fn dispatch(
         E::Events => events::events(&app, &req, &query),
         E::CreateToken => tokens::create_token(&app, req).await,
         E::ListTokens => tokens::list_tokens(&app),
-        E::RevokeToken => tokens::revoke_token(&app, params.name()).await,
+        E::RevokeToken => tokens::revoke_token(&app, params.name(), workers::actor(&req)).await,
         E::Whoami => tokens::whoami(&app, req, &query),
         E::Summary => overview::summary(&app, &query).await,
         E::SubmitStudy => studies::submit_study(&app, req).await,
@@ -701,9 +799,19 @@ async fn dispatch(
             releases::upload(&app, params.first(), params.name(), &query, req).await
         }
         E::DownloadRelease => releases::download(&app, params.first(), params.name()).await,
-        E::PromoteRelease => releases::promote(&app, params.first()).await,
-        E::YankRelease => releases::yank(&app, params.first()).await,
+        E::PromoteRelease => releases::promote(&app, params.first(), &workers::actor(&req)).await,
+        E::YankRelease => releases::yank(&app, params.first(), &workers::actor(&req)).await,
         E::UpdateReport => releases::report(&app, params.first(), req).await,
+        E::Metrics => metrics::metrics(&app).await,
+        E::GetWorker => workers::get_worker(&app, params.first()),
+        E::WorkerTelemetry => workers::telemetry(&app, params.first(), &query),
+        E::PauseWorker => workers::hold(&app, params.first(), HoldKind::Paused, req).await,
+        E::DrainWorker => workers::hold(&app, params.first(), HoldKind::Draining, req).await,
+        E::ResumeWorker => workers::resume(&app, params.first(), req).await,
+        E::ForgetWorker => workers::forget(&app, params.first(), req).await,
+        E::Gc => maintenance::gc(&app, req).await,
+        E::Backup => maintenance::backup(&app, req).await,
+        E::Audit => maintenance::audit(&app, &query),
     }
 }
 
@@ -730,6 +838,15 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(find("GET", "/app.js").unwrap().0.endpoint, E::Dashboard);
+        assert_eq!(find("GET", "/metrics").unwrap().0.endpoint, E::Metrics);
+        assert_eq!(
+            find("POST", "/api/v1/workers/register").unwrap().0.endpoint,
+            E::Register
+        );
+        assert_eq!(
+            find("GET", "/api/v1/workers/w-1").unwrap().0.endpoint,
+            E::GetWorker
+        );
         let (r, p) = find("GET", "/api/v1/jobs/7/files/result.json").unwrap();
         assert_eq!(r.endpoint, E::GetFile);
         assert_eq!(p, vec!["7".to_string(), "result.json".to_string()]);

@@ -188,6 +188,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         refused: Mutex::new(Default::default()),
         abandon_all: Default::default(),
         reaper: Mutex::new(reaper),
+        hold: RwLock::new(None),
         cfg,
     });
 

@@ -1,0 +1,224 @@
+//! `GET /metrics`: the farm in the Prometheus text exposition format, encoded by
+//! `prometheus-client` (OpenMetrics text, which Prometheus and `promtool` read).
+//!
+//! Counters and histograms are kept where the work happens and only read here: the queue's
+//! (`queue::QueueMetrics`: claims, completions, rows, bytes, expiries, requeues, claim and
+//! ingest latency), the store writer's (group size, commit latency) and the router's (requests
+//! by route and status, latency by route). Gauges are computed at scrape time from what is
+//! already counted: jobs by state and queue depths from the store's count table, workers by
+//! state from the registry in memory, the file size from the file system. A scrape reads
+//! nothing per job and takes no lock the hot paths wait on for longer than a copy.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::App;
+use super::http::{HResult, HttpError, blocking, bytes_response};
+use crate::model::WorkerState;
+use crate::queue::Queue;
+
+/// Route and method labels of an HTTP request.
+type RouteLabels = [(&'static str, &'static str); 2];
+/// The answer's status label.
+type StatusLabel = [(&'static str, u16); 1];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+}
+
+/// What the router counts of every request.
+#[derive(Debug)]
+pub(crate) struct HttpMetrics {
+    requests: Family<(RouteLabels, StatusLabel), Counter>,
+    seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            requests: Family::default(),
+            seconds: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl HttpMetrics {
+    /// Counts one answered request: `route` is the matched pattern (`/api/v1/jobs/{id}`, so
+    /// the label set stays small), or `unmatched`; the time is until the answer's head.
+    pub fn observe(&self, route: &'static str, method: &'static str, status: u16, began: Instant) {
+        let labels = [("route", route), ("method", method)];
+        self.requests
+            .get_or_create(&(labels, [("status", status)]))
+            .inc();
+        self.seconds
+            .get_or_create(&labels)
+            .observe(began.elapsed().as_secs_f64());
+    }
+}
+
+/// The gauges computed at each scrape.
+struct Gauges {
+    queue: Arc<Queue>,
+}
+
+impl std::fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gauges")
+    }
+}
+
+impl Collector for Gauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let store = self.queue.store();
+        // A store that cannot be read leaves these families out of the scrape (the other
+        // families still answer): `gaia_up`-style absence is what alerting looks for.
+        if let Ok(read) = store.read() {
+            if let Ok(counts) = read.job_counts() {
+                let mut fam = encoder.encode_descriptor(
+                    "gaia_jobs",
+                    "Jobs by state",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                for (state, n) in counts {
+                    let labels = [("state", state.as_str())];
+                    ConstGauge::new(n as i64).encode(fam.encode_family(&labels)?)?;
+                }
+            }
+            if let Ok(depths) = read.queue_depths() {
+                let mut fam = encoder.encode_descriptor(
+                    "gaia_queue_depth",
+                    "Queued jobs by kind and requirement class (cpu, gpuN)",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                for (kind, class, n) in depths {
+                    let labels = [("kind", kind.as_str()), ("class", class.as_str())];
+                    ConstGauge::new(n as i64).encode(fam.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut by_state: Vec<(WorkerState, i64)> =
+            WorkerState::ALL.iter().map(|s| (*s, 0)).collect();
+        for w in self.queue.workers() {
+            if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == w.state) {
+                slot.1 += 1;
+            }
+        }
+        let mut fam = encoder.encode_descriptor(
+            "gaia_workers",
+            "Registered workers by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in by_state {
+            let labels = [("state", state.as_str())];
+            ConstGauge::new(n).encode(fam.encode_family(&labels)?)?;
+        }
+        let size = encoder.encode_descriptor(
+            "gaia_db_file_bytes",
+            "Size of the redb database file",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(store.file_size() as i64).encode(size)?;
+        Ok(())
+    }
+}
+
+/// Builds the registry of every family `/metrics` shows.
+pub(crate) fn registry(queue: &Arc<Queue>, http: &Arc<HttpMetrics>) -> Registry {
+    let mut r = Registry::default();
+    let q = queue.metrics().clone();
+    r.register("gaia_claims", "Jobs handed to worker slots", q.claims);
+    r.register(
+        "gaia_completions",
+        "Attempts ended by their worker's report, by outcome",
+        q.completions,
+    );
+    r.register(
+        "gaia_claim_seconds",
+        "Time a successful claim's write took, commit included",
+        q.claim_seconds,
+    );
+    r.register(
+        "gaia_ingest_seconds",
+        "Time from a row batch reaching the queue to its commit",
+        q.ingest_seconds,
+    );
+    r.register("gaia_rows_ingested", "Result rows stored", q.rows);
+    r.register(
+        "gaia_row_bytes_ingested",
+        "Bytes of row batches received, as sent (postcard or JSON)",
+        q.row_bytes,
+    );
+    r.register(
+        "gaia_lease_expiries",
+        "Leases that ran out because their worker went silent",
+        q.lease_expiries,
+    );
+    r.register(
+        "gaia_requeues",
+        "Jobs put back in the queue, by reason",
+        q.requeues,
+    );
+    r.register(
+        "gaia_quarantines",
+        "Workers quarantined for failing at setup",
+        q.quarantines,
+    );
+    let w = queue.store().writer_metrics();
+    r.register(
+        "gaia_writer_group_size",
+        "Write operations committed together in one transaction",
+        w.group_size.clone(),
+    );
+    r.register(
+        "gaia_writer_commit_seconds",
+        "Time of one group commit (fsync included when durable)",
+        w.commit_seconds.clone(),
+    );
+    r.register(
+        "gaia_http_requests",
+        "HTTP requests by route pattern, method and status",
+        http.requests.clone(),
+    );
+    r.register(
+        "gaia_http_request_seconds",
+        "Time until the answer's head, by route pattern and method",
+        http.seconds.clone(),
+    );
+    r.register_collector(Box::new(Gauges {
+        queue: queue.clone(),
+    }));
+    r
+}
+
+/// Content type of the answer (OpenMetrics text, which Prometheus negotiates and reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(app: &Arc<App>) -> HResult {
+    let app = app.clone();
+    let text = blocking(move || {
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &app.registry).map_err(|e| {
+            HttpError::new(
+                hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encode metrics: {e}"),
+            )
+        })?;
+        Ok(out)
+    })
+    .await?;
+    Ok(bytes_response(hyper::StatusCode::OK, CONTENT_TYPE, text))
+}
