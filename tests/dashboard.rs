@@ -981,6 +981,7 @@ fn xss_probe_worker(c: &Client, name: &str) -> String {
                 cpu_percent: 12.0,
                 memory_percent: 40.0,
                 gpu_percent: vec![70.0],
+                ..Usage::default()
             },
             ..HeartbeatRequest::default()
         },

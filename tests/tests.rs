@@ -8,6 +8,7 @@ mod dashboard;
 mod export;
 mod faults;
 mod logs;
+mod ops;
 mod queue;
 mod release;
 mod server;

@@ -203,12 +203,67 @@ pub(crate) fn registry(queue: &Arc<Queue>, http: &Arc<HttpMetrics>) -> Registry 
     r
 }
 
-/// Content type of the answer (OpenMetrics text, which Prometheus negotiates and reads).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the OpenMetrics answer (what Prometheus asks for first).
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the Prometheus text format (0.0.4), for every other client.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// `GET /metrics`.
-pub(crate) async fn metrics(app: &Arc<App>) -> HResult {
+/// The OpenMetrics text `prometheus-client` writes, as the Prometheus text format 0.0.4 that
+/// older scrapers and `promtool check metrics` read. The two differ, for what this server
+/// exposes, only in that a counter family's `# HELP`/`# TYPE` lines name it without its
+/// `_total` suffix in OpenMetrics and with it in the Prometheus format, and in the `# EOF`
+/// and `# UNIT` lines, which the Prometheus format does not have.
+pub fn openmetrics_to_prometheus(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut help: Option<&str> = None;
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            // Held until the family's TYPE says whether it is a counter.
+            if let Some(h) = help.take() {
+                out.push_str(h);
+                out.push('\n');
+            }
+            help = Some(line);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            if let Some(h) = help.take() {
+                let text = h.strip_prefix("# HELP ").and_then(|r| r.strip_prefix(name));
+                match text {
+                    Some(t) => out.push_str(&format!("# HELP {name}_total{t}\n")),
+                    None => {
+                        out.push_str(h);
+                        out.push('\n');
+                    }
+                }
+            }
+            out.push_str(&format!("# TYPE {name}_total counter\n"));
+            continue;
+        }
+        if let Some(h) = help.take() {
+            out.push_str(h);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(h) = help {
+        out.push_str(h);
+        out.push('\n');
+    }
+    out
+}
+
+/// `GET /metrics`: OpenMetrics when the client asks for it (Prometheus does), the Prometheus
+/// text format otherwise (curl, promtool).
+pub(crate) async fn metrics(app: &Arc<App>, accept: Option<String>) -> HResult {
     let app = app.clone();
+    let open = accept.is_some_and(|a| a.contains("application/openmetrics-text"));
     let text = blocking(move || {
         let mut out = String::with_capacity(16 * 1024);
         prometheus_client::encoding::text::encode(&mut out, &app.registry).map_err(|e| {
@@ -217,8 +272,32 @@ pub(crate) async fn metrics(app: &Arc<App>) -> HResult {
                 format!("encode metrics: {e}"),
             )
         })?;
-        Ok(out)
+        Ok(if open {
+            out
+        } else {
+            openmetrics_to_prometheus(&out)
+        })
     })
     .await?;
-    Ok(bytes_response(hyper::StatusCode::OK, CONTENT_TYPE, text))
+    let ct = if open { OPENMETRICS } else { PROMETHEUS_TEXT };
+    Ok(bytes_response(hyper::StatusCode::OK, ct, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_with_total_in_the_prometheus_format() {
+        let om = "# HELP a_claims Jobs handed out.\n# TYPE a_claims counter\na_claims_total 3\n\
+                  # HELP a_jobs Jobs.\n# TYPE a_jobs gauge\na_jobs{state=\"queued\"} 1\n\
+                  # HELP a_s Time.\n# UNIT a_s seconds\n# TYPE a_s histogram\na_s_sum 0.0\n# EOF\n";
+        let p = openmetrics_to_prometheus(om);
+        assert_eq!(
+            p,
+            "# HELP a_claims_total Jobs handed out.\n# TYPE a_claims_total counter\na_claims_total 3\n\
+             # HELP a_jobs Jobs.\n# TYPE a_jobs gauge\na_jobs{state=\"queued\"} 1\n\
+             # HELP a_s Time.\n# TYPE a_s histogram\na_s_sum 0.0\n"
+        );
+    }
 }

@@ -802,7 +802,14 @@ async fn dispatch(
         E::PromoteRelease => releases::promote(&app, params.first(), &workers::actor(&req)).await,
         E::YankRelease => releases::yank(&app, params.first(), &workers::actor(&req)).await,
         E::UpdateReport => releases::report(&app, params.first(), req).await,
-        E::Metrics => metrics::metrics(&app).await,
+        E::Metrics => {
+            let accept = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            metrics::metrics(&app, accept).await
+        }
         E::GetWorker => workers::get_worker(&app, params.first()),
         E::WorkerTelemetry => workers::telemetry(&app, params.first(), &query),
         E::PauseWorker => workers::hold(&app, params.first(), HoldKind::Paused, req).await,
