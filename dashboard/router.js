@@ -11,6 +11,7 @@ import { jobsView } from "./view-jobs.js";
 import { liveView } from "./view-live.js";
 import { overviewView } from "./view-overview.js";
 import { submitView } from "./view-submit.js";
+import { workerView } from "./view-worker.js";
 
 const ROUTES = [
   [/^\/?$/, () => overviewView()],
@@ -19,6 +20,7 @@ const ROUTES = [
   [/^\/charts$/, (m, q) => chartsView(q)],
   [/^\/live$/, () => liveView()],
   [/^\/submit$/, () => submitView()],
+  [/^\/workers\/([^/]+)$/, (m) => workerView(decodeURIComponent(m[1]))],
 ];
 
 export function parseHash() {
