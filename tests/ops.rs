@@ -549,3 +549,83 @@ fn gaia_top_runs_in_a_terminal_and_restores_it() {
         assert!(!after.contains("running jobs"), "{after}");
     }
 }
+
+/// The example scrape config is valid Prometheus configuration, and every metric the example
+/// Grafana dashboard queries is one the server exposes.
+#[test]
+fn the_example_scrape_config_and_dashboard_match_the_metrics() {
+    let server = Server::start();
+    // The second scrape: request metrics count the first (a request is counted once answered).
+    let scrape = (0..2)
+        .map(|_| {
+            http(
+                "GET",
+                &format!("{}/metrics", server.url()),
+                Some(&server.token),
+                None,
+            )
+            .1
+        })
+        .last()
+        .unwrap();
+    let families: Vec<&str> = scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("examples/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("gaia_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                assert!(
+                    families.contains(&family),
+                    "the dashboard queries {name}, which /metrics does not have ({expr})"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "{checked}");
+    if prerequisites(
+        "the_example_scrape_config_is_valid",
+        &if have("promtool") {
+            vec![]
+        } else {
+            vec!["promtool (Debian package prometheus)".to_string()]
+        },
+    ) {
+        let token = server.dir.path().join("gaia.token");
+        std::fs::write(&token, "x").unwrap();
+        let config = std::fs::read_to_string(repo_root().join("examples/prometheus.yml"))
+            .unwrap()
+            .replace("/etc/prometheus/gaia.token", token.to_str().unwrap());
+        let file = server.dir.path().join("prometheus.yml");
+        std::fs::write(&file, config).unwrap();
+        let out = Command::new("promtool")
+            .args(["check", "config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -34,8 +34,10 @@ pub struct QueueMetrics {
 }
 
 impl Default for QueueMetrics {
+    /// Every outcome and requeue reason starts at 0, so their series exist from the first
+    /// scrape (a rate over a series that appears late misses its first increments).
     fn default() -> Self {
-        QueueMetrics {
+        let m = QueueMetrics {
             claims: Counter::default(),
             completions: Family::default(),
             claim_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 9)),
@@ -45,6 +47,13 @@ impl Default for QueueMetrics {
             lease_expiries: Counter::default(),
             requeues: Family::default(),
             quarantines: Counter::default(),
+        };
+        for o in crate::protocol::Outcome::ALL {
+            m.completions.get_or_create(&[("outcome", o.state().as_str())]);
         }
+        for r in ["lease_expired", "given_back", "preempted"] {
+            m.requeues.get_or_create(&[("reason", r)]);
+        }
+        m
     }
 }
