@@ -370,11 +370,7 @@ fn on_key(ui: &mut Ui, k: KeyEvent, client: &Client, wants: &Mutex<Wants>) -> bo
             .map(|j| (j.id, j.spec.describe()))
     };
     match k.code {
-        KeyCode::Char('q') | KeyCode::Esc
-            if ui.filter.is_empty() || k.code == KeyCode::Char('q') =>
-        {
-            return false;
-        }
+        KeyCode::Char('q') => return false,
         KeyCode::Esc => ui.filter.clear(),
         KeyCode::Tab | KeyCode::BackTab => {
             ui.focus = if ui.focus == Focus::Workers {

@@ -1103,6 +1103,9 @@ impl Queue {
                 let mut w = w;
                 if let Some(k) = &known {
                     w.registered_at = k.registered_at;
+                    // A pause, drain or quarantine outlives the worker's own restart.
+                    w.hold = k.hold.clone();
+                    w.state = holds::live_state(&w, false);
                 }
                 tx.save_worker(&w)?;
                 let msg = match known {
@@ -1113,6 +1116,7 @@ impl Queue {
                     None => format!("worker {} ({}) joined, version {}", w.name, w.id, w.version),
                 };
                 let ev = tx.event("worker_joined", None, Some(&w.id), msg)?;
+                let registered = w.clone();
                 inner.workers.insert(
                     w.id.clone(),
                     WorkerLive {
@@ -1120,9 +1124,10 @@ impl Queue {
                         seen: Instant::now(),
                     },
                 );
-                Ok(ev)
+                Ok((ev, registered))
             })
             .await?;
+        let (ev, worker) = ev;
         self.publish(Live::Event(ev));
         self.publish(Live::Worker(Box::new(worker.clone())));
         Ok(worker)

@@ -55,9 +55,13 @@ pub const TIERS: [Tier; 3] = [
 /// A span someone asks to see, and the tier that serves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Span {
+    /// The last hour, from the 5 s tier.
     Hour,
+    /// The last day, from the 1 min tier.
     Day,
+    /// The last week, from the 10 min tier.
     Week,
+    /// The last 31 days, from the 10 min tier.
     Month,
 }
 
@@ -98,9 +102,13 @@ impl Span {
 /// One GPU's readings averaged over a point's step (None: the driver gave none in it).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct GpuPoint {
+    /// Percent busy.
     pub utilization: Option<f32>,
+    /// MiB in use.
     pub memory_used_mb: Option<u32>,
+    /// MiB on the card.
     pub memory_total_mb: Option<u32>,
+    /// Degrees Celsius.
     pub temperature_c: Option<f32>,
 }
 
@@ -109,7 +117,9 @@ pub struct GpuPoint {
 pub struct Point {
     /// Start of the step, ms since the epoch.
     pub at: Millis,
+    /// Percent of all cores busy.
     pub cpu_percent: f32,
+    /// Percent of the memory in use.
     pub memory_percent: f32,
     /// Per GPU, in the order the worker reports them.
     pub gpus: Vec<GpuPoint>,
@@ -197,7 +207,9 @@ impl Bucket {
 /// A closed point, ready to store: whose, which tier.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Closed {
+    /// The worker's id.
     pub worker: String,
+    /// Index into [`TIERS`].
     pub tier: usize,
     pub point: Point,
 }

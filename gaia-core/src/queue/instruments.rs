@@ -49,10 +49,12 @@ impl Default for QueueMetrics {
             quarantines: Counter::default(),
         };
         for o in crate::protocol::Outcome::ALL {
-            m.completions.get_or_create(&[("outcome", o.state().as_str())]);
+            let _ = m
+                .completions
+                .get_or_create(&[("outcome", o.state().as_str())]);
         }
         for r in ["lease_expired", "given_back", "preempted"] {
-            m.requeues.get_or_create(&[("reason", r)]);
+            let _ = m.requeues.get_or_create(&[("reason", r)]);
         }
         m
     }

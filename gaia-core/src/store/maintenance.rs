@@ -207,12 +207,15 @@ pub struct GcRequest {
 /// What a gc did (or, dry, would do).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct GcReport {
+    /// Nothing was deleted: the counts say what would have been.
     pub dry_run: bool,
     /// Jobs whose rows were (or would be) deleted.
     pub row_jobs: u64,
+    /// Rows deleted (or that would be).
     pub rows_deleted: u64,
     /// Jobs whose log lines were (or would be) deleted.
     pub log_jobs: u64,
+    /// Log lines deleted (or that would be).
     pub log_lines_deleted: u64,
     /// Write transactions the deletes took (each at most [`GC_BATCH`] entries).
     pub batches: u64,
@@ -223,6 +226,7 @@ pub struct GcReport {
     /// Whether the file was compacted (offline only).
     #[serde(default)]
     pub compacted: bool,
+    /// Milliseconds the gc took.
     pub took_ms: u64,
 }
 
