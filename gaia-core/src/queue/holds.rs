@@ -47,6 +47,18 @@ fn find<'a>(inner: &'a mut Inner, who: &str) -> Result<&'a mut WorkerLive, Error
 }
 
 impl Queue {
+    /// How many registered workers are in each state (every state present), without copying
+    /// the registry: what `/metrics` shows.
+    pub fn worker_state_counts(&self) -> Vec<(WorkerState, u64)> {
+        let mut out: Vec<(WorkerState, u64)> = WorkerState::ALL.iter().map(|s| (*s, 0)).collect();
+        for w in self.lock().workers.values() {
+            if let Some(slot) = out.iter_mut().find(|(s, _)| *s == w.worker.state) {
+                slot.1 += 1;
+            }
+        }
+        out
+    }
+
     /// One worker, by id or by its unique name.
     pub fn worker(&self, who: &str) -> Result<Worker, Error> {
         let mut inner = self.lock();

@@ -23,7 +23,6 @@ use prometheus_client::registry::Registry;
 
 use super::App;
 use super::http::{HResult, HttpError, blocking, bytes_response};
-use crate::model::WorkerState;
 use crate::queue::Queue;
 
 /// Route and method labels of an HTTP request.
@@ -107,13 +106,7 @@ impl Collector for Gauges {
                 }
             }
         }
-        let mut by_state: Vec<(WorkerState, i64)> =
-            WorkerState::ALL.iter().map(|s| (*s, 0)).collect();
-        for w in self.queue.workers() {
-            if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == w.state) {
-                slot.1 += 1;
-            }
-        }
+        let by_state = self.queue.worker_state_counts();
         let mut fam = encoder.encode_descriptor(
             "gaia_workers",
             "Registered workers by state",
@@ -122,7 +115,7 @@ impl Collector for Gauges {
         )?;
         for (state, n) in by_state {
             let labels = [("state", state.as_str())];
-            ConstGauge::new(n).encode(fam.encode_family(&labels)?)?;
+            ConstGauge::new(n as i64).encode(fam.encode_family(&labels)?)?;
         }
         let size = encoder.encode_descriptor(
             "gaia_db_file_bytes",

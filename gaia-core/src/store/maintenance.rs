@@ -232,7 +232,7 @@ pub struct GcReport {
 
 /// Entries one gc write deletes at most: a batch keeps the writer for milliseconds, so ingest
 /// runs between two batches.
-pub const GC_BATCH: usize = 5_000;
+pub const GC_BATCH: usize = 2_000;
 
 /// The fields of a stored job a gc looks at.
 #[derive(Deserialize)]
@@ -324,8 +324,8 @@ impl Tx<'_> {
 
 impl Store {
     /// Deletes the rows and log lines of jobs that ended before the request's cutoffs, in
-    /// batches of at most [`GC_BATCH`] entries, each its own write: ingest and claims go on
-    /// between batches. Only ended jobs are touched; a running or queued job keeps everything.
+    /// batches of at most [`GC_BATCH`] entries, each its own write, paced so the gc takes at
+    /// most about half of the writer's time: ingest and claims go on between batches. Only ended jobs are touched; a running or queued job keeps everything.
     pub async fn gc(&self, req: &GcRequest) -> Result<GcReport, Error> {
         req.validate()?;
         let started = Instant::now();
@@ -387,6 +387,7 @@ impl Store {
             for (jobs, rows) in [(row_jobs, true), (log_jobs, false)] {
                 for job in jobs {
                     loop {
+                        let began = Instant::now();
                         let (n, done) = self
                             .write_volatile(move |tx| {
                                 // Checked again: a job still ended (nothing resets that).
@@ -410,8 +411,9 @@ impl Store {
                         if done {
                             break;
                         }
-                        // Let queued writes (ingest) have the writer between two batches.
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        // Paced: after each batch the gc waits as long as the batch took, so
+                        // it has at most about half of the writer's time and ingest the rest.
+                        tokio::time::sleep(began.elapsed().max(Duration::from_millis(1))).await;
                     }
                     if rows {
                         report.row_jobs += 1;
