@@ -548,9 +548,11 @@ fn gaia_top_runs_in_a_terminal_and_restores_it() {
             assert_eq!(admin.job(id).unwrap().state, JobState::Running);
         }
         tmux(&["send-keys", "-t", &session, quit]);
+        // Until the shell has also printed the terminal's mode after gaia top's exit.
         let after = wait_for("gaia top to exit", Duration::from_secs(20), || {
             let s = capture();
-            s.contains("TOP-EXIT").then_some(s)
+            (s.contains("TOP-EXIT") && s.lines().any(|l| l.trim().ends_with("icanon")))
+                .then_some(s)
         });
         let _ = tmux(&["kill-session", "-t", &session]);
         assert!(after.contains("TOP-EXIT 0"), "{after}");
