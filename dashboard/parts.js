@@ -60,11 +60,17 @@ export function progressBar(frac, label) {
   return h("span", { class: "progress", title: label || percent(f) }, fill, h("span", { class: "progress-text", text: label || percent(f) }));
 }
 
+// The server's estimate (seconds left), and whether it is an upper bound (the whole budget; the
+// experiment may stop early): { ms, bound } or null.
 export function eta(job) {
-  const f = job.progress && job.progress.fraction;
-  if (job.state !== "running" || !job.started_at || !f || f <= 0 || f >= 1) return null;
-  const spent = Date.now() - job.started_at;
-  return (spent * (1 - f)) / f;
+  const p = job.progress;
+  if (job.state !== "running" || !p || p.eta_secs === undefined || p.eta_secs === null) return null;
+  return { ms: p.eta_secs * 1000, bound: !!p.eta_bound };
+}
+
+/** "≤ 6m 32s" for an upper bound, "6m 32s" for an estimate. */
+export function etaText(e) {
+  return `${e.bound ? "≤ " : ""}${dur(e.ms)}`;
 }
 
 export function jobRow(j, opts = {}) {
@@ -100,7 +106,7 @@ export function jobRow(j, opts = {}) {
     h("td", { class: "muted wk", text: j.worker_name || (j.state === "queued" ? `prio ${j.spec.priority || 0}` : "–") }),
     h("td", { class: "prog" }, j.state === "queued" ? h("span", { class: "muted", text: `waiting ${dur(Date.now() - j.submitted_at)}` }) : progressBar(frac, evals ? `${evals}` : undefined)),
     h("td", { class: "num", text: fmtNum(p.best_ever ?? p.best) }),
-    h("td", { class: "num muted", title: e !== null ? "estimated time left" : "run time", text: e !== null ? dur(e) : j.started_at ? dur((j.finished_at || Date.now()) - j.started_at) : "–" }),
+    h("td", { class: "num muted", title: e !== null ? (e.bound ? "time left at most (the whole budget; it may stop early)" : "estimated time left") : "run time", text: e !== null ? etaText(e) : j.started_at ? dur((j.finished_at || Date.now()) - j.started_at) : "–" }),
   ];
   if (opts.cancel !== false) cells.push(h("td", { class: "act" }, cancel));
   return h("tr", { dataset: { job: String(j.id) }, class: `st-row-${j.state}` }, ...cells);

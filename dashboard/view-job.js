@@ -6,7 +6,7 @@ import { api, download } from "./api.js";
 import { LineChart, PALETTE, saveBlob } from "./chart.js";
 import { debounce, h, kv, put, section, toast } from "./dom.js";
 import { clock, count, dur, fmtNum, mib, plural, size, toCsv, when } from "./format.js";
-import { TERMINAL, adminButton, badge, eta, jobTitle, newer, progressBar } from "./parts.js";
+import { TERMINAL, adminButton, badge, eta, etaText, jobTitle, newer, progressBar } from "./parts.js";
 import { POINTS, fetchRows, pointsOf } from "./rows.js";
 
 export function jobView(id) {
@@ -103,7 +103,7 @@ export function jobView(id) {
         h("span", { class: "stat" }, h("b", { text: fmtNum(p.best_ever ?? p.best) }), " best-ever"),
         h("span", { class: "stat" }, h("b", { text: count(p.generation) }), " generations"),
         h("span", { class: "stat" }, h("b", { text: dur(j.started_at ? (j.finished_at || Date.now()) - j.started_at : null) }), " run time"),
-        e !== null ? h("span", { class: "stat" }, h("b", { text: dur(e) }), " left") : null,
+        e !== null ? h("span", { class: "stat", title: e.bound ? "at most: the whole budget at this speed; the experiment may stop early" : "at this speed" }, h("b", { text: etaText(e) }), " left") : null,
         h("span", { class: "grow" }),
         h("span", { class: "muted small", text: "Export" }),
         exp("csv"),

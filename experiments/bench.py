@@ -16,6 +16,13 @@ Prints:
    in-process whatever the number of workers (gaia_exp/evaluation.py explains why).
 
 The machine may be shared: the load average is printed with the figures.
+
+    .venv/bin/python bench.py --box2d [--lunar-params best_params.npy]
+
+measures, instead, evals/s on LunarLander-v3 and BipedalWalker-v3 with the default network
+(hidden [16], 5 episodes per eval, pycma's default population) with 1 worker and all cores:
+random policies as in a run's first generations, and, given the best_params.npy of a solved
+LunarLander run, small perturbations of it (landing episodes of a few hundred steps).
 """
 
 from __future__ import annotations
@@ -105,6 +112,57 @@ def throughput(workers: int, backend: str, thetas_per_gen: list[np.ndarray], max
             "evals_per_cpu_s": evals / cpu, "generations": g, "pool_batches": pool_batches}
 
 
+def box2d_throughput(env_id: str, workers: int, thetas_per_gen: list[np.ndarray], max_seconds: float) -> dict:
+    cpu0, child0 = time.process_time(), _children_cpu()
+    ev = GymEvaluator(GymConfig(env_id, (16,)), workers)
+    try:
+        ev.returns(thetas_per_gen[0][:workers], derive_seeds(0, STREAM_TRAIN, 0, 1))  # warm-up (pool, envs)
+        steps = sum(len(ev.local.visited_states(thetas_per_gen[0][0], derive_seeds(0, STREAM_TRAIN, 1, 5),
+                                                max_states=10**9)[1]) for _ in range(1))
+        evals = 0
+        t = time.perf_counter()
+        for g, thetas in enumerate(thetas_per_gen, start=1):
+            ev.returns(thetas, derive_seeds(0, STREAM_TRAIN, g, 5))
+            evals += thetas.shape[0]
+            if time.perf_counter() - t > max_seconds:
+                break
+        dt = time.perf_counter() - t
+    finally:
+        ev.close()
+    cpu = time.process_time() - cpu0 + _children_cpu() - child0
+    return {"env": env_id, "workers": workers, "evals": evals, "seconds": dt, "evals_per_s": evals / dt,
+            "evals_per_cpu_s": evals / cpu, "sample_episode_steps": steps / 5}
+
+
+def box2d_main(args) -> int:
+    cores = default_workers()
+    print(f"Box2D throughput: Python {sys.version.split()[0]}, numpy {np.__version__}, {cores} cores, "
+          f"load average {load()}", flush=True)
+    rng = np.random.default_rng(0)
+    results = []
+    cases = []
+    for env_id, n in (("LunarLander-v3", 212), ("BipedalWalker-v3", 468)):
+        pop = int(4 + 3 * np.log(n))
+        cases.append((env_id, "random policies (sigma 0.5)", [rng.standard_normal((pop, n)) * 0.5 for _ in range(50)]))
+    if args.lunar_params:
+        good = np.load(args.lunar_params)
+        cases.append(("LunarLander-v3", "solved policy +- 0.02",
+                      [good + rng.standard_normal((20, good.size)) * 0.02 for _ in range(50)]))
+    for env_id, label, pops in cases:
+        for workers in sorted({1, cores}):
+            r = max((box2d_throughput(env_id, workers, pops, args.seconds) for _ in range(args.repeat)),
+                    key=lambda x: x["evals_per_s"])
+            r.update(workload=label, pop=pops[0].shape[0])
+            results.append(r)
+            print(f"  {env_id:17s} {label:28s} pop {r['pop']:2d} workers={workers}: {r['evals_per_s']:6.1f} evals/s, "
+                  f"{r['evals_per_cpu_s']:6.1f} evals/CPU-s (sample episode {r['sample_episode_steps']:.0f} steps)",
+                  flush=True)
+    print(f"load average after: {load()}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
 def pool_use(r: dict) -> str:
     """Whether the pool was used: vector-env batches under 2 x VECTOR_MIN_EPISODES_PER_CHUNK
     episodes run in-process whatever the number of workers (see gaia_exp/evaluation.py)."""
@@ -121,7 +179,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=2.0, help="time per throughput measurement (default 2)")
     ap.add_argument("--repeat", type=int, default=3, help="measurements per figure; the best is kept (default 3)")
     ap.add_argument("--json", help="also write the figures as JSON to this file")
+    ap.add_argument("--box2d", action="store_true", help="measure LunarLander-v3 and BipedalWalker-v3 instead")
+    ap.add_argument("--lunar-params", help="with --box2d: best_params.npy of a solved LunarLander-v3 run")
     args = ap.parse_args()
+    if args.box2d:
+        return box2d_main(args)
     cores = default_workers()
     import gymnasium
 

@@ -12,6 +12,8 @@ import sys
 # numpy is imported; an explicit setting in the environment wins.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# stdout carries only GAIA lines: keep pygame (imported by gymnasium's Box2D envs) from greeting.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 if __name__ == "__main__":
     try:

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -991,40 +991,6 @@ fn xss_probe_worker(c: &Client, name: &str) -> String {
 }
 
 // ---- the dashboard in a real browser ----------------------------------------------------------
-
-fn browser_dir() -> PathBuf {
-    repo_root().join("tests/browser")
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-fn firefox() -> PathBuf {
-    std::env::var_os("FIREFOX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/firefox-esr"))
-}
-
-/// Whether a browser test can run here (see [`prerequisites`]): the browser, node, and the npm
-/// package that drives it.
-fn browser_tools_present(test: &str, browser: &Path, apt: &str, driver: &str) -> bool {
-    let mut missing = Vec::new();
-    if !browser.exists() {
-        missing.push(format!("{} (apt-get install -y {apt})", browser.display()));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        missing.push("node (apt-get install -y nodejs npm)".into());
-    }
-    if !browser_dir().join("node_modules").join(driver).exists() {
-        missing.push(format!(
-            "tests/browser/node_modules/{driver} (cd tests/browser && npm ci)"
-        ));
-    }
-    prerequisites(test, &missing)
-}
 
 /// A `gaia work` running the dashboard's stand-in experiments (realistic curves).
 struct RealWorker {

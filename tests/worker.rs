@@ -1059,6 +1059,24 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
     assert!(text.contains("gaia export --study demo --png"), "{text}");
     // And it keeps serving.
     assert_eq!(c.jobs(&Default::default()).unwrap().total, 7);
+    // What a newcomer sees through the one link: screenshots kept in test-artifacts/demo.
+    if browser_tools_present(
+        "the demo's dashboard in Chromium",
+        &chromium(),
+        "chromium",
+        "playwright-core",
+    ) {
+        let status = std::process::Command::new("node")
+            .arg("demo.mjs")
+            .current_dir(browser_dir())
+            .env("LINK", &link)
+            .env("JOB", done.id.to_string())
+            .env("CHROMIUM", chromium())
+            .env("ARTIFACTS", repo_root().join("test-artifacts/demo"))
+            .status()
+            .expect("run node");
+        assert!(status.success(), "the demo's dashboard in Chromium failed");
+    }
 
     // Ctrl-C stops everything cleanly; a second start finds the study and does not resubmit.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

@@ -90,13 +90,16 @@ def list_text() -> str:
     return "\n".join(lines)
 
 
-def versions() -> dict:
+def versions(method=None) -> dict:
     import gymnasium
 
     from .methods._cma import cma
 
-    return {"python": platform.python_version(), "numpy": np.__version__, "gymnasium": gymnasium.__version__,
-            "cma": cma.__version__, "gaia_exp": __version__}
+    out = {"python": platform.python_version(), "numpy": np.__version__, "gymnasium": gymnasium.__version__,
+           "cma": cma.__version__, "gaia_exp": __version__}
+    if method is not None and hasattr(method, "versions"):
+        out.update(method.versions())
+    return out
 
 
 def _write_json(path: Path, obj) -> None:
@@ -137,7 +140,9 @@ def main(argv=None) -> int:
                          f"--method {args.method} --env {info.name}")
         if args.eval_episodes is not None and info.kind == "gym":
             params["eval_episodes"] = args.eval_episodes
-        envs.check_available(info)
+        envs.check_available(info, params.get("env_kwargs"))
+        if hasattr(method, "check"):  # what the method needs of the env or of this Python
+            method.check(info, params)
     except (ParamError, EnvError) as exc:
         return _fail(str(exc))
 
@@ -169,7 +174,7 @@ def _fail(message: str) -> int:
 def _run(args, info, method, params, workers, out_dir: Path) -> int:
     """Run the experiment; returns the exit code."""
     from .evaluation import AnalyticEvaluator, GymConfig, GymEvaluator
-    from .run import STREAM_FINAL, STREAM_VALIDATE, STREAM_X0, Run, derive_seeds
+    from .run import STREAM_FINAL, STREAM_VALIDATE, STREAM_X0, Run, derive_seeds, verdict
 
     t0 = time.perf_counter()
     started = time.time()
@@ -190,7 +195,9 @@ def _run(args, info, method, params, workers, out_dir: Path) -> int:
             x0 = rng.uniform(-params["x0_range"], params["x0_range"], params["dim"])
             eval_episodes, validate, workers_used = 1, None, 1
         else:
-            cfg = GymConfig(info.name, tuple(params["hidden"]), params["max_episode_steps"], params["backend"])
+            cfg = GymConfig(info.name, tuple(params["hidden"]), params["max_episode_steps"], params["backend"],
+                            policy=getattr(method, "POLICY", "mlp"),
+                            env_kwargs=tuple(sorted(params["env_kwargs"].items())))
             evaluator = GymEvaluator(cfg, workers)
             x0 = np.zeros(evaluator.n_params)
             eval_episodes, workers_used = params["eval_episodes"], evaluator.workers
@@ -201,12 +208,13 @@ def _run(args, info, method, params, workers, out_dir: Path) -> int:
 
         run = Run(evaluator=evaluator, x0=x0, seed=args.seed, max_evals=args.max_evals, eval_episodes=eval_episodes,
                   threshold=threshold, stop_when_solved=params["stop_when_solved"], validate=validate,
-                  precise=info.kind == "analytic", block_size=params.get("final_episodes", 20), curve_file=curve_file, t0=t0)
+                  precise=info.kind == "analytic", block_size=params.get("final_episodes", 20), curve_file=curve_file, t0=t0,
+                  extra_metrics=tuple(getattr(method, "EXTRA_METRICS", ())),
+                  layer_sizes=None if info.kind == "analytic" else list(evaluator.local.policy.sizes))
         run.status(f"{args.method} on {info.name}: {run.dim} params, budget {args.max_evals:,} evals, "
                    f"seed {args.seed}, {workers_used} worker(s)")
         method.run(run, params)
-        if run.stop_reason is None:
-            run.stop_reason = "budget"
+        stopped_at_threshold = run.stop_reason == "solved"
 
         # Final evaluation of the best-ever parameters on fresh episodes.
         if info.kind == "analytic":
@@ -214,18 +222,27 @@ def _run(args, info, method, params, workers, out_dir: Path) -> int:
         else:
             rets = evaluator.returns(run.best_params[None, :],
                                      derive_seeds(args.seed, STREAM_FINAL, 0, params["final_episodes"]))[0]
+        episodes = int(len(rets)) if info.kind == "gym" else None
+        story = verdict(threshold=threshold, final_mean=float(np.mean(rets)), episodes=episodes,
+                        best_ever=run.best_ever, stopped_at_threshold=stopped_at_threshold, validated=run.validated,
+                        generation=len(run.curve), evals=run.evals, deterministic=info.kind == "analytic")
+        run.stop_reason = story["stop_reason"]
         final = {
             "mean": float(np.mean(rets)),
             "std": float(np.std(rets)),
-            "episodes": int(len(rets)) if info.kind == "gym" else None,
+            "episodes": episodes,
             "threshold": threshold,
-            "solved": bool(threshold is not None and float(np.mean(rets)) >= threshold),
+            "solved": story["solved"],
+            "threshold_reached_in_training": story["threshold_reached_in_training"],
+            "validated": run.validated,
             "best_ever": run.best_ever,
             "evals": run.evals,
             "generations": len(run.curve),
             "stop_reason": run.stop_reason,
+            "verdict": story["verdict"],
             "wall_time_s": round(time.perf_counter() - t0, 3),
         }
+        run.status(story["verdict"])
         evaluator.close()
         status, code = "done", 0
         _write_results(out_dir, args, info, params, workers_used, run, final, status, started, t0)
@@ -265,9 +282,7 @@ def _policy_info(evaluator):
     local = getattr(evaluator, "local", None)
     if local is None:
         return None
-    pol = local.policy
-    return {"layer_sizes": pol.sizes, "activation": "tanh", "discrete": pol.discrete,
-            "layout": "per layer: W (in x out, row-major) then b (out)", "backend": "vector" if local.vectorized else "scalar"}
+    return {**local.policy.describe(), "backend": "vector" if local.vectorized else "scalar"}
 
 
 def _write_results(out_dir, args, info, params, workers, run, final, status, started, t0) -> None:
@@ -282,11 +297,13 @@ def _write_results(out_dir, args, info, params, workers, run, final, status, sta
         "params": params,
         "command": ["run_all.py", *sys.argv[1:]],
         "job_id": os.environ.get("GAIA_JOB_ID"),
-        "versions": versions(),
+        "versions": versions(methods.get(args.method)),
         "threshold": run.threshold,
         "best_ever": run.best_ever,
         "final": final,
         "solved": bool(final and final["solved"]),
+        "threshold_reached_in_training": bool(final and final["threshold_reached_in_training"]),
+        "verdict": final["verdict"] if final else None,
         "stop_reason": run.stop_reason,
         "validated": run.validated,
         "validation_episodes": run.validation_episodes,

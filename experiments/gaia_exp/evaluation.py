@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .envs import ANALYTIC
-from .policy import MLPPolicy
+from .curriculum import EnvDifficulty
+from .envs import ANALYTIC, rastrigin
+from .policy import make_policy
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class GymConfig:
     hidden: tuple[int, ...]
     max_episode_steps: int | None = None
     backend: str = "auto"  # auto | vector | scalar
+    policy: str = "mlp"  # mlp | mlp_clip | neuromod (gaia_exp.policy)
+    env_kwargs: tuple[tuple[str, object], ...] = ()  # keyword arguments of gym.make, sorted by name
+
+    def make(self, gym):
+        return gym.make(self.env_id, disable_env_checker=True, **dict(self.env_kwargs))
 
 
 class EpisodeRunner:
@@ -46,10 +52,11 @@ class EpisodeRunner:
 
         self.cfg = cfg
         self._gym = gym
-        probe = gym.make(cfg.env_id, disable_env_checker=True)
+        probe = cfg.make(gym)
         self.max_steps = cfg.max_episode_steps or probe.spec.max_episode_steps or 1000
-        self.policy = MLPPolicy(probe.observation_space.shape[0], probe.action_space, cfg.hidden)
+        self.policy = make_policy(cfg.policy, probe.observation_space.shape[0], probe.action_space, cfg.hidden)
         self._envs = [probe.unwrapped]  # scalar envs, grown on demand
+        self.difficulty = EnvDifficulty(cfg.env_id, probe.unwrapped)
         spec = gym.spec(cfg.env_id)
         has_vector = spec.vector_entry_point is not None and hasattr(probe.unwrapped, "state")
         if cfg.backend == "vector" and not has_vector:
@@ -61,33 +68,48 @@ class EpisodeRunner:
     def n_params(self) -> int:
         return self.policy.n_params
 
-    def returns(self, thetas: np.ndarray, seeds) -> np.ndarray:
-        """Episode returns, shape (n, K), of n flat parameter vectors on K seeded episodes."""
+    def returns(self, thetas: np.ndarray, seeds, difficulty: float = 1.0) -> np.ndarray:
+        """Episode returns, shape (n, K), of n flat parameter vectors on K seeded episodes, at a
+        task difficulty (gaia_exp.curriculum; 1 = the env as named)."""
         thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
         seeds = [int(s) for s in seeds]
         if thetas.shape[0] == 0:
             return np.zeros((0, len(seeds)))
         if self.vectorized:
-            return self._returns_vector(thetas, seeds)
-        return self._returns_scalar(thetas, seeds)
+            return self._returns_vector(thetas, seeds, difficulty)
+        return self._returns_scalar(thetas, seeds, difficulty)[0]
+
+    def visited_states(self, theta: np.ndarray, seeds, difficulty: float = 1.0, max_states: int = 2000):
+        """Returns (shape (K,)) of one parameter vector on K seeded episodes, and up to
+        ``max_states`` of the observations it saw (spread evenly over the episodes' steps), run
+        in this process with scalar envs (the same returns as ``returns``)."""
+        ret, states = self._returns_scalar(np.atleast_2d(theta), [int(s) for s in seeds], difficulty, record=True)
+        if len(states) > max_states:
+            states = states[np.linspace(0, len(states) - 1, max_states).astype(int)]
+        return ret[0], states
 
     # -- scalar envs stepped in a tight loop ------------------------------------------------
-    def _returns_scalar(self, thetas, seeds):
+    def _returns_scalar(self, thetas, seeds, difficulty=1.0, record=False):
         n, K = thetas.shape[0], len(seeds)
         need = n * K
         while len(self._envs) < need:
-            self._envs.append(self._gym.make(self.cfg.env_id, disable_env_checker=True).unwrapped)
+            self._envs.append(self.cfg.make(self._gym).unwrapped)
         envs = self._envs[:need]
         layers = self.policy.unpack(thetas)
+        state = self.policy.begin(layers, n, K)
         obs = np.empty((n, K, self.policy.sizes[0]))
         flat_obs = obs.reshape(need, -1)
         for i, env in enumerate(envs):
+            self.difficulty.apply(env, difficulty)
             o, _ = env.reset(seed=seeds[i % K])
             flat_obs[i] = o
         ret = np.zeros(need)
         active = list(range(need))
-        for _ in range(self.max_steps):
-            acts = self.policy.act(layers, obs)
+        seen = []
+        for _ in range(self.difficulty.max_steps(difficulty, self.max_steps)):
+            if record:
+                seen.append(flat_obs[active].copy())
+            acts = self.policy.act(layers, obs, state)
             flat_acts = acts.reshape(need, -1) if not self.policy.discrete else acts.reshape(need)
             still = []
             for i in active:
@@ -100,7 +122,8 @@ class EpisodeRunner:
             active = still
             if not active:
                 break
-        return ret.reshape(n, K)
+        states = np.concatenate(seen) if seen else np.zeros((0, self.policy.sizes[0]))
+        return ret.reshape(n, K), states
 
     # -- gymnasium's numpy vector env (CartPole) -------------------------------------------
     def _initial_states(self, seeds):
@@ -112,7 +135,7 @@ class EpisodeRunner:
             out.append(np.array(env.state, dtype=np.float64))
         return np.stack(out, axis=1)  # (state_dim, K)
 
-    def _returns_vector(self, thetas, seeds):
+    def _returns_vector(self, thetas, seeds, difficulty=1.0):
         n, K = thetas.shape[0], len(seeds)
         need = n * K
         venv = self._venvs.get(need)
@@ -120,16 +143,18 @@ class EpisodeRunner:
             if len(self._venvs) >= 8:
                 self._venvs.pop(next(iter(self._venvs))).close()
             venv = self._gym.make_vec(self.cfg.env_id, num_envs=need, vectorization_mode="vector_entry_point",
-                                      max_episode_steps=self.max_steps).unwrapped
+                                      max_episode_steps=self.max_steps, **dict(self.cfg.env_kwargs)).unwrapped
             self._venvs[need] = venv
+        self.difficulty.apply(venv, difficulty)
         venv.reset(seed=seeds[0])
         venv.state = np.tile(self._initial_states(seeds), (1, n))  # column c*K + k = episode k
         obs = venv.state.T.astype(np.float32).astype(np.float64).reshape(n, K, -1)
         layers = self.policy.unpack(thetas)
+        state = self.policy.begin(layers, n, K)
         ret = np.zeros(need)
         alive = np.ones(need, dtype=bool)
-        for _ in range(self.max_steps):
-            acts = self.policy.act(layers, obs).reshape(need)
+        for _ in range(self.difficulty.max_steps(difficulty, self.max_steps)):
+            acts = self.policy.act(layers, obs, state).reshape(need)
             o, r, term, trunc, _ = venv.step(acts)
             ret += r * alive
             alive &= ~(term | trunc)
@@ -186,8 +211,8 @@ def pool_was_killed() -> bool:
 
 
 def _worker_returns(args) -> np.ndarray:
-    thetas, seeds = args
-    return _RUNNER.returns(thetas, seeds)
+    thetas, seeds, difficulty = args
+    return _RUNNER.returns(thetas, seeds, difficulty)
 
 
 # A CartPole vector-env time step costs about 60 us + 0.22 us per episode (2-core dev machine), so a
@@ -229,7 +254,7 @@ class GymEvaluator:
     def n_params(self) -> int:
         return self.local.n_params
 
-    def returns(self, thetas: np.ndarray, seeds) -> np.ndarray:
+    def returns(self, thetas: np.ndarray, seeds, difficulty: float = 1.0) -> np.ndarray:
         thetas = np.atleast_2d(thetas)
         n_chunks = min(self.workers, thetas.shape[0])
         if self.local.vectorized:
@@ -238,14 +263,14 @@ class GymEvaluator:
             # split only when every chunk still has VECTOR_MIN_EPISODES_PER_CHUNK episodes.
             n_chunks = min(n_chunks, thetas.shape[0] * len(seeds) // VECTOR_MIN_EPISODES_PER_CHUNK)
         if self.pool is None or n_chunks <= 1:
-            return self.local.returns(thetas, seeds)
+            return self.local.returns(thetas, seeds, difficulty)
         # A worker that died while idle (between two batches) has been replaced by the pool
         # without losing a task; it is still an error (OOM killer, ...), and checking here makes
         # that independent of how fast the next batch happens to finish.
         self._check_workers()
         self.pool_batches += 1
         chunks = [c for c in np.array_split(thetas, n_chunks) if len(c)]
-        pending = self.pool.map_async(_worker_returns, [(c, list(seeds)) for c in chunks])
+        pending = self.pool.map_async(_worker_returns, [(c, list(seeds), difficulty) for c in chunks])
         # Wait in short slices: a signal (SIGTERM from GAIA's cancel) may be delivered to one of the
         # pool's helper threads, and an untimed wait in the main thread would then never wake up
         # to run the Python-level handler.
@@ -300,11 +325,16 @@ class AnalyticEvaluator:
     """Negated analytic objective, vectorised over the population, in-process."""
 
     def __init__(self, name: str, dim: int):
+        self.name = name
         self.fn = ANALYTIC[name]
         self.n_params = dim
 
-    def returns(self, thetas: np.ndarray, seeds=None) -> np.ndarray:
+    def returns(self, thetas: np.ndarray, seeds=None, difficulty: float = 1.0) -> np.ndarray:
+        """-f(x) as a (n, 1) array. ``difficulty`` < 1 scales rastrigin's cosine term (a
+        continuation: 0 is the sphere); the sphere has no easier version."""
         X = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
+        if self.name == "rastrigin" and difficulty < 1.0:
+            return -rastrigin(X, amplitude=10.0 * max(float(difficulty), 0.0))[:, None]
         return -self.fn(X)[:, None]
 
     def close(self, terminate: bool = False) -> None:

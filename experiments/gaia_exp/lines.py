@@ -26,6 +26,8 @@ import math
 import re
 from typing import Any
 
+import numpy as np
+
 SIGMA_NAMES = {"σ", "sigma", "σ\u0304"}
 KEY_MAP = {"best": "best", "ever": "best_ever", "mean": "mean", "evals": "evals"}
 
@@ -136,13 +138,27 @@ def _fmt_sigma(s: float) -> str:
 
 
 def format_gen_line(gen: int, best: float, ever: float, mean: float, sigma: float, evals: int,
-                    elapsed: float, precise: bool = False) -> str:
+                    elapsed: float, precise: bool = False, extra=()) -> str:
     """``Gen   12 | Best:   187.3 | Ever:   201.0 | Mean:    95.4 | σ: 0.4123 | Evals:    3,840 |   14.2s``
 
     ``precise`` prints 4 significant digits instead of one decimal (analytic objectives, whose
-    values approach 0)."""
+    values approach 0). ``extra``: (name, value) pairs printed as ``Name: value`` fields before
+    the elapsed time (``difficulty`` -> ``Difficulty: 0.40``; integers without decimals)."""
+    fields = "".join(f" | {_extra_name(name)}: {_fmt_extra(value)}" for name, value in extra)
     return (f"Gen {gen:4d} | Best: {_fmt_value(best, precise)} | Ever: {_fmt_value(ever, precise)} | "
-            f"Mean: {_fmt_value(mean, precise)} | σ: {_fmt_sigma(sigma)} | Evals: {evals:8,d} | {elapsed:6.1f}s")
+            f"Mean: {_fmt_value(mean, precise)} | σ: {_fmt_sigma(sigma)} | Evals: {evals:8,d}{fields} | {elapsed:6.1f}s")
+
+
+def _extra_name(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _fmt_extra(v) -> str:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return f"{int(v):,d}"
+    if v is None or not math.isfinite(v):
+        return _fmt_sigma(v)
+    return f"{v:.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.3e}"
 
 
 def _json_safe(obj):

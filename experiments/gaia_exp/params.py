@@ -21,7 +21,7 @@ class ParamError(ValueError):
 class Param:
     name: str
     default: Any
-    kind: str  # "int", "float", "bool", "ints", "opt_int", or "choice:a|b|c"
+    kind: str  # "int", "float", "bool", "ints", "opt_int", "object" or "choice:a|b|c"
     help: str
     minimum: float | None = None
 
@@ -65,6 +65,10 @@ class Param:
                     raise bad
                 out.append(v)
             return out
+        if kind == "object":
+            if not isinstance(value, dict):
+                raise bad
+            return dict(value)
         if kind.startswith("choice:"):
             choices = kind.split(":", 1)[1].split("|")
             if value not in choices:
@@ -83,6 +87,7 @@ class Param:
             "float": "a number",
             "bool": "true or false",
             "ints": "a list of positive integers, e.g. [32, 32]",
+            "object": "a JSON object",
         }.get(self.kind) or ("one of " + ", ".join(self.kind.split(":", 1)[1].split("|")))
 
 
@@ -100,6 +105,9 @@ GYM_PARAMS: tuple[Param, ...] = (
           "fresh episodes that confirm a best-ever policy at the threshold before stop_when_solved stops: "
           "every block of final_episodes of them must reach the threshold", 1),
     Param("max_episode_steps", None, "opt_int", "episode length cap (null: the env's own limit)", 1),
+    Param("env_kwargs", {}, "object",
+          "keyword arguments for gymnasium.make, e.g. {\"enable_wind\": true} for LunarLander-v3; "
+          "the run, its validation and its final test all use them"),
     Param("backend", "auto", "choice:auto|vector|scalar",
           "auto: gymnasium's numpy vector env where it has one (CartPole), else scalar envs in lockstep"),
 )
@@ -135,6 +143,6 @@ def resolve(given: dict[str, Any], specs: Sequence[Param], context: str) -> dict
     out = {}
     for p in specs:
         out[p.name] = p.coerce(given[p.name]) if p.name in given else p.default
-        if isinstance(out[p.name], list):
-            out[p.name] = list(out[p.name])
+        if isinstance(out[p.name], (list, dict)):
+            out[p.name] = type(out[p.name])(out[p.name])
     return out

@@ -225,12 +225,12 @@ fn progress_line(job: &Job, samples: &mut Vec<(std::time::Instant, f64)>) -> Str
                     if dt > 1.0 && last.1 > first.1 {
                         let rate = (last.1 - first.1) / dt;
                         s.push_str(&format!(" {} evals/s", human::evals(Some(rate))));
-                        if let Some(max) = job.spec.max_evals() {
-                            let left = (max as f64 - last.1).max(0.0) / rate;
-                            s.push_str(&format!(" ETA {}", human::seconds(left)));
-                        }
                     }
                 }
+            }
+            if let Some(eta) = p.eta_secs {
+                let bound = if p.eta_bound { "≤ " } else { "" };
+                s.push_str(&format!(" ETA {bound}{}", human::seconds(eta)));
             }
             s
         }

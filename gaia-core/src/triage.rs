@@ -135,6 +135,7 @@ mod tests {
             errors: 0,
             rows_deleted_at: None,
             logs_deleted_at: None,
+            prune_reason: None,
         }
     }
 

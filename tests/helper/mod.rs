@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 use gaia_core::client::Client;
 
 pub mod api;
+pub mod browser;
 // Benches include this harness too and use none of the API helpers.
 #[allow(unused_imports)]
 pub use api::*;
+#[allow(unused_imports)]
+pub use browser::*;
 
 /// The `gaia` binary under test.
 pub fn gaia_bin() -> PathBuf {

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-NAMES = ("cma_es", "openai_es", "random_search", "island_model")
+NAMES = ("cma_es", "openai_es", "random_search", "island_model", "curriculum_cma_es", "neuromod_cma_es",
+         "neuromod_island", "hybrid_cma_ff", "indirect_encoding", "ppo")
 
 
 def get(name: str):

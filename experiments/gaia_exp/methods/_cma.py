@@ -1,8 +1,11 @@
-"""Shared pycma set-up for cma_es and island_model."""
+"""Shared pycma set-up and the restarting CMA-ES loop (cma_es, neuromod_cma_es, the islands, ...)."""
 
 from __future__ import annotations
 
+import sys
 import warnings
+
+import numpy as np
 
 with warnings.catch_warnings():
     # pycma warns on import when matplotlib is missing; plotting is not used here.
@@ -33,3 +36,32 @@ def stop_reasons(es) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return dict(es.stop())
+
+
+def run_cma(run, params: dict, name: str, after_tell=None, extra=None) -> None:
+    """CMA-ES on the Run until its budget is spent, restarted from the best-ever point (with a
+    new derived seed) whenever pycma's own termination criteria fire. ``after_tell(es, X, f)``,
+    if given, runs after each generation's update (hybrid methods hook in there); ``extra()``
+    gives the Gen line's extra fields."""
+    from ..run import method_seed
+
+    restart = 0
+    es = make_es(run.x0, params["sigma0"], method_seed(run.seed, restart), params["pop_size"])
+    while run.can_afford(es.popsize):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            X = np.array(es.ask())
+        f = run.evaluate(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            es.tell(list(X), list(-f))
+        if after_tell is not None:
+            after_tell(es, X, f)
+        if run.end_generation(es.sigma, extra() if extra is not None else None):
+            return
+        reasons = stop_reasons(es)
+        if reasons:
+            restart += 1
+            print(f"{name}: pycma stopped ({', '.join(reasons)}); restart {restart} from the best-ever point",
+                  file=sys.stderr, flush=True)
+            es = make_es(run.best_params, params["sigma0"], method_seed(run.seed, restart), params["pop_size"])

@@ -2,72 +2,19 @@
 
 Every generation each island asks pycma for its population; all islands are evaluated in one
 batch (one generation = n_islands x pop_size evals). Every ``migration_interval`` generations
-each island's best-ever point is injected into the next island (ring topology) with pycma's
-``inject``. An island whose pycma termination criteria fire restarts from the global best.
-σ in the Gen line is the mean step size over the islands.
+each island's best-ever point migrates, injected with pycma's ``inject``: to the next island
+(``topology`` ring, the default) or to every other island (``full``, fully connected). An island
+whose pycma termination criteria fire restarts from the global best. σ in the Gen line is the
+mean step size over the islands. The machinery and its references are in ``_islands.py``.
 """
 
 from __future__ import annotations
 
-import sys
-import warnings
+from ._islands import PARAMS, run_islands
 
-import numpy as np
-
-from ..params import Param
-from ._cma import make_es, stop_reasons
-
-PARAMS = (
-    Param("n_islands", 4, "int", "number of CMA-ES populations", 1),
-    Param("pop_size", None, "opt_int", "population size per island (null: pycma's default 4 + 3 ln(n))", 2),
-    Param("sigma0", 0.5, "float", "initial step size of every island", 1e-12),
-    Param("migration_interval", 10, "int", "generations between migrations", 1),
-)
+__all__ = ["PARAMS", "run"]
 
 
 def run(run, params: dict) -> None:
     """Evolve the islands side by side until the Run's budget is spent."""
-    from ..run import method_seed
-
-    k, interval = params["n_islands"], params["migration_interval"]
-    seeds_used = 0
-
-    def new_island(x0):
-        nonlocal seeds_used
-        seeds_used += 1
-        return make_es(x0, params["sigma0"], method_seed(run.seed, seeds_used), params["pop_size"])
-
-    islands = [new_island(run.x0) for _ in range(k)]
-    best_x = [None] * k
-    best_f = [-np.inf] * k
-    gen = 0
-    while run.can_afford(sum(es.popsize for es in islands)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            asks = [np.array(es.ask()) for es in islands]
-        f_all = run.evaluate(np.concatenate(asks))
-        pos = 0
-        for i, (es, X) in enumerate(zip(islands, asks)):
-            f = f_all[pos:pos + len(X)]
-            pos += len(X)
-            j = int(np.argmax(f))
-            if f[j] > best_f[i]:
-                best_f[i], best_x[i] = float(f[j]), X[j].copy()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                es.tell(list(X), list(-f))
-        gen += 1
-        if run.end_generation(float(np.mean([es.sigma for es in islands]))):
-            return
-        if k > 1 and gen % interval == 0:
-            for i in range(k):
-                src = (i - 1) % k
-                if best_x[src] is not None:
-                    islands[i].inject([best_x[src]], force=True)
-        for i, es in enumerate(islands):
-            reasons = stop_reasons(es)
-            if reasons:
-                print(f"island_model: island {i} stopped ({', '.join(reasons)}); restarting from the global best",
-                      file=sys.stderr, flush=True)
-                islands[i] = new_island(run.best_params)
-                best_f[i], best_x[i] = -np.inf, None
+    run_islands(run, params, "island_model")

@@ -32,6 +32,10 @@ pub(crate) fn status(app: &App) -> HResult {
         workers_total: workers.len() as u64,
         started_at: app.started_at,
         data_dir: app.data_dir().display().to_string(),
+        methods: crate::model::SHIPPED_METHODS
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
     })
 }
 

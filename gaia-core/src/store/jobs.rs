@@ -14,6 +14,9 @@ pub(crate) const QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("
 pub(crate) const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("job_counts");
 /// (study name, job id) → (): the jobs of each study.
 pub(crate) const STUDY_JOBS: TableDefinition<(&str, u64), ()> = TableDefinition::new("study_jobs");
+/// study name → how many of its jobs have not ended, kept by `save_job` (a study is done when
+/// it reaches 0). Counted from `study_jobs` the first time a study is touched without one.
+pub(crate) const STUDY_OPEN: TableDefinition<&str, u64> = TableDefinition::new("study_open");
 
 pub(crate) fn queue_key(job: &Job) -> (i64, u64) {
     (-(job.spec.priority as i64), job.id)
@@ -59,7 +62,61 @@ impl Tx<'_> {
         {
             self.study_jobs.insert((study.as_str(), job.id), ())?;
         }
+        if let Some(study) = &job.spec.study {
+            let was_open = prev.is_some_and(|p| !p.state.is_terminal());
+            let open = !job.state.is_terminal();
+            if was_open != open {
+                self.add_study_open(study, job, if open { 1 } else { -1 })?;
+            }
+        }
         Ok(())
+    }
+
+    /// How many jobs of `study` have not ended (0: every one has).
+    pub fn study_open(&mut self, study: &str) -> Result<u64, StoreError> {
+        let known = self.study_open.get(study)?.map(|v| v.value());
+        match known {
+            Some(n) => Ok(n),
+            None => self.count_study_open(study, None),
+        }
+    }
+
+    fn add_study_open(&mut self, study: &str, job: &Job, delta: i64) -> Result<(), StoreError> {
+        let known = self.study_open.get(study)?.map(|v| v.value());
+        let n = match known {
+            Some(n) => n,
+            // A database from before this count: count once, leaving out the job being saved
+            // (its change is the delta), then keep the count up to date.
+            None => self.count_study_open(study, Some(job.id))?,
+        };
+        let n = if delta > 0 {
+            n + delta as u64
+        } else {
+            n.saturating_sub(delta.unsigned_abs())
+        };
+        self.study_open.insert(study, n)?;
+        Ok(())
+    }
+
+    /// Counts the open jobs of a study from its index (all but `except`), and stores the count.
+    fn count_study_open(&mut self, study: &str, except: Option<JobId>) -> Result<u64, StoreError> {
+        let mut ids = Vec::new();
+        for e in self.study_jobs.range((study, 0)..=(study, u64::MAX))? {
+            ids.push(e?.0.value().1);
+        }
+        let mut n = 0;
+        for id in ids {
+            if Some(id) == except {
+                continue;
+            }
+            if let Some(j) = self.job(id)?
+                && !j.state.is_terminal()
+            {
+                n += 1;
+            }
+        }
+        self.study_open.insert(study, n)?;
+        Ok(n)
     }
 
     /// The first queued job (in claim order) that a slot with `caps` may run.
