@@ -551,8 +551,7 @@ fn gaia_top_runs_in_a_terminal_and_restores_it() {
         // Until the shell has also printed the terminal's mode after gaia top's exit.
         let after = wait_for("gaia top to exit", Duration::from_secs(20), || {
             let s = capture();
-            (s.contains("TOP-EXIT") && s.lines().any(|l| l.trim().ends_with("icanon")))
-                .then_some(s)
+            (s.contains("TOP-EXIT") && s.lines().any(|l| l.trim().ends_with("icanon"))).then_some(s)
         });
         let _ = tmux(&["kill-session", "-t", &session]);
         assert!(after.contains("TOP-EXIT 0"), "{after}");

@@ -9,6 +9,7 @@ mod dashboard;
 mod export;
 mod faults;
 mod logs;
+mod openapi;
 mod ops;
 mod queue;
 mod release;

@@ -100,7 +100,7 @@ impl Span {
 }
 
 /// One GPU's readings averaged over a point's step (None: the driver gave none in it).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct GpuPoint {
     /// Percent busy.
     pub utilization: Option<f32>,
@@ -113,7 +113,7 @@ pub struct GpuPoint {
 }
 
 /// One point of a worker's telemetry: the means over `[at, at + step)`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Point {
     /// Start of the step, ms since the epoch.
     pub at: Millis,

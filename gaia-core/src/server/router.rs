@@ -18,6 +18,8 @@ use crate::export::Target;
 use crate::model::{HoldKind, Scope};
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 
+pub mod openapi;
+
 /// What an endpoint does (one handler each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -73,6 +75,7 @@ pub enum Endpoint {
     Gc,
     Backup,
     Audit,
+    OpenApi,
 }
 
 /// What a route's request body is, which sets its size limit. The router refuses a body
@@ -548,6 +551,34 @@ pub const ROUTES: &[Route] = &[
         E::Audit,
         "the audit log of admin actions",
     ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/export.arrow",
+        READ,
+        E::ExportJob,
+        "a job's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/export.arrow",
+        READ,
+        E::ExportStudy,
+        "a study's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/export.arrow",
+        READ,
+        E::ExportAll,
+        "every job's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/openapi.json",
+        READ,
+        E::OpenApi,
+        "this API described as OpenAPI 3.1",
+    ),
 ];
 
 /// Path parameters of a matched route, in order.
@@ -606,6 +637,25 @@ pub fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), S
     })
 }
 
+/// The methods the routes at `path` answer (HEAD wherever GET is), for a 405's `Allow` header.
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for route in ROUTES {
+        if match_path(route.path, path).is_some() {
+            let also_head = route.method == "GET";
+            for m in [Some(route.method), also_head.then_some("HEAD")]
+                .into_iter()
+                .flatten()
+            {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Handles one request; never panics on input, always answers. Counts it for `/metrics` by
 /// its route pattern.
 pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, _peer: SocketAddr) -> Res {
@@ -634,10 +684,16 @@ async fn route(
             x
         }
         Err(StatusCode::METHOD_NOT_ALLOWED) => {
-            return Err(HttpError::new(
+            let allowed = allowed_methods(&path).join(", ");
+            let mut res = error_response(HttpError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path}"),
+                format!("{method} is not allowed on {path} (it takes {allowed})"),
             ));
+            // RFC 9110 §15.5.6: a 405 names the methods the resource supports.
+            if let Ok(v) = allowed.parse() {
+                res.headers_mut().insert(hyper::header::ALLOW, v);
+            }
+            return Ok(res);
         }
         Err(_) => {
             return Err(HttpError::not_found(format!(
@@ -647,6 +703,19 @@ async fn route(
     };
     let params = Params(params);
     let query = Query(query_pairs(req.uri().query()));
+    // A parameter given twice has no one meaning (handlers read one value): refuse it rather
+    // than pick one silently.
+    if let Some(twice) = query
+        .0
+        .iter()
+        .enumerate()
+        .find(|(i, (k, _))| query.0[..*i].iter().any(|(seen, _)| seen == k))
+    {
+        return Err(HttpError::bad(format!(
+            "query parameter {} is given more than once",
+            twice.1.0
+        )));
+    }
 
     if let Some(v) = req.headers().get(PROTOCOL_HEADER) {
         let theirs = v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok());
@@ -759,7 +828,7 @@ async fn dispatch(
         E::ListJobs => jobs::list_jobs(&app, &query),
         E::GetJob => jobs::get_job(&app, params.id()),
         E::CancelJob => jobs::cancel(&app, params.id(), workers::actor(&req)).await,
-        E::GetRows => jobs::get_rows(&app, params.id(), &query).await,
+        E::GetRows => jobs::get_rows(&app, params.id(), &query, req.headers()).await,
         E::PostRows => jobs::post_rows(&app, params.id(), req).await,
         E::GetLogs => jobs::get_logs(&app, params.id(), &query),
         E::PostLogs => jobs::post_logs(&app, params.id(), req).await,
@@ -819,6 +888,7 @@ async fn dispatch(
         E::Gc => maintenance::gc(&app, req).await,
         E::Backup => maintenance::backup(&app, req).await,
         E::Audit => maintenance::audit(&app, &query),
+        E::OpenApi => Ok(openapi::answer()),
     }
 }
 
@@ -843,6 +913,12 @@ mod tests {
         assert_eq!(
             find("DELETE", "/api/v1/jobs/42").unwrap_err(),
             StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(allowed_methods("/api/v1/jobs/42"), ["GET", "HEAD"]);
+        assert_eq!(
+            allowed_methods("/api/v1/tokens"),
+            ["POST", "GET", "HEAD"],
+            "every method of the path, in table order"
         );
         assert_eq!(find("GET", "/app.js").unwrap().0.endpoint, E::Dashboard);
         assert_eq!(find("GET", "/metrics").unwrap().0.endpoint, E::Metrics);

@@ -23,7 +23,7 @@ use crate::model::{JobId, JobState, Millis, now_ms};
 const COPY_CHUNK: u64 = 100_000;
 
 /// What a backup wrote.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct BackupReport {
     /// Entries copied, over all tables.
     pub entries: u64,
@@ -215,7 +215,7 @@ impl Store {
 
 /// What a gc deletes: the rows and the log lines of jobs that ended before a cutoff. Job
 /// records (state, progress, result, attempts) always stay.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GcRequest {
     /// Delete the rows of jobs that ended more than this many seconds ago.
@@ -230,7 +230,7 @@ pub struct GcRequest {
 }
 
 /// What a gc did (or, dry, would do).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct GcReport {
     /// Nothing was deleted: the counts say what would have been.
     pub dry_run: bool,
