@@ -3,6 +3,7 @@
 
 mod admin;
 mod common;
+mod db;
 mod demo;
 mod export;
 mod jobs;
@@ -25,6 +26,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// `--wait`ed job ended in a state other than succeeded.
     pub const JOB_FAILED: i32 = 3;
+    /// `gaia db check` found damage.
+    pub const DB_DAMAGED: i32 = 4;
 }
 
 #[derive(Parser)]
@@ -88,6 +91,8 @@ enum Command {
     Release(release::ReleaseArgs),
     /// Manage API tokens (admin only).
     Token(admin::TokenArgs),
+    /// Check or repair the server's database file (offline, with the server stopped).
+    Db(db::DbArgs),
 }
 
 fn main() {
@@ -130,6 +135,7 @@ fn main() {
         Command::Status(a) => admin::status(a),
         Command::Token(a) => admin::token(a),
         Command::Release(a) => release::run(a),
+        Command::Db(a) => db::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// Seconds between keep-alive pings on idle event streams (tests shorten it).
     #[arg(long, hide = true, default_value = "15", value_name = "SECS", value_parser = parse_secs)]
     pub event_keepalive: Duration,
+    /// Start with an empty database when <data-dir>/gaia.redb exists but is 0 bytes. Without
+    /// it such a file is refused: it is usually a truncated copy or a failed restore, and
+    /// starting on it would look as if every job and result were gone.
+    #[arg(long)]
+    pub allow_empty_db: bool,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
@@ -81,6 +86,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
             dry_run: false,
         });
     }
+    config.allow_empty_db = a.allow_empty_db;
     // Settings first, so a refused start leaves no generated token in the data dir (a
     // generated one is 64 hex digits: it stands in for the check).
     ServerConfig {
