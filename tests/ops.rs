@@ -468,6 +468,35 @@ fn token_and_cancel_actions_are_audited_with_the_tokens_name() {
     // Only admins read it.
     let read = admin.create_token("viewer", Scope::Read).unwrap().token;
     assert!(server.client_with(&read).audit(None, 10).is_err());
+
+    // `gaia db repair` (the server stopped) carries the audit log over, and its ids go on.
+    let mut server = server;
+    assert!(server.stop().success());
+    let out = Command::new(gaia_bin())
+        .args(["db", "repair", "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.restart();
+    let admin = server.client();
+    let after = admin.audit(None, 100).unwrap().entries;
+    for e in &list.entries {
+        assert!(after.contains(e), "{e:?} was lost by the repair: {after:?}");
+    }
+    admin.revoke_token("viewer").unwrap();
+    let newest = admin.audit(None, 100).unwrap().entries;
+    let last = newest.last().unwrap();
+    assert_eq!(last.action, "token_revoke");
+    assert!(
+        after.iter().all(|e| e.id < last.id),
+        "a new entry takes a new id"
+    );
 }
 
 /// `gaia top` in a real terminal (tmux, 80×24) against a real server: it draws the farm,
