@@ -528,7 +528,16 @@ fn gaia_top_runs_in_a_terminal_and_restores_it() {
             server.url(),
             server.token
         );
-        let tmux = |args: &[&str]| Command::new("tmux").args(args).output().expect("run tmux");
+        // A tmux server of the test's own (-L): another tmux user on the machine, starting or
+        // stopping the default server at the same moment, cannot break this one.
+        let socket = format!("gaia-top-{}", std::process::id());
+        let tmux = |args: &[&str]| {
+            Command::new("tmux")
+                .args(["-L", &socket])
+                .args(args)
+                .output()
+                .expect("run tmux")
+        };
         let out = tmux(&[
             "new-session",
             "-d",

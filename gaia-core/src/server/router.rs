@@ -617,39 +617,45 @@ fn match_path(pattern: &str, path: &str) -> Option<Params> {
     }
 }
 
+/// The routes whose pattern matches `path`, the most specific only: where a pattern with fewer
+/// `{…}` segments matches (`/api/v1/workers/register`), those with more
+/// (`/api/v1/workers/{name}`) do not, so a path names one resource whatever the method, and a
+/// 405's `Allow` lists what that resource takes.
+fn matching(path: &str) -> Vec<(&'static Route, Params)> {
+    let all: Vec<(&'static Route, Params)> = ROUTES
+        .iter()
+        .filter_map(|r| match_path(r.path, path).map(|p| (r, p)))
+        .collect();
+    let fewest = all.iter().map(|(_, p)| p.0.len()).min().unwrap_or(0);
+    all.into_iter()
+        .filter(|(_, p)| p.0.len() == fewest)
+        .collect()
+}
+
 /// Finds the route for a method and path: Ok(route), or Err(status) — 404 or 405.
 pub fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), StatusCode> {
-    let mut path_matched = false;
-    for route in ROUTES {
-        // A specific route wins over a `{name}` catch-all listed before it only if it is
-        // listed first, so the table lists literal segments before patterns.
-        if let Some(params) = match_path(route.path, path) {
-            if route.method == method || (method == "HEAD" && route.method == "GET") {
-                return Ok((route, params.0));
-            }
-            path_matched = true;
-        }
+    let routes = matching(path);
+    if routes.is_empty() {
+        return Err(StatusCode::NOT_FOUND);
     }
-    Err(if path_matched {
-        StatusCode::METHOD_NOT_ALLOWED
-    } else {
-        StatusCode::NOT_FOUND
-    })
+    routes
+        .into_iter()
+        .find(|(route, _)| route.method == method || (method == "HEAD" && route.method == "GET"))
+        .map(|(route, params)| (route, params.0))
+        .ok_or(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 /// The methods the routes at `path` answer (HEAD wherever GET is), for a 405's `Allow` header.
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    for route in ROUTES {
-        if match_path(route.path, path).is_some() {
-            let also_head = route.method == "GET";
-            for m in [Some(route.method), also_head.then_some("HEAD")]
-                .into_iter()
-                .flatten()
-            {
-                if !out.contains(&m) {
-                    out.push(m);
-                }
+    for (route, _) in matching(path) {
+        let also_head = route.method == "GET";
+        for m in [Some(route.method), also_head.then_some("HEAD")]
+            .into_iter()
+            .flatten()
+        {
+            if !out.contains(&m) {
+                out.push(m);
             }
         }
     }
@@ -925,6 +931,17 @@ mod tests {
         assert_eq!(
             find("POST", "/api/v1/workers/register").unwrap().0.endpoint,
             E::Register
+        );
+        // The literal route is the resource: GET on it is not a lookup of a worker named
+        // "register", and the 405 says so.
+        assert_eq!(
+            find("GET", "/api/v1/workers/register").unwrap_err(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(allowed_methods("/api/v1/workers/register"), ["POST"]);
+        assert_eq!(
+            allowed_methods("/api/v1/workers/w-1"),
+            ["GET", "HEAD", "DELETE"]
         );
         assert_eq!(
             find("GET", "/api/v1/workers/w-1").unwrap().0.endpoint,

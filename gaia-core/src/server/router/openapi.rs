@@ -67,8 +67,10 @@ fn q(name: &'static str, schema: Value, doc: &'static str) -> Param {
     }
 }
 
+/// An integer query parameter. An empty value (`?after=`) is read as if it were left out, as
+/// the server reads every query parameter, so the document allows it too.
 fn int(min: i64) -> Value {
-    json!({"type": "integer", "minimum": min})
+    json!({"anyOf": [{"type": "integer", "minimum": min}, {"const": ""}]})
 }
 
 /// What one endpoint reads and answers.
@@ -359,9 +361,9 @@ fn state_enum() -> Value {
 }
 
 /// A yes/no query parameter, as the server reads it (`1`, `0`, `true`, `false`: on the wire
-/// the numbers are the same text as strings would be).
+/// the numbers are the same text as strings would be; empty is the same as left out).
 fn flag_schema() -> Value {
-    json!({"enum": [1, 0, "true", "false"]})
+    json!({"enum": [1, 0, "true", "false", ""]})
 }
 
 /// A name filter in a query: a name, or empty (the same as leaving it out).
