@@ -66,6 +66,7 @@ fn main() {
                         cpu_percent: 40.0 + (i % 6) as f32 * 10.0,
                         memory_percent: 30.0 + (i % 5) as f32 * 8.0,
                         gpu_percent: (0..i % 3).map(|g| 60.0 + g as f32 * 15.0).collect(),
+                        ..Usage::default()
                     },
                     draining: false,
                 },

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{BenchServer, ms, percentile};
-use gaia_core::model::{Capabilities, Gpu, Hardware, JobKind, JobSpec, Row, Usage};
+use gaia_core::model::{Capabilities, Gpu, GpuUsage, Hardware, JobKind, JobSpec, Row, Usage};
 use gaia_core::protocol::{
     Assignment, ClaimRequest, ClaimResponse, CompleteRequest, Finished, HeartbeatRequest, LeaseRef,
     Outcome, POSTCARD_CONTENT_TYPE, RegisterRequest, RegisterResponse, RowBatch, encode_postcard,
@@ -267,6 +267,17 @@ async fn worker(
                         } else {
                             vec![0.0, 0.0]
                         },
+                        // What nvidia-smi reads on a 2 × A100 box, as a real worker sends it.
+                        gpus: (0..2)
+                            .map(|index| GpuUsage {
+                                index,
+                                utilization: Some(if busy { 96.0 } else { 0.0 }),
+                                memory_used_mb: Some(if busy { 31_240 } else { 4 }),
+                                memory_total_mb: Some(81_920),
+                                temperature_c: Some(if busy { 64.0 } else { 33.0 }),
+                                error: None,
+                            })
+                            .collect(),
                     },
                     draining: false,
                 };

@@ -13,6 +13,7 @@ import { overviewView } from "./view-overview.js";
 import { studiesView } from "./view-studies.js";
 import { studyView } from "./view-study.js";
 import { submitView } from "./view-submit.js";
+import { workerView } from "./view-worker.js";
 
 const ROUTES = [
   [/^\/?$/, () => overviewView()],
@@ -23,6 +24,7 @@ const ROUTES = [
   [/^\/studies$/, () => studiesView()],
   [/^\/studies\/(.+)$/, (m) => studyView(decodeURIComponent(m[1]))],
   [/^\/submit$/, () => submitView()],
+  [/^\/workers\/([^/]+)$/, (m) => workerView(decodeURIComponent(m[1]))],
 ];
 
 export function parseHash() {

@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 import { $, debounce, h, put, section } from "./dom.js";
 import { ago, count, mib, percent, plural } from "./format.js";
+import { holdText } from "./view-worker.js";
 
 function usageBar(label, pct) {
   const p = Math.max(0, Math.min(100, pct || 0));
@@ -30,7 +31,8 @@ function workerCard(w, mini = false) {
   return h(
     "div",
     { class: `wcard ws-${w.state}${mini ? " mini" : ""}`, dataset: { worker: w.id }, title: mini ? hwTitle : undefined },
-    h("div", { class: "wtop" }, h("span", { class: "wname", text: w.name, title: `${w.name} (${w.id})` }), h("span", { class: `wstate ws-${w.state}`, text: w.state })),
+    h("div", { class: "wtop" }, h("a", { class: "wname", href: `#/workers/${encodeURIComponent(w.id)}`, text: w.name, title: `${w.name} (${w.id}): its page, usage over time` }), h("span", { class: `wstate ws-${w.state}`, text: w.state, title: w.hold ? holdText(w.hold) : w.state })),
+    w.hold && !mini ? h("div", { class: `hold hold-${w.hold.kind}`, text: holdText(w.hold) }) : null,
     mini
       ? h("div", { class: "wmeta muted" }, seen, " · ", running)
       : h("div", { class: "wmeta muted" }, seen, ` · v${w.version || "?"}`, w.update_available ? h("span", { class: "upd", text: " update available", title: "Another release is promoted; the worker moves to it between jobs if it runs with --auto-update" }) : null, w.update_error ? h("span", { class: "upd-err", text: " update refused", title: w.update_error }) : null, ` · ${plural(w.slots || 1, "slot")}`),
@@ -59,7 +61,7 @@ export function workersPanel() {
 
   function render() {
     const all = [...st.workers.values()];
-    const order = { busy: 0, idle: 1, draining: 2, offline: 3 };
+    const order = { busy: 0, idle: 1, draining: 2, paused: 3, quarantined: 4, offline: 5 };
     all.sort((a, b) => order[a.state] - order[b.state] || a.name.localeCompare(b.name));
     const offline = all.filter((w) => w.state === "offline");
     let shown = st.showOffline || offline.length <= 4 ? all : all.filter((w) => w.state !== "offline");

@@ -134,10 +134,12 @@ fn every_route_enforces_its_scope() {
     let worker_id = register(&admin, "authw", &[JobKind::Hash]);
     let worker_token = admin.create_token("w1", Scope::Worker).unwrap().token;
     let read_token = admin.create_token("r1", Scope::Read).unwrap().token;
+    let metrics_token = admin.create_token("m1", Scope::Metrics).unwrap().token;
     let tokens = [
         (Scope::Admin, server.token.clone()),
         (Scope::Worker, worker_token),
         (Scope::Read, read_token),
+        (Scope::Metrics, metrics_token),
     ];
     let allowed = |have: Scope, need: Scope| have == Scope::Admin || have == need;
 
@@ -178,6 +180,12 @@ fn every_route_enforces_its_scope() {
         if need == Scope::Admin {
             assert!(!allowed(Scope::Worker, need), "{what} is open to workers");
         }
+        // A metrics token (what a Prometheus server holds) reads /metrics and nothing else.
+        assert_eq!(
+            allowed(Scope::Metrics, need),
+            route.path == "/metrics",
+            "{what} and the metrics scope"
+        );
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} scoped routes");

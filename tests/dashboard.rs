@@ -982,6 +982,7 @@ fn xss_probe_worker(c: &Client, name: &str) -> String {
                 cpu_percent: 12.0,
                 memory_percent: 40.0,
                 gpu_percent: vec![70.0],
+                ..Usage::default()
             },
             ..HeartbeatRequest::default()
         },
@@ -1268,4 +1269,145 @@ fn dashboard_in_headless_firefox() {
         "the Firefox test failed (its output is above; the worker's log is in {})",
         artifacts.join("firefox-worker.log").display()
     );
+}
+
+/// A worker's page in headless Chromium (`tests/browser/worker.mjs`): CPU and RAM over the
+/// hour, day and week from a real `gaia work`, the Pause, Drain and Resume buttons acting on the
+/// server, and a simulated worker with two GPUs, quarantined after three jobs failed at setup,
+/// showing its reason and a utilisation and memory chart per GPU.
+#[test]
+fn dashboard_worker_page_in_headless_chromium() {
+    use gaia_core::model::{Capabilities, Gpu, GpuUsage, Hardware};
+    use gaia_core::protocol::{ClaimRequest, CompleteRequest, Outcome, RegisterRequest};
+    if !browser_tools_present(
+        "the worker page's browser test in Chromium",
+        &chromium(),
+        "chromium",
+        "playwright-core",
+    ) {
+        return;
+    }
+    let server = Server::start();
+    let c = server.client();
+    let artifacts = repo_root().join("test-artifacts/dashboard");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let _worker = RealWorker::start(&server, "page-w", &artifacts.join("worker-page.log"));
+    let real = wait_for("the real worker", Duration::from_secs(60), || {
+        c.worker("page-w").ok().map(|w| w.id)
+    });
+    let gpus: Vec<Gpu> = (0..2)
+        .map(|i| Gpu {
+            index: i,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            memory_mb: 81_559,
+            driver: "590.48.01".into(),
+        })
+        .collect();
+    let gpu_worker = c
+        .register(&RegisterRequest {
+            worker_id: None,
+            name: "gpu-box".into(),
+            version: gaia_core::VERSION.into(),
+            hardware: Hardware {
+                cpu_cores: 64,
+                memory_mb: 515_000,
+                gpus,
+                ..Hardware::default()
+            },
+            kinds: vec![JobKind::Experiment],
+            tags: vec!["gpu-box".into()],
+            slots: 1,
+        })
+        .unwrap()
+        .worker_id;
+    for beat in 0..2u64 {
+        c.heartbeat(
+            &gpu_worker,
+            &HeartbeatRequest {
+                usage: Usage {
+                    cpu_percent: 35.0,
+                    memory_percent: 22.0,
+                    gpus: (0..2)
+                        .map(|i| GpuUsage {
+                            index: i,
+                            utilization: Some(90.0 + beat as f32),
+                            memory_used_mb: Some(19_818 + i as u64 * 1000),
+                            memory_total_mb: Some(81_559),
+                            temperature_c: Some(59.0),
+                            error: None,
+                        })
+                        .collect(),
+                    ..Usage::default()
+                },
+                ..HeartbeatRequest::default()
+            },
+        )
+        .unwrap();
+    }
+    // Three jobs that fail at setup on it: it is quarantined.
+    for _ in 0..3 {
+        let mut spec = experiment("cma_es", "CartPole-v1", 1);
+        spec.requirements.tags = vec!["gpu-box".into()];
+        c.submit(&spec).unwrap();
+        let a = c
+            .claim(&ClaimRequest {
+                worker_id: gpu_worker.clone(),
+                capabilities: Capabilities {
+                    kinds: vec![JobKind::Experiment],
+                    gpus: 2,
+                    memory_mb: 515_000,
+                    tags: vec!["gpu-box".into()],
+                    max_job_secs: None,
+                },
+                wait_ms: 0,
+                finished: None,
+                watch_study: None,
+            })
+            .unwrap()
+            .expect("the gpu-box job");
+        c.complete(
+            a.job.id,
+            &CompleteRequest {
+                attempt: a.attempt,
+                lease: a.lease,
+                outcome: Outcome::Failed,
+                exit_code: None,
+                duration_ms: 3,
+                error: Some(
+                    "cannot start /opt/conda/bin/python3: No such file or directory (os error 2)"
+                        .into(),
+                ),
+                result: None,
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        c.worker("gpu-box").unwrap().state,
+        gaia_core::model::WorkerState::Quarantined
+    );
+    let ok = run_node(
+        &browser_dir().join("worker.mjs"),
+        &[
+            ("SERVER", server.url()),
+            ("TOKEN", server.token.clone()),
+            ("WORKER", real.clone()),
+            ("GPU_WORKER", gpu_worker.clone()),
+            ("ARTIFACTS", artifacts.display().to_string()),
+            ("CHROMIUM", chromium().display().to_string()),
+        ],
+        Duration::from_secs(120),
+        &artifacts,
+        String::new,
+    );
+    assert!(
+        ok,
+        "the worker page's browser test failed (its output is above)"
+    );
+    // What the buttons did is in the audit log, as the admin's.
+    let audit = c.audit(None, 50).unwrap();
+    let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
+    for a in ["worker_pause", "worker_resume", "worker_drain"] {
+        assert!(actions.contains(&a), "{actions:?}");
+    }
 }

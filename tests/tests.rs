@@ -14,6 +14,7 @@ mod faults;
 mod k8s;
 mod logs;
 mod openapi;
+mod ops;
 mod queue;
 mod release;
 mod server;

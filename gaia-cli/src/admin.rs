@@ -14,15 +14,44 @@ pub struct WorkersArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Redraw the list every few seconds until Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// Seconds between redraws with --watch.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    interval: f64,
 }
 
 pub fn workers(a: WorkersArgs) -> anyhow::Result<i32> {
     let client = a.conn.client()?;
+    if a.watch {
+        let pause = std::time::Duration::from_secs_f64(a.interval.clamp(0.2, 3600.0));
+        loop {
+            let list = client.workers()?;
+            // Home and clear: the table is drawn over the last one.
+            print!("\x1b[H\x1b[2J");
+            println!(
+                "{}  workers at {}  (Ctrl-C to stop)\n",
+                client.base(),
+                human::time(gaia_core::model::now_ms())
+            );
+            print_workers(&list.workers);
+            std::thread::sleep(pause);
+        }
+    }
     let list = client.workers()?;
     if a.json {
         print_json(&list)?;
         return Ok(exit::OK);
     }
+    print_workers(&list.workers);
+    Ok(exit::OK)
+}
+
+fn print_workers(workers: &[gaia_core::model::Worker]) {
+    let list = gaia_core::protocol::WorkerList {
+        workers: workers.to_vec(),
+    };
     let rows: Vec<Vec<String>> = list
         .workers
         .iter()
@@ -57,6 +86,7 @@ pub fn workers(a: WorkersArgs) -> anyhow::Result<i32> {
                     .map(|j| j.to_string())
                     .collect::<Vec<_>>()
                     .join(","),
+                crate::ops::hold_text(w),
             ]
         })
         .collect();
@@ -69,10 +99,10 @@ pub fn workers(a: WorkersArgs) -> anyhow::Result<i32> {
             "hardware",
             "version",
             "running",
+            "hold",
         ],
         &rows,
     );
-    Ok(exit::OK)
 }
 
 #[derive(clap::Args)]
@@ -119,7 +149,8 @@ enum TokenCmd {
     Create {
         #[command(flatten)]
         conn: Conn,
-        /// What the token may do: worker (run jobs), read (look), admin (everything).
+        /// What the token may do: worker (run jobs), read (look), metrics (read /metrics and
+        /// nothing else: for Prometheus), admin (everything).
         #[arg(long)]
         scope: Scope,
         /// A unique name for the token.

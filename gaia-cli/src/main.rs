@@ -8,10 +8,12 @@ mod db;
 mod demo;
 mod export;
 mod jobs;
+mod ops;
 mod release;
 mod serve;
 mod slurm;
 mod study;
+mod top;
 mod work;
 
 use clap::{Parser, Subcommand};
@@ -77,8 +79,18 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Export CSV, JSON or PNG of jobs, a study or everything; a study's files as ZIP.
     Export(export::ExportArgs),
-    /// List registered workers.
+    /// List registered workers (--watch keeps the list up to date).
     Workers(admin::WorkersArgs),
+    /// Pause, resume, drain or forget one worker; show it (admin).
+    Worker(ops::WorkerArgs),
+    /// A terminal dashboard: workers, running jobs, queue, events; keys to steer.
+    Top(top::TopArgs),
+    /// The activity log, or with --audit the admin actions and who did them.
+    Events(ops::EventsArgs),
+    /// Save a consistent copy of the server's database while it runs (admin).
+    Backup(ops::BackupArgs),
+    /// Delete the rows and log lines of jobs that ended long ago (admin).
+    Gc(ops::GcArgs),
     /// Job counts per state, workers online, server version.
     Status(admin::StatusArgs),
     /// Publish releases that workers update themselves from.
@@ -124,6 +136,11 @@ fn main() {
         Command::Compare(a) => compare::run(a),
         Command::Export(a) => export::run(a),
         Command::Workers(a) => admin::workers(a),
+        Command::Worker(a) => ops::worker(a),
+        Command::Top(a) => top::run(a),
+        Command::Events(a) => ops::events(a),
+        Command::Backup(a) => ops::backup(a),
+        Command::Gc(a) => ops::gc(a),
         Command::Status(a) => admin::status(a),
         Command::Token(a) => admin::token(a),
         Command::Release(a) => release::run(a),

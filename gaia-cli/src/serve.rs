@@ -47,6 +47,18 @@ pub struct ServeArgs {
     /// measured on one 2-core server (benches/README.md); raise it for a larger fleet.
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_workers: u64,
+    /// Quarantine a worker once this many of its jobs in a row failed at setup (could not
+    /// start, missing interpreter, CUDA out of memory at start, ...); 0 never does. An admin
+    /// lifts it with `gaia worker resume`.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub quarantine_after: u32,
+    /// Delete the rows of jobs that ended longer ago than this (180d, 12h), every hour in the
+    /// background.
+    #[arg(long, value_name = "AGE", value_parser = gaia_core::time::parse_age)]
+    pub gc_rows_older_than: Option<u64>,
+    /// Delete the log lines of jobs that ended longer ago than this (30d), every hour.
+    #[arg(long, value_name = "AGE", value_parser = gaia_core::time::parse_age)]
+    pub gc_logs_older_than: Option<u64>,
     /// Seconds between keep-alive pings on idle event streams (tests shorten it).
     #[arg(long, hide = true, default_value = "15", value_name = "SECS", value_parser = parse_secs)]
     pub event_keepalive: Duration,
@@ -74,6 +86,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     config.max_file = a.max_file_mib << 20;
     config.event_keepalive = a.event_keepalive;
     config.queue.max_workers = a.max_workers as usize;
+    config.queue.quarantine_after = a.quarantine_after;
+    if a.gc_rows_older_than.is_some() || a.gc_logs_older_than.is_some() {
+        config.gc = Some(gaia_core::store::maintenance::GcRequest {
+            rows_older_than_secs: a.gc_rows_older_than,
+            logs_older_than_secs: a.gc_logs_older_than,
+            dry_run: false,
+        });
+    }
     config.allow_empty_db = a.allow_empty_db;
     // Settings first, so a refused start leaves no generated token in the data dir (a
     // generated one is 64 hex digits: it stands in for the check).

@@ -442,6 +442,112 @@ impl Client {
         Ok(())
     }
 
+    // ---- operating the farm ----------------------------------------------------------------
+
+    /// `GET /metrics`: the Prometheus text exposition (a `metrics` or `admin` token).
+    pub fn metrics(&self) -> Result<String, ClientError> {
+        let mut out = Vec::new();
+        self.download("/metrics", &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// One worker, by id or unique name.
+    pub fn worker(&self, who: &str) -> Result<crate::model::Worker, ClientError> {
+        self.get(&format!("/api/v1/workers/{}", path_segment(who)))
+    }
+
+    /// A worker's telemetry over a span (`hour`, `day`, `week`, `month`).
+    pub fn worker_telemetry(
+        &self,
+        who: &str,
+        span: &str,
+    ) -> Result<TelemetryResponse, ClientError> {
+        self.get(&format!(
+            "/api/v1/workers/{}/telemetry?span={}",
+            path_segment(who),
+            path_segment(span)
+        ))
+    }
+
+    fn worker_action(
+        &self,
+        who: &str,
+        action: &str,
+        body: &HoldRequest,
+    ) -> Result<crate::model::Worker, ClientError> {
+        self.send(
+            "POST",
+            &format!("/api/v1/workers/{}/{action}", path_segment(who)),
+            body,
+            None,
+        )
+    }
+
+    /// Pauses a worker: it finishes its running jobs and claims no new ones.
+    pub fn pause_worker(
+        &self,
+        who: &str,
+        reason: Option<String>,
+    ) -> Result<crate::model::Worker, ClientError> {
+        self.worker_action(
+            who,
+            "pause",
+            &HoldRequest {
+                reason,
+                exit: false,
+            },
+        )
+    }
+
+    /// Drains a worker: it finishes its running jobs, claims none, and with `exit` ends.
+    pub fn drain_worker(
+        &self,
+        who: &str,
+        reason: Option<String>,
+        exit: bool,
+    ) -> Result<crate::model::Worker, ClientError> {
+        self.worker_action(who, "drain", &HoldRequest { reason, exit })
+    }
+
+    /// Lifts a worker's pause, drain or quarantine.
+    pub fn resume_worker(&self, who: &str) -> Result<crate::model::Worker, ClientError> {
+        self.worker_action(who, "resume", &HoldRequest::default())
+    }
+
+    /// Forgets an offline worker (its registration and telemetry).
+    pub fn forget_worker(&self, who: &str) -> Result<crate::model::Worker, ClientError> {
+        self.send(
+            "DELETE",
+            &format!("/api/v1/workers/{}", path_segment(who)),
+            &serde_json::json!({}),
+            None,
+        )
+    }
+
+    /// Deletes old rows and log lines on the server (in batches; may take minutes).
+    pub fn gc(
+        &self,
+        req: &crate::store::maintenance::GcRequest,
+    ) -> Result<crate::store::maintenance::GcReport, ClientError> {
+        self.send("POST", "/api/v1/gc", req, Some(EXPORT_TIMEOUT))
+    }
+
+    /// Saves a consistent copy of the server's database to `dest`, whole or not at all;
+    /// returns its size in bytes.
+    pub fn backup(&self, dest: &Path) -> Result<u64, ClientError> {
+        save_to_file(dest, |out| {
+            self.stream("/api/v1/backup", out, u64::MAX, EXPORT_TIMEOUT, &mut |_| {})
+        })
+    }
+
+    /// The audit log: entries after an id (oldest first), or the newest ones.
+    pub fn audit(&self, after: Option<u64>, limit: usize) -> Result<AuditList, ClientError> {
+        match after {
+            Some(a) => self.get(&format!("/api/v1/audit?after={a}&limit={limit}")),
+            None => self.get(&format!("/api/v1/audit?limit={limit}")),
+        }
+    }
+
     // ---- worker calls ------------------------------------------------------------------
 
     /// Registers a worker.

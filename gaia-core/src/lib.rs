@@ -21,6 +21,8 @@
 //! | [`early_stop`] | early-stopping rules: ASHA and the median rule (pure) |
 //! | [`stats`] | statistics over scores: quantiles, mean ± std (pure) |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
+//! | [`telemetry`] | worker utilisation over time: downsampling tiers with a bound per worker (pure) |
+//! | [`triage`] | whose fault a failed attempt was: the experiment's or the machine's (pure) |
 //! | [`time`] | instants as UTC dates for people (one calendar function) |
 //! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
 //! | [`release`] | releases: metadata, signatures, safe archives, the worker's self-update |
@@ -45,7 +47,9 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod study;
+pub mod telemetry;
 pub mod time;
+pub mod triage;
 pub mod worker;
 
 pub use error::{Error, Result};

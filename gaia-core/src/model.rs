@@ -935,6 +935,12 @@ pub struct Job {
     pub warnings: u64,
     #[serde(default)]
     pub errors: u64,
+    /// When `gc` deleted this job's rows (its record and progress stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_deleted_at: Option<Millis>,
+    /// When `gc` deleted this job's log lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_deleted_at: Option<Millis>,
 }
 
 impl Job {
@@ -1060,10 +1066,17 @@ impl Hardware {
 impl Usage {
     /// Checks the size of a heartbeat's utilisation report.
     pub fn validate(&self) -> Result<(), RequestError> {
-        if self.gpu_percent.len() > MAX_GPUS {
+        if self.gpu_percent.len() > MAX_GPUS || self.gpus.len() > MAX_GPUS {
             return Err(RequestError::Invalid(format!(
                 "at most {MAX_GPUS} GPU utilisations, got {}",
-                self.gpu_percent.len()
+                self.gpu_percent.len().max(self.gpus.len())
+            )));
+        }
+        if let Some(e) = self.gpus.iter().filter_map(|g| g.error.as_ref()).next()
+            && e.len() > MAX_HARDWARE_TEXT
+        {
+            return Err(RequestError::Invalid(format!(
+                "a GPU error text is longer than {MAX_HARDWARE_TEXT} bytes"
             )));
         }
         Ok(())
@@ -1077,8 +1090,30 @@ pub struct Usage {
     pub cpu_percent: f32,
     #[serde(default)]
     pub memory_percent: f32,
+    /// Each GPU's utilisation, in the order of `gpus` (kept for older readers).
     #[serde(default)]
     pub gpu_percent: Vec<f32>,
+    /// Each GPU's readings, where `nvidia-smi` gives them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuUsage>,
+}
+
+/// One GPU's readings at a heartbeat. A value the driver does not give (`[N/A]` on a MIG
+/// instance, a GPU in error) is None, never a made-up 0.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct GpuUsage {
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_total_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<f32>,
+    /// What the driver said instead of readings (`GPU requires reset`, `Unknown Error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 named_enum! {
@@ -1088,6 +1123,55 @@ named_enum! {
         Busy = "busy",
         Offline = "offline",
         Draining = "draining",
+        /// An admin paused it: it finishes its running jobs and claims no new ones until resumed.
+        Paused = "paused",
+        /// Its recent jobs all failed for reasons that were not the experiments' own (see
+        /// `triage`): it claims nothing until an admin resumes it.
+        Quarantined = "quarantined",
+    }
+}
+
+named_enum! {
+    /// Why a worker is held from claiming new jobs (see [`Hold`]).
+    pub enum HoldKind ("hold", "holds") {
+        /// `gaia worker pause`: claim nothing until resumed.
+        Paused = "paused",
+        /// `gaia worker drain`: finish running jobs, claim nothing; with `exit`, the worker
+        /// process then ends.
+        Draining = "draining",
+        /// The server stopped a worker whose recent jobs all failed at setup.
+        Quarantined = "quarantined",
+    }
+}
+
+/// A standing order that keeps a worker from claiming new jobs. Kept with the worker in the
+/// store, so it outlives a server restart and the worker's own restarts; `resume` lifts it
+/// (and so does a drain with `exit` once the worker has left).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Hold {
+    pub kind: HoldKind,
+    /// Why, in words (an admin's note, or what the failed jobs said).
+    #[serde(default)]
+    pub reason: String,
+    pub since: Millis,
+    /// The token name of the admin who set it, or `server` for a quarantine.
+    #[serde(default)]
+    pub by: String,
+    /// Drain only: the worker process ends (exit status 0) once its jobs are done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exit: bool,
+}
+
+impl Hold {
+    /// The state a worker under this hold shows while online with `running` jobs: a drain is
+    /// `draining` while jobs run and `paused` once they are done (unless it exits).
+    pub fn state(&self, running: usize) -> WorkerState {
+        match self.kind {
+            HoldKind::Paused => WorkerState::Paused,
+            HoldKind::Quarantined => WorkerState::Quarantined,
+            HoldKind::Draining if running == 0 && !self.exit => WorkerState::Paused,
+            HoldKind::Draining => WorkerState::Draining,
+        }
     }
 }
 
@@ -1119,6 +1203,9 @@ pub struct Worker {
     /// The last update this worker refused, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_error: Option<String>,
+    /// Paused, draining or quarantined by an admin or the server: it claims no new jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
 }
 
 impl Worker {
@@ -1126,6 +1213,7 @@ impl Worker {
     /// slot may offer less). For hints such as "no worker can run this".
     pub fn could_run(&self, spec: &Spec) -> bool {
         self.state != WorkerState::Offline
+            && self.hold.is_none()
             && Capabilities {
                 kinds: self.kinds.clone(),
                 gpus: self.hardware.gpus.len() as u32,
@@ -1149,6 +1237,8 @@ pub fn unrunnable_reason(workers: &[Worker], spec: &Spec) -> Option<String> {
     let req = &spec.requirements;
     Some(if online.is_empty() {
         "no worker is online (start one with gaia work)".to_string()
+    } else if online.iter().all(|w| w.hold.is_some()) {
+        "every online worker is paused, draining or quarantined (gaia worker resume NAME)".into()
     } else if !online.iter().any(|w| w.kinds.contains(&spec.kind())) {
         if spec.kind() == JobKind::Command {
             "no online worker runs command jobs (start one with gaia work --allow-commands)".into()
@@ -1429,12 +1519,33 @@ pub struct Event {
 }
 
 named_enum! {
-    /// Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks.
+    /// Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks, `metrics`
+    /// may read `/metrics` and nothing else (for a Prometheus server).
     pub enum Scope ("scope", "scopes") {
         Admin = "admin",
         Worker = "worker",
         Read = "read",
+        Metrics = "metrics",
     }
+}
+
+/// One entry of the audit log: an admin action, who did it (the token's name) and to what.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    /// Increasing id.
+    pub id: u64,
+    pub at: Millis,
+    /// The name of the token that acted (`admin` for the server's admin token).
+    pub actor: String,
+    /// `token_create`, `token_revoke`, `job_cancel`, `worker_pause`, `worker_resume`,
+    /// `worker_drain`, `worker_forget`, `gc`, `backup`, `release_promote`, `release_yank`.
+    pub action: String,
+    /// What it acted on (a job id, a worker or token name, a release tag), if anything.
+    #[serde(default)]
+    pub target: String,
+    /// More, in words.
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// A stored API token (the secret itself is never stored, only its SHA-256).

@@ -192,6 +192,10 @@ pub struct HeartbeatResponse {
     /// The promoted release version, if any.
     #[serde(default)]
     pub latest_version: Option<String>,
+    /// Set while the worker is paused, draining or quarantined: it claims no new jobs (and
+    /// with a drain's `exit`, ends once its running jobs are done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<crate::model::Hold>,
 }
 
 /// `POST /api/v1/claim` request: one slot asks for a job, waiting up to `wait_ms`.
@@ -377,6 +381,36 @@ pub struct RequeueRequest {
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct WorkerList {
     pub workers: Vec<Worker>,
+}
+
+/// `POST /api/v1/workers/{name}/pause` and `/drain` request (an empty body is all defaults).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    /// Why, for whoever looks at the worker later.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Drain only: the worker process ends (status 0) once its running jobs are done.
+    #[serde(default)]
+    pub exit: bool,
+}
+
+/// `GET /api/v1/workers/{name}/telemetry` answer.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct TelemetryResponse {
+    pub worker: String,
+    /// `hour`, `day`, `week` or `month`.
+    pub span: String,
+    /// Milliseconds between two points.
+    pub step_ms: u64,
+    /// Oldest first; a step with no heartbeat has no point (a gap, not a zero).
+    pub points: Vec<crate::telemetry::Point>,
+}
+
+/// `GET /api/v1/audit` answer, oldest first.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct AuditList {
+    pub entries: Vec<crate::model::AuditEntry>,
 }
 
 /// `GET /api/v1/status` answer.

@@ -35,6 +35,11 @@ use crate::store::logs::{MAX_LINES_PER_JOB, clip_line};
 use crate::store::{Store, Tx};
 use crate::study;
 
+mod holds;
+mod instruments;
+
+pub use instruments::QueueMetrics;
+
 /// Timing of leases and claims.
 #[derive(Clone, Debug)]
 pub struct QueueConfig {
@@ -55,6 +60,9 @@ pub struct QueueConfig {
     /// (default 20): give-backs spend no attempt, so without a bound a worker that keeps
     /// preempting one job would keep it from ever ending.
     pub max_give_backs: u32,
+    /// Quarantine a worker once this many attempts in a row failed at setup (see
+    /// [`crate::triage`]); 0 never does (default 3).
+    pub quarantine_after: u32,
 }
 
 impl Default for QueueConfig {
@@ -66,6 +74,7 @@ impl Default for QueueConfig {
             max_workers: 10_000,
             forget_offline_after: Duration::from_secs(7 * 24 * 3600),
             max_give_backs: 20,
+            quarantine_after: 3,
         }
     }
 }
@@ -134,7 +143,20 @@ struct Inner {
     workers: HashMap<String, WorkerLive>,
     /// Running jobs with a cancel request, until their worker reports.
     cancels: HashMap<JobId, ()>,
+    /// Per worker id: how many of its attempts in a row failed at setup (`holds.rs`).
+    setup_failures: HashMap<String, u32>,
 }
+
+/// Telemetry not yet in the store: the open buckets and the closed points waiting for the
+/// next batch write ([`Queue::flush_telemetry`]).
+#[derive(Default)]
+struct TelemetryBuffer {
+    agg: crate::telemetry::Aggregator,
+    pending: Vec<crate::telemetry::Closed>,
+}
+
+/// Closed telemetry points held at most while the store cannot take them (then the oldest go).
+const MAX_PENDING_POINTS: usize = 200_000;
 
 /// The queue and worker registry. Share it behind an `Arc`.
 pub struct Queue {
@@ -146,6 +168,8 @@ pub struct Queue {
     next_waiter: AtomicU64,
     live: broadcast::Sender<Live>,
     latest_release: RwLock<Option<String>>,
+    metrics: QueueMetrics,
+    telemetry: Mutex<TelemetryBuffer>,
 }
 
 /// The reaper runs at least every second; a gap between two of its runs longer than this means
@@ -234,6 +258,8 @@ impl Queue {
             next_waiter: AtomicU64::new(1),
             live,
             latest_release: RwLock::new(None),
+            metrics: QueueMetrics::default(),
+            telemetry: Mutex::new(TelemetryBuffer::default()),
         }))
     }
 
@@ -245,6 +271,11 @@ impl Queue {
     /// The lease and heartbeat timing.
     pub fn config(&self) -> &QueueConfig {
         &self.config
+    }
+
+    /// What the queue counts (claims, completions, rows, ...), for `/metrics`.
+    pub fn metrics(&self) -> &QueueMetrics {
+        &self.metrics
     }
 
     /// Subscribes to live events.
@@ -540,10 +571,20 @@ impl Queue {
             w.seen = Instant::now();
             (
                 w.worker.name.clone(),
-                w.worker.state == WorkerState::Draining,
+                w.worker.state == WorkerState::Draining || w.worker.hold.is_some(),
             )
         };
         if draining {
+            // A held worker that still asks (it has not heard yet, or an older worker) waits
+            // out its poll instead of spinning.
+            if self
+                .lock()
+                .workers
+                .get(worker_id)
+                .is_some_and(|w| w.worker.hold.is_some())
+            {
+                tokio::time::sleep_until(deadline).await;
+            }
             return Ok(None);
         }
         let notify = Arc::new(Notify::new());
@@ -583,6 +624,7 @@ impl Queue {
         let wid = worker_id.to_string();
         let wname = worker_name.to_string();
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
+        let began = Instant::now();
         let claimed = self
             .store
             .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout))
@@ -590,11 +632,15 @@ impl Queue {
         let Some((job, lease, ev)) = claimed else {
             return Ok(None);
         };
+        self.metrics
+            .claim_seconds
+            .observe(began.elapsed().as_secs_f64());
         Ok(Some(self.claimed(worker_id, job, lease, ev)))
     }
 
     /// Records a claim made in the store: the lease's deadline, the worker's running jobs.
     fn claimed(&self, worker_id: &str, job: Job, lease: u64, ev: Event) -> Assignment {
+        self.metrics.claims.inc();
         {
             let mut inner = self.lock();
             inner.leases.insert(
@@ -639,7 +685,7 @@ impl Queue {
             inner.workers.get(worker_id).map(|w| {
                 (
                     w.worker.name.clone(),
-                    w.worker.state == WorkerState::Draining,
+                    w.worker.state == WorkerState::Draining || w.worker.hold.is_some(),
                 )
             })
         };
@@ -664,12 +710,18 @@ impl Queue {
         let c = caps.clone();
         let wid = worker_id.to_string();
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
+        let (duration, after) = (req.duration_ms, self.config.quarantine_after);
+        let began = Instant::now();
         // Volatile: durable within the store's window; a crash inside it re-runs the job.
         let (done, claimed) = self
             .store
             .write_volatile(move |tx| {
                 let done = match complete_in(tx, &inner, job_id, req) {
-                    Ok(x) => Ok(x),
+                    Ok((job, ev, fx)) => {
+                        // Before the claim: a worker quarantined by this report claims nothing.
+                        let q = holds::note_outcome_in(tx, &inner, &job, duration, after)?;
+                        Ok((job, ev, fx, q))
+                    }
                     // Refused before anything was written: still claim.
                     Err(Error::Request(e)) => Err(e.to_string()),
                     Err(e) => return Err(e),
@@ -679,17 +731,21 @@ impl Queue {
             })
             .await?;
         let refused = match done {
-            Ok((job, ev, fx)) => {
+            Ok((job, ev, fx, quarantined)) => {
                 self.forget_lease(job_id, fin_lease);
-                self.publish(Live::Event(ev));
-                self.publish(Live::Job(Box::new(job)));
+                self.completed(&job, ev, quarantined);
                 self.after_study(fx);
                 None
             }
             Err(e) => Some(e),
         };
         match claimed {
-            Some((job, lease, ev)) => Ok((refused, Some(self.claimed(worker_id, job, lease, ev)))),
+            Some((job, lease, ev)) => {
+                self.metrics
+                    .claim_seconds
+                    .observe(began.elapsed().as_secs_f64());
+                Ok((refused, Some(self.claimed(worker_id, job, lease, ev))))
+            }
             None => Ok((refused, self.claim(worker_id, caps, wait).await?)),
         }
     }
@@ -751,6 +807,7 @@ impl Queue {
             )));
         }
         self.check_lease(job_id, batch.attempt, batch.lease)?;
+        let began = Instant::now();
         let rows = Arc::new(batch.rows);
         let stored_rows = rows.clone();
         let (attempt, lease) = (batch.attempt, batch.lease);
@@ -806,6 +863,10 @@ impl Queue {
                 ))
             })
             .await?;
+        self.metrics.rows.inc_by(ack.stored);
+        self.metrics
+            .ingest_seconds
+            .observe(began.elapsed().as_secs_f64());
         self.after_study(fx);
         if ack.stored > 0 {
             self.publish(Live::Rows {
@@ -895,16 +956,38 @@ impl Queue {
         cap_result(&mut req);
         self.check_lease(job_id, req.attempt, req.lease)?;
         let lease = req.lease;
-        let inner = self.inner.clone();
-        let (job, ev, fx) = self
+        let (inner, duration, after) = (
+            self.inner.clone(),
+            req.duration_ms,
+            self.config.quarantine_after,
+        );
+        let (job, ev, fx, quarantined) = self
             .store
-            .write(move |tx| complete_in(tx, &inner, job_id, req))
+            .write(move |tx| {
+                let (job, ev, fx) = complete_in(tx, &inner, job_id, req)?;
+                let q = holds::note_outcome_in(tx, &inner, &job, duration, after)?;
+                Ok((job, ev, fx, q))
+            })
             .await?;
         self.forget_lease(job_id, lease);
-        self.publish(Live::Event(ev));
-        self.publish(Live::Job(Box::new(job.clone())));
+        self.completed(&job, ev, quarantined);
         self.after_study(fx);
         Ok(job)
+    }
+
+    /// After a report's commit: counts it, publishes the job's end and any quarantine.
+    fn completed(&self, job: &Job, ev: Event, quarantined: Option<(Worker, Event)>) {
+        self.metrics
+            .completions
+            .get_or_create(&[("outcome", job.state.as_str())])
+            .inc();
+        self.publish(Live::Event(ev));
+        self.publish(Live::Job(Box::new(job.clone())));
+        if let Some((w, ev)) = quarantined {
+            self.metrics.quarantines.inc();
+            self.publish(Live::Event(ev));
+            self.publish(Live::Worker(Box::new(w)));
+        }
     }
 
     /// A worker gives a running job back (it is shutting down): the job is queued again without
@@ -983,6 +1066,13 @@ impl Queue {
             })
             .await?;
         self.forget_lease(job_id, lease);
+        if job.state == JobState::Queued {
+            let why = if preempted { "preempted" } else { "given_back" };
+            self.metrics
+                .requeues
+                .get_or_create(&[("reason", why)])
+                .inc();
+        }
         self.publish(Live::Event(ev));
         self.after_study(fx);
         if job.state == JobState::Queued {
@@ -1014,6 +1104,11 @@ impl Queue {
     /// Cancels a job: a queued job at once, a running one is flagged and its worker told at its
     /// next call. Cancelling an ended job is a conflict.
     pub async fn cancel(&self, job_id: JobId) -> Result<Job, Error> {
+        self.cancel_as(job_id, None).await
+    }
+
+    /// [`Queue::cancel`], recorded in the audit log as `actor`'s (in the same write).
+    pub async fn cancel_as(&self, job_id: JobId, actor: Option<String>) -> Result<Job, Error> {
         let cancels = self.inner.clone();
         let (job, ev, fx) = self
             .store
@@ -1052,6 +1147,14 @@ impl Queue {
                 let mut fx = StudyEffects::default();
                 if ev.is_some() {
                     tx.save_job(Some(&prev), &job)?;
+                    if let Some(a) = &actor {
+                        tx.audit(
+                            a,
+                            "job_cancel",
+                            &job_id.to_string(),
+                            format!("was {}", prev.state),
+                        )?;
+                    }
                     if job.state.is_terminal() {
                         fx = after_end(tx, &cancels, &job)?;
                     }
@@ -1138,6 +1241,7 @@ impl Queue {
             usage: Default::default(),
             update_available: false,
             update_error: None,
+            hold: None,
         };
         worker.update_available = self.update_available(&worker.version);
         let w = worker.clone();
@@ -1170,6 +1274,9 @@ impl Queue {
                 let mut w = w;
                 if let Some(k) = &known {
                     w.registered_at = k.registered_at;
+                    // A pause, drain or quarantine outlives the worker's own restart.
+                    w.hold = k.hold.clone();
+                    w.state = holds::live_state(&w, false);
                 }
                 tx.save_worker(&w)?;
                 let msg = match known {
@@ -1180,6 +1287,7 @@ impl Queue {
                     None => format!("worker {} ({}) joined, version {}", w.name, w.id, w.version),
                 };
                 let ev = tx.event("worker_joined", None, Some(&w.id), msg)?;
+                let registered = w.clone();
                 inner.workers.insert(
                     w.id.clone(),
                     WorkerLive {
@@ -1187,9 +1295,10 @@ impl Queue {
                         seen: Instant::now(),
                     },
                 );
-                Ok(ev)
+                Ok((ev, registered))
             })
             .await?;
+        let (ev, worker) = ev;
         self.publish(Live::Event(ev));
         self.publish(Live::Worker(Box::new(worker.clone())));
         Ok(worker)
@@ -1214,6 +1323,15 @@ impl Queue {
             ..Default::default()
         };
         req.usage.validate()?;
+        {
+            let mut t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+            let closed = t.agg.record(worker_id, now_ms(), &req.usage);
+            t.pending.extend(closed);
+            if t.pending.len() > MAX_PENDING_POINTS {
+                let over = t.pending.len() - MAX_PENDING_POINTS;
+                t.pending.drain(..over);
+            }
+        }
         let mut back_online = None;
         let snapshot = {
             let mut inner = self.lock();
@@ -1248,20 +1366,22 @@ impl Queue {
             w.worker.last_seen = now_ms();
             w.worker.usage = req.usage;
             w.worker.running = running;
-            w.worker.state = if req.draining {
-                WorkerState::Draining
-            } else if w.worker.running.is_empty() {
-                WorkerState::Idle
-            } else {
-                WorkerState::Busy
-            };
+            w.worker.state = WorkerState::Idle;
+            w.worker.state = holds::live_state(&w.worker, req.draining);
+            resp.hold = w.worker.hold.clone();
             w.worker.update_available = latest
                 .as_deref()
                 .is_some_and(|l| crate::release::differs(l, &w.worker.version));
             w.worker.clone()
         };
         if let Some(mut w) = back_online {
-            w.state = WorkerState::Idle;
+            w.state = holds::live_state(
+                &Worker {
+                    state: WorkerState::Idle,
+                    ..w.clone()
+                },
+                false,
+            );
             let store = self.store.clone();
             let live = self.live.clone();
             // Persist the state change off the heartbeat's path.
@@ -1298,6 +1418,14 @@ impl Queue {
             w.worker.state = WorkerState::Offline;
             w.worker.usage = Default::default();
             w.worker.last_seen = now_ms();
+            // A drain with exit is done once the worker has left: it may start again freely.
+            if w.worker
+                .hold
+                .as_ref()
+                .is_some_and(|h| h.kind == crate::model::HoldKind::Draining && h.exit)
+            {
+                w.worker.hold = None;
+            }
             w.worker.clone()
         };
         let saved = w.clone();
@@ -1542,6 +1670,13 @@ impl Queue {
             }
         }
         if let Some((job, ev, fx)) = result {
+            self.metrics.lease_expiries.inc();
+            if job.state == JobState::Queued {
+                self.metrics
+                    .requeues
+                    .get_or_create(&[("reason", "lease_expired")])
+                    .inc();
+            }
             self.after_study(fx);
             self.publish(Live::Event(ev));
             self.publish(Live::Job(Box::new(job.clone())));
@@ -1550,6 +1685,62 @@ impl Queue {
             }
         }
         Ok(())
+    }
+
+    // ---- telemetry -----------------------------------------------------------------------
+
+    /// Writes the telemetry points that closed since the last flush (and closes the buckets
+    /// of workers gone silent) in one store write; returns how many points. The server calls
+    /// it every few seconds: heartbeats themselves only touch memory.
+    pub async fn flush_telemetry(&self) -> Result<usize, Error> {
+        let batch = {
+            let mut t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+            let closed = t.agg.close_due(now_ms());
+            t.pending.extend(closed);
+            std::mem::take(&mut t.pending)
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.len();
+        // Volatile: a crash may lose the last seconds of telemetry, never a job's data.
+        self.store
+            .write_volatile(move |tx| Ok(tx.save_telemetry(&batch)?))
+            .await?;
+        Ok(n)
+    }
+
+    /// A worker's telemetry over `span`, oldest first: the stored points, the points waiting
+    /// for the next flush, and the open one (the newest readings).
+    pub fn telemetry(
+        &self,
+        worker_id: &str,
+        span: crate::telemetry::Span,
+    ) -> Result<Vec<crate::telemetry::Point>, Error> {
+        let tier = span.tier();
+        let since = now_ms().saturating_sub(span.millis());
+        let mut points = self.store.read()?.telemetry(worker_id, tier, since)?;
+        let t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = t
+            .pending
+            .iter()
+            .filter(|c| c.worker == worker_id && c.tier == tier && c.point.at >= since)
+            .map(|c| c.point.clone())
+            .chain(t.agg.open_point(worker_id, tier));
+        for p in newer {
+            match points.binary_search_by_key(&p.at, |q| q.at) {
+                Ok(i) => points[i] = p,
+                Err(i) => points.insert(i, p),
+            }
+        }
+        Ok(points)
+    }
+
+    /// Drops a forgotten worker's telemetry from memory.
+    fn telemetry_forget(&self, worker_id: &str) {
+        let mut t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+        t.agg.forget(worker_id);
+        t.pending.retain(|c| c.worker != worker_id);
     }
 
     /// Job counts per state, every state present.
@@ -1647,6 +1838,8 @@ fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<Spec>) -> Result<(Vec<Job>, Vec<Event
             log_dropped: 0,
             warnings: 0,
             errors: 0,
+            rows_deleted_at: None,
+            logs_deleted_at: None,
         };
         tx.save_job(None, &job)?;
         if jobs.len() < 100 {
@@ -1823,6 +2016,16 @@ fn claim_in(
     inner: &Mutex<Inner>,
     lease_timeout: Duration,
 ) -> Result<Option<(Job, u64, Event)>, Error> {
+    // Checked in the write, where a pause (also a write) cannot come between check and claim.
+    if inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .workers
+        .get(wid)
+        .is_some_and(|w| w.worker.hold.is_some())
+    {
+        return Ok(None);
+    }
     let found = match caps.max_job_secs {
         None => tx.first_fitting(caps)?,
         // A worker whose allocation ends: only jobs expected to finish in time.

@@ -1703,6 +1703,8 @@ mod tests {
             log_dropped: 0,
             warnings: 0,
             errors: 0,
+            rows_deleted_at: None,
+            logs_deleted_at: None,
         }
     }
 

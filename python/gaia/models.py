@@ -40,6 +40,26 @@ class Attempt(TypedDict):
     worker_name: NotRequired[str]
 
 
+class AuditEntry(TypedDict):
+    """One entry of the audit log: an admin action, who did it (the token's name) and to what."""
+    action: str
+    """`token_create`, `token_revoke`, `job_cancel`, `worker_pause`, `worker_resume`, `worker_drain`, `worker_forget`, `gc`, `backup`, `release_promote`, `release_yank`."""
+    actor: str
+    """The name of the token that acted (`admin` for the server's admin token)."""
+    at: int
+    detail: NotRequired[str]
+    """More, in words."""
+    id: int
+    """Increasing id."""
+    target: NotRequired[str]
+    """What it acted on (a job id, a worker or token name, a release tag), if anything."""
+
+
+class AuditList(TypedDict):
+    """`GET /api/v1/audit` answer, oldest first."""
+    entries: List[AuditEntry]
+
+
 class CancelResponse(TypedDict):
     """`POST /api/v1/jobs/{id}/cancel` answer."""
     job: Job
@@ -238,12 +258,68 @@ class Finished(TypedDict):
     report: CompleteRequest
 
 
+class GcReport(TypedDict):
+    """What a gc did (or, dry, would do)."""
+    batches: int
+    """Write transactions the deletes took (each at most [`GC_BATCH`] entries)."""
+    compacted: NotRequired[bool]
+    """Whether the file was compacted (offline only)."""
+    dry_run: bool
+    """Nothing was deleted: the counts say what would have been."""
+    file_bytes_after: int
+    file_bytes_before: int
+    """The database file before and after, in bytes. redb reuses the pages freed for new data, so the file stops growing; it shrinks only by compaction (`gaia gc --offline`)."""
+    log_jobs: int
+    """Jobs whose log lines were (or would be) deleted."""
+    log_lines_deleted: int
+    """Log lines deleted (or that would be)."""
+    row_jobs: int
+    """Jobs whose rows were (or would be) deleted."""
+    rows_deleted: int
+    """Rows deleted (or that would be)."""
+    took_ms: int
+    """Milliseconds the gc took."""
+
+
+class GcRequest(TypedDict):
+    """What a gc deletes: the rows and the log lines of jobs that ended before a cutoff. Job records (state, progress, result, attempts) always stay."""
+    dry_run: NotRequired[bool]
+    """Count what would go, delete nothing."""
+    logs_older_than_secs: NotRequired[Optional[int]]
+    """Delete the log lines of jobs that ended more than this many seconds ago."""
+    rows_older_than_secs: NotRequired[Optional[int]]
+    """Delete the rows of jobs that ended more than this many seconds ago."""
+
+
 class Gpu(TypedDict):
     """One GPU of a worker."""
     driver: NotRequired[str]
     index: int
     memory_mb: NotRequired[int]
     name: str
+
+
+class GpuPoint(TypedDict):
+    """One GPU's readings averaged over a point's step (None: the driver gave none in it)."""
+    memory_total_mb: NotRequired[Optional[int]]
+    """MiB on the card."""
+    memory_used_mb: NotRequired[Optional[int]]
+    """MiB in use."""
+    temperature_c: NotRequired[Optional[float]]
+    """Degrees Celsius."""
+    utilization: NotRequired[Optional[float]]
+    """Percent busy."""
+
+
+class GpuUsage(TypedDict):
+    """One GPU's readings at a heartbeat. A value the driver does not give (`[N/A]` on a MIG instance, a GPU in error) is None, never a made-up 0."""
+    error: NotRequired[Optional[str]]
+    """What the driver said instead of readings (`GPU requires reset`, `Unknown Error`)."""
+    index: int
+    memory_total_mb: NotRequired[Optional[int]]
+    memory_used_mb: NotRequired[Optional[int]]
+    temperature_c: NotRequired[Optional[float]]
+    utilization: NotRequired[Optional[float]]
 
 
 class Hardware(TypedDict):
@@ -276,10 +352,32 @@ class HeartbeatResponse(TypedDict):
     """`POST /api/v1/workers/{id}/heartbeat` answer."""
     cancel: List[int]
     """Jobs the worker must cancel."""
+    hold: NotRequired[Optional[Hold]]
+    """Set while the worker is paused, draining or quarantined: it claims no new jobs (and with a drain's `exit`, ends once its running jobs are done)."""
     latest_version: NotRequired[Optional[str]]
     """The promoted release version, if any."""
     stale: List[int]
     """Jobs whose lease is no longer this worker's: stop them and report nothing more."""
+
+
+class Hold(TypedDict):
+    """A standing order that keeps a worker from claiming new jobs. Kept with the worker in the store, so it outlives a server restart and the worker's own restarts; `resume` lifts it (and so does a drain with `exit` once the worker has left)."""
+    by: NotRequired[str]
+    """The token name of the admin who set it, or `server` for a quarantine."""
+    exit: NotRequired[bool]
+    """Drain only: the worker process ends (exit status 0) once its jobs are done."""
+    kind: HoldKind
+    reason: NotRequired[str]
+    """Why, in words (an admin's note, or what the failed jobs said)."""
+    since: int
+
+
+class HoldRequest(TypedDict):
+    """`POST /api/v1/workers/{name}/pause` and `/drain` request (an empty body is all defaults)."""
+    exit: NotRequired[bool]
+    """Drain only: the worker process ends (status 0) once its running jobs are done."""
+    reason: NotRequired[Optional[str]]
+    """Why, for whoever looks at the worker later."""
 
 
 class Improvement(TypedDict):
@@ -320,11 +418,15 @@ class Job(TypedDict):
     log_dropped: NotRequired[int]
     log_lines: NotRequired[int]
     """Log lines kept / dropped over the bound, warnings and errors seen."""
+    logs_deleted_at: NotRequired[Optional[int]]
+    """When `gc` deleted this job's log lines."""
     progress: NotRequired[Progress]
     prune_reason: NotRequired[Optional[str]]
     """Why its study's early stopping stops it (with `cancel_requested` while it runs): the attempt then ends `pruned`, not `cancelled`."""
     result: NotRequired[Any]
     """A built-in job's result, or an experiment's `@gaia {"final": ...}`."""
+    rows_deleted_at: NotRequired[Optional[int]]
+    """When `gc` deleted this job's rows (its record and progress stay)."""
     spec: JobSpec
     started_at: NotRequired[Optional[int]]
     state: JobState
@@ -499,6 +601,18 @@ class ParamAxis(TypedDict):
     key: str
     range: NotRequired[Optional[SampleRange]]
     values: NotRequired[List[Any]]
+
+
+class Point(TypedDict):
+    """One point of a worker's telemetry: the means over `[at, at + step)`."""
+    at: int
+    """Start of the step, ms since the epoch."""
+    cpu_percent: float
+    """Percent of all cores busy."""
+    gpus: List[GpuPoint]
+    """Per GPU, in the order the worker reports them."""
+    memory_percent: float
+    """Percent of the memory in use."""
 
 
 class Profile(TypedDict):
@@ -1027,6 +1141,17 @@ class TargetResult(TypedDict):
     """The target in words (`solved`, `normalised 0.5`, ...)."""
 
 
+class TelemetryResponse(TypedDict):
+    """`GET /api/v1/workers/{name}/telemetry` answer."""
+    points: List[Point]
+    """Oldest first; a step with no heartbeat has no point (a gap, not a zero)."""
+    span: str
+    """`hour`, `day`, `week` or `month`."""
+    step_ms: int
+    """Milliseconds between two points."""
+    worker: str
+
+
 class TokenCreate(TypedDict):
     """`POST /api/v1/tokens` request."""
     name: str
@@ -1064,6 +1189,9 @@ class Usage(TypedDict):
     """Live utilisation a worker reports with each heartbeat."""
     cpu_percent: NotRequired[float]
     gpu_percent: NotRequired[List[float]]
+    """Each GPU's utilisation, in the order of `gpus` (kept for older readers)."""
+    gpus: NotRequired[List[GpuUsage]]
+    """Each GPU's readings, where `nvidia-smi` gives them."""
     memory_percent: NotRequired[float]
 
 
@@ -1079,6 +1207,8 @@ class WhoAmI(TypedDict):
 class Worker(TypedDict):
     """A registered worker."""
     hardware: NotRequired[Hardware]
+    hold: NotRequired[Optional[Hold]]
+    """Paused, draining or quarantined by an admin or the server: it claims no new jobs."""
     id: str
     kinds: NotRequired[List[JobKind]]
     last_seen: int
@@ -1113,6 +1243,10 @@ EarlyStop = Union[Dict[str, Any], Dict[str, Any]]
 """An early-stopping rule: the server judges each configuration of a study when its runs cross a rung (a number of evaluations), and stops (`pruned`) the ones that fall behind. See `early_stop` for the rules."""
 
 
+HoldKind = Literal["paused", "draining", "quarantined"]
+"""Why a worker is held from claiming new jobs (see [`Hold`])."""
+
+
 JobKind = Literal["experiment", "command", "reverse", "hash", "sum", "upper", "wait"]
 """What a job runs."""
 
@@ -1145,15 +1279,15 @@ Sampler = Literal["grid", "random", "sobol", "tpe"]
 """How a study picks its configurations (see `search`)."""
 
 
-Scope = Literal["admin", "worker", "read"]
-"""Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks."""
+Scope = Literal["admin", "worker", "read", "metrics"]
+"""Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks, `metrics` may read `/metrics` and nothing else (for a Prometheus server)."""
 
 
 Stream = Literal["stdout", "stderr", "worker"]
 """A log line's stream."""
 
 
-WorkerState = Literal["idle", "busy", "offline", "draining"]
+WorkerState = Literal["idle", "busy", "offline", "draining", "paused", "quarantined"]
 """A worker's state, as the server sees it."""
 
 __all__ = [
@@ -1162,6 +1296,8 @@ __all__ = [
     "Ack",
     "Assignment",
     "Attempt",
+    "AuditEntry",
+    "AuditList",
     "Axis_of_string",
     "Axis_of_uint64",
     "CancelResponse",
@@ -1185,11 +1321,18 @@ __all__ = [
     "FileInfo",
     "FileList",
     "Finished",
+    "GcReport",
+    "GcRequest",
     "Gpu",
+    "GpuPoint",
+    "GpuUsage",
     "Hardware",
     "Health",
     "HeartbeatRequest",
     "HeartbeatResponse",
+    "Hold",
+    "HoldKind",
+    "HoldRequest",
     "Improvement",
     "Interval",
     "Job",
@@ -1213,6 +1356,7 @@ __all__ = [
     "Outcome",
     "ParamAxis",
     "ParamInput",
+    "Point",
     "Profile",
     "Progress",
     "QueueDemand",
@@ -1264,6 +1408,7 @@ __all__ = [
     "TargetCell",
     "TargetMethod",
     "TargetResult",
+    "TelemetryResponse",
     "TokenCreate",
     "TokenCreated",
     "TokenInfo",

@@ -61,6 +61,22 @@ impl Server {
         s
     }
 
+    /// Starts a server on a fresh data dir holding `db` as its database (a restored backup).
+    pub fn start_from(db: &Path) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server {
+            child: None,
+            dir,
+            port: 0,
+            token: "test-admin-token-0123456789".into(),
+            extra_args: Vec::new(),
+        };
+        std::fs::create_dir_all(s.data_dir()).unwrap();
+        std::fs::copy(db, s.data_dir().join("gaia.redb")).unwrap();
+        s.spawn(0);
+        s
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

@@ -51,6 +51,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("view-studies.js", JS),
     asset!("view-study.js", JS),
     asset!("view-submit.js", JS),
+    asset!("view-worker.js", JS),
     asset!("view-workers.js", JS),
 ];
 

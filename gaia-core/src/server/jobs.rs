@@ -76,8 +76,8 @@ pub(crate) fn get_job(app: &App, id: u64) -> HResult {
     ok(&job)
 }
 
-pub(crate) async fn cancel(app: &App, id: u64) -> HResult {
-    let job = app.queue.cancel(id).await?;
+pub(crate) async fn cancel(app: &App, id: u64, actor: String) -> HResult {
+    let job = app.queue.cancel_as(id, Some(actor)).await?;
     ok(&CancelResponse { job })
 }
 
@@ -317,6 +317,7 @@ pub(crate) async fn post_rows(app: &App, id: u64, req: Request<Incoming>) -> HRe
         parse_json(&body)?
     };
     let ack = app.queue.add_rows(id, batch).await?;
+    app.queue.metrics().row_bytes.inc_by(body.len() as u64);
     ok(&ack)
 }
 

@@ -15,6 +15,8 @@ mod export;
 mod files;
 mod http;
 mod jobs;
+mod maintenance;
+mod metrics;
 mod overview;
 mod releases;
 pub mod router;
@@ -60,6 +62,9 @@ pub struct ServerConfig {
     /// How often an idle event stream gets a `: ping` comment (default 15 s), so proxies keep
     /// it open and a client that went away is noticed.
     pub event_keepalive: Duration,
+    /// Garbage collection the server runs by itself every hour (and once at start), if any:
+    /// `gaia serve --gc-rows-older-than 180d --gc-logs-older-than 30d`.
+    pub gc: Option<crate::store::maintenance::GcRequest>,
     /// Take a 0-byte `gaia.redb` for a new database instead of refusing it
     /// (`--allow-empty-db`; see [`crate::store::OpenOptions`]).
     pub allow_empty_db: bool,
@@ -77,6 +82,7 @@ impl ServerConfig {
             max_release: 512 << 20,
             request_timeout: Duration::from_secs(30),
             event_keepalive: Duration::from_secs(15),
+            gc: None,
             allow_empty_db: false,
         }
     }
@@ -143,6 +149,10 @@ pub(crate) struct App {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// PNG exports render one at a time (see `export::export`).
     pub png_renders: tokio::sync::Semaphore,
+    /// What `/metrics` shows.
+    pub registry: prometheus_client::registry::Registry,
+    /// Requests counted by the router.
+    pub http_metrics: Arc<metrics::HttpMetrics>,
 }
 
 impl App {
@@ -210,6 +220,11 @@ pub fn prepare(config: ServerConfig) -> Result<Prepared, Error> {
     )?;
     let queue = Queue::new(store.clone(), config.queue.clone())?;
     releases::refresh_promoted(&store, &queue)?;
+    if let Some(gc) = &config.gc {
+        gc.validate()?;
+    }
+    let http_metrics = Arc::new(metrics::HttpMetrics::default());
+    let registry = metrics::registry(&queue, &http_metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         queue: queue.clone(),
@@ -219,6 +234,8 @@ pub fn prepare(config: ServerConfig) -> Result<Prepared, Error> {
         started_at: crate::model::now_ms(),
         shutdown: stop_rx,
         png_renders: tokio::sync::Semaphore::new(1),
+        registry,
+        http_metrics,
     });
     Ok(Prepared {
         app,
@@ -260,6 +277,53 @@ impl Prepared {
                 }
             })
         };
+
+        // Telemetry reaches the store in batches, never per heartbeat.
+        let telemetry = {
+            let queue = queue.clone();
+            let mut stop = app.shutdown.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(TELEMETRY_FLUSH);
+                loop {
+                    tokio::select! {
+                        _ = interval.tick() => {
+                            if let Err(e) = queue.flush_telemetry().await {
+                                eprintln!("gaia serve: telemetry write failed: {e}");
+                            }
+                        }
+                        _ = stop.changed() => {
+                            let _ = queue.flush_telemetry().await;
+                            break;
+                        }
+                    }
+                }
+            })
+        };
+        // The gc the settings ask for, at start and every hour, in the background.
+        let gc = app.config.gc.clone().map(|req| {
+            let store = app.store.clone();
+            let mut stop = app.shutdown.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    tokio::select! {
+                        _ = interval.tick() => {}
+                        _ = stop.changed() => break,
+                    }
+                    tokio::select! {
+                        r = store.gc(&req) => match r {
+                            Ok(r) if r.rows_deleted + r.log_lines_deleted > 0 => eprintln!(
+                                "gaia serve: gc deleted {} rows of {} jobs and {} log lines of {} jobs",
+                                r.rows_deleted, r.row_jobs, r.log_lines_deleted, r.log_jobs
+                            ),
+                            Ok(_) => {}
+                            Err(e) => eprintln!("gaia serve: gc failed: {e}"),
+                        },
+                        _ = stop.changed() => break,
+                    }
+                }
+            })
+        });
 
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut http = http1::Builder::new();
@@ -327,6 +391,10 @@ impl Prepared {
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
         let _ = reaper.await;
+        let _ = telemetry.await;
+        if let Some(gc) = gc {
+            let _ = gc.await;
+        }
         let _ = trimmer.await;
         // Make the last volatile commits (claims and reports of the past 100 ms) durable before the
         // process exits: a clean stop loses nothing.
@@ -338,6 +406,9 @@ impl Prepared {
         Ok(())
     }
 }
+
+/// How often closed telemetry points are written (one batch for every worker).
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
 
 /// Gives memory that closed connections freed back to the system. glibc's malloc keeps what is
 /// freed in its per-thread arenas, so after a crowd of connections (10,000 idle ones took the

@@ -69,12 +69,7 @@ pub(crate) async fn summary(app: &App, q: &Query) -> HResult {
         Ok(summary)
     })
     .await?;
-    for s in [
-        WorkerState::Idle,
-        WorkerState::Busy,
-        WorkerState::Draining,
-        WorkerState::Offline,
-    ] {
+    for s in WorkerState::ALL {
         summary.workers.insert(s.as_str().to_string(), 0);
     }
     for w in workers {

@@ -214,9 +214,10 @@ pub(crate) async fn download(app: &App, tag: &str, name: &str) -> HResult {
     ))
 }
 
-pub(crate) async fn promote(app: &App, tag: &str) -> HResult {
+pub(crate) async fn promote(app: &App, tag: &str, by: &str) -> HResult {
     validate_tag(tag)?;
     let t = tag.to_string();
+    let by = by.to_string();
     let (r, ev) = app
         .store
         .write(move |tx| {
@@ -237,6 +238,7 @@ pub(crate) async fn promote(app: &App, tag: &str) -> HResult {
             }
             r.promoted_seq = Some(tx.next_id("next_promotion")?);
             tx.save_release(&r)?;
+            tx.audit(&by, "release_promote", &t, String::new())?;
             let ev = tx.event(
                 "release_promoted",
                 None,
@@ -251,9 +253,10 @@ pub(crate) async fn promote(app: &App, tag: &str) -> HResult {
     ok(&r)
 }
 
-pub(crate) async fn yank(app: &App, tag: &str) -> HResult {
+pub(crate) async fn yank(app: &App, tag: &str, by: &str) -> HResult {
     validate_tag(tag)?;
     let t = tag.to_string();
+    let by = by.to_string();
     let (r, ev) = app
         .store
         .write(move |tx| {
@@ -264,6 +267,7 @@ pub(crate) async fn yank(app: &App, tag: &str) -> HResult {
             };
             r.yanked = true;
             tx.save_release(&r)?;
+            tx.audit(&by, "release_yank", &t, String::new())?;
             let ev = tx.event(
                 "release_yanked",
                 None,

@@ -11,11 +11,11 @@ use hyper::{Method, Request, StatusCode};
 
 use super::http::{BodyLimit, HttpError, Query, Res, error_response, query_pairs};
 use super::{
-    App, ServerConfig, auth, dashboard, demand, events, export, files, jobs, overview, releases,
-    studies, tokens, workers,
+    App, ServerConfig, auth, dashboard, demand, events, export, files, jobs, maintenance, metrics,
+    overview, releases, studies, tokens, workers,
 };
 use crate::export::Target;
-use crate::model::Scope;
+use crate::model::{HoldKind, Scope};
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 
 pub mod openapi;
@@ -71,6 +71,16 @@ pub enum Endpoint {
     PromoteRelease,
     YankRelease,
     UpdateReport,
+    Metrics,
+    GetWorker,
+    WorkerTelemetry,
+    PauseWorker,
+    ResumeWorker,
+    DrainWorker,
+    ForgetWorker,
+    Gc,
+    Backup,
+    Audit,
     OpenApi,
 }
 
@@ -123,7 +133,10 @@ impl Endpoint {
             | E::SubmitStudy
             | E::ExtendStudy
             | E::RetryStudy
-            | E::UpdateReport => Body::Json,
+            | E::UpdateReport
+            | E::PauseWorker
+            | E::DrainWorker
+            | E::Gc => Body::Json,
             E::Complete | E::Claim => Body::Report,
             E::SubmitBatch | E::PostLogs => Body::Batch,
             E::PostRows => Body::Rows,
@@ -165,11 +178,19 @@ use Endpoint as E;
 const ADMIN: Option<Scope> = Some(Scope::Admin);
 const WORKER: Option<Scope> = Some(Scope::Worker);
 const READ: Option<Scope> = Some(Scope::Read);
+const METRICS: Option<Scope> = Some(Scope::Metrics);
 
 /// Every endpoint of the server.
 pub const ROUTES: &[Route] = &[
     r("GET", "/healthz", None, E::Healthz, "liveness and version"),
     r("GET", "/", None, E::Dashboard, "the dashboard"),
+    r(
+        "GET",
+        "/metrics",
+        METRICS,
+        E::Metrics,
+        "Prometheus metrics (text exposition)",
+    ),
     r("GET", "/{name}", None, E::Dashboard, "dashboard assets"),
     r("POST", "/api/v1/jobs", ADMIN, E::SubmitJob, "submit a job"),
     r(
@@ -519,6 +540,69 @@ pub const ROUTES: &[Route] = &[
     ),
     r(
         "GET",
+        "/api/v1/workers/{name}",
+        READ,
+        E::GetWorker,
+        "one worker",
+    ),
+    r(
+        "GET",
+        "/api/v1/workers/{name}/telemetry",
+        READ,
+        E::WorkerTelemetry,
+        "a worker's CPU, RAM and GPU readings over time",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/pause",
+        ADMIN,
+        E::PauseWorker,
+        "pause a worker: it claims no new jobs",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/resume",
+        ADMIN,
+        E::ResumeWorker,
+        "lift a pause, drain or quarantine",
+    ),
+    r(
+        "POST",
+        "/api/v1/workers/{name}/drain",
+        ADMIN,
+        E::DrainWorker,
+        "drain a worker: finish running jobs (and exit)",
+    ),
+    r(
+        "DELETE",
+        "/api/v1/workers/{name}",
+        ADMIN,
+        E::ForgetWorker,
+        "forget an offline worker",
+    ),
+    r(
+        "POST",
+        "/api/v1/gc",
+        ADMIN,
+        E::Gc,
+        "delete old rows and log lines in batches",
+    ),
+    r(
+        "GET",
+        "/api/v1/backup",
+        ADMIN,
+        E::Backup,
+        "a consistent copy of the database",
+    ),
+    r(
+        "GET",
+        "/api/v1/audit",
+        ADMIN,
+        E::Audit,
+        "the audit log of admin actions",
+    ),
+    r(
+        "GET",
         "/api/v1/jobs/{id}/export.arrow",
         READ,
         E::ExportJob,
@@ -583,58 +667,78 @@ fn match_path(pattern: &str, path: &str) -> Option<Params> {
     }
 }
 
+/// The routes whose pattern matches `path`, the most specific only: where a pattern with fewer
+/// `{…}` segments matches (`/api/v1/workers/register`), those with more
+/// (`/api/v1/workers/{name}`) do not, so a path names one resource whatever the method, and a
+/// 405's `Allow` lists what that resource takes.
+fn matching(path: &str) -> Vec<(&'static Route, Params)> {
+    let all: Vec<(&'static Route, Params)> = ROUTES
+        .iter()
+        .filter_map(|r| match_path(r.path, path).map(|p| (r, p)))
+        .collect();
+    let fewest = all.iter().map(|(_, p)| p.0.len()).min().unwrap_or(0);
+    all.into_iter()
+        .filter(|(_, p)| p.0.len() == fewest)
+        .collect()
+}
+
 /// Finds the route for a method and path: Ok(route), or Err(status) — 404 or 405.
 pub fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), StatusCode> {
-    let mut path_matched = false;
-    for route in ROUTES {
-        // A specific route wins over a `{name}` catch-all listed before it only if it is
-        // listed first, so the table lists literal segments before patterns.
-        if let Some(params) = match_path(route.path, path) {
-            if route.method == method || (method == "HEAD" && route.method == "GET") {
-                return Ok((route, params.0));
-            }
-            path_matched = true;
-        }
+    let routes = matching(path);
+    if routes.is_empty() {
+        return Err(StatusCode::NOT_FOUND);
     }
-    Err(if path_matched {
-        StatusCode::METHOD_NOT_ALLOWED
-    } else {
-        StatusCode::NOT_FOUND
-    })
+    routes
+        .into_iter()
+        .find(|(route, _)| route.method == method || (method == "HEAD" && route.method == "GET"))
+        .map(|(route, params)| (route, params.0))
+        .ok_or(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 /// The methods the routes at `path` answer (HEAD wherever GET is), for a 405's `Allow` header.
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    for route in ROUTES {
-        if match_path(route.path, path).is_some() {
-            let also_head = route.method == "GET";
-            for m in [Some(route.method), also_head.then_some("HEAD")]
-                .into_iter()
-                .flatten()
-            {
-                if !out.contains(&m) {
-                    out.push(m);
-                }
+    for (route, _) in matching(path) {
+        let also_head = route.method == "GET";
+        for m in [Some(route.method), also_head.then_some("HEAD")]
+            .into_iter()
+            .flatten()
+        {
+            if !out.contains(&m) {
+                out.push(m);
             }
         }
     }
     out
 }
 
-/// Handles one request; never panics on input, always answers.
+/// Handles one request; never panics on input, always answers. Counts it for `/metrics` by
+/// its route pattern.
 pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, _peer: SocketAddr) -> Res {
-    match route(app, req).await {
+    let began = std::time::Instant::now();
+    let mut matched = None;
+    let res = match route(app.clone(), req, &mut matched).await {
         Ok(res) => res,
         Err(e) => error_response(e),
-    }
+    };
+    let (pattern, method) = matched.map_or(("unmatched", "-"), |r: &Route| (r.path, r.method));
+    app.http_metrics
+        .observe(pattern, method, res.status().as_u16(), began);
+    res
 }
 
-async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> {
+async fn route(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    matched: &mut Option<&'static Route>,
+) -> Result<Res, HttpError> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let (route, params) = match find(method.as_str(), &path) {
-        Ok(x) => x,
+        Ok(x) => {
+            *matched = Some(x.0);
+            x
+        }
         Err(StatusCode::METHOD_NOT_ALLOWED) => {
             let allowed = allowed_methods(&path).join(", ");
             let mut res = error_response(HttpError::new(
@@ -779,7 +883,7 @@ async fn dispatch(
         E::SubmitBatch => jobs::submit_batch(&app, req).await,
         E::ListJobs => jobs::list_jobs(&app, &query),
         E::GetJob => jobs::get_job(&app, params.id()),
-        E::CancelJob => jobs::cancel(&app, params.id()).await,
+        E::CancelJob => jobs::cancel(&app, params.id(), workers::actor(&req)).await,
         E::GetRows => jobs::get_rows(&app, params.id(), &query, req.headers()).await,
         E::PostRows => jobs::post_rows(&app, params.id(), req).await,
         E::GetLogs => jobs::get_logs(&app, params.id(), &query),
@@ -799,7 +903,7 @@ async fn dispatch(
         E::Events => events::events(&app, &req, &query),
         E::CreateToken => tokens::create_token(&app, req).await,
         E::ListTokens => tokens::list_tokens(&app),
-        E::RevokeToken => tokens::revoke_token(&app, params.name()).await,
+        E::RevokeToken => tokens::revoke_token(&app, params.name(), workers::actor(&req)).await,
         E::Whoami => tokens::whoami(&app, req, &query),
         E::Summary => overview::summary(&app, &query).await,
         E::SubmitStudy => studies::submit_study(&app, req).await,
@@ -826,9 +930,26 @@ async fn dispatch(
             releases::upload(&app, params.first(), params.name(), &query, req).await
         }
         E::DownloadRelease => releases::download(&app, params.first(), params.name()).await,
-        E::PromoteRelease => releases::promote(&app, params.first()).await,
-        E::YankRelease => releases::yank(&app, params.first()).await,
+        E::PromoteRelease => releases::promote(&app, params.first(), &workers::actor(&req)).await,
+        E::YankRelease => releases::yank(&app, params.first(), &workers::actor(&req)).await,
         E::UpdateReport => releases::report(&app, params.first(), req).await,
+        E::Metrics => {
+            let accept = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            metrics::metrics(&app, accept).await
+        }
+        E::GetWorker => workers::get_worker(&app, params.first()),
+        E::WorkerTelemetry => workers::telemetry(&app, params.first(), &query),
+        E::PauseWorker => workers::hold(&app, params.first(), HoldKind::Paused, req).await,
+        E::DrainWorker => workers::hold(&app, params.first(), HoldKind::Draining, req).await,
+        E::ResumeWorker => workers::resume(&app, params.first(), req).await,
+        E::ForgetWorker => workers::forget(&app, params.first(), req).await,
+        E::Gc => maintenance::gc(&app, req).await,
+        E::Backup => maintenance::backup(&app, req).await,
+        E::Audit => maintenance::audit(&app, &query),
         E::OpenApi => Ok(openapi::answer()),
     }
 }
@@ -862,6 +983,26 @@ mod tests {
             "every method of the path, in table order"
         );
         assert_eq!(find("GET", "/app.js").unwrap().0.endpoint, E::Dashboard);
+        assert_eq!(find("GET", "/metrics").unwrap().0.endpoint, E::Metrics);
+        assert_eq!(
+            find("POST", "/api/v1/workers/register").unwrap().0.endpoint,
+            E::Register
+        );
+        // The literal route is the resource: GET on it is not a lookup of a worker named
+        // "register", and the 405 says so.
+        assert_eq!(
+            find("GET", "/api/v1/workers/register").unwrap_err(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(allowed_methods("/api/v1/workers/register"), ["POST"]);
+        assert_eq!(
+            allowed_methods("/api/v1/workers/w-1"),
+            ["GET", "HEAD", "DELETE"]
+        );
+        assert_eq!(
+            find("GET", "/api/v1/workers/w-1").unwrap().0.endpoint,
+            E::GetWorker
+        );
         let (r, p) = find("GET", "/api/v1/jobs/7/files/result.json").unwrap();
         assert_eq!(r.endpoint, E::GetFile);
         assert_eq!(p, vec!["7".to_string(), "result.json".to_string()]);

@@ -9,6 +9,7 @@ use crate::model::{TokenInfo, now_ms, validate_name};
 use crate::protocol::{TokenCreate, TokenCreated, TokenList, WhoAmI};
 
 pub(crate) async fn create_token(app: &App, req: Request<Incoming>) -> HResult {
+    let by = super::workers::actor(&req);
     let (_, body) = read_body(req).await?;
     let c: TokenCreate = parse_json(&body)?;
     validate_name("token name", &c.name)?;
@@ -19,7 +20,18 @@ pub(crate) async fn create_token(app: &App, req: Request<Incoming>) -> HResult {
         created_at: now_ms(),
     };
     let t = token.clone();
-    app.store.write(move |tx| tx.add_token(&t, &info)).await?;
+    app.store
+        .write(move |tx| {
+            tx.add_token(&t, &info)?;
+            tx.audit(
+                &by,
+                "token_create",
+                &info.name,
+                format!("scope {}", info.scope),
+            )?;
+            Ok(())
+        })
+        .await?;
     Ok(json(
         StatusCode::CREATED,
         &TokenCreated {
@@ -36,10 +48,19 @@ pub(crate) fn list_tokens(app: &App) -> HResult {
     })
 }
 
-pub(crate) async fn revoke_token(app: &App, name: &str) -> HResult {
+pub(crate) async fn revoke_token(app: &App, name: &str, by: String) -> HResult {
     validate_name("token name", name)?;
     let n = name.to_string();
-    let removed = app.store.write(move |tx| tx.revoke_token(&n)).await?;
+    let removed = app
+        .store
+        .write(move |tx| {
+            let removed = tx.revoke_token(&n)?;
+            if removed {
+                tx.audit(&by, "token_revoke", &n, String::new())?;
+            }
+            Ok(removed)
+        })
+        .await?;
     if !removed {
         return Err(HttpError::not_found(format!("token {name:?} not found")));
     }

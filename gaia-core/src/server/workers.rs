@@ -1,4 +1,5 @@
-//! Workers: register, heartbeat, leave, claim (the long poll), and the registry's list.
+//! Workers: register, heartbeat, leave, claim (the long poll), and the registry's list; one
+//! worker, its telemetry, and the admin's pause, resume, drain and forget.
 
 use std::time::Duration;
 
@@ -6,11 +7,13 @@ use hyper::Request;
 use hyper::body::Incoming;
 
 use super::App;
-use super::http::{HResult, blocking, ok, parse_json, read_body};
-use crate::model::validate_name;
+use super::http::{HResult, HttpError, Query, blocking, ok, parse_json, read_body};
+use crate::model::{HoldKind, validate_name};
 use crate::protocol::{
-    ClaimRequest, ClaimResponse, HeartbeatRequest, RegisterRequest, RegisterResponse, WorkerList,
+    ClaimRequest, ClaimResponse, HeartbeatRequest, HoldRequest, RegisterRequest, RegisterResponse,
+    TelemetryResponse, WorkerList,
 };
+use crate::telemetry::{Span, TIERS};
 
 pub(crate) async fn register(app: &App, req: Request<Incoming>) -> HResult {
     let (_, body) = read_body(req).await?;
@@ -70,5 +73,65 @@ pub(crate) async fn claim(app: &App, req: Request<Incoming>) -> HResult {
 pub(crate) fn list_workers(app: &App) -> HResult {
     ok(&WorkerList {
         workers: app.queue.workers(),
+    })
+}
+
+/// The name of the token that made a request (from the router's auth check).
+pub(crate) fn actor(req: &Request<Incoming>) -> String {
+    req.extensions()
+        .get::<super::auth::Caller>()
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A body that may be empty: then all defaults.
+fn hold_request(body: &[u8]) -> Result<HoldRequest, HttpError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(HoldRequest::default());
+    }
+    parse_json(body)
+}
+
+pub(crate) fn get_worker(app: &App, who: &str) -> HResult {
+    ok(&app.queue.worker(who)?)
+}
+
+pub(crate) async fn hold(app: &App, who: &str, kind: HoldKind, req: Request<Incoming>) -> HResult {
+    let by = actor(&req);
+    let (_, body) = read_body(req).await?;
+    let h = hold_request(&body)?;
+    let (w, _) = app
+        .queue
+        .hold_worker(who, kind, h.reason, h.exit, &by)
+        .await?;
+    ok(&w)
+}
+
+pub(crate) async fn resume(app: &App, who: &str, req: Request<Incoming>) -> HResult {
+    let by = actor(&req);
+    let (w, _) = app.queue.resume_worker(who, &by).await?;
+    ok(&w)
+}
+
+pub(crate) async fn forget(app: &App, who: &str, req: Request<Incoming>) -> HResult {
+    let by = actor(&req);
+    let (w, _) = app.queue.forget_worker(who, &by).await?;
+    ok(&w)
+}
+
+pub(crate) fn telemetry(app: &App, who: &str, q: &Query) -> HResult {
+    let span: Span = q
+        .get("span")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("hour")
+        .parse()
+        .map_err(HttpError::bad)?;
+    let w = app.queue.worker(who)?;
+    let points = app.queue.telemetry(&w.id, span)?;
+    ok(&TelemetryResponse {
+        worker: w.id,
+        span: q.get("span").unwrap_or("hour").to_string(),
+        step_ms: TIERS[span.tier()].step_ms,
+        points,
     })
 }

@@ -51,9 +51,11 @@ impl Tx<'_> {
             && p.state == JobState::Queued
         {
             self.queue.remove(queue_key(p))?;
+            self.count_queue_class(&p.spec, false)?;
         }
         if job.state == JobState::Queued {
             self.queue.insert(queue_key(job), ())?;
+            self.count_queue_class(&job.spec, true)?;
         }
         if prev.is_none()
             && let Some(study) = &job.spec.study
@@ -337,5 +339,76 @@ impl Reader {
             f(decode(v.value())?)?;
         }
         Ok(())
+    }
+}
+
+/// Prefix of the `job_counts` keys that count queued jobs per kind and requirement class.
+const QUEUE_CLASS_PREFIX: &str = "queued|";
+
+/// A job's requirement class for queue depths: `cpu`, or `gpuN` for N GPUs.
+pub fn requirement_class(spec: &crate::model::Spec) -> String {
+    match spec.requirements.gpus {
+        0 => "cpu".to_string(),
+        n => format!("gpu{n}"),
+    }
+}
+
+fn queue_class_key(spec: &crate::model::Spec) -> String {
+    format!(
+        "{QUEUE_CLASS_PREFIX}{}|{}",
+        spec.kind(),
+        requirement_class(spec)
+    )
+}
+
+impl Tx<'_> {
+    /// Keeps the queued count of a spec's (kind, class) in step as a job enters or leaves the
+    /// queue, in the same transaction: `/metrics` reads queue depths without scanning.
+    fn count_queue_class(
+        &mut self,
+        spec: &crate::model::Spec,
+        entering: bool,
+    ) -> Result<(), StoreError> {
+        let key = queue_class_key(spec);
+        let n = self
+            .counts
+            .get(key.as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let n = if entering { n + 1 } else { n.saturating_sub(1) };
+        self.counts.insert(key.as_str(), n)?;
+        Ok(())
+    }
+
+    /// Counts the queued jobs per (kind, class) from the queue index (a file from before
+    /// these counts were kept).
+    pub(crate) fn rebuild_queue_classes(&mut self) -> Result<(), StoreError> {
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for id in self.queued_ids()? {
+            if let Some(job) = self.job(id)? {
+                *counts.entry(queue_class_key(&job.spec)).or_default() += 1;
+            }
+        }
+        for (k, n) in counts {
+            self.counts.insert(k.as_str(), n)?;
+        }
+        Ok(())
+    }
+}
+
+impl Reader {
+    /// Queued jobs per (kind, requirement class), from counts kept with every save.
+    pub fn queue_depths(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.counts.range(QUEUE_CLASS_PREFIX..)? {
+            let (k, v) = entry?;
+            let Some(rest) = k.value().strip_prefix(QUEUE_CLASS_PREFIX) else {
+                break;
+            };
+            if let Some((kind, class)) = rest.split_once('|') {
+                out.push((kind.to_string(), class.to_string(), v.value()));
+            }
+        }
+        Ok(out)
     }
 }

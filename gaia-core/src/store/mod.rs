@@ -13,13 +13,16 @@
 //! **Reads** take a redb read transaction (a consistent snapshot) on the caller's thread.
 
 pub mod adaptive;
+pub mod audit;
 pub mod events;
 pub mod jobs;
 pub mod logs;
+pub mod maintenance;
 pub mod releases;
 pub mod repair;
 pub mod rows;
 pub mod studies;
+pub mod telemetry;
 pub mod tokens;
 pub mod workers;
 
@@ -78,6 +81,29 @@ pub struct Store {
     writer: mpsc::Sender<WriteOp>,
     /// False once the writer thread has ended (it only should when the store is dropped).
     writer_alive: Arc<std::sync::atomic::AtomicBool>,
+    /// The writer's group sizes and commit times, for `/metrics`.
+    metrics: Arc<WriterMetrics>,
+}
+
+/// What the writer measures of itself (exposed on `/metrics`): how many operations share a
+/// commit, and how long a commit takes. Recording costs two histogram updates per group.
+#[derive(Debug)]
+pub struct WriterMetrics {
+    /// Operations per group commit.
+    pub group_size: prometheus_client::metrics::histogram::Histogram,
+    /// Seconds from opening a group's transaction to its commit returning (fsync included
+    /// for durable groups).
+    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for WriterMetrics {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        WriterMetrics {
+            group_size: Histogram::new(exponential_buckets(1.0, 4.0, 7)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 9)),
+        }
+    }
 }
 
 /// Clears the writer's liveness flag however its thread ends.
@@ -111,6 +137,8 @@ pub struct Tx<'a> {
     pub(crate) events: Table<'a, u64, &'static [u8]>,
     pub(crate) tokens: Table<'a, &'static str, &'static [u8]>,
     pub(crate) releases: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) telemetry: Table<'a, (&'static str, u8, u32), &'static [u8]>,
+    pub(crate) audit: Table<'a, u64, &'static [u8]>,
     /// Set when an operation hit a storage error: the group is aborted.
     poisoned: Option<String>,
     /// A step of this group panicked: the rest of the group is not run on this transaction.
@@ -134,6 +162,8 @@ pub struct Reader {
     pub(crate) events: ReadOnlyTable<u64, &'static [u8]>,
     pub(crate) tokens: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) releases: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) telemetry: ReadOnlyTable<(&'static str, u8, u32), &'static [u8]>,
+    pub(crate) audit: ReadOnlyTable<u64, &'static [u8]>,
 }
 
 impl<'a> Tx<'a> {
@@ -159,6 +189,8 @@ impl<'a> Tx<'a> {
             events: txn.open_table(events::EVENTS)?,
             tokens: txn.open_table(tokens::TOKENS)?,
             releases: txn.open_table(releases::RELEASES)?,
+            telemetry: txn.open_table(telemetry::TELEMETRY)?,
+            audit: txn.open_table(audit::AUDIT)?,
             poisoned: None,
             panicked: false,
         })
@@ -190,6 +222,8 @@ impl Reader {
             events: txn.open_table(events::EVENTS)?,
             tokens: txn.open_table(tokens::TOKENS)?,
             releases: txn.open_table(releases::RELEASES)?,
+            telemetry: txn.open_table(telemetry::TELEMETRY)?,
+            audit: txn.open_table(audit::AUDIT)?,
         })
     }
 }
@@ -232,11 +266,13 @@ impl Store {
         let writer_db = db.clone();
         let writer_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let guard = AliveGuard(writer_alive.clone());
+        let metrics = Arc::new(WriterMetrics::default());
+        let writer_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("gaia-store-writer".into())
             .spawn(move || {
                 let _guard = guard;
-                writer_loop(&writer_db, rx)
+                writer_loop(&writer_db, rx, &writer_metrics)
             })
             .map_err(|e| Error::io(&path, e))?;
         Ok(Store {
@@ -244,6 +280,7 @@ impl Store {
             path,
             writer: tx,
             writer_alive,
+            metrics,
         })
     }
 
@@ -274,7 +311,15 @@ impl Store {
             meta.insert("next_lease_id", next.saturating_add(LEASE_JUMP))?;
         }
         // Create every table so that read transactions can open them.
-        Tx::open(&txn)?;
+        {
+            let mut tx = Tx::open(&txn)?;
+            // Files written before queue depths were counted per kind and requirement class
+            // get their counts once, from the queue index.
+            if tx.meta.get("queue_class_counts")?.is_none() {
+                tx.rebuild_queue_classes()?;
+                tx.meta.insert("queue_class_counts", 1)?;
+            }
+        }
         txn.commit()?;
         Ok(())
     }
@@ -287,6 +332,16 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The writer's own measurements (group sizes, commit times).
+    pub fn writer_metrics(&self) -> &Arc<WriterMetrics> {
+        &self.metrics
+    }
+
+    /// The database file's size in bytes (0 if it cannot be read).
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
     /// A consistent snapshot to read from.
@@ -379,7 +434,7 @@ impl Store {
 /// next group, or with an empty commit if nothing else comes).
 const VOLATILE_WINDOW: Duration = Duration::from_millis(100);
 
-fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
+fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>, metrics: &WriterMetrics) {
     // When the last volatile commit was made, if it is not yet covered by a durable one.
     let mut volatile_since: Option<Instant> = None;
     loop {
@@ -417,6 +472,8 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
         let durable = ops.iter().any(|o| o.durable)
             || volatile_since.is_some_and(|t| t.elapsed() >= VOLATILE_WINDOW);
         let mut finishers = Vec::with_capacity(ops.len());
+        metrics.group_size.observe(ops.len() as f64);
+        let began = Instant::now();
         let outcome = (|| -> Result<(), StoreError> {
             let mut txn = db.begin_write()?;
             if !durable {
@@ -443,6 +500,9 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
                 }
             }
         })();
+        metrics
+            .commit_seconds
+            .observe(began.elapsed().as_secs_f64());
         if outcome.is_ok() {
             if durable {
                 volatile_since = None;

@@ -21,9 +21,11 @@ use redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
 };
 
-use super::{DB_FILE, META, Store, events, jobs, logs, releases, rows, studies, tokens, workers};
+use super::{
+    DB_FILE, META, Store, audit, events, jobs, logs, releases, rows, studies, tokens, workers,
+};
 use crate::error::{Error, StoreError};
-use crate::model::{Event, Job, LogLine, Row, StudyRecord, TokenInfo, Worker};
+use crate::model::{AuditEntry, Event, Job, LogLine, Row, StudyRecord, TokenInfo, Worker};
 
 /// A stretch of a table that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -503,7 +505,30 @@ struct Sink {
     events: Vec<(u64, Vec<u8>)>,
     tokens: Vec<(String, Vec<u8>)>,
     releases: Vec<(String, Vec<u8>)>,
+    audit: Vec<(u64, Vec<u8>)>,
 }
+
+/// The tables `repair` does not carry over, and why. Every table of the store is either read
+/// by [`scan`] or named here (a test checks it against `maintenance::each_table`), so a table
+/// added later is a decision, not an oversight.
+#[cfg(test)]
+const NOT_SALVAGED: &[(&str, &str)] = &[
+    (
+        "study_open",
+        "derived: the open jobs of each study, counted again as every job is saved",
+    ),
+    (
+        "telemetry",
+        "workers' CPU/RAM/GPU history: bounded rings that refill from heartbeats",
+    ),
+    // Adaptive studies' running state (issue 15): their keys need a damage probe of their
+    // own ((&str, &str), (&str, u32, &str)) before `salvage` can read past damage.
+    ("study_rules", "adaptive studies' state: not salvaged yet"),
+    ("study_cells", "adaptive studies' state: not salvaged yet"),
+    ("job_cells", "adaptive studies' state: not salvaged yet"),
+    ("rung_values", "adaptive studies' state: not salvaged yet"),
+    ("job_rungs", "adaptive studies' state: not salvaged yet"),
+];
 
 /// Reads every table of `txn`; rows are handed to `on_rows` a run of one (job, attempt) at a
 /// time (so a big table never sits in memory), everything else is kept in `sink` if asked.
@@ -618,6 +643,13 @@ fn scan(
         json::<crate::release::Release>(v)?;
         if keep {
             sink.releases.push((k.clone(), v.to_vec()));
+        }
+        Ok(())
+    });
+    table!("audit", audit::AUDIT, false, |k, v| {
+        json::<AuditEntry>(v)?;
+        if keep {
+            sink.audit.push((*k, v.to_vec()));
         }
         Ok(())
     });
@@ -825,6 +857,7 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
         events,
         tokens,
         releases,
+        audit,
         ..
     } = sink;
     // Counters may not go back below what survived (an id handed out twice would merge two
@@ -832,6 +865,7 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
     let max_job = jobs.iter().map(|j| j.id).max().unwrap_or(0);
     let max_lease = jobs.iter().filter_map(|j| j.lease).max().unwrap_or(0);
     let max_event = events.iter().map(|e| e.0).max().unwrap_or(0);
+    let max_audit = audit.iter().map(|e| e.0).max().unwrap_or(0);
     let mut max_promotion = 0;
     for (_, r) in &releases {
         if let Ok(r) = serde_json::from_slice::<crate::release::Release>(r) {
@@ -851,6 +885,7 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
         tokens.len() as u64,
         releases.len() as u64,
     );
+    let n_audit = audit.len() as u64;
     store.write_blocking(move |tx| {
         for (k, v) in &meta {
             if k != "schema_version" {
@@ -862,6 +897,7 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
             ("next_lease_id", max_lease + 1),
             ("next_event_id", max_event + 1),
             ("next_promotion", max_promotion + 1),
+            ("next_audit_id", max_audit + 1),
         ] {
             let now = tx
                 .meta
@@ -922,6 +958,9 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
     copy!("releases", releases, n_releases, |tx, k, v| tx
         .releases
         .insert(k.as_str(), v.as_slice()));
+    copy!("audit", audit, n_audit, |tx, k, v| tx
+        .audit
+        .insert(*k, v.as_slice()));
     // What the derived tables hold now, rebuilt.
     let r = store.read()?;
     use redb::ReadableTableMetadata;
@@ -939,6 +978,24 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every table of the store is read by `check`/`repair` or named in [`NOT_SALVAGED`]: a
+    /// new table cannot be dropped by a repair without anyone deciding it.
+    #[test]
+    fn every_table_is_salvaged_or_named_as_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let txn = store.db.begin_read().unwrap();
+        let mut covered: Vec<String> = scan(&txn, &mut Sink::default(), |_, _, _| {})
+            .iter()
+            .map(|r| r.name.to_string())
+            .chain(NOT_SALVAGED.iter().map(|(n, _)| n.to_string()))
+            .collect();
+        covered.sort();
+        let mut all = super::super::maintenance::backed_up();
+        all.sort();
+        assert_eq!(covered, all);
+    }
 
     #[test]
     fn points_pack_keys_in_key_order_and_back() {

@@ -192,6 +192,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         reaper: Mutex::new(reaper),
         alloc_end: AtomicU64::new(0),
         claims: AtomicU64::new(0),
+        hold: RwLock::new(None),
         cfg,
     });
     if shared.cfg.allocation != crate::cluster::allocation::Allocation::Open {

@@ -106,7 +106,15 @@ pub(super) fn register_until(
 /// lost leases to their jobs, says at once when the worker starts draining, and notes
 /// promoted releases.
 pub(super) fn heartbeat_loop(shared: &Shared) {
-    let mut probe = hardware::UsageProbe::new(!shared.register.hardware.gpus.is_empty());
+    let mut probe = hardware::UsageProbe::new(
+        shared
+            .register
+            .hardware
+            .gpus
+            .iter()
+            .map(|g| g.index)
+            .collect(),
+    );
     let mut next = Instant::now();
     let mut warned = false;
     let mut sent_level = 0;
@@ -159,6 +167,7 @@ pub(super) fn heartbeat_loop(shared: &Shared) {
                     }
                 }
                 drop(running);
+                note_hold(shared, resp.hold);
                 if shared.cfg.auto_update {
                     consider_update(shared, resp.latest_version.as_deref());
                 }
@@ -183,6 +192,46 @@ pub(super) fn heartbeat_loop(shared: &Shared) {
             return;
         }
     }
+}
+
+/// Takes the server's word on holding this worker: says when it changes, and ends the worker
+/// (after its running jobs) when a drain asks it to exit.
+fn note_hold(shared: &Shared, hold: Option<crate::model::Hold>) {
+    use crate::model::HoldKind;
+    let mut cur = shared.hold.write().unwrap_or_else(|p| p.into_inner());
+    if *cur == hold {
+        return;
+    }
+    match &hold {
+        None => say("resumed: claiming jobs again"),
+        Some(h) => {
+            let by = if h.by.is_empty() { "the server" } else { &h.by };
+            let why = if h.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", h.reason)
+            };
+            match (h.kind, h.exit) {
+                (HoldKind::Draining, true) => say(&format!(
+                    "drained by {by}{why}; finishing running jobs, then exiting"
+                )),
+                (HoldKind::Quarantined, _) => say(&format!(
+                    "quarantined{why}; claiming nothing until an admin runs gaia worker resume {}",
+                    shared.cfg.name
+                )),
+                (kind, _) => say(&format!(
+                    "{kind} by {by}{why}; running jobs finish, no new ones are claimed"
+                )),
+            }
+        }
+    }
+    if let Some(h) = &hold
+        && h.kind == HoldKind::Draining
+        && h.exit
+    {
+        shared.shutdown.drain();
+    }
+    *cur = hold;
 }
 
 /// Notes a promoted release this worker should move to (between jobs).

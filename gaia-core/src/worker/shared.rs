@@ -52,6 +52,9 @@ pub(super) struct Shared {
     pub alloc_end: AtomicU64,
     /// Claims made or under way, counted against `--max-jobs`.
     pub claims: AtomicU64,
+    /// What the server said at the last heartbeat: paused, draining or quarantined (slots
+    /// claim nothing while it is set).
+    pub hold: RwLock<Option<crate::model::Hold>>,
 }
 
 impl Shared {
@@ -68,6 +71,14 @@ impl Shared {
         if let Ok(r) = self.client.register(&self.register) {
             *self.worker_id.write().unwrap_or_else(|p| p.into_inner()) = r.worker_id;
         }
+    }
+
+    /// Whether the server holds this worker from claiming (paused, draining, quarantined).
+    pub fn held(&self) -> bool {
+        self.hold
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Whether a release waits to be installed (slots stop claiming for it).

@@ -38,6 +38,13 @@ pub(super) fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>
             flush(&mut pending);
             return ran;
         }
+        if shared.held() {
+            // Paused, draining or quarantined: report what ended, then wait for the heartbeat
+            // to bring a resume (or a stop).
+            flush(&mut pending);
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
         let mut wait = shared.cfg.claim_wait;
         if let Some(idle) = shared.cfg.exit_when_idle {
             let since = lock(&shared.last_activity).elapsed();

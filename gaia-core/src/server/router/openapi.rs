@@ -20,6 +20,7 @@ use crate::export::Format;
 use crate::model::{Job, JobSpec, JobState, Worker};
 use crate::protocol::*;
 use crate::release::{Release, ReleaseFile, ReleaseList, UpdateReport};
+use crate::store::maintenance::{GcReport, GcRequest};
 
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
@@ -66,8 +67,10 @@ fn q(name: &'static str, schema: Value, doc: &'static str) -> Param {
     }
 }
 
+/// An integer query parameter. An empty value (`?after=`) is read as if it were left out, as
+/// the server reads every query parameter, so the document allows it too.
 fn int(min: i64) -> Value {
-    json!({"type": "integer", "minimum": min})
+    json!({"anyOf": [{"type": "integer", "minimum": min}, {"const": ""}]})
 }
 
 /// What one endpoint reads and answers.
@@ -413,6 +416,40 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
         E::YankRelease => ok_json(schema::<Release>).names(&["tag"]),
         E::UpdateReport => post(schema::<UpdateReport>, 200, schema::<Ack>).names(&["worker_id"]),
         E::OpenApi => Op::new(Req::None, 200, vec![Media::Object]),
+        // Prometheus text unless the client asks for OpenMetrics (`Accept`), as Prometheus does.
+        E::Metrics => Op::new(
+            Req::None,
+            200,
+            vec![
+                Media::Text("text/plain"),
+                Media::Text("application/openmetrics-text"),
+            ],
+        ),
+        // A worker is named by its id or its name; a name several workers share is a 409.
+        E::GetWorker => ok_json(schema::<Worker>).errors(&[409]).names(&["worker"]),
+        E::WorkerTelemetry => ok_json(schema::<TelemetryResponse>)
+            .query(vec![q(
+                "span",
+                json!({"enum": ["", "hour", "1h", "day", "1d", "24h", "week", "7d", "month", "30d"]}),
+                "how far back: hour (the default, also when empty), day, week or month",
+            )])
+            .errors(&[409])
+            .names(&["worker"]),
+        E::PauseWorker | E::DrainWorker => post(schema::<HoldRequest>, 200, schema::<Worker>)
+            .errors(&[409])
+            .names(&["worker"]),
+        E::ResumeWorker => ok_json(schema::<Worker>).errors(&[409]).names(&["worker"]),
+        E::ForgetWorker => ok_json(schema::<Worker>).errors(&[409]).names(&["worker"]),
+        E::Gc => post(schema::<GcRequest>, 200, schema::<GcReport>),
+        E::Backup => Op::new(
+            Req::None,
+            200,
+            vec![Media::Binary("application/octet-stream")],
+        ),
+        E::Audit => ok_json(schema::<AuditList>).query(vec![
+            q("after", int(0), "only entries after this id"),
+            q("limit", int(0), "entries (default 200; clamped to 1–10000)"),
+        ]),
     }
 }
 
@@ -421,9 +458,9 @@ fn state_enum() -> Value {
 }
 
 /// A yes/no query parameter, as the server reads it (`1`, `0`, `true`, `false`: on the wire
-/// the numbers are the same text as strings would be).
+/// the numbers are the same text as strings would be; empty is the same as left out).
 fn flag_schema() -> Value {
-    json!({"enum": [1, 0, "true", "false"]})
+    json!({"enum": [1, 0, "true", "false", ""]})
 }
 
 /// A name filter in a query: a name, or empty (the same as leaving it out).
@@ -823,6 +860,8 @@ mod tests {
             "ClaimRequest",
             "StudySubmit",
             "TokenCreate",
+            "HoldRequest",
+            "GcRequest",
         ] {
             assert_eq!(s[name]["additionalProperties"], json!(false), "{name}");
         }
