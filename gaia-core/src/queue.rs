@@ -23,8 +23,8 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::error::{Error, RequestError, StoreError};
 use crate::model::{
-    Attempt, Capabilities, Event, Job, JobId, JobSpec, JobState, Level, LogLine, Progress, Row,
-    Spec, StudyRecord, Worker, WorkerState, now_ms, validate_name,
+    Actor, Attempt, Capabilities, Event, Job, JobId, JobSpec, JobState, Level, LogLine, Progress,
+    Row, Spec, StudyRecord, Worker, WorkerState, now_ms, validate_name,
 };
 use crate::protocol::{
     Assignment, CompleteRequest, HeartbeatRequest, HeartbeatResponse, LogBatch, Outcome,
@@ -52,6 +52,12 @@ pub struct QueueConfig {
     /// (default 20): give-backs spend no attempt, so without a bound a worker that keeps
     /// preempting one job would keep it from ever ending.
     pub max_give_backs: u32,
+    /// Fair share (default on): a free slot takes the next job of the user furthest below their
+    /// share of recent usage (see [`crate::fairshare`]). Off: highest priority first, FIFO,
+    /// whoever submitted it.
+    pub fair_share: bool,
+    /// Half-life of recent usage for fair share (default one day).
+    pub usage_half_life: Duration,
 }
 
 impl Default for QueueConfig {
@@ -63,6 +69,8 @@ impl Default for QueueConfig {
             max_workers: 10_000,
             forget_offline_after: Duration::from_secs(7 * 24 * 3600),
             max_give_backs: 20,
+            fair_share: true,
+            usage_half_life: crate::fairshare::DEFAULT_HALF_LIFE,
         }
     }
 }
@@ -129,6 +137,9 @@ pub struct Queue {
     next_waiter: AtomicU64,
     live: broadcast::Sender<Live>,
     latest_release: RwLock<Option<String>>,
+    /// Some user has a running limit: a job that ends may let a waiting claimer take one of
+    /// theirs, so ends wake the waiters (see [`Queue::set_running_limits`]).
+    running_limits: std::sync::atomic::AtomicBool,
 }
 
 /// The reaper runs at least every second; a gap between two of its runs longer than this means
@@ -178,7 +189,9 @@ impl Queue {
     pub fn new(store: Store, config: QueueConfig) -> Result<Arc<Queue>, Error> {
         let (live, _) = broadcast::channel(4096);
         let mut inner = Inner::default();
+        store.set_usage_half_life(config.usage_half_life)?;
         let read = store.read()?;
+        let running_limits = read.users()?.iter().any(|u| u.max_running.is_some());
         let deadline = Instant::now() + config.lease_timeout;
         for job in read.running_jobs()? {
             if let (Some(lease), Some(worker)) = (job.lease, job.worker.clone()) {
@@ -217,6 +230,7 @@ impl Queue {
             next_waiter: AtomicU64::new(1),
             live,
             latest_release: RwLock::new(None),
+            running_limits: running_limits.into(),
         }))
     }
 
@@ -305,28 +319,41 @@ impl Queue {
 
     // ---- submit -------------------------------------------------------------------------
 
-    /// Submits one job; returns its id.
+    /// Submits one job as the admin; returns its id.
     pub async fn submit(&self, spec: JobSpec) -> Result<JobId, Error> {
-        Ok(self.submit_many(vec![spec]).await?[0])
+        Ok(self.submit_many(vec![spec], &Actor::admin()).await?[0])
     }
 
-    /// Submits several jobs in one transaction (all or none); returns their ids in order.
-    pub async fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<JobId>, Error> {
+    /// Submits several jobs in one transaction (all or none), owned by `by`'s user; returns
+    /// their ids in order. Refused whole (429) if it would take the user past their queued
+    /// limit.
+    pub async fn submit_many(&self, specs: Vec<JobSpec>, by: &Actor) -> Result<Vec<JobId>, Error> {
         let specs = normalize_specs(specs)?;
-        let (jobs, events) = self.store.write(move |tx| insert_jobs(tx, specs)).await?;
+        let owner = by.user.clone();
+        let (jobs, events) = self
+            .store
+            .write(move |tx| insert_jobs(tx, specs, &owner))
+            .await?;
         self.announce(&jobs, events);
         Ok(jobs.iter().map(|j| j.id).collect())
     }
 
     /// Submits a study: expands its definition into jobs, then stores them with the study's
-    /// record in one transaction (all or nothing). Refuses, with nothing written, a definition
-    /// the study already holds unless `again` is set. A dry run checks and counts only.
-    pub async fn submit_study(&self, req: StudySubmit) -> Result<StudySubmitted, Error> {
+    /// record in one transaction (all or nothing), owned by `by`'s user. Refuses, with nothing
+    /// written, a definition the study already holds unless `again` is set, a study of another
+    /// user unless `by` is an admin (403), and a submission over the user's queued limit (429).
+    /// A dry run checks and counts only.
+    pub async fn submit_study(
+        &self,
+        req: StudySubmit,
+        by: &Actor,
+    ) -> Result<StudySubmitted, Error> {
         let def = study::Definition::of(&req)?;
         let specs = normalize_specs(def.expand()?)?;
         let planned = specs.len() as u64;
         if req.dry_run {
             let prev = self.store.read()?.study(&def.name)?;
+            refuse_others_study(prev.as_ref(), by)?;
             study::refuse_repeat(prev.as_ref(), &def, req.again)?;
             return Ok(StudySubmitted {
                 study: def.name,
@@ -339,15 +366,20 @@ impl Queue {
         }
         let answer_specs = specs.clone();
         let again = req.again;
+        let by = by.clone();
         let (def, jobs, events, total, extended) = self
             .store
             .write(move |tx| {
                 let prev = tx.study(&def.name)?;
+                refuse_others_study(prev.as_ref(), &by)?;
                 study::refuse_repeat(prev.as_ref(), &def, again)?;
                 let extended = prev.is_some();
-                let (jobs, events) = insert_jobs(tx, specs)?;
+                let (jobs, events) = insert_jobs(tx, specs, &by.user)?;
                 let ids = jobs.iter().map(|j| j.id).collect();
-                let record = study::record_with(prev, &def, ids, now_ms());
+                let mut record = study::record_with(prev, &def, ids, now_ms());
+                if !extended {
+                    record.owner = by.user.clone();
+                }
                 tx.save_study(&record)?;
                 Ok((def, jobs, events, record.job_count(), extended))
             })
@@ -448,9 +480,10 @@ impl Queue {
         let wid = worker_id.to_string();
         let wname = worker_name.to_string();
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
+        let fair = self.fair_share();
         let claimed = self
             .store
-            .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout))
+            .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout, fair))
             .await?;
         let Some((job, lease, ev)) = claimed else {
             return Ok(None);
@@ -529,6 +562,7 @@ impl Queue {
         let c = caps.clone();
         let wid = worker_id.to_string();
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
+        let fair = self.fair_share();
         // Volatile: durable within the store's window; a crash inside it re-runs the job.
         let (done, claimed) = self
             .store
@@ -539,7 +573,7 @@ impl Queue {
                     Err(Error::Request(e)) => Err(e.to_string()),
                     Err(e) => return Err(e),
                 };
-                let claimed = claim_in(tx, &c, &wid, &worker_name, &inner, timeout)?;
+                let claimed = claim_in(tx, &c, &wid, &worker_name, &inner, timeout, fair)?;
                 Ok((done, claimed))
             })
             .await?;
@@ -848,6 +882,26 @@ impl Queue {
                 w.worker.state = WorkerState::Idle;
             }
         }
+        if self.running_limits.load(Ordering::Relaxed) {
+            // Its owner may have been at their running limit: waiting claimers look again.
+            for w in &inner.waiters {
+                w.notify.notify_one();
+            }
+        }
+    }
+
+    /// The half-life claims decay usage with, when fair share is on.
+    fn fair_share(&self) -> Option<Duration> {
+        self.config
+            .fair_share
+            .then_some(self.config.usage_half_life)
+    }
+
+    /// Tells the queue whether any user has a running limit (the server calls it when users
+    /// change): then every job that ends wakes the waiting claimers, one of which may now take
+    /// a job of a user who was at their limit.
+    pub fn set_running_limits(&self, any: bool) {
+        self.running_limits.store(any, Ordering::Relaxed);
     }
 
     // ---- cancel --------------------------------------------------------------------------
@@ -1446,9 +1500,28 @@ fn normalize_specs(specs: Vec<JobSpec>) -> Result<Vec<Spec>, Error> {
         .collect()
 }
 
-/// Stores new queued jobs for normalized specs inside a write transaction; returns them and
-/// the events to publish once committed ([`Queue::announce`]).
-fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<Spec>) -> Result<(Vec<Job>, Vec<Event>), Error> {
+/// A study of another user may be extended only by an admin.
+fn refuse_others_study(prev: Option<&StudyRecord>, by: &Actor) -> Result<(), Error> {
+    match prev {
+        Some(p) if !by.may_act_on(&p.owner) => Err(RequestError::Forbidden(format!(
+            "study {} belongs to {}: only they (or an admin) may add to it; name your study \
+             differently",
+            p.name, p.owner
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Stores new queued jobs of `owner` for normalized specs inside a write transaction (none if
+/// they would take the owner past their queued limit); returns them and the events to
+/// publish once committed ([`Queue::announce`]).
+fn insert_jobs(
+    tx: &mut Tx<'_>,
+    specs: Vec<Spec>,
+    owner: &str,
+) -> Result<(Vec<Job>, Vec<Event>), Error> {
+    tx.check_queued_limit(owner, specs.len() as u64)?;
     let mut jobs = Vec::with_capacity(specs.len());
     let mut events = Vec::new();
     for spec in specs {
@@ -1456,6 +1529,7 @@ fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<Spec>) -> Result<(Vec<Job>, Vec<Event
         let job = Job {
             id,
             spec,
+            owner: owner.to_string(),
             state: JobState::Queued,
             attempt: 0,
             lease: None,
@@ -1555,8 +1629,10 @@ fn claim_in(
     wname: &str,
     inner: &Mutex<Inner>,
     lease_timeout: Duration,
+    fair_share: Option<Duration>,
 ) -> Result<Option<(Job, u64, Event)>, Error> {
-    let Some(prev) = tx.first_fitting(caps)? else {
+    let now = now_ms();
+    let Some(prev) = tx.next_job(caps, fair_share, now)? else {
         return Ok(None);
     };
     let lease = tx.next_id("next_lease_id")?;
@@ -1566,7 +1642,6 @@ fn claim_in(
     job.lease = Some(lease);
     job.worker = Some(wid.to_string());
     job.worker_name = Some(wname.to_string());
-    let now = now_ms();
     job.started_at = Some(now);
     job.finished_at = None;
     job.progress = Progress::default();
@@ -1685,3 +1760,7 @@ pub const LOG_LINES_KEPT: u64 = MAX_LINES_PER_JOB;
 #[cfg(test)]
 #[path = "queue_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "queue_fair_tests.rs"]
+mod fair_tests;

@@ -114,6 +114,8 @@ impl From<Error> for HttpError {
             Error::Request(RequestError::NotFound(_)) => StatusCode::NOT_FOUND,
             Error::Request(RequestError::Conflict(_)) => StatusCode::CONFLICT,
             Error::Request(RequestError::StaleLease(_)) => StatusCode::CONFLICT,
+            Error::Request(RequestError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            Error::Request(RequestError::Quota(_)) => StatusCode::TOO_MANY_REQUESTS,
             Error::Store(StoreError::WriterGone) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

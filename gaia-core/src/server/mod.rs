@@ -19,6 +19,7 @@ mod releases;
 pub mod router;
 mod studies;
 mod tokens;
+mod users;
 mod workers;
 
 use std::future::Future;

@@ -1,7 +1,10 @@
 //! Routing: the one table of endpoints ([`ROUTES`]), and the dispatch `match`.
 //!
 //! Auth happens here, from the table: a route with a scope needs a bearer token whose scope
-//! allows it (401 without a valid token, 403 with a token of too small a scope).
+//! allows it (401 without a valid token, 403 with a token of too small a scope). Beside its
+//! scope every endpoint has an ownership decision ([`Endpoint::ownership`]): what a caller
+//! below admin may touch through it. The router checks the owner of the job or token a path
+//! names (403 naming the owner); the rest is decided where the body is read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use hyper::{Method, Request, StatusCode};
 use super::http::{BodyLimit, HttpError, Query, Res, error_response, query_pairs};
 use super::{
     App, ServerConfig, auth, dashboard, events, export, files, jobs, overview, releases, studies,
-    tokens, workers,
+    tokens, users, workers,
 };
 use crate::export::Target;
 use crate::model::Scope;
@@ -63,6 +66,30 @@ pub enum Endpoint {
     PromoteRelease,
     YankRelease,
     UpdateReport,
+    AddUser,
+    ListUsers,
+    UpdateUser,
+    RemoveUser,
+    Usage,
+}
+
+/// What a caller below admin may touch through an endpoint (an admin token may touch
+/// everything): the route table's ownership decision, beside its scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Nothing a user owns: the scope decides alone.
+    None,
+    /// The job in the path: only its owner's tokens (checked by the router, 403 naming the
+    /// owner).
+    Job,
+    /// The token named in the path: only its user's tokens (checked by the router).
+    Token,
+    /// Decided from the body, inside the operation: a study is extended only by its owner (in
+    /// the queue's write), a token made only for the caller's own user and with a scope no
+    /// larger than the caller's (in the handler).
+    Body,
+    /// A listing that shows a caller below admin only what their user owns.
+    Own,
 }
 
 /// What a route's request body is, which sets its size limit. The router refuses a body
@@ -112,13 +139,26 @@ impl Endpoint {
             | E::Heartbeat
             | E::CreateToken
             | E::SubmitStudy
-            | E::UpdateReport => Body::Json,
+            | E::UpdateReport
+            | E::AddUser
+            | E::UpdateUser => Body::Json,
             E::Complete | E::Claim => Body::Report,
             E::SubmitBatch | E::PostLogs => Body::Batch,
             E::PostRows => Body::Rows,
             E::PutFile => Body::File,
             E::UploadRelease => Body::Release,
             _ => Body::None,
+        }
+    }
+
+    /// What a caller below admin may touch through this endpoint.
+    pub const fn ownership(self) -> Ownership {
+        match self {
+            E::CancelJob => Ownership::Job,
+            E::RevokeToken => Ownership::Token,
+            E::SubmitStudy | E::CreateToken => Ownership::Body,
+            E::ListTokens => Ownership::Own,
+            _ => Ownership::None,
         }
     }
 }
@@ -154,17 +194,18 @@ use Endpoint as E;
 const ADMIN: Option<Scope> = Some(Scope::Admin);
 const WORKER: Option<Scope> = Some(Scope::Worker);
 const READ: Option<Scope> = Some(Scope::Read);
+const SUBMIT: Option<Scope> = Some(Scope::Submit);
 
 /// Every endpoint of the server.
 pub const ROUTES: &[Route] = &[
     r("GET", "/healthz", None, E::Healthz, "liveness and version"),
     r("GET", "/", None, E::Dashboard, "the dashboard"),
     r("GET", "/{name}", None, E::Dashboard, "dashboard assets"),
-    r("POST", "/api/v1/jobs", ADMIN, E::SubmitJob, "submit a job"),
+    r("POST", "/api/v1/jobs", SUBMIT, E::SubmitJob, "submit a job"),
     r(
         "POST",
         "/api/v1/jobs/batch",
-        ADMIN,
+        SUBMIT,
         E::SubmitBatch,
         "submit several jobs at once",
     ),
@@ -179,7 +220,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/api/v1/jobs/{id}/cancel",
-        ADMIN,
+        SUBMIT,
         E::CancelJob,
         "cancel a job",
     ),
@@ -298,11 +339,17 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/api/v1/tokens",
-        ADMIN,
+        SUBMIT,
         E::CreateToken,
         "create a token",
     ),
-    r("GET", "/api/v1/tokens", ADMIN, E::ListTokens, "list tokens"),
+    r(
+        "GET",
+        "/api/v1/tokens",
+        SUBMIT,
+        E::ListTokens,
+        "list tokens",
+    ),
     r(
         "GET",
         "/api/v1/whoami",
@@ -320,14 +367,14 @@ pub const ROUTES: &[Route] = &[
     r(
         "DELETE",
         "/api/v1/tokens/{name}",
-        ADMIN,
+        SUBMIT,
         E::RevokeToken,
         "revoke a token",
     ),
     r(
         "POST",
         "/api/v1/studies",
-        ADMIN,
+        SUBMIT,
         E::SubmitStudy,
         "submit a study (a sweep of jobs)",
     ),
@@ -463,6 +510,41 @@ pub const ROUTES: &[Route] = &[
         WORKER,
         E::UpdateReport,
         "a worker reports an update",
+    ),
+    r(
+        "POST",
+        "/api/v1/users",
+        ADMIN,
+        E::AddUser,
+        "add a user (answers their first token)",
+    ),
+    r(
+        "GET",
+        "/api/v1/users",
+        READ,
+        E::ListUsers,
+        "users: shares and limits",
+    ),
+    r(
+        "POST",
+        "/api/v1/users/{name}",
+        ADMIN,
+        E::UpdateUser,
+        "change a user's share or limits",
+    ),
+    r(
+        "DELETE",
+        "/api/v1/users/{name}",
+        ADMIN,
+        E::RemoveUser,
+        "remove a user and revoke their tokens",
+    ),
+    r(
+        "GET",
+        "/api/v1/usage",
+        READ,
+        E::Usage,
+        "per user: running, queued, worker and GPU hours, share, priority",
     ),
 ];
 
@@ -608,12 +690,60 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
                 ),
             ));
         }
+        if have != Scope::Admin {
+            check_owner(&app, route.endpoint.ownership(), &params, &caller)?;
+        }
         let mut req = Request::from_parts(parts, body);
         req.extensions_mut().insert(caller);
         limited(app, route, req, params, query).await
     } else {
         limited(app, route, req, params, query).await
     }
+}
+
+/// Refuses (403, naming the owner) a caller below admin who names a job or token of another
+/// user in the path. What does not exist passes: its handler answers 404.
+fn check_owner(
+    app: &App,
+    ownership: Ownership,
+    params: &Params,
+    caller: &auth::Caller,
+) -> Result<(), HttpError> {
+    let forbidden = |what: String, owner: &str| {
+        HttpError::new(
+            hyper::StatusCode::FORBIDDEN,
+            format!(
+                "{what} belongs to {owner}; a {} token of {} acts only on {}'s own (an admin \
+                 token acts on everyone's)",
+                caller.scope, caller.user, caller.user
+            ),
+        )
+    };
+    match ownership {
+        Ownership::Job => {
+            let id = params.id();
+            if let Some(job) = app.store.read()?.job(id)?
+                && job.owner != caller.user
+            {
+                return Err(forbidden(format!("job {id}"), &job.owner));
+            }
+        }
+        Ownership::Token => {
+            let name = params.name();
+            if let Some(t) = app
+                .store
+                .read()?
+                .tokens()?
+                .into_iter()
+                .find(|t| t.name == name)
+                && t.user != caller.user
+            {
+                return Err(forbidden(format!("token {name:?}"), &t.user));
+            }
+        }
+        Ownership::None | Ownership::Body | Ownership::Own => {}
+    }
+    Ok(())
 }
 
 /// "a" or "an" before a scope name.
@@ -653,12 +783,15 @@ async fn dispatch(
     params: Params,
     query: Query,
 ) -> Result<Res, HttpError> {
+    // Who calls, for the handlers that record an owner or show a caller their own.
+    let caller = req.extensions().get::<auth::Caller>().cloned();
+    let caller = caller.as_ref();
     match endpoint {
         E::Healthz => overview::healthz(&app),
         E::Dashboard => dashboard::asset(params.first()),
-        E::SubmitJob => jobs::submit(&app, req).await,
-        E::SubmitBatch => jobs::submit_batch(&app, req).await,
-        E::ListJobs => jobs::list_jobs(&app, &query),
+        E::SubmitJob => jobs::submit(&app, caller, req).await,
+        E::SubmitBatch => jobs::submit_batch(&app, caller, req).await,
+        E::ListJobs => jobs::list_jobs(&app, caller, &query),
         E::GetJob => jobs::get_job(&app, params.id()),
         E::CancelJob => jobs::cancel(&app, params.id()).await,
         E::GetRows => jobs::get_rows(&app, params.id(), &query).await,
@@ -677,12 +810,12 @@ async fn dispatch(
         E::ListWorkers => workers::list_workers(&app),
         E::Status => overview::status(&app),
         E::Events => events::events(&app, &req, &query),
-        E::CreateToken => tokens::create_token(&app, req).await,
-        E::ListTokens => tokens::list_tokens(&app),
+        E::CreateToken => tokens::create_token(&app, caller, req).await,
+        E::ListTokens => tokens::list_tokens(&app, caller),
         E::RevokeToken => tokens::revoke_token(&app, params.name()).await,
         E::Whoami => tokens::whoami(&app, req, &query),
         E::Summary => overview::summary(&app, &query).await,
-        E::SubmitStudy => studies::submit_study(&app, req).await,
+        E::SubmitStudy => studies::submit_study(&app, caller, req).await,
         E::ListStudies => studies::list_studies(&app).await,
         E::GetStudy => studies::get_study(&app, params.name()).await,
         E::StudyFiles => export::study_files(&app, &params.0[0]).await,
@@ -704,6 +837,11 @@ async fn dispatch(
         E::PromoteRelease => releases::promote(&app, params.first()).await,
         E::YankRelease => releases::yank(&app, params.first()).await,
         E::UpdateReport => releases::report(&app, params.first(), req).await,
+        E::AddUser => users::add(&app, req).await,
+        E::ListUsers => users::list(&app),
+        E::UpdateUser => users::update(&app, params.first(), req).await,
+        E::RemoveUser => users::remove(&app, params.first()).await,
+        E::Usage => users::usage(&app, &query).await,
     }
 }
 

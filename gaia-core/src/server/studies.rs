@@ -4,15 +4,21 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::App;
+use super::auth::{Caller, actor_of};
 use super::http::{HResult, HttpError, blocking, json, ok, parse_json, read_body};
 use crate::model::{now_ms, validate_name};
 use crate::protocol::{StudyList, StudySubmit, StudySummary};
 use crate::study;
 
-pub(crate) async fn submit_study(app: &App, req: Request<Incoming>) -> HResult {
+pub(crate) async fn submit_study(
+    app: &App,
+    caller: Option<&Caller>,
+    req: Request<Incoming>,
+) -> HResult {
+    let by = actor_of(caller)?;
     let (_, body) = read_body(req).await?;
     let s: StudySubmit = parse_json(&body)?;
-    let r = app.queue.submit_study(s).await?;
+    let r = app.queue.submit_study(s, &by).await?;
     Ok(json(StatusCode::CREATED, &r))
 }
 

@@ -1,5 +1,5 @@
-//! The result store: one redb file holding jobs, the queue index, workers, result rows, logs,
-//! the activity log and tokens.
+//! The result store: one redb file holding jobs, the queue indexes, workers, result rows, logs,
+//! the activity log, tokens, users and their usage.
 //!
 //! **Writes** go through one writer thread that commits in groups: every operation queued while
 //! the previous commit was being made runs in the next write transaction, and all of them are
@@ -19,6 +19,7 @@ pub mod releases;
 pub mod rows;
 pub mod studies;
 pub mod tokens;
+pub mod users;
 pub mod workers;
 
 use std::path::{Path, PathBuf};
@@ -36,7 +37,10 @@ use crate::error::{Error, StoreError};
 /// Schema version of the database file this build writes.
 ///
 /// - 1: first version.
-pub const SCHEMA_VERSION: u64 = 1;
+/// - 2: users. Jobs, studies and tokens have an owner (`admin` for those stored before); the
+///   per-user queue (`fair_queue`, `pending`), `owner_jobs`, `users`, `usage`, `usage_hours`
+///   and `user_counts` tables. Opening a version 1 file builds them from its jobs.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "gaia.redb";
@@ -103,6 +107,13 @@ pub struct Tx<'a> {
     pub(crate) events: Table<'a, u64, &'static [u8]>,
     pub(crate) tokens: Table<'a, &'static str, &'static [u8]>,
     pub(crate) releases: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) fair_queue: Table<'a, (&'static str, &'static str, i64, u64), ()>,
+    pub(crate) pending: Table<'a, (&'static str, &'static str), u64>,
+    pub(crate) owner_jobs: Table<'a, (&'static str, u64), ()>,
+    pub(crate) users: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) usage: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) usage_hours: Table<'a, (&'static str, u64), (u64, u64)>,
+    pub(crate) user_counts: Table<'a, (&'static str, &'static str), u64>,
     /// Set when an operation hit a storage error: the group is aborted.
     poisoned: Option<String>,
     /// A step of this group panicked: the rest of the group is not run on this transaction.
@@ -123,6 +134,11 @@ pub struct Reader {
     pub(crate) events: ReadOnlyTable<u64, &'static [u8]>,
     pub(crate) tokens: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) releases: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) owner_jobs: ReadOnlyTable<(&'static str, u64), ()>,
+    pub(crate) users: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) usage: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) usage_hours: ReadOnlyTable<(&'static str, u64), (u64, u64)>,
+    pub(crate) user_counts: ReadOnlyTable<(&'static str, &'static str), u64>,
 }
 
 impl<'a> Tx<'a> {
@@ -142,6 +158,13 @@ impl<'a> Tx<'a> {
             events: txn.open_table(events::EVENTS)?,
             tokens: txn.open_table(tokens::TOKENS)?,
             releases: txn.open_table(releases::RELEASES)?,
+            fair_queue: txn.open_table(jobs::FAIR_QUEUE)?,
+            pending: txn.open_table(jobs::PENDING)?,
+            owner_jobs: txn.open_table(jobs::OWNER_JOBS)?,
+            users: txn.open_table(users::USERS)?,
+            usage: txn.open_table(users::USAGE)?,
+            usage_hours: txn.open_table(users::USAGE_HOURS)?,
+            user_counts: txn.open_table(users::USER_COUNTS)?,
             poisoned: None,
             panicked: false,
         })
@@ -170,6 +193,11 @@ impl Reader {
             events: txn.open_table(events::EVENTS)?,
             tokens: txn.open_table(tokens::TOKENS)?,
             releases: txn.open_table(releases::RELEASES)?,
+            owner_jobs: txn.open_table(jobs::OWNER_JOBS)?,
+            users: txn.open_table(users::USERS)?,
+            usage: txn.open_table(users::USAGE)?,
+            usage_hours: txn.open_table(users::USAGE_HOURS)?,
+            user_counts: txn.open_table(users::USER_COUNTS)?,
         })
     }
 }
@@ -209,7 +237,7 @@ impl Store {
 
     fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
         let txn = db.begin_write()?;
-        {
+        let migrate_from = {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
@@ -220,7 +248,10 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                // Migrations from older versions go here, one step per version.
+                // Migrations from older versions run below, one step per version.
+                Some(v) if v < SCHEMA_VERSION => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
                 Some(_) => {}
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
@@ -232,9 +263,15 @@ impl Store {
             // holding it is refused as stale instead of writing into another worker's attempt.
             let next = meta.get("next_lease_id")?.map(|v| v.value()).unwrap_or(1);
             meta.insert("next_lease_id", next.saturating_add(LEASE_JUMP))?;
+            found
+        };
+        // Create every table so that read transactions can open them; migrate in the same
+        // transaction, so a file is either whole at the new version or untouched.
+        let mut tx = Tx::open(&txn)?;
+        if migrate_from == Some(1) {
+            tx.migrate_to_v2()?;
         }
-        // Create every table so that read transactions can open them.
-        Tx::open(&txn)?;
+        drop(tx);
         txn.commit()?;
         Ok(())
     }
@@ -247,6 +284,18 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Makes `half_life` the one recent usage decays with (see `users::set_usage_half_life`).
+    /// Call it before serving; it writes directly, outside the group-committing writer.
+    pub fn set_usage_half_life(&self, half_life: Duration) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut tx = Tx::open(&txn)?;
+            tx.set_usage_half_life(half_life)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// A consistent snapshot to read from.
