@@ -11,4 +11,5 @@ mod logs;
 mod queue;
 mod release;
 mod server;
+mod users;
 mod worker;

@@ -9,6 +9,7 @@ mod jobs;
 mod release;
 mod serve;
 mod study;
+mod users;
 mod work;
 
 use clap::{Parser, Subcommand};
@@ -74,8 +75,12 @@ enum Command {
     Status(admin::StatusArgs),
     /// Publish releases that workers update themselves from.
     Release(release::ReleaseArgs),
-    /// Manage API tokens (admin only).
+    /// Manage API tokens (an admin token manages all; a submit token its own user's).
     Token(admin::TokenArgs),
+    /// Manage users: who shares the farm, with what share and limits (admin only).
+    User(users::UserArgs),
+    /// Per user: running, queued, worker and GPU hours used, share, effective priority.
+    Usage(users::UsageArgs),
 }
 
 fn main() {
@@ -113,6 +118,8 @@ fn main() {
         Command::Status(a) => admin::status(a),
         Command::Token(a) => admin::token(a),
         Command::Release(a) => release::run(a),
+        Command::User(a) => users::user(a),
+        Command::Usage(a) => users::usage(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -40,9 +40,26 @@ pub struct ServeArgs {
     /// Largest result file a worker may upload, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_file_mib: u64,
+    /// Fair share: a free worker takes the next job of the user furthest below their share of
+    /// recent usage (`on`, the default), or the highest-priority job whoever submitted it
+    /// (`off`). Users and shares: gaia user.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = parse_on_off)]
+    pub fair_share: bool,
+    /// How fast past usage is forgiven in fair share: it counts half after this span (90m, 12h,
+    /// 1d, 1w).
+    #[arg(long, default_value = "1d", value_name = "SPAN", value_parser = gaia_core::human::parse_span)]
+    pub fair_share_half_life: Duration,
     /// Seconds between keep-alive pings on idle event streams (tests shorten it).
     #[arg(long, hide = true, default_value = "15", value_name = "SECS", value_parser = parse_secs)]
     pub event_keepalive: Duration,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?}: write on or off")),
+    }
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
@@ -61,6 +78,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     config.max_release = a.max_release_mib << 20;
     config.max_file = a.max_file_mib << 20;
     config.event_keepalive = a.event_keepalive;
+    config.queue.fair_share = a.fair_share;
+    config.queue.usage_half_life = a.fair_share_half_life;
     // Settings first, so a refused start leaves no generated token in the data dir (a
     // generated one is 64 hex digits: it stands in for the check).
     ServerConfig {
