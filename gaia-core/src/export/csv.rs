@@ -61,6 +61,8 @@ fn context(job: &Job, params: &[String]) -> String {
         let _ = write!(line, "{seed}");
     }
     line.push(',');
+    field(&mut line, &job.owner);
+    line.push(',');
     for p in params {
         if let Some(v) = s.params.get(p) {
             field(&mut line, &json_value_text(v));
@@ -279,7 +281,7 @@ mod tests {
         let header = &recs[0];
         assert_eq!(
             header.join(","),
-            "study,job,method,env,seed,param_lr,param_note,attempt,seq,generation,evals,best,\
+            "study,job,method,env,seed,owner,param_lr,param_note,attempt,seq,generation,evals,best,\
              best_ever,mean,sigma,elapsed,entropy,kl,zeta"
         );
         assert_eq!(recs.len(), 56);
@@ -300,6 +302,7 @@ mod tests {
                 .chain(rows_b.iter().map(|r| (b, r))),
         ) {
             assert_eq!(rec[col("job")], id.to_string());
+            assert_eq!(rec[col("owner")], "admin", "jobs submitted with no user");
             assert_eq!(rec[col("attempt")], "1");
             let back = Row {
                 seq: rec[col("seq")].parse().unwrap(),

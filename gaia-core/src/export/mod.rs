@@ -6,7 +6,7 @@
 //! whole in memory. PNGs ([`png`]) are figures of downsampled rows, drawn by the plotting
 //! toolkit ([`plot`]: plotters, with a font embedded in the binary, no system font library).
 //!
-//! One table layout for every target: context columns (study, job, method, env, seed, swept
+//! One table layout for every target: context columns (study, job, method, env, seed, owner, swept
 //! params), then attempt, seq, the core metrics, then every further metric any row has.
 
 pub mod csv;
@@ -242,8 +242,9 @@ pub(crate) fn row_columns(extra: &[String]) -> Vec<String> {
     cols
 }
 
-/// The context columns of every row: study, job, method, env, seed and one per param.
-pub(crate) const CONTEXT_COLUMNS: [&str; 5] = ["study", "job", "method", "env", "seed"];
+/// The context columns of every row: study, job, method, env, seed, owner (the user who
+/// submitted it) and one per param.
+pub(crate) const CONTEXT_COLUMNS: [&str; 6] = ["study", "job", "method", "env", "seed", "owner"];
 
 /// Column names of `plan`'s table, each unique: a metric or param whose name collides with
 /// another column gets a `metric_` / `param_` prefix.

@@ -106,6 +106,12 @@ impl ServerConfig {
                 secs(q.lease_timeout)
             ));
         }
+        if q.usage_half_life < Duration::from_secs(1) {
+            return bad(format!(
+                "the fair-share half-life ({}) must be at least a second (--fair-share-half-life)",
+                secs(q.usage_half_life)
+            ));
+        }
         if q.max_claim_wait.is_zero() || q.max_workers == 0 {
             return bad("the longest claim wait and the most workers must be positive".into());
         }
