@@ -48,6 +48,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("view-login.js", JS),
     asset!("view-overview.js", JS),
     asset!("view-submit.js", JS),
+    asset!("view-usage.js", JS),
     asset!("view-workers.js", JS),
 ];
 
