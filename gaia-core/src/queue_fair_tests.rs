@@ -8,7 +8,6 @@ use super::*;
 use crate::fairshare::Decayed;
 use crate::model::{Actor, JobKind, JobSpec, UserInfo};
 use crate::protocol::{Outcome, RegisterRequest, StudySubmit, SweepInput};
-use crate::store::users::UsageRecord;
 
 fn queue_with(fair_share: bool) -> (Arc<Queue>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -96,18 +95,12 @@ async fn set_usage(q: &Queue, user: &str, worker_s: f64) {
     let user = user.to_string();
     q.store()
         .write(move |tx| {
-            let rec = UsageRecord {
-                recent: Decayed {
-                    worker_s,
-                    gpu_s: 0.0,
-                    at: now_ms(),
-                },
-                ..UsageRecord::default()
+            let recent = Decayed {
+                worker_s,
+                gpu_s: 0.0,
+                at: now_ms(),
             };
-            tx.usage
-                .insert(user.as_str(), crate::store::to_json(&rec).as_slice())
-                .map_err(StoreError::from)?;
-            Ok(())
+            Ok(tx.set_recent_usage(&user, recent)?)
         })
         .await
         .unwrap();

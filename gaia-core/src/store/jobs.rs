@@ -8,7 +8,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Reader, Tx, from_json, to_json};
 use crate::error::StoreError;
-use crate::fairshare::{self, Standing};
+use crate::fairshare;
 use crate::model::{Capabilities, Job, JobBrief, JobId, JobKind, JobState, Millis, Requirements};
 
 /// job id → the job, JSON.
@@ -202,9 +202,10 @@ impl Tx<'_> {
     /// slot with `caps` fits and below their running limit, the one with the least recent
     /// usage per share; then that user's first fitting job by priority, then FIFO.
     ///
-    /// Cost: one pass over [`PENDING`] (P = users × fit classes with queued jobs), a record
-    /// lookup per such user (U), the minimum over them (O(U)), and one B-tree seek per fitting
-    /// class of the chosen user: O(P + U + C·log N) for N queued jobs. It never walks the queue.
+    /// Cost: one pass over [`PENDING`] (P = users × fit classes with queued jobs), one ordered
+    /// pass over those users' fixed-width rows (U, `users::STANDINGS`), the minimum (O(U)),
+    /// and one B-tree seek per fitting class of the chosen user: O(P + U + C·log N) for N
+    /// queued jobs. It never walks the queue.
     pub fn next_fair(
         &mut self,
         caps: &Capabilities,
@@ -238,22 +239,14 @@ impl Tx<'_> {
         }
         let mut standings = Vec::with_capacity(users.len());
         let mut eligible = Vec::with_capacity(users.len());
-        for (user, classes) in users {
-            let record = self.user(&user)?;
-            let counts = self.user_counts(&user)?;
-            if record
-                .as_ref()
-                .and_then(|r| r.max_running)
-                .is_some_and(|max| counts.running >= max)
-            {
+        // Each user's share, limit, recent usage and running jobs: one ordered pass.
+        let names: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
+        let rows = self.standing_rows(&names)?;
+        for ((user, classes), row) in users.into_iter().zip(rows) {
+            if row.at_running_limit() {
                 continue;
             }
-            standings.push(Standing {
-                share: record.map_or(1.0, |r| r.share),
-                recent: self.usage_record(&user)?.recent,
-                running: counts.running,
-                running_since_sum: counts.running_since,
-            });
+            standings.push(row.standing());
             eligible.push((user, classes));
         }
         while !eligible.is_empty() {

@@ -38,8 +38,8 @@ use crate::error::{Error, StoreError};
 ///
 /// - 1: first version.
 /// - 2: users. Jobs, studies and tokens have an owner (`admin` for those stored before); the
-///   per-user queue (`fair_queue`, `pending`), `owner_jobs`, `users`, `usage`, `usage_hours`
-///   and `user_counts` tables. Opening a version 1 file builds them from its jobs.
+///   per-user queue (`fair_queue`, `pending`), `owner_jobs`, `users`, `usage`, `usage_hours`,
+///   `user_counts` and `standings` tables. Opening a version 1 file builds them from its jobs.
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// Name of the database file inside the data directory.
@@ -114,6 +114,7 @@ pub struct Tx<'a> {
     pub(crate) usage: Table<'a, &'static str, &'static [u8]>,
     pub(crate) usage_hours: Table<'a, (&'static str, u64), (u64, u64)>,
     pub(crate) user_counts: Table<'a, (&'static str, &'static str), u64>,
+    pub(crate) standings: Table<'a, &'static str, (f64, u64, f64, f64, u64, u64, u64)>,
     /// Set when an operation hit a storage error: the group is aborted.
     poisoned: Option<String>,
     /// A step of this group panicked: the rest of the group is not run on this transaction.
@@ -139,6 +140,7 @@ pub struct Reader {
     pub(crate) usage: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) usage_hours: ReadOnlyTable<(&'static str, u64), (u64, u64)>,
     pub(crate) user_counts: ReadOnlyTable<(&'static str, &'static str), u64>,
+    pub(crate) standings: ReadOnlyTable<&'static str, (f64, u64, f64, f64, u64, u64, u64)>,
 }
 
 impl<'a> Tx<'a> {
@@ -165,6 +167,7 @@ impl<'a> Tx<'a> {
             usage: txn.open_table(users::USAGE)?,
             usage_hours: txn.open_table(users::USAGE_HOURS)?,
             user_counts: txn.open_table(users::USER_COUNTS)?,
+            standings: txn.open_table(users::STANDINGS)?,
             poisoned: None,
             panicked: false,
         })
@@ -198,6 +201,7 @@ impl Reader {
             usage: txn.open_table(users::USAGE)?,
             usage_hours: txn.open_table(users::USAGE_HOURS)?,
             user_counts: txn.open_table(users::USER_COUNTS)?,
+            standings: txn.open_table(users::STANDINGS)?,
         })
     }
 }

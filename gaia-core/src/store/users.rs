@@ -19,23 +19,30 @@ use crate::model::{ADMIN_USER, Job, JobState, Millis, UserInfo, now_ms};
 
 /// user name → the user's record (share, limits), JSON. The admin user needs none.
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-/// user name → [`UsageRecord`] (recent usage, decayed; totals), JSON.
+/// user name → [`UsageRecord`] (totals), JSON.
 pub(crate) const USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("usage");
+/// user name → (share, max running or 0, recent worker-seconds, recent GPU-seconds, decayed to
+/// (ms), running jobs, sum of their start times (ms)): everything a claim reads of a user, in
+/// one fixed-width lookup without decoding ([`Standing`]). The share and limit are copied from
+/// the user's record when it is saved; the rest lives only here.
+pub(crate) const STANDINGS: TableDefinition<&str, (f64, u64, f64, f64, u64, u64, u64)> =
+    TableDefinition::new("standings");
 /// (user name, hour since the epoch) → (worker ms, GPU ms) used in that hour.
 pub(crate) const USAGE_HOURS: TableDefinition<(&str, u64), (u64, u64)> =
     TableDefinition::new("usage_hours");
-/// (user name, counter) → value: `queued`, `running` (jobs), `running_since` (sum of the
-/// running jobs' start times, ms), `running_gpus`, `running_gpu_since` (sum of start × GPUs).
+/// (user name, counter) → value: `queued` (jobs), `running_gpus` (GPUs the running jobs asked
+/// for), `running_gpu_since` (sum of start × GPUs). Running jobs are counted in [`STANDINGS`].
 pub(crate) const USER_COUNTS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("user_counts");
 
 /// Key in `meta`: the half-life (ms) the stored recent usage is decayed with.
 const HALF_LIFE_KEY: &str = "usage_half_life_ms";
 
-/// What a user has used, as stored.
+/// What a user has used.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct UsageRecord {
-    /// Recent usage (decayed) of the attempts that ended.
+    /// Recent usage (decayed) of the attempts that ended (kept in [`STANDINGS`]).
+    #[serde(skip)]
     pub recent: Decayed,
     /// Worker milliseconds of every attempt that ended, ever.
     #[serde(default)]
@@ -59,6 +66,74 @@ pub struct UserCounts {
     pub running_gpus: u64,
     /// Sum of start time × GPUs of the running jobs.
     pub running_gpu_since: u64,
+}
+
+/// One user's row of [`STANDINGS`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StandingRow {
+    pub share: f64,
+    pub max_running: Option<u64>,
+    /// Recent usage of the attempts that ended, decayed.
+    pub recent: Decayed,
+    pub running: u64,
+    /// Sum of the running jobs' start times (ms).
+    pub running_since: u64,
+}
+
+type StandingTuple = (f64, u64, f64, f64, u64, u64, u64);
+
+impl StandingRow {
+    /// The row of a user without one: their record's share and limit, nothing used.
+    fn new(user: Option<&UserInfo>) -> StandingRow {
+        StandingRow {
+            share: user.map_or(1.0, |u| u.share),
+            max_running: user.and_then(|u| u.max_running),
+            recent: Decayed::default(),
+            running: 0,
+            running_since: 0,
+        }
+    }
+
+    fn from_tuple(t: StandingTuple) -> StandingRow {
+        StandingRow {
+            share: t.0,
+            max_running: (t.1 > 0).then_some(t.1),
+            recent: Decayed {
+                worker_s: t.2,
+                gpu_s: t.3,
+                at: t.4,
+            },
+            running: t.5,
+            running_since: t.6,
+        }
+    }
+
+    fn tuple(&self) -> StandingTuple {
+        (
+            self.share,
+            self.max_running.unwrap_or(0),
+            self.recent.worker_s,
+            self.recent.gpu_s,
+            self.recent.at,
+            self.running,
+            self.running_since,
+        )
+    }
+
+    /// What fair share compares.
+    pub fn standing(&self) -> fairshare::Standing {
+        fairshare::Standing {
+            share: self.share,
+            recent: self.recent,
+            running: self.running,
+            running_since_sum: self.running_since,
+        }
+    }
+
+    /// Whether the user runs as many jobs as their limit allows.
+    pub fn at_running_limit(&self) -> bool {
+        self.max_running.is_some_and(|m| self.running >= m)
+    }
 }
 
 fn decode_user(bytes: &[u8]) -> Result<UserInfo, StoreError> {
@@ -91,16 +166,86 @@ impl Tx<'_> {
         self.users
             .insert(user.name.as_str(), to_json(user).as_slice())
             .map_err(StoreError::from)?;
+        let (share, max) = (user.share, user.max_running);
+        self.with_standing(&user.name, |row| {
+            row.share = share;
+            row.max_running = max;
+        })?;
         Ok(())
     }
 
-    /// Removes a user's record; false if there was none. Their jobs keep their owner.
+    /// Removes a user's record; false if there was none. Their jobs keep their owner (with the
+    /// defaults: share 1, no limits).
     pub fn delete_user(&mut self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.users.remove(name)?.is_some())
+        let removed = self.users.remove(name)?.is_some();
+        self.with_standing(name, |row| {
+            row.share = 1.0;
+            row.max_running = None;
+        })?;
+        Ok(removed)
+    }
+
+    /// A user's row of [`STANDINGS`] (the defaults of their record if they have none yet).
+    pub fn standing_row(&mut self, user: &str) -> Result<StandingRow, StoreError> {
+        let stored = self.standings.get(user)?.map(|v| v.value());
+        match stored {
+            Some(t) => Ok(StandingRow::from_tuple(t)),
+            None => Ok(StandingRow::new(self.user(user)?.as_ref())),
+        }
+    }
+
+    /// The rows of [`STANDINGS`] of `users` (sorted by name, as the per-user indexes are), in
+    /// one ordered pass over the range they span rather than a lookup each.
+    pub(crate) fn standing_rows(&mut self, users: &[&str]) -> Result<Vec<StandingRow>, StoreError> {
+        let mut found: Vec<Option<StandingRow>> = Vec::with_capacity(users.len());
+        if let (Some(&first), Some(&last)) = (users.first(), users.last()) {
+            let mut it = self.standings.range(first..=last)?;
+            let mut next = it.next().transpose()?;
+            for &user in users {
+                while next.as_ref().is_some_and(|(k, _)| k.value() < user) {
+                    next = it.next().transpose()?;
+                }
+                found.push(match &next {
+                    Some((k, v)) if k.value() == user => Some(StandingRow::from_tuple(v.value())),
+                    _ => None,
+                });
+            }
+        }
+        // Users without a row yet: their record's share and limit.
+        users
+            .iter()
+            .zip(found)
+            .map(|(user, row)| match row {
+                Some(r) => Ok(r),
+                None => Ok(StandingRow::new(self.user(user)?.as_ref())),
+            })
+            .collect()
+    }
+
+    /// Changes a user's row of [`STANDINGS`].
+    fn with_standing(
+        &mut self,
+        user: &str,
+        f: impl FnOnce(&mut StandingRow),
+    ) -> Result<(), StoreError> {
+        let mut row = self.standing_row(user)?;
+        f(&mut row);
+        self.standings.insert(user, row.tuple())?;
+        Ok(())
+    }
+
+    /// Sets a user's recent usage (the decayed sum of the attempts that ended).
+    pub(crate) fn set_recent_usage(
+        &mut self,
+        user: &str,
+        recent: Decayed,
+    ) -> Result<(), StoreError> {
+        self.with_standing(user, |row| row.recent = recent)
     }
 
     /// A user's live counts.
     pub fn user_counts(&mut self, user: &str) -> Result<UserCounts, StoreError> {
+        let row = self.standing_row(user)?;
         let get = |what: &str| -> Result<u64, StoreError> {
             Ok(self
                 .user_counts
@@ -110,21 +255,23 @@ impl Tx<'_> {
         };
         Ok(UserCounts {
             queued: get("queued")?,
-            running: get("running")?,
-            running_since: get("running_since")?,
+            running: row.running,
+            running_since: row.running_since,
             running_gpus: get("running_gpus")?,
             running_gpu_since: get("running_gpu_since")?,
         })
     }
 
-    /// A user's stored usage.
+    /// A user's usage: totals, and recent usage.
     pub fn usage_record(&mut self, user: &str) -> Result<UsageRecord, StoreError> {
-        Ok(self
+        let mut rec: UsageRecord = self
             .usage
             .get(user)?
             .map(|v| decode_usage(v.value()))
             .transpose()?
-            .unwrap_or_default())
+            .unwrap_or_default();
+        rec.recent = self.standing_row(user)?.recent;
+        Ok(rec)
     }
 
     /// Refuses, with nothing written, a submission of `adding` jobs that would take `user`
@@ -149,10 +296,7 @@ impl Tx<'_> {
 
     /// Whether `user` runs as many jobs as their limit allows (their queued jobs then wait).
     pub fn at_running_limit(&mut self, user: &str) -> Result<bool, StoreError> {
-        let Some(max) = self.user(user)?.and_then(|u| u.max_running) else {
-            return Ok(false);
-        };
-        Ok(self.user_counts(user)?.running >= max)
+        Ok(self.standing_row(user)?.at_running_limit())
     }
 
     fn add_count(&mut self, user: &str, what: &'static str, delta: i128) -> Result<(), StoreError> {
@@ -203,8 +347,10 @@ impl Tx<'_> {
 
     fn start_running(&mut self, job: &Job, start: Millis) -> Result<(), StoreError> {
         let gpus = job.spec.requirements.gpus as i128;
-        self.add_count(&job.owner, "running", 1)?;
-        self.add_count(&job.owner, "running_since", start as i128)?;
+        self.with_standing(&job.owner, |row| {
+            row.running += 1;
+            row.running_since = row.running_since.wrapping_add(start);
+        })?;
         if gpus > 0 {
             self.add_count(&job.owner, "running_gpus", gpus)?;
             self.add_count(&job.owner, "running_gpu_since", start as i128 * gpus)?;
@@ -214,8 +360,10 @@ impl Tx<'_> {
 
     fn stop_running(&mut self, job: &Job, start: Millis) -> Result<(), StoreError> {
         let gpus = job.spec.requirements.gpus as i128;
-        self.add_count(&job.owner, "running", -1)?;
-        self.add_count(&job.owner, "running_since", -(start as i128))?;
+        self.with_standing(&job.owner, |row| {
+            row.running = row.running.saturating_sub(1);
+            row.running_since = row.running_since.wrapping_sub(start);
+        })?;
         if gpus > 0 {
             self.add_count(&job.owner, "running_gpus", -gpus)?;
             self.add_count(&job.owner, "running_gpu_since", -(start as i128 * gpus))?;
@@ -241,13 +389,15 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         let ms = end.saturating_sub(start);
         let half_life = self.usage_half_life()?;
+        self.with_standing(user, |row| {
+            row.recent = row.recent.charge(
+                ms as f64 / 1000.0,
+                (ms * gpus) as f64 / 1000.0,
+                end,
+                half_life,
+            )
+        })?;
         let mut rec = self.usage_record(user)?;
-        rec.recent = rec.recent.charge(
-            ms as f64 / 1000.0,
-            (ms * gpus) as f64 / 1000.0,
-            end,
-            half_life,
-        );
         rec.total_worker_ms += ms;
         rec.total_gpu_ms += ms * gpus;
         rec.attempts += 1;
@@ -301,9 +451,7 @@ impl Tx<'_> {
             }
         }
         for (user, hours) in per_user {
-            let mut rec = self.usage_record(&user)?;
-            rec.recent = fairshare::decayed_from_hours(hours, now, half_life);
-            self.usage.insert(user.as_str(), to_json(&rec).as_slice())?;
+            self.set_recent_usage(&user, fairshare::decayed_from_hours(hours, now, half_life))?;
         }
         Ok(())
     }
@@ -369,8 +517,17 @@ impl Reader {
         Ok(self.user(name)?.unwrap_or_else(|| UserInfo::new(name, 0)))
     }
 
+    /// A user's row of [`STANDINGS`] (the defaults of their record if they have none yet).
+    pub fn standing_row(&self, user: &str) -> Result<StandingRow, StoreError> {
+        match self.standings.get(user)?.map(|v| v.value()) {
+            Some(t) => Ok(StandingRow::from_tuple(t)),
+            None => Ok(StandingRow::new(self.user(user)?.as_ref())),
+        }
+    }
+
     /// A user's live counts.
     pub fn user_counts(&self, user: &str) -> Result<UserCounts, StoreError> {
+        let row = self.standing_row(user)?;
         let get = |what: &str| -> Result<u64, StoreError> {
             Ok(self
                 .user_counts
@@ -380,21 +537,23 @@ impl Reader {
         };
         Ok(UserCounts {
             queued: get("queued")?,
-            running: get("running")?,
-            running_since: get("running_since")?,
+            running: row.running,
+            running_since: row.running_since,
             running_gpus: get("running_gpus")?,
             running_gpu_since: get("running_gpu_since")?,
         })
     }
 
-    /// A user's stored usage.
+    /// A user's usage: totals, and recent usage.
     pub fn usage_record(&self, user: &str) -> Result<UsageRecord, StoreError> {
-        Ok(self
+        let mut rec: UsageRecord = self
             .usage
             .get(user)?
             .map(|v| decode_usage(v.value()))
             .transpose()?
-            .unwrap_or_default())
+            .unwrap_or_default();
+        rec.recent = self.standing_row(user)?.recent;
+        Ok(rec)
     }
 
     /// Worker and GPU milliseconds `user` used in the hours from the one holding `since` on
@@ -421,6 +580,13 @@ impl Reader {
         }
         for entry in self.user_counts.iter()? {
             names.insert(entry?.0.value().0.to_string());
+        }
+        for entry in self.standings.iter()? {
+            let (k, v) = entry?;
+            // A row only ever touched by a share: a user without jobs has their record.
+            if v.value().5 > 0 || v.value().2 > 0.0 {
+                names.insert(k.value().to_string());
+            }
         }
         if names.is_empty() {
             names.insert(ADMIN_USER.to_string());
