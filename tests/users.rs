@@ -270,6 +270,28 @@ fn a_submission_over_the_queued_limit_is_refused_with_429_and_a_study_whole() {
     assert!(line["max_queued"].is_null(), "{line}");
 }
 
+#[test]
+fn fair_share_and_its_half_life_are_server_settings() {
+    let server = Server::start_with(&["--fair-share", "off", "--fair-share-half-life", "2h"]);
+    let usage = json(&server.cli_ok(&["usage", "--json"]));
+    assert_eq!(usage["fair_share"], false);
+    assert_eq!(usage["half_life_secs"], 7200.0);
+    let shown = String::from_utf8(server.cli(&["usage"]).stderr).unwrap();
+    assert!(
+        shown.contains("fair share off") && shown.contains("2h"),
+        "{shown}"
+    );
+    let out = std::process::Command::new(gaia_bin())
+        .args(["serve", "--port", "0", "--fair-share", "maybe"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("write on or off"),
+        "{e}"
+    );
+}
+
 /// The times each user's attempts held a slot before `t`, in seconds.
 fn used_before(jobs: &[gaia_core::model::Job], owner: &str, t: u64) -> f64 {
     jobs.iter()

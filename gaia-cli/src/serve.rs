@@ -43,7 +43,7 @@ pub struct ServeArgs {
     /// Fair share: a free worker takes the next job of the user furthest below their share of
     /// recent usage (`on`, the default), or the highest-priority job whoever submitted it
     /// (`off`). Users and shares: gaia user.
-    #[arg(long, default_value = "on", value_name = "on|off", value_parser = parse_on_off)]
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub fair_share: bool,
     /// How fast past usage is forgiven in fair share: it counts half after this span (90m, 12h,
     /// 1d, 1w).
