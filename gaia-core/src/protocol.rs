@@ -731,6 +731,9 @@ pub struct StudyReport {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySummary {
     pub name: String,
+    /// The user who created it (None for a study only named by jobs, with no record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     #[serde(default)]
     pub created_at: Option<Millis>,
     pub progress: StudyProgress,

@@ -32,6 +32,7 @@ pub(crate) async fn list_studies(app: &App) -> HResult {
             let record = read.study(&name)?;
             let jobs = read.study_jobs(&name)?;
             studies.push(StudySummary {
+                owner: record.as_ref().map(|r| r.owner.clone()),
                 created_at: record
                     .map(|r| r.created_at)
                     .or_else(|| jobs.iter().map(|j| j.submitted_at).min()),
