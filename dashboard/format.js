@@ -4,16 +4,17 @@
 //                                 four significant digits, trailing zeros dropped (487.3, -109.2,
 //                                 0.01235, 1.235e-7); k / M / G from ten thousand (12.35k, 1.2M)
 //   counts               count    jobs, rows, evaluations, generations, lines: whole numbers,
-//                                 exact below ten thousand (9999), then 51.2k, 1.25M (as the
-//                                 command line writes evaluations)
+//                                 exact, with thousands separators (9,999, 51,234, 1,250,000), as
+//                                 the command line writes them (gaia_core::human::count)
 //   a count of things    plural   "1 job", "3 jobs", "0 errors": singular for exactly one
 //   sizes                size     files and memory, binary units: 512 B, 15.6 KiB, 156 KiB,
 //                                 1.5 GiB, 24 GiB (one decimal below 100, none from 100)
 //   fractions            percent  progress and usage: whole percent, rounded down (a job at
 //                                 99.6 % is not shown as done): 45%
 //   durations            dur      12s, 3m 05s, 2h 07m, 1d 4h
-//   hours of use         hours    worker and GPU hours from seconds: 0.25 h, 12.5 h, 1234 h,
-//                                 51.2k h (whole hours from a thousand on, written as counts)
+//   hours of use         hours    worker and GPU hours from seconds: 0.25 h, 12.5 h, 1,234 h
+//                                 (whole hours from a thousand on, written as counts; as
+//                                 `gaia usage` writes them)
 //   times                when / clock / ago   a date and time, a time of day, "5m ago"
 "use strict";
 
@@ -33,13 +34,12 @@ export function fmtNum(v) {
 /** Drops a fraction's trailing zeros (and the point): "1.50" → "1.5", "2.00" → "2". */
 const trim = (s) => (s.includes(".") ? s.replace(/0+$/, "").replace(/\.$/, "") : s);
 
-/** A count (jobs, rows, evaluations, generations): 950, 9999, 51.2k, 1.25M. */
+/** A count (jobs, rows, evaluations, generations): exact, 950, 9,999, 51,234, 1,250,000. */
 export function count(n) {
   if (n === null || n === undefined || !Number.isFinite(n)) return "–";
-  const a = Math.abs(n);
-  if (a >= 1e6) return `${trim((n / 1e6).toFixed(2))}M`;
-  if (a >= 1e4) return `${trim((n / 1e3).toFixed(1))}k`;
-  return String(Math.round(n));
+  const digits = String(Math.abs(Math.round(n)));
+  const grouped = digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return n < 0 && Math.round(n) !== 0 ? `-${grouped}` : grouped;
 }
 
 /** "1 job", "3 jobs", "0 errors": a count and its noun, singular for exactly one. */
@@ -61,7 +61,7 @@ export function size(bytes) {
   return `${text} ${units[i]}`;
 }
 
-/** Hours of use (worker or GPU) from seconds: 0.25 h, 12.5 h, 1234 h, 51.2k h. */
+/** Hours of use (worker or GPU) from seconds: 0.25 h, 12.5 h, 1,234 h. */
 export function hours(secs) {
   if (secs === null || secs === undefined || !Number.isFinite(secs)) return "–";
   const h = secs / 3600;

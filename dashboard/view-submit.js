@@ -93,6 +93,11 @@ export function submitView() {
   const timeout = h("input", { id: "s-timeout", name: "timeout_secs", type: "number", min: 1, placeholder: "none" });
   const argv = h("input", { id: "s-argv", name: "argv", placeholder: "python3 train.py --lr 0.1" });
   const input = h("input", { id: "s-input", name: "input", placeholder: "input of a built-in job" });
+  const sampler = h("select", { id: "s-sampler", name: "sampler" }, ...["grid", "random", "sobol", "tpe"].map((k) => h("option", { value: k, text: k })));
+  const samples = h("input", { id: "s-samples", name: "samples", type: "number", min: 1, placeholder: "with a sampler" });
+  const sampleSeed = h("input", { id: "s-sample-seed", name: "sample_seed", type: "number", min: 0, placeholder: "0" });
+  const parallel = h("input", { id: "s-parallel", name: "parallel", type: "number", min: 1, placeholder: "4 (tpe)" });
+  const earlyStop = h("input", { id: "s-early-stop", name: "early_stop", placeholder: "e.g. asha(metric=best_ever, min_evals=5000, eta=3)" });
   const again = h("input", { type: "checkbox", id: "s-again", name: "again" });
   const againLabel = h("label", { class: "small", for: "s-again", title: "Submit the same definition once more: its jobs are added to the study again" }, again, " submit again");
   const methods = h("datalist", { id: "methods" });
@@ -106,6 +111,11 @@ export function submitView() {
     f("seeds", seeds, "one seed; in a study 1..5, 1,2,7 or 1..3,10 (one job each)"),
     f("params", params, "key=value per line, or a JSON object (fixed); in a study each key=v1,v2 line sweeps"),
     f("study", study, "a study name makes it a study: one job per combination, recorded under that name"),
+    f("sampler", sampler, "study: grid runs every combination; random, sobol and tpe draw --samples configurations (params may then be ranges: lr=loguniform(1e-3,1e-1), x=uniform(0,1), n=int(2,8))"),
+    f("samples", samples, "study with a sampler: how many configurations"),
+    f("sample seed", sampleSeed, "the same seed draws the same configurations"),
+    f("parallel", parallel, "tpe: configurations in flight"),
+    f("early stop", earlyStop, "study: asha(metric=best_ever, min_evals=N, eta=3) or median(metric=best_ever, min_evals=N, every=M); stopped jobs end pruned"),
   ];
   const cmdOnly = [f("argv", argv, "split on spaces; runs only on workers started with --allow-commands")];
   const inOnly = [f("input", input)];
@@ -144,6 +154,11 @@ export function submitView() {
       again: again.checked,
       confirm_large: confirmLarge,
       dry_run: dryRun,
+      ...(sampler.value !== "grid" ? { sampler: sampler.value } : {}),
+      ...(samples.value ? { samples: Number(samples.value) } : {}),
+      ...(sampleSeed.value ? { sample_seed: Number(sampleSeed.value) } : {}),
+      ...(parallel.value ? { parallel: Number(parallel.value) } : {}),
+      ...(earlyStop.value.trim() ? { early_stop: earlyStop.value.trim() } : {}),
     };
   }
 
@@ -156,6 +171,7 @@ export function submitView() {
         const v = field.value.trim();
         if (v.includes(",")) throw new Error(`${what} "${v}" lists several values: a sweep needs a study name`);
       }
+      if (sampler.value !== "grid" || samples.value || earlyStop.value.trim()) throw new Error("a sampler and early stopping shape a study: give a study name");
       const p = readParams(params.value);
       const values = p.lines.length ? Object.fromEntries(p.lines.map(paramOf)) : p.fixed;
       Object.assign(spec, { method: method.value.trim(), env: env.value.trim() || undefined, max_evals: Number(maxEvals.value) || undefined });

@@ -3,6 +3,7 @@
 
 mod helper;
 
+mod adaptive;
 mod api;
 mod dashboard;
 mod export;

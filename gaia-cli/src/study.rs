@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use gaia_core::client::Client;
 use gaia_core::model::JobSpec;
-use gaia_core::protocol::{Axis, ParamInput, StudyProgress, StudySubmit, SweepInput};
+use gaia_core::model::Sampler;
+use gaia_core::protocol::{Axis, ParamInput, RuleInput, StudyProgress, StudySubmit, SweepInput};
 use gaia_core::study::{
     CONFIRM_STUDY_JOBS, Definition, parse_list, parse_param_sweep, parse_seeds,
 };
@@ -31,6 +32,34 @@ pub struct SweepArgs {
     /// Confirm a study of more than 10,000 jobs.
     #[arg(long)]
     pub yes: bool,
+    /// How configurations are picked: grid (default: every combination of the --param
+    /// values), random, sobol (quasi-random, evenly spread) or tpe (model-based: each new
+    /// configuration chosen from the results so far). With a sampler, --param may also be a
+    /// range: 'lr=loguniform(1e-3,1e-1)', 'sigma=uniform(0.02,0.5)', 'n=int(2,8)',
+    /// 'pop_size=choice(32,64,128)'.
+    #[arg(long, value_name = "SAMPLER", value_parser = parse_sampler)]
+    pub sampler: Option<Sampler>,
+    /// Configurations the sampler draws (each runs every --seeds).
+    #[arg(long, value_name = "N")]
+    pub samples: Option<u64>,
+    /// The sampler's seed (default 0): the same seed draws the same configurations, whatever
+    /// the number of workers.
+    #[arg(long, value_name = "SEED")]
+    pub sample_seed: Option<u64>,
+    /// tpe: configurations in flight at most (default 4); the next is proposed as one ends.
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<u32>,
+    /// Stop configurations that fall behind, decided on the server as rows arrive:
+    /// 'asha(metric=best_ever, min_evals=5000, eta=3[, max_rungs=4])' (asynchronous successive
+    /// halving: below the top 1/eta at a rung of min_evals × eta^k evaluations) or
+    /// 'median(metric=best_ever, min_evals=5000, every=5000[, min_configs=3])' (below the
+    /// median of the others). Stopped jobs end `pruned` and keep their rows.
+    #[arg(long, value_name = "RULE")]
+    pub early_stop: Option<String>,
+}
+
+fn parse_sampler(s: &str) -> Result<Sampler, String> {
+    s.parse::<Sampler>().map_err(|e| e.to_string())
 }
 
 /// Whether `gaia submit` was asked for a study.
@@ -49,6 +78,16 @@ pub fn refuse_sweep_without_study(
     }
     if sweep.again || sweep.yes {
         anyhow::bail!("--again and --yes apply to a study: add --study NAME");
+    }
+    if sweep.sampler.is_some()
+        || sweep.samples.is_some()
+        || sweep.sample_seed.is_some()
+        || sweep.parallel.is_some()
+        || sweep.early_stop.is_some()
+    {
+        anyhow::bail!(
+            "--sampler, --samples, --sample-seed, --parallel and --early-stop shape a study: add --study NAME"
+        );
     }
     for (flag, v) in [("--method", method), ("--env", env)] {
         if let Some(v) = v.filter(|v| v.contains(',')) {
@@ -99,6 +138,11 @@ pub fn submit(
         again: sweep.again,
         confirm_large: sweep.yes,
         dry_run: false,
+        sampler: sweep.sampler,
+        samples: sweep.samples,
+        sample_seed: sweep.sample_seed,
+        parallel: sweep.parallel,
+        early_stop: sweep.early_stop.clone().map(RuleInput::Text),
     };
     let def = Definition::of(&req)?;
     let n = def.job_count();
@@ -238,6 +282,9 @@ pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
         ),
         None => println!("study {}  {}", r.name, human::plural(p.jobs, "job")),
     }
+    if r.done {
+        println!("state:     done: every job has ended");
+    }
     println!("progress:  {}  ({})", progress_text(p), states_text(p));
     match p.evals_per_sec {
         Some(rate) => println!(
@@ -292,6 +339,48 @@ pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
         &groups,
     );
     println!();
+    if !r.configs.is_empty() {
+        let configs: Vec<Vec<String>> = r
+            .configs
+            .iter()
+            .map(|c| {
+                let params: Vec<String> =
+                    c.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let state = match (&c.pruned, c.state.as_str()) {
+                    (Some(why), _) => format!("pruned {why}"),
+                    (None, s) => s.to_string(),
+                };
+                let mark = if r.incumbent == Some(c.id) { " *" } else { "" };
+                vec![
+                    format!("{}{mark}", c.id),
+                    state,
+                    c.rung.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
+                    human::score(c.best),
+                    human::score(c.score),
+                    params.join(" "),
+                ]
+            })
+            .collect();
+        print_table(
+            &["config", "state", "rung", "best so far", "score", "params"],
+            &configs,
+        );
+        if let Some(c) = r
+            .incumbent
+            .and_then(|i| r.configs.iter().find(|c| c.id == i))
+        {
+            println!(
+                "incumbent: config {} (*), {}",
+                c.id,
+                c.params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        println!();
+    }
     let jobs: Vec<Vec<String>> = r
         .jobs
         .iter()

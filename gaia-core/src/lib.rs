@@ -17,6 +17,9 @@
 //! | [`client`] | typed blocking HTTP(S) client for every route |
 //! | [`grammar`] | what an experiment prints: GAIA lines parsed into rows and rows written back as lines (pure) |
 //! | [`human`] | numbers and times for people: one format per kind of value |
+//! | `adaptive` | an adaptive study at run time, inside the queue's writes: rungs, pruning, tpe's proposals |
+//! | [`search`] | search spaces and samplers: grid, random, Sobol, TPE (pure) |
+//! | [`early_stop`] | early-stopping rules: ASHA and the median rule (pure) |
 //! | [`stats`] | statistics over scores: quantiles, mean ± std (pure) |
 //! | [`study`] | study sweeps (expansion, records), aggregation over seeds, ETA |
 //! | [`time`] | instants as UTC dates for people (one calendar function) |
@@ -25,7 +28,9 @@
 //! | [`worker`] | the worker runtime: register, heartbeat, claim, run, stream, report |
 //! | [`error`] | one error enum per layer |
 
+mod adaptive;
 pub mod client;
+pub mod early_stop;
 pub mod error;
 pub mod export;
 pub mod fairshare;
@@ -35,6 +40,7 @@ pub mod model;
 pub mod protocol;
 pub mod queue;
 pub mod release;
+pub mod search;
 pub mod server;
 pub mod stats;
 pub mod store;

@@ -119,6 +119,9 @@ named_enum! {
         TimedOut = "timed_out",
         Cancelled = "cancelled",
         Lost = "lost",
+        /// An adaptive study's early stopping ended it: not the experiment's failure, not a
+        /// user's cancel. It keeps its rows and files.
+        Pruned = "pruned",
     }
 }
 
@@ -726,6 +729,10 @@ pub struct Job {
     /// Set by a cancel of a running job; the worker learns it at its next call.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Why its study's early stopping stops it (with `cancel_requested` while it runs): the
+    /// attempt then ends `pruned`, not `cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_reason: Option<String>,
     pub submitted_at: Millis,
     #[serde(default)]
     pub started_at: Option<Millis>,
@@ -1382,12 +1389,84 @@ impl UserInfo {
 
 // ---- studies ----------------------------------------------------------------------------------
 
-/// One swept method parameter: every value becomes its own jobs.
+/// One parameter of a study: its values (every value becomes its own jobs on a grid; a
+/// sampler picks among them), or a range a sampler draws from (`range`). Exactly one of the
+/// two is set.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ParamAxis {
     pub key: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<SampleRange>,
+}
+
+/// A range a sampler draws a parameter from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SampleRange {
+    /// `uniform(low,high)`: a real number, uniformly.
+    Uniform { low: f64, high: f64 },
+    /// `loguniform(low,high)`: a positive real number, uniformly in its logarithm.
+    LogUniform { low: f64, high: f64 },
+    /// `int(low,high)`: an integer from low to high inclusive, uniformly.
+    Int { low: i64, high: i64 },
+}
+
+named_enum! {
+    /// How a study picks its configurations (see `search`).
+    #[derive(Default)]
+    pub enum Sampler ("sampler", "samplers") {
+        /// Every combination of the params' values.
+        #[default]
+        Grid = "grid",
+        /// Independent draws from a seeded generator.
+        Random = "random",
+        /// A scrambled Sobol sequence: few samples spread evenly.
+        Sobol = "sobol",
+        /// Model-based (TPE): each configuration chosen from the scores so far.
+        Tpe = "tpe",
+    }
+}
+
+/// How a study picks its configurations beyond a grid: drawn by `sampler` from the params'
+/// values and ranges, `samples` of them, reproducibly from `seed`; `tpe` keeps at most
+/// `parallel` configurations in flight and proposes the next one as one ends.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    pub sampler: Sampler,
+    pub samples: u64,
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
+}
+
+/// An early-stopping rule: the server judges each configuration of a study when its runs
+/// cross a rung (a number of evaluations), and stops (`pruned`) the ones that fall behind.
+/// See `early_stop` for the rules.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EarlyStop {
+    /// Asynchronous successive halving (Li et al. 2020): rungs at `min_evals × eta^k`
+    /// (k < `max_rungs`); a configuration below the top 1/eta of those recorded at a rung stops.
+    Asha {
+        metric: String,
+        min_evals: u64,
+        eta: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_rungs: Option<u32>,
+    },
+    /// The median stopping rule (Golovin et al. 2017): rungs every `every` evaluations from
+    /// `min_evals`; a configuration below the median of the others at a rung stops, once at
+    /// least `min_configs` others were recorded there.
+    Median {
+        metric: String,
+        min_evals: u64,
+        every: u64,
+        min_configs: u32,
+    },
 }
 
 /// The axes of a study in canonical form; every combination of one value per axis is one job
@@ -1414,6 +1493,59 @@ pub struct StudySubmission {
     pub template: JobSpec,
     pub sweep: Sweep,
     pub jobs: Vec<JobId>,
+    /// Configurations drawn by a sampler instead of a grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+    /// The early-stopping rule its configurations are judged by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// One configuration (a cell: method × environment × params) of an adaptive study, as the
+/// queue keeps it: its jobs (one per seed), whether it still runs, and its score once ended.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CellRecord {
+    /// Order of appearance in the study, 0-based.
+    pub id: u32,
+    /// The submission (index into the record's `submissions`) it belongs to.
+    pub submission: u32,
+    /// The params that make it (a sampler's draw, or a grid combination).
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub jobs: Vec<JobId>,
+    pub state: CellState,
+    /// Its jobs' mean final metric once every one ended (what `tpe` learns from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The highest rung all its seeds reached (value recorded), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<u32>,
+}
+
+/// Where a configuration of an adaptive study stands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum CellState {
+    /// Some of its jobs are queued or running.
+    Running,
+    /// Early stopping stopped it at `rung` (its `value` below the `cut`).
+    Pruned { rung: u32, value: f64, cut: f64 },
+    /// Every job ended on its own.
+    Done,
+}
+
+/// What the queue must know of an adaptive study on every row batch and job end, kept apart from
+/// the study record so it reads small: its early-stopping rule, and its `tpe` submission.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct StudyRules {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
+    /// The submission whose sampler is `tpe` (index into the record's `submissions`), and how
+    /// many configurations it has proposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpe: Option<(u32, u64)>,
+    /// The `study_done` event was recorded (once).
+    #[serde(default)]
+    pub done: bool,
 }
 
 /// A study as stored: its name and every submission (the first one made it).

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::named_enum;
 use crate::model::{
-    Capabilities, Event, FileInfo, Hardware, Job, JobId, JobKind, JobSpec, JobState, LogLine,
-    Millis, ParamAxis, Row, RowBin, Scope, Stream, StudyRecord, Sweep, TokenInfo, Usage, UserInfo,
-    Worker,
+    Capabilities, EarlyStop, Event, FileInfo, Hardware, Job, JobId, JobKind, JobSpec, JobState,
+    LogLine, Millis, ParamAxis, Row, RowBin, Sampler, Scope, Stream, StudyRecord, Sweep, TokenInfo,
+    Usage, UserInfo, Worker,
 };
 use crate::stats::MeanStd;
 
@@ -624,6 +624,32 @@ pub struct StudySubmit {
     /// write nothing. The dashboard's form previews a study this way.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// How configurations are picked (`search`): `grid` (the default: every combination of
+    /// the params' values), `random`, `sobol` or `tpe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<Sampler>,
+    /// Configurations a sampler draws (needed with one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u64>,
+    /// The sampler's seed (default 0): the same seed draws the same configurations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_seed: Option<u64>,
+    /// `tpe`: configurations in flight at most (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
+    /// Early stopping: the command line's text (`"asha(metric=best_ever, min_evals=5000,
+    /// eta=3)"`) or the rule as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<RuleInput>,
+}
+
+/// An early-stopping rule on the wire: text in the command line's grammar
+/// (`early_stop::parse`), or the rule itself.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum RuleInput {
+    Rule(EarlyStop),
+    Text(String),
 }
 
 /// `POST /api/v1/studies` answer.
@@ -725,6 +751,38 @@ pub struct StudyReport {
     pub progress: StudyProgress,
     pub groups: Vec<StudyGroup>,
     pub jobs: Vec<StudyJob>,
+    /// An adaptive study's configurations (a sampler's, or any judged by early stopping).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ConfigReport>,
+    /// The best configuration so far (its id): the highest score of those that ended, else
+    /// the highest best-ever of any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incumbent: Option<u32>,
+    /// Every job of the study has ended (none queued or running, no proposal to come).
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// One configuration of an adaptive study as `gaia study` shows it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ConfigReport {
+    pub id: u32,
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// `running`, `pruned` or `done`.
+    pub state: String,
+    /// The highest rung its seeds all reached (and were judged at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<u32>,
+    /// Why it was pruned, with the rung, its value and the cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<String>,
+    /// The best best-ever of its jobs so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<f64>,
+    /// Its jobs' mean final value, once every one ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub jobs: Vec<JobId>,
 }
 
 /// One line of `GET /api/v1/studies`.

@@ -349,7 +349,13 @@ impl Queue {
         by: &Actor,
     ) -> Result<StudySubmitted, Error> {
         let def = study::Definition::of(&req)?;
-        let specs = normalize_specs(def.expand()?)?;
+        // A sampler never draws a configuration the study already has.
+        let taken = if def.search.is_some() {
+            study::configs_taken(&self.store.read()?.study_jobs(&def.name)?, &def)
+        } else {
+            Default::default()
+        };
+        let specs = normalize_specs(def.expand_avoiding(&taken)?)?;
         let planned = specs.len() as u64;
         if req.dry_run {
             let prev = self.store.read()?.study(&def.name)?;
@@ -381,6 +387,12 @@ impl Queue {
                     record.owner = by.user.clone();
                 }
                 tx.save_study(&record)?;
+                if def.search.is_some() || def.early_stop.is_some() {
+                    let submission = record.submissions.len() as u32 - 1;
+                    let seeds = def.sweep.seeds.len().max(1) * def.sweep.methods.len();
+                    let proposed = (jobs.len() / seeds.max(1)) as u64;
+                    crate::adaptive::register(tx, &def, submission, &jobs, proposed)?;
+                }
                 Ok((def, jobs, events, record.job_count(), extended))
             })
             .await?;
@@ -397,6 +409,20 @@ impl Queue {
             planned,
             dry_run: false,
         })
+    }
+
+    /// After the commit of a write with study effects: publishes its events and changed jobs,
+    /// announces the jobs it inserted.
+    fn after_study(&self, fx: StudyEffects) {
+        for e in fx.events {
+            self.publish(Live::Event(e));
+        }
+        for j in fx.changed {
+            self.publish(Live::Job(Box::new(j)));
+        }
+        if !fx.inserted.is_empty() {
+            self.announce(&fx.inserted, Vec::new());
+        }
     }
 
     /// After the commit of [`insert_jobs`]: publishes the events and wakes fitting claimers.
@@ -567,7 +593,7 @@ impl Queue {
         let (done, claimed) = self
             .store
             .write_volatile(move |tx| {
-                let done = match complete_in(tx, job_id, req) {
+                let done = match complete_in(tx, &inner, job_id, req) {
                     Ok(x) => Ok(x),
                     // Refused before anything was written: still claim.
                     Err(Error::Request(e)) => Err(e.to_string()),
@@ -578,10 +604,11 @@ impl Queue {
             })
             .await?;
         let refused = match done {
-            Ok((job, ev)) => {
+            Ok((job, ev, fx)) => {
                 self.forget_lease(job_id, fin_lease);
                 self.publish(Live::Event(ev));
                 self.publish(Live::Job(Box::new(job)));
+                self.after_study(fx);
                 None
             }
             Err(e) => Some(e),
@@ -653,11 +680,13 @@ impl Queue {
         let stored_rows = rows.clone();
         let (attempt, lease) = (batch.attempt, batch.lease);
         let (fraction, status) = (batch.fraction, batch.status);
-        let (ack, job) = self
+        let inner = self.inner.clone();
+        let (ack, job, fx) = self
             .store
             .write(move |tx| {
                 let prev = current(tx, job_id, attempt, lease)?;
                 let (stored, skipped) = tx.insert_rows(job_id, attempt, &stored_rows)?;
+                let before = prev.progress.evals.unwrap_or(0.0);
                 let mut job = prev.clone();
                 job.progress.rows += stored;
                 if let Some(last) = stored_rows.iter().max_by_key(|r| r.seq)
@@ -680,7 +709,17 @@ impl Queue {
                 if let Some(s) = status {
                     job.progress.status = Some(clip(&s, 500));
                 }
+                // An adaptive study judges its configurations as their runs cross rungs.
+                let fx = if stored > 0 && job.spec.study.is_some() {
+                    crate::adaptive::on_rows(tx, &mut job, before, &stored_rows)?
+                } else {
+                    Default::default()
+                };
                 tx.save_job(Some(&prev), &job)?;
+                let fx = match (&job.spec.study, fx.is_empty()) {
+                    (Some(study), false) => absorb(tx, &inner, &study.clone(), fx)?,
+                    _ => StudyEffects::default(),
+                };
                 Ok((
                     RowAck {
                         stored,
@@ -688,9 +727,11 @@ impl Queue {
                         cancel: job.cancel_requested,
                     },
                     job,
+                    fx,
                 ))
             })
             .await?;
+        self.after_study(fx);
         if ack.stored > 0 {
             self.publish(Live::Rows {
                 job: job_id,
@@ -779,13 +820,15 @@ impl Queue {
         cap_result(&mut req);
         self.check_lease(job_id, req.attempt, req.lease)?;
         let lease = req.lease;
-        let (job, ev) = self
+        let inner = self.inner.clone();
+        let (job, ev, fx) = self
             .store
-            .write(move |tx| complete_in(tx, job_id, req))
+            .write(move |tx| complete_in(tx, &inner, job_id, req))
             .await?;
         self.forget_lease(job_id, lease);
         self.publish(Live::Event(ev));
         self.publish(Live::Job(Box::new(job.clone())));
+        self.after_study(fx);
         Ok(job)
     }
 
@@ -803,7 +846,8 @@ impl Queue {
             }
         });
         let max_give_backs = self.config.max_give_backs;
-        let (job, ev) = self
+        let inner = self.inner.clone();
+        let (job, ev, fx) = self
             .store
             .write(move |tx| {
                 let prev = current(tx, job_id, req.attempt, req.lease)?;
@@ -855,11 +899,17 @@ impl Queue {
                 };
                 tx.save_job(Some(&prev), &job)?;
                 let ev = tx.event(kind, Some(job_id), prev.worker.as_deref(), message)?;
-                Ok((job, ev))
+                let fx = if job.state.is_terminal() {
+                    after_end(tx, &inner, &job)?
+                } else {
+                    StudyEffects::default()
+                };
+                Ok((job, ev, fx))
             })
             .await?;
         self.forget_lease(job_id, lease);
         self.publish(Live::Event(ev));
+        self.after_study(fx);
         if job.state == JobState::Queued {
             self.wake(std::iter::once(&job.spec));
         }
@@ -910,7 +960,7 @@ impl Queue {
     /// next call. Cancelling an ended job is a conflict.
     pub async fn cancel(&self, job_id: JobId) -> Result<Job, Error> {
         let cancels = self.inner.clone();
-        let (job, ev) = self
+        let (job, ev, fx) = self
             .store
             .write(move |tx| {
                 let Some(prev) = tx.job(job_id)? else {
@@ -944,8 +994,12 @@ impl Queue {
                     }
                 };
                 let ev = ev.transpose()?;
+                let mut fx = StudyEffects::default();
                 if ev.is_some() {
                     tx.save_job(Some(&prev), &job)?;
+                    if job.state.is_terminal() {
+                        fx = after_end(tx, &cancels, &job)?;
+                    }
                 }
                 if job.state == JobState::Running {
                     // Recorded with the write, so a caller that goes away cannot lose it.
@@ -955,9 +1009,10 @@ impl Queue {
                         .cancels
                         .insert(job_id, ());
                 }
-                Ok((job, ev))
+                Ok((job, ev, fx))
             })
             .await?;
+        self.after_study(fx);
         if let Some(ev) = ev {
             self.publish(Live::Event(ev));
         }
@@ -1361,6 +1416,7 @@ impl Queue {
     }
 
     async fn expire(&self, job_id: JobId, attempt: u32, lease: u64) -> Result<(), Error> {
+        let inner = self.inner.clone();
         let result = self
             .store
             .write(move |tx| {
@@ -1412,7 +1468,12 @@ impl Queue {
                 };
                 tx.save_job(Some(&prev), &job)?;
                 let ev = tx.event(kind, Some(job_id), prev.worker.as_deref(), message)?;
-                Ok(Some((job, ev)))
+                let fx = if job.state.is_terminal() {
+                    after_end(tx, &inner, &job)?
+                } else {
+                    StudyEffects::default()
+                };
+                Ok(Some((job, ev, fx)))
             })
             .await?;
         {
@@ -1425,7 +1486,8 @@ impl Queue {
                 inner.cancels.remove(&job_id);
             }
         }
-        if let Some((job, ev)) = result {
+        if let Some((job, ev, fx)) = result {
+            self.after_study(fx);
             self.publish(Live::Event(ev));
             self.publish(Live::Job(Box::new(job.clone())));
             if job.state == JobState::Queued {
@@ -1522,6 +1584,17 @@ fn insert_jobs(
     owner: &str,
 ) -> Result<(Vec<Job>, Vec<Event>), Error> {
     tx.check_queued_limit(owner, specs.len() as u64)?;
+    insert_owned(tx, specs, owner)
+}
+
+/// [`insert_jobs`] without the queued limit: for the jobs a study the user submitted adds by
+/// itself later (a sampler's next configuration), which must not fail the write that ended
+/// another job.
+fn insert_owned(
+    tx: &mut Tx<'_>,
+    specs: Vec<Spec>,
+    owner: &str,
+) -> Result<(Vec<Job>, Vec<Event>), Error> {
     let mut jobs = Vec::with_capacity(specs.len());
     let mut events = Vec::new();
     for spec in specs {
@@ -1536,6 +1609,7 @@ fn insert_jobs(
             worker: None,
             worker_name: None,
             cancel_requested: false,
+            prune_reason: None,
             submitted_at: now_ms(),
             started_at: None,
             finished_at: None,
@@ -1572,13 +1646,18 @@ fn insert_jobs(
 /// checks it again here, before anything is written).
 fn complete_in(
     tx: &mut Tx<'_>,
+    inner: &Mutex<Inner>,
     job_id: JobId,
     req: CompleteRequest,
-) -> Result<(Job, Event), Error> {
+) -> Result<(Job, Event, StudyEffects), Error> {
     let prev = current(tx, job_id, req.attempt, req.lease)?;
     let mut job = prev.clone();
     let outcome = req.outcome;
     job.state = outcome.state();
+    // Stopped by its study's early stopping: pruned, not cancelled.
+    if outcome == Outcome::Cancelled && job.prune_reason.is_some() {
+        job.state = JobState::Pruned;
+    }
     job.cancel_requested = false;
     job.finished_at = Some(now_ms());
     job.exit_code = req.exit_code;
@@ -1612,13 +1691,104 @@ fn complete_in(
         }
         _ => format!("job {job_id} {} after {secs:.1}s", job.state),
     };
+    let message = match &job.prune_reason {
+        Some(why) if job.state == JobState::Pruned => format!("job {job_id} {why}"),
+        _ => message,
+    };
     let ev = tx.event(
         &format!("job_{}", job.state.as_str()),
         Some(job_id),
         job.worker.as_deref(),
         message,
     )?;
-    Ok((job, ev))
+    let fx = after_end(tx, inner, &job)?;
+    Ok((job, ev, fx))
+}
+
+/// What a write that ended or advanced a study's jobs leaves for after its commit: jobs it
+/// changed and events to publish, jobs it inserted (tpe's proposals) to announce.
+#[derive(Default)]
+struct StudyEffects {
+    changed: Vec<Job>,
+    events: Vec<Event>,
+    inserted: Vec<Job>,
+}
+
+/// After `job` (saved) ended inside a write: its adaptive study's hooks run and their effects
+/// are absorbed ([`absorb`]).
+fn after_end(tx: &mut Tx<'_>, inner: &Mutex<Inner>, job: &Job) -> Result<StudyEffects, Error> {
+    let Some(study) = job.spec.study.clone() else {
+        return Ok(StudyEffects::default());
+    };
+    let fx = crate::adaptive::on_end(tx, job)?;
+    absorb(tx, inner, &study, fx)
+}
+
+/// Inside a write: records the jobs an adaptive study stops as cancels (in memory, with the
+/// write, as a cancel does), inserts the configurations `tpe` proposed, and records the study's
+/// end when none of its jobs is open any more.
+fn absorb(
+    tx: &mut Tx<'_>,
+    inner: &Mutex<Inner>,
+    study: &str,
+    fx: crate::adaptive::Effects,
+) -> Result<StudyEffects, Error> {
+    if !fx.stop.is_empty() {
+        let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+        for &j in &fx.stop {
+            inner.cancels.insert(j, ());
+        }
+    }
+    let mut out = StudyEffects {
+        changed: fx.changed,
+        events: fx.events,
+        inserted: Vec::new(),
+    };
+    for (sub, config) in fx.propose {
+        let Some(mut record) = tx.study(study)? else {
+            continue;
+        };
+        let Some(submission) = record.submissions.get(sub as usize).cloned() else {
+            continue;
+        };
+        let def = study::Definition {
+            name: study.to_string(),
+            template: submission.template.clone(),
+            sweep: submission.sweep.clone(),
+            confirm_large: true,
+            search: submission.search.clone(),
+            early_stop: submission.early_stop.clone(),
+        };
+        let specs = normalize_specs(def.jobs_of(&config))?;
+        let owner = record.owner.clone();
+        let (jobs, events) = insert_owned(tx, specs, &owner)?;
+        crate::adaptive::add_cells(tx, study, sub, &jobs)?;
+        record.submissions[sub as usize]
+            .jobs
+            .extend(jobs.iter().map(|j| j.id));
+        tx.save_study(&record)?;
+        out.events.extend(events);
+        out.events.push(tx.event(
+            "config_proposed",
+            None,
+            None,
+            format!(
+                "study {study}: tpe proposed {} ({} jobs)",
+                crate::search::config_key(&config),
+                jobs.len()
+            ),
+        )?);
+        out.inserted.extend(jobs);
+    }
+    if tx.study_open(study)? == 0 {
+        out.events.push(tx.event(
+            "study_done",
+            None,
+            None,
+            format!("study {study} is done: every job of it has ended"),
+        )?);
+    }
+    Ok(out)
 }
 
 /// Leases the first fitting queued job to a worker slot inside a write transaction.

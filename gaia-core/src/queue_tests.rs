@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::model::{JobKind, JobSpec, JobState, Stream};
+use crate::model::{CellState, JobKind, JobSpec, JobState, Stream};
 use crate::protocol::{
     CompleteRequest, HeartbeatRequest, LeaseRef, LogBatch, LogInput, Outcome, RegisterRequest,
     RequeueRequest, RowBatch,
@@ -1049,4 +1049,273 @@ async fn preempted_vs_lost_vs_failed() {
             assert!(j.error.unwrap().contains("gave it back"));
         }
     }
+}
+
+// ---- adaptive studies ---------------------------------------------------------------------
+
+/// A study of experiments on `sphere` with params `params` (command-line text), `seeds`, and
+/// the given sampler settings and early-stopping rule.
+fn study_req(
+    name: &str,
+    params: &[&str],
+    seeds: &str,
+    sampler: Option<(&str, u64, Option<u32>)>,
+    rule: Option<&str>,
+) -> crate::protocol::StudySubmit {
+    use crate::protocol::{Axis, ParamInput, RuleInput, StudySubmit, SweepInput};
+    StudySubmit {
+        name: name.into(),
+        template: JobSpec::experiment("cma_es", 1000),
+        sweep: SweepInput {
+            methods: Axis::List(Vec::new()),
+            envs: Axis::Text("sphere".into()),
+            seeds: Axis::Text(seeds.into()),
+            params: params
+                .iter()
+                .map(|p| ParamInput::Text(p.to_string()))
+                .collect(),
+        },
+        again: false,
+        confirm_large: false,
+        dry_run: false,
+        sampler: sampler.map(|s| s.0.parse().unwrap()),
+        samples: sampler.map(|s| s.1),
+        sample_seed: sampler.map(|_| 7),
+        parallel: sampler.and_then(|s| s.2),
+        early_stop: rule.map(|r| RuleInput::Text(r.into())),
+    }
+}
+
+/// Rows reaching `evals` evaluations with best-ever `value`.
+fn evals_rows(from_seq: u64, evals: f64, value: f64) -> Vec<Row> {
+    vec![Row {
+        seq: from_seq,
+        generation: Some(from_seq + 1),
+        evals: Some(evals),
+        best_ever: Some(value),
+        ..Row::default()
+    }]
+}
+
+/// Claims every queued experiment, keyed by its param `x` (and seed).
+async fn claim_all(q: &Queue, w: &str) -> Vec<Assignment> {
+    let c = caps(&[JobKind::Experiment]);
+    let mut out = Vec::new();
+    while let Some(a) = claim_now(q, w, &c).await {
+        out.push(a);
+    }
+    out
+}
+
+fn x_of(a: &Assignment) -> i64 {
+    a.job.spec.params["x"].as_i64().unwrap()
+}
+
+fn events_of(q: &Queue, kind: &str) -> Vec<crate::model::Event> {
+    q.store()
+        .read()
+        .unwrap()
+        .events_after(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn asha_prunes_a_configuration_that_falls_behind_at_its_rung() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let sub = study_req(
+        "tune",
+        &["x=1,2,3"],
+        "",
+        None,
+        Some("asha(min_evals=100, eta=3)"),
+    );
+    q.submit_study(sub).await.unwrap();
+    let mut a = claim_all(&q, &w).await;
+    a.sort_by_key(x_of);
+    assert_eq!(a.len(), 3);
+    // x=1 reaches rung 0 (100 evals) first: alone there, it goes on.
+    let ack = q
+        .add_rows(a[0].job.id, batch(&a[0], evals_rows(0, 120.0, -10.0)))
+        .await
+        .unwrap();
+    assert!(!ack.cancel);
+    // x=2 better: goes on. x=3 far worse than the top third: stopped at once.
+    let ack = q
+        .add_rows(a[1].job.id, batch(&a[1], evals_rows(0, 100.0, -1.0)))
+        .await
+        .unwrap();
+    assert!(!ack.cancel);
+    let ack = q
+        .add_rows(a[2].job.id, batch(&a[2], evals_rows(0, 150.0, -20.0)))
+        .await
+        .unwrap();
+    assert!(ack.cancel, "the pruned job's worker is told at once");
+    let j3 = job(&q, a[2].job.id);
+    assert!(
+        j3.prune_reason.as_deref().unwrap().contains("rung 0"),
+        "{j3:?}"
+    );
+    assert_eq!(events_of(&q, "config_pruned").len(), 1);
+    // Its heartbeat says so too.
+    let hb = HeartbeatRequest {
+        running: vec![LeaseRef {
+            job: a[2].job.id,
+            attempt: a[2].attempt,
+            lease: a[2].lease,
+        }],
+        ..Default::default()
+    };
+    assert_eq!(q.heartbeat(&w, hb).unwrap().cancel, vec![a[2].job.id]);
+    // The worker stops it and reports it cancelled: it ends pruned, rows kept.
+    let j = q
+        .complete(a[2].job.id, complete(&a[2], Outcome::Cancelled))
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Pruned);
+    assert_eq!(q.counts().unwrap()["pruned"], 1);
+    // A later crossing never judges it again, and the others are judged once.
+    let ack = q
+        .add_rows(a[1].job.id, batch(&a[1], evals_rows(1, 200.0, -0.5)))
+        .await
+        .unwrap();
+    assert!(!ack.cancel);
+    // The study is done when its last job ends (once).
+    for x in &a[..2] {
+        q.complete(x.job.id, complete(x, Outcome::Succeeded))
+            .await
+            .unwrap();
+    }
+    assert_eq!(events_of(&q, "study_done").len(), 1);
+    let cells = q.store().read().unwrap().cells("tune").unwrap();
+    assert_eq!(cells.len(), 3);
+    assert!(
+        matches!(cells[2].state, CellState::Pruned { rung: 0, .. }),
+        "{cells:?}"
+    );
+    assert_eq!(cells[0].state, CellState::Done);
+}
+
+#[tokio::test]
+async fn a_configuration_is_judged_once_all_its_seeds_reach_the_rung_and_the_decision_survives_a_restart()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::new(Store::open(dir.path()).unwrap(), QueueConfig::default()).unwrap();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let sub = study_req(
+        "seeds",
+        &["x=1,2"],
+        "1..2",
+        None,
+        Some("asha(min_evals=100, eta=2)"),
+    );
+    q.submit_study(sub).await.unwrap();
+    let mut a = claim_all(&q, &w).await;
+    a.sort_by_key(|a| (x_of(a), a.job.spec.seed()));
+    // x=1: both seeds reach the rung (mean -5): judged alone → on.
+    q.add_rows(a[0].job.id, batch(&a[0], evals_rows(0, 100.0, -4.0)))
+        .await
+        .unwrap();
+    let cells = q.store().read().unwrap().cells("seeds").unwrap();
+    assert_eq!(cells[0].rung, None, "one seed of two: not judged yet");
+    q.add_rows(a[1].job.id, batch(&a[1], evals_rows(0, 100.0, -6.0)))
+        .await
+        .unwrap();
+    let cells = q.store().read().unwrap().cells("seeds").unwrap();
+    assert_eq!(cells[0].rung, Some(0));
+    // x=2: one seed far ahead, but its mean with the other (-30) is below x=1's: pruned only
+    // once the second seed reaches the rung, and then both stop.
+    let ack = q
+        .add_rows(a[2].job.id, batch(&a[2], evals_rows(0, 100.0, -1.0)))
+        .await
+        .unwrap();
+    assert!(!ack.cancel);
+    drop(q);
+    // A restart in the middle: what was recorded stays, nothing is decided twice. (The writer
+    // thread holds the file until its channel closes.)
+    let store = loop {
+        match Store::open(dir.path()) {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let q = Queue::new(store, QueueConfig::default()).unwrap();
+    let ack = q
+        .add_rows(a[3].job.id, batch(&a[3], evals_rows(0, 100.0, -59.0)))
+        .await
+        .unwrap();
+    assert!(ack.cancel);
+    assert!(
+        job(&q, a[2].job.id).cancel_requested,
+        "its sibling seed stops too"
+    );
+    assert_eq!(events_of(&q, "config_pruned").len(), 1);
+    // Crossing again after the restart changes nothing.
+    let ack = q
+        .add_rows(a[0].job.id, batch(&a[0], evals_rows(1, 150.0, -3.0)))
+        .await
+        .unwrap();
+    assert!(!ack.cancel);
+    assert_eq!(events_of(&q, "config_pruned").len(), 1);
+}
+
+#[tokio::test]
+async fn tpe_proposes_the_next_configuration_as_one_ends_until_its_samples_are_used() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let sub = study_req("tpe", &["x=int(1,50)"], "", Some(("tpe", 5, Some(2))), None);
+    let done = q.submit_study(sub).await.unwrap();
+    assert_eq!(
+        done.jobs.len(),
+        2,
+        "parallel 2: two configurations in flight"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let mut ended = 0;
+    while let Some(a) = claim_now(&q, &w, &caps(&[JobKind::Experiment])).await {
+        assert!(seen.insert(x_of(&a)), "a configuration proposed twice");
+        q.add_rows(
+            a.job.id,
+            batch(&a, evals_rows(0, 1000.0, -(x_of(&a) as f64))),
+        )
+        .await
+        .unwrap();
+        q.complete(a.job.id, complete(&a, Outcome::Succeeded))
+            .await
+            .unwrap();
+        ended += 1;
+        assert!(ended <= 5, "more configurations than samples");
+    }
+    assert_eq!(ended, 5);
+    assert_eq!(events_of(&q, "config_proposed").len(), 3);
+    assert_eq!(events_of(&q, "study_done").len(), 1);
+    let rec = q.store().read().unwrap().study("tpe").unwrap().unwrap();
+    assert_eq!(rec.job_count(), 5, "the record holds every proposed job");
+}
+
+#[tokio::test]
+async fn samplers_never_repeat_a_configuration_in_a_study() {
+    let (q, _dir) = queue();
+    let sub = study_req("rand", &["x=1,2,3,4"], "", Some(("random", 3, None)), None);
+    let first = q.submit_study(sub).await.unwrap();
+    assert_eq!(first.jobs.len(), 3);
+    // Another seed draws again: only the one configuration left.
+    let mut again = study_req("rand", &["x=1,2,3,4"], "", Some(("random", 2, None)), None);
+    again.sample_seed = Some(8);
+    let e = q.submit_study(again).await.unwrap_err().to_string();
+    assert!(e.contains("1 not tried yet"), "{e}");
+    let mut last = study_req("rand", &["x=1,2,3,4"], "", Some(("random", 1, None)), None);
+    last.sample_seed = Some(9);
+    let done = q.submit_study(last).await.unwrap();
+    let mut xs: Vec<i64> = first
+        .jobs
+        .iter()
+        .chain(done.jobs.iter())
+        .map(|(_, s)| s.params["x"].as_i64().unwrap())
+        .collect();
+    xs.sort();
+    assert_eq!(xs, [1, 2, 3, 4]);
 }

@@ -22,12 +22,13 @@ use std::collections::BTreeMap;
 
 use crate::error::RequestError;
 use crate::model::{
-    DEFAULT_ENV, DEFAULT_MAX_EVALS, Job, JobBrief, JobId, JobKind, JobSpec, JobState, Millis,
-    ParamAxis, StudyRecord, StudySubmission, Sweep, validate_name,
+    CellRecord, CellState, DEFAULT_ENV, DEFAULT_MAX_EVALS, EarlyStop, Job, JobBrief, JobId,
+    JobKind, JobSpec, JobState, Millis, ParamAxis, SampleRange, Sampler, Search, StudyRecord,
+    StudySubmission, Sweep, validate_name,
 };
 use crate::protocol::{
-    Axis, ParamInput, StudyGroup, StudyJob, StudyProgress, StudyReport, StudySubmit, Summary,
-    SummaryGroup,
+    Axis, ConfigReport, ParamInput, RuleInput, StudyGroup, StudyJob, StudyProgress, StudyReport,
+    StudySubmit, Summary, SummaryGroup,
 };
 use crate::stats::{five_numbers, mean_std};
 
@@ -56,7 +57,14 @@ pub struct Definition {
     pub sweep: Sweep,
     /// Confirms an expansion of more than [`CONFIRM_STUDY_JOBS`] jobs.
     pub confirm_large: bool,
+    /// Configurations drawn by a sampler instead of the grid of the params' values.
+    pub search: Option<Search>,
+    /// The early-stopping rule the study's configurations are judged by.
+    pub early_stop: Option<EarlyStop>,
 }
+
+/// `tpe`'s configurations in flight when `parallel` is not given.
+pub const DEFAULT_PARALLEL: u32 = 4;
 
 /// Parses one axis: a list as it is, text with the command line's grammar.
 fn axis<T: Clone>(
@@ -82,6 +90,50 @@ impl Definition {
                 ParamInput::Text(t) => parse_param_sweep(t)?,
             });
         }
+        let sampler = req.sampler.unwrap_or_default();
+        let search = match sampler {
+            Sampler::Grid => {
+                for (flag, given) in [
+                    ("--samples", req.samples.is_some()),
+                    ("--sample-seed", req.sample_seed.is_some()),
+                    ("--parallel", req.parallel.is_some()),
+                ] {
+                    if given {
+                        return Err(invalid(format!(
+                            "{flag} applies to a sampler: add --sampler random, sobol or tpe"
+                        )));
+                    }
+                }
+                None
+            }
+            sampler => Some(Search {
+                sampler,
+                samples: req.samples.ok_or_else(|| {
+                    invalid(format!(
+                        "the {sampler} sampler needs --samples N (how many configurations)"
+                    ))
+                })?,
+                seed: req.sample_seed.unwrap_or(0),
+                parallel: match (sampler, req.parallel) {
+                    (Sampler::Tpe, p) => Some(p.unwrap_or(DEFAULT_PARALLEL)),
+                    (_, None) => None,
+                    (_, Some(_)) => {
+                        return Err(invalid(
+                            "--parallel applies to --sampler tpe (random and sobol draw every \
+                             configuration up front)",
+                        ));
+                    }
+                },
+            }),
+        };
+        let early_stop = match &req.early_stop {
+            None => None,
+            Some(RuleInput::Text(t)) => Some(crate::early_stop::parse(t)?),
+            Some(RuleInput::Rule(r)) => {
+                crate::early_stop::validate(r)?;
+                Some(r.clone())
+            }
+        };
         let mut def = Definition {
             name: req.name.clone(),
             template: req.template.clone(),
@@ -92,6 +144,8 @@ impl Definition {
                 params,
             },
             confirm_large: req.confirm_large,
+            search,
+            early_stop,
         };
         def.canonicalize()?;
         Ok(def)
@@ -156,12 +210,49 @@ impl Definition {
         no_duplicates("environment", s.envs.iter().map(|e| e.to_string()))?;
         no_duplicates("seed", s.seeds.iter().map(|x| x.to_string()))?;
         no_duplicates("param", s.params.iter().map(|p| p.key.clone()))?;
+        if self
+            .search
+            .as_ref()
+            .is_some_and(|x| x.sampler == Sampler::Tpe)
+            && (s.methods.len() > 1 || s.envs.len() > 1)
+        {
+            return Err(invalid(
+                "tpe tunes one method on one environment: give one --method and one --env",
+            ));
+        }
+        if let Some(search) = &self.search
+            && (search.samples == 0 || search.samples > MAX_STUDY_JOBS)
+        {
+            return Err(invalid(format!(
+                "--samples must be 1 to {MAX_STUDY_JOBS}, got {}",
+                search.samples
+            )));
+        }
         for p in &s.params {
             if p.key.is_empty() {
                 return Err(invalid("a swept param has an empty key"));
             }
-            if p.values.is_empty() {
-                return Err(invalid(format!("param {:?} has no values", p.key)));
+            match (&p.range, p.values.is_empty()) {
+                (None, true) => {
+                    return Err(invalid(format!("param {:?} has no values", p.key)));
+                }
+                (Some(_), false) => {
+                    return Err(invalid(format!(
+                        "param {:?} has both values and a range: give one",
+                        p.key
+                    )));
+                }
+                (Some(r), true) => {
+                    check_range(&p.key, r)?;
+                    if self.search.is_none() {
+                        return Err(invalid(format!(
+                            "param {:?} is a range to sample from: it needs a sampler \
+                             (--sampler random, sobol or tpe, with --samples N)",
+                            p.key
+                        )));
+                    }
+                }
+                (None, false) => {}
             }
             if t.params.contains_key(&p.key) {
                 return Err(invalid(format!(
@@ -178,19 +269,115 @@ impl Definition {
     }
 
     /// How many jobs the sweep expands to (saturating; checked before anything is expanded).
+    /// With `tpe`, every job it may come to (it submits them as it proposes configurations).
     pub fn job_count(&self) -> u64 {
         let s = &self.sweep;
         let mut n: u64 = (s.methods.len() as u64).saturating_mul(s.envs.len().max(1) as u64);
         n = n.saturating_mul(s.seeds.len().max(1) as u64);
-        for p in &s.params {
-            n = n.saturating_mul(p.values.len() as u64);
+        match &self.search {
+            Some(search) => n.saturating_mul(search.samples),
+            None => {
+                for p in &s.params {
+                    n = n.saturating_mul(p.values.len() as u64);
+                }
+                n
+            }
         }
-        n
     }
 
-    /// The jobs of the sweep, in order method → environment → params → seed (seeds innermost,
-    /// so one configuration's seeds are neighbours), each tagged with the study.
+    /// The configurations this submission starts with: the grid's combinations, a sampler's
+    /// draws (none already in `taken`, the keys of the study's earlier configurations), or
+    /// `tpe`'s first `parallel` (random) proposals.
+    pub fn configs(
+        &self,
+        taken: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<crate::search::Config>, RequestError> {
+        let s = &self.sweep;
+        match &self.search {
+            None => {
+                // Every combination of param values, first axis outermost.
+                let mut combos: Vec<crate::search::Config> = vec![Default::default()];
+                for axis in &s.params {
+                    let mut next = Vec::with_capacity(combos.len() * axis.values.len());
+                    for c in &combos {
+                        for v in &axis.values {
+                            let mut c2 = c.clone();
+                            c2.insert(axis.key.clone(), v.clone());
+                            next.push(c2);
+                        }
+                    }
+                    combos = next;
+                }
+                Ok(combos)
+            }
+            Some(search) if search.sampler == Sampler::Tpe => {
+                let first = search
+                    .parallel
+                    .unwrap_or(DEFAULT_PARALLEL)
+                    .min(search.samples as u32) as u64;
+                let mut out: Vec<crate::search::Config> = Vec::new();
+                for i in 0..first {
+                    let c = crate::search::propose_tpe(&s.params, &[], &out, search.seed, i)?;
+                    if taken.contains(&crate::search::config_key(&c)) {
+                        return Err(invalid(
+                            "tpe's first proposals repeat the study's earlier configurations: \
+                             give another --sample-seed",
+                        ));
+                    }
+                    out.push(c);
+                }
+                Ok(out)
+            }
+            Some(search) => crate::search::sample(
+                &s.params,
+                search.sampler,
+                search.samples,
+                search.seed,
+                taken,
+            ),
+        }
+    }
+
+    /// The jobs of one configuration: every method × environment × seed, each tagged with the
+    /// study (seeds innermost, so a configuration's seeds are neighbours).
+    pub fn jobs_of(&self, config: &crate::search::Config) -> Vec<JobSpec> {
+        let s = &self.sweep;
+        let seeds: Vec<Option<u64>> = if s.seeds.is_empty() {
+            vec![None]
+        } else {
+            s.seeds.iter().copied().map(Some).collect()
+        };
+        let mut out = Vec::new();
+        for method in &s.methods {
+            for env in &s.envs {
+                for seed in &seeds {
+                    let mut spec = self.template.clone();
+                    spec.method = Some(method.clone());
+                    spec.env = Some(env.clone());
+                    spec.seed = *seed;
+                    for (k, v) in config {
+                        spec.params.insert(k.clone(), v.clone());
+                    }
+                    spec.study = Some(self.name.clone());
+                    out.push(spec);
+                }
+            }
+        }
+        out
+    }
+
+    /// The jobs of the sweep with no earlier configurations to avoid (see [`Definition::expand_avoiding`]).
     pub fn expand(&self) -> Result<Vec<JobSpec>, RequestError> {
+        self.expand_avoiding(&Default::default())
+    }
+
+    /// The jobs this submission starts with, in order method → environment → params → seed
+    /// (seeds innermost, so one configuration's seeds are neighbours), each tagged with the
+    /// study; a sampler's configurations avoid `taken` (keys of the study's earlier ones).
+    pub fn expand_avoiding(
+        &self,
+        taken: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<JobSpec>, RequestError> {
         let n = self.job_count();
         if n > MAX_STUDY_JOBS {
             return Err(invalid(format!(
@@ -204,44 +391,42 @@ impl Definition {
                 self.name
             )));
         }
-        let s = &self.sweep;
-        let seeds: Vec<Option<u64>> = if s.seeds.is_empty() {
-            vec![None]
-        } else {
-            s.seeds.iter().copied().map(Some).collect()
-        };
-        // Every combination of param values, first axis outermost.
-        let mut combos: Vec<Vec<(&str, &serde_json::Value)>> = vec![Vec::new()];
-        for axis in &s.params {
-            let mut next = Vec::with_capacity(combos.len() * axis.values.len());
-            for c in &combos {
-                for v in &axis.values {
-                    let mut c2 = c.clone();
-                    c2.push((axis.key.as_str(), v));
-                    next.push(c2);
-                }
-            }
-            combos = next;
-        }
+        let configs = self.configs(taken)?;
+        // Method → environment → configuration → seed, as the grid always was.
         let mut out = Vec::with_capacity(n as usize);
+        let s = &self.sweep;
         for method in &s.methods {
             for env in &s.envs {
-                for combo in &combos {
-                    for seed in &seeds {
-                        let mut spec = self.template.clone();
-                        spec.method = Some(method.clone());
-                        spec.env = Some(env.clone());
-                        spec.seed = *seed;
-                        for (k, v) in combo {
-                            spec.params.insert(k.to_string(), (*v).clone());
-                        }
-                        spec.study = Some(self.name.clone());
-                        out.push(spec);
-                    }
+                let one = Definition {
+                    sweep: Sweep {
+                        methods: vec![method.clone()],
+                        envs: vec![env.clone()],
+                        ..s.clone()
+                    },
+                    ..self.clone()
+                };
+                for c in &configs {
+                    out.extend(one.jobs_of(c));
                 }
             }
         }
         Ok(out)
+    }
+}
+
+/// Checks a range given as JSON (the grammar checks its own).
+fn check_range(key: &str, r: &SampleRange) -> Result<(), RequestError> {
+    let ok = match *r {
+        SampleRange::Uniform { low, high } => low.is_finite() && high.is_finite() && low < high,
+        SampleRange::LogUniform { low, high } => high.is_finite() && low > 0.0 && low < high,
+        SampleRange::Int { low, high } => low <= high,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "param {key:?}: the range {r:?} is empty or not finite (loguniform needs 0 < low)"
+        )))
     }
 }
 
@@ -262,9 +447,12 @@ pub fn refuse_repeat(
     again: bool,
 ) -> Result<(), RequestError> {
     let same = prev.and_then(|p| {
-        p.submissions
-            .iter()
-            .find(|s| s.template == def.template && s.sweep == def.sweep)
+        p.submissions.iter().find(|s| {
+            s.template == def.template
+                && s.sweep == def.sweep
+                && s.search == def.search
+                && s.early_stop == def.early_stop
+        })
     });
     match same {
         Some(same) if !again => Err(RequestError::Conflict(format!(
@@ -276,6 +464,24 @@ pub fn refuse_repeat(
         ))),
         _ => Ok(()),
     }
+}
+
+/// The keys of the configurations a study's `jobs` already ran, projected on `def`'s params
+/// (what a sampler must not draw again).
+pub fn configs_taken(jobs: &[Job], def: &Definition) -> std::collections::BTreeSet<String> {
+    let keys: Vec<&String> = def.sweep.params.iter().map(|p| &p.key).collect();
+    jobs.iter()
+        .map(|j| {
+            let c: crate::search::Config = j
+                .spec
+                .params
+                .iter()
+                .filter(|(k, _)| keys.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            crate::search::config_key(&c)
+        })
+        .collect()
 }
 
 /// A study's record with one more submission (a new record for a new study).
@@ -297,6 +503,8 @@ pub fn record_with(
         template: def.template.clone(),
         sweep: def.sweep.clone(),
         jobs,
+        search: def.search.clone(),
+        early_stop: def.early_stop.clone(),
     });
     record
 }
@@ -422,7 +630,8 @@ fn param_value(item: &str) -> serde_json::Value {
 /// Parses `KEY=V1,V2,...` into a swept param. Values split at commas outside brackets, braces
 /// and quotes (so `hidden=[32,32],[64,64]` is two values); each value is JSON if it parses
 /// (`64`, `0.3`, `[32,32]`, `true`), else a string; an integer range `16..64` expands to every
-/// integer in it.
+/// integer in it. A sampler's space may also say `choice(V1,V2,...)` (the same as a list),
+/// `uniform(LOW,HIGH)`, `loguniform(LOW,HIGH)` (0 < LOW) or `int(LOW,HIGH)` (inclusive).
 pub fn parse_param_sweep(s: &str) -> Result<ParamAxis, RequestError> {
     let (k, v) = s
         .split_once('=')
@@ -430,6 +639,10 @@ pub fn parse_param_sweep(s: &str) -> Result<ParamAxis, RequestError> {
     let key = k.trim();
     if key.is_empty() {
         return Err(invalid(format!("--param {s:?}: the key is empty")));
+    }
+    let v = v.trim();
+    if let Some((dist, args)) = distribution(v) {
+        return parse_distribution(s, key, dist, args);
     }
     let mut values: Vec<serde_json::Value> = Vec::new();
     let items = split_top_level(v).map_err(|e| invalid(format!("--param {s:?}: {e}")))?;
@@ -470,6 +683,69 @@ pub fn parse_param_sweep(s: &str) -> Result<ParamAxis, RequestError> {
     Ok(ParamAxis {
         key: key.to_string(),
         values,
+        range: None,
+    })
+}
+
+/// `name(args)` → (name, args) when `v` is a distribution the grammar knows.
+fn distribution(v: &str) -> Option<(&str, &str)> {
+    let (name, rest) = v.split_once('(')?;
+    let args = rest.strip_suffix(')')?;
+    matches!(name.trim(), "uniform" | "loguniform" | "int" | "choice").then(|| (name.trim(), args))
+}
+
+/// A `choice(...)`, `uniform(a,b)`, `loguniform(a,b)` or `int(a,b)` param; errors name it.
+fn parse_distribution(
+    s: &str,
+    key: &str,
+    dist: &str,
+    args: &str,
+) -> Result<ParamAxis, RequestError> {
+    let bad = |why: String| invalid(format!("--param {s:?}: {why}"));
+    if dist == "choice" {
+        let mut axis = parse_param_sweep(&format!("{key}={args}"))
+            .map_err(|e| bad(e.to_string().rsplit(": ").next().unwrap_or("").to_string()))?;
+        axis.key = key.to_string();
+        return Ok(axis);
+    }
+    let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+    let [a, b] = parts[..] else {
+        return Err(bad(format!("{dist} takes two numbers: {dist}(LOW,HIGH)")));
+    };
+    let range = if dist == "int" {
+        let int = |t: &str| {
+            t.parse::<i64>()
+                .map_err(|_| bad(format!("{t:?} is not a whole number")))
+        };
+        let (low, high) = (int(a)?, int(b)?);
+        if high < low {
+            return Err(bad(format!("int's HIGH {high} is below its LOW {low}")));
+        }
+        SampleRange::Int { low, high }
+    } else {
+        let num = |t: &str| match t.parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(x),
+            _ => Err(bad(format!("{t:?} is not a finite number"))),
+        };
+        let (low, high) = (num(a)?, num(b)?);
+        if high <= low {
+            return Err(bad(format!(
+                "{dist} needs LOW < HIGH, got {low} and {high}"
+            )));
+        }
+        if dist == "loguniform" {
+            if low <= 0.0 {
+                return Err(bad(format!("loguniform needs 0 < LOW, got {low}")));
+            }
+            SampleRange::LogUniform { low, high }
+        } else {
+            SampleRange::Uniform { low, high }
+        }
+    };
+    Ok(ParamAxis {
+        key: key.to_string(),
+        values: Vec::new(),
+        range: Some(range),
     })
 }
 
@@ -732,8 +1008,9 @@ pub fn progress(jobs: &[Job], now: Millis) -> StudyProgress {
     p
 }
 
-/// A job's cell in a study: method × environment × params (canonical JSON).
-fn cell_key(job: &Job) -> String {
+/// A job's cell in its study (method × environment × params), as canonical JSON: the key
+/// configurations are grouped by.
+pub fn cell_key(job: &Job) -> String {
     let s = &job.spec;
     serde_json::to_string(&(s.method(), s.env(), &s.params)).unwrap_or_default()
 }
@@ -968,13 +1245,65 @@ fn describe_finals(g: &mut SummaryGroup, mut finals: Vec<f64>) {
 }
 
 /// The whole report of a study.
-pub fn report(name: &str, record: Option<StudyRecord>, jobs: &[Job], now: Millis) -> StudyReport {
+pub fn report(
+    name: &str,
+    record: Option<StudyRecord>,
+    jobs: &[Job],
+    cells: &[CellRecord],
+    now: Millis,
+) -> StudyReport {
+    let by_id: std::collections::HashMap<JobId, &Job> = jobs.iter().map(|j| (j.id, j)).collect();
+    let configs: Vec<ConfigReport> = cells
+        .iter()
+        .map(|c| {
+            let best = c
+                .jobs
+                .iter()
+                .filter_map(|id| by_id.get(id))
+                .filter_map(|j| j.progress.best_ever.or(j.progress.best))
+                .filter(|v| v.is_finite())
+                .reduce(f64::max);
+            let (state, pruned) = match &c.state {
+                CellState::Running => ("running", None),
+                CellState::Done => ("done", None),
+                CellState::Pruned { rung, value, cut } => (
+                    "pruned",
+                    Some(format!("at rung {rung}: {value:.4} below the cut {cut:.4}")),
+                ),
+            };
+            ConfigReport {
+                id: c.id,
+                params: c.params.clone(),
+                state: state.into(),
+                rung: c.rung,
+                pruned,
+                best,
+                score: c.score.filter(|s| s.is_finite()),
+                jobs: c.jobs.clone(),
+            }
+        })
+        .collect();
+    let rank = |c: &&ConfigReport| c.score.or(c.best).unwrap_or(f64::NEG_INFINITY);
+    let incumbent = configs
+        .iter()
+        .filter(|c| c.score.is_some())
+        .max_by(|a, b| rank(a).total_cmp(&rank(b)))
+        .or_else(|| {
+            configs
+                .iter()
+                .filter(|c| c.best.is_some())
+                .max_by(|a, b| rank(a).total_cmp(&rank(b)))
+        })
+        .map(|c| c.id);
     StudyReport {
         name: name.to_string(),
         record,
         progress: progress(jobs, now),
         groups: groups(jobs),
         jobs: jobs.iter().map(StudyJob::of).collect(),
+        done: !jobs.is_empty() && jobs.iter().all(|j| j.state.is_terminal()),
+        configs,
+        incumbent,
     }
 }
 
@@ -998,6 +1327,8 @@ mod tests {
                 params: Vec::new(),
             },
             confirm_large: false,
+            search: None,
+            early_stop: None,
         }
     }
 
@@ -1076,6 +1407,8 @@ mod tests {
             },
             sweep: Sweep::default(),
             confirm_large: false,
+            search: None,
+            early_stop: None,
         };
         a.canonicalize().unwrap();
         assert_eq!(a.sweep.methods, ["cma_es"]);
@@ -1297,6 +1630,7 @@ mod tests {
             worker: None,
             worker_name: None,
             cancel_requested: false,
+            prune_reason: None,
             submitted_at: 0,
             started_at: None,
             finished_at: None,

@@ -358,6 +358,33 @@ try {
   expectStudyRefusals = false;
   assert.equal((await apiGet(`/api/v1/studies/${STUDY}`)).jobs.length, 3, "the refusal and the previews wrote nothing");
 
+  step = "submit a sampled study";
+  // A sampler draws configurations from ranges, as `gaia submit --sampler` does.
+  await page.uncheck("#s-again");
+  await page.fill("#s-study", "form-sampled");
+  await page.fill("#s-seeds", "1");
+  const fixedParams = await page.inputValue("#s-params");
+  await page.fill("#s-params", `${fixedParams}\nlr=loguniform(1e-3,1e-1)`);
+  await page.selectOption("#s-sampler", "random");
+  await page.fill("#s-samples", "3");
+  await page.fill("#s-sample-seed", "5");
+  await page.fill("#s-early-stop", "asha(metric=best_ever, min_evals=50, eta=3)");
+  await page.locator("#s-preview", { hasText: "Will submit 3 jobs to study form-sampled (a new study)" }).waitFor();
+  await page.click("#s-submit");
+  await page.locator("#s-result", { hasText: "Submitted 3 jobs to study form-sampled" }).waitFor();
+  const sampled = await apiGet("/api/v1/studies/form-sampled");
+  const lrs = sampled.jobs.map((j) => j.params.lr);
+  assert.equal(new Set(lrs).size, 3, `three distinct draws: ${lrs}`);
+  assert.ok(lrs.every((lr) => lr >= 1e-3 && lr <= 1e-1), `${lrs}`);
+  assert.equal(sampled.record.submissions[0].search.sampler, "random");
+  assert.equal(sampled.record.submissions[0].search.seed, 5);
+  assert.ok(sampled.record.submissions[0].early_stop.asha, JSON.stringify(sampled.record.submissions[0]));
+  await page.selectOption("#s-sampler", "grid");
+  await page.fill("#s-samples", "");
+  await page.fill("#s-sample-seed", "");
+  await page.fill("#s-early-stop", "");
+  await page.fill("#s-params", fixedParams);
+
   // ---- a link to the study's charts (and that page reloaded) shows its curves -----------------
   step = "charts deep link";
   const studyIds = study.jobs.map((j) => j.id);
@@ -390,7 +417,7 @@ try {
   assert.equal(await page.locator(".logcounts .lc.warn").textContent(), "1 warning", "one warning, singular");
   assert.equal(await page.locator(".logcounts .lc.err").textContent(), "0 errors");
   const details = await textOf(page, ".jobpage .kv");
-  assert.match(details, /max evals100k/, "a count of evaluations, as the CLI writes it");
+  assert.match(details, /max evals100,000/, "a count of evaluations, as the CLI writes it");
   await shot(page, "10-formats-job");
 
   // ---- a phone-sized screen ------------------------------------------------------------------

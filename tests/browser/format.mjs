@@ -20,15 +20,15 @@ const cases = {
     [fmtNum, null, "–"],
     [fmtNum, Infinity, "∞"],
   ],
-  // Counts: exact below 10,000, then 51.2k, 1.25M (as the command line writes evaluations).
+  // Counts: exact, with thousands separators, as the command line writes them.
   count: [
     [count, 950, "950"],
-    [count, 9999, "9999"],
-    [count, 10000, "10k"],
-    [count, 51234, "51.2k"],
-    [count, 100000, "100k"],
-    [count, 1250000, "1.25M"],
-    [count, 1e6, "1M"],
+    [count, 9999, "9,999"],
+    [count, 10000, "10,000"],
+    [count, 51234, "51,234"],
+    [count, 100000, "100,000"],
+    [count, 1250000, "1,250,000"],
+    [count, -1234, "-1,234"],
     [count, undefined, "–"],
   ],
   // Sizes: binary units, one decimal below 100, none from 100; never "15.6k B".
@@ -55,8 +55,8 @@ const cases = {
   hours: [
     [hours, 900, "0.25 h"],
     [hours, 45_000, "12.5 h"],
-    [hours, 3600 * 1234, "1234 h"],
-    [hours, 3600 * 51234, "51.2k h"],
+    [hours, 3600 * 1234, "1,234 h"],
+    [hours, 3600 * 51234, "51,234 h"],
     [hours, null, "–"],
   ],
   duration: [
@@ -72,6 +72,6 @@ for (const [kind, list] of Object.entries(cases)) {
 assert.equal(plural(1, "line"), "1 line");
 assert.equal(plural(2, "line"), "2 lines");
 assert.equal(plural(0, "error"), "0 errors");
-assert.equal(plural(12345, "job"), "12.3k jobs");
+assert.equal(plural(12345, "job"), "12,345 jobs");
 assert.equal(plural(1, "worker is", "workers are"), "1 worker is");
 console.log(`format.js: ${Object.values(cases).flat().length + 5} checks passed`);

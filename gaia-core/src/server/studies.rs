@@ -58,7 +58,8 @@ pub(crate) async fn get_study(app: &App, name: &str) -> HResult {
         if record.is_none() && jobs.is_empty() {
             return Err(HttpError::not_found(format!("study {name:?} not found")));
         }
-        Ok(study::report(&name, record, &jobs, now_ms()))
+        let cells = read.cells(&name)?;
+        Ok(study::report(&name, record, &jobs, &cells, now_ms()))
     })
     .await?;
     ok(&report)

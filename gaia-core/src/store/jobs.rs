@@ -19,6 +19,9 @@ pub(crate) const QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("
 pub(crate) const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("job_counts");
 /// (study name, job id) → (): the jobs of each study.
 pub(crate) const STUDY_JOBS: TableDefinition<(&str, u64), ()> = TableDefinition::new("study_jobs");
+/// study name → how many of its jobs have not ended, kept by `save_job` (a study is done when
+/// it reaches 0). Counted from `study_jobs` the first time a study is touched without one.
+pub(crate) const STUDY_OPEN: TableDefinition<&str, u64> = TableDefinition::new("study_open");
 /// (owner, fit class, −priority, job id) → (): the queued jobs of each user, per fit class, in
 /// claim order. Fair share peeks at the head of a user's fitting classes instead of walking
 /// the queue.
@@ -86,6 +89,13 @@ impl Tx<'_> {
         if prev.is_none() {
             self.index_new_job(job)?;
         }
+        if let Some(study) = &job.spec.study {
+            let was_open = prev.is_some_and(|p| !p.state.is_terminal());
+            let open = !job.state.is_terminal();
+            if was_open != open {
+                self.add_study_open(study, job, if open { 1 } else { -1 })?;
+            }
+        }
         self.account_job(prev, job)
     }
 
@@ -123,6 +133,53 @@ impl Tx<'_> {
             self.pending.insert(key, n - 1)?;
         }
         Ok(())
+    }
+
+    /// How many jobs of `study` have not ended (0: every one has).
+    pub fn study_open(&mut self, study: &str) -> Result<u64, StoreError> {
+        let known = self.study_open.get(study)?.map(|v| v.value());
+        match known {
+            Some(n) => Ok(n),
+            None => self.count_study_open(study, None),
+        }
+    }
+
+    fn add_study_open(&mut self, study: &str, job: &Job, delta: i64) -> Result<(), StoreError> {
+        let known = self.study_open.get(study)?.map(|v| v.value());
+        let n = match known {
+            Some(n) => n,
+            // A database from before this count: count once, leaving out the job being saved
+            // (its change is the delta), then keep the count up to date.
+            None => self.count_study_open(study, Some(job.id))?,
+        };
+        let n = if delta > 0 {
+            n + delta as u64
+        } else {
+            n.saturating_sub(delta.unsigned_abs())
+        };
+        self.study_open.insert(study, n)?;
+        Ok(())
+    }
+
+    /// Counts the open jobs of a study from its index (all but `except`), and stores the count.
+    fn count_study_open(&mut self, study: &str, except: Option<JobId>) -> Result<u64, StoreError> {
+        let mut ids = Vec::new();
+        for e in self.study_jobs.range((study, 0)..=(study, u64::MAX))? {
+            ids.push(e?.0.value().1);
+        }
+        let mut n = 0;
+        for id in ids {
+            if Some(id) == except {
+                continue;
+            }
+            if let Some(j) = self.job(id)?
+                && !j.state.is_terminal()
+            {
+                n += 1;
+            }
+        }
+        self.study_open.insert(study, n)?;
+        Ok(n)
     }
 
     /// The next job for a slot with `caps`: with `fair_share` (the half-life of recent usage)

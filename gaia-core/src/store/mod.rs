@@ -12,6 +12,7 @@
 //!
 //! **Reads** take a redb read transaction (a consistent snapshot) on the caller's thread.
 
+pub mod adaptive;
 pub mod events;
 pub mod jobs;
 pub mod logs;
@@ -99,6 +100,12 @@ pub struct Tx<'a> {
     pub(crate) counts: Table<'a, &'static str, u64>,
     pub(crate) study_jobs: Table<'a, (&'static str, u64), ()>,
     pub(crate) studies: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) study_open: Table<'a, &'static str, u64>,
+    pub(crate) study_rules: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) study_cells: Table<'a, (&'static str, &'static str), &'static [u8]>,
+    pub(crate) job_cells: Table<'a, u64, &'static str>,
+    pub(crate) rung_values: Table<'a, (&'static str, u32, &'static str), f64>,
+    pub(crate) job_rungs: Table<'a, (u64, u32), f64>,
     pub(crate) rows: Table<'a, (u64, u32, u64), &'static [u8]>,
     pub(crate) row_blocks: Table<'a, (u64, u32, u64), &'static [u8]>,
     pub(crate) logs: Table<'a, (u64, u64), &'static [u8]>,
@@ -128,6 +135,8 @@ pub struct Reader {
     pub(crate) counts: ReadOnlyTable<&'static str, u64>,
     pub(crate) study_jobs: ReadOnlyTable<(&'static str, u64), ()>,
     pub(crate) studies: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) study_rules: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) study_cells: ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     pub(crate) rows: ReadOnlyTable<(u64, u32, u64), &'static [u8]>,
     pub(crate) row_blocks: ReadOnlyTable<(u64, u32, u64), &'static [u8]>,
     pub(crate) logs: ReadOnlyTable<(u64, u64), &'static [u8]>,
@@ -152,6 +161,12 @@ impl<'a> Tx<'a> {
             counts: txn.open_table(jobs::COUNTS)?,
             study_jobs: txn.open_table(jobs::STUDY_JOBS)?,
             studies: txn.open_table(studies::STUDIES)?,
+            study_open: txn.open_table(jobs::STUDY_OPEN)?,
+            study_rules: txn.open_table(adaptive::STUDY_RULES)?,
+            study_cells: txn.open_table(adaptive::STUDY_CELLS)?,
+            job_cells: txn.open_table(adaptive::JOB_CELLS)?,
+            rung_values: txn.open_table(adaptive::RUNG_VALUES)?,
+            job_rungs: txn.open_table(adaptive::JOB_RUNGS)?,
             rows: txn.open_table(rows::ROWS)?,
             row_blocks: txn.open_table(rows::ROW_BLOCKS)?,
             logs: txn.open_table(logs::LOGS)?,
@@ -189,6 +204,8 @@ impl Reader {
             counts: txn.open_table(jobs::COUNTS)?,
             study_jobs: txn.open_table(jobs::STUDY_JOBS)?,
             studies: txn.open_table(studies::STUDIES)?,
+            study_rules: txn.open_table(adaptive::STUDY_RULES)?,
+            study_cells: txn.open_table(adaptive::STUDY_CELLS)?,
             rows: txn.open_table(rows::ROWS)?,
             row_blocks: txn.open_table(rows::ROW_BLOCKS)?,
             logs: txn.open_table(logs::LOGS)?,
