@@ -67,7 +67,7 @@ fn fill(data: &std::path::Path, users: usize, queued: usize) {
                 let take = BATCH.min(per_user - round * BATCH);
                 let specs: Vec<JobSpec> = (n..n + take).map(job).collect();
                 let who = Actor::user(&format!("user{u:03}"));
-                queue.submit_many(specs, &who).await.unwrap();
+                queue.submit_many_as(specs, &who).await.unwrap();
                 n += take;
             }
         }
@@ -75,7 +75,7 @@ fn fill(data: &std::path::Path, users: usize, queued: usize) {
         if n < queued {
             let specs: Vec<JobSpec> = (n..queued).map(job).collect();
             queue
-                .submit_many(specs, &Actor::user("user000"))
+                .submit_many_as(specs, &Actor::user("user000"))
                 .await
                 .unwrap();
         }

@@ -319,15 +319,29 @@ impl Queue {
 
     // ---- submit -------------------------------------------------------------------------
 
-    /// Submits one job as the admin; returns its id.
+    /// Submits one job as the admin (see [`Queue::submit_many_as`]); returns its id.
     pub async fn submit(&self, spec: JobSpec) -> Result<JobId, Error> {
-        Ok(self.submit_many(vec![spec], &Actor::admin()).await?[0])
+        Ok(self.submit_many_as(vec![spec], &Actor::admin()).await?[0])
+    }
+
+    /// Submits several jobs as the admin (see [`Queue::submit_many_as`]).
+    pub async fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<JobId>, Error> {
+        self.submit_many_as(specs, &Actor::admin()).await
+    }
+
+    /// Submits a study as the admin (see [`Queue::submit_study_as`]).
+    pub async fn submit_study(&self, req: StudySubmit) -> Result<StudySubmitted, Error> {
+        self.submit_study_as(req, &Actor::admin()).await
     }
 
     /// Submits several jobs in one transaction (all or none), owned by `by`'s user; returns
     /// their ids in order. Refused whole (429) if it would take the user past their queued
     /// limit.
-    pub async fn submit_many(&self, specs: Vec<JobSpec>, by: &Actor) -> Result<Vec<JobId>, Error> {
+    pub async fn submit_many_as(
+        &self,
+        specs: Vec<JobSpec>,
+        by: &Actor,
+    ) -> Result<Vec<JobId>, Error> {
         let specs = normalize_specs(specs)?;
         let owner = by.user.clone();
         let (jobs, events) = self
@@ -343,7 +357,7 @@ impl Queue {
     /// written, a definition the study already holds unless `again` is set, a study of another
     /// user unless `by` is an admin (403), and a submission over the user's queued limit (429).
     /// A dry run checks and counts only.
-    pub async fn submit_study(
+    pub async fn submit_study_as(
         &self,
         req: StudySubmit,
         by: &Actor,

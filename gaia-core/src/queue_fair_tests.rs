@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::fairshare::Decayed;
 use crate::model::{Actor, JobKind, JobSpec, UserInfo};
-use crate::protocol::{Outcome, RegisterRequest, StudySubmit, SweepInput};
+use crate::protocol::{Outcome, RegisterRequest, StudySubmit};
 
 fn queue_with(fair_share: bool) -> (Arc<Queue>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -66,7 +66,7 @@ fn hash(input: &str) -> JobSpec {
 }
 
 async fn submit(q: &Queue, who: &str, specs: Vec<JobSpec>) -> Vec<JobId> {
-    q.submit_many(specs, &Actor::user(who)).await.unwrap()
+    q.submit_many_as(specs, &Actor::user(who)).await.unwrap()
 }
 
 async fn claim_now(q: &Queue, w: &str, c: &Capabilities) -> Option<Assignment> {
@@ -119,22 +119,17 @@ async fn jobs_and_studies_belong_to_the_user_who_submitted_them() {
     assert_eq!(mine.iter().map(|j| j.id).collect::<Vec<_>>(), ids);
     assert_eq!(read.owner_len("alice").unwrap(), 1);
 
-    let study = |again| StudySubmit {
-        name: "sweep".into(),
-        template: JobSpec {
-            method: None,
-            ..JobSpec::experiment("cma_es", 100)
-        },
-        sweep: SweepInput {
-            methods: crate::protocol::Axis::Text("cma_es,openai_es".into()),
-            ..SweepInput::default()
-        },
-        again,
-        confirm_large: false,
-        dry_run: false,
+    let study = |again: bool| -> StudySubmit {
+        serde_json::from_value(serde_json::json!({
+            "name": "sweep",
+            "template": {"max_evals": 100},
+            "sweep": {"methods": "cma_es,openai_es"},
+            "again": again,
+        }))
+        .unwrap()
     };
     let r = q
-        .submit_study(study(false), &Actor::user("alice"))
+        .submit_study_as(study(false), &Actor::user("alice"))
         .await
         .unwrap();
     let read = q.store().read().unwrap();
@@ -144,14 +139,16 @@ async fn jobs_and_studies_belong_to_the_user_who_submitted_them() {
     }
     // Bob may not add to Alice's study; an admin may.
     let e = q
-        .submit_study(study(true), &Actor::user("bob"))
+        .submit_study_as(study(true), &Actor::user("bob"))
         .await
         .unwrap_err();
     assert!(
         matches!(&e, Error::Request(RequestError::Forbidden(m)) if m.contains("belongs to alice")),
         "{e}"
     );
-    q.submit_study(study(true), &Actor::admin()).await.unwrap();
+    q.submit_study_as(study(true), &Actor::admin())
+        .await
+        .unwrap();
     assert_eq!(
         q.store()
             .read()
@@ -178,7 +175,7 @@ async fn a_submission_over_the_queued_limit_is_refused_whole() {
     .await;
     submit(&q, "alice", (0..3).map(|i| hash(&i.to_string())).collect()).await;
     let e = q
-        .submit_many(
+        .submit_many_as(
             (0..3).map(|i| hash(&i.to_string())).collect(),
             &Actor::user("alice"),
         )
@@ -192,21 +189,13 @@ async fn a_submission_over_the_queued_limit_is_refused_whole() {
     );
     // A study that would go past it is refused whole: no job, no record.
     let e = q
-        .submit_study(
-            StudySubmit {
-                name: "big".into(),
-                template: JobSpec {
-                    method: None,
-                    ..JobSpec::experiment("cma_es", 100)
-                },
-                sweep: SweepInput {
-                    methods: crate::protocol::Axis::Text("cma_es,openai_es,random_search".into()),
-                    ..SweepInput::default()
-                },
-                again: false,
-                confirm_large: false,
-                dry_run: false,
-            },
+        .submit_study_as(
+            serde_json::from_value(serde_json::json!({
+                "name": "big",
+                "template": {"max_evals": 100},
+                "sweep": {"methods": "cma_es,openai_es,random_search"},
+            }))
+            .unwrap(),
             &Actor::user("alice"),
         )
         .await

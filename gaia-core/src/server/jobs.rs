@@ -21,7 +21,7 @@ pub(crate) async fn submit(app: &App, caller: Option<&Caller>, req: Request<Inco
     let by = actor_of(caller)?;
     let (_, body) = read_body(req).await?;
     let spec = parse_json(&body)?;
-    let id = app.queue.submit_many(vec![spec], &by).await?[0];
+    let id = app.queue.submit_many_as(vec![spec], &by).await?[0];
     Ok(json(StatusCode::CREATED, &SubmitResponse { id }))
 }
 
@@ -36,7 +36,7 @@ pub(crate) async fn submit_batch(
     if batch.jobs.len() > 100_000 {
         return Err(HttpError::bad("a batch holds at most 100000 jobs"));
     }
-    let ids = app.queue.submit_many(batch.jobs, &by).await?;
+    let ids = app.queue.submit_many_as(batch.jobs, &by).await?;
     Ok(json(StatusCode::CREATED, &SubmitBatchResponse { ids }))
 }
 

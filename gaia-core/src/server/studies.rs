@@ -18,7 +18,7 @@ pub(crate) async fn submit_study(
     let by = actor_of(caller)?;
     let (_, body) = read_body(req).await?;
     let s: StudySubmit = parse_json(&body)?;
-    let r = app.queue.submit_study(s, &by).await?;
+    let r = app.queue.submit_study_as(s, &by).await?;
     Ok(json(StatusCode::CREATED, &r))
 }
 

@@ -121,7 +121,7 @@ pub struct Tx<'a> {
     pub(crate) usage: Table<'a, &'static str, &'static [u8]>,
     pub(crate) usage_hours: Table<'a, (&'static str, u64), (u64, u64)>,
     pub(crate) user_counts: Table<'a, (&'static str, &'static str), u64>,
-    pub(crate) standings: Table<'a, &'static str, (f64, u64, f64, f64, u64, u64, u64)>,
+    pub(crate) standings: Table<'a, &'static str, users::StandingTuple>,
     /// Set when an operation hit a storage error: the group is aborted.
     poisoned: Option<String>,
     /// A step of this group panicked: the rest of the group is not run on this transaction.
@@ -149,7 +149,7 @@ pub struct Reader {
     pub(crate) usage: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) usage_hours: ReadOnlyTable<(&'static str, u64), (u64, u64)>,
     pub(crate) user_counts: ReadOnlyTable<(&'static str, &'static str), u64>,
-    pub(crate) standings: ReadOnlyTable<&'static str, (f64, u64, f64, f64, u64, u64, u64)>,
+    pub(crate) standings: ReadOnlyTable<&'static str, users::StandingTuple>,
 }
 
 impl<'a> Tx<'a> {

@@ -25,7 +25,7 @@ pub(crate) const USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("usa
 /// (ms), running jobs, sum of their start times (ms)): everything a claim reads of a user, in
 /// one fixed-width lookup without decoding ([`Standing`]). The share and limit are copied from
 /// the user's record when it is saved; the rest lives only here.
-pub(crate) const STANDINGS: TableDefinition<&str, (f64, u64, f64, f64, u64, u64, u64)> =
+pub(crate) const STANDINGS: TableDefinition<&str, StandingTuple> =
     TableDefinition::new("standings");
 /// (user name, hour since the epoch) → (worker ms, GPU ms) used in that hour.
 pub(crate) const USAGE_HOURS: TableDefinition<(&str, u64), (u64, u64)> =
@@ -80,7 +80,8 @@ pub struct StandingRow {
     pub running_since: u64,
 }
 
-type StandingTuple = (f64, u64, f64, f64, u64, u64, u64);
+/// A row of [`STANDINGS`] as stored (see there).
+pub(crate) type StandingTuple = (f64, u64, f64, f64, u64, u64, u64);
 
 impl StandingRow {
     /// The row of a user without one: their record's share and limit, nothing used.
@@ -440,7 +441,9 @@ impl Tx<'_> {
     fn rebuild_recent_usage(&mut self) -> Result<(), StoreError> {
         let half_life = self.usage_half_life()?;
         let now = now_ms();
-        let mut per_user: Vec<(String, Vec<(u64, u64, u64)>)> = Vec::new();
+        // (hour, worker ms, GPU ms) of each user, in key order.
+        type Hours = Vec<(u64, u64, u64)>;
+        let mut per_user: Vec<(String, Hours)> = Vec::new();
         for entry in self.usage_hours.iter()? {
             let (k, v) = entry?;
             let (user, hour) = k.value();
