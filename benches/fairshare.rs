@@ -55,7 +55,7 @@ fn fill(data: &std::path::Path, users: usize, queued: usize) {
         let job = |k: usize| JobSpec {
             priority: (k % 4) as i32,
             requirements: Requirements {
-                gpus: u32::from(k % 10 == 0),
+                gpus: u32::from(k.is_multiple_of(10)),
                 ..Requirements::default()
             },
             ..JobSpec::builtin(JobKind::Reverse, "abc")

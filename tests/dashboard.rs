@@ -1245,7 +1245,7 @@ fn dashboard_for_users_in_headless_chromium() {
         ],
         Duration::from_secs(120),
         &artifacts,
-        || String::new(),
+        String::new,
     );
     assert!(ok, "the users browser test failed (its output is above)");
     // What the browser did reached the server: her job cancelled, bob's and the admin's not.

@@ -9,6 +9,7 @@ mod dashboard;
 mod export;
 mod faults;
 mod logs;
+mod openapi;
 mod queue;
 mod release;
 mod server;

@@ -21,7 +21,7 @@ macro_rules! named_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
         $vis enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
@@ -133,7 +133,7 @@ impl JobState {
 }
 
 /// What a worker slot must offer to run a job.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Requirements {
     /// GPUs the job needs on one worker slot.
@@ -161,7 +161,7 @@ fn default_attempts() -> u32 {
 }
 
 /// What the submitter asks for.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     #[serde(default)]
@@ -447,6 +447,22 @@ pub struct Spec {
     pub study: Option<String>,
 }
 
+/// On the wire a `Spec` is the [`JobSpec`] it stands for (`#[serde(from, into)]`), so its JSON
+/// Schema is `JobSpec`'s, under that name.
+impl schemars::JsonSchema for Spec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        JobSpec::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        JobSpec::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        JobSpec::json_schema(generator)
+    }
+}
+
 /// What a job runs, by kind.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Task {
@@ -642,7 +658,7 @@ impl Spec {
 }
 
 /// The latest progress of a running or finished job, from its newest rows.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Progress {
     /// Rows stored for the current attempt.
     #[serde(default)]
@@ -683,7 +699,7 @@ pub struct Progress {
 }
 
 /// One attempt of a job: who ran it and how it ended.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Attempt {
     pub attempt: u32,
     pub worker: String,
@@ -698,7 +714,7 @@ pub struct Attempt {
 }
 
 /// A result file a job uploaded.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
     pub name: String,
     pub size: u64,
@@ -706,13 +722,13 @@ pub struct FileInfo {
 }
 
 /// A job as the server keeps it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Job {
     pub id: JobId,
     pub spec: Spec,
     pub state: JobState,
     /// The user who submitted it (the user behind the token, not the token, so revoking a
-    /// token orphans nothing). Jobs stored before users existed belong to [`ADMIN_USER`].
+    /// token orphans nothing). Jobs stored before users existed belong to the user `admin`.
     #[serde(default = "admin_user")]
     pub owner: String,
     /// The current (or last) attempt, 1-based; 0 while never claimed.
@@ -820,7 +836,7 @@ impl JobBrief<'_> {
 }
 
 /// One GPU of a worker.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Gpu {
     pub index: u32,
     pub name: String,
@@ -831,7 +847,7 @@ pub struct Gpu {
 }
 
 /// A worker's machine.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Hardware {
     #[serde(default)]
     pub os: String,
@@ -898,7 +914,7 @@ impl Usage {
 }
 
 /// Live utilisation a worker reports with each heartbeat.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Usage {
     #[serde(default)]
     pub cpu_percent: f32,
@@ -919,7 +935,7 @@ named_enum! {
 }
 
 /// A registered worker.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Worker {
     pub id: String,
     pub name: String,
@@ -1007,7 +1023,7 @@ pub fn unrunnable_reason(workers: &[Worker], spec: &Spec) -> Option<String> {
 }
 
 /// What one worker slot offers when it asks for work.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Capabilities {
     pub kinds: Vec<JobKind>,
     #[serde(default)]
@@ -1035,7 +1051,7 @@ impl Capabilities {
 
 /// One generation of one attempt: the key is `(job, attempt, seq)`, `seq` numbered 0, 1, 2, …
 /// by the worker per attempt.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Row {
     pub seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1062,7 +1078,7 @@ pub struct Row {
 /// none skipped, so the bytes need no field names. The wire's postcard row batches and the
 /// store's `rows` table both use it; append fields only (an old reader then stops early and
 /// an old file still decodes). Borrows the metrics when encoding, owns them when decoded.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct RowBin<'a> {
     pub seq: u64,
     pub generation: Option<u64>,
@@ -1222,7 +1238,7 @@ impl Level {
 }
 
 /// One stored log line of a job.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LogLine {
     /// Position in the job's log, 0-based, over all attempts.
     pub seq: u64,
@@ -1238,7 +1254,7 @@ pub struct LogLine {
 }
 
 /// An entry of the activity log (stored) and of the live event stream.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Event {
     /// Increasing id; SSE clients resume after it with `Last-Event-ID`.
     pub id: u64,
@@ -1281,13 +1297,13 @@ fn admin_user() -> String {
 }
 
 /// A stored API token (the secret itself is never stored, only its SHA-256).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TokenInfo {
     pub name: String,
     pub scope: Scope,
     pub created_at: Millis,
     /// The user it acts for: what it submits belongs to them. Tokens stored before users
-    /// existed were all made by the admin, so they belong to [`ADMIN_USER`].
+    /// existed were all made by the admin, so they belong to the user `admin`.
     #[serde(default = "admin_user")]
     pub user: String,
 }
@@ -1328,7 +1344,7 @@ pub const MAX_SHARE: f64 = 1_000_000.0;
 
 /// A user of the farm: a person (or a group) whose jobs share the workers with everyone
 /// else's in proportion to `share`, within their limits.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct UserInfo {
     pub name: String,
     /// Relative weight in fair share (default 1): a user with share 2 gets twice the worker
@@ -1392,7 +1408,7 @@ impl UserInfo {
 /// One parameter of a study: its values (every value becomes its own jobs on a grid; a
 /// sampler picks among them), or a range a sampler draws from (`range`). Exactly one of the
 /// two is set.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ParamAxis {
     pub key: String,
@@ -1403,7 +1419,7 @@ pub struct ParamAxis {
 }
 
 /// A range a sampler draws a parameter from.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SampleRange {
     /// `uniform(low,high)`: a real number, uniformly.
@@ -1433,7 +1449,7 @@ named_enum! {
 /// How a study picks its configurations beyond a grid: drawn by `sampler` from the params'
 /// values and ranges, `samples` of them, reproducibly from `seed`; `tpe` keeps at most
 /// `parallel` configurations in flight and proposes the next one as one ends.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Search {
     pub sampler: Sampler,
@@ -1446,7 +1462,7 @@ pub struct Search {
 /// An early-stopping rule: the server judges each configuration of a study when its runs
 /// cross a rung (a number of evaluations), and stops (`pruned`) the ones that fall behind.
 /// See `early_stop` for the rules.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum EarlyStop {
     /// Asynchronous successive halving (Li et al. 2020): rungs at `min_evals × eta^k`
@@ -1474,7 +1490,7 @@ pub enum EarlyStop {
 ///
 /// Empty `envs` means the template's environment (or the default); empty `seeds` means the
 /// template's seed (or none).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     pub methods: Vec<String>,
@@ -1487,7 +1503,7 @@ pub struct Sweep {
 }
 
 /// One submission of a study as stored.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySubmission {
     pub at: Millis,
     pub template: JobSpec,
@@ -1503,7 +1519,7 @@ pub struct StudySubmission {
 
 /// One configuration (a cell: method × environment × params) of an adaptive study, as the
 /// queue keeps it: its jobs (one per seed), whether it still runs, and its score once ended.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct CellRecord {
     /// Order of appearance in the study, 0-based.
     pub id: u32,
@@ -1522,7 +1538,7 @@ pub struct CellRecord {
 }
 
 /// Where a configuration of an adaptive study stands.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum CellState {
     /// Some of its jobs are queued or running.
@@ -1535,7 +1551,7 @@ pub enum CellState {
 
 /// What the queue must know of an adaptive study on every row batch and job end, kept apart from
 /// the study record so it reads small: its early-stopping rule, and its `tpe` submission.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct StudyRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stop: Option<EarlyStop>,
@@ -1549,11 +1565,11 @@ pub struct StudyRules {
 }
 
 /// A study as stored: its name and every submission (the first one made it).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyRecord {
     pub name: String,
     /// The user who created it: only they (or an admin) may add to it. Studies stored before
-    /// users existed belong to [`ADMIN_USER`].
+    /// users existed belong to the user `admin`.
     #[serde(default = "admin_user")]
     pub owner: String,
     pub created_at: Millis,

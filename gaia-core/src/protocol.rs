@@ -31,26 +31,62 @@ pub const PROTOCOL_HEADER: &str = "x-gaia-protocol";
 pub const POSTCARD_CONTENT_TYPE: &str = "application/x-gaia-postcard";
 
 /// The body of every error answer: `{"error": "..."}`.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct ErrorBody {
     pub error: String,
 }
 
+/// `GET /healthz` answer (also with 503, `ok: false`, once the store can no longer write).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Health {
+    pub ok: bool,
+    pub version: String,
+    pub protocol: u32,
+}
+
+/// `DELETE /api/v1/tokens/{name}` answer.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Revoked {
+    /// The name of the token revoked.
+    pub revoked: String,
+}
+
+/// An answer that only says the request was taken (`POST /api/v1/workers/{name}/report`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Ack {
+    pub ok: bool,
+}
+
+/// The data of a `rows` event of `GET /api/v1/events` (SSE): rows just stored for a job.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct RowsEvent<'a> {
+    pub job: JobId,
+    pub attempt: u32,
+    pub rows: std::borrow::Cow<'a, [Row]>,
+}
+
+/// The data of a `logs` event of `GET /api/v1/events` (SSE): log lines just stored for a job.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct LogsEvent<'a> {
+    pub job: JobId,
+    pub lines: std::borrow::Cow<'a, [LogLine]>,
+}
+
 /// `POST /api/v1/jobs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct SubmitResponse {
     pub id: JobId,
 }
 
 /// `POST /api/v1/jobs/batch` request: several jobs, all stored or none.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBatch {
     pub jobs: Vec<JobSpec>,
 }
 
 /// `POST /api/v1/jobs/batch` answer, ids in request order.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct SubmitBatchResponse {
     pub ids: Vec<JobId>,
 }
@@ -72,7 +108,7 @@ pub struct JobQuery {
 }
 
 /// `GET /api/v1/jobs` answer: newest first.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct JobList {
     pub jobs: Vec<Job>,
     /// Pass as `before` to get the next page; absent on the last page.
@@ -83,13 +119,13 @@ pub struct JobList {
 }
 
 /// `POST /api/v1/jobs/{id}/cancel` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct CancelResponse {
     pub job: Job,
 }
 
 /// `GET /api/v1/jobs/{id}/rows` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct RowsResponse {
     pub job: JobId,
     pub attempt: u32,
@@ -101,7 +137,7 @@ pub struct RowsResponse {
 }
 
 /// `POST /api/v1/workers/register` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The id this worker had before (from its state file), to come back as the same worker.
@@ -118,7 +154,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /api/v1/workers/register` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct RegisterResponse {
     pub worker_id: String,
     /// A lease not renewed for this long expires.
@@ -129,7 +165,7 @@ pub struct RegisterResponse {
 }
 
 /// A running job a worker reports, with the attempt and lease it holds.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseRef {
     pub job: JobId,
     pub attempt: u32,
@@ -137,7 +173,7 @@ pub struct LeaseRef {
 }
 
 /// `POST /api/v1/workers/{id}/heartbeat` request.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     #[serde(default)]
@@ -150,7 +186,7 @@ pub struct HeartbeatRequest {
 }
 
 /// `POST /api/v1/workers/{id}/heartbeat` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct HeartbeatResponse {
     /// Jobs the worker must cancel.
     pub cancel: Vec<JobId>,
@@ -162,7 +198,7 @@ pub struct HeartbeatResponse {
 }
 
 /// `POST /api/v1/claim` request: one slot asks for a job, waiting up to `wait_ms`.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     pub worker_id: String,
@@ -185,7 +221,7 @@ fn default_claim_wait_ms() -> u64 {
 }
 
 /// An attempt's end, carried by a claim.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Finished {
     pub job: JobId,
@@ -193,7 +229,7 @@ pub struct Finished {
 }
 
 /// A job handed to a worker with its attempt and lease.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct Assignment {
     pub job: Job,
     pub attempt: u32,
@@ -201,7 +237,7 @@ pub struct Assignment {
 }
 
 /// `POST /api/v1/claim` answer; `assignment` is absent when the wait ran out.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct ClaimResponse {
     #[serde(default)]
     pub assignment: Option<Assignment>,
@@ -211,7 +247,7 @@ pub struct ClaimResponse {
 }
 
 /// `POST /api/v1/jobs/{id}/rows` request (JSON or postcard).
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RowBatch {
     pub attempt: u32,
@@ -225,7 +261,7 @@ pub struct RowBatch {
 }
 
 /// `POST /api/v1/jobs/{id}/rows` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct RowAck {
     /// Rows newly stored.
     pub stored: u64,
@@ -236,7 +272,7 @@ pub struct RowAck {
 }
 
 /// One log line as a worker sends it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LogInput {
     pub stream: Stream,
     pub text: String,
@@ -251,7 +287,7 @@ pub struct LogInput {
 }
 
 /// `POST /api/v1/jobs/{id}/logs` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct LogBatch {
     pub attempt: u32,
@@ -262,13 +298,13 @@ pub struct LogBatch {
 }
 
 /// `POST /api/v1/jobs/{id}/logs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct LogAck {
     pub cancel: bool,
 }
 
 /// `GET /api/v1/jobs/{id}/logs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct LogsResponse {
     pub lines: Vec<LogLine>,
     /// Pass as `after` to get the lines after these.
@@ -300,7 +336,7 @@ impl Outcome {
 }
 
 /// `POST /api/v1/jobs/{id}/complete` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     pub attempt: u32,
@@ -317,7 +353,7 @@ pub struct CompleteRequest {
 }
 
 /// `POST /api/v1/jobs/{id}/requeue` request: a worker that shuts down gives a job back.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RequeueRequest {
     pub attempt: u32,
@@ -333,13 +369,13 @@ pub struct RequeueRequest {
 }
 
 /// `GET /api/v1/workers` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct WorkerList {
     pub workers: Vec<Worker>,
 }
 
 /// `GET /api/v1/status` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct StatusResponse {
     pub version: String,
     pub protocol: u32,
@@ -357,13 +393,13 @@ pub struct StatusResponse {
 }
 
 /// `GET /api/v1/events` (as JSON, without SSE) answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct EventList {
     pub events: Vec<Event>,
 }
 
 /// `POST /api/v1/tokens` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     pub name: String,
@@ -375,7 +411,7 @@ pub struct TokenCreate {
 }
 
 /// `POST /api/v1/tokens` answer: the secret, shown this once.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct TokenCreated {
     pub name: String,
     pub scope: Scope,
@@ -386,13 +422,13 @@ pub struct TokenCreated {
 }
 
 /// `GET /api/v1/tokens` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }
 
 /// `GET /api/v1/jobs/{id}/files` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct FileList {
     pub files: Vec<FileInfo>,
 }
@@ -400,7 +436,7 @@ pub struct FileList {
 // ---- users and usage ---------------------------------------------------------------------------
 
 /// `POST /api/v1/users` request: a new user, and the name of their first token.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserAdd {
     pub name: String,
@@ -417,14 +453,14 @@ pub struct UserAdd {
 }
 
 /// `POST /api/v1/users` answer: the user and their first token (its secret shown this once).
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct UserAdded {
     pub user: UserInfo,
     pub token: TokenCreated,
 }
 
 /// `POST /api/v1/users/{name}` request: what changes (absent fields stay as they are).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -439,13 +475,13 @@ pub struct UserUpdate {
 
 /// `GET /api/v1/users` answer, by name; the admin user is listed with its defaults when it
 /// has no record.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct UserList {
     pub users: Vec<UserInfo>,
 }
 
 /// One user's line of `GET /api/v1/usage`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct UserUsage {
     pub user: String,
     pub share: f64,
@@ -473,7 +509,7 @@ pub struct UserUsage {
 
 /// `GET /api/v1/usage` answer: one line per user, lowest effective priority (served next)
 /// first.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct UsageReport {
     /// Start of the window the worker and GPU seconds cover (None: all time).
     #[serde(default)]
@@ -486,10 +522,18 @@ pub struct UsageReport {
     pub users: Vec<UserUsage>,
 }
 
+/// `DELETE /api/v1/users/{name}` answer: who was removed and the tokens revoked with them.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UserRemoved {
+    pub removed: String,
+    /// Names of the user's tokens, all revoked.
+    pub revoked_tokens: Vec<String>,
+}
+
 // ---- the overview ------------------------------------------------------------------------------
 
 /// `GET /api/v1/whoami` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct WhoAmI {
     pub scope: Scope,
     /// The token's name (`admin` for the server's admin token).
@@ -502,7 +546,7 @@ pub struct WhoAmI {
 }
 
 /// Scores of one (environment, method) pair.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct SummaryGroup {
     pub env: String,
     pub method: String,
@@ -529,7 +573,7 @@ pub struct SummaryGroup {
 }
 
 /// `GET /api/v1/summary` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Summary {
     /// Jobs per state (every state present), over the whole server or the study.
     pub jobs: BTreeMap<String, u64>,
@@ -547,8 +591,9 @@ pub struct Summary {
 /// One sweep axis on the wire: a list, or the text the command line takes (`a,b`, `1..5,10`),
 /// which the server parses with the command line's own grammar (`study::parse_list`,
 /// `study::parse_seeds`), so the dashboard and scripts need no parser of their own.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
+#[schemars(rename = "Axis_of_{T}")]
 pub enum Axis<T> {
     List(Vec<T>),
     Text(String),
@@ -572,7 +617,7 @@ impl<T> Axis<T> {
 
 /// One swept param on the wire: `{"key", "values"}`, or the text of a command line's
 /// `--param KEY=V1,V2` (`study::parse_param_sweep`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum ParamInput {
     Axis(ParamAxis),
@@ -581,7 +626,7 @@ pub enum ParamInput {
 
 /// The sweep of a study submission as sent: each axis structured or as command-line text.
 /// The server turns it into the canonical [`Sweep`] it stores and answers with.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SweepInput {
     pub methods: Axis<String>,
@@ -605,7 +650,7 @@ impl From<Sweep> for SweepInput {
 }
 
 /// `POST /api/v1/studies` request.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StudySubmit {
     pub name: String,
@@ -645,7 +690,7 @@ pub struct StudySubmit {
 
 /// An early-stopping rule on the wire: text in the command line's grammar
 /// (`early_stop::parse`), or the rule itself.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum RuleInput {
     Rule(EarlyStop),
@@ -653,7 +698,7 @@ pub enum RuleInput {
 }
 
 /// `POST /api/v1/studies` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySubmitted {
     pub study: String,
     /// The jobs of this submission, in sweep order, with their ids.
@@ -671,7 +716,7 @@ pub struct StudySubmitted {
 }
 
 /// One job of a study as `gaia study` lists it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyJob {
     pub id: JobId,
     pub state: JobState,
@@ -693,7 +738,7 @@ pub struct StudyJob {
 }
 
 /// Progress and ETA of a study.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct StudyProgress {
     pub jobs: u64,
     /// Jobs per state name (only states that occur).
@@ -728,7 +773,7 @@ pub struct StudyProgress {
 }
 
 /// The result of one method × environment (× swept params) over its seeds.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyGroup {
     pub method: String,
     pub env: String,
@@ -742,7 +787,7 @@ pub struct StudyGroup {
 }
 
 /// `GET /api/v1/studies/{name}` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyReport {
     pub name: String,
     /// None for a study that only exists as jobs tagged with its name.
@@ -764,7 +809,7 @@ pub struct StudyReport {
 }
 
 /// One configuration of an adaptive study as `gaia study` shows it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ConfigReport {
     pub id: u32,
     pub params: BTreeMap<String, serde_json::Value>,
@@ -786,7 +831,7 @@ pub struct ConfigReport {
 }
 
 /// One line of `GET /api/v1/studies`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySummary {
     pub name: String,
     /// The user who created it (None for a study only named by jobs, with no record).
@@ -798,7 +843,7 @@ pub struct StudySummary {
 }
 
 /// `GET /api/v1/studies` answer, newest first.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyList {
     pub studies: Vec<StudySummary>,
 }

@@ -10,7 +10,7 @@ use crate::error::RequestError;
 use crate::fairshare::{self, Standing};
 use crate::model::{ADMIN_USER, Scope, TokenInfo, UserInfo, now_ms, validate_name};
 use crate::protocol::{
-    TokenCreated, UsageReport, UserAdd, UserAdded, UserList, UserUpdate, UserUsage,
+    TokenCreated, UsageReport, UserAdd, UserAdded, UserList, UserRemoved, UserUpdate, UserUsage,
 };
 
 /// Tells the queue whether running limits exist (it wakes waiting claimers when jobs end).
@@ -165,7 +165,10 @@ pub(crate) async fn remove(app: &App, name: &str) -> HResult {
         })
         .await?;
     refresh_limits(app)?;
-    ok(&serde_json::json!({ "removed": name, "revoked_tokens": revoked }))
+    ok(&UserRemoved {
+        removed: name.to_string(),
+        revoked_tokens: revoked,
+    })
 }
 
 pub(crate) async fn usage(app: &App, q: &Query) -> HResult {
