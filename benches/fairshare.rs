@@ -2,7 +2,7 @@
 //! 1,000,000 queued jobs between them, a tenth of them needing a GPU the claiming slots lack,
 //! priorities 0–3.
 //!
-//! The queue is filled through the library (`Queue::submit_many`, one transaction per 10,000
+//! The queue is filled through the library (`Queue::submit_many_as`, one transaction per 10,000
 //! jobs of one user), then a release `gaia serve` opens it, first with `--fair-share on`, then,
 //! on the same data dir, with `--fair-share off`. In each: 1,000 claims from one slot with
 //! nothing to report (the claim alone), then 4 slots report-and-claim in a loop (`finished` on

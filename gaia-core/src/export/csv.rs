@@ -27,10 +27,14 @@ pub fn write(reader: &Reader, plan: &Plan, out: &mut dyn Write) -> Result<u64, E
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     for job in &plan.jobs {
         let prefix = context(job, &plan.params);
+        let mut owner = String::from(",");
+        field(&mut owner, &job.owner);
+        owner.push_str("\r\n");
         each_row(reader, job.id, |attempt, row| {
             line.clear();
             line.push_str(&prefix);
             record(&mut line, attempt, &row, &plan.metrics, &mut extra);
+            line.push_str(&owner);
             buf.extend_from_slice(line.as_bytes());
             if buf.len() >= 60 * 1024 {
                 out.write_all(&buf).map_err(write_err)?;
@@ -60,8 +64,6 @@ fn context(job: &Job, params: &[String]) -> String {
     if let Some(seed) = s.seed() {
         let _ = write!(line, "{seed}");
     }
-    line.push(',');
-    field(&mut line, &job.owner);
     line.push(',');
     for p in params {
         if let Some(v) = s.params.get(p) {
@@ -120,7 +122,6 @@ fn record(
             number(line, *v);
         }
     }
-    line.push_str("\r\n");
 }
 
 /// A number as a plain decimal that parses back to the same `f64`.
@@ -281,8 +282,8 @@ mod tests {
         let header = &recs[0];
         assert_eq!(
             header.join(","),
-            "study,job,method,env,seed,owner,param_lr,param_note,attempt,seq,generation,evals,best,\
-             best_ever,mean,sigma,elapsed,entropy,kl,zeta"
+            "study,job,method,env,seed,param_lr,param_note,attempt,seq,generation,evals,best,\
+             best_ever,mean,sigma,elapsed,entropy,kl,zeta,owner"
         );
         assert_eq!(recs.len(), 56);
         assert!(recs.iter().all(|r| r.len() == header.len()));

@@ -53,7 +53,11 @@ pub(crate) fn list_jobs(app: &App, caller: Option<&Caller>, q: &Query) -> HResul
         validate_name("study name", s)?;
     }
     // `mine=1`: the caller's own user's jobs; `owner=NAME`: that user's.
-    let mine = matches!(q.get("mine"), Some("1" | "true" | "yes"));
+    let mine = match q.get("mine") {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(v) => return Err(HttpError::bad(format!("mine={v:?}: use 1 or 0"))),
+    };
     let owner = match (mine, q.get("owner").filter(|s| !s.is_empty())) {
         (true, Some(_)) => {
             return Err(HttpError::bad("give mine=1 or owner=NAME, not both"));
