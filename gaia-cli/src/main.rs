@@ -3,6 +3,7 @@
 
 mod admin;
 mod common;
+mod db;
 mod demo;
 mod export;
 mod jobs;
@@ -24,6 +25,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// `--wait`ed job ended in a state other than succeeded.
     pub const JOB_FAILED: i32 = 3;
+    /// `gaia db check` found damage.
+    pub const DB_DAMAGED: i32 = 4;
 }
 
 #[derive(Parser)]
@@ -81,6 +84,8 @@ enum Command {
     User(users::UserArgs),
     /// Per user: running, queued, worker and GPU hours used, share, effective priority.
     Usage(users::UsageArgs),
+    /// Check or repair the server's database file (offline, with the server stopped).
+    Db(db::DbArgs),
 }
 
 fn main() {
@@ -120,6 +125,7 @@ fn main() {
         Command::Release(a) => release::run(a),
         Command::User(a) => users::user(a),
         Command::Usage(a) => users::usage(a),
+        Command::Db(a) => db::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

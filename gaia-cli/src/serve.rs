@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// Seconds between keep-alive pings on idle event streams (tests shorten it).
     #[arg(long, hide = true, default_value = "15", value_name = "SECS", value_parser = parse_secs)]
     pub event_keepalive: Duration,
+    /// Start with an empty database when <data-dir>/gaia.redb exists but is 0 bytes. Without
+    /// it such a file is refused: it is usually a truncated copy or a failed restore, and
+    /// starting on it would look as if every job and result were gone.
+    #[arg(long)]
+    pub allow_empty_db: bool,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -80,6 +85,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     config.event_keepalive = a.event_keepalive;
     config.queue.fair_share = a.fair_share;
     config.queue.usage_half_life = a.fair_share_half_life;
+    config.allow_empty_db = a.allow_empty_db;
     // Settings first, so a refused start leaves no generated token in the data dir (a
     // generated one is 64 hex digits: it stands in for the check).
     ServerConfig {

@@ -65,6 +65,13 @@ pub struct WorkArgs {
     /// Kill jobs running longer than this many seconds (timed_out).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     job_timeout: Option<Duration>,
+    /// The most any job may use here: mem=SIZE, cpu=TIME, files=N, output=SIZE (as `gaia
+    /// submit --limit`). A job's own limits are capped by these; a job without one gets these.
+    /// Memory is limited by a cgroup v2 of the job's own where this worker may create one
+    /// (under its own cgroup, with the memory controller delegated), else per process with
+    /// RLIMIT_AS (address space: generous for programs that reserve much more than they use).
+    #[arg(long, value_name = "KEY=VALUE,...", value_parser = crate::jobs::parse_limits)]
+    max_limit: Option<gaia_core::model::Limits>,
     /// Largest result file uploaded, in MiB (bigger ones are named in the job's log and kept
     /// off the server).
     #[arg(long, default_value_t = 100, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
@@ -124,6 +131,7 @@ pub fn run(a: WorkArgs) -> anyhow::Result<i32> {
     cfg.allow_commands = a.allow_commands;
     cfg.exit_when_idle = a.exit_when_idle;
     cfg.job_timeout = a.job_timeout;
+    cfg.max_limits = a.max_limit.unwrap_or_default();
     cfg.kill_grace = a.kill_grace;
     cfg.postcard = !a.json_rows;
     cfg.memory_rows = a.spool_after_rows;

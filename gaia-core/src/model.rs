@@ -204,6 +204,163 @@ pub struct JobSpec {
     /// The study this job belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub study: Option<String>,
+    /// Resource limits of the job's processes (`gaia submit --limit mem=8G,cpu=2h`), each
+    /// bounded by the running worker's maximum (`gaia work --max-limit`).
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+}
+
+/// Resource limits of one job's processes. Unset: the worker's maximum applies (if it has one).
+/// A job over a limit ends `failed` with the limit named.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory of the whole job in bytes: a cgroup v2 `memory.max` where the worker may create
+    /// cgroups, else each process's address space (`RLIMIT_AS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// CPU time of each process, seconds (`RLIMIT_CPU`; the wall clock is `timeout_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<u64>,
+    /// Open files of each process (`RLIMIT_NOFILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<u64>,
+    /// Output size in bytes: the largest file a process may write (`RLIMIT_FSIZE`), and the
+    /// total of the job's result files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// No limit set.
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// Parses `mem=8G,cpu=2h,files=1024,output=1G` (any subset, any order). Sizes take K, M,
+    /// G, T (powers of 1024; a bare number is bytes); times take s, m, h, d (bare: seconds).
+    /// `time=` is `cpu=`.
+    pub fn parse(s: &str) -> Result<Limits, RequestError> {
+        let bad = |m: String| RequestError::Invalid(format!("--limit {s:?}: {m}"));
+        let mut out = Limits::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{item:?} is not KEY=VALUE")))?;
+            let (k, v) = (k.trim(), v.trim());
+            let slot = match k {
+                "mem" | "memory" => &mut out.memory_bytes,
+                "cpu" | "time" => &mut out.cpu_secs,
+                "files" | "nofile" => &mut out.open_files,
+                "output" | "out" => &mut out.output_bytes,
+                _ => {
+                    return Err(bad(format!(
+                        "unknown limit {k:?} (mem=SIZE, cpu=TIME, files=N, output=SIZE)"
+                    )));
+                }
+            };
+            let n = match k {
+                "mem" | "memory" | "output" | "out" => parse_size(v),
+                "cpu" | "time" => parse_duration_secs(v),
+                _ => v.parse::<u64>().ok(),
+            }
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad(format!("{k}={v:?} is not a positive amount")))?;
+            if slot.replace(n).is_some() {
+                return Err(bad(format!("{k} is given twice")));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each limit the smaller of this one and `max` (a limit only `max` sets applies too).
+    pub fn within(&self, max: &Limits) -> Limits {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Limits {
+            memory_bytes: min(self.memory_bytes, max.memory_bytes),
+            cpu_secs: min(self.cpu_secs, max.cpu_secs),
+            open_files: min(self.open_files, max.open_files),
+            output_bytes: min(self.output_bytes, max.output_bytes),
+        }
+    }
+
+    /// `mem=8G,cpu=2h` as [`Limits::parse`] reads it (empty when none is set).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = self.memory_bytes {
+            parts.push(format!("mem={}", format_size(b)));
+        }
+        if let Some(t) = self.cpu_secs {
+            parts.push(format!("cpu={}", format_duration_secs(t)));
+        }
+        if let Some(n) = self.open_files {
+            parts.push(format!("files={n}"));
+        }
+        if let Some(b) = self.output_bytes {
+            parts.push(format!("output={}", format_size(b)));
+        }
+        parts.join(",")
+    }
+}
+
+/// `8G`, `512M`, `100k`, `1024` (bytes) → bytes; powers of 1024.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let upper = v.to_ascii_uppercase();
+    let t = upper.trim_end_matches("IB").trim_end_matches('B');
+    let (num, mult) = match t.chars().last()? {
+        'K' => (&t[..t.len() - 1], 1u64 << 10),
+        'M' => (&t[..t.len() - 1], 1 << 20),
+        'G' => (&t[..t.len() - 1], 1 << 30),
+        'T' => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let x: f64 = num.trim().parse().ok()?;
+    let bytes = x * mult as f64;
+    (x.is_finite() && x >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// `90`, `90s`, `30m`, `2h`, `1d` → seconds.
+fn parse_duration_secs(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = match v.chars().last()? {
+        's' => (&v[..v.len() - 1], 1u64),
+        'm' => (&v[..v.len() - 1], 60),
+        'h' => (&v[..v.len() - 1], 3600),
+        'd' => (&v[..v.len() - 1], 86_400),
+        _ => (v, 1),
+    };
+    let x: f64 = num.trim().parse().ok()?;
+    let secs = x * mult as f64;
+    (x.is_finite() && x >= 0.0 && secs < u64::MAX as f64).then_some(secs.ceil() as u64)
+}
+
+fn format_size(b: u64) -> String {
+    for (unit, m) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
+        if b >= m && b.is_multiple_of(m) {
+            return format!("{}{unit}", b / m);
+        }
+    }
+    b.to_string()
+}
+
+fn format_duration_secs(t: u64) -> String {
+    for (unit, m) in [("d", 86_400u64), ("h", 3600), ("m", 60)] {
+        if t >= m && t.is_multiple_of(m) {
+            return format!("{}{unit}", t / m);
+        }
+    }
+    format!("{t}s")
 }
 
 /// Checks a name that comes from outside (method, environment, tag, worker name, study):
@@ -445,6 +602,8 @@ pub struct Spec {
     pub timeout_secs: Option<u64>,
     /// The study this job belongs to.
     pub study: Option<String>,
+    /// Resource limits of its processes.
+    pub limits: Limits,
 }
 
 /// On the wire a `Spec` is the [`JobSpec`] it stands for (`#[serde(from, into)]`), so its JSON
@@ -531,6 +690,7 @@ impl From<JobSpec> for Spec {
             max_attempts: s.max_attempts,
             timeout_secs: s.timeout_secs,
             study: s.study,
+            limits: s.limits,
         }
     }
 }
@@ -546,6 +706,7 @@ impl From<Spec> for JobSpec {
             max_attempts: s.max_attempts,
             timeout_secs: s.timeout_secs,
             study: s.study,
+            limits: s.limits,
             ..JobSpec::default()
         };
         let labels = match s.task {
@@ -1574,6 +1735,62 @@ pub struct StudyRecord {
     pub owner: String,
     pub created_at: Millis,
     pub submissions: Vec<StudySubmission>,
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_units_and_refuse_what_they_do_not_know() {
+        let l = Limits::parse("mem=8G, time=2h,files=1024,output=512M").unwrap();
+        assert_eq!(
+            l,
+            Limits {
+                memory_bytes: Some(8 << 30),
+                cpu_secs: Some(7200),
+                open_files: Some(1024),
+                output_bytes: Some(512 << 20),
+            }
+        );
+        assert_eq!(l.describe(), "mem=8G,cpu=2h,files=1024,output=512M");
+        assert_eq!(Limits::parse(&l.describe()).unwrap(), l);
+        assert_eq!(Limits::parse("cpu=90").unwrap().cpu_secs, Some(90));
+        assert_eq!(
+            Limits::parse("mem=1.5GiB").unwrap().memory_bytes,
+            Some(3 << 29)
+        );
+        assert_eq!(Limits::parse("").unwrap(), Limits::default());
+        for bad in [
+            "ram=1G",
+            "mem",
+            "mem=0",
+            "mem=-1G",
+            "mem=lots",
+            "cpu=1h,time=2h",
+            "mem=1e30T",
+        ] {
+            let e = Limits::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        let max = Limits::parse("mem=4G,cpu=1h").unwrap();
+        let got = Limits::parse("mem=16G,files=10").unwrap().within(&max);
+        assert_eq!(got.describe(), "mem=4G,cpu=1h,files=10");
+    }
+
+    #[test]
+    fn limits_ride_on_the_job_spec_and_old_specs_read_without_them() {
+        let spec: JobSpec =
+            serde_json::from_str(r#"{"kind":"upper","input":"x","limits":{"cpu_secs":5}}"#)
+                .unwrap();
+        let typed = spec.normalize().unwrap();
+        assert_eq!(typed.limits.cpu_secs, Some(5));
+        let back = serde_json::to_value(&typed).unwrap();
+        assert_eq!(back["limits"], serde_json::json!({"cpu_secs": 5}));
+        let old: Spec = serde_json::from_str(r#"{"kind":"upper","input":"x"}"#).unwrap();
+        assert!(old.limits.is_empty());
+        assert!(serde_json::to_value(&old).unwrap().get("limits").is_none());
+    }
 }
 
 #[cfg(test)]

@@ -237,6 +237,8 @@ class JobSpec(TypedDict):
     input: NotRequired[Optional[str]]
     """Built-in kinds: the input."""
     kind: NotRequired[JobKind]
+    limits: NotRequired[Limits]
+    """Resource limits of the job's processes (`gaia submit --limit mem=8G,cpu=2h`), each bounded by the running worker's maximum (`gaia work --max-limit`)."""
     max_attempts: NotRequired[int]
     """Attempts before a job whose workers vanish is `lost`."""
     max_evals: NotRequired[Optional[int]]
@@ -263,6 +265,18 @@ class LeaseRef(TypedDict):
     attempt: int
     job: int
     lease: int
+
+
+class Limits(TypedDict):
+    """Resource limits of one job's processes. Unset: the worker's maximum applies (if it has one). A job over a limit ends `failed` with the limit named."""
+    cpu_secs: NotRequired[Optional[int]]
+    """CPU time of each process, seconds (`RLIMIT_CPU`; the wall clock is `timeout_secs`)."""
+    memory_bytes: NotRequired[Optional[int]]
+    """Memory of the whole job in bytes: a cgroup v2 `memory.max` where the worker may create cgroups, else each process's address space (`RLIMIT_AS`)."""
+    open_files: NotRequired[Optional[int]]
+    """Open files of each process (`RLIMIT_NOFILE`)."""
+    output_bytes: NotRequired[Optional[int]]
+    """Output size in bytes: the largest file a process may write (`RLIMIT_FSIZE`), and the total of the job's result files."""
 
 
 class LogAck(TypedDict):
@@ -987,6 +1001,7 @@ __all__ = [
     "JobState",
     "LeaseRef",
     "Level",
+    "Limits",
     "LogAck",
     "LogBatch",
     "LogInput",

@@ -12,6 +12,7 @@ use gaia_core::client::Client;
 
 pub mod api;
 pub mod browser;
+pub mod soak;
 // Benches include this harness too and use none of the API helpers.
 #[allow(unused_imports)]
 pub use api::*;

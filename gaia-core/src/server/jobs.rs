@@ -300,20 +300,24 @@ async fn stream_rows(
         );
         let mut n = 0u64;
         let mut gone = false;
-        let scanned = read.for_each_row(id, attempt, range, |row| {
-            if gone {
-                return;
-            }
-            if n > 0 {
-                buf.push(b',');
-            }
-            serde_json::to_writer(&mut buf, &row).expect("rows serialize to JSON");
-            n += 1;
-            if buf.len() >= ROWS_CHUNK {
-                let chunk = std::mem::replace(&mut buf, fresh());
-                gone = tx.blocking_send(chunk.into()).is_err();
-            }
-        });
+        // redb panics on some damaged pages: that is a failed read too, not a dead thread.
+        let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read.for_each_row(id, attempt, range, |row| {
+                if gone {
+                    return;
+                }
+                if n > 0 {
+                    buf.push(b',');
+                }
+                serde_json::to_writer(&mut buf, &row).expect("rows serialize to JSON");
+                n += 1;
+                if buf.len() >= ROWS_CHUNK {
+                    let chunk = std::mem::replace(&mut buf, fresh());
+                    gone = tx.blocking_send(chunk.into()).is_err();
+                }
+            })
+        }))
+        .unwrap_or_else(|p| Err(crate::error::StoreError::from_panic(p.as_ref())));
         if let Err(e) = scanned {
             eprintln!("gaia serve: reading the rows of job {id} failed: {e}");
             tx.fail();

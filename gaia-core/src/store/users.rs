@@ -438,7 +438,7 @@ impl Tx<'_> {
     }
 
     /// Recomputes every user's recent usage from the hourly history.
-    fn rebuild_recent_usage(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn rebuild_recent_usage(&mut self) -> Result<(), StoreError> {
         let half_life = self.usage_half_life()?;
         let now = now_ms();
         // (hour, worker ms, GPU ms) of each user, in key order.

@@ -54,6 +54,9 @@ pub struct WorkerConfig {
     pub update_now: bool,
     /// Public key (hex) every release file must be signed with.
     pub trust_key: Option<String>,
+    /// The most any job may use (`--max-limit`): a job's own limits are bounded by it, and a
+    /// job without one gets it ([`crate::model::Limits::within`]).
+    pub max_limits: crate::model::Limits,
 }
 
 impl WorkerConfig {
@@ -94,6 +97,7 @@ impl WorkerConfig {
             auto_update: false,
             update_now: false,
             trust_key: None,
+            max_limits: crate::model::Limits::default(),
         }
     }
 }

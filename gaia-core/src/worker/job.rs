@@ -198,7 +198,20 @@ fn run_process(
     // The files the job left, checked while its log is still open: a file that cannot be
     // uploaded says why in the job's own log, where its owner looks.
     let mut files = Vec::new();
-    for (name, path, size) in runner::output_files(&out_dir) {
+    let listed = runner::output_files(&out_dir);
+    let total: u64 = listed.iter().map(|(_, _, size)| size).sum();
+    let over_output = spec
+        .limits
+        .output_bytes
+        .filter(|&max| total > max)
+        .map(|max| {
+            format!(
+                "over its output limit (output={}): its result files hold {}",
+                crate::human::bytes(max),
+                crate::human::bytes(total)
+            )
+        });
+    for (name, path, size) in listed {
         let refused = if size > cfg.max_upload {
             Some(format!(
                 "result file {name} ({size} bytes) is over this worker's upload limit of {} bytes (gaia work --max-file-mib); not uploaded",
@@ -228,6 +241,10 @@ fn run_process(
         return Ok(());
     }
     complete.result = result.result;
+    let ended = match (ended, over_output) {
+        (runner::Ended::Exited(_), Some(why)) => runner::Ended::OverLimit(why),
+        (ended, _) => ended,
+    };
     report_end(ended, &result.stderr_tail.join("\n"), timeout, complete);
     // Upload the files the job left, whatever its outcome (a failed run's files help debug it).
     for (name, path) in files {
@@ -307,6 +324,25 @@ fn process_spec(
     } else if cfg.gpus == GpuChoice::None {
         env.push(("CUDA_VISIBLE_DEVICES".into(), String::new()));
     }
+    let limits = job.spec.limits.within(&cfg.max_limits);
+    let asked = &job.spec.limits;
+    let clamped = [
+        (asked.memory_bytes, limits.memory_bytes),
+        (asked.cpu_secs, limits.cpu_secs),
+        (asked.open_files, limits.open_files),
+        (asked.output_bytes, limits.output_bytes),
+    ]
+    .iter()
+    .any(|(a, b)| matches!((a, b), (Some(a), Some(b)) if b < a));
+    if clamped {
+        say(&format!(
+            "job {}: asked for limits {}, this worker allows at most {}: running with {}",
+            job.id,
+            job.spec.limits.describe(),
+            cfg.max_limits.describe(),
+            limits.describe()
+        ));
+    }
     let tracking = Tracking {
         dir: reaper::records_dir(&cfg.state_dir),
         // The job's own output folder: no process outside this job has it in its environment.
@@ -320,6 +356,8 @@ fn process_spec(
         timeout,
         grace: cfg.kill_grace,
         tracking: Some(tracking),
+        limits,
+        cgroup_name: format!("gaia-job-{}-{}", job.id, a.attempt),
     })
 }
 
@@ -370,6 +408,14 @@ fn report_end(
             ));
         }
         runner::Ended::Stale => {}
+        runner::Ended::OverLimit(why) => {
+            complete.outcome = Outcome::Failed;
+            complete.error = Some(if tail.is_empty() {
+                why
+            } else {
+                format!("{why}; last stderr lines:\n{tail}")
+            });
+        }
         runner::Ended::SpawnFailed(e) => {
             complete.outcome = Outcome::Failed;
             complete.error = Some(e);
