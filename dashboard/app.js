@@ -53,7 +53,10 @@ async function start() {
       return;
     }
   }
-  $("#whoami").replaceChildren(h("span", { class: `scope sc-${S.who.scope}`, text: S.who.scope, title: `token "${S.who.name}" · gaia ${S.who.version}` }));
+  $("#whoami").replaceChildren(
+    h("span", { class: "user", id: "who-user", text: S.who.user || S.who.name, title: "the user this token acts for: what it submits is theirs" }),
+    h("span", { class: `scope sc-${S.who.scope}`, text: S.who.scope, title: `token "${S.who.name}" of ${S.who.user || "admin"} · gaia ${S.who.version}` }),
+  );
   route();
 }
 

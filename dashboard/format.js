@@ -13,6 +13,9 @@
 //   fractions            percent  progress and usage: whole percent, rounded down (a job at
 //                                 99.6 % is not shown as done): 45%
 //   durations            dur      12s, 3m 05s, 2h 07m, 1d 4h
+//   hours of use         hours    worker and GPU hours from seconds: 0.25 h, 12.5 h, 1,234 h
+//                                 (whole hours from a thousand on, written as counts; as
+//                                 `gaia usage` writes them)
 //   times                when / clock / ago   a date and time, a time of day, "5m ago"
 "use strict";
 
@@ -67,6 +70,15 @@ export function size(bytes) {
   }
   const text = i === 0 || Math.abs(v) >= 100 ? String(Math.round(v)) : trim(v.toFixed(1));
   return `${text} ${units[i]}`;
+}
+
+/** Hours of use (worker or GPU) from seconds: 0.25 h, 12.5 h, 1,234 h. */
+export function hours(secs) {
+  if (secs === null || secs === undefined || !Number.isFinite(secs)) return "–";
+  const h = secs / 3600;
+  if (Math.abs(h) < 10) return `${h.toFixed(2)} h`;
+  if (Math.abs(h) < 1000) return `${h.toFixed(1)} h`;
+  return `${count(h)} h`;
 }
 
 /** A size given in MiB (memory as workers report it and jobs require it). */

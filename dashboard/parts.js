@@ -1,11 +1,12 @@
 // Pieces several views show: a job's one-line description, state badges, progress bars, the
-// admin-only button, and a job's row in the overview's queue and the jobs list.
+// buttons that need a token that may act, and a job's row in the overview's queue and the jobs
+// list.
 "use strict";
 
 import { api } from "./api.js";
 import { h, toast } from "./dom.js";
 import { count, dur, fmtNum, percent, plural } from "./format.js";
-import { S, isAdmin } from "./session.js";
+import { S, isAdmin, mayActOn, maySubmit } from "./session.js";
 
 export function describe(spec) {
   if (!spec) return "";
@@ -53,6 +54,42 @@ export function adminButton(label, props) {
   return b;
 }
 
+/** A button that needs a token that may submit (submit or admin): disabled with the reason otherwise. */
+export function submitButton(label, props) {
+  const b = h("button", Object.assign({ type: "button", class: "btn" }, props, { text: label }));
+  if (!maySubmit()) {
+    b.disabled = true;
+    const why = `needs an admin token or a submit token (this token's scope is ${S.who ? S.who.scope : "unknown"})`;
+    b.title = why;
+    return h("span", { class: "why", title: why }, b);
+  }
+  return b;
+}
+
+/**
+ * A button that changes something `owner` owns: enabled for an admin token and for a submit
+ * token of that user, disabled with the reason as its tooltip otherwise.
+ */
+export function ownerButton(label, props, owner) {
+  const b = h("button", Object.assign({ type: "button", class: "btn" }, props, { text: label }));
+  if (!mayActOn(owner)) {
+    b.disabled = true;
+    const mine = S.who && S.who.scope === "submit";
+    const why = mine
+      ? `belongs to ${owner}: needs an admin token or a submit token of ${owner} (this one is ${S.who.user}'s)`
+      : `needs an admin token or a submit token of ${owner} (this token's scope is ${S.who ? S.who.scope : "unknown"})`;
+    b.title = why;
+    return h("span", { class: "why", title: why }, b);
+  }
+  return b;
+}
+
+/** Who owns a job, marked when it is the token's own user. */
+export function ownerCell(owner) {
+  const mine = S.who && S.who.user === owner;
+  return h("td", { class: `owner${mine ? " mine" : ""}`, text: owner || "admin", title: mine ? "yours" : `submitted by ${owner}` });
+}
+
 export function progressBar(frac, label) {
   const f = Math.max(0, Math.min(1, frac || 0));
   const fill = h("span", { class: "fill" });
@@ -80,7 +117,7 @@ export function jobRow(j, opts = {}) {
   const evals = p.evals !== null && p.evals !== undefined ? `${count(p.evals)} / ${count(j.spec.max_evals || 0)}` : null;
   const e = eta(j);
   const cancel = !TERMINAL.has(j.state)
-    ? adminButton(j.cancel_requested ? "…" : "✕", {
+    ? ownerButton(j.cancel_requested ? "…" : "✕", {
         class: "btn small danger icon",
         title: `Cancel job ${j.id}`,
         attrs: { "aria-label": `Cancel job ${j.id}` },
@@ -97,12 +134,13 @@ export function jobRow(j, opts = {}) {
             toast(`Cancel failed: ${x.message}`, "error");
           }
         },
-      })
+      }, j.owner)
     : null;
   const cells = [
     h("td", { class: "num" }, h("a", { href: `#/jobs/${j.id}`, text: `#${j.id}` })),
     h("td", { class: "jname" }, h("a", { href: `#/jobs/${j.id}`, class: "plain", text: jobTitle(j), title: describe(j.spec) })),
     h("td", {}, badge(j.state)),
+    ownerCell(j.owner),
     h("td", { class: "muted wk", text: j.worker_name || (j.state === "queued" ? `prio ${j.spec.priority || 0}` : "–") }),
     h("td", { class: "prog" }, j.state === "queued" ? h("span", { class: "muted", text: `waiting ${dur(Date.now() - j.submitted_at)}` }) : progressBar(frac, evals ? `${evals}` : undefined)),
     h("td", { class: "num", text: fmtNum(p.best_ever ?? p.best) }),

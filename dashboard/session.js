@@ -10,5 +10,11 @@ export const S = {
   lastEventId: 0,
 };
 
-/** Whether the token may act (submit, cancel), not only look. */
+/** Whether the token may act on everything (an admin token), not only look. */
 export const isAdmin = () => S.who && S.who.scope === "admin";
+
+/** Whether the token may submit jobs and studies: an admin or a submit token. */
+export const maySubmit = () => !!S.who && (S.who.scope === "admin" || S.who.scope === "submit");
+
+/** Whether the token may change (cancel, extend) what `owner` owns: an admin token everyone's, a submit token its own user's. */
+export const mayActOn = (owner) => !!S.who && (S.who.scope === "admin" || (S.who.scope === "submit" && S.who.user === owner));

@@ -6,7 +6,7 @@ import { api, download } from "./api.js";
 import { LineChart, PALETTE, saveBlob } from "./chart.js";
 import { debounce, h, kv, put, section, toast } from "./dom.js";
 import { clock, count, dur, fmtNum, mib, plural, size, toCsv, when } from "./format.js";
-import { TERMINAL, adminButton, badge, eta, etaText, jobTitle, newer, progressBar } from "./parts.js";
+import { TERMINAL, badge, eta, etaText, jobTitle, newer, ownerButton, progressBar } from "./parts.js";
 import { POINTS, fetchRows, pointsOf } from "./rows.js";
 
 export function jobView(id) {
@@ -95,6 +95,7 @@ export function jobView(id) {
         h("h1", { id: "job-title", text: jobTitle(j) }),
         badge(j.state),
         j.cancel_requested ? h("span", { class: "muted", text: "cancel requested" }) : null,
+        h("span", { class: "muted", id: "job-owner", text: `by ${j.owner || "admin"}` }),
       ),
       h(
         "div",
@@ -109,7 +110,7 @@ export function jobView(id) {
         exp("csv"),
         exp("json"),
         exp("png"),
-        !TERMINAL.has(j.state) ? adminButton(j.cancel_requested ? "Cancelling…" : "Cancel job", { class: "btn danger", id: "cancel-job", disabled: j.cancel_requested, onclick: cancelJob }) : null,
+        !TERMINAL.has(j.state) ? ownerButton(j.cancel_requested ? "Cancelling…" : "Cancel job", { class: "btn danger", id: "cancel-job", disabled: j.cancel_requested, onclick: cancelJob }, j.owner) : null,
       ),
       p.status ? h("p", { class: "muted", text: `status: ${p.status}` }) : null,
       j.error ? h("pre", { class: "errorbox", text: j.error }) : null,

@@ -1,5 +1,6 @@
 // The overview: job counts, the workers, the queue (running and the next queued), the best
-// result per environment and method, and the activity log, kept live by the stream.
+// result per environment and method, the users' usage, and the activity log, kept live by the
+// stream.
 "use strict";
 
 import { api } from "./api.js";
@@ -8,6 +9,7 @@ import { count, fmtNum } from "./format.js";
 import { jobRow } from "./parts.js";
 import { S } from "./session.js";
 import { activityPanel } from "./view-activity.js";
+import { usagePanel } from "./view-usage.js";
 import { workersPanel } from "./view-workers.js";
 
 export function overviewView() {
@@ -15,7 +17,7 @@ export function overviewView() {
   const workers = workersPanel();
   const queue = section("Queue", h("a", { href: "#/jobs", class: "btn small ghost", text: "All jobs" }));
   const qtable = h("table", { class: "grid", id: "queue" });
-  const qhead = h("thead", {}, h("tr", {}, ...["id", "job", "state", "worker", "progress", "best-ever", "ETA", ""].map((t) => h("th", { text: t }))));
+  const qhead = h("thead", {}, h("tr", {}, ...["id", "job", "state", "owner", "worker", "progress", "best-ever", "ETA", ""].map((t) => h("th", { text: t }))));
   const qbody = h("tbody");
   const qfoot = h("p", { class: "muted small" });
   qtable.append(qhead, qbody);
@@ -24,7 +26,9 @@ export function overviewView() {
   const btable = h("table", { class: "grid", id: "best" });
   best.body.append(h("div", { class: "scroll-x" }, btable));
   const activity = activityPanel();
-  const el = h("div", { class: "overview" }, tiles, workers.el, h("div", { class: "cols" }, h("div", { class: "col-main" }, queue.el, best.el), h("div", { class: "col-side" }, activity.el)));
+  const usage = usagePanel();
+  const el = h("div", { class: "overview" }, tiles, workers.el, h("div", { class: "cols" }, h("div", { class: "col-main" }, queue.el, best.el), h("div", { class: "col-side" }, usage.el, activity.el)));
+  const usageSoon = debounce(() => usage.load().catch(() => {}), 2000);
 
   const st = { running: new Map(), queued: new Map(), queuedTotal: 0, runningTotal: 0, summary: null };
 
@@ -52,7 +56,7 @@ export function overviewView() {
     st.runningTotal = Math.max(st.runningTotal, st.running.size);
     st.queuedTotal = Math.max(st.queuedTotal, st.queued.size);
     put(qbody, ...running.map((j) => jobRow(j)), ...queued.map((j) => jobRow(j)));
-    if (!running.length && !queued.length) qbody.append(h("tr", {}, h("td", { colSpan: 8, class: "muted", text: "Nothing queued or running." })));
+    if (!running.length && !queued.length) qbody.append(h("tr", {}, h("td", { colSpan: 9, class: "muted", text: "Nothing queued or running." })));
     const more = [];
     if (st.runningTotal > running.length) more.push(`${count(st.runningTotal - running.length)} more running`);
     if (st.queuedTotal > queued.length) more.push(`${count(st.queuedTotal - queued.length)} more queued (the newest are shown)`);
@@ -104,7 +108,7 @@ export function overviewView() {
   const queueRender = debounce(renderQueue, 250);
 
   async function refresh() {
-    const [w, ev] = await Promise.all([api("/api/v1/workers"), api("/api/v1/events?limit=60"), loadQueue(), loadSummary()]);
+    const [w, ev] = await Promise.all([api("/api/v1/workers"), api("/api/v1/events?limit=60"), loadQueue(), loadSummary(), usage.load()]);
     workers.setAll(w.workers);
     activity.setAll(ev.events);
     if (ev.events.length) S.lastEventId = Math.max(S.lastEventId, ev.events[ev.events.length - 1].id);
@@ -123,6 +127,7 @@ export function overviewView() {
       workers.destroy();
       summarySoon.cancel();
       queueSoon.cancel();
+      usageSoon.cancel();
     },
     onLive(type, m) {
       if (type === "worker") {
@@ -136,7 +141,10 @@ export function overviewView() {
       } else if (type === "event") {
         activity.add(m);
         if (/submitted|requeued|started/.test(m.kind)) queueSoon();
-        if (/^job_(submitted|succeeded|failed|cancelled|lost|timed_out|started|requeued)|jobs_submitted/.test(m.kind)) summarySoon();
+        if (/^job_(submitted|succeeded|failed|cancelled|lost|timed_out|started|requeued)|jobs_submitted/.test(m.kind)) {
+          summarySoon();
+          usageSoon();
+        }
         if (m.kind.startsWith("worker")) workers.reload();
       }
     },

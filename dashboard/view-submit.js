@@ -10,8 +10,8 @@
 import { api } from "./api.js";
 import { debounce, h, put, toast } from "./dom.js";
 import { count, plural } from "./format.js";
-import { adminButton } from "./parts.js";
-import { S, isAdmin } from "./session.js";
+import { submitButton } from "./parts.js";
+import { S, maySubmit } from "./session.js";
 
 /** Above this many jobs a study must be confirmed (the server's CONFIRM_STUDY_JOBS). */
 const CONFIRM_STUDY_JOBS = 10_000;
@@ -119,7 +119,7 @@ export function submitView() {
   ];
   const cmdOnly = [f("argv", argv, "split on spaces; runs only on workers started with --allow-commands")];
   const inOnly = [f("input", input)];
-  const submit = adminButton("Submit", { class: "btn primary", id: "s-submit", type: "submit" });
+  const submit = submitButton("Submit", { class: "btn primary", id: "s-submit", type: "submit" });
   const form = h(
     "form",
     { class: "submit card", id: "submit-form" },
@@ -128,7 +128,7 @@ export function submitView() {
     methods,
     envs,
     preview,
-    h("div", { class: "actions" }, submit, againLabel, isAdmin() ? null : h("span", { class: "muted", text: `This ${S.who ? S.who.scope : ""} token may look but not submit: log in with an admin token to submit jobs.` })),
+    h("div", { class: "actions" }, submit, againLabel, maySubmit() ? h("span", { class: "muted", id: "s-owner", text: `submitted as ${S.who.user}` }) : h("span", { class: "muted", text: `This ${S.who ? S.who.scope : ""} token may look but not submit: log in with an admin token or a submit token to submit jobs.` })),
     result,
   );
 
@@ -218,10 +218,10 @@ export function submitView() {
     for (const x of cmdOnly) x.hidden = k !== "command";
     for (const x of inOnly) x.hidden = k === "experiment" || k === "command";
     againLabel.hidden = !studyName();
-    if (studyName() && !isAdmin()) {
-      // The preview is a dry run of the submission, which only an admin token may make.
+    if (studyName() && !maySubmit()) {
+      // The preview is a dry run of the submission, which only a token that may submit makes.
       previewSoon.cancel();
-      return say("Previewing and submitting a study needs an admin token.", "muted");
+      return say("Previewing and submitting a study needs an admin token or a submit token.", "muted");
     }
     if (studyName()) {
       asked++; // an answer still on its way describes an older form
@@ -297,7 +297,7 @@ export function submitView() {
   form.addEventListener("input", update);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    if (!isAdmin()) return;
+    if (!maySubmit()) return;
     if (studyName()) submitStudy();
     else submitPlain();
   });

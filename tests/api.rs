@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use gaia_core::client::Client;
 use gaia_core::model::{JobKind, JobSpec, JobState, Scope};
-use gaia_core::protocol::PROTOCOL_HEADER;
-use gaia_core::server::router::ROUTES;
+use gaia_core::protocol::{PROTOCOL_HEADER, UserAdd};
+use gaia_core::server::router::{Ownership, ROUTES, Route};
 
 use crate::helper::*;
 
@@ -126,6 +126,17 @@ fn submit_list_show_cancel_through_http() {
 
 // ---- auth over the one route table -----------------------------------------------------------
 
+/// The path of a route with its parameters filled for a caller: the job and token it names
+/// are `job` and `token`.
+fn fill_for(path: &str, job: u64, worker: &str, token: &str) -> String {
+    let filled = fill(path, job, worker);
+    if path.starts_with("/api/v1/tokens/") {
+        format!("/api/v1/tokens/{token}")
+    } else {
+        filled
+    }
+}
+
 #[test]
 fn every_route_enforces_its_scope() {
     let server = Server::start();
@@ -135,13 +146,49 @@ fn every_route_enforces_its_scope() {
     let worker_token = admin.create_token("w1", Scope::Worker).unwrap().token;
     let read_token = admin.create_token("r1", Scope::Read).unwrap().token;
     let metrics_token = admin.create_token("m1", Scope::Metrics).unwrap().token;
+    // Two users with submit tokens; Alice owns a job, a study and a spare token.
+    let add = |name: &str| {
+        admin
+            .add_user(&UserAdd {
+                name: name.into(),
+                share: None,
+                max_running: None,
+                max_queued: None,
+                token_name: None,
+            })
+            .unwrap()
+            .token
+            .token
+    };
+    let (alice_token, bob_token) = (add("alice"), add("bob"));
+    let alice = server.client_with(&alice_token);
+    let alice_job = alice.submit(&JobSpec::experiment("cma_es", 100)).unwrap();
+    alice.create_token("alice-spare", Scope::Read).unwrap();
     let tokens = [
         (Scope::Admin, server.token.clone()),
         (Scope::Worker, worker_token),
         (Scope::Read, read_token),
         (Scope::Metrics, metrics_token),
+        (Scope::Submit, alice_token.clone()),
     ];
-    let allowed = |have: Scope, need: Scope| have == Scope::Admin || have == need;
+    // The issue's spec of the scopes, spelled out: submit sits between read and admin.
+    let allowed = |have: Scope, need: Scope| {
+        have == Scope::Admin || have == need || (have == Scope::Submit && need == Scope::Read)
+    };
+    for have in Scope::ALL {
+        for need in Scope::ALL {
+            assert_eq!(have.allows(need), allowed(have, need), "{have} → {need}");
+        }
+    }
+    // What each caller's paths name: a submit token its own job and token; others the admin's.
+    let path_for = |route: &Route, have: Scope| {
+        let (j, t) = if have == Scope::Submit {
+            (alice_job, "alice-spare")
+        } else {
+            (job, "no-such-token")
+        };
+        format!("{}{}", server.url(), fill_for(route.path, j, &worker_id, t))
+    };
 
     let mut checked = 0;
     for route in ROUTES {
@@ -153,6 +200,7 @@ fn every_route_enforces_its_scope() {
                 (200..300).contains(&status),
                 "{what} is open but answered {status}: {body}"
             );
+            assert_eq!(route.endpoint.ownership(), Ownership::None, "{what}");
             continue;
         };
         let msg = assert_error(&what, http(route.method, &url, None, None), 401);
@@ -166,14 +214,14 @@ fn every_route_enforces_its_scope() {
             if !allowed(*have, need) {
                 let msg = assert_error(
                     &format!("{what} with a {} token", have.as_str()),
-                    http(route.method, &url, Some(token), None),
+                    http(route.method, &path_for(route, *have), Some(token), None),
                     403,
                 );
                 assert!(msg.contains(need.as_str()), "{what}: {msg}");
             }
         }
         // The spec of the issue, spelled out: read tokens never mutate, worker tokens never
-        // administer.
+        // administer, submit tokens never keep users, releases or workers.
         if route.method != "GET" {
             assert!(!allowed(Scope::Read, need), "{what} is writable by read");
         }
@@ -186,17 +234,148 @@ fn every_route_enforces_its_scope() {
             route.path == "/metrics",
             "{what} and the metrics scope"
         );
+        if route.method != "GET"
+            && ["/api/v1/users", "/api/v1/releases", "/api/v1/workers"]
+                .iter()
+                .any(|p| route.path.starts_with(p))
+        {
+            assert!(
+                !allowed(Scope::Submit, need),
+                "{what} is open to submit tokens"
+            );
+        }
+        // A submit route that names a thing in its path decides whose it may touch.
+        if need == Scope::Submit && route.path.contains('{') {
+            assert_ne!(route.endpoint.ownership(), Ownership::None, "{what}");
+        }
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} scoped routes");
 
-    // Tokens that may call a route get past auth (whatever the handler then says about the
-    // empty body). Done last: these calls change state.
+    // Ownership: a submit token touches only its own user's job and tokens (403 naming the
+    // owner); an admin token touches everyone's.
+    let bob_url = |route: &Route| {
+        format!(
+            "{}{}",
+            server.url(),
+            fill_for(route.path, alice_job, &worker_id, "alice-spare")
+        )
+    };
+    let mut owned = 0;
     for route in ROUTES.iter().filter(|r| r.scope.is_some()) {
-        let url = format!("{}{}", server.url(), fill(route.path, job, &worker_id));
+        let what = format!("{} {}", route.method, route.path);
+        match route.endpoint.ownership() {
+            Ownership::Job => {
+                // Alice on the admin's job, Bob on Alice's.
+                let msg = assert_error(
+                    &what,
+                    http(
+                        route.method,
+                        &format!("{}{}", server.url(), fill(route.path, job, &worker_id)),
+                        Some(&alice_token),
+                        None,
+                    ),
+                    403,
+                );
+                assert!(msg.contains("belongs to admin"), "{what}: {msg}");
+                let msg = assert_error(
+                    &what,
+                    http(route.method, &bob_url(route), Some(&bob_token), None),
+                    403,
+                );
+                assert!(msg.contains("belongs to alice"), "{what}: {msg}");
+            }
+            Ownership::Token => {
+                let msg = assert_error(
+                    &what,
+                    http(route.method, &bob_url(route), Some(&bob_token), None),
+                    403,
+                );
+                assert!(msg.contains("belongs to alice"), "{what}: {msg}");
+            }
+            Ownership::Body | Ownership::Study | Ownership::Own | Ownership::None => continue,
+        }
+        owned += 1;
+    }
+    assert!(
+        owned >= 2,
+        "only {owned} routes check the owner in the path"
+    );
+    // Decided from the body: a study of another user, a token for another user or of a
+    // larger scope.
+    let base = server.url();
+    let study =
+        r#"{"name": "alices", "template": {"max_evals": 100}, "sweep": {"methods": "cma_es"}}"#;
+    let (status, body) = post_json(&format!("{base}/api/v1/studies"), Some(&alice_token), study);
+    assert_eq!(status, 201, "{body}");
+    let again = study.replace("}}", r#"}, "again": true}"#);
+    let msg = assert_error(
+        "bob extends alice's study",
+        post_json(&format!("{base}/api/v1/studies"), Some(&bob_token), &again),
+        403,
+    );
+    assert!(msg.contains("belongs to alice"), "{msg}");
+    let (status, body) = post_json(
+        &format!("{base}/api/v1/studies"),
+        Some(&server.token),
+        &again,
+    );
+    assert_eq!(status, 201, "an admin extends anyone's study: {body}");
+    // The study in the path: more seeds or a retry only by its owner (or an admin).
+    for (action, body) in [("extend", r#"{"seeds": "+1"}"#), ("retry", "{}")] {
+        let url = format!("{base}/api/v1/studies/alices/{action}");
+        let msg = assert_error(
+            &format!("bob {action}s alice's study"),
+            post_json(&url, Some(&bob_token), body),
+            403,
+        );
+        assert!(msg.contains("belongs to alice"), "{msg}");
+    }
+    let (status, body) = post_json(
+        &format!("{base}/api/v1/studies/alices/extend"),
+        Some(&alice_token),
+        r#"{"seeds": "+1"}"#,
+    );
+    assert_eq!(status, 201, "alice adds a seed to her own study: {body}");
+    let added: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for j in added["jobs"].as_array().unwrap() {
+        let id = j[0].as_u64().unwrap();
+        assert_eq!(
+            admin.job(id).unwrap().owner,
+            "alice",
+            "the new seed's job is alice's"
+        );
+    }
+    for body in [
+        r#"{"name": "x1", "scope": "submit", "user": "alice"}"#,
+        r#"{"name": "x2", "scope": "worker"}"#,
+        r#"{"name": "x3", "scope": "admin"}"#,
+    ] {
+        assert_error(
+            body,
+            post_json(&format!("{base}/api/v1/tokens"), Some(&bob_token), body),
+            403,
+        );
+    }
+    // Listed: a submit token sees its own user's tokens, an admin everyone's.
+    let names = |token: &str| -> Vec<String> {
+        let (_, body) = http("GET", &format!("{base}/api/v1/tokens"), Some(token), None);
+        json(&body)["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&alice_token), vec!["alice", "alice-spare"]);
+    assert!(names(&server.token).len() >= 5);
+
+    // Tokens that may call a route get past auth and ownership (whatever the handler then
+    // says about the empty body). Done last: these calls change state.
+    for route in ROUTES.iter().filter(|r| r.scope.is_some()) {
         for (have, token) in &tokens {
             if allowed(*have, route.scope.unwrap()) {
-                let (status, body) = http(route.method, &url, Some(token), None);
+                let (status, body) = http(route.method, &path_for(route, *have), Some(token), None);
                 assert!(
                     status != 401 && status != 403,
                     "{} {} with a {} token: {status} {body}",

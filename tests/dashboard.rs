@@ -1199,6 +1199,70 @@ fn dashboard_in_headless_chromium() {
     assert_eq!(j.state, JobState::Cancelled);
 }
 
+/// The dashboard for a lab of users (`tests/browser/users.mjs`): logged in with a submit token,
+/// alice sees owners in the lists, filters her own jobs, cancels hers but not bob's, submits
+/// through the form, and reads every user's usage on the overview.
+#[test]
+fn dashboard_for_users_in_headless_chromium() {
+    if !browser_tools_present(
+        "the dashboard's users test in Chromium",
+        &chromium(),
+        "chromium",
+        "playwright-core",
+    ) {
+        return;
+    }
+    let server = Server::start();
+    let admin = server.client();
+    let add = |name: &str| {
+        admin
+            .add_user(&gaia_core::protocol::UserAdd {
+                name: name.into(),
+                share: None,
+                max_running: None,
+                max_queued: None,
+                token_name: None,
+            })
+            .unwrap()
+            .token
+            .token
+    };
+    let (alice, bob) = (add("alice"), add("bob"));
+    // No worker: every job stays queued.
+    let job = |c: &Client, input: &str| c.submit(&JobSpec::builtin(JobKind::Hash, input)).unwrap();
+    let alice_job = job(&server.client_with(&alice), "alice's");
+    let bob_job = job(&server.client_with(&bob), "bob's");
+    let admin_job = job(&admin, "the admin's");
+    let artifacts = repo_root().join("test-artifacts/users");
+    let ok = run_node(
+        &browser_dir().join("users.mjs"),
+        &[
+            ("SERVER", server.url()),
+            ("ALICE_TOKEN", alice),
+            ("ALICE_JOB", alice_job.to_string()),
+            ("BOB_JOB", bob_job.to_string()),
+            ("ADMIN_JOB", admin_job.to_string()),
+            ("ARTIFACTS", artifacts.display().to_string()),
+            ("CHROMIUM", chromium().display().to_string()),
+        ],
+        Duration::from_secs(120),
+        &artifacts,
+        String::new,
+    );
+    assert!(ok, "the users browser test failed (its output is above)");
+    // What the browser did reached the server: her job cancelled, bob's and the admin's not.
+    assert_eq!(admin.job(alice_job).unwrap().state, JobState::Cancelled);
+    assert_eq!(admin.job(bob_job).unwrap().state, JobState::Queued);
+    assert_eq!(admin.job(admin_job).unwrap().state, JobState::Queued);
+    let hers = admin
+        .jobs(&gaia_core::protocol::JobQuery {
+            owner: Some("alice".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(hers.total, 2, "her job and the one the form submitted");
+}
+
 /// The dashboard in headless Firefox (Debian's firefox-esr over WebDriver BiDi, driven by
 /// puppeteer-core; `tests/browser/firefox.mjs`): log in, the overview with the worker card, a
 /// job page with its curve drawn on the canvas and its logs, the XSS job's name and the payload

@@ -63,7 +63,24 @@ fn fill(dir: &Path, jobs: u64, per_job: u64) {
                 ..JobSpec::builtin(JobKind::Upper, "x")
             })
             .collect();
-        let ids = rt.block_on(queue.submit_many(specs)).unwrap();
+        // The odd jobs are alice's (share 3): users, owners and their indexes survive a repair.
+        let alice = gaia_core::model::UserInfo {
+            share: 3.0,
+            max_queued: Some(1_000),
+            ..gaia_core::model::UserInfo::new("alice", 1)
+        };
+        store
+            .write_blocking(move |tx| tx.save_user(&alice))
+            .unwrap();
+        let mut ids = Vec::new();
+        for spec in specs {
+            let by = if spec.study.is_some() {
+                gaia_core::model::Actor::admin()
+            } else {
+                gaia_core::model::Actor::user("alice")
+            };
+            ids.extend(rt.block_on(queue.submit_many_as(vec![spec], &by)).unwrap());
+        }
         for id in ids {
             let rows = gen_rows(0, per_job);
             store
@@ -306,6 +323,21 @@ fn a_damaged_database_names_the_repair_and_repair_keeps_everything_readable() {
     );
     let status = c.status().unwrap();
     assert_eq!(status.jobs.get("queued").copied().unwrap_or(0), JOBS);
+    // Users and owners: alice's record, her jobs' index and her counts came through.
+    assert_eq!(count("users"), 1);
+    let usage = c.usage(None).unwrap();
+    let alice = usage.users.iter().find(|u| u.user == "alice").unwrap();
+    assert_eq!((alice.share, alice.max_queued), (3.0, Some(1_000)));
+    assert_eq!(alice.queued, JOBS / 2);
+    assert_eq!(
+        c.jobs(&JobQuery {
+            owner: Some("alice".into()),
+            ..JobQuery::default()
+        })
+        .unwrap()
+        .total,
+        JOBS / 2
+    );
     // Downsampled curves come from the rebuilt row blocks.
     let curve = c.rows(1, Some(100), None).unwrap();
     assert!(!curve.rows.is_empty());

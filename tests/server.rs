@@ -239,6 +239,164 @@ fn a_database_written_by_schema_v1_still_opens_and_reads_back() {
     assert_eq!(id, 4);
 }
 
+#[test]
+fn a_schema_v1_database_migrates_to_owners_and_usage() {
+    // Opening a v1 file gives every job an owner (the admin), builds the per-user queue and
+    // counts, and enters the attempts that ended into the usage history.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixture_to(tmp.path());
+    {
+        let store = gaia_core::store::Store::open(tmp.path()).unwrap();
+        let read = store.read().unwrap();
+        for id in 1..=3 {
+            assert_eq!(read.job(id).unwrap().unwrap().owner, "admin", "job {id}");
+        }
+        assert_eq!(read.owner_len("admin").unwrap(), 3);
+        let (queued, _) = read
+            .list_jobs(Some(JobState::Queued), None, Some("admin"), None, 10)
+            .unwrap();
+        assert_eq!(queued.iter().map(|j| j.id).collect::<Vec<_>>(), vec![2]);
+        let counts = read.user_counts("admin").unwrap();
+        assert_eq!((counts.queued, counts.running), (1, 0));
+        let usage = read.usage_record("admin").unwrap();
+        assert_eq!(usage.attempts, 1, "job 1's attempt: {usage:?}");
+        assert_eq!(read.known_users().unwrap(), vec!["admin".to_string()]);
+        assert_eq!(read.tokens().unwrap()[0].user, "admin");
+    }
+    // Through a real server: the queued job is claimed from the per-user queue, the old read
+    // token acts for the admin, and usage lists the admin's past.
+    let mut server = Server::start();
+    assert!(server.stop().success());
+    std::fs::remove_file(server.data_dir().join(gaia_core::store::DB_FILE)).unwrap();
+    copy_fixture_to(&server.data_dir());
+    server.restart();
+    let token = std::fs::read_to_string(fixture_dir().join("read.token")).unwrap();
+    let reader = server.client_with(token.trim());
+    assert_eq!(reader.whoami().unwrap().user, "admin");
+    let usage = reader.usage(None).unwrap();
+    assert_eq!(usage.users.len(), 1);
+    assert_eq!(
+        (usage.users[0].user.as_str(), usage.users[0].queued),
+        ("admin", 1)
+    );
+    let admin = server.client();
+    let worker = register(&admin, "after-migration", &[JobKind::Hash]);
+    let a = claim(&admin, &worker, &[JobKind::Hash], 0).expect("the queued job");
+    assert_eq!((a.job.id, a.job.owner.as_str()), (2, "admin"));
+}
+
+/// The database written by schema version 2 (see `write_schema_v2_fixture`).
+fn fixture_v2_dir() -> PathBuf {
+    repo_root().join("tests/data/v2")
+}
+
+/// Writes `tests/data/v2/` from a real server: users, owned jobs and studies, usage. Run once
+/// per schema version, by hand:
+/// `cargo test -p gaia-cli --test tests -- --ignored write_schema_v2_fixture`.
+#[test]
+#[ignore = "writes the committed fixture; run by hand when the schema version changes"]
+fn write_schema_v2_fixture() {
+    assert_eq!(
+        gaia_core::store::SCHEMA_VERSION,
+        2,
+        "write a v{} fixture instead",
+        gaia_core::store::SCHEMA_VERSION
+    );
+    let mut server = Server::start();
+    let admin = server.client();
+    let added = admin
+        .add_user(&gaia_core::protocol::UserAdd {
+            name: "alice".into(),
+            share: Some(2.0),
+            max_running: Some(3),
+            max_queued: Some(100),
+            token_name: None,
+        })
+        .unwrap();
+    let alice = server.client_with(&added.token.token);
+    let done = alice.submit(&JobSpec::builtin(JobKind::Wait, "0")).unwrap();
+    let queued = alice
+        .submit(&JobSpec {
+            requirements: gaia_core::model::Requirements {
+                gpus: 1,
+                ..Default::default()
+            },
+            ..JobSpec::builtin(JobKind::Hash, "gpu")
+        })
+        .unwrap();
+    let admin_job = admin.submit(&JobSpec::builtin(JobKind::Hash, "a")).unwrap();
+    let worker = register(&admin, "fixture-worker", &[JobKind::Wait]);
+    let a = claim(&admin, &worker, &[JobKind::Wait], 0).unwrap();
+    assert_eq!(a.job.id, done);
+    std::thread::sleep(Duration::from_millis(250));
+    admin
+        .complete(
+            done,
+            &CompleteRequest {
+                attempt: a.attempt,
+                lease: a.lease,
+                outcome: Outcome::Succeeded,
+                exit_code: None,
+                duration_ms: 250,
+                error: None,
+                result: None,
+            },
+        )
+        .unwrap();
+    let out = cli_as(
+        &server,
+        &added.token.token,
+        &[
+            "submit",
+            "--study",
+            "alices",
+            "--method",
+            "cma_es",
+            "--max-evals",
+            "100",
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!((done, queued, admin_job), (1, 2, 3));
+    assert!(server.stop().success());
+    let dir = fixture_v2_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(server.data_dir().join("gaia.redb"), dir.join("gaia.redb")).unwrap();
+    std::fs::write(dir.join("alice.token"), format!("{}\n", added.token.token)).unwrap();
+}
+
+#[test]
+fn a_database_written_by_schema_v2_still_opens_and_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture_v2_dir().join("gaia.redb"),
+        tmp.path().join(gaia_core::store::DB_FILE),
+    )
+    .unwrap();
+    let store = gaia_core::store::Store::open(tmp.path()).unwrap();
+    let read = store.read().unwrap();
+    let alice = read.user("alice").unwrap().expect("alice");
+    assert_eq!(
+        (alice.share, alice.max_running, alice.max_queued),
+        (2.0, Some(3), Some(100))
+    );
+    assert_eq!(read.job(1).unwrap().unwrap().owner, "alice");
+    assert_eq!(read.job(1).unwrap().unwrap().state, JobState::Succeeded);
+    assert_eq!(read.job(3).unwrap().unwrap().owner, "admin");
+    assert_eq!(read.study("alices").unwrap().unwrap().owner, "alice");
+    assert_eq!(read.owner_len("alice").unwrap(), 3);
+    let counts = read.user_counts("alice").unwrap();
+    assert_eq!((counts.queued, counts.running), (2, 0));
+    let usage = read.usage_record("alice").unwrap();
+    assert!(usage.total_worker_ms >= 250, "{usage:?}");
+    let tokens = read.tokens().unwrap();
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t.name == "alice" && t.user == "alice" && t.scope == Scope::Submit)
+    );
+}
+
 // ---- the generated admin token ---------------------------------------------------------------
 
 /// Starts `gaia serve` with no token anywhere; returns the child, its port and what it printed

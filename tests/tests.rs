@@ -20,4 +20,5 @@ mod release;
 mod server;
 mod slurm;
 mod soak;
+mod users;
 mod worker;

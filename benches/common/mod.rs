@@ -19,7 +19,7 @@ pub const BATCH: u64 = 500;
 /// A running `gaia serve`, killed when dropped.
 pub struct BenchServer {
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     pub port: u16,
     pub token: String,
 }
@@ -27,16 +27,35 @@ pub struct BenchServer {
 impl BenchServer {
     /// Starts the release server with extra flags.
     pub fn start(args: &[&str]) -> BenchServer {
-        // GAIA_BENCH_DIR puts the data on another disk; the default temp dir must not be a
-        // tmpfs, or fsyncs cost nothing and the figures flatter.
-        let dir = match std::env::var_os("GAIA_BENCH_DIR") {
-            Some(base) => tempfile::tempdir_in(base).unwrap(),
-            None => tempfile::tempdir().unwrap(),
-        };
+        let dir = bench_dir();
+        let mut server = BenchServer::start_in(&dir.path().join("data"), args);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts the release server on an existing data dir (kept when the server stops). A
+    /// database another process still holds (a store closing in this process) is waited for.
+    pub fn start_in(data_dir: &std::path::Path, args: &[&str]) -> BenchServer {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = BenchServer::try_start_in(data_dir, args) {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gaia serve did not start on {}",
+                data_dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts the release server on a data dir; None if it exits before listening.
+    pub fn try_start_in(data_dir: &std::path::Path, args: &[&str]) -> Option<BenchServer> {
         let token = "bench-admin-token-0123456789".to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_gaia"))
             .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--data-dir"])
-            .arg(dir.path().join("data"))
+            .arg(data_dir)
             .args(args)
             .env("GAIA_TOKEN", &token)
             .stdout(Stdio::piped())
@@ -45,21 +64,30 @@ impl BenchServer {
             .expect("start gaia serve");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let port = loop {
-            let line = lines
-                .next()
-                .expect("gaia serve printed its address")
-                .unwrap();
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                return None;
+            };
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 break rest.rsplit(':').next().unwrap().trim().parse().unwrap();
             }
         };
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        BenchServer {
+        Some(BenchServer {
             child,
-            _dir: dir,
+            _dir: None,
             port,
             token,
+        })
+    }
+
+    /// SIGTERM, and waits for the clean stop (the database is closed when this returns).
+    pub fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
+        let _ = self.child.wait();
     }
 
     /// How the server process stands, for messages when a request fails: "still running", or
@@ -140,6 +168,15 @@ impl Drop for BenchServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A temp dir for a bench's data: in `GAIA_BENCH_DIR` if set. It must not be a tmpfs, or fsyncs
+/// cost nothing and the figures flatter.
+pub fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("GAIA_BENCH_DIR") {
+        Some(base) => tempfile::tempdir_in(base).unwrap(),
+        None => tempfile::tempdir().unwrap(),
     }
 }
 

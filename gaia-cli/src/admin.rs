@@ -149,18 +149,25 @@ enum TokenCmd {
     Create {
         #[command(flatten)]
         conn: Conn,
-        /// What the token may do: worker (run jobs), read (look), metrics (read /metrics and
-        /// nothing else: for Prometheus), admin (everything).
+        /// What the token may do: read (look), submit (look, submit, and cancel or extend
+        /// what its user owns), worker (run jobs), metrics (read /metrics and nothing else:
+        /// for Prometheus), admin (everything). With a submit token you make read and submit
+        /// tokens for yourself.
         #[arg(long)]
         scope: Scope,
         /// A unique name for the token.
         #[arg(long)]
         name: Option<String>,
+        /// The user the token acts for (admin only; default: the user of the token you call
+        /// with). What it submits belongs to that user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// List tokens (names and scopes; secrets are never stored).
+    /// List tokens (names, scopes and users; secrets are never stored). A submit token lists
+    /// its own user's.
     List {
         #[command(flatten)]
         conn: Conn,
@@ -168,7 +175,7 @@ enum TokenCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a token by name.
+    /// Revoke a token by name (a submit token revokes only its own user's).
     Revoke {
         #[command(flatten)]
         conn: Conn,
@@ -183,6 +190,7 @@ pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
             conn,
             scope,
             name,
+            user,
             json,
         } => {
             let client = conn.client()?;
@@ -198,14 +206,15 @@ pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
                     t.subsec_micros()
                 )
             });
-            let t = client.create_token(&name, scope)?;
+            let t = client.create_token_for(&name, scope, user.as_deref())?;
             if json {
                 print_json(&t)?;
             } else {
                 eprintln!(
-                    "created {} token {:?}; it is shown only now:",
+                    "created {} token {:?} for {}; it is shown only now:",
                     t.scope.as_str(),
-                    t.name
+                    t.name,
+                    t.user
                 );
                 println!("{}", t.token);
             }
@@ -223,11 +232,12 @@ pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
                         vec![
                             t.name.clone(),
                             t.scope.as_str().into(),
+                            t.user.clone(),
                             human::time(t.created_at),
                         ]
                     })
                     .collect();
-                print_table(&["name", "scope", "created"], &rows);
+                print_table(&["name", "scope", "user", "created"], &rows);
             }
         }
         TokenCmd::Revoke { conn, name } => {

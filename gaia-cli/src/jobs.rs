@@ -261,6 +261,12 @@ pub struct JobsArgs {
     /// Only jobs of this study.
     #[arg(long)]
     study: Option<String>,
+    /// Only your own jobs (those of the user your token acts for).
+    #[arg(long, conflicts_with = "user")]
+    mine: bool,
+    /// Only the jobs of this user.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
     /// How many jobs to list.
     #[arg(long, default_value_t = 50)]
     limit: usize,
@@ -277,6 +283,8 @@ pub fn list(a: JobsArgs) -> anyhow::Result<i32> {
     let page = client.jobs(&JobQuery {
         state: a.state,
         study: a.study,
+        owner: a.user,
+        mine: a.mine,
         before: a.before,
         limit: Some(a.limit),
     })?;
@@ -291,6 +299,7 @@ pub fn list(a: JobsArgs) -> anyhow::Result<i32> {
             vec![
                 j.id.to_string(),
                 j.state.to_string(),
+                j.owner.clone(),
                 j.spec.name.clone().unwrap_or_else(|| j.spec.describe()),
                 j.worker_name.clone().unwrap_or_else(|| "-".into()),
                 j.progress
@@ -306,6 +315,7 @@ pub fn list(a: JobsArgs) -> anyhow::Result<i32> {
         &[
             "id",
             "state",
+            "owner",
             "job",
             "worker",
             "progress",
@@ -344,6 +354,7 @@ pub fn show(a: ShowArgs) -> anyhow::Result<i32> {
     }
     let s = &job.spec;
     println!("job {}  {}", job.id, job.state);
+    println!("owner:      {}", job.owner);
     if let Some(n) = &s.name {
         println!("name:       {n}");
     }

@@ -14,6 +14,7 @@ mod serve;
 mod slurm;
 mod study;
 mod top;
+mod users;
 mod work;
 
 use clap::{Parser, Subcommand};
@@ -95,10 +96,14 @@ enum Command {
     Status(admin::StatusArgs),
     /// Publish releases that workers update themselves from.
     Release(release::ReleaseArgs),
-    /// Manage API tokens (admin only).
+    /// Manage API tokens (an admin token manages all; a submit token its own user's).
     Token(admin::TokenArgs),
     /// Workers on a Slurm cluster: an sbatch array script, and autoscaling from the queue.
     Slurm(slurm::SlurmArgs),
+    /// Manage users: who shares the farm, with what share and limits (admin only).
+    User(users::UserArgs),
+    /// Per user: running, queued, worker and GPU hours used, share, effective priority.
+    Usage(users::UsageArgs),
     /// Check or repair the server's database file (offline, with the server stopped).
     Db(db::DbArgs),
 }
@@ -145,6 +150,8 @@ fn main() {
         Command::Token(a) => admin::token(a),
         Command::Release(a) => release::run(a),
         Command::Slurm(a) => slurm::run(a),
+        Command::User(a) => users::user(a),
+        Command::Usage(a) => users::usage(a),
         Command::Db(a) => db::run(a),
     };
     match result {

@@ -59,6 +59,15 @@ pub struct ServeArgs {
     /// Delete the log lines of jobs that ended longer ago than this (30d), every hour.
     #[arg(long, value_name = "AGE", value_parser = gaia_core::time::parse_age)]
     pub gc_logs_older_than: Option<u64>,
+    /// Fair share: a free worker takes the next job of the user furthest below their share of
+    /// recent usage (`on`, the default), or the highest-priority job whoever submitted it
+    /// (`off`). Users and shares: gaia user.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub fair_share: bool,
+    /// How fast past usage is forgiven in fair share: it counts half after this span (90m, 12h,
+    /// 1d, 1w).
+    #[arg(long, default_value = "1d", value_name = "SPAN", value_parser = gaia_core::human::parse_span)]
+    pub fair_share_half_life: Duration,
     /// Seconds between keep-alive pings on idle event streams (tests shorten it).
     #[arg(long, hide = true, default_value = "15", value_name = "SECS", value_parser = parse_secs)]
     pub event_keepalive: Duration,
@@ -67,6 +76,14 @@ pub struct ServeArgs {
     /// starting on it would look as if every job and result were gone.
     #[arg(long)]
     pub allow_empty_db: bool,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?}: write on or off")),
+    }
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
@@ -94,6 +111,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
             dry_run: false,
         });
     }
+    config.queue.fair_share = a.fair_share;
+    config.queue.usage_half_life = a.fair_share_half_life;
     config.allow_empty_db = a.allow_empty_db;
     // Settings first, so a refused start leaves no generated token in the data dir (a
     // generated one is 64 hex digits: it stands in for the check).

@@ -403,8 +403,9 @@ pub fn show(a: StudyArgs) -> anyhow::Result<i32> {
     let p = &r.progress;
     match &r.record {
         Some(rec) => println!(
-            "study {}  created {}  {} in {}",
+            "study {}  by {}  created {}  {} in {}",
             r.name,
+            rec.owner,
             human::time(rec.created_at),
             human::plural(p.jobs, "job"),
             human::plural(rec.submissions.len() as u64, "submission")
@@ -567,6 +568,7 @@ pub fn list(a: StudiesArgs) -> anyhow::Result<i32> {
             let p = &s.progress;
             vec![
                 s.name.clone(),
+                s.owner.clone().unwrap_or_else(|| "-".into()),
                 human::count(p.jobs),
                 human::percent(p.fraction),
                 states_text(p),
@@ -576,7 +578,9 @@ pub fn list(a: StudiesArgs) -> anyhow::Result<i32> {
         })
         .collect();
     print_table(
-        &["study", "jobs", "progress", "states", "eta", "created"],
+        &[
+            "study", "owner", "jobs", "progress", "states", "eta", "created",
+        ],
         &rows,
     );
     Ok(exit::OK)

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ClientError;
-use crate::model::{Job, JobId, JobSpec, JobState};
+use crate::model::{Job, JobId, JobSpec, JobState, Millis};
 use crate::protocol::*;
 
 /// Default server URL.
@@ -302,6 +302,12 @@ impl Client {
         if let Some(s) = &q.study {
             path.push_str(&format!("study={}&", path_segment(s)));
         }
+        if let Some(o) = &q.owner {
+            path.push_str(&format!("owner={}&", path_segment(o)));
+        }
+        if q.mine {
+            path.push_str("mine=1&");
+        }
         if let Some(b) = q.before {
             path.push_str(&format!("before={b}&"));
         }
@@ -409,11 +415,22 @@ impl Client {
         }
     }
 
-    /// Creates a token; the answer holds the secret.
+    /// Creates a token for the caller's own user; the answer holds the secret.
     pub fn create_token(
         &self,
         name: &str,
         scope: crate::model::Scope,
+    ) -> Result<TokenCreated, ClientError> {
+        self.create_token_for(name, scope, None)
+    }
+
+    /// Creates a token acting for `user` (None: the caller's own user; only an admin may name
+    /// another); the answer holds the secret.
+    pub fn create_token_for(
+        &self,
+        name: &str,
+        scope: crate::model::Scope,
+        user: Option<&str>,
     ) -> Result<TokenCreated, ClientError> {
         self.send(
             "POST",
@@ -421,12 +438,67 @@ impl Client {
             &TokenCreate {
                 name: name.into(),
                 scope,
+                user: user.map(str::to_string),
             },
             None,
         )
     }
 
-    /// Stored tokens.
+    /// Who this client's token is: scope, name, and the user it acts for.
+    pub fn whoami(&self) -> Result<crate::protocol::WhoAmI, ClientError> {
+        self.get("/api/v1/whoami")
+    }
+
+    /// Adds a user (admin); the answer holds their first token's secret.
+    pub fn add_user(
+        &self,
+        req: &crate::protocol::UserAdd,
+    ) -> Result<crate::protocol::UserAdded, ClientError> {
+        self.send("POST", "/api/v1/users", req, None)
+    }
+
+    /// Users with their shares and limits.
+    pub fn users(&self) -> Result<crate::protocol::UserList, ClientError> {
+        self.get("/api/v1/users")
+    }
+
+    /// Changes a user's share or limits (admin).
+    pub fn update_user(
+        &self,
+        name: &str,
+        up: &crate::protocol::UserUpdate,
+    ) -> Result<crate::model::UserInfo, ClientError> {
+        self.send(
+            "POST",
+            &format!("/api/v1/users/{}", path_segment(name)),
+            up,
+            None,
+        )
+    }
+
+    /// Removes a user and revokes their tokens (admin); their jobs keep their owner.
+    pub fn remove_user(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.send(
+            "DELETE",
+            &format!("/api/v1/users/{}", path_segment(name)),
+            &serde_json::json!({}),
+            None,
+        )
+    }
+
+    /// Per-user usage: worker and GPU seconds since `since` (None: all time), running, queued,
+    /// share, effective priority.
+    pub fn usage(
+        &self,
+        since: Option<Millis>,
+    ) -> Result<crate::protocol::UsageReport, ClientError> {
+        match since {
+            Some(s) => self.get(&format!("/api/v1/usage?since={s}")),
+            None => self.get("/api/v1/usage"),
+        }
+    }
+
+    /// Stored tokens (a submit token sees its own user's).
     pub fn tokens(&self) -> Result<TokenList, ClientError> {
         self.get("/api/v1/tokens")
     }

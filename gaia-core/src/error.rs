@@ -140,6 +140,12 @@ pub enum RequestError {
     /// A worker call about an attempt or lease that is no longer current.
     #[error("{0}")]
     StaleLease(String),
+    /// The caller may not act on this: it belongs to another user (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Over a user's limit (429); the message says the limit and the current count.
+    #[error("{0}")]
+    Quota(String),
 }
 
 /// Errors of the HTTP client.

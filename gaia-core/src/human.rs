@@ -180,9 +180,70 @@ pub fn plural(n: u64, word: &str) -> String {
     format!("{} {word}{}", count(n), if n == 1 { "" } else { "s" })
 }
 
+/// A span of time as people write it: `90s`, `30m`, `12h`, `7d`, `2w`, or a plain number of
+/// seconds (`3600`). The error says what is accepted.
+pub fn parse_span(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let secs = match unit.trim() {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 7.0 * 86_400.0,
+        _ => f64::NAN,
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * secs)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .and_then(|v| std::time::Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| {
+            format!(
+                "{s:?} is not a span of time: write 90s, 30m, 12h, 7d, 2w or a number of seconds"
+            )
+        })
+}
+
+/// Hours of use from seconds: `0.25 h`, `12.5 h`, `1,234 h` (worker and GPU hours).
+pub fn hours(secs: f64) -> String {
+    let h = secs / 3600.0;
+    if !h.is_finite() {
+        "-".into()
+    } else if h < 10.0 {
+        format!("{h:.2} h")
+    } else if h < 1000.0 {
+        format!("{h:.1} h")
+    } else {
+        format!("{} h", count(h.round() as u64))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_and_hours() {
+        use std::time::Duration;
+        assert_eq!(parse_span("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_span("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_span(" 30m "), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_span("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_span("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_span("3600"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "d", "7x", "-1d", "nan", "inf"] {
+            let e = parse_span(bad).unwrap_err();
+            assert!(e.contains("7d"), "{bad:?}: {e}");
+        }
+        assert_eq!(hours(900.0), "0.25 h");
+        assert_eq!(hours(45_000.0), "12.5 h");
+        assert_eq!(hours(3600.0 * 1234.4), "1,234 h");
+    }
 
     #[test]
     fn one_format_per_kind() {

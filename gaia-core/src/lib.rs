@@ -11,6 +11,7 @@
 //! | [`model`] | domain types: jobs, states, workers, rows, events, tokens |
 //! | [`protocol`] | wire types of every request and response, protocol version, postcard codec |
 //! | [`store`] | the redb file: tables, schema version, group-committing writer |
+//! | [`fairshare`] | whose job runs next: decayed usage per user over their share (pure) |
 //! | [`queue`] | job lifecycle and worker registry over the store; long-poll claims; leases |
 //! | [`server`] | hyper server: routing, auth, handlers, live events, dashboard assets |
 //! | [`client`] | typed blocking HTTP(S) client for every route |
@@ -36,6 +37,7 @@ pub mod cluster;
 pub mod early_stop;
 pub mod error;
 pub mod export;
+pub mod fairshare;
 pub mod grammar;
 pub mod human;
 pub mod model;

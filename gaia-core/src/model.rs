@@ -888,6 +888,10 @@ pub struct Job {
     pub id: JobId,
     pub spec: Spec,
     pub state: JobState,
+    /// The user who submitted it (the user behind the token, not the token, so revoking a
+    /// token orphans nothing). Jobs stored before users existed belong to the user `admin`.
+    #[serde(default = "admin_user")]
+    pub owner: String,
     /// The current (or last) attempt, 1-based; 0 while never claimed.
     pub attempt: u32,
     /// The lease of the current attempt while running; kept when the attempt ends with a
@@ -1291,10 +1295,15 @@ pub struct Capabilities {
 impl Capabilities {
     /// Whether a job with this spec may run on a slot with these capabilities.
     pub fn fits(&self, spec: &Spec) -> bool {
-        self.kinds.contains(&spec.kind())
-            && spec.requirements.gpus <= self.gpus
-            && spec.requirements.memory_mb <= self.memory_mb
-            && spec.requirements.tags.iter().all(|t| self.tags.contains(t))
+        self.fits_needs(spec.kind(), &spec.requirements)
+    }
+
+    /// Whether a job of this kind with these requirements may run on such a slot.
+    pub fn fits_needs(&self, kind: JobKind, req: &Requirements) -> bool {
+        self.kinds.contains(&kind)
+            && req.gpus <= self.gpus
+            && req.memory_mb <= self.memory_mb
+            && req.tags.iter().all(|t| self.tags.contains(t))
     }
 }
 
@@ -1519,14 +1528,32 @@ pub struct Event {
 }
 
 named_enum! {
-    /// Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks, `metrics`
-    /// may read `/metrics` and nothing else (for a Prometheus server).
+    /// Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks, `submit`
+    /// reads and submits, and cancels, extends and makes tokens for what its own user owns;
+    /// `metrics` may read `/metrics` and nothing else (for a Prometheus server).
     pub enum Scope ("scope", "scopes") {
         Admin = "admin",
         Worker = "worker",
         Read = "read",
+        Submit = "submit",
         Metrics = "metrics",
     }
+}
+
+impl Scope {
+    /// Whether a token of this scope may call a route that needs `need`: admin may call
+    /// everything, submit also what read may, every other scope only its own routes.
+    pub fn allows(self, need: Scope) -> bool {
+        self == Scope::Admin || self == need || (self == Scope::Submit && need == Scope::Read)
+    }
+}
+
+/// The user the server's admin token stands for, and the owner of everything stored before
+/// there were users. It needs no record: without one it has share 1 and no limits.
+pub const ADMIN_USER: &str = "admin";
+
+fn admin_user() -> String {
+    ADMIN_USER.to_string()
 }
 
 /// One entry of the audit log: an admin action, who did it (the token's name) and to what.
@@ -1554,6 +1581,105 @@ pub struct TokenInfo {
     pub name: String,
     pub scope: Scope,
     pub created_at: Millis,
+    /// The user it acts for: what it submits belongs to them. Tokens stored before users
+    /// existed were all made by the admin, so they belong to the user `admin`.
+    #[serde(default = "admin_user")]
+    pub user: String,
+}
+
+/// Who acts: the user behind a token, and whether they may act on what others own (an admin
+/// token). The queue records `user` as the owner of what it inserts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user: String,
+    pub admin: bool,
+}
+
+impl Actor {
+    /// The server's admin (embedders and tests that have no users).
+    pub fn admin() -> Actor {
+        Actor {
+            user: ADMIN_USER.to_string(),
+            admin: true,
+        }
+    }
+
+    /// A user without admin rights.
+    pub fn user(name: &str) -> Actor {
+        Actor {
+            user: name.to_string(),
+            admin: false,
+        }
+    }
+
+    /// Whether this actor may change what `owner` owns (cancel it, extend it, revoke it).
+    pub fn may_act_on(&self, owner: &str) -> bool {
+        self.admin || self.user == owner
+    }
+}
+
+/// Most a user's share may be (shares are relative weights; the default is 1).
+pub const MAX_SHARE: f64 = 1_000_000.0;
+
+/// A user of the farm: a person (or a group) whose jobs share the workers with everyone
+/// else's in proportion to `share`, within their limits.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UserInfo {
+    pub name: String,
+    /// Relative weight in fair share (default 1): a user with share 2 gets twice the worker
+    /// time of a user with share 1 when both have work queued.
+    #[serde(default = "default_share")]
+    pub share: f64,
+    /// Most jobs of this user running at once (None: no limit). Further jobs wait queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u64>,
+    /// Most jobs of this user queued at once (None: no limit). A submission that would go past
+    /// it is refused whole (429).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queued: Option<u64>,
+    #[serde(default)]
+    pub created_at: Millis,
+}
+
+fn default_share() -> f64 {
+    1.0
+}
+
+impl UserInfo {
+    /// A user with the defaults: share 1, no limits.
+    pub fn new(name: &str, created_at: Millis) -> UserInfo {
+        UserInfo {
+            name: name.to_string(),
+            share: 1.0,
+            max_running: None,
+            max_queued: None,
+            created_at,
+        }
+    }
+
+    /// Checks the name and the numbers (a share is positive and finite, limits positive).
+    pub fn validate(&self) -> Result<(), RequestError> {
+        validate_name("user name", &self.name)?;
+        if !(self.share.is_finite() && self.share > 0.0 && self.share <= MAX_SHARE) {
+            return Err(RequestError::Invalid(format!(
+                "share {} of user {}: a share is a positive weight up to {MAX_SHARE} (1 is \
+                 the default; 2 gets twice the worker time of 1)",
+                self.share, self.name
+            )));
+        }
+        for (what, v) in [
+            ("max_running", self.max_running),
+            ("max_queued", self.max_queued),
+        ] {
+            if v == Some(0) {
+                return Err(RequestError::Invalid(format!(
+                    "{what} of user {} is 0: a limit is at least 1 (leave it out for none)",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 // ---- studies ----------------------------------------------------------------------------------
@@ -1728,6 +1854,10 @@ pub struct StudyRules {
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyRecord {
     pub name: String,
+    /// The user who created it: only they (or an admin) may add to it. Studies stored before
+    /// users existed belong to the user `admin`.
+    #[serde(default = "admin_user")]
+    pub owner: String,
     pub created_at: Millis,
     pub submissions: Vec<StudySubmission>,
 }

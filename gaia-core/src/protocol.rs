@@ -15,7 +15,7 @@ use crate::model::named_enum;
 use crate::model::{
     Capabilities, EarlyStop, Event, FileInfo, Hardware, Job, JobId, JobKind, JobSpec, JobState,
     LogLine, Millis, ParamAxis, Row, RowBin, Sampler, Scope, Stream, StudyRecord, Sweep, TokenInfo,
-    Usage, Worker,
+    Usage, UserInfo, Worker,
 };
 use crate::stats::MeanStd;
 
@@ -99,6 +99,12 @@ pub struct SubmitBatchResponse {
 pub struct JobQuery {
     pub state: Option<JobState>,
     pub study: Option<String>,
+    /// Only this user's jobs.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Only the caller's own user's jobs.
+    #[serde(default)]
+    pub mine: bool,
     /// Only jobs with an id below this (pagination, newest first).
     pub before: Option<JobId>,
     pub limit: Option<usize>,
@@ -463,6 +469,10 @@ pub struct EventList {
 pub struct TokenCreate {
     pub name: String,
     pub scope: Scope,
+    /// The user the token acts for (an admin may name any user; others only themselves).
+    /// Default: the caller's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// `POST /api/v1/tokens` answer: the secret, shown this once.
@@ -471,6 +481,9 @@ pub struct TokenCreated {
     pub name: String,
     pub scope: Scope,
     pub token: String,
+    /// The user it acts for.
+    #[serde(default)]
+    pub user: String,
 }
 
 /// `GET /api/v1/tokens` answer.
@@ -485,6 +498,103 @@ pub struct FileList {
     pub files: Vec<FileInfo>,
 }
 
+// ---- users and usage ---------------------------------------------------------------------------
+
+/// `POST /api/v1/users` request: a new user, and the name of their first token.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserAdd {
+    pub name: String,
+    /// Relative weight in fair share (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queued: Option<u64>,
+    /// Name of the user's first token (scope submit); default: the user's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_name: Option<String>,
+}
+
+/// `POST /api/v1/users` answer: the user and their first token (its secret shown this once).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct UserAdded {
+    pub user: UserInfo,
+    pub token: TokenCreated,
+}
+
+/// `POST /api/v1/users/{name}` request: what changes (absent fields stay as they are).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+    /// A limit, or `0` to remove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u64>,
+    /// A limit, or `0` to remove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queued: Option<u64>,
+}
+
+/// `GET /api/v1/users` answer, by name; the admin user is listed with its defaults when it
+/// has no record.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct UserList {
+    pub users: Vec<UserInfo>,
+}
+
+/// One user's line of `GET /api/v1/usage`.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UserUsage {
+    pub user: String,
+    pub share: f64,
+    #[serde(default)]
+    pub max_running: Option<u64>,
+    #[serde(default)]
+    pub max_queued: Option<u64>,
+    pub running: u64,
+    pub queued: u64,
+    /// Worker-seconds used in the window (attempts that ended, hourly resolution, plus the
+    /// running jobs so far).
+    pub worker_secs: f64,
+    /// GPU-seconds used in the window, counted the same way.
+    pub gpu_secs: f64,
+    /// Recent worker-seconds, decayed with the half-life: what fair share compares.
+    pub recent_worker_secs: f64,
+    /// Fraction of all users' recent usage (0..1).
+    pub usage_fraction: f64,
+    /// Fraction of the shares of the users listed (0..1).
+    pub share_fraction: f64,
+    /// `usage_fraction / share_fraction`: 1 at their share, below 1 below it; lower is served
+    /// first.
+    pub effective_priority: f64,
+}
+
+/// `GET /api/v1/usage` answer: one line per user, lowest effective priority (served next)
+/// first.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UsageReport {
+    /// Start of the window the worker and GPU seconds cover (None: all time).
+    #[serde(default)]
+    pub since: Option<Millis>,
+    pub now: Millis,
+    /// Whether claims follow fair share (`gaia serve --fair-share`).
+    pub fair_share: bool,
+    /// Half-life of recent usage, seconds.
+    pub half_life_secs: f64,
+    pub users: Vec<UserUsage>,
+}
+
+/// `DELETE /api/v1/users/{name}` answer: who was removed and the tokens revoked with them.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UserRemoved {
+    pub removed: String,
+    /// Names of the user's tokens, all revoked.
+    pub revoked_tokens: Vec<String>,
+}
+
 // ---- the overview ------------------------------------------------------------------------------
 
 /// `GET /api/v1/whoami` answer.
@@ -493,6 +603,9 @@ pub struct WhoAmI {
     pub scope: Scope,
     /// The token's name (`admin` for the server's admin token).
     pub name: String,
+    /// The user the token acts for: what it submits is theirs (`gaia jobs --mine`).
+    #[serde(default)]
+    pub user: String,
     /// The server's version.
     pub version: String,
 }
@@ -789,6 +902,9 @@ pub struct ConfigReport {
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySummary {
     pub name: String,
+    /// The user who created it (None for a study only named by jobs, with no record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     #[serde(default)]
     pub created_at: Option<Millis>,
     pub progress: StudyProgress,

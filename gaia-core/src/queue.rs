@@ -24,8 +24,8 @@ use tokio::sync::{Notify, broadcast};
 use crate::cluster::fit;
 use crate::error::{Error, RequestError, StoreError};
 use crate::model::{
-    Attempt, Capabilities, Event, Job, JobId, JobSpec, JobState, Level, LogLine, Progress, Row,
-    Spec, StudyRecord, Worker, WorkerState, now_ms, validate_name,
+    Actor, Attempt, Capabilities, Event, Job, JobId, JobSpec, JobState, Level, LogLine, Progress,
+    Row, Spec, StudyRecord, Worker, WorkerState, now_ms, validate_name,
 };
 use crate::protocol::{
     Assignment, CompleteRequest, HeartbeatRequest, HeartbeatResponse, LogBatch, Outcome,
@@ -63,6 +63,12 @@ pub struct QueueConfig {
     /// Quarantine a worker once this many attempts in a row failed at setup (see
     /// [`crate::triage`]); 0 never does (default 3).
     pub quarantine_after: u32,
+    /// Fair share (default on): a free slot takes the next job of the user furthest below their
+    /// share of recent usage (see [`crate::fairshare`]). Off: highest priority first, FIFO,
+    /// whoever submitted it.
+    pub fair_share: bool,
+    /// Half-life of recent usage for fair share (default one day).
+    pub usage_half_life: Duration,
 }
 
 impl Default for QueueConfig {
@@ -75,6 +81,8 @@ impl Default for QueueConfig {
             forget_offline_after: Duration::from_secs(7 * 24 * 3600),
             max_give_backs: 20,
             quarantine_after: 3,
+            fair_share: true,
+            usage_half_life: crate::fairshare::DEFAULT_HALF_LIFE,
         }
     }
 }
@@ -170,6 +178,9 @@ pub struct Queue {
     latest_release: RwLock<Option<String>>,
     metrics: QueueMetrics,
     telemetry: Mutex<TelemetryBuffer>,
+    /// Some user has a running limit: a job that ends may let a waiting claimer take one of
+    /// theirs, so ends wake the waiters (see [`Queue::set_running_limits`]).
+    running_limits: std::sync::atomic::AtomicBool,
 }
 
 /// The reaper runs at least every second; a gap between two of its runs longer than this means
@@ -219,7 +230,9 @@ impl Queue {
     pub fn new(store: Store, config: QueueConfig) -> Result<Arc<Queue>, Error> {
         let (live, _) = broadcast::channel(4096);
         let mut inner = Inner::default();
+        store.set_usage_half_life(config.usage_half_life)?;
         let read = store.read()?;
+        let running_limits = read.users()?.iter().any(|u| u.max_running.is_some());
         let deadline = Instant::now() + config.lease_timeout;
         for job in read.running_jobs()? {
             if let (Some(lease), Some(worker)) = (job.lease, job.worker.clone()) {
@@ -260,6 +273,7 @@ impl Queue {
             latest_release: RwLock::new(None),
             metrics: QueueMetrics::default(),
             telemetry: Mutex::new(TelemetryBuffer::default()),
+            running_limits: running_limits.into(),
         }))
     }
 
@@ -353,23 +367,49 @@ impl Queue {
 
     // ---- submit -------------------------------------------------------------------------
 
-    /// Submits one job; returns its id.
+    /// Submits one job as the admin (see [`Queue::submit_many_as`]); returns its id.
     pub async fn submit(&self, spec: JobSpec) -> Result<JobId, Error> {
-        Ok(self.submit_many(vec![spec]).await?[0])
+        Ok(self.submit_many_as(vec![spec], &Actor::admin()).await?[0])
     }
 
-    /// Submits several jobs in one transaction (all or none); returns their ids in order.
+    /// Submits several jobs as the admin (see [`Queue::submit_many_as`]).
     pub async fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<JobId>, Error> {
+        self.submit_many_as(specs, &Actor::admin()).await
+    }
+
+    /// Submits a study as the admin (see [`Queue::submit_study_as`]).
+    pub async fn submit_study(&self, req: StudySubmit) -> Result<StudySubmitted, Error> {
+        self.submit_study_as(req, &Actor::admin()).await
+    }
+
+    /// Submits several jobs in one transaction (all or none), owned by `by`'s user; returns
+    /// their ids in order. Refused whole (429) if it would take the user past their queued
+    /// limit.
+    pub async fn submit_many_as(
+        &self,
+        specs: Vec<JobSpec>,
+        by: &Actor,
+    ) -> Result<Vec<JobId>, Error> {
         let specs = normalize_specs(specs)?;
-        let (jobs, events) = self.store.write(move |tx| insert_jobs(tx, specs)).await?;
+        let owner = by.user.clone();
+        let (jobs, events) = self
+            .store
+            .write(move |tx| insert_jobs(tx, specs, &owner))
+            .await?;
         self.announce(&jobs, events);
         Ok(jobs.iter().map(|j| j.id).collect())
     }
 
     /// Submits a study: expands its definition into jobs, then stores them with the study's
-    /// record in one transaction (all or nothing). Refuses, with nothing written, a definition
-    /// the study already holds unless `again` is set. A dry run checks and counts only.
-    pub async fn submit_study(&self, req: StudySubmit) -> Result<StudySubmitted, Error> {
+    /// record in one transaction (all or nothing), owned by `by`'s user. Refuses, with nothing
+    /// written, a definition the study already holds unless `again` is set, a study of another
+    /// user unless `by` is an admin (403), and a submission over the user's queued limit (429).
+    /// A dry run checks and counts only.
+    pub async fn submit_study_as(
+        &self,
+        req: StudySubmit,
+        by: &Actor,
+    ) -> Result<StudySubmitted, Error> {
         let def = study::Definition::of(&req)?;
         // A sampler never draws a configuration the study already has.
         let taken = if def.search.is_some() {
@@ -381,6 +421,7 @@ impl Queue {
         let planned = specs.len() as u64;
         if req.dry_run {
             let prev = self.store.read()?.study(&def.name)?;
+            refuse_others_study(prev.as_ref(), by)?;
             study::refuse_repeat(prev.as_ref(), &def, req.again)?;
             return Ok(StudySubmitted {
                 study: def.name,
@@ -393,15 +434,20 @@ impl Queue {
         }
         let answer_specs = specs.clone();
         let again = req.again;
+        let by = by.clone();
         let (def, jobs, events, total, extended) = self
             .store
             .write(move |tx| {
                 let prev = tx.study(&def.name)?;
+                refuse_others_study(prev.as_ref(), &by)?;
                 study::refuse_repeat(prev.as_ref(), &def, again)?;
                 let extended = prev.is_some();
-                let (jobs, events) = insert_jobs(tx, specs)?;
+                let (jobs, events) = insert_jobs(tx, specs, &by.user)?;
                 let ids = jobs.iter().map(|j| j.id).collect();
-                let record = study::record_with(prev, &def, ids, now_ms());
+                let mut record = study::record_with(prev, &def, ids, now_ms());
+                if !extended {
+                    record.owner = by.user.clone();
+                }
                 tx.save_study(&record)?;
                 if def.search.is_some() || def.early_stop.is_some() {
                     let submission = record.submissions.len() as u32 - 1;
@@ -437,12 +483,27 @@ impl Queue {
         more: study::more::More,
         dry_run: bool,
     ) -> Result<StudySubmitted, Error> {
+        self.study_more_as(name, more, dry_run, &Actor::admin())
+            .await
+    }
+
+    /// [`Queue::study_more`] for `by`: only the study's owner (or an admin) may add to it, and
+    /// what it adds belongs to the study's owner (403 naming the owner otherwise).
+    pub async fn study_more_as(
+        &self,
+        name: &str,
+        more: study::more::More,
+        dry_run: bool,
+        by: &Actor,
+    ) -> Result<StudySubmitted, Error> {
         validate_name("study name", name)?;
         let name = name.to_string();
         if dry_run {
             let read = self.store.read()?;
             let record = read.study(&name)?;
-            let plan = study::more::plan(&name, record.as_ref(), &read.study_jobs(&name)?, &more)?;
+            let jobs = read.study_jobs(&name)?;
+            study_owner(&name, record.as_ref(), &jobs, by)?;
+            let plan = study::more::plan(&name, record.as_ref(), &jobs, &more)?;
             let planned = plan.iter().map(|p| p.specs.len() as u64).sum();
             return Ok(StudySubmitted {
                 total_jobs: read.study_len(&name)? + planned,
@@ -453,17 +514,20 @@ impl Queue {
                 dry_run: true,
             });
         }
+        let by = by.clone();
         let (name, jobs, events, total) = self
             .store
             .write(move |tx| {
                 let mut record = tx.study(&name)?;
                 let existing = tx.study_jobs(&name)?;
+                let owner = study_owner(&name, record.as_ref(), &existing, &by)?;
                 let plan = study::more::plan(&name, record.as_ref(), &existing, &more)?;
                 let (mut jobs, mut events) = (Vec::new(), Vec::new());
                 for p in plan {
-                    let (new, ev) = insert_jobs(tx, normalize_specs(p.specs.clone())?)?;
+                    let (new, ev) = insert_jobs(tx, normalize_specs(p.specs.clone())?, &owner)?;
                     let ids = new.iter().map(|j| j.id).collect();
-                    record = Some(study::more::record_with(record, &name, p, ids, now_ms()));
+                    let at = now_ms();
+                    record = Some(study::more::record_with(record, &name, &owner, p, ids, at));
                     jobs.extend(new);
                     events.extend(ev);
                 }
@@ -625,9 +689,10 @@ impl Queue {
         let wname = worker_name.to_string();
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
         let began = Instant::now();
+        let fair = self.fair_share();
         let claimed = self
             .store
-            .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout))
+            .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout, fair))
             .await?;
         let Some((job, lease, ev)) = claimed else {
             return Ok(None);
@@ -712,6 +777,7 @@ impl Queue {
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
         let (duration, after) = (req.duration_ms, self.config.quarantine_after);
         let began = Instant::now();
+        let fair = self.fair_share();
         // Volatile: durable within the store's window; a crash inside it re-runs the job.
         let (done, claimed) = self
             .store
@@ -726,7 +792,7 @@ impl Queue {
                     Err(Error::Request(e)) => Err(e.to_string()),
                     Err(e) => return Err(e),
                 };
-                let claimed = claim_in(tx, &c, &wid, &worker_name, &inner, timeout)?;
+                let claimed = claim_in(tx, &c, &wid, &worker_name, &inner, timeout, fair)?;
                 Ok((done, claimed))
             })
             .await?;
@@ -1097,6 +1163,26 @@ impl Queue {
                 w.worker.state = WorkerState::Idle;
             }
         }
+        if self.running_limits.load(Ordering::Relaxed) {
+            // Its owner may have been at their running limit: waiting claimers look again.
+            for w in &inner.waiters {
+                w.notify.notify_one();
+            }
+        }
+    }
+
+    /// The half-life claims decay usage with, when fair share is on.
+    fn fair_share(&self) -> Option<Duration> {
+        self.config
+            .fair_share
+            .then_some(self.config.usage_half_life)
+    }
+
+    /// Tells the queue whether any user has a running limit (the server calls it when users
+    /// change): then every job that ends wakes the waiting claimers, one of which may now take
+    /// a job of a user who was at their limit.
+    pub fn set_running_limits(&self, any: bool) {
+        self.running_limits.store(any, Ordering::Relaxed);
     }
 
     // ---- cancel --------------------------------------------------------------------------
@@ -1808,9 +1894,62 @@ fn normalize_specs(specs: Vec<JobSpec>) -> Result<Vec<Spec>, Error> {
         .collect()
 }
 
-/// Stores new queued jobs for normalized specs inside a write transaction; returns them and
-/// the events to publish once committed ([`Queue::announce`]).
-fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<Spec>) -> Result<(Vec<Job>, Vec<Event>), Error> {
+/// A study of another user may be extended only by an admin.
+/// Who owns study `name` (its record's owner; for a study of jobs alone, its first job's
+/// owner), refused (403 naming the owner) unless `by` may act on it.
+fn study_owner(
+    name: &str,
+    record: Option<&StudyRecord>,
+    jobs: &[Job],
+    by: &Actor,
+) -> Result<String, Error> {
+    let owner = match (record, jobs.first()) {
+        (Some(r), _) => r.owner.clone(),
+        (None, Some(j)) => j.owner.clone(),
+        (None, None) => return Ok(by.user.clone()),
+    };
+    if !by.may_act_on(&owner) {
+        return Err(RequestError::Forbidden(format!(
+            "study {name} belongs to {owner}: only they (or an admin) may add seeds to it or \
+             retry its runs"
+        ))
+        .into());
+    }
+    Ok(owner)
+}
+
+fn refuse_others_study(prev: Option<&StudyRecord>, by: &Actor) -> Result<(), Error> {
+    match prev {
+        Some(p) if !by.may_act_on(&p.owner) => Err(RequestError::Forbidden(format!(
+            "study {} belongs to {}: only they (or an admin) may add to it; name your study \
+             differently",
+            p.name, p.owner
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Stores new queued jobs of `owner` for normalized specs inside a write transaction (none if
+/// they would take the owner past their queued limit); returns them and the events to
+/// publish once committed ([`Queue::announce`]).
+fn insert_jobs(
+    tx: &mut Tx<'_>,
+    specs: Vec<Spec>,
+    owner: &str,
+) -> Result<(Vec<Job>, Vec<Event>), Error> {
+    tx.check_queued_limit(owner, specs.len() as u64)?;
+    insert_owned(tx, specs, owner)
+}
+
+/// [`insert_jobs`] without the queued limit: for the jobs a study the user submitted adds by
+/// itself later (a sampler's next configuration), which must not fail the write that ended
+/// another job.
+fn insert_owned(
+    tx: &mut Tx<'_>,
+    specs: Vec<Spec>,
+    owner: &str,
+) -> Result<(Vec<Job>, Vec<Event>), Error> {
     let mut jobs = Vec::with_capacity(specs.len());
     let mut events = Vec::new();
     for spec in specs {
@@ -1818,6 +1957,7 @@ fn insert_jobs(tx: &mut Tx<'_>, specs: Vec<Spec>) -> Result<(Vec<Job>, Vec<Event
         let job = Job {
             id,
             spec,
+            owner: owner.to_string(),
             state: JobState::Queued,
             attempt: 0,
             lease: None,
@@ -1977,7 +2117,8 @@ fn absorb(
             early_stop: submission.early_stop.clone(),
         };
         let specs = normalize_specs(def.jobs_of(&config))?;
-        let (jobs, events) = insert_jobs(tx, specs)?;
+        let owner = record.owner.clone();
+        let (jobs, events) = insert_owned(tx, specs, &owner)?;
         crate::adaptive::add_cells(tx, study, sub, &jobs)?;
         record.submissions[sub as usize]
             .jobs
@@ -2015,6 +2156,7 @@ fn claim_in(
     wname: &str,
     inner: &Mutex<Inner>,
     lease_timeout: Duration,
+    fair_share: Option<Duration>,
 ) -> Result<Option<(Job, u64, Event)>, Error> {
     // Checked in the write, where a pause (also a write) cannot come between check and claim.
     if inner
@@ -2026,13 +2168,13 @@ fn claim_in(
     {
         return Ok(None);
     }
+    let now = now_ms();
     let found = match caps.max_job_secs {
-        None => tx.first_fitting(caps)?,
+        None => tx.next_job(caps, fair_share, now)?,
         // A worker whose allocation ends: only jobs expected to finish in time.
         Some(max) => {
-            let now = now_ms();
             let mut rates: HashMap<String, Option<f64>> = HashMap::new();
-            tx.first_fitting_where(caps, |tx, job| {
+            tx.next_job_where(caps, fair_share, now, |tx, job| {
                 let rate = match &job.spec.study {
                     Some(s) => match rates.get(s) {
                         Some(r) => *r,
@@ -2058,7 +2200,6 @@ fn claim_in(
     job.lease = Some(lease);
     job.worker = Some(wid.to_string());
     job.worker_name = Some(wname.to_string());
-    let now = now_ms();
     job.started_at = Some(now);
     job.finished_at = None;
     job.progress = Progress::default();
@@ -2181,3 +2322,7 @@ pub const LOG_LINES_KEPT: u64 = MAX_LINES_PER_JOB;
 #[cfg(test)]
 #[path = "queue_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "queue_fair_tests.rs"]
+mod fair_tests;

@@ -497,6 +497,8 @@ pub fn record_with(
 ) -> StudyRecord {
     let mut record = prev.unwrap_or_else(|| StudyRecord {
         name: def.name.clone(),
+        // The queue records who submits a new study.
+        owner: crate::model::ADMIN_USER.to_string(),
         created_at: now,
         submissions: Vec::new(),
     });
@@ -1679,6 +1681,7 @@ mod tests {
                 ..JobSpec::experiment(method, 1000)
             }
             .into(),
+            owner: crate::model::ADMIN_USER.into(),
             state,
             attempt: 1,
             lease: None,

@@ -110,6 +110,7 @@ mod tests {
     fn failed(exit: Option<i32>, error: &str, rows: u64) -> Job {
         Job {
             id: 1,
+            owner: "admin".into(),
             spec: JobSpec::experiment("cma_es", 10).normalize().unwrap(),
             state: JobState::Failed,
             attempt: 1,

@@ -240,8 +240,11 @@ class Client:
         state: Optional[models.JobState] = None,
         study: Optional[str] = None,
         limit: Optional[int] = None,
+        mine: bool = False,
+        owner: Optional[str] = None,
     ) -> List[models.Job]:
-        """Jobs, newest first: every matching one, or the newest ``limit``."""
+        """Jobs, newest first: every matching one, or the newest ``limit``. ``mine``: only the
+        jobs of this token's user; ``owner``: only that user's."""
         out: List[models.Job] = []
         before: Optional[int] = None
         while limit is None or len(out) < limit:
@@ -251,7 +254,14 @@ class Client:
                 self.request(
                     "GET",
                     "/api/v1/jobs",
-                    params={"state": state, "study": study, "limit": page_size, "before": before},
+                    params={
+                        "state": state,
+                        "study": study,
+                        "limit": page_size,
+                        "before": before,
+                        "mine": 1 if mine else None,
+                        "owner": owner,
+                    },
                 ),
             )
             out.extend(page["jobs"])

@@ -420,6 +420,8 @@ class Job(TypedDict):
     """Log lines kept / dropped over the bound, warnings and errors seen."""
     logs_deleted_at: NotRequired[Optional[int]]
     """When `gc` deleted this job's log lines."""
+    owner: NotRequired[str]
+    """The user who submitted it (the user behind the token, not the token, so revoking a token orphans nothing). Jobs stored before users existed belong to the user `admin`."""
     progress: NotRequired[Progress]
     prune_reason: NotRequired[Optional[str]]
     """Why its study's early stopping stops it (with `cancel_requested` while it runs): the attempt then ends `pruned`, not `cancelled`."""
@@ -950,6 +952,8 @@ class StudyRecord(TypedDict):
     """A study as stored: its name and every submission (the first one made it)."""
     created_at: int
     name: str
+    owner: NotRequired[str]
+    """The user who created it: only they (or an admin) may add to it. Studies stored before users existed belong to the user `admin`."""
     submissions: List[StudySubmission]
 
 
@@ -1036,6 +1040,8 @@ class StudySummary(TypedDict):
     """One line of `GET /api/v1/studies`."""
     created_at: NotRequired[Optional[int]]
     name: str
+    owner: NotRequired[Optional[str]]
+    """The user who created it (None for a study only named by jobs, with no record)."""
     progress: StudyProgress
 
 
@@ -1156,6 +1162,8 @@ class TokenCreate(TypedDict):
     """`POST /api/v1/tokens` request."""
     name: str
     scope: Scope
+    user: NotRequired[Optional[str]]
+    """The user the token acts for (an admin may name any user; others only themselves). Default: the caller's own user."""
 
 
 class TokenCreated(TypedDict):
@@ -1163,6 +1171,8 @@ class TokenCreated(TypedDict):
     name: str
     scope: Scope
     token: str
+    user: NotRequired[str]
+    """The user it acts for."""
 
 
 class TokenInfo(TypedDict):
@@ -1170,6 +1180,8 @@ class TokenInfo(TypedDict):
     created_at: int
     name: str
     scope: Scope
+    user: NotRequired[str]
+    """The user it acts for: what it submits belongs to them. Tokens stored before users existed were all made by the admin, so they belong to the user `admin`."""
 
 
 class TokenList(TypedDict):
@@ -1195,11 +1207,97 @@ class Usage(TypedDict):
     memory_percent: NotRequired[float]
 
 
+class UsageReport(TypedDict):
+    """`GET /api/v1/usage` answer: one line per user, lowest effective priority (served next) first."""
+    fair_share: bool
+    """Whether claims follow fair share (`gaia serve --fair-share`)."""
+    half_life_secs: float
+    """Half-life of recent usage, seconds."""
+    now: int
+    since: NotRequired[Optional[int]]
+    """Start of the window the worker and GPU seconds cover (None: all time)."""
+    users: List[UserUsage]
+
+
+class UserAdd(TypedDict):
+    """`POST /api/v1/users` request: a new user, and the name of their first token."""
+    max_queued: NotRequired[Optional[int]]
+    max_running: NotRequired[Optional[int]]
+    name: str
+    share: NotRequired[Optional[float]]
+    """Relative weight in fair share (default 1)."""
+    token_name: NotRequired[Optional[str]]
+    """Name of the user's first token (scope submit); default: the user's name."""
+
+
+class UserAdded(TypedDict):
+    """`POST /api/v1/users` answer: the user and their first token (its secret shown this once)."""
+    token: TokenCreated
+    user: UserInfo
+
+
+class UserInfo(TypedDict):
+    """A user of the farm: a person (or a group) whose jobs share the workers with everyone else's in proportion to `share`, within their limits."""
+    created_at: NotRequired[int]
+    max_queued: NotRequired[Optional[int]]
+    """Most jobs of this user queued at once (None: no limit). A submission that would go past it is refused whole (429)."""
+    max_running: NotRequired[Optional[int]]
+    """Most jobs of this user running at once (None: no limit). Further jobs wait queued."""
+    name: str
+    share: NotRequired[float]
+    """Relative weight in fair share (default 1): a user with share 2 gets twice the worker time of a user with share 1 when both have work queued."""
+
+
+class UserList(TypedDict):
+    """`GET /api/v1/users` answer, by name; the admin user is listed with its defaults when it has no record."""
+    users: List[UserInfo]
+
+
+class UserRemoved(TypedDict):
+    """`DELETE /api/v1/users/{name}` answer: who was removed and the tokens revoked with them."""
+    removed: str
+    revoked_tokens: List[str]
+    """Names of the user's tokens, all revoked."""
+
+
+class UserUpdate(TypedDict):
+    """`POST /api/v1/users/{name}` request: what changes (absent fields stay as they are)."""
+    max_queued: NotRequired[Optional[int]]
+    """A limit, or `0` to remove it."""
+    max_running: NotRequired[Optional[int]]
+    """A limit, or `0` to remove it."""
+    share: NotRequired[Optional[float]]
+
+
+class UserUsage(TypedDict):
+    """One user's line of `GET /api/v1/usage`."""
+    effective_priority: float
+    """`usage_fraction / share_fraction`: 1 at their share, below 1 below it; lower is served first."""
+    gpu_secs: float
+    """GPU-seconds used in the window, counted the same way."""
+    max_queued: NotRequired[Optional[int]]
+    max_running: NotRequired[Optional[int]]
+    queued: int
+    recent_worker_secs: float
+    """Recent worker-seconds, decayed with the half-life: what fair share compares."""
+    running: int
+    share: float
+    share_fraction: float
+    """Fraction of the shares of the users listed (0..1)."""
+    usage_fraction: float
+    """Fraction of all users' recent usage (0..1)."""
+    user: str
+    worker_secs: float
+    """Worker-seconds used in the window (attempts that ended, hourly resolution, plus the running jobs so far)."""
+
+
 class WhoAmI(TypedDict):
     """`GET /api/v1/whoami` answer."""
     name: str
     """The token's name (`admin` for the server's admin token)."""
     scope: Scope
+    user: NotRequired[str]
+    """The user the token acts for: what it submits is theirs (`gaia jobs --mine`)."""
     version: str
     """The server's version."""
 
@@ -1279,8 +1377,8 @@ Sampler = Literal["grid", "random", "sobol", "tpe"]
 """How a study picks its configurations (see `search`)."""
 
 
-Scope = Literal["admin", "worker", "read", "metrics"]
-"""Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks, `metrics` may read `/metrics` and nothing else (for a Prometheus server)."""
+Scope = Literal["admin", "worker", "read", "submit", "metrics"]
+"""Token scopes: `admin` may do everything, `worker` runs jobs, `read` looks, `submit` reads and submits, and cancels, extends and makes tokens for what its own user owns; `metrics` may read `/metrics` and nothing else (for a Prometheus server)."""
 
 
 Stream = Literal["stdout", "stderr", "worker"]
@@ -1415,6 +1513,14 @@ __all__ = [
     "TokenList",
     "UpdateReport",
     "Usage",
+    "UsageReport",
+    "UserAdd",
+    "UserAdded",
+    "UserInfo",
+    "UserList",
+    "UserRemoved",
+    "UserUpdate",
+    "UserUsage",
     "WhoAmI",
     "Worker",
     "WorkerList",

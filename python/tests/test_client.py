@@ -77,7 +77,7 @@ def test_errors_are_exceptions_with_the_servers_message(server: Server, farm: ga
     read = farm.request("POST", "/api/v1/tokens", json_body={"name": "py-reader", "scope": "read"})
     with gaia.Client(server.url, read["token"]) as reader:
         assert reader.status()["protocol"] == gaia.models.PROTOCOL_VERSION
-        with pytest.raises(gaia.Forbidden, match="needs an admin token") as f:
+        with pytest.raises(gaia.Forbidden, match="needs a submit token") as f:
             reader.submit(method="cma_es")
         assert f.value.status == 403
     with gaia.Client("http://127.0.0.1:9", "x") as nowhere:
@@ -192,6 +192,9 @@ def test_study_watch_rows_and_table(farm: gaia.Client, worker: object, capsys: p
     assert [n["source"] for n in s["normalisation"]] == ["override", "override"]
     with pytest.raises(gaia.NotFound):
         farm.study("no-such-study").compare()
+    assert all(j["owner"] == "admin" for j in farm.jobs(study="py-cc")), "the admin token's user"
+    assert len(farm.jobs(mine=True, limit=5)) == 5
+    assert farm.jobs(owner="nobody") == []
     with pytest.raises(gaia.Conflict, match="already"):
         farm.submit_study("py-cc", method=["cma_es", "openai_es"], env=["CartPole-v1", "Acrobot-v1"],
                           seeds=range(1, 3), max_evals=1000, params={"gens": 6, "lr": [0.1, 0.2]})

@@ -2,7 +2,7 @@
 // format per kind of value). A pure module: node imports it as the browser does. Run by
 // tests/dashboard.rs; by hand: node tests/browser/format.mjs
 import assert from "node:assert/strict";
-import { count, dur, fmtInterval, fmtNum, mib, percent, plural, size } from "../../dashboard/format.js";
+import { count, dur, fmtInterval, fmtNum, hours, mib, percent, plural, size } from "../../dashboard/format.js";
 
 const cases = {
   // Scores and metrics: four significant digits, trailing zeros dropped; k / M / G from 10,000.
@@ -57,6 +57,14 @@ const cases = {
     [percent, 0.29, "29%"],
     [percent, 0.996, "99%"],
     [percent, 1, "100%"],
+  ],
+  // Hours of use from seconds, as `gaia usage` writes them.
+  hours: [
+    [hours, 900, "0.25 h"],
+    [hours, 45_000, "12.5 h"],
+    [hours, 3600 * 1234, "1,234 h"],
+    [hours, 3600 * 51234, "51,234 h"],
+    [hours, null, "–"],
   ],
   duration: [
     [dur, 12_000, "12s"],

@@ -26,7 +26,7 @@ use arrow_array::{ArrayRef, DictionaryArray, RecordBatch, StringArray};
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
-use super::{CONTEXT_COLUMNS, Plan, each_row, write_err};
+use super::{CONTEXT_COLUMNS, OWNER_COLUMN, Plan, each_row, write_err};
 use crate::error::Error;
 use crate::model::{CORE_METRICS, JobId, Row};
 use crate::store::Reader;
@@ -314,6 +314,8 @@ struct ExportColumns {
     params: Vec<ParamColumn>,
     attempt: UInt32Builder,
     metrics: MetricColumns,
+    /// Last, as in the CSV: the user who submitted the row's job.
+    owner: DictColumn,
 }
 
 impl ExportColumns {
@@ -342,6 +344,7 @@ impl ExportColumns {
             params,
             attempt: UInt32Builder::with_capacity(BATCH_ROWS),
             metrics: MetricColumns::new(&plan.metrics),
+            owner: DictColumn::new(plan.jobs.iter().map(|j| j.owner.as_str())),
         }
     }
 
@@ -363,7 +366,9 @@ impl ExportColumns {
         fields.push(Field::new("attempt", DataType::UInt32, false));
         let mut taken: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         taken.extend(CONTEXT_COLUMNS.iter().map(|s| s.to_string()));
+        taken.push(OWNER_COLUMN.to_string());
         fields.extend(self.metrics.fields(&taken));
+        fields.push(DictColumn::field(OWNER_COLUMN));
         Arc::new(Schema::new(fields))
     }
 
@@ -381,6 +386,7 @@ impl ExportColumns {
             }
         }
         self.attempt.append_value(attempt);
+        self.owner.keys.append_option(ctx.owner);
         self.metrics.push(row)
     }
 
@@ -404,6 +410,7 @@ impl ExportColumns {
         }
         cols.push(Arc::new(self.attempt.finish()));
         self.metrics.finish(&mut cols);
+        cols.push(self.owner.finish()?);
         RecordBatch::try_new(schema.clone(), cols).map_err(arrow_err)
     }
 }
@@ -417,6 +424,7 @@ struct JobContext {
     env: Option<u32>,
     seed: Option<u64>,
     params: Vec<Option<(Option<f64>, Option<u32>)>>,
+    owner: Option<u32>,
 }
 
 /// Writes `plan`'s table (the CSV export's columns) as an Arrow IPC stream; returns the number
@@ -435,6 +443,7 @@ pub fn write(reader: &Reader, plan: &Plan, out: &mut dyn Write) -> Result<u64, E
             method: cols.method.key(s.method()),
             env: cols.env.key(s.env()),
             seed: s.seed(),
+            owner: cols.owner.key(Some(&job.owner)),
             params: plan
                 .params
                 .iter()

@@ -27,10 +27,14 @@ pub fn write(reader: &Reader, plan: &Plan, out: &mut dyn Write) -> Result<u64, E
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     for job in &plan.jobs {
         let prefix = context(job, &plan.params);
+        let mut owner = String::from(",");
+        field(&mut owner, &job.owner);
+        owner.push_str("\r\n");
         each_row(reader, job.id, |attempt, row| {
             line.clear();
             line.push_str(&prefix);
             record(&mut line, attempt, &row, &plan.metrics, &mut extra);
+            line.push_str(&owner);
             buf.extend_from_slice(line.as_bytes());
             if buf.len() >= 60 * 1024 {
                 out.write_all(&buf).map_err(write_err)?;
@@ -118,7 +122,6 @@ fn record(
             number(line, *v);
         }
     }
-    line.push_str("\r\n");
 }
 
 /// A number as a plain decimal that parses back to the same `f64`.
@@ -280,7 +283,7 @@ mod tests {
         assert_eq!(
             header.join(","),
             "study,job,method,env,seed,param_lr,param_note,attempt,seq,generation,evals,best,\
-             best_ever,mean,sigma,elapsed,entropy,kl,zeta"
+             best_ever,mean,sigma,elapsed,entropy,kl,zeta,owner"
         );
         assert_eq!(recs.len(), 56);
         assert!(recs.iter().all(|r| r.len() == header.len()));
@@ -300,6 +303,7 @@ mod tests {
                 .chain(rows_b.iter().map(|r| (b, r))),
         ) {
             assert_eq!(rec[col("job")], id.to_string());
+            assert_eq!(rec[col("owner")], "admin", "jobs submitted with no user");
             assert_eq!(rec[col("attempt")], "1");
             let back = Row {
                 seq: rec[col("seq")].parse().unwrap(),

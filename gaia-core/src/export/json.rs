@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! {"gaia_export":1,"target":{"job":42},"columns":["attempt","seq","generation",...,"entropy"],"jobs":[
-//! {"id":42,"study":null,"method":"cma_es","env":"CartPole-v1","seed":3,"params":{},
+//! {"id":42,"study":null,"method":"cma_es","env":"CartPole-v1","seed":3,"owner":"alice","params":{},
 //!  "state":"succeeded","max_evals":100000,"rows":[
 //! {"attempt":1,"seq":0,"generation":1,"evals":64,...,"entropy":null},
 //! ...
@@ -56,6 +56,7 @@ pub fn write(reader: &Reader, plan: &Plan, out: &mut dyn Write) -> Result<u64, E
             "method": s.method(),
             "env": s.env(),
             "seed": s.seed(),
+            "owner": job.owner,
             "params": s.params,
             "state": job.state,
             "max_evals": s.max_evals(),

@@ -7,7 +7,8 @@
 //! toolkit ([`plot`]: plotters, with a font embedded in the binary, no system font library).
 //!
 //! One table layout for every target: context columns (study, job, method, env, seed, swept
-//! params), then attempt, seq, the core metrics, then every further metric any row has.
+//! params), then attempt, seq, the core metrics, then every further metric any row has; a CSV
+//! ends with the job's owner (last, so the columns before it stay where tools expect them).
 
 pub mod arrow;
 pub mod csv;
@@ -251,6 +252,10 @@ pub(crate) fn row_columns(extra: &[String]) -> Vec<String> {
 /// The context columns of every row: study, job, method, env, seed and one per param.
 pub(crate) const CONTEXT_COLUMNS: [&str; 5] = ["study", "job", "method", "env", "seed"];
 
+/// The last column of a CSV: the user who submitted the row's job. Last, not among the
+/// context columns, so that adding it moved no column a reader finds by position.
+pub(crate) const OWNER_COLUMN: &str = "owner";
+
 /// Column names of `plan`'s table, each unique: a metric or param whose name collides with
 /// another column gets a `metric_` / `param_` prefix.
 pub fn columns(plan: &Plan) -> Vec<String> {
@@ -262,12 +267,13 @@ pub fn columns(plan: &Plan) -> Vec<String> {
         cols.push(c);
     }
     for m in &plan.metrics {
-        if cols.iter().any(|c| c == m) {
+        if m == OWNER_COLUMN || cols.iter().any(|c| c == m) {
             cols.push(format!("metric_{m}"));
         } else {
             cols.push(m.clone());
         }
     }
+    cols.push(OWNER_COLUMN.to_string());
     cols
 }
 

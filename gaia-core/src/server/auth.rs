@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::App;
 use crate::error::Error;
-use crate::model::Scope;
+use crate::model::{ADMIN_USER, Actor, Scope};
 
 /// File in the data dir that keeps a generated admin token (mode 0600).
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -86,17 +86,24 @@ pub(crate) fn presented(parts: &Parts, query_token: Option<&str>) -> Option<Stri
     query_token.map(str::to_string)
 }
 
-/// The scope of a presented token, if it is valid.
-pub(crate) fn scope_of(app: &App, token: &str) -> Option<Scope> {
-    identify(app, token).map(|c| c.scope)
-}
-
-/// Who is calling: the token's scope and name (`admin` for the server's admin token). Handlers
-/// find it in the request's extensions.
+/// Who is calling: the token's scope and name (`admin` for the server's admin token), and the
+/// user it acts for. Handlers find it in the request's extensions.
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
     pub scope: Scope,
     pub name: String,
+    pub user: String,
+}
+
+impl Caller {
+    /// The caller as the queue sees it: their user, and whether they may act on what others
+    /// own (an admin token).
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.user.clone(),
+            admin: self.scope == Scope::Admin,
+        }
+    }
 }
 
 /// The caller a presented token stands for, if it is valid.
@@ -106,18 +113,33 @@ pub(crate) fn identify(app: &App, token: &str) -> Option<Caller> {
         return Some(Caller {
             scope: Scope::Admin,
             name: "admin".into(),
+            user: ADMIN_USER.into(),
         });
     }
     let read = app.store.read().ok()?;
     read.token(&hex::encode(h)).ok().flatten().map(|t| Caller {
         scope: t.scope,
         name: t.name,
+        user: t.user,
     })
 }
 
-/// Whether a token of scope `have` may call a route that needs `need`.
+/// The actor behind a scoped route's caller (the router always sets one there).
+pub(crate) fn actor_of(caller: Option<&Caller>) -> Result<Actor, super::http::HttpError> {
+    caller.map(Caller::actor).ok_or_else(|| {
+        super::http::HttpError::new(hyper::StatusCode::UNAUTHORIZED, "missing token")
+    })
+}
+
+/// The name the audit log records for a caller: the token's name (`admin` for the server's
+/// admin token).
+pub(crate) fn audit_name(caller: Option<&Caller>) -> String {
+    caller.map_or_else(|| "unknown".into(), |c| c.name.clone())
+}
+
+/// Whether a token of scope `have` may call a route that needs `need` ([`Scope::allows`]).
 pub(crate) fn allows(have: Scope, need: Scope) -> bool {
-    have == Scope::Admin || have == need
+    have.allows(need)
 }
 
 #[cfg(test)]
@@ -174,5 +196,13 @@ mod tests {
         assert!(!allows(Scope::Read, Scope::Admin));
         assert!(!allows(Scope::Worker, Scope::Admin));
         assert!(!allows(Scope::Worker, Scope::Read));
+        // Submit sits between read and admin, beside worker.
+        assert!(allows(Scope::Submit, Scope::Read));
+        assert!(allows(Scope::Submit, Scope::Submit));
+        assert!(allows(Scope::Admin, Scope::Submit));
+        assert!(!allows(Scope::Submit, Scope::Admin));
+        assert!(!allows(Scope::Submit, Scope::Worker));
+        assert!(!allows(Scope::Read, Scope::Submit));
+        assert!(!allows(Scope::Worker, Scope::Submit));
     }
 }

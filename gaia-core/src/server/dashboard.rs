@@ -52,6 +52,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("view-study.js", JS),
     asset!("view-submit.js", JS),
     asset!("view-worker.js", JS),
+    asset!("view-usage.js", JS),
     asset!("view-workers.js", JS),
 ];
 

@@ -221,7 +221,7 @@ mod tests {
                 "POST",
                 "/api/v1/studies",
                 Endpoint::SubmitStudy,
-                Scope::Admin,
+                Scope::Submit,
             ),
             ("GET", "/api/v1/studies", Endpoint::ListStudies, Scope::Read),
             ("GET", "/api/v1/studies/cc", Endpoint::GetStudy, Scope::Read),

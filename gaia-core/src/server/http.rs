@@ -114,6 +114,8 @@ impl From<Error> for HttpError {
             Error::Request(RequestError::NotFound(_)) => StatusCode::NOT_FOUND,
             Error::Request(RequestError::Conflict(_)) => StatusCode::CONFLICT,
             Error::Request(RequestError::StaleLease(_)) => StatusCode::CONFLICT,
+            Error::Request(RequestError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            Error::Request(RequestError::Quota(_)) => StatusCode::TOO_MANY_REQUESTS,
             Error::Store(StoreError::WriterGone) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -388,10 +390,17 @@ pub(crate) fn too_large(limit: u64) -> HttpError {
     )
 }
 
-/// Parses a JSON body into `T` with a message that says what is wrong and where.
+/// Parses a JSON body into `T` with a message that says what is wrong and where. Every JSON
+/// body of the API is an object: serde would also read a struct from an array of its fields in
+/// order (`[null, null]`), which the document does not allow, so that is refused here.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
     if bytes.is_empty() {
         return Err(HttpError::bad("the request needs a JSON body"));
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(HttpError::bad(
+            "invalid JSON body: an object ({...}) was expected, not an array",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| HttpError::bad(format!("invalid JSON body: {e}")))
 }
@@ -448,9 +457,14 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A number (or other parsed value) given as `k`, None when left out. An empty value is
+    /// refused, not read as left out: the document says a number (Schemathesis sends `before=`).
     pub fn parse<T: std::str::FromStr>(&self, k: &str) -> Result<Option<T>, HttpError> {
         match self.get(k) {
-            None | Some("") => Ok(None),
+            None => Ok(None),
+            Some("") => Err(HttpError::bad(format!(
+                "query parameter {k} is empty: give a value or leave it out"
+            ))),
             Some(v) => v
                 .parse()
                 .map(Some)
@@ -492,6 +506,22 @@ pub(crate) fn file_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_body_is_an_object_never_an_array_of_fields() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Two {
+            #[allow(dead_code)]
+            a: Option<u32>,
+            #[allow(dead_code)]
+            b: Option<u32>,
+        }
+        assert!(parse_json::<Two>(br#"{"a": 1}"#).is_ok());
+        for body in [&b"[null, null]"[..], b" \n [1, 2]"] {
+            let e = parse_json::<Two>(body).unwrap_err();
+            assert!(e.message.contains("not an array"), "{}", e.message);
+        }
+    }
 
     #[tokio::test]
     async fn a_failed_stream_ends_in_an_error_not_a_short_body() {

@@ -5,6 +5,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode, header};
 
 use super::App;
+use super::auth::{Caller, actor_of};
 use super::export::{ChannelWriter, GONE};
 use super::http::{
     HResult, HttpError, Query, blocking, bytes_response, json, ok, parse_json, read_body,
@@ -19,24 +20,30 @@ use crate::protocol::{
 };
 use crate::store::rows::{Downsampler, XAxis};
 
-pub(crate) async fn submit(app: &App, req: Request<Incoming>) -> HResult {
+pub(crate) async fn submit(app: &App, caller: Option<&Caller>, req: Request<Incoming>) -> HResult {
+    let by = actor_of(caller)?;
     let (_, body) = read_body(req).await?;
     let spec = parse_json(&body)?;
-    let id = app.queue.submit(spec).await?;
+    let id = app.queue.submit_many_as(vec![spec], &by).await?[0];
     Ok(json(StatusCode::CREATED, &SubmitResponse { id }))
 }
 
-pub(crate) async fn submit_batch(app: &App, req: Request<Incoming>) -> HResult {
+pub(crate) async fn submit_batch(
+    app: &App,
+    caller: Option<&Caller>,
+    req: Request<Incoming>,
+) -> HResult {
+    let by = actor_of(caller)?;
     let (_, body) = read_body(req).await?;
     let batch: SubmitBatch = parse_json(&body)?;
     if batch.jobs.len() > 100_000 {
         return Err(HttpError::bad("a batch holds at most 100000 jobs"));
     }
-    let ids = app.queue.submit_many(batch.jobs).await?;
+    let ids = app.queue.submit_many_as(batch.jobs, &by).await?;
     Ok(json(StatusCode::CREATED, &SubmitBatchResponse { ids }))
 }
 
-pub(crate) fn list_jobs(app: &App, q: &Query) -> HResult {
+pub(crate) fn list_jobs(app: &App, caller: Option<&Caller>, q: &Query) -> HResult {
     let state: Option<JobState> = match q.get("state") {
         None | Some("") => None,
         Some(s) => Some(s.parse().map_err(HttpError::from)?),
@@ -45,20 +52,40 @@ pub(crate) fn list_jobs(app: &App, q: &Query) -> HResult {
     if let Some(s) = study {
         validate_name("study name", s)?;
     }
+    // `mine=1`: the caller's own user's jobs; `owner=NAME`: that user's.
+    let mine = match q.get("mine") {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(v) => return Err(HttpError::bad(format!("mine={v:?}: use 1 or 0"))),
+    };
+    let owner = match (mine, q.get("owner").filter(|s| !s.is_empty())) {
+        (true, Some(_)) => {
+            return Err(HttpError::bad("give mine=1 or owner=NAME, not both"));
+        }
+        (true, None) => Some(actor_of(caller)?.user),
+        (false, Some(o)) => {
+            validate_name("user name", o)?;
+            Some(o.to_string())
+        }
+        (false, None) => None,
+    };
+    let owner = owner.as_deref();
     let limit = q.parse::<usize>("limit")?.unwrap_or(50).clamp(1, 1000);
     let before = q.parse::<u64>("before")?;
     let read = app.store.read()?;
-    let (jobs, next_before) = read.list_jobs(state, study, before, limit)?;
-    let total = match (state, study) {
-        (None, Some(s)) => read.study_len(s)?,
-        (Some(s), None) => read
+    let (jobs, next_before) = read.list_jobs(state, study, owner, before, limit)?;
+    let total = match (state, study, owner) {
+        (None, Some(s), None) => read.study_len(s)?,
+        (None, None, Some(o)) => read.owner_len(o)?,
+        (Some(s), None, None) => read
             .job_counts()?
             .into_iter()
             .find(|(st, _)| *st == s)
             .map(|(_, n)| n)
             .unwrap_or(0),
-        (None, None) => read.job_total()?,
-        (Some(_), Some(_)) => jobs.len() as u64,
+        (None, None, None) => read.job_total()?,
+        // Two filters: what this page holds (there is no index of both).
+        _ => jobs.len() as u64,
     };
     ok(&JobList {
         jobs,

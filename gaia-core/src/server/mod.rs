@@ -22,6 +22,7 @@ mod releases;
 pub mod router;
 mod studies;
 mod tokens;
+mod users;
 mod workers;
 
 use std::future::Future;
@@ -114,6 +115,12 @@ impl ServerConfig {
                  every lease expires between two heartbeats (--heartbeat, --lease-timeout)",
                 secs(q.heartbeat_interval),
                 secs(q.lease_timeout)
+            ));
+        }
+        if q.usage_half_life < Duration::from_secs(1) {
+            return bad(format!(
+                "the fair-share half-life ({}) must be at least a second (--fair-share-half-life)",
+                secs(q.usage_half_life)
             ));
         }
         if q.max_claim_wait.is_zero() || q.max_workers == 0 {

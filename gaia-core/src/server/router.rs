@@ -1,7 +1,10 @@
 //! Routing: the one table of endpoints ([`ROUTES`]), and the dispatch `match`.
 //!
 //! Auth happens here, from the table: a route with a scope needs a bearer token whose scope
-//! allows it (401 without a valid token, 403 with a token of too small a scope).
+//! allows it (401 without a valid token, 403 with a token of too small a scope). Beside its
+//! scope every endpoint has an ownership decision ([`Endpoint::ownership`]): what a caller
+//! below admin may touch through it. The router checks the owner of the job or token a path
+//! names (403 naming the owner); the rest is decided where the body is read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use hyper::{Method, Request, StatusCode};
 use super::http::{BodyLimit, HttpError, Query, Res, error_response, query_pairs};
 use super::{
     App, ServerConfig, auth, dashboard, demand, events, export, files, jobs, maintenance, metrics,
-    overview, releases, studies, tokens, workers,
+    overview, releases, studies, tokens, users, workers,
 };
 use crate::export::Target;
 use crate::model::{HoldKind, Scope};
@@ -81,7 +84,34 @@ pub enum Endpoint {
     Gc,
     Backup,
     Audit,
+    AddUser,
+    ListUsers,
+    UpdateUser,
+    RemoveUser,
+    Usage,
     OpenApi,
+}
+
+/// What a caller below admin may touch through an endpoint (an admin token may touch
+/// everything): the route table's ownership decision, beside its scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Nothing a user owns: the scope decides alone.
+    None,
+    /// The job in the path: only its owner's tokens (checked by the router, 403 naming the
+    /// owner).
+    Job,
+    /// The token named in the path: only its user's tokens (checked by the router).
+    Token,
+    /// The study named in the path: only its owner's tokens (checked in the queue's write,
+    /// 403 naming the owner).
+    Study,
+    /// Decided from the body, inside the operation: a study is extended only by its owner (in
+    /// the queue's write), a token made only for the caller's own user and with a scope no
+    /// larger than the caller's (in the handler).
+    Body,
+    /// A listing that shows a caller below admin only what their user owns.
+    Own,
 }
 
 /// What a route's request body is, which sets its size limit. The router refuses a body
@@ -136,13 +166,27 @@ impl Endpoint {
             | E::UpdateReport
             | E::PauseWorker
             | E::DrainWorker
-            | E::Gc => Body::Json,
+            | E::Gc
+            | E::AddUser
+            | E::UpdateUser => Body::Json,
             E::Complete | E::Claim => Body::Report,
             E::SubmitBatch | E::PostLogs => Body::Batch,
             E::PostRows => Body::Rows,
             E::PutFile => Body::File,
             E::UploadRelease => Body::Release,
             _ => Body::None,
+        }
+    }
+
+    /// What a caller below admin may touch through this endpoint.
+    pub const fn ownership(self) -> Ownership {
+        match self {
+            E::CancelJob => Ownership::Job,
+            E::RevokeToken => Ownership::Token,
+            E::SubmitStudy | E::CreateToken => Ownership::Body,
+            E::ExtendStudy | E::RetryStudy => Ownership::Study,
+            E::ListTokens => Ownership::Own,
+            _ => Ownership::None,
         }
     }
 }
@@ -179,6 +223,7 @@ const ADMIN: Option<Scope> = Some(Scope::Admin);
 const WORKER: Option<Scope> = Some(Scope::Worker);
 const READ: Option<Scope> = Some(Scope::Read);
 const METRICS: Option<Scope> = Some(Scope::Metrics);
+const SUBMIT: Option<Scope> = Some(Scope::Submit);
 
 /// Every endpoint of the server.
 pub const ROUTES: &[Route] = &[
@@ -192,11 +237,11 @@ pub const ROUTES: &[Route] = &[
         "Prometheus metrics (text exposition)",
     ),
     r("GET", "/{name}", None, E::Dashboard, "dashboard assets"),
-    r("POST", "/api/v1/jobs", ADMIN, E::SubmitJob, "submit a job"),
+    r("POST", "/api/v1/jobs", SUBMIT, E::SubmitJob, "submit a job"),
     r(
         "POST",
         "/api/v1/jobs/batch",
-        ADMIN,
+        SUBMIT,
         E::SubmitBatch,
         "submit several jobs at once",
     ),
@@ -211,7 +256,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/api/v1/jobs/{id}/cancel",
-        ADMIN,
+        SUBMIT,
         E::CancelJob,
         "cancel a job",
     ),
@@ -337,11 +382,17 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/api/v1/tokens",
-        ADMIN,
+        SUBMIT,
         E::CreateToken,
         "create a token",
     ),
-    r("GET", "/api/v1/tokens", ADMIN, E::ListTokens, "list tokens"),
+    r(
+        "GET",
+        "/api/v1/tokens",
+        SUBMIT,
+        E::ListTokens,
+        "list tokens",
+    ),
     r(
         "GET",
         "/api/v1/whoami",
@@ -359,14 +410,14 @@ pub const ROUTES: &[Route] = &[
     r(
         "DELETE",
         "/api/v1/tokens/{name}",
-        ADMIN,
+        SUBMIT,
         E::RevokeToken,
         "revoke a token",
     ),
     r(
         "POST",
         "/api/v1/studies",
-        ADMIN,
+        SUBMIT,
         E::SubmitStudy,
         "submit a study (a sweep of jobs)",
     ),
@@ -415,14 +466,14 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/api/v1/studies/{name}/extend",
-        ADMIN,
+        SUBMIT,
         E::ExtendStudy,
         "more seeds on a study's grid",
     ),
     r(
         "POST",
         "/api/v1/studies/{name}/retry",
-        ADMIN,
+        SUBMIT,
         E::RetryStudy,
         "run a study's failed runs again",
     ),
@@ -537,6 +588,41 @@ pub const ROUTES: &[Route] = &[
         WORKER,
         E::UpdateReport,
         "a worker reports an update",
+    ),
+    r(
+        "POST",
+        "/api/v1/users",
+        ADMIN,
+        E::AddUser,
+        "add a user (answers their first token)",
+    ),
+    r(
+        "GET",
+        "/api/v1/users",
+        READ,
+        E::ListUsers,
+        "users: shares and limits",
+    ),
+    r(
+        "POST",
+        "/api/v1/users/{name}",
+        ADMIN,
+        E::UpdateUser,
+        "change a user's share or limits",
+    ),
+    r(
+        "DELETE",
+        "/api/v1/users/{name}",
+        ADMIN,
+        E::RemoveUser,
+        "remove a user and revoke their tokens",
+    ),
+    r(
+        "GET",
+        "/api/v1/usage",
+        READ,
+        E::Usage,
+        "per user: running, queued, worker and GPU hours, share, priority",
     ),
     r(
         "GET",
@@ -831,12 +917,60 @@ async fn route(
                 ),
             ));
         }
+        if have != Scope::Admin {
+            check_owner(&app, route.endpoint.ownership(), &params, &caller)?;
+        }
         let mut req = Request::from_parts(parts, body);
         req.extensions_mut().insert(caller);
         limited(app, route, req, params, query).await
     } else {
         limited(app, route, req, params, query).await
     }
+}
+
+/// Refuses (403, naming the owner) a caller below admin who names a job or token of another
+/// user in the path. What does not exist passes: its handler answers 404.
+fn check_owner(
+    app: &App,
+    ownership: Ownership,
+    params: &Params,
+    caller: &auth::Caller,
+) -> Result<(), HttpError> {
+    let forbidden = |what: String, owner: &str| {
+        HttpError::new(
+            hyper::StatusCode::FORBIDDEN,
+            format!(
+                "{what} belongs to {owner}; a {} token of {} acts only on {}'s own (an admin \
+                 token acts on everyone's)",
+                caller.scope, caller.user, caller.user
+            ),
+        )
+    };
+    match ownership {
+        Ownership::Job => {
+            let id = params.id();
+            if let Some(job) = app.store.read()?.job(id)?
+                && job.owner != caller.user
+            {
+                return Err(forbidden(format!("job {id}"), &job.owner));
+            }
+        }
+        Ownership::Token => {
+            let name = params.name();
+            if let Some(t) = app
+                .store
+                .read()?
+                .tokens()?
+                .into_iter()
+                .find(|t| t.name == name)
+                && t.user != caller.user
+            {
+                return Err(forbidden(format!("token {name:?}"), &t.user));
+            }
+        }
+        Ownership::None | Ownership::Body | Ownership::Study | Ownership::Own => {}
+    }
+    Ok(())
 }
 
 /// "a" or "an" before a scope name.
@@ -876,12 +1010,15 @@ async fn dispatch(
     params: Params,
     query: Query,
 ) -> Result<Res, HttpError> {
+    // Who calls, for the handlers that record an owner or show a caller their own.
+    let caller = req.extensions().get::<auth::Caller>().cloned();
+    let caller = caller.as_ref();
     match endpoint {
         E::Healthz => overview::healthz(&app),
         E::Dashboard => dashboard::asset(params.first()),
-        E::SubmitJob => jobs::submit(&app, req).await,
-        E::SubmitBatch => jobs::submit_batch(&app, req).await,
-        E::ListJobs => jobs::list_jobs(&app, &query),
+        E::SubmitJob => jobs::submit(&app, caller, req).await,
+        E::SubmitBatch => jobs::submit_batch(&app, caller, req).await,
+        E::ListJobs => jobs::list_jobs(&app, caller, &query),
         E::GetJob => jobs::get_job(&app, params.id()),
         E::CancelJob => jobs::cancel(&app, params.id(), workers::actor(&req)).await,
         E::GetRows => jobs::get_rows(&app, params.id(), &query, req.headers()).await,
@@ -901,20 +1038,20 @@ async fn dispatch(
         E::QueueDemand => demand::demand(&app, &query).await,
         E::Status => overview::status(&app),
         E::Events => events::events(&app, &req, &query),
-        E::CreateToken => tokens::create_token(&app, req).await,
-        E::ListTokens => tokens::list_tokens(&app),
-        E::RevokeToken => tokens::revoke_token(&app, params.name(), workers::actor(&req)).await,
+        E::CreateToken => tokens::create_token(&app, caller, req).await,
+        E::ListTokens => tokens::list_tokens(&app, caller),
+        E::RevokeToken => tokens::revoke_token(&app, params.name(), caller).await,
         E::Whoami => tokens::whoami(&app, req, &query),
         E::Summary => overview::summary(&app, &query).await,
-        E::SubmitStudy => studies::submit_study(&app, req).await,
+        E::SubmitStudy => studies::submit_study(&app, caller, req).await,
         E::ListStudies => studies::list_studies(&app).await,
         E::GetStudy => studies::get_study(&app, params.name()).await,
         E::StudyFiles => export::study_files(&app, &params.0[0]).await,
         E::CompareStudy => studies::compare(&app, params.first(), &query).await,
         E::CompareFigure => studies::compare_figure(&app, params.first(), &query).await,
         E::StudyScores => studies::scores(&app, params.first(), &query).await,
-        E::ExtendStudy => studies::extend(&app, params.first(), req).await,
-        E::RetryStudy => studies::retry(&app, params.first(), req).await,
+        E::ExtendStudy => studies::extend(&app, caller, params.first(), req).await,
+        E::RetryStudy => studies::retry(&app, caller, params.first(), req).await,
         E::ExportJob | E::ExportStudy | E::ExportAll => {
             let format = export::format_of(req.uri().path());
             let target = match endpoint {
@@ -950,6 +1087,11 @@ async fn dispatch(
         E::Gc => maintenance::gc(&app, req).await,
         E::Backup => maintenance::backup(&app, req).await,
         E::Audit => maintenance::audit(&app, &query),
+        E::AddUser => users::add(&app, req).await,
+        E::ListUsers => users::list(&app),
+        E::UpdateUser => users::update(&app, params.first(), req).await,
+        E::RemoveUser => users::remove(&app, params.first()).await,
+        E::Usage => users::usage(&app, &query).await,
         E::OpenApi => Ok(openapi::answer()),
     }
 }

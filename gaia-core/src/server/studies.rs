@@ -6,6 +6,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::App;
+use super::auth::{Caller, actor_of};
 use super::http::{
     HResult, HttpError, Query, blocking, bytes_response, json, ok, parse_json, read_body,
 };
@@ -16,10 +17,15 @@ use crate::study;
 use crate::study::compare::{CompareOptions, StudyRuns};
 use crate::study::more::More;
 
-pub(crate) async fn submit_study(app: &App, req: Request<Incoming>) -> HResult {
+pub(crate) async fn submit_study(
+    app: &App,
+    caller: Option<&Caller>,
+    req: Request<Incoming>,
+) -> HResult {
+    let by = actor_of(caller)?;
     let (_, body) = read_body(req).await?;
     let s: StudySubmit = parse_json(&body)?;
-    let r = app.queue.submit_study(s).await?;
+    let r = app.queue.submit_study_as(s, &by).await?;
     Ok(json(StatusCode::CREATED, &r))
 }
 
@@ -33,6 +39,7 @@ pub(crate) async fn list_studies(app: &App) -> HResult {
             let record = read.study(&name)?;
             let jobs = read.study_jobs(&name)?;
             studies.push(StudySummary {
+                owner: record.as_ref().map(|r| r.owner.clone()),
                 created_at: record
                     .map(|r| r.created_at)
                     .or_else(|| jobs.iter().map(|j| j.submitted_at).min()),
@@ -138,14 +145,20 @@ pub(crate) async fn scores(app: &App, name: &str, q: &Query) -> HResult {
 }
 
 /// `POST /api/v1/studies/{name}/extend`: more seeds on the study's grid.
-pub(crate) async fn extend(app: &App, name: &str, req: Request<Incoming>) -> HResult {
+pub(crate) async fn extend(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &str,
+    req: Request<Incoming>,
+) -> HResult {
+    let by = actor_of(caller)?;
     let (_, body) = read_body(req).await?;
     let r: StudyExtend = parse_json(&body)?;
     let more = More::Extend {
         seeds: r.seeds.parse()?,
         confirm_large: r.confirm_large,
     };
-    let done = app.queue.study_more(name, more, r.dry_run).await?;
+    let done = app.queue.study_more_as(name, more, r.dry_run, &by).await?;
     let status = if done.dry_run {
         StatusCode::OK
     } else {
@@ -155,7 +168,13 @@ pub(crate) async fn extend(app: &App, name: &str, req: Request<Incoming>) -> HRe
 }
 
 /// `POST /api/v1/studies/{name}/retry`: the study's failed runs again.
-pub(crate) async fn retry(app: &App, name: &str, req: Request<Incoming>) -> HResult {
+pub(crate) async fn retry(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &str,
+    req: Request<Incoming>,
+) -> HResult {
+    let by = actor_of(caller)?;
     let (_, body) = read_body(req).await?;
     let r: StudyRetry = if body.iter().all(u8::is_ascii_whitespace) {
         StudyRetry::default()
@@ -165,7 +184,7 @@ pub(crate) async fn retry(app: &App, name: &str, req: Request<Incoming>) -> HRes
     let more = More::Retry {
         cancelled: r.cancelled,
     };
-    let done = app.queue.study_more(name, more, r.dry_run).await?;
+    let done = app.queue.study_more_as(name, more, r.dry_run, &by).await?;
     let status = if done.dry_run {
         StatusCode::OK
     } else {

@@ -78,10 +78,7 @@ pub(crate) fn list_workers(app: &App) -> HResult {
 
 /// The name of the token that made a request (from the router's auth check).
 pub(crate) fn actor(req: &Request<Incoming>) -> String {
-    req.extensions()
-        .get::<super::auth::Caller>()
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "unknown".into())
+    super::auth::audit_name(req.extensions().get::<super::auth::Caller>())
 }
 
 /// A body that may be empty: then all defaults.

@@ -1,10 +1,15 @@
-//! Jobs and their indexes.
+//! Jobs and their indexes: the global queue (claim order with fair share off), the per-user
+//! queue that fair share picks from, per-state counts, and the jobs of each study and owner.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Reader, Tx, from_json, to_json};
 use crate::error::StoreError;
-use crate::model::{Capabilities, Job, JobBrief, JobId, JobState};
+use crate::fairshare;
+use crate::model::{Capabilities, Job, JobBrief, JobId, JobKind, JobState, Millis, Requirements};
 
 /// job id → the job, JSON.
 pub(crate) const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
@@ -17,9 +22,33 @@ pub(crate) const STUDY_JOBS: TableDefinition<(&str, u64), ()> = TableDefinition:
 /// study name → how many of its jobs have not ended, kept by `save_job` (a study is done when
 /// it reaches 0). Counted from `study_jobs` the first time a study is touched without one.
 pub(crate) const STUDY_OPEN: TableDefinition<&str, u64> = TableDefinition::new("study_open");
+/// (owner, fit class, −priority, job id) → (): the queued jobs of each user, per fit class, in
+/// claim order. Fair share peeks at the head of a user's fitting classes instead of walking
+/// the queue.
+pub(crate) const FAIR_QUEUE: TableDefinition<(&str, &str, i64, u64), ()> =
+    TableDefinition::new("fair_queue");
+/// (owner, fit class) → queued jobs in it: which users have work queued, and of what kind.
+pub(crate) const PENDING: TableDefinition<(&str, &str), u64> = TableDefinition::new("pending");
+/// (owner, job id) → (): every job of each user (`gaia jobs --user`).
+pub(crate) const OWNER_JOBS: TableDefinition<(&str, u64), ()> = TableDefinition::new("owner_jobs");
 
 pub(crate) fn queue_key(job: &Job) -> (i64, u64) {
     (-(job.spec.priority as i64), job.id)
+}
+
+/// A job's fit class: what a slot must offer to run it (kind, GPUs, memory, tags), as JSON.
+/// Jobs of one class fit exactly the same slots, so a claim checks a class once, not each job.
+pub(crate) fn fit_class(job: &Job) -> String {
+    let mut req = job.spec.requirements.clone();
+    req.tags.sort();
+    req.tags.dedup();
+    serde_json::to_string(&(job.spec.kind(), req)).expect("a fit class serializes")
+}
+
+/// Whether a slot with `caps` runs jobs of this fit class (false for one this build cannot read).
+fn class_fits(caps: &Capabilities, class: &str) -> bool {
+    serde_json::from_str::<(JobKind, Requirements)>(class)
+        .is_ok_and(|(kind, req)| caps.fits_needs(kind, &req))
 }
 
 fn decode(bytes: &[u8]) -> Result<Job, StoreError> {
@@ -52,15 +81,15 @@ impl Tx<'_> {
         {
             self.queue.remove(queue_key(p))?;
             self.count_queue_class(&p.spec, false)?;
+            self.unindex_queued(p)?;
         }
         if job.state == JobState::Queued {
             self.queue.insert(queue_key(job), ())?;
             self.count_queue_class(&job.spec, true)?;
+            self.index_queued(job)?;
         }
-        if prev.is_none()
-            && let Some(study) = &job.spec.study
-        {
-            self.study_jobs.insert((study.as_str(), job.id), ())?;
+        if prev.is_none() {
+            self.index_new_job(job)?;
         }
         if let Some(study) = &job.spec.study {
             let was_open = prev.is_some_and(|p| !p.state.is_terminal());
@@ -68,6 +97,42 @@ impl Tx<'_> {
             if was_open != open {
                 self.add_study_open(study, job, if open { 1 } else { -1 })?;
             }
+        }
+        self.account_job(prev, job)
+    }
+
+    /// The indexes every job is in from its submission on (its study's, its owner's).
+    pub(crate) fn index_new_job(&mut self, job: &Job) -> Result<(), StoreError> {
+        if let Some(study) = &job.spec.study {
+            self.study_jobs.insert((study.as_str(), job.id), ())?;
+        }
+        self.owner_jobs.insert((job.owner.as_str(), job.id), ())?;
+        Ok(())
+    }
+
+    /// Enters a queued job into its owner's queue.
+    pub(crate) fn index_queued(&mut self, job: &Job) -> Result<(), StoreError> {
+        let class = fit_class(job);
+        let (p, id) = queue_key(job);
+        self.fair_queue
+            .insert((job.owner.as_str(), class.as_str(), p, id), ())?;
+        let key = (job.owner.as_str(), class.as_str());
+        let n = self.pending.get(key)?.map(|v| v.value()).unwrap_or(0);
+        self.pending.insert(key, n + 1)?;
+        Ok(())
+    }
+
+    fn unindex_queued(&mut self, job: &Job) -> Result<(), StoreError> {
+        let class = fit_class(job);
+        let (p, id) = queue_key(job);
+        self.fair_queue
+            .remove((job.owner.as_str(), class.as_str(), p, id))?;
+        let key = (job.owner.as_str(), class.as_str());
+        let n = self.pending.get(key)?.map(|v| v.value()).unwrap_or(0);
+        if n <= 1 {
+            self.pending.remove(key)?;
+        } else {
+            self.pending.insert(key, n - 1)?;
         }
         Ok(())
     }
@@ -119,38 +184,221 @@ impl Tx<'_> {
         Ok(n)
     }
 
-    /// The first queued job (in claim order) that a slot with `caps` may run.
-    pub fn first_fitting(&mut self, caps: &Capabilities) -> Result<Option<Job>, StoreError> {
-        for entry in self.queue.iter()? {
-            let id = entry?.0.value().1;
-            if let Some(v) = self.jobs.get(id)? {
-                // A job this build cannot read (written by a newer one) is left for others.
-                let Ok(job) = decode(v.value()) else { continue };
-                if caps.fits(&job.spec) {
-                    return Ok(Some(job));
+    /// The next job for a slot with `caps`: with `fair_share` (the half-life of recent usage)
+    /// the fair-share choice ([`Tx::next_fair`]), without it the first fitting job in global
+    /// claim order ([`Tx::first_fitting`]). Either way a user at their running limit waits.
+    pub fn next_job(
+        &mut self,
+        caps: &Capabilities,
+        fair_share: Option<Duration>,
+        now: Millis,
+    ) -> Result<Option<Job>, StoreError> {
+        self.next_job_where(caps, fair_share, now, |_, _| Ok(true))
+    }
+
+    /// [`Tx::next_job`] among the jobs `keep` accepts; `keep` may read this transaction (a
+    /// study's other jobs, say: a worker whose allocation ends takes only jobs expected to
+    /// finish in time).
+    pub fn next_job_where(
+        &mut self,
+        caps: &Capabilities,
+        fair_share: Option<Duration>,
+        now: Millis,
+        mut keep: impl FnMut(&Self, &Job) -> Result<bool, StoreError>,
+    ) -> Result<Option<Job>, StoreError> {
+        match fair_share {
+            Some(half_life) => self.next_fair(caps, half_life, now, &mut keep),
+            None => self.first_fitting(caps, &mut keep),
+        }
+    }
+
+    /// The first queued job (in global claim order: priority, then FIFO) that a slot with
+    /// `caps` may run and `keep` accepts, skipping users at their running limit. Walks the queue
+    /// up to that job.
+    pub fn first_fitting(
+        &mut self,
+        caps: &Capabilities,
+        keep: &mut impl FnMut(&Self, &Job) -> Result<bool, StoreError>,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut at_limit: HashMap<String, bool> = HashMap::new();
+        let mut after: Option<(i64, u64)> = None;
+        loop {
+            // Read in small runs: the first fitting job is usually at the head.
+            let mut ids = Vec::with_capacity(64);
+            let range = match after {
+                None => self.queue.range::<(i64, u64)>(..)?,
+                Some(k) => self.queue.range::<(i64, u64)>((
+                    std::ops::Bound::Excluded(k),
+                    std::ops::Bound::Unbounded,
+                ))?,
+            };
+            for entry in range.take(64) {
+                let k = entry?.0.value();
+                after = Some(k);
+                ids.push(k.1);
+            }
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            if let Some(job) = self.first_runnable(caps, &ids, &mut at_limit, keep)? {
+                return Ok(Some(job));
+            }
+        }
+    }
+
+    fn first_runnable(
+        &mut self,
+        caps: &Capabilities,
+        ids: &[JobId],
+        at_limit: &mut HashMap<String, bool>,
+        keep: &mut impl FnMut(&Self, &Job) -> Result<bool, StoreError>,
+    ) -> Result<Option<Job>, StoreError> {
+        for &id in ids {
+            // A job this build cannot read (written by a newer one) is left for others.
+            let Some(Ok(job)) = self.jobs.get(id)?.map(|v| decode(v.value())) else {
+                continue;
+            };
+            if !caps.fits(&job.spec) {
+                continue;
+            }
+            let limited = match at_limit.get(&job.owner) {
+                Some(&l) => l,
+                None => {
+                    let l = self.at_running_limit(&job.owner)?;
+                    at_limit.insert(job.owner.clone(), l);
+                    l
                 }
+            };
+            if !limited && keep(self, &job)? {
+                return Ok(Some(job));
             }
         }
         Ok(None)
     }
 
-    /// The first queued job (in claim order) that a slot with `caps` may run and `keep`
-    /// accepts; `keep` may read this transaction (a study's other jobs, say).
-    pub fn first_fitting_where(
-        &self,
+    /// The fair-share choice (see [`crate::fairshare`]): among the users with queued jobs a
+    /// slot with `caps` fits and below their running limit, the one with the least recent
+    /// usage per share; then that user's first fitting job by priority, then FIFO.
+    ///
+    /// Cost: one pass over [`PENDING`] (P = users × fit classes with queued jobs), one ordered
+    /// pass over those users' fixed-width rows (U, `users::STANDINGS`), the minimum (O(U)),
+    /// and one B-tree seek per fitting class of the chosen user: O(P + U + C·log N) for N
+    /// queued jobs. It never walks the queue.
+    pub fn next_fair(
+        &mut self,
         caps: &Capabilities,
-        mut keep: impl FnMut(&Self, &Job) -> Result<bool, StoreError>,
+        half_life: Duration,
+        now: Millis,
+        keep: &mut impl FnMut(&Self, &Job) -> Result<bool, StoreError>,
     ) -> Result<Option<Job>, StoreError> {
-        for entry in self.queue.iter()? {
-            let id = entry?.0.value().1;
-            if let Some(v) = self.jobs.get(id)? {
-                let Ok(job) = decode(v.value()) else { continue };
-                if caps.fits(&job.spec) && keep(self, &job)? {
-                    return Ok(Some(job));
+        // Users with fitting work queued, with their fitting classes (keys sort by owner).
+        let mut fits: HashMap<String, bool> = HashMap::new();
+        let mut users: Vec<(String, Vec<String>)> = Vec::new();
+        for entry in self.pending.iter()? {
+            let (k, n) = entry?;
+            let (owner, class) = k.value();
+            if n.value() == 0 {
+                continue;
+            }
+            let fit = match fits.get(class) {
+                Some(&f) => f,
+                None => {
+                    let f = class_fits(caps, class);
+                    fits.insert(class.to_string(), f);
+                    f
                 }
+            };
+            if !fit {
+                continue;
+            }
+            match users.last_mut() {
+                Some((u, classes)) if u == owner => classes.push(class.to_string()),
+                _ => users.push((owner.to_string(), vec![class.to_string()])),
+            }
+        }
+        let mut standings = Vec::with_capacity(users.len());
+        let mut eligible = Vec::with_capacity(users.len());
+        // Each user's share, limit, recent usage and running jobs: one ordered pass.
+        let names: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
+        let rows = self.standing_rows(&names)?;
+        for ((user, classes), row) in users.into_iter().zip(rows) {
+            if row.at_running_limit() {
+                continue;
+            }
+            standings.push(row.standing());
+            eligible.push((user, classes));
+        }
+        while !eligible.is_empty() {
+            let tied = fairshare::lowest(&standings, now, half_life);
+            let mut chosen = tied[0];
+            if tied.len() > 1 {
+                // An exact tie (nobody used anything yet): the oldest fitting job goes first.
+                let mut oldest = u64::MAX;
+                for i in tied {
+                    let (user, classes) = &eligible[i];
+                    for class in classes {
+                        if let Some((_, id)) = self.class_head(user, class)?
+                            && id < oldest
+                        {
+                            oldest = id;
+                            chosen = i;
+                        }
+                    }
+                }
+            }
+            let (user, classes) = eligible.swap_remove(chosen);
+            standings.swap_remove(chosen);
+            if let Some(job) = self.users_next(&user, &classes, caps, keep)? {
+                return Ok(Some(job));
             }
         }
         Ok(None)
+    }
+
+    /// The first key of one user's fit class in the per-user queue: (−priority, job id).
+    fn class_head(&mut self, user: &str, class: &str) -> Result<Option<(i64, u64)>, StoreError> {
+        let range = (user, class, i64::MIN, 0)..=(user, class, i64::MAX, u64::MAX);
+        Ok(self
+            .fair_queue
+            .range(range)?
+            .next()
+            .transpose()?
+            .map(|(k, _)| {
+                let k = k.value();
+                (k.2, k.3)
+            }))
+    }
+
+    /// A user's first job, by priority then FIFO, among their fit classes that fit `caps`:
+    /// one seek per class.
+    fn users_next(
+        &mut self,
+        user: &str,
+        classes: &[String],
+        caps: &Capabilities,
+        keep: &mut impl FnMut(&Self, &Job) -> Result<bool, StoreError>,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut best: Option<Job> = None;
+        for class in classes {
+            let range =
+                (user, class.as_str(), i64::MIN, 0)..=(user, class.as_str(), i64::MAX, u64::MAX);
+            for entry in self.fair_queue.range(range)? {
+                let id = entry?.0.value().3;
+                let Some(v) = self.jobs.get(id)? else {
+                    continue;
+                };
+                // A job this build cannot read (written by a newer one) is left for others.
+                let Ok(job) = decode(v.value()) else { continue };
+                if !caps.fits(&job.spec) || !keep(self, &job)? {
+                    continue;
+                }
+                if best.as_ref().is_none_or(|b| queue_key(&job) < queue_key(b)) {
+                    best = Some(job);
+                }
+                break;
+            }
+        }
+        Ok(best)
     }
 
     /// Queued job ids in claim order (highest priority first, FIFO within a priority).
@@ -188,24 +436,32 @@ impl Reader {
         Ok(self.jobs.len()?)
     }
 
-    /// Jobs newest first, filtered, one page. Returns the page and the id to continue before.
+    /// Jobs newest first, filtered (by state, study, owner), one page. Returns the page and the
+    /// id to continue before.
     pub fn list_jobs(
         &self,
         state: Option<JobState>,
         study: Option<&str>,
+        owner: Option<&str>,
         before: Option<JobId>,
         limit: usize,
     ) -> Result<(Vec<Job>, Option<JobId>), StoreError> {
         let upper = before.unwrap_or(u64::MAX);
         let mut out = Vec::with_capacity(limit.min(1024));
         let mut next = None;
-        if let Some(study) = study {
-            let range = self.study_jobs.range((study, 0)..(study, upper))?;
+        // A study or an owner has its own index: walk that (the study's, the smaller one
+        // usually) and filter the rest.
+        let indexed = match (study, owner) {
+            (Some(s), _) => Some(self.study_jobs.range((s, 0)..(s, upper))?),
+            (None, Some(o)) => Some(self.owner_jobs.range((o, 0)..(o, upper))?),
+            (None, None) => None,
+        };
+        if let Some(range) = indexed {
             for entry in range.rev() {
                 let (k, _) = entry?;
                 let id = k.value().1;
                 let Some(job) = self.job(id)? else { continue };
-                if state.is_some_and(|s| s != job.state) {
+                if state.is_some_and(|s| s != job.state) || owner.is_some_and(|o| o != job.owner) {
                     continue;
                 }
                 if out.len() == limit {
@@ -257,6 +513,16 @@ impl Reader {
             out.push(job);
         }
         Ok((out, next))
+    }
+
+    /// Number of jobs of a user.
+    pub fn owner_len(&self, owner: &str) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for entry in self.owner_jobs.range((owner, 0)..=(owner, u64::MAX))? {
+            entry?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Number of jobs in a study.

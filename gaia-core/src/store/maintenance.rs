@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     META, Store, Tx, adaptive, audit, events, jobs, logs, releases, rows, studies, telemetry,
 };
-use super::{tokens, workers};
+use super::{tokens, users, workers};
 use crate::error::{Error, StoreError};
 use crate::model::{JobId, JobState, Millis, now_ms};
 
@@ -127,6 +127,14 @@ pub(crate) fn each_table(v: &mut impl TableVisitor) -> Result<(), StoreError> {
     v.table(releases::RELEASES)?;
     v.table(telemetry::TELEMETRY)?;
     v.table(audit::AUDIT)?;
+    v.table(jobs::FAIR_QUEUE)?;
+    v.table(jobs::PENDING)?;
+    v.table(jobs::OWNER_JOBS)?;
+    v.table(users::USERS)?;
+    v.table(users::USAGE)?;
+    v.table(users::USAGE_HOURS)?;
+    v.table(users::USER_COUNTS)?;
+    v.table(users::STANDINGS)?;
     Ok(())
 }
 
@@ -585,6 +593,14 @@ mod tests {
                     tx.releases.insert("r", b)?;
                     tx.telemetry.insert(("w", 0, 0), b)?;
                     tx.audit.insert(1, b)?;
+                    tx.fair_queue.insert(("u", "c", 0, 1), ())?;
+                    tx.pending.insert(("u", "c"), 1)?;
+                    tx.owner_jobs.insert(("u", 1), ())?;
+                    tx.users.insert("u", b)?;
+                    tx.usage.insert("u", b)?;
+                    tx.usage_hours.insert(("u", 1), (1, 1))?;
+                    tx.user_counts.insert(("u", "queued"), 1)?;
+                    tx.standings.insert("u", (1.0, 0, 0.0, 0.0, 0, 0, 0))?;
                     Ok(())
                 };
                 fill(tx).map_err(Error::from)

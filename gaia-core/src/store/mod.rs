@@ -1,5 +1,5 @@
-//! The result store: one redb file holding jobs, the queue index, workers, result rows, logs,
-//! the activity log and tokens.
+//! The result store: one redb file holding jobs, the queue indexes, workers, result rows, logs,
+//! the activity log, tokens, users and their usage.
 //!
 //! **Writes** go through one writer thread that commits in groups: every operation queued while
 //! the previous commit was being made runs in the next write transaction, and all of them are
@@ -24,6 +24,7 @@ pub mod rows;
 pub mod studies;
 pub mod telemetry;
 pub mod tokens;
+pub mod users;
 pub mod workers;
 
 use std::path::{Path, PathBuf};
@@ -41,7 +42,10 @@ use crate::error::{Error, StoreError};
 /// Schema version of the database file this build writes.
 ///
 /// - 1: first version.
-pub const SCHEMA_VERSION: u64 = 1;
+/// - 2: users. Jobs, studies and tokens have an owner (`admin` for those stored before); the
+///   per-user queue (`fair_queue`, `pending`), `owner_jobs`, `users`, `usage`, `usage_hours`,
+///   `user_counts` and `standings` tables. Opening a version 1 file builds them from its jobs.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "gaia.redb";
@@ -139,6 +143,14 @@ pub struct Tx<'a> {
     pub(crate) releases: Table<'a, &'static str, &'static [u8]>,
     pub(crate) telemetry: Table<'a, (&'static str, u8, u32), &'static [u8]>,
     pub(crate) audit: Table<'a, u64, &'static [u8]>,
+    pub(crate) fair_queue: Table<'a, (&'static str, &'static str, i64, u64), ()>,
+    pub(crate) pending: Table<'a, (&'static str, &'static str), u64>,
+    pub(crate) owner_jobs: Table<'a, (&'static str, u64), ()>,
+    pub(crate) users: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) usage: Table<'a, &'static str, &'static [u8]>,
+    pub(crate) usage_hours: Table<'a, (&'static str, u64), (u64, u64)>,
+    pub(crate) user_counts: Table<'a, (&'static str, &'static str), u64>,
+    pub(crate) standings: Table<'a, &'static str, users::StandingTuple>,
     /// Set when an operation hit a storage error: the group is aborted.
     poisoned: Option<String>,
     /// A step of this group panicked: the rest of the group is not run on this transaction.
@@ -164,6 +176,12 @@ pub struct Reader {
     pub(crate) releases: ReadOnlyTable<&'static str, &'static [u8]>,
     pub(crate) telemetry: ReadOnlyTable<(&'static str, u8, u32), &'static [u8]>,
     pub(crate) audit: ReadOnlyTable<u64, &'static [u8]>,
+    pub(crate) owner_jobs: ReadOnlyTable<(&'static str, u64), ()>,
+    pub(crate) users: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) usage: ReadOnlyTable<&'static str, &'static [u8]>,
+    pub(crate) usage_hours: ReadOnlyTable<(&'static str, u64), (u64, u64)>,
+    pub(crate) user_counts: ReadOnlyTable<(&'static str, &'static str), u64>,
+    pub(crate) standings: ReadOnlyTable<&'static str, users::StandingTuple>,
 }
 
 impl<'a> Tx<'a> {
@@ -191,6 +209,14 @@ impl<'a> Tx<'a> {
             releases: txn.open_table(releases::RELEASES)?,
             telemetry: txn.open_table(telemetry::TELEMETRY)?,
             audit: txn.open_table(audit::AUDIT)?,
+            fair_queue: txn.open_table(jobs::FAIR_QUEUE)?,
+            pending: txn.open_table(jobs::PENDING)?,
+            owner_jobs: txn.open_table(jobs::OWNER_JOBS)?,
+            users: txn.open_table(users::USERS)?,
+            usage: txn.open_table(users::USAGE)?,
+            usage_hours: txn.open_table(users::USAGE_HOURS)?,
+            user_counts: txn.open_table(users::USER_COUNTS)?,
+            standings: txn.open_table(users::STANDINGS)?,
             poisoned: None,
             panicked: false,
         })
@@ -224,6 +250,12 @@ impl Reader {
             releases: txn.open_table(releases::RELEASES)?,
             telemetry: txn.open_table(telemetry::TELEMETRY)?,
             audit: txn.open_table(audit::AUDIT)?,
+            owner_jobs: txn.open_table(jobs::OWNER_JOBS)?,
+            users: txn.open_table(users::USERS)?,
+            usage: txn.open_table(users::USAGE)?,
+            usage_hours: txn.open_table(users::USAGE_HOURS)?,
+            user_counts: txn.open_table(users::USER_COUNTS)?,
+            standings: txn.open_table(users::STANDINGS)?,
         })
     }
 }
@@ -286,7 +318,7 @@ impl Store {
 
     fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
         let txn = db.begin_write()?;
-        {
+        let migrate_from = {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
@@ -297,7 +329,10 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                // Migrations from older versions go here, one step per version.
+                // Migrations from older versions run below, one step per version.
+                Some(v) if v < SCHEMA_VERSION => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
                 Some(_) => {}
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
@@ -309,17 +344,21 @@ impl Store {
             // holding it is refused as stale instead of writing into another worker's attempt.
             let next = meta.get("next_lease_id")?.map(|v| v.value()).unwrap_or(1);
             meta.insert("next_lease_id", next.saturating_add(LEASE_JUMP))?;
+            found
+        };
+        // Create every table so that read transactions can open them; migrate in the same
+        // transaction, so a file is either whole at the new version or untouched.
+        let mut tx = Tx::open(&txn)?;
+        if migrate_from == Some(1) {
+            tx.migrate_to_v2()?;
         }
-        // Create every table so that read transactions can open them.
-        {
-            let mut tx = Tx::open(&txn)?;
-            // Files written before queue depths were counted per kind and requirement class
-            // get their counts once, from the queue index.
-            if tx.meta.get("queue_class_counts")?.is_none() {
-                tx.rebuild_queue_classes()?;
-                tx.meta.insert("queue_class_counts", 1)?;
-            }
+        // Files written before queue depths were counted per kind and requirement class get
+        // their counts once, from the queue index.
+        if tx.meta.get("queue_class_counts")?.is_none() {
+            tx.rebuild_queue_classes()?;
+            tx.meta.insert("queue_class_counts", 1)?;
         }
+        drop(tx);
         txn.commit()?;
         Ok(())
     }
@@ -342,6 +381,18 @@ impl Store {
     /// The database file's size in bytes (0 if it cannot be read).
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Makes `half_life` the one recent usage decays with (see `users::set_usage_half_life`).
+    /// Call it before serving; it writes directly, outside the group-committing writer.
+    pub fn set_usage_half_life(&self, half_life: Duration) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut tx = Tx::open(&txn)?;
+            tx.set_usage_half_life(half_life)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// A consistent snapshot to read from.

@@ -10,9 +10,10 @@
 //!
 //! `repair` never deletes or rewrites the damaged file: it moves it aside
 //! (`gaia.redb.damaged-<unix time>`) and writes a new `gaia.redb` in its place. Primary records
-//! (jobs, rows, logs, studies, workers, events, tokens, releases, counters) are copied after
-//! they decode; the derived tables (the queue index, the per-state counts, the study index and
-//! the row blocks) are rebuilt from them, never copied, so they agree with what survived.
+//! (jobs, rows, logs, studies, workers, events, tokens, releases, counters, users and their
+//! usage history) are copied after they decode; the derived tables (the queue index, the
+//! per-state counts, the study index, the row blocks, each owner's indexes, counts and standing)
+//! are rebuilt from them, never copied, so they agree with what survived.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -22,10 +23,13 @@ use redb::{
 };
 
 use super::{
-    DB_FILE, META, Store, audit, events, jobs, logs, releases, rows, studies, tokens, workers,
+    DB_FILE, META, Store, audit, events, jobs, logs, releases, rows, studies, tokens, users,
+    workers,
 };
 use crate::error::{Error, StoreError};
-use crate::model::{AuditEntry, Event, Job, LogLine, Row, StudyRecord, TokenInfo, Worker};
+use crate::model::{
+    AuditEntry, Event, Job, LogLine, Row, StudyRecord, TokenInfo, UserInfo, Worker,
+};
 
 /// A stretch of a table that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -506,6 +510,9 @@ struct Sink {
     tokens: Vec<(String, Vec<u8>)>,
     releases: Vec<(String, Vec<u8>)>,
     audit: Vec<(u64, Vec<u8>)>,
+    users: Vec<UserInfo>,
+    usage: Vec<(String, Vec<u8>)>,
+    usage_hours: Vec<((String, u64), (u64, u64))>,
 }
 
 /// The tables `repair` does not carry over, and why. Every table of the store is either read
@@ -516,6 +523,19 @@ const NOT_SALVAGED: &[(&str, &str)] = &[
     (
         "study_open",
         "derived: the open jobs of each study, counted again as every job is saved",
+    ),
+    // Fair share's indexes: rebuilt as repair saves every job again (`Tx::save_job`).
+    (
+        "fair_queue",
+        "derived: each user's queue, entered again as every queued job is saved",
+    ),
+    (
+        "pending",
+        "derived: queued jobs per user and fit class, counted again as jobs are saved",
+    ),
+    (
+        "user_counts",
+        "derived: each user's jobs per state, counted again as jobs are saved",
     ),
     (
         "telemetry",
@@ -653,11 +673,39 @@ fn scan(
         }
         Ok(())
     });
+    table!("users", users::USERS, false, |k, v| {
+        let user: UserInfo = json(v)?;
+        if user.name != *k {
+            return Err(format!(
+                "stored as {k:?} but says it is user {:?}",
+                user.name
+            ));
+        }
+        if keep {
+            sink.users.push(user);
+        }
+        Ok(())
+    });
+    table!("usage", users::USAGE, false, |k, v| {
+        json::<users::UsageRecord>(v)?;
+        if keep {
+            sink.usage.push((k.clone(), v.to_vec()));
+        }
+        Ok(())
+    });
+    table!("usage_hours", users::USAGE_HOURS, false, |k, v| {
+        if keep {
+            sink.usage_hours.push((k.clone(), v));
+        }
+        Ok(())
+    });
     // The derived tables: read for the report, rebuilt by repair.
     table!("queue", jobs::QUEUE, true, |_k, _v| Ok(()));
     table!("job_counts", jobs::COUNTS, true, |_k, _v| Ok(()));
     table!("study_jobs", jobs::STUDY_JOBS, true, |_k, _v| Ok(()));
     table!("row_blocks", rows::ROW_BLOCKS, true, |_k, _v| Ok(()));
+    table!("owner_jobs", jobs::OWNER_JOBS, true, |_k, _v| Ok(()));
+    table!("standings", users::STANDINGS, true, |_k, _v| Ok(()));
     out
 }
 
@@ -858,6 +906,9 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
         tokens,
         releases,
         audit,
+        users,
+        usage,
+        usage_hours,
         ..
     } = sink;
     // Counters may not go back below what survived (an id handed out twice would merge two
@@ -911,6 +962,53 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
         Ok(())
     })?;
     written.push(("meta", n_meta));
+    // Users and their usage before the jobs, so that each owner's standing starts from their
+    // share and limit and the jobs' counts are added to it.
+    let (n_users, n_usage, n_hours) = (
+        users.len() as u64,
+        usage.len() as u64,
+        usage_hours.len() as u64,
+    );
+    store.write_blocking(move |tx| {
+        for user in &users {
+            // A record that no longer validates is kept out rather than failing the repair:
+            // its jobs keep their owner, who gets the defaults.
+            if let Err(e) = tx.save_user(user) {
+                if matches!(e, Error::Request(_)) {
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    })?;
+    written.push(("users", n_users));
+    for chunk in usage.chunks(20_000) {
+        let chunk = chunk.to_vec();
+        store.write_blocking(move |tx| {
+            for (k, v) in &chunk {
+                tx.usage
+                    .insert(k.as_str(), v.as_slice())
+                    .map_err(StoreError::from)?;
+            }
+            Ok(())
+        })?;
+    }
+    written.push(("usage", n_usage));
+    for chunk in usage_hours.chunks(20_000) {
+        let chunk = chunk.to_vec();
+        store.write_blocking(move |tx| {
+            for ((user, hour), v) in &chunk {
+                tx.usage_hours
+                    .insert((user.as_str(), *hour), *v)
+                    .map_err(StoreError::from)?;
+            }
+            // Recent usage, as fair share compares it, follows from the history.
+            tx.rebuild_recent_usage()?;
+            Ok(())
+        })?;
+    }
+    written.push(("usage_hours", n_hours));
     for chunk in jobs.chunks(5_000) {
         let chunk = chunk.to_vec();
         store.write_blocking(move |tx| {
@@ -969,6 +1067,8 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
         ("job_counts", r.counts.len()),
         ("study_jobs", r.study_jobs.len()),
         ("row_blocks", r.row_blocks.len()),
+        ("owner_jobs", r.owner_jobs.len()),
+        ("standings", r.standings.len()),
     ] {
         written.push((name, n.map_err(StoreError::from)?));
     }

@@ -42,6 +42,19 @@ impl Tx<'_> {
         Ok(None)
     }
 
+    /// The names of every token acting for `user`.
+    pub fn tokens_of(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.tokens.iter()? {
+            let (_, v) = entry?;
+            let info: TokenInfo = from_json("token", v.value())?;
+            if info.user == user {
+                out.push(info.name);
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes the token with this name; false if there was none.
     pub fn revoke_token(&mut self, name: &str) -> Result<bool, Error> {
         match self.token_by_name(name)? {

@@ -279,17 +279,19 @@ fn retry(name: &str, jobs: &[&Job], cancelled: bool) -> Result<Vec<Planned>, Req
         .collect())
 }
 
-/// The study's record with one planned submission added (a new record for a study that had
-/// only jobs), its jobs' ids given.
+/// The study's record with one planned submission added (a new record, owned by `owner`, for
+/// a study that had only jobs), its jobs' ids given.
 pub fn record_with(
     prev: Option<StudyRecord>,
     name: &str,
+    owner: &str,
     planned: Planned,
     jobs: Vec<JobId>,
     now: Millis,
 ) -> StudyRecord {
     let mut record = prev.unwrap_or_else(|| StudyRecord {
         name: name.to_string(),
+        owner: owner.to_string(),
         created_at: now,
         submissions: Vec::new(),
     });
@@ -328,6 +330,7 @@ mod tests {
     fn record(methods: &[&str], envs: &[&str], seeds: &[u64], ids: Vec<JobId>) -> StudyRecord {
         StudyRecord {
             name: "s".into(),
+            owner: "admin".into(),
             created_at: 0,
             submissions: vec![StudySubmission {
                 at: 0,

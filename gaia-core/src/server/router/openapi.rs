@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::super::http::{Res, bytes_response};
 use super::{Body, Endpoint, ROUTES, Route};
 use crate::export::Format;
-use crate::model::{Job, JobSpec, JobState, Worker};
+use crate::model::{Job, JobSpec, JobState, UserInfo, Worker};
 use crate::protocol::*;
 use crate::release::{Release, ReleaseFile, ReleaseList, UpdateReport};
 use crate::store::maintenance::{GcReport, GcRequest};
@@ -221,8 +221,10 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
             Op::new(Req::None, 200, vec![Media::Text("text/html")])
         }
         E::Dashboard => Op::new(Req::None, 200, vec![Media::Binary("*/*")]).names(&["asset"]),
-        E::SubmitJob => post(schema::<JobSpec>, 201, schema::<SubmitResponse>),
-        E::SubmitBatch => post(schema::<SubmitBatch>, 201, schema::<SubmitBatchResponse>),
+        E::SubmitJob => post(schema::<JobSpec>, 201, schema::<SubmitResponse>).errors(&[429]),
+        E::SubmitBatch => {
+            post(schema::<SubmitBatch>, 201, schema::<SubmitBatchResponse>).errors(&[429])
+        }
         E::ListJobs => ok_json(schema::<JobList>).query(vec![
             q("state", state_enum(), "only jobs in this state"),
             q("study", name_schema(), "only the jobs of this study"),
@@ -235,6 +237,16 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
                 "before",
                 int(0),
                 "only jobs with a smaller id: the next page",
+            ),
+            q(
+                "mine",
+                flag_schema(),
+                "1: only the jobs of the caller's own user",
+            ),
+            q(
+                "owner",
+                name_schema(),
+                "only the jobs of this user (not with `mine`)",
             ),
         ]),
         E::GetJob => ok_json(schema::<Job>),
@@ -336,7 +348,9 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
         E::Summary => ok_json(schema::<Summary>)
             .query(vec![q("study", name_schema(), "only this study")])
             .errors(&[404]),
-        E::SubmitStudy => post(schema::<StudySubmit>, 201, schema::<StudySubmitted>).errors(&[409]),
+        E::SubmitStudy => {
+            post(schema::<StudySubmit>, 201, schema::<StudySubmitted>).errors(&[409, 429])
+        }
         E::ListStudies => ok_json(schema::<StudyList>),
         E::GetStudy => ok_json(schema::<StudyReport>),
         E::StudyFiles => Op::new(Req::None, 200, vec![Media::Binary("application/zip")]),
@@ -450,6 +464,17 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
             q("after", int(0), "only entries after this id"),
             q("limit", int(0), "entries (default 200; clamped to 1–10000)"),
         ]),
+        E::AddUser => post(schema::<UserAdd>, 201, schema::<UserAdded>).errors(&[409]),
+        E::ListUsers => ok_json(schema::<UserList>),
+        E::UpdateUser => post(schema::<UserUpdate>, 200, schema::<UserInfo>).names(&["user"]),
+        E::RemoveUser => ok_json(schema::<UserRemoved>)
+            .errors(&[409])
+            .names(&["user"]),
+        E::Usage => ok_json(schema::<UsageReport>).query(vec![q(
+            "since",
+            int(0),
+            "worker and GPU seconds from this time on (milliseconds since the epoch; default: all time)",
+        )]),
     }
 }
 
@@ -538,11 +563,14 @@ fn error_response(code: u16) -> Value {
     let why = match code {
         400 => "malformed request: bad JSON, fields, names, query parameters or protocol version",
         401 => "missing or invalid token",
-        403 => "the token's scope does not allow this route",
+        403 => {
+            "the token's scope does not allow this route, or what it names belongs to another user"
+        }
         404 => "no such job, worker, study, token, file or release",
         408 => "the request body stalled or came too slowly",
         409 => "a conflict: a stale lease, a job that has ended, a name that exists",
         413 => "the body is over the route's size limit",
+        429 => "over the user's limit of queued jobs: the message says the limit and the count",
         503 => "the server is shutting down or can no longer write",
         _ => "an error",
     };
