@@ -86,6 +86,7 @@ fn complete(c: &Client, a: &Assignment) {
             duration_ms: 10,
             error: None,
             result: None,
+            started_us: None,
         },
     )
     .unwrap();

@@ -167,6 +167,7 @@ fn write_schema_v1_fixture() {
                 duration_ms: 1234,
                 error: None,
                 result: Some(serde_json::json!({"best_ever": -12.25})),
+                started_us: None,
             },
         )
         .unwrap();

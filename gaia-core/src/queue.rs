@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, oneshot};
 
 use crate::error::{Error, RequestError, StoreError};
 use crate::model::{
@@ -93,6 +93,25 @@ struct Waiter {
     id: u64,
     caps: Capabilities,
     notify: Arc<Notify>,
+    worker_id: String,
+    worker_name: String,
+    /// Set once the waiter's own look at the queue found nothing (inside that write): from
+    /// then on a submit may hand it a job directly, in the submit's own transaction.
+    parked: bool,
+    /// Where such a hand-off is delivered; taken (with the waiter out of the list) by it.
+    handoff: Option<oneshot::Sender<HandOff>>,
+}
+
+/// A job handed to a parked claim by a submit, delivered once the submit's write is visible
+/// (`None`: that write was aborted, nothing was claimed).
+type HandOff = Option<(Job, u64)>;
+
+/// What a claim's own look at the queue found.
+enum Try {
+    Claimed(Assignment),
+    Nothing,
+    /// A submit ordered before this look has already handed the waiter a job.
+    Handed,
 }
 
 struct LeaseState {
@@ -311,10 +330,29 @@ impl Queue {
     }
 
     /// Submits several jobs in one transaction (all or none); returns their ids in order.
+    ///
+    /// A claim already waiting for a job the new ones fit gets its job in the same transaction,
+    /// and its answer leaves as soon as that transaction is visible, while its fsync is under
+    /// way; the submit itself is answered only once it is durable (see [`Tx::on_visible`]).
     pub async fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<JobId>, Error> {
         let specs = normalize_specs(specs)?;
-        let (jobs, events) = self.store.write(move |tx| insert_jobs(tx, specs)).await?;
-        self.announce(&jobs, events);
+        let (inner, live, timeout) = (
+            self.inner.clone(),
+            self.live.clone(),
+            self.config.lease_timeout,
+        );
+        let (jobs, events, handed) = self
+            .store
+            .write(move |tx| {
+                let (jobs, events) = insert_jobs(tx, specs)?;
+                let (events, handed) = hand_off(tx, &inner, &live, &jobs, events, timeout)?;
+                Ok((jobs, events, handed))
+            })
+            .await?;
+        // Events of a hand-off went out with it, before its `job_started`.
+        if handed < jobs.len() {
+            self.announce(&jobs, events);
+        }
         Ok(jobs.iter().map(|j| j.id).collect())
     }
 
@@ -442,24 +480,45 @@ impl Queue {
             return Ok(None);
         }
         let notify = Arc::new(Notify::new());
+        let (handoff, mut handed) = oneshot::channel();
         let waiter_id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         // Registered before the first try, so a submit between the try and the wait still wakes us.
         self.lock().waiters.push(Waiter {
             id: waiter_id,
             caps: caps.clone(),
             notify: notify.clone(),
+            worker_id: worker_id.to_string(),
+            worker_name: worker_name.clone(),
+            parked: false,
+            handoff: Some(handoff),
         });
         let _guard = WaiterGuard {
             queue: self,
             id: waiter_id,
         };
         loop {
-            if let Some(a) = self.try_claim(worker_id, &worker_name, &caps).await? {
-                return Ok(Some(a));
+            match self
+                .try_claim(worker_id, &worker_name, &caps, waiter_id)
+                .await?
+            {
+                Try::Claimed(a) => return Ok(Some(a)),
+                Try::Handed => return handed_job(handed.await),
+                Try::Nothing => {}
             }
             tokio::select! {
                 _ = notify.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                h = &mut handed => return handed_job(h),
+                _ = tokio::time::sleep_until(deadline) => {
+                    // Out of the list now, no hand-off can come; if a submit took us out
+                    // first, its hand-off is on its way (its write is being committed).
+                    let listed = {
+                        let mut inner = self.lock();
+                        let before = inner.waiters.len();
+                        inner.waiters.retain(|w| w.id != waiter_id);
+                        inner.waiters.len() < before
+                    };
+                    return if listed { Ok(None) } else { handed_job(handed.await) };
+                }
             }
         }
     }
@@ -469,19 +528,37 @@ impl Queue {
         worker_id: &str,
         worker_name: &str,
         caps: &Capabilities,
-    ) -> Result<Option<Assignment>, Error> {
+        waiter_id: u64,
+    ) -> Result<Try, Error> {
         let caps = caps.clone();
         let wid = worker_id.to_string();
         let wname = worker_name.to_string();
         let (inner, timeout) = (self.inner.clone(), self.config.lease_timeout);
         let claimed = self
             .store
-            .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout))
+            .write_volatile(move |tx| {
+                // Writes run one at a time, so no hand-off can slip between this check, the
+                // look at the queue and parking.
+                let listed = |inner: &Mutex<Inner>, park: bool| {
+                    let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                    let w = inner.waiters.iter_mut().find(|w| w.id == waiter_id);
+                    w.map(|w| w.parked = park).is_some()
+                };
+                if !listed(&inner, false) {
+                    return Ok(Err(()));
+                }
+                let claimed = claim_in(tx, &caps, &wid, &wname, &inner, timeout)?;
+                if claimed.is_none() {
+                    listed(&inner, true);
+                }
+                Ok(Ok(claimed))
+            })
             .await?;
-        let Some((job, lease, ev)) = claimed else {
-            return Ok(None);
-        };
-        Ok(Some(self.claimed(worker_id, job, lease, ev)))
+        Ok(match claimed {
+            Err(()) => Try::Handed,
+            Ok(None) => Try::Nothing,
+            Ok(Some((job, lease, ev))) => Try::Claimed(self.claimed(worker_id, job, lease, ev)),
+        })
     }
 
     /// Records a claim made in the store: the lease's deadline, the worker's running jobs.
@@ -1583,6 +1660,7 @@ fn complete_in(
     if let Some(a) = job.attempts.last_mut() {
         a.ended_at = job.finished_at;
         a.outcome = Some(job.state.as_str().to_string());
+        a.worker_started_us = req.started_us;
     }
     if outcome == Outcome::Succeeded {
         job.progress.fraction = Some(1.0);
@@ -1705,6 +1783,106 @@ fn absorb(
     Ok(out)
 }
 
+/// Inside a submit's write, after its jobs were inserted: leases a job to each parked claim
+/// that one of them fits (oldest claim first, at most one per new job) and delivers those
+/// claims, with the submit's events before them, as soon as the write is visible — before its
+/// fsync. Returns the events still to publish and how many claims were served.
+///
+/// A crash before the fsync undoes the submit (never acknowledged) and these claims together;
+/// the worker that got one is refused at its first call (the lease counter jumps at every
+/// open, so its lease is never current again) and drops it.
+fn hand_off(
+    tx: &mut Tx<'_>,
+    inner: &Arc<Mutex<Inner>>,
+    live: &broadcast::Sender<Live>,
+    jobs: &[Job],
+    events: Vec<Event>,
+    lease_timeout: Duration,
+) -> Result<(Vec<Event>, usize), Error> {
+    let parked: Vec<(u64, Capabilities, String, String)> = {
+        let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .waiters
+            .iter()
+            .filter(|w| w.parked && jobs.iter().any(|j| w.caps.fits(&j.spec)))
+            .take(jobs.len())
+            .map(|w| {
+                let (wid, wname) = (w.worker_id.clone(), w.worker_name.clone());
+                (w.id, w.caps.clone(), wid, wname)
+            })
+            .collect()
+    };
+    let mut handed = Vec::new();
+    for (id, caps, wid, wname) in parked {
+        // Out of the list first: a claim that went away meanwhile is not served.
+        let taken = {
+            let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+            let pos = inner.waiters.iter().position(|w| w.id == id);
+            pos.map(|p| (p, inner.waiters.remove(p)))
+        };
+        let Some((pos, mut waiter)) = taken else {
+            continue;
+        };
+        match claim_in(tx, &caps, &wid, &wname, inner, lease_timeout)? {
+            Some((job, lease, ev)) => handed.push((waiter.handoff.take(), wid, job, lease, ev)),
+            None => {
+                let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                let pos = pos.min(inner.waiters.len());
+                inner.waiters.insert(pos, waiter);
+            }
+        }
+    }
+    if handed.is_empty() {
+        return Ok((events, 0));
+    }
+    let n = handed.len();
+    let (inner, live) = (inner.clone(), live.clone());
+    tx.on_visible(move |visible| {
+        if visible {
+            for e in events {
+                let _ = live.send(Live::Event(e));
+            }
+        }
+        for (sender, wid, job, lease, ev) in handed {
+            if visible {
+                record_claim(&inner, &wid, job.id);
+                let _ = live.send(Live::Event(ev));
+                let _ = live.send(Live::Job(Box::new(job.clone())));
+            }
+            if let Some(s) = sender {
+                let _ = s.send(visible.then_some((job, lease)));
+            }
+        }
+    });
+    Ok((Vec::new(), n))
+}
+
+/// The assignment a hand-off delivered.
+fn handed_job(h: Result<HandOff, oneshot::error::RecvError>) -> Result<Option<Assignment>, Error> {
+    match h {
+        Ok(Some((job, lease))) => Ok(Some(Assignment {
+            attempt: job.attempt,
+            lease,
+            job,
+        })),
+        _ => Err(Error::Store(StoreError::Redb(
+            "the write that claimed a job for this worker was aborted; claim again".into(),
+        ))),
+    }
+}
+
+/// Notes a claimed job among its worker's running jobs (the lease itself is recorded by
+/// [`claim_in`]).
+fn record_claim(inner: &Mutex<Inner>, worker_id: &str, job: JobId) {
+    let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(w) = inner.workers.get_mut(worker_id) {
+        if !w.worker.running.contains(&job) {
+            w.worker.running.push(job);
+        }
+        w.worker.state = WorkerState::Busy;
+    }
+}
+
 /// Leases the first fitting queued job to a worker slot inside a write transaction.
 fn claim_in(
     tx: &mut Tx<'_>,
@@ -1735,6 +1913,7 @@ fn claim_in(
         started_at: now,
         ended_at: None,
         outcome: None,
+        worker_started_us: None,
     });
     tx.save_job(Some(&prev), &job)?;
     let ev = tx.event(

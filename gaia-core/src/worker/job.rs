@@ -13,7 +13,7 @@ use super::reaper::{self, Tracking};
 use super::shared::{RunningJob, Shared, lock};
 use super::stream::{self, Signals, Streamer, Target};
 use super::{builtin, runner};
-use crate::model::{JobId, Task};
+use crate::model::{JobId, JobKind, Task};
 use crate::protocol::{Assignment, CompleteRequest, Finished, Outcome, RequeueRequest};
 
 /// Hands a claimed job back to the queue (no attempt spent).
@@ -76,7 +76,10 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let abandon = watch_for_abandon(shared, &signals);
+    // Built-ins other than `wait` end at once: nothing to watch, and no thread to start
+    // before the job's first instruction.
+    let lasts = !matches!(&job.spec.task, Task::Builtin { kind, .. } if *kind != JobKind::Wait);
+    let abandon = lasts.then(|| watch_for_abandon(shared, &signals));
 
     let mut complete = CompleteRequest {
         attempt: a.attempt,
@@ -86,8 +89,10 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
         duration_ms: 0,
         error: None,
         result: None,
+        started_us: None,
     };
     if let Task::Builtin { kind, input, .. } = &job.spec.task {
+        complete.started_us = Some(crate::model::now_us());
         match builtin::run(*kind, input, &signals, timeout) {
             builtin::BuiltinEnd::Done(v) => complete.result = Some(v),
             builtin::BuiltinEnd::Failed(e) => {
@@ -107,7 +112,9 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
         complete.outcome = Outcome::Failed;
         complete.error = Some(e);
     }
-    abandon.store(true, Ordering::SeqCst);
+    if let Some(done) = abandon {
+        done.store(true, Ordering::SeqCst);
+    }
     complete.duration_ms = started.elapsed().as_millis() as u64;
 
     if signals.stale.load(Ordering::SeqCst) {
@@ -228,6 +235,7 @@ fn run_process(
         return Ok(());
     }
     complete.result = result.result;
+    complete.started_us = result.started_us;
     report_end(ended, &result.stderr_tail.join("\n"), timeout, complete);
     // Upload the files the job left, whatever its outcome (a failed run's files help debug it).
     for (name, path) in files {
