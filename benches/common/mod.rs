@@ -20,6 +20,7 @@ pub const BATCH: u64 = 500;
 pub struct BenchServer {
     child: Child,
     _dir: tempfile::TempDir,
+    args: Vec<String>,
     pub port: u16,
     pub token: String,
 }
@@ -34,11 +35,33 @@ impl BenchServer {
             None => tempfile::tempdir().unwrap(),
         };
         let token = "bench-admin-token-0123456789".to_string();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, port) = Self::spawn(dir.path(), &args, &token);
+        BenchServer {
+            child,
+            _dir: dir,
+            args,
+            port,
+            token,
+        }
+    }
+
+    /// Stops the server and starts it again on the same data (a fresh process: its memory is
+    /// what a server that opens this database needs).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, port) = Self::spawn(self._dir.path(), &self.args, &self.token);
+        self.child = child;
+        self.port = port;
+    }
+
+    fn spawn(dir: &std::path::Path, args: &[String], token: &str) -> (Child, u16) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gaia"))
             .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--data-dir"])
-            .arg(dir.path().join("data"))
+            .arg(dir.join("data"))
             .args(args)
-            .env("GAIA_TOKEN", &token)
+            .env("GAIA_TOKEN", token)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -54,12 +77,7 @@ impl BenchServer {
             }
         };
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        BenchServer {
-            child,
-            _dir: dir,
-            port,
-            token,
-        }
+        (child, port)
     }
 
     /// How the server process stands, for messages when a request fails: "still running", or
