@@ -228,6 +228,89 @@ fn workers_update_themselves_safely_and_roll_back_on_yank() {
     w.kill9();
 }
 
+/// Issue 13, item 2: the old binary was copied over `<exe>.bak` before the experiments archive
+/// was checked, so after A→B a refused C replaced `.bak` (A) with B and `--rollback` could no
+/// longer reach A.
+#[test]
+fn a_refused_update_keeps_the_bak_of_the_update_before() {
+    let new_bin = build_new_binary();
+    let old_version = version_of(&gaia_bin());
+    let server = Server::start_with(&["--heartbeat", "0.3"]);
+    let place = tempfile::tempdir().unwrap();
+    let worker_bin = worker_copy(place.path());
+    let experiments = place.path().join("experiments");
+    copy_dir(&fake_experiments(), &experiments);
+    let mut w = Worker::start_bin(
+        &server,
+        "bak",
+        &worker_bin,
+        &experiments,
+        &["--auto-update"],
+    );
+    w.wait_log("registered");
+
+    // A → B.
+    let b = format!("v{NEW_VERSION}");
+    server.cli_ok(&["release", "upload", "--tag", &b, new_bin.to_str().unwrap()]);
+    server.cli_ok(&["release", "promote", &b]);
+    wait_for("the worker to run B", Duration::from_secs(120), || {
+        (worker_version(&server, "bak").as_deref() == Some(NEW_VERSION)).then_some(())
+    });
+    let bak = gaia_core::release::update::backup_path(&worker_bin);
+    assert_eq!(version_of(&bak), old_version, ".bak is A");
+
+    // C: a binary that passes every check (it is A's, under A's version), with an experiments
+    // archive damaged on the server, so the refusal comes after the binary was checked.
+    let c_tag = format!("v{old_version}");
+    server.cli_ok(&[
+        "release",
+        "upload",
+        "--tag",
+        &c_tag,
+        "--experiments",
+        fake_experiments().to_str().unwrap(),
+        gaia_bin().to_str().unwrap(),
+    ]);
+    let stored = server.data_dir().join(format!(
+        "releases/{c_tag}/{}",
+        gaia_core::release::EXPERIMENTS_ARCHIVE
+    ));
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&stored, &bytes).unwrap();
+    server.cli_ok(&["release", "promote", &c_tag]);
+    let why = wait_refusal(&server, &c_tag);
+    assert!(why.contains("SHA-256"), "{why}");
+
+    // The worker is exactly as it was: B runs, `.bak` is still A, nothing staged is left.
+    assert_eq!(version_of(&worker_bin), NEW_VERSION);
+    assert_eq!(
+        version_of(&bak),
+        old_version,
+        "the refused update replaced .bak"
+    );
+    let left: Vec<String> = std::fs::read_dir(worker_bin.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".gaia-update"))
+        .collect();
+    assert!(left.is_empty(), "left beside the binary: {left:?}");
+    w.kill9();
+
+    // `--rollback` still reaches A.
+    let out = Command::new(&worker_bin)
+        .args(["work", "--rollback"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(version_of(&worker_bin), old_version);
+}
+
 #[test]
 fn a_worker_token_cannot_publish() {
     let server = Server::start();

@@ -5,11 +5,17 @@ mod helper;
 
 mod adaptive;
 mod api;
+mod cluster;
 mod dashboard;
+mod db;
 mod export;
 mod faults;
+mod k8s;
 mod logs;
+mod openapi;
 mod queue;
 mod release;
 mod server;
+mod slurm;
+mod soak;
 mod worker;

@@ -1173,3 +1173,81 @@ fn the_embedding_examples_serve_and_work() {
     unsafe { libc::kill(server.id() as i32, libc::SIGINT) };
     assert!(server.wait().unwrap().success());
 }
+
+/// Submits a command job through `gaia submit` with `--limit`, returns its id.
+fn submit_limited(server: &Server, limit: &str, script: &str) -> u64 {
+    let out = server.cli_ok(&[
+        "submit", "--kind", "command", "--limit", limit, "--", "python3", "-c", script,
+    ]);
+    out.trim().parse().unwrap()
+}
+
+/// Issue 13: jobs had no resource limits. A job allocating past its memory limit ends failed
+/// with the limit named, and so does one past its CPU time, or its output; the worker stays
+/// up and runs the next job; `--max-limit` caps what a job asks for.
+#[test]
+fn a_job_over_its_limits_fails_with_the_limit_named_and_the_worker_survives() {
+    let server = Server::start();
+    let c = server.client();
+    let w = Worker::start(
+        &server,
+        "limited",
+        &["--allow-commands", "--max-limit", "mem=1G,cpu=1h"],
+    );
+    w.wait_log("registered");
+
+    // 400 MiB written (so the pages are real, which a cgroup counts) under a 200 MiB limit.
+    let id = submit_limited(&server, "mem=200M", "x = b'x' * (400 << 20); print(len(x))");
+    let job = wait_done(&c, id, LONG);
+    let err = job.error.clone().unwrap_or_default();
+    assert_eq!(job.state, JobState::Failed, "{err}");
+    assert!(err.contains("over its memory limit (mem=200"), "{err}");
+
+    // The same program within its limit succeeds: the limit is the job's, not a broken start.
+    let id = submit_limited(&server, "mem=800M", "x = b'x' * (100 << 20); print(len(x))");
+    assert_eq!(wait_done(&c, id, LONG).state, JobState::Succeeded);
+
+    // CPU time: a busy loop under cpu=1s is stopped by SIGXCPU.
+    let id = submit_limited(&server, "cpu=1", "while True: pass");
+    let job = wait_done(&c, id, LONG);
+    let err = job.error.clone().unwrap_or_default();
+    assert_eq!(job.state, JobState::Failed, "{err}");
+    assert!(err.contains("over its CPU time limit"), "{err}");
+
+    // Output: a result file past output=1M.
+    let id = submit_limited(
+        &server,
+        "output=1M",
+        "import os; open(os.path.join(os.environ['GAIA_OUTPUT_DIR'], 'big.bin'), 'wb').write(b'0' * (2 << 20))",
+    );
+    let job = wait_done(&c, id, LONG);
+    let err = job.error.clone().unwrap_or_default();
+    assert_eq!(job.state, JobState::Failed, "{err}");
+    assert!(err.contains("over its output limit"), "{err}");
+
+    // Asking past the worker's maximum runs under the maximum (and says so).
+    let id = submit_limited(&server, "mem=64G", "x = b'x' * (1500 << 20)");
+    let job = wait_done(&c, id, LONG);
+    let err = job.error.clone().unwrap_or_default();
+    assert_eq!(job.state, JobState::Failed, "{err}");
+    assert!(err.contains("over its memory limit (mem=1"), "{err}");
+    w.wait_log("this worker allows at most mem=1G,cpu=1h");
+
+    // The worker is still there and still works.
+    let id = c
+        .submit(&JobSpec::builtin(JobKind::Upper, "alive"))
+        .unwrap();
+    let job = wait_done(&c, id, LONG);
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.worker_name.as_deref(), Some("limited"));
+    // A bad --limit is refused with the keys it takes.
+    let out = server.cli(&[
+        "submit", "--kind", "command", "--limit", "ram=1G", "--", "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mem=SIZE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

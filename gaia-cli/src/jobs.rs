@@ -68,6 +68,13 @@ pub struct SubmitArgs {
     /// Attempts before a job whose workers keep vanishing is lost.
     #[arg(long, default_value_t = gaia_core::model::DEFAULT_MAX_ATTEMPTS)]
     max_attempts: u32,
+    /// Resource limits of the job's processes: mem=SIZE (the whole job, by cgroup where the
+    /// worker may make one, else per process), cpu=TIME (CPU time per process; `time=` too),
+    /// files=N (open files per process), output=SIZE (largest file written, and all result
+    /// files together). Sizes: 512M, 8G; times: 90s, 30m, 2h. A job over a limit fails with
+    /// the limit named; each is capped by the worker's `--max-limit`.
+    #[arg(long, value_name = "KEY=VALUE,...", value_parser = parse_limits)]
+    limit: Option<gaia_core::model::Limits>,
     /// Wait for the job to end, showing progress; exit 0 only if it succeeded.
     #[arg(long)]
     wait: bool,
@@ -95,6 +102,7 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
         max_attempts: a.max_attempts,
         timeout_secs: a.timeout,
         argv: a.argv,
+        limits: a.limit.unwrap_or_default(),
         ..JobSpec::default()
     };
     spec.requirements.gpus = a.gpus;
@@ -113,6 +121,11 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<i32> {
         && let Some(m) = &spec.method
     {
         crate::common::warn_unknown_methods(m.split(',').map(str::trim));
+    }
+    if crate::study::wanted(&a.sweep) && a.limit.is_some() {
+        anyhow::bail!(
+            "--limit is for single jobs; a study's jobs run under each worker's --max-limit"
+        );
     }
     if crate::study::wanted(&a.sweep) {
         if a.wait {
@@ -558,4 +571,9 @@ pub fn files(a: FilesArgs) -> anyhow::Result<i32> {
         println!("{}", path.display());
     }
     Ok(exit::OK)
+}
+
+/// `--limit` / `--max-limit`: `mem=8G,cpu=2h,...`.
+pub fn parse_limits(s: &str) -> Result<gaia_core::model::Limits, String> {
+    gaia_core::model::Limits::parse(s).map_err(|e| e.to_string())
 }

@@ -3,11 +3,13 @@
 
 mod admin;
 mod common;
+mod db;
 mod demo;
 mod export;
 mod jobs;
 mod release;
 mod serve;
+mod slurm;
 mod study;
 mod work;
 
@@ -23,6 +25,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// `--wait`ed job ended in a state other than succeeded.
     pub const JOB_FAILED: i32 = 3;
+    /// `gaia db check` found damage.
+    pub const DB_DAMAGED: i32 = 4;
 }
 
 #[derive(Parser)]
@@ -76,6 +80,10 @@ enum Command {
     Release(release::ReleaseArgs),
     /// Manage API tokens (admin only).
     Token(admin::TokenArgs),
+    /// Workers on a Slurm cluster: an sbatch array script, and autoscaling from the queue.
+    Slurm(slurm::SlurmArgs),
+    /// Check or repair the server's database file (offline, with the server stopped).
+    Db(db::DbArgs),
 }
 
 fn main() {
@@ -113,6 +121,8 @@ fn main() {
         Command::Status(a) => admin::status(a),
         Command::Token(a) => admin::token(a),
         Command::Release(a) => release::run(a),
+        Command::Slurm(a) => slurm::run(a),
+        Command::Db(a) => db::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -373,6 +373,29 @@ impl Client {
         self.get("/api/v1/workers")
     }
 
+    /// How many queued jobs a worker slot with `caps` could run (an empty `kinds` list means
+    /// any kind; `memory_mb` 0 means no memory limit).
+    pub fn queue_demand(
+        &self,
+        caps: &crate::model::Capabilities,
+    ) -> Result<crate::protocol::QueueDemand, ClientError> {
+        let kinds: Vec<&str> = caps.kinds.iter().map(|k| k.as_str()).collect();
+        let mut path = format!(
+            "/api/v1/queue/demand?kinds={}&gpus={}&tags={}",
+            kinds.join(","),
+            caps.gpus,
+            caps.tags
+                .iter()
+                .map(|t| path_segment(t))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        if caps.memory_mb > 0 {
+            path.push_str(&format!("&memory_mb={}", caps.memory_mb));
+        }
+        self.get(&path)
+    }
+
     /// Server status.
     pub fn status(&self) -> Result<StatusResponse, ClientError> {
         self.get("/api/v1/status")

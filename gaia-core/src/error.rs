@@ -23,6 +23,16 @@ pub enum StoreError {
         found: u64,
         supported: u64,
     },
+    /// A database file of 0 bytes: redb would take it for a new, empty database, but a file
+    /// that exists and is empty is far more often a truncated copy or a failed restore.
+    #[error(
+        "open database {}: the file is empty (0 bytes) — probably a truncated copy or a failed restore, not a new database; restore it from a backup, or pass --allow-empty-db to start an empty database in its place",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+    /// redb found a damaged page (it says which); the hint names the tools that deal with it.
+    #[error("database: {0}{DAMAGE_HINT}")]
+    Damaged(String),
     #[error("database: {0}")]
     Redb(String),
     #[error("decode stored {what}: {detail}")]
@@ -35,14 +45,78 @@ pub enum StoreError {
     #[error("store writer has stopped")]
     WriterGone,
     /// A write step panicked (a bug): its group was rolled back, the writer carries on.
-    #[error("internal error in a write (rolled back): {0}")]
+    #[error("internal error in a write (rolled back): {0}; {PANIC_HINT}")]
     Panicked(String),
+}
+
+/// What follows an error that says the database file is damaged.
+pub const DAMAGE_HINT: &str = " — the database file is damaged: stop gaia serve, then run \
+`gaia db check --data-dir DIR` to see what is readable and `gaia db repair --data-dir DIR` to \
+move the damaged file aside and rebuild the database from everything readable";
+
+/// What follows a panic met while reading the store: redb panics on some damaged pages
+/// (an `unreachable!` in its B-tree descent) instead of returning `Corrupted`.
+pub const PANIC_HINT: &str = "if this repeats, the database file may be damaged: stop gaia \
+serve and run `gaia db check --data-dir DIR` (and `gaia db repair --data-dir DIR`)";
+
+impl StoreError {
+    /// A panic caught around a store read, as the error it stands for.
+    pub fn from_panic(p: &(dyn std::any::Any + Send)) -> StoreError {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        StoreError::Damaged(format!("redb panicked reading a page ({what})"))
+    }
+}
+
+/// The storage error inside a redb error, where there is one: a damaged page is reported as
+/// `Corrupted` by whichever operation met it.
+trait StorageCause {
+    fn storage(&self) -> Option<&redb::StorageError>;
+}
+
+impl StorageCause for redb::StorageError {
+    fn storage(&self) -> Option<&redb::StorageError> {
+        Some(self)
+    }
+}
+impl StorageCause for redb::Error {
+    fn storage(&self) -> Option<&redb::StorageError> {
+        None
+    }
+}
+macro_rules! storage_variant {
+    ($($t:ident),*) => {$(
+        impl StorageCause for redb::$t {
+            fn storage(&self) -> Option<&redb::StorageError> {
+                match self {
+                    redb::$t::Storage(s) => Some(s),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+storage_variant!(TransactionError, TableError, CommitError, DatabaseError);
+
+/// Whether a redb error says the file is damaged.
+fn is_damage(e: &(impl StorageCause + std::fmt::Display)) -> bool {
+    matches!(e.storage(), Some(redb::StorageError::Corrupted(_)))
+        || e.to_string().starts_with("DB corrupted")
 }
 
 macro_rules! redb_errors {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Redb(e.to_string()) }
+            fn from(e: $t) -> Self {
+                if is_damage(&e) {
+                    StoreError::Damaged(e.to_string())
+                } else {
+                    StoreError::Redb(e.to_string())
+                }
+            }
         }
     )*};
 }
@@ -167,6 +241,7 @@ fn open_hint(e: &redb::DatabaseError) -> &'static str {
         redb::DatabaseError::DatabaseAlreadyOpen => {
             " (another gaia serve is using this data dir; stop it or pass another --data-dir)"
         }
+        e if is_damage(e) => DAMAGE_HINT,
         _ => "",
     }
 }

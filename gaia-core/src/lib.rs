@@ -25,10 +25,12 @@
 //! | [`export`] | CSV, JSON and PNG exports streamed from a store snapshot; result-file ZIPs |
 //! | [`release`] | releases: metadata, signatures, safe archives, the worker's self-update |
 //! | [`worker`] | the worker runtime: register, heartbeat, claim, run, stream, report |
+//! | [`cluster`] | workers in batch schedulers: allocation ends, job-duration fit, Slurm scripts, autoscaling (pure) |
 //! | [`error`] | one error enum per layer |
 
 mod adaptive;
 pub mod client;
+pub mod cluster;
 pub mod early_stop;
 pub mod error;
 pub mod export;

@@ -21,7 +21,7 @@ macro_rules! named_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
         $vis enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
@@ -141,7 +141,7 @@ impl JobState {
 }
 
 /// What a worker slot must offer to run a job.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Requirements {
     /// GPUs the job needs on one worker slot.
@@ -169,7 +169,7 @@ fn default_attempts() -> u32 {
 }
 
 /// What the submitter asks for.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     #[serde(default)]
@@ -212,6 +212,163 @@ pub struct JobSpec {
     /// The study this job belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub study: Option<String>,
+    /// Resource limits of the job's processes (`gaia submit --limit mem=8G,cpu=2h`), each
+    /// bounded by the running worker's maximum (`gaia work --max-limit`).
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+}
+
+/// Resource limits of one job's processes. Unset: the worker's maximum applies (if it has one).
+/// A job over a limit ends `failed` with the limit named.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory of the whole job in bytes: a cgroup v2 `memory.max` where the worker may create
+    /// cgroups, else each process's address space (`RLIMIT_AS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// CPU time of each process, seconds (`RLIMIT_CPU`; the wall clock is `timeout_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<u64>,
+    /// Open files of each process (`RLIMIT_NOFILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<u64>,
+    /// Output size in bytes: the largest file a process may write (`RLIMIT_FSIZE`), and the
+    /// total of the job's result files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// No limit set.
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// Parses `mem=8G,cpu=2h,files=1024,output=1G` (any subset, any order). Sizes take K, M,
+    /// G, T (powers of 1024; a bare number is bytes); times take s, m, h, d (bare: seconds).
+    /// `time=` is `cpu=`.
+    pub fn parse(s: &str) -> Result<Limits, RequestError> {
+        let bad = |m: String| RequestError::Invalid(format!("--limit {s:?}: {m}"));
+        let mut out = Limits::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{item:?} is not KEY=VALUE")))?;
+            let (k, v) = (k.trim(), v.trim());
+            let slot = match k {
+                "mem" | "memory" => &mut out.memory_bytes,
+                "cpu" | "time" => &mut out.cpu_secs,
+                "files" | "nofile" => &mut out.open_files,
+                "output" | "out" => &mut out.output_bytes,
+                _ => {
+                    return Err(bad(format!(
+                        "unknown limit {k:?} (mem=SIZE, cpu=TIME, files=N, output=SIZE)"
+                    )));
+                }
+            };
+            let n = match k {
+                "mem" | "memory" | "output" | "out" => parse_size(v),
+                "cpu" | "time" => parse_duration_secs(v),
+                _ => v.parse::<u64>().ok(),
+            }
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad(format!("{k}={v:?} is not a positive amount")))?;
+            if slot.replace(n).is_some() {
+                return Err(bad(format!("{k} is given twice")));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each limit the smaller of this one and `max` (a limit only `max` sets applies too).
+    pub fn within(&self, max: &Limits) -> Limits {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Limits {
+            memory_bytes: min(self.memory_bytes, max.memory_bytes),
+            cpu_secs: min(self.cpu_secs, max.cpu_secs),
+            open_files: min(self.open_files, max.open_files),
+            output_bytes: min(self.output_bytes, max.output_bytes),
+        }
+    }
+
+    /// `mem=8G,cpu=2h` as [`Limits::parse`] reads it (empty when none is set).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = self.memory_bytes {
+            parts.push(format!("mem={}", format_size(b)));
+        }
+        if let Some(t) = self.cpu_secs {
+            parts.push(format!("cpu={}", format_duration_secs(t)));
+        }
+        if let Some(n) = self.open_files {
+            parts.push(format!("files={n}"));
+        }
+        if let Some(b) = self.output_bytes {
+            parts.push(format!("output={}", format_size(b)));
+        }
+        parts.join(",")
+    }
+}
+
+/// `8G`, `512M`, `100k`, `1024` (bytes) → bytes; powers of 1024.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let upper = v.to_ascii_uppercase();
+    let t = upper.trim_end_matches("IB").trim_end_matches('B');
+    let (num, mult) = match t.chars().last()? {
+        'K' => (&t[..t.len() - 1], 1u64 << 10),
+        'M' => (&t[..t.len() - 1], 1 << 20),
+        'G' => (&t[..t.len() - 1], 1 << 30),
+        'T' => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let x: f64 = num.trim().parse().ok()?;
+    let bytes = x * mult as f64;
+    (x.is_finite() && x >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// `90`, `90s`, `30m`, `2h`, `1d` → seconds.
+fn parse_duration_secs(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = match v.chars().last()? {
+        's' => (&v[..v.len() - 1], 1u64),
+        'm' => (&v[..v.len() - 1], 60),
+        'h' => (&v[..v.len() - 1], 3600),
+        'd' => (&v[..v.len() - 1], 86_400),
+        _ => (v, 1),
+    };
+    let x: f64 = num.trim().parse().ok()?;
+    let secs = x * mult as f64;
+    (x.is_finite() && x >= 0.0 && secs < u64::MAX as f64).then_some(secs.ceil() as u64)
+}
+
+fn format_size(b: u64) -> String {
+    for (unit, m) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
+        if b >= m && b.is_multiple_of(m) {
+            return format!("{}{unit}", b / m);
+        }
+    }
+    b.to_string()
+}
+
+fn format_duration_secs(t: u64) -> String {
+    for (unit, m) in [("d", 86_400u64), ("h", 3600), ("m", 60)] {
+        if t >= m && t.is_multiple_of(m) {
+            return format!("{}{unit}", t / m);
+        }
+    }
+    format!("{t}s")
 }
 
 /// Checks a name that comes from outside (method, environment, tag, worker name, study):
@@ -453,6 +610,24 @@ pub struct Spec {
     pub timeout_secs: Option<u64>,
     /// The study this job belongs to.
     pub study: Option<String>,
+    /// Resource limits of its processes.
+    pub limits: Limits,
+}
+
+/// On the wire a `Spec` is the [`JobSpec`] it stands for (`#[serde(from, into)]`), so its JSON
+/// Schema is `JobSpec`'s, under that name.
+impl schemars::JsonSchema for Spec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        JobSpec::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        JobSpec::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        JobSpec::json_schema(generator)
+    }
 }
 
 /// What a job runs, by kind.
@@ -523,6 +698,7 @@ impl From<JobSpec> for Spec {
             max_attempts: s.max_attempts,
             timeout_secs: s.timeout_secs,
             study: s.study,
+            limits: s.limits,
         }
     }
 }
@@ -538,6 +714,7 @@ impl From<Spec> for JobSpec {
             max_attempts: s.max_attempts,
             timeout_secs: s.timeout_secs,
             study: s.study,
+            limits: s.limits,
             ..JobSpec::default()
         };
         let labels = match s.task {
@@ -650,7 +827,7 @@ impl Spec {
 }
 
 /// The latest progress of a running or finished job, from its newest rows.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Progress {
     /// Rows stored for the current attempt.
     #[serde(default)]
@@ -691,7 +868,7 @@ pub struct Progress {
 }
 
 /// One attempt of a job: who ran it and how it ended.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Attempt {
     pub attempt: u32,
     pub worker: String,
@@ -710,7 +887,7 @@ pub struct Attempt {
 }
 
 /// A result file a job uploaded.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
     pub name: String,
     pub size: u64,
@@ -718,7 +895,7 @@ pub struct FileInfo {
 }
 
 /// A job as the server keeps it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Job {
     pub id: JobId,
     pub spec: Spec,
@@ -828,7 +1005,7 @@ impl JobBrief<'_> {
 }
 
 /// One GPU of a worker.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Gpu {
     pub index: u32,
     pub name: String,
@@ -839,7 +1016,7 @@ pub struct Gpu {
 }
 
 /// A worker's machine.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Hardware {
     #[serde(default)]
     pub os: String,
@@ -906,7 +1083,7 @@ impl Usage {
 }
 
 /// Live utilisation a worker reports with each heartbeat.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Usage {
     #[serde(default)]
     pub cpu_percent: f32,
@@ -927,7 +1104,7 @@ named_enum! {
 }
 
 /// A registered worker.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Worker {
     pub id: String,
     pub name: String,
@@ -966,6 +1143,7 @@ impl Worker {
                 gpus: self.hardware.gpus.len() as u32,
                 memory_mb: self.hardware.memory_mb,
                 tags: self.tags.clone(),
+                max_job_secs: None,
             }
             .fits(spec)
     }
@@ -1015,7 +1193,7 @@ pub fn unrunnable_reason(workers: &[Worker], spec: &Spec) -> Option<String> {
 }
 
 /// What one worker slot offers when it asks for work.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Capabilities {
     pub kinds: Vec<JobKind>,
     #[serde(default)]
@@ -1024,6 +1202,12 @@ pub struct Capabilities {
     pub memory_mb: u64,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The longest a job may still run on this slot, in seconds: its worker's allocation ends
+    /// (a batch scheduler's time limit, `gaia work --deadline`). The queue skips jobs expected
+    /// to take longer (from their study's measured evals/s, see [`crate::cluster::fit`]);
+    /// None: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_job_secs: Option<f64>,
 }
 
 impl Capabilities {
@@ -1038,7 +1222,7 @@ impl Capabilities {
 
 /// One generation of one attempt: the key is `(job, attempt, seq)`, `seq` numbered 0, 1, 2, …
 /// by the worker per attempt.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Row {
     pub seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1065,7 +1249,7 @@ pub struct Row {
 /// none skipped, so the bytes need no field names. The wire's postcard row batches and the
 /// store's `rows` table both use it; append fields only (an old reader then stops early and
 /// an old file still decodes). Borrows the metrics when encoding, owns them when decoded.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct RowBin<'a> {
     pub seq: u64,
     pub generation: Option<u64>,
@@ -1225,7 +1409,7 @@ impl Level {
 }
 
 /// One stored log line of a job.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LogLine {
     /// Position in the job's log, 0-based, over all attempts.
     pub seq: u64,
@@ -1241,7 +1425,7 @@ pub struct LogLine {
 }
 
 /// An entry of the activity log (stored) and of the live event stream.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Event {
     /// Increasing id; SSE clients resume after it with `Last-Event-ID`.
     pub id: u64,
@@ -1266,7 +1450,7 @@ named_enum! {
 }
 
 /// A stored API token (the secret itself is never stored, only its SHA-256).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TokenInfo {
     pub name: String,
     pub scope: Scope,
@@ -1278,7 +1462,7 @@ pub struct TokenInfo {
 /// One parameter of a study: its values (every value becomes its own jobs on a grid; a
 /// sampler picks among them), or a range a sampler draws from (`range`). Exactly one of the
 /// two is set.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ParamAxis {
     pub key: String,
@@ -1289,7 +1473,7 @@ pub struct ParamAxis {
 }
 
 /// A range a sampler draws a parameter from.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SampleRange {
     /// `uniform(low,high)`: a real number, uniformly.
@@ -1319,7 +1503,7 @@ named_enum! {
 /// How a study picks its configurations beyond a grid: drawn by `sampler` from the params'
 /// values and ranges, `samples` of them, reproducibly from `seed`; `tpe` keeps at most
 /// `parallel` configurations in flight and proposes the next one as one ends.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Search {
     pub sampler: Sampler,
@@ -1332,7 +1516,7 @@ pub struct Search {
 /// An early-stopping rule: the server judges each configuration of a study when its runs
 /// cross a rung (a number of evaluations), and stops (`pruned`) the ones that fall behind.
 /// See `early_stop` for the rules.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum EarlyStop {
     /// Asynchronous successive halving (Li et al. 2020): rungs at `min_evals × eta^k`
@@ -1360,7 +1544,7 @@ pub enum EarlyStop {
 ///
 /// Empty `envs` means the template's environment (or the default); empty `seeds` means the
 /// template's seed (or none).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     pub methods: Vec<String>,
@@ -1373,7 +1557,7 @@ pub struct Sweep {
 }
 
 /// One submission of a study as stored.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySubmission {
     pub at: Millis,
     pub template: JobSpec,
@@ -1389,7 +1573,7 @@ pub struct StudySubmission {
 
 /// One configuration (a cell: method × environment × params) of an adaptive study, as the
 /// queue keeps it: its jobs (one per seed), whether it still runs, and its score once ended.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct CellRecord {
     /// Order of appearance in the study, 0-based.
     pub id: u32,
@@ -1408,7 +1592,7 @@ pub struct CellRecord {
 }
 
 /// Where a configuration of an adaptive study stands.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum CellState {
     /// Some of its jobs are queued or running.
@@ -1421,7 +1605,7 @@ pub enum CellState {
 
 /// What the queue must know of an adaptive study on every row batch and job end, kept apart from
 /// the study record so it reads small: its early-stopping rule, and its `tpe` submission.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct StudyRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stop: Option<EarlyStop>,
@@ -1435,11 +1619,67 @@ pub struct StudyRules {
 }
 
 /// A study as stored: its name and every submission (the first one made it).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyRecord {
     pub name: String,
     pub created_at: Millis,
     pub submissions: Vec<StudySubmission>,
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_units_and_refuse_what_they_do_not_know() {
+        let l = Limits::parse("mem=8G, time=2h,files=1024,output=512M").unwrap();
+        assert_eq!(
+            l,
+            Limits {
+                memory_bytes: Some(8 << 30),
+                cpu_secs: Some(7200),
+                open_files: Some(1024),
+                output_bytes: Some(512 << 20),
+            }
+        );
+        assert_eq!(l.describe(), "mem=8G,cpu=2h,files=1024,output=512M");
+        assert_eq!(Limits::parse(&l.describe()).unwrap(), l);
+        assert_eq!(Limits::parse("cpu=90").unwrap().cpu_secs, Some(90));
+        assert_eq!(
+            Limits::parse("mem=1.5GiB").unwrap().memory_bytes,
+            Some(3 << 29)
+        );
+        assert_eq!(Limits::parse("").unwrap(), Limits::default());
+        for bad in [
+            "ram=1G",
+            "mem",
+            "mem=0",
+            "mem=-1G",
+            "mem=lots",
+            "cpu=1h,time=2h",
+            "mem=1e30T",
+        ] {
+            let e = Limits::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        let max = Limits::parse("mem=4G,cpu=1h").unwrap();
+        let got = Limits::parse("mem=16G,files=10").unwrap().within(&max);
+        assert_eq!(got.describe(), "mem=4G,cpu=1h,files=10");
+    }
+
+    #[test]
+    fn limits_ride_on_the_job_spec_and_old_specs_read_without_them() {
+        let spec: JobSpec =
+            serde_json::from_str(r#"{"kind":"upper","input":"x","limits":{"cpu_secs":5}}"#)
+                .unwrap();
+        let typed = spec.normalize().unwrap();
+        assert_eq!(typed.limits.cpu_secs, Some(5));
+        let back = serde_json::to_value(&typed).unwrap();
+        assert_eq!(back["limits"], serde_json::json!({"cpu_secs": 5}));
+        let old: Spec = serde_json::from_str(r#"{"kind":"upper","input":"x"}"#).unwrap();
+        assert!(old.limits.is_empty());
+        assert!(serde_json::to_value(&old).unwrap().get("limits").is_none());
+    }
 }
 
 #[cfg(test)]
@@ -1651,6 +1891,7 @@ mod tests {
             gpus: 1,
             memory_mb: 8000,
             tags: vec!["lab".into()],
+            max_job_secs: None,
         };
         let mut spec = Spec::from(JobSpec::builtin(JobKind::Hash, "x"));
         assert!(caps.fits(&spec));

@@ -31,26 +31,62 @@ pub const PROTOCOL_HEADER: &str = "x-gaia-protocol";
 pub const POSTCARD_CONTENT_TYPE: &str = "application/x-gaia-postcard";
 
 /// The body of every error answer: `{"error": "..."}`.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct ErrorBody {
     pub error: String,
 }
 
+/// `GET /healthz` answer (also with 503, `ok: false`, once the store can no longer write).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Health {
+    pub ok: bool,
+    pub version: String,
+    pub protocol: u32,
+}
+
+/// `DELETE /api/v1/tokens/{name}` answer.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Revoked {
+    /// The name of the token revoked.
+    pub revoked: String,
+}
+
+/// An answer that only says the request was taken (`POST /api/v1/workers/{name}/report`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct Ack {
+    pub ok: bool,
+}
+
+/// The data of a `rows` event of `GET /api/v1/events` (SSE): rows just stored for a job.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct RowsEvent<'a> {
+    pub job: JobId,
+    pub attempt: u32,
+    pub rows: std::borrow::Cow<'a, [Row]>,
+}
+
+/// The data of a `logs` event of `GET /api/v1/events` (SSE): log lines just stored for a job.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
+pub struct LogsEvent<'a> {
+    pub job: JobId,
+    pub lines: std::borrow::Cow<'a, [LogLine]>,
+}
+
 /// `POST /api/v1/jobs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct SubmitResponse {
     pub id: JobId,
 }
 
 /// `POST /api/v1/jobs/batch` request: several jobs, all stored or none.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBatch {
     pub jobs: Vec<JobSpec>,
 }
 
 /// `POST /api/v1/jobs/batch` answer, ids in request order.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct SubmitBatchResponse {
     pub ids: Vec<JobId>,
 }
@@ -66,7 +102,7 @@ pub struct JobQuery {
 }
 
 /// `GET /api/v1/jobs` answer: newest first.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct JobList {
     pub jobs: Vec<Job>,
     /// Pass as `before` to get the next page; absent on the last page.
@@ -77,13 +113,13 @@ pub struct JobList {
 }
 
 /// `POST /api/v1/jobs/{id}/cancel` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct CancelResponse {
     pub job: Job,
 }
 
 /// `GET /api/v1/jobs/{id}/rows` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct RowsResponse {
     pub job: JobId,
     pub attempt: u32,
@@ -95,7 +131,7 @@ pub struct RowsResponse {
 }
 
 /// `POST /api/v1/workers/register` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The id this worker had before (from its state file), to come back as the same worker.
@@ -112,7 +148,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /api/v1/workers/register` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct RegisterResponse {
     pub worker_id: String,
     /// A lease not renewed for this long expires.
@@ -123,7 +159,7 @@ pub struct RegisterResponse {
 }
 
 /// A running job a worker reports, with the attempt and lease it holds.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseRef {
     pub job: JobId,
     pub attempt: u32,
@@ -131,7 +167,7 @@ pub struct LeaseRef {
 }
 
 /// `POST /api/v1/workers/{id}/heartbeat` request.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     #[serde(default)]
@@ -144,7 +180,7 @@ pub struct HeartbeatRequest {
 }
 
 /// `POST /api/v1/workers/{id}/heartbeat` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct HeartbeatResponse {
     /// Jobs the worker must cancel.
     pub cancel: Vec<JobId>,
@@ -156,7 +192,7 @@ pub struct HeartbeatResponse {
 }
 
 /// `POST /api/v1/claim` request: one slot asks for a job, waiting up to `wait_ms`.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     pub worker_id: String,
@@ -179,7 +215,7 @@ fn default_claim_wait_ms() -> u64 {
 }
 
 /// An attempt's end, carried by a claim.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Finished {
     pub job: JobId,
@@ -187,7 +223,7 @@ pub struct Finished {
 }
 
 /// A job handed to a worker with its attempt and lease.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct Assignment {
     pub job: Job,
     pub attempt: u32,
@@ -195,7 +231,7 @@ pub struct Assignment {
 }
 
 /// `POST /api/v1/claim` answer; `assignment` is absent when the wait ran out.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct ClaimResponse {
     #[serde(default)]
     pub assignment: Option<Assignment>,
@@ -205,7 +241,7 @@ pub struct ClaimResponse {
 }
 
 /// `POST /api/v1/jobs/{id}/rows` request (JSON or postcard).
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RowBatch {
     pub attempt: u32,
@@ -219,7 +255,7 @@ pub struct RowBatch {
 }
 
 /// `POST /api/v1/jobs/{id}/rows` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct RowAck {
     /// Rows newly stored.
     pub stored: u64,
@@ -230,7 +266,7 @@ pub struct RowAck {
 }
 
 /// One log line as a worker sends it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LogInput {
     pub stream: Stream,
     pub text: String,
@@ -245,7 +281,7 @@ pub struct LogInput {
 }
 
 /// `POST /api/v1/jobs/{id}/logs` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct LogBatch {
     pub attempt: u32,
@@ -256,13 +292,13 @@ pub struct LogBatch {
 }
 
 /// `POST /api/v1/jobs/{id}/logs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct LogAck {
     pub cancel: bool,
 }
 
 /// `GET /api/v1/jobs/{id}/logs` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct LogsResponse {
     pub lines: Vec<LogLine>,
     /// Pass as `after` to get the lines after these.
@@ -294,7 +330,7 @@ impl Outcome {
 }
 
 /// `POST /api/v1/jobs/{id}/complete` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     pub attempt: u32,
@@ -317,7 +353,7 @@ pub struct CompleteRequest {
 }
 
 /// `POST /api/v1/jobs/{id}/requeue` request: a worker that shuts down gives a job back.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RequeueRequest {
     pub attempt: u32,
@@ -333,13 +369,13 @@ pub struct RequeueRequest {
 }
 
 /// `GET /api/v1/workers` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct WorkerList {
     pub workers: Vec<Worker>,
 }
 
 /// `GET /api/v1/status` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct StatusResponse {
     pub version: String,
     pub protocol: u32,
@@ -356,14 +392,34 @@ pub struct StatusResponse {
     pub methods: Vec<String>,
 }
 
+/// `GET /api/v1/queue/demand` answer: what a scheduler's autoscaler (`gaia slurm autoscale`,
+/// a KEDA `metrics-api` trigger) starts workers for.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct QueueDemand {
+    /// Every queued job.
+    pub queued: u64,
+    /// Queued jobs a worker with the asked capabilities could run.
+    pub fitting: u64,
+    /// Jobs running now.
+    pub running: u64,
+    /// Running jobs such a worker could run (some may run on it).
+    #[serde(default)]
+    pub running_fitting: u64,
+    /// `fitting + running_fitting`: worker slots a pool of such workers has work for, now
+    /// and queued. An autoscaler that scales on it keeps busy workers (scaling on the queued
+    /// jobs alone would scale a busy pool down to nothing).
+    #[serde(default)]
+    pub slots_wanted: u64,
+}
+
 /// `GET /api/v1/events` (as JSON, without SSE) answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct EventList {
     pub events: Vec<Event>,
 }
 
 /// `POST /api/v1/tokens` request.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     pub name: String,
@@ -371,7 +427,7 @@ pub struct TokenCreate {
 }
 
 /// `POST /api/v1/tokens` answer: the secret, shown this once.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct TokenCreated {
     pub name: String,
     pub scope: Scope,
@@ -379,13 +435,13 @@ pub struct TokenCreated {
 }
 
 /// `GET /api/v1/tokens` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }
 
 /// `GET /api/v1/jobs/{id}/files` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct FileList {
     pub files: Vec<FileInfo>,
 }
@@ -393,7 +449,7 @@ pub struct FileList {
 // ---- the overview ------------------------------------------------------------------------------
 
 /// `GET /api/v1/whoami` answer.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct WhoAmI {
     pub scope: Scope,
     /// The token's name (`admin` for the server's admin token).
@@ -403,7 +459,7 @@ pub struct WhoAmI {
 }
 
 /// Scores of one (environment, method) pair.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct SummaryGroup {
     pub env: String,
     pub method: String,
@@ -430,7 +486,7 @@ pub struct SummaryGroup {
 }
 
 /// `GET /api/v1/summary` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Summary {
     /// Jobs per state (every state present), over the whole server or the study.
     pub jobs: BTreeMap<String, u64>,
@@ -448,8 +504,9 @@ pub struct Summary {
 /// One sweep axis on the wire: a list, or the text the command line takes (`a,b`, `1..5,10`),
 /// which the server parses with the command line's own grammar (`study::parse_list`,
 /// `study::parse_seeds`), so the dashboard and scripts need no parser of their own.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
+#[schemars(rename = "Axis_of_{T}")]
 pub enum Axis<T> {
     List(Vec<T>),
     Text(String),
@@ -473,7 +530,7 @@ impl<T> Axis<T> {
 
 /// One swept param on the wire: `{"key", "values"}`, or the text of a command line's
 /// `--param KEY=V1,V2` (`study::parse_param_sweep`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum ParamInput {
     Axis(ParamAxis),
@@ -482,7 +539,7 @@ pub enum ParamInput {
 
 /// The sweep of a study submission as sent: each axis structured or as command-line text.
 /// The server turns it into the canonical [`Sweep`] it stores and answers with.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SweepInput {
     pub methods: Axis<String>,
@@ -506,7 +563,7 @@ impl From<Sweep> for SweepInput {
 }
 
 /// `POST /api/v1/studies` request.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StudySubmit {
     pub name: String,
@@ -546,7 +603,7 @@ pub struct StudySubmit {
 
 /// An early-stopping rule on the wire: text in the command line's grammar
 /// (`early_stop::parse`), or the rule itself.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum RuleInput {
     Rule(EarlyStop),
@@ -554,7 +611,7 @@ pub enum RuleInput {
 }
 
 /// `POST /api/v1/studies` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySubmitted {
     pub study: String,
     /// The jobs of this submission, in sweep order, with their ids.
@@ -572,7 +629,7 @@ pub struct StudySubmitted {
 }
 
 /// One job of a study as `gaia study` lists it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyJob {
     pub id: JobId,
     pub state: JobState,
@@ -594,7 +651,7 @@ pub struct StudyJob {
 }
 
 /// Progress and ETA of a study.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct StudyProgress {
     pub jobs: u64,
     /// Jobs per state name (only states that occur).
@@ -629,7 +686,7 @@ pub struct StudyProgress {
 }
 
 /// The result of one method × environment (× swept params) over its seeds.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyGroup {
     pub method: String,
     pub env: String,
@@ -643,7 +700,7 @@ pub struct StudyGroup {
 }
 
 /// `GET /api/v1/studies/{name}` answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyReport {
     pub name: String,
     /// None for a study that only exists as jobs tagged with its name.
@@ -665,7 +722,7 @@ pub struct StudyReport {
 }
 
 /// One configuration of an adaptive study as `gaia study` shows it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ConfigReport {
     pub id: u32,
     pub params: BTreeMap<String, serde_json::Value>,
@@ -687,7 +744,7 @@ pub struct ConfigReport {
 }
 
 /// One line of `GET /api/v1/studies`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudySummary {
     pub name: String,
     #[serde(default)]
@@ -696,7 +753,7 @@ pub struct StudySummary {
 }
 
 /// `GET /api/v1/studies` answer, newest first.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StudyList {
     pub studies: Vec<StudySummary>,
 }

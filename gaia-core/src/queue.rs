@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, broadcast, oneshot};
 
+use crate::cluster::fit;
 use crate::error::{Error, RequestError, StoreError};
 use crate::model::{
     Attempt, Capabilities, Event, Job, JobId, JobSpec, JobState, Level, LogLine, Progress, Row,
@@ -43,8 +44,10 @@ pub struct QueueConfig {
     pub heartbeat_interval: Duration,
     /// Longest long-poll wait a claim may ask for (default 60 s).
     pub max_claim_wait: Duration,
-    /// Most workers in the registry (default 10,000). A new worker beyond it takes the place
-    /// of the one offline longest; if every one is online, it is refused.
+    /// Most workers in the registry (default 10,000; `gaia serve --max-workers`). The registry
+    /// is in memory and answers every heartbeat; the cap bounds what a runaway registering
+    /// loop can grow it to. A new worker beyond it takes the place of the one offline
+    /// longest; if every one is online, it is refused.
     pub max_workers: usize,
     /// A worker offline this long is forgotten (default 7 days: a cloud machine gone for good).
     pub forget_offline_after: Duration,
@@ -93,6 +96,8 @@ struct Waiter {
     id: u64,
     caps: Capabilities,
     notify: Arc<Notify>,
+    /// The job it was woken for, until it claims or waits again.
+    woken_for: Option<(JobId, Spec)>,
     worker_id: String,
     worker_name: String,
     /// Set once the waiter's own look at the queue found nothing (inside that write): from
@@ -112,6 +117,18 @@ enum Try {
     Nothing,
     /// A submit ordered before this look has already handed the waiter a job.
     Handed,
+}
+
+/// Wakes the first waiter (the one waiting longest) that `spec` fits and nothing has woken
+/// yet, other than `not`.
+fn wake_one(waiters: &mut [Waiter], job: JobId, spec: &Spec, not: Option<u64>) {
+    if let Some(w) = waiters
+        .iter_mut()
+        .find(|w| w.woken_for.is_none() && Some(w.id) != not && w.caps.fits(spec))
+    {
+        w.woken_for = Some((job, spec.clone()));
+        w.notify.notify_one();
+    }
 }
 
 struct LeaseState {
@@ -349,10 +366,12 @@ impl Queue {
                 Ok((jobs, events, handed))
             })
             .await?;
-        // Events of a hand-off went out with it, before its `job_started`.
-        if handed < jobs.len() {
-            self.announce(&jobs, events);
+        // Events of a hand-off went out with it, before its `job_started` (`events` is then
+        // empty); a job handed to a claim wakes no other.
+        for e in events {
+            self.publish(Live::Event(e));
         }
+        self.wake(jobs.iter().filter(|j| !handed.contains(&j.id)));
         Ok(jobs.iter().map(|j| j.id).collect())
     }
 
@@ -436,20 +455,45 @@ impl Queue {
         for e in events {
             self.publish(Live::Event(e));
         }
-        self.wake(jobs.iter().map(|j| &j.spec));
+        self.wake(jobs.iter());
     }
 
-    /// Wakes every waiting claimer that one of these jobs fits.
-    fn wake<'a>(&self, specs: impl Iterator<Item = &'a Spec>) {
-        let inner = self.lock();
+    /// Wakes one waiting claimer per job, the one waiting longest that the job fits and that
+    /// no other job has woken. Waking every fitting claimer made thousands of idle workers race
+    /// for each job, each race a write transaction (5,000 waiting workers: ~0.1 s of server
+    /// time per submit). A claimer that takes another job than the one it was woken for, or
+    /// leaves without one, passes its wake on ([`Queue::pass_on`]), so no job is left behind.
+    fn wake<'a>(&self, jobs: impl Iterator<Item = &'a Job>) {
+        let mut inner = self.lock();
         if inner.waiters.is_empty() {
             return;
         }
-        let specs: Vec<&Spec> = specs.collect();
-        for w in &inner.waiters {
-            if specs.iter().any(|s| w.caps.fits(s)) {
-                w.notify.notify_one();
-            }
+        for job in jobs {
+            wake_one(&mut inner.waiters, job.id, &job.spec, None);
+        }
+    }
+
+    /// A claimer woken for a job it did not take (it took another, or left): wakes another
+    /// claimer for that job. Called as the claimer stops waiting (`took`: the job it claimed).
+    /// False if it was no longer listed (a submit's hand-off took it out).
+    fn pass_on(&self, waiter: u64, took: Option<JobId>) -> bool {
+        let mut inner = self.lock();
+        let Some(pos) = inner.waiters.iter().position(|w| w.id == waiter) else {
+            return false;
+        };
+        let w = inner.waiters.remove(pos);
+        if let Some((job, spec)) = w.woken_for
+            && Some(job) != took
+        {
+            wake_one(&mut inner.waiters, job, &spec, Some(waiter));
+        }
+        true
+    }
+
+    /// The claimer goes back to waiting: whatever it was woken for is gone.
+    fn rearm(&self, waiter: u64) {
+        if let Some(w) = self.lock().waiters.iter_mut().find(|w| w.id == waiter) {
+            w.woken_for = None;
         }
     }
 
@@ -487,36 +531,38 @@ impl Queue {
             id: waiter_id,
             caps: caps.clone(),
             notify: notify.clone(),
+            woken_for: None,
             worker_id: worker_id.to_string(),
             worker_name: worker_name.clone(),
             parked: false,
             handoff: Some(handoff),
         });
-        let _guard = WaiterGuard {
+        let mut guard = WaiterGuard {
             queue: self,
             id: waiter_id,
+            took: None,
         };
         loop {
             match self
                 .try_claim(worker_id, &worker_name, &caps, waiter_id)
                 .await?
             {
-                Try::Claimed(a) => return Ok(Some(a)),
+                Try::Claimed(a) => {
+                    guard.took = Some(a.job.id);
+                    return Ok(Some(a));
+                }
                 Try::Handed => return handed_job(handed.await),
                 Try::Nothing => {}
             }
+            self.rearm(waiter_id);
             tokio::select! {
                 _ = notify.notified() => {}
                 h = &mut handed => return handed_job(h),
                 _ = tokio::time::sleep_until(deadline) => {
-                    // Out of the list now, no hand-off can come; if a submit took us out
-                    // first, its hand-off is on its way (its write is being committed).
-                    let listed = {
-                        let mut inner = self.lock();
-                        let before = inner.waiters.len();
-                        inner.waiters.retain(|w| w.id != waiter_id);
-                        inner.waiters.len() < before
-                    };
+                    // Out of the list now (a wake it got goes to another claimer), no hand-off
+                    // can come; if a submit took us out first, its hand-off is on its way
+                    // (its write is being committed).
+                    let listed = self.pass_on(waiter_id, None);
                     return if listed { Ok(None) } else { handed_job(handed.await) };
                 }
             }
@@ -954,7 +1000,7 @@ impl Queue {
         self.publish(Live::Event(ev));
         self.after_study(fx);
         if job.state == JobState::Queued {
-            self.wake(std::iter::once(&job.spec));
+            self.wake(std::iter::once(&job));
         }
         Ok(job)
     }
@@ -1128,7 +1174,7 @@ impl Queue {
                         .map(|w| w.worker.id.clone());
                     let Some(old) = oldest else {
                         return Err(Error::Request(RequestError::Conflict(format!(
-                            "the registry already holds {max} workers, all online"
+                            "the registry already holds {max} workers, all online (gaia serve --max-workers raises the cap)"
                         ))));
                     };
                     tx.delete_worker(&old)?;
@@ -1514,7 +1560,7 @@ impl Queue {
             self.publish(Live::Event(ev));
             self.publish(Live::Job(Box::new(job.clone())));
             if job.state == JobState::Queued {
-                self.wake(std::iter::once(&job.spec));
+                self.wake(std::iter::once(&job));
             }
         }
         Ok(())
@@ -1786,7 +1832,7 @@ fn absorb(
 /// Inside a submit's write, after its jobs were inserted: leases a job to each parked claim
 /// that one of them fits (oldest claim first, at most one per new job) and delivers those
 /// claims, with the submit's events before them, as soon as the write is visible — before its
-/// fsync. Returns the events still to publish and how many claims were served.
+/// fsync. Returns the events still to publish and the jobs handed out.
 ///
 /// A crash before the fsync undoes the submit (never acknowledged) and these claims together;
 /// the worker that got one is refused at its first call (the lease counter jumps at every
@@ -1798,7 +1844,7 @@ fn hand_off(
     jobs: &[Job],
     events: Vec<Event>,
     lease_timeout: Duration,
-) -> Result<(Vec<Event>, usize), Error> {
+) -> Result<(Vec<Event>, Vec<JobId>), Error> {
     let parked: Vec<(u64, Capabilities, String, String)> = {
         let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
         inner
@@ -1824,7 +1870,16 @@ fn hand_off(
             continue;
         };
         match claim_in(tx, &caps, &wid, &wname, inner, lease_timeout)? {
-            Some((job, lease, ev)) => handed.push((waiter.handoff.take(), wid, job, lease, ev)),
+            Some((job, lease, ev)) => {
+                // Woken meanwhile for a job it did not get (a requeue's): that wake goes on.
+                if let Some((woken, spec)) = waiter.woken_for.take()
+                    && woken != job.id
+                {
+                    let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                    wake_one(&mut inner.waiters, woken, &spec, None);
+                }
+                handed.push((waiter.handoff.take(), wid, job, lease, ev))
+            }
             None => {
                 let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
                 let pos = pos.min(inner.waiters.len());
@@ -1833,9 +1888,9 @@ fn hand_off(
         }
     }
     if handed.is_empty() {
-        return Ok((events, 0));
+        return Ok((events, Vec::new()));
     }
-    let n = handed.len();
+    let ids = handed.iter().map(|h| h.2.id).collect();
     let (inner, live) = (inner.clone(), live.clone());
     tx.on_visible(move |visible| {
         if visible {
@@ -1854,7 +1909,7 @@ fn hand_off(
             }
         }
     });
-    Ok((Vec::new(), n))
+    Ok((Vec::new(), ids))
 }
 
 /// The assignment a hand-off delivered.
@@ -1892,7 +1947,29 @@ fn claim_in(
     inner: &Mutex<Inner>,
     lease_timeout: Duration,
 ) -> Result<Option<(Job, u64, Event)>, Error> {
-    let Some(prev) = tx.first_fitting(caps)? else {
+    let found = match caps.max_job_secs {
+        None => tx.first_fitting(caps)?,
+        // A worker whose allocation ends: only jobs expected to finish in time.
+        Some(max) => {
+            let now = now_ms();
+            let mut rates: HashMap<String, Option<f64>> = HashMap::new();
+            tx.first_fitting_where(caps, |tx, job| {
+                let rate = match &job.spec.study {
+                    Some(s) => match rates.get(s) {
+                        Some(r) => *r,
+                        None => {
+                            let r = fit::study_rate(&tx.study_jobs(s)?, now);
+                            rates.insert(s.clone(), r);
+                            r
+                        }
+                    },
+                    None => None,
+                };
+                Ok(fit::fits_in(job, rate, max))
+            })?
+        }
+    };
+    let Some(prev) = found else {
         return Ok(None);
     };
     let lease = tx.next_id("next_lease_id")?;
@@ -2008,11 +2085,15 @@ fn new_worker_id() -> String {
 struct WaiterGuard<'a> {
     queue: &'a Queue,
     id: u64,
+    /// The job the claim took, if it took one.
+    took: Option<JobId>,
 }
 
 impl Drop for WaiterGuard<'_> {
+    /// However the claim ends (a job, a timeout, its client gone), it stops waiting, and a
+    /// wake it did not use goes to another claimer.
     fn drop(&mut self) {
-        self.queue.lock().waiters.retain(|w| w.id != self.id);
+        self.queue.pass_on(self.id, self.took);
     }
 }
 

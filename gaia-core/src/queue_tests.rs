@@ -167,6 +167,7 @@ async fn claims_only_jobs_whose_requirements_the_slot_meets() {
         gpus: 1,
         memory_mb: 8_000,
         tags: vec!["cuda12".into()],
+        max_job_secs: None,
     };
     assert!(claim_now(&q, &w, &near_miss).await.is_none());
 
@@ -901,7 +902,7 @@ async fn a_crash_after_a_hand_off_before_the_submits_fsync_loses_nothing_acknowl
     let field = |tag: &str, i: usize| -> u64 {
         let line = stdout
             .lines()
-            .find_map(|l| l.strip_prefix(tag))
+            .find_map(|l| l.find(tag).map(|i| &l[i + tag.len()..]))
             .unwrap_or_else(|| panic!("no {tag} in {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
         line.split_whitespace().nth(i).unwrap().parse().unwrap()
     };
@@ -1489,4 +1490,153 @@ async fn samplers_never_repeat_a_configuration_in_a_study() {
         .collect();
     xs.sort();
     assert_eq!(xs, [1, 2, 3, 4]);
+}
+
+/// Issue 17: a worker whose allocation ends soon claims with `max_job_secs`; jobs its study has
+/// measured as longer wait for another worker, jobs of unknown length still go.
+#[tokio::test]
+async fn a_worker_near_its_end_gets_only_jobs_expected_to_finish_in_time() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let c = caps(&[JobKind::Experiment]);
+    let in_study = |seed| {
+        let mut s = JobSpec::experiment("cma_es", 10_000);
+        s.study = Some("measured".into());
+        s.seed = Some(seed);
+        s
+    };
+    // The study's first job ran 1,000 evaluations in 10 s: 100 evals/s, so a 10,000-eval job
+    // of it takes 100 s.
+    let first = q.submit(in_study(1)).await.unwrap();
+    let a = claim_now(&q, &w, &c).await.unwrap();
+    assert_eq!(a.job.id, first);
+    let mut row = rows(0, 1);
+    row[0].evals = Some(1000.0);
+    q.add_rows(first, batch(&a, row)).await.unwrap();
+    q.complete(first, complete(&a, Outcome::Succeeded))
+        .await
+        .unwrap();
+    q.store()
+        .write(move |tx| {
+            let prev = tx.job(first)?.unwrap();
+            let mut j = prev.clone();
+            j.started_at = Some(j.finished_at.unwrap() - 10_000);
+            tx.save_job(Some(&prev), &j)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let long = q.submit(in_study(2)).await.unwrap();
+    let unknown = q
+        .submit(JobSpec::experiment("cma_es", 10_000))
+        .await
+        .unwrap();
+    let mut short = JobSpec::experiment("cma_es", 10_000);
+    short.timeout_secs = Some(30);
+    let short = q.submit(short).await.unwrap();
+
+    // 50 s left: the study's job (100 s) is skipped; the unknown one goes first.
+    let near = Capabilities {
+        max_job_secs: Some(50.0),
+        ..c.clone()
+    };
+    let a = claim_now(&q, &w, &near).await.unwrap();
+    assert_eq!(a.job.id, unknown);
+    // Then the one whose timeout bounds it at 30 s.
+    let b = claim_now(&q, &w, &near).await.unwrap();
+    assert_eq!(b.job.id, short);
+    // Nothing else fits in 50 s.
+    assert!(claim_now(&q, &w, &near).await.is_none());
+    assert_eq!(job(&q, long).state, JobState::Queued);
+    // 150 s left: it fits.
+    let far = Capabilities {
+        max_job_secs: Some(150.0),
+        ..c.clone()
+    };
+    assert_eq!(claim_now(&q, &w, &far).await.unwrap().job.id, long);
+}
+
+/// Issue 17 (5,000 waiting workers): a submitted job wakes one waiting claim, not every one
+/// it fits — each woken claim is a write transaction, and waking all of them for every job made
+/// a fleet's idle workers race for it. Ten jobs for a hundred waiters: ten wake, ten jobs go.
+#[tokio::test]
+async fn a_job_wakes_one_waiting_claim_not_all_of_them() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let claims: Vec<_> = (0..100)
+        .map(|_| {
+            let q = q.clone();
+            let w = w.clone();
+            tokio::spawn(async move {
+                q.claim(&w, caps(&[JobKind::Hash]), Duration::from_secs(30))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    wait_for_waiters(&q, 100).await;
+    let ids = q
+        .submit_many((0..10).map(|i| hash_job(&i.to_string())).collect())
+        .await
+        .unwrap();
+    let woken = q
+        .lock()
+        .waiters
+        .iter()
+        .filter(|w| w.woken_for.is_some())
+        .count();
+    assert!(woken <= 10, "{woken} claims woken for 10 jobs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ids.iter().any(|&id| job(&q, id).state == JobState::Queued) {
+        assert!(
+            Instant::now() < deadline,
+            "jobs left queued with claims waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(q.lock().waiters.len(), 90, "the other claims still wait");
+    for c in claims {
+        c.abort();
+    }
+}
+
+/// A claim woken for one job that takes another (of higher priority, woken for a claim that
+/// cannot run the first) passes its wake on: the first job is not left queued while a claim
+/// that could run it waits.
+#[tokio::test]
+async fn a_wake_the_claim_did_not_use_goes_to_another_claim() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash, JobKind::Sum]).await;
+    let spawn = |kinds: &'static [JobKind]| {
+        let q = q.clone();
+        let w = w.clone();
+        tokio::spawn(async move {
+            q.claim(&w, caps(kinds), Duration::from_secs(20))
+                .await
+                .unwrap()
+        })
+    };
+    // Waiting longest first: A runs both kinds, B only sums, C only hashes.
+    let a = spawn(&[JobKind::Hash, JobKind::Sum]);
+    wait_for_waiters(&q, 1).await;
+    let b = spawn(&[JobKind::Sum]);
+    wait_for_waiters(&q, 2).await;
+    let c = spawn(&[JobKind::Hash]);
+    wait_for_waiters(&q, 3).await;
+    // The hash job wakes A; the sum job (first in claim order) wakes B. A takes the sum job.
+    let ids = q
+        .submit_many(vec![
+            hash_job("x"),
+            with_priority(JobSpec::builtin(JobKind::Sum, "1 2"), 10),
+        ])
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let got_a = a.await.unwrap().unwrap();
+    assert_eq!(got_a.job.id, ids[1]);
+    // The hash job reaches C through A's passed-on wake, long before C's wait ends.
+    let got_c = c.await.unwrap().unwrap();
+    assert_eq!(got_c.job.id, ids[0]);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    b.abort();
 }

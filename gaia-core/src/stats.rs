@@ -15,7 +15,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Mean, spread and best of a set of values (typically one score per seed).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 pub struct MeanStd {
     pub mean: f64,
     /// Sample standard deviation (n − 1); None for a single value.

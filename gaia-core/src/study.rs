@@ -573,6 +573,27 @@ pub fn parse_seeds(flag: &str, s: &str) -> Result<Vec<u64>, RequestError> {
     Ok(out)
 }
 
+/// One axis of a sweep cannot hold more values than a submission may have jobs: checked as
+/// ranges are expanded, so many ranges in one string cannot add up to a huge allocation (the
+/// fuzzer's `sweep` target found `k=0..999999,1000000..1999999,...` taking seconds each).
+fn too_many_values(flag: &str, s: &str, n: u64) -> Result<(), RequestError> {
+    if n > MAX_STUDY_JOBS {
+        return Err(invalid(format!(
+            "{flag} {}: more than {MAX_STUDY_JOBS} values in all (a submission expands to at most {MAX_STUDY_JOBS} jobs)",
+            short(s)
+        )));
+    }
+    Ok(())
+}
+
+/// The start of a long flag value, for messages.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(60) {
+        Some((i, _)) => format!("{:?}…", &s[..i]),
+        None => format!("{s:?}"),
+    }
+}
+
 /// `a..b` or `a..=b` → (a, b); None when `item` is not a range.
 fn parse_range(item: &str) -> Option<(&str, &str)> {
     let (a, b) = item.split_once("..")?;
@@ -597,6 +618,7 @@ fn push_range(
             "{flag} {s:?}: range {item:?} spans more than {MAX_RANGE} values"
         )));
     }
+    too_many_values(flag, s, out.len() as u64 + (b - a + 1))?;
     for v in a..=b {
         if !seen.insert(v) {
             return Err(invalid(format!("{flag} {s:?}: {v} is listed twice")));
@@ -662,11 +684,12 @@ pub fn parse_param_sweep(s: &str) -> Result<ParamAxis, RequestError> {
                         "--param {s:?}: range {item:?} is empty (its end {b} is below its start {a})"
                     )));
                 }
-                if (b - a) as u64 >= MAX_RANGE {
+                if b.abs_diff(a) >= MAX_RANGE {
                     return Err(invalid(format!(
                         "--param {s:?}: range {item:?} spans more than {MAX_RANGE} values"
                     )));
                 }
+                too_many_values("--param", s, values.len() as u64 + b.abs_diff(a) + 1)?;
                 values.extend((a..=b).map(serde_json::Value::from));
             }
             None => values.push(param_value(item)),
@@ -1307,6 +1330,23 @@ pub fn report(
 
 #[cfg(test)]
 mod tests {
+    /// Found by the `sweep` fuzz target: ranges under the per-range bound still added up.
+    #[test]
+    fn many_ranges_cannot_add_up_past_a_submissions_jobs() {
+        let many: Vec<String> = (0..20)
+            .map(|i| format!("{}..{}", i * 10_000, i * 10_000 + 9_999))
+            .collect();
+        let e = parse_seeds("--seeds", &many.join(","))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 100000 values in all"), "{e}");
+        let e = parse_param_sweep(&format!("k={}", many.join(",")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 100000 values in all"), "{e}");
+        assert_eq!(parse_seeds("--seeds", "0..99999").unwrap().len(), 100_000);
+    }
+
     use super::*;
     use crate::model::{Job, Progress};
     use serde_json::json;

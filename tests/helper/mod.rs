@@ -12,6 +12,7 @@ use gaia_core::client::Client;
 
 pub mod api;
 pub mod browser;
+pub mod soak;
 // Benches include this harness too and use none of the API helpers.
 #[allow(unused_imports)]
 pub use api::*;
@@ -258,6 +259,8 @@ pub struct Worker {
     token: String,
     _dir: Option<tempfile::TempDir>,
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Extra environment variables for the worker process.
+    pub envs: Vec<(String, String)>,
 }
 
 impl Worker {
@@ -270,6 +273,17 @@ impl Worker {
     pub fn start_via(server: &Server, url: &str, name: &str, args: &[&str]) -> Worker {
         let mut w = Worker::unstarted(server, name, &gaia_bin(), &fake_experiments(), args);
         w.server_url = url.to_string();
+        w.spawn();
+        w
+    }
+
+    /// Starts a worker with extra environment variables (a scheduler's, say).
+    pub fn start_env(server: &Server, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Worker {
+        let mut w = Worker::unstarted(server, name, &gaia_bin(), &fake_experiments(), args);
+        w.envs = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         w.spawn();
         w
     }
@@ -307,6 +321,7 @@ impl Worker {
             token: server.token.clone(),
             _dir: Some(dir),
             log: Default::default(),
+            envs: Vec::new(),
         }
     }
 
@@ -340,6 +355,16 @@ impl Worker {
             .args(args)
             .env("GAIA_SERVER", &self.server_url)
             .env("GAIA_TOKEN", &self.token)
+            // A test machine may itself be a Slurm job or a pod (CI in Kubernetes): workers
+            // see a scheduler only where a test says so.
+            .env_remove("SLURM_JOB_ID")
+            .env_remove("SLURM_JOB_END_TIME")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("PBS_JOBID")
+            .env_remove("LSB_JOBID")
+            .env_remove("_CONDOR_JOB_AD")
+            .env_remove("GAIA_ON_SIGTERM")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = spawn_retrying(&mut cmd);

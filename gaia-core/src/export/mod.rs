@@ -9,6 +9,7 @@
 //! One table layout for every target: context columns (study, job, method, env, seed, swept
 //! params), then attempt, seq, the core metrics, then every further metric any row has.
 
+pub mod arrow;
 pub mod csv;
 pub mod json;
 pub mod plot;
@@ -34,15 +35,18 @@ pub enum Format {
     Csv,
     Json,
     Png,
+    /// An Apache Arrow IPC stream ([`arrow`]): columns for pyarrow, polars, DuckDB.
+    Arrow,
 }
 
 impl Format {
-    /// The file extension (`csv`, `json`, `png`).
+    /// The file extension (`csv`, `json`, `png`, `arrow`).
     pub fn ext(self) -> &'static str {
         match self {
             Format::Csv => "csv",
             Format::Json => "json",
             Format::Png => "png",
+            Format::Arrow => "arrow",
         }
     }
 
@@ -52,6 +56,7 @@ impl Format {
             Format::Csv => "text/csv; charset=utf-8; header=present",
             Format::Json => "application/json",
             Format::Png => "image/png",
+            Format::Arrow => arrow::CONTENT_TYPE,
         }
     }
 
@@ -61,6 +66,7 @@ impl Format {
             "csv" => Some(Format::Csv),
             "json" => Some(Format::Json),
             "png" => Some(Format::Png),
+            "arrow" => Some(Format::Arrow),
             _ => None,
         }
     }

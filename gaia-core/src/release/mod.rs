@@ -28,7 +28,7 @@ pub const EXPERIMENTS_ARCHIVE: &str = "experiments.tar.gz";
 pub const ANY_PLATFORM: &str = "any";
 
 /// One file of a release.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ReleaseFile {
     pub name: String,
     /// `linux-x86_64`, `linux-aarch64`, `windows-x86_64`, `macos-aarch64`, ..., or `any`.
@@ -43,7 +43,7 @@ pub struct ReleaseFile {
 }
 
 /// A release and its files.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Release {
     pub tag: String,
     pub created_at: Millis,
@@ -56,7 +56,7 @@ pub struct Release {
 }
 
 /// A release in `GET /api/v1/releases`, with how many workers run it.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct ReleaseSummary {
     #[serde(flatten)]
     pub release: Release,
@@ -65,14 +65,14 @@ pub struct ReleaseSummary {
 }
 
 /// `GET /api/v1/releases` answer, newest first.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 pub struct ReleaseList {
     pub releases: Vec<ReleaseSummary>,
     pub promoted: Option<String>,
 }
 
 /// A worker's report about an update (`POST /api/v1/workers/{id}/report`).
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateReport {
     pub tag: String,

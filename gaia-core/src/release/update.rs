@@ -5,7 +5,9 @@
 //! (`--version` must print exactly the release's version) → sync `experiments.tar.gz` (checked the
 //! same way, unpacked into a fresh folder, swapped in by rename) → keep the old binary as
 //! `<exe>.bak` → replace the binary (`self-replace`) → re-execute with the same arguments. Any
-//! failure before the replacement leaves the worker exactly as it was.
+//! failure before the replacement leaves the worker exactly as it was, its `<exe>.bak` included:
+//! the old binary is copied to a staging file and renamed over `.bak` only after the binary is
+//! replaced, so a refused update never costs the way back to an earlier release.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -169,6 +171,7 @@ pub fn update_to(
     }
     let dir = paths.exe.parent().ok_or("the binary has no folder")?;
     let tmp = dir.join(format!(".gaia-update-{tag}"));
+    let bak_staged = dir.join(format!(".gaia-update-{tag}.bak"));
     say(&format!(
         "updating to {tag}: downloading {} ({} bytes)",
         bin.name, bin.size
@@ -183,9 +186,11 @@ pub fn update_to(
                 .map_err(|e| e.to_string())?;
         }
         self_check(&tmp, tag.trim_start_matches('v'))?;
-        // Keep the old binary first: nothing has changed yet if that fails.
+        // Copy the old binary beside the final `.bak` first; the `.bak` itself is replaced
+        // only once the binary is, so a refusal below (the experiments archive, the swap)
+        // leaves the `.bak` of an earlier update in place and `--rollback` still reaches it.
         let bak = backup_path(&paths.exe);
-        std::fs::copy(&paths.exe, &bak)
+        std::fs::copy(&paths.exe, &bak_staged)
             .map_err(|e| format!("cannot keep the old binary as {}: {e}", bak.display()))?;
         let swap = match experiments {
             Some(ex) => Some(sync_experiments(client, &release, ex, paths, say)?),
@@ -201,6 +206,15 @@ pub fn update_to(
         if let Some(swap) = swap {
             swap.done();
         }
+        // The binary is replaced: the update happened whatever follows, so a `.bak` that
+        // cannot take its place is a warning, not a failed update.
+        if let Err(e) = std::fs::rename(&bak_staged, &bak) {
+            say(&format!(
+                "updated to {tag}, but cannot keep the old binary as {}: {e}",
+                bak.display()
+            ));
+            return Ok(());
+        }
         say(&format!(
             "updated to {tag}; the old binary is kept as {}",
             bak.display()
@@ -208,6 +222,7 @@ pub fn update_to(
         Ok(())
     })();
     let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&bak_staged);
     result
 }
 

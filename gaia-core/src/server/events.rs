@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::App;
-use super::http::{HResult, Query, ok, stream_response};
-use crate::protocol::EventList;
+use super::http::{HResult, HttpError, Query, ok, stream_response};
+use crate::protocol::{EventList, LogsEvent, RowsEvent};
 use crate::queue::Live;
 
 fn sse(kind: &str, id: Option<u64>, data: &impl serde::Serialize) -> Bytes {
@@ -26,18 +26,33 @@ fn sse(kind: &str, id: Option<u64>, data: &impl serde::Serialize) -> Bytes {
     Bytes::from(s)
 }
 
+/// A yes/no query parameter: `1`/`true` or `0`/`false`; None when absent or empty. Anything
+/// else is a 400, so a typo (`rows=no`) is not silently read as a yes.
+fn flag(q: &Query, name: &str) -> Result<Option<bool>, HttpError> {
+    match q.get(name) {
+        None | Some("") => Ok(None),
+        Some("1") | Some("true") => Ok(Some(true)),
+        Some("0") | Some("false") => Ok(Some(false)),
+        Some(v) => Err(HttpError::bad(format!("{name}={v:?}: use 1 or 0"))),
+    }
+}
+
 pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
     let wants_stream = req
         .headers()
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"))
-        || q.get("stream") == Some("1");
+        || flag(q, "stream")? == Some(true);
     let last_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    // Every parameter is checked, whether this answer uses it or not: a typo is a 400.
+    let job_filter = q.parse::<u64>("job")?;
+    let want_rows = flag(q, "rows")?.unwrap_or(true);
+    let want_logs = flag(q, "logs")?.unwrap_or(job_filter.is_some());
     let after = match last_id {
         Some(id) => Some(id),
         None => q.parse::<u64>("after")?,
@@ -51,11 +66,6 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
         };
         return ok(&EventList { events });
     }
-    let job_filter = q.parse::<u64>("job")?;
-    let want_rows = q.get("rows") != Some("0");
-    let want_logs =
-        q.get("logs") == Some("1") || (job_filter.is_some() && q.get("logs") != Some("0"));
-
     // Subscribe before reading the backlog so nothing falls between the two.
     let mut live = app.queue.subscribe();
     let store = app.store.clone();
@@ -111,7 +121,11 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
                     sse(
                         "rows",
                         None,
-                        &serde_json::json!({ "job": job, "attempt": attempt, "rows": &*rows }),
+                        &RowsEvent {
+                            job,
+                            attempt,
+                            rows: std::borrow::Cow::Borrowed(&rows[..]),
+                        },
                     )
                 }
                 Ok(Live::Logs { job, lines }) => {
@@ -121,7 +135,10 @@ pub(crate) fn events(app: &App, req: &Request<Incoming>, q: &Query) -> HResult {
                     sse(
                         "logs",
                         None,
-                        &serde_json::json!({ "job": job, "lines": &*lines }),
+                        &LogsEvent {
+                            job,
+                            lines: std::borrow::Cow::Borrowed(&lines[..]),
+                        },
                     )
                 }
                 Ok(Live::Job(j)) => {

@@ -93,6 +93,7 @@ pub(crate) async fn export(app: &App, target: Target, format: Format, q: &Query)
         let mut out = ChannelWriter { tx };
         let r = match format {
             Format::Csv => crate::export::csv::write(&read, &plan, &mut out),
+            Format::Arrow => crate::export::arrow::write(&read, &plan, &mut out),
             _ => crate::export::json::write(&read, &plan, &mut out),
         };
         if let Err(e) = r {
@@ -185,11 +186,11 @@ pub(crate) async fn study_files(app: &App, name: &str) -> HResult {
     Ok(res)
 }
 
-const GONE: &str = "the client went away";
+pub(crate) const GONE: &str = "the client went away";
 
 /// Feeds a streamed answer from a blocking task; a closed answer is a broken pipe.
-struct ChannelWriter {
-    tx: StreamTx,
+pub(crate) struct ChannelWriter {
+    pub tx: StreamTx,
 }
 
 impl Write for ChannelWriter {

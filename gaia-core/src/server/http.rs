@@ -153,10 +153,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, HttpError> + Send + 'static,
 ) -> Result<T, HttpError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("task failed: {e}"),
-        )
+        // redb panics on some damaged pages instead of returning `Corrupted`: say where to look.
+        let msg = format!("task failed: {e}; {}", crate::error::PANIC_HINT);
+        eprintln!("gaia serve: {msg}");
+        HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
     })?
 }
 

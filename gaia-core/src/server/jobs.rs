@@ -5,9 +5,12 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode, header};
 
 use super::App;
+use super::export::{ChannelWriter, GONE};
 use super::http::{
-    HResult, HttpError, Query, blocking, json, ok, parse_json, read_body, stream_response,
+    HResult, HttpError, Query, blocking, bytes_response, json, ok, parse_json, read_body,
+    stream_response,
 };
+use crate::export::arrow::CONTENT_TYPE as ARROW_CONTENT_TYPE;
 use crate::model::{JobState, validate_name};
 use crate::protocol::{
     CancelResponse, CompleteRequest, JobList, LogAck, LogBatch, LogsResponse,
@@ -78,7 +81,31 @@ pub(crate) async fn cancel(app: &App, id: u64) -> HResult {
     ok(&CancelResponse { job })
 }
 
-pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
+/// Whether a rows request asks for Apache Arrow: `?format=arrow`, or an `Accept` header that
+/// names the Arrow stream type (and not JSON first).
+fn wants_arrow(q: &Query, headers: &hyper::HeaderMap) -> Result<bool, HttpError> {
+    match q.get("format") {
+        Some("arrow") => return Ok(true),
+        Some("json") => return Ok(false),
+        None | Some("") => {}
+        Some(other) => {
+            return Err(HttpError::bad(format!(
+                "format={other:?}: use json or arrow"
+            )));
+        }
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.trim().starts_with(ARROW_CONTENT_TYPE)))
+}
+
+pub(crate) async fn get_rows(app: &App, id: u64, q: &Query, headers: &hyper::HeaderMap) -> HResult {
+    let arrow = wants_arrow(q, headers)?;
     let points = q.parse::<usize>("points")?;
     if points.is_some_and(|p| p < 2) {
         return Err(HttpError::bad("points must be at least 2"));
@@ -105,7 +132,11 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
         )),
     };
     let Some(points) = points else {
-        return stream_rows(app, id, attempt, range).await;
+        return if arrow {
+            stream_rows_arrow(app, id, attempt, range).await
+        } else {
+            stream_rows(app, id, attempt, range).await
+        };
     };
     let store = app.store.clone();
     let resp = blocking(move || -> Result<RowsResponse, HttpError> {
@@ -140,7 +171,74 @@ pub(crate) async fn get_rows(app: &App, id: u64, q: &Query) -> HResult {
         })
     })
     .await?;
+    if arrow {
+        let bytes = blocking(move || {
+            Ok(crate::export::arrow::rows_to_vec(
+                &resp.rows,
+                resp.job,
+                resp.attempt,
+                resp.downsampled,
+            )?)
+        })
+        .await?;
+        return Ok(bytes_response(StatusCode::OK, ARROW_CONTENT_TYPE, bytes));
+    }
     ok(&resp)
+}
+
+/// A whole history (or a range of it) as an Apache Arrow IPC stream: the metric names are
+/// collected first (a light pass over the stored rows), then the rows are read once more and
+/// sent in record batches as they fill, so the transfer overlaps the reading and memory holds
+/// one batch. As with JSON, a storage error mid-way cuts the connection.
+async fn stream_rows_arrow(
+    app: &App,
+    id: u64,
+    attempt: Option<u32>,
+    range: Option<(XAxis, f64, f64)>,
+) -> HResult {
+    let store = app.store.clone();
+    let (read, attempt, names) = blocking(move || -> Result<_, HttpError> {
+        let read = store.read()?;
+        let job = read
+            .job(id)?
+            .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
+        let attempt = attempt.unwrap_or(job.attempt.max(1));
+        let names = read.metric_names(id, attempt, range)?;
+        Ok((read, attempt, names))
+    })
+    .await?;
+    let (res, tx) = stream_response(
+        ARROW_CONTENT_TYPE,
+        &[("x-gaia-attempt", attempt.to_string())],
+    );
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(ROWS_CHUNK, ChannelWriter { tx: tx.clone() });
+        let meta = crate::export::arrow::row_meta(id, attempt, false);
+        let result = (|| -> Result<(), crate::error::Error> {
+            let mut w = crate::export::arrow::RowWriter::new(out, &names, &meta)?;
+            let mut failed = None;
+            read.for_each_row(id, attempt, range, |row| {
+                if failed.is_none()
+                    && let Err(e) = w.push(&row)
+                {
+                    failed = Some(e);
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            let (_, mut out) = w.finish()?;
+            std::io::Write::flush(&mut out).map_err(crate::export::write_err)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tx.fail();
+            if !e.to_string().contains(GONE) {
+                eprintln!("gaia serve: the Arrow rows of job {id} failed: {e}");
+            }
+        }
+    });
+    Ok(res)
 }
 
 /// Bytes of JSON per chunk of a streamed row answer.
@@ -175,20 +273,24 @@ async fn stream_rows(
         );
         let mut n = 0u64;
         let mut gone = false;
-        let scanned = read.for_each_row(id, attempt, range, |row| {
-            if gone {
-                return;
-            }
-            if n > 0 {
-                buf.push(b',');
-            }
-            serde_json::to_writer(&mut buf, &row).expect("rows serialize to JSON");
-            n += 1;
-            if buf.len() >= ROWS_CHUNK {
-                let chunk = std::mem::replace(&mut buf, fresh());
-                gone = tx.blocking_send(chunk.into()).is_err();
-            }
-        });
+        // redb panics on some damaged pages: that is a failed read too, not a dead thread.
+        let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read.for_each_row(id, attempt, range, |row| {
+                if gone {
+                    return;
+                }
+                if n > 0 {
+                    buf.push(b',');
+                }
+                serde_json::to_writer(&mut buf, &row).expect("rows serialize to JSON");
+                n += 1;
+                if buf.len() >= ROWS_CHUNK {
+                    let chunk = std::mem::replace(&mut buf, fresh());
+                    gone = tx.blocking_send(chunk.into()).is_err();
+                }
+            })
+        }))
+        .unwrap_or_else(|p| Err(crate::error::StoreError::from_panic(p.as_ref())));
         if let Err(e) = scanned {
             eprintln!("gaia serve: reading the rows of job {id} failed: {e}");
             tx.fail();

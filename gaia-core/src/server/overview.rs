@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use super::App;
 use super::http::{HResult, HttpError, Query, blocking, json, ok};
 use crate::model::{WorkerState, validate_name};
-use crate::protocol::{PROTOCOL_VERSION, StatusResponse};
+use crate::protocol::{Health, PROTOCOL_VERSION, StatusResponse};
 
 /// Liveness: 503 once the store can no longer write, so a supervisor restarts the server.
 pub(crate) fn healthz(app: &App) -> HResult {
@@ -18,7 +18,11 @@ pub(crate) fn healthz(app: &App) -> HResult {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
-        &serde_json::json!({ "ok": writable, "version": crate::VERSION, "protocol": PROTOCOL_VERSION }),
+        &Health {
+            ok: writable,
+            version: crate::VERSION.to_string(),
+            protocol: PROTOCOL_VERSION,
+        },
     ))
 }
 

@@ -283,5 +283,5 @@ pub(crate) async fn report(app: &App, worker: &str, req: Request<Incoming>) -> H
     let r: UpdateReport = parse_json(&body)?;
     validate_tag(&r.tag)?;
     app.queue.update_report(worker, r).await?;
-    ok(&serde_json::json!({ "ok": true }))
+    ok(&crate::protocol::Ack { ok: true })
 }

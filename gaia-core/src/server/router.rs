@@ -11,12 +11,14 @@ use hyper::{Method, Request, StatusCode};
 
 use super::http::{BodyLimit, HttpError, Query, Res, error_response, query_pairs};
 use super::{
-    App, ServerConfig, auth, dashboard, events, export, files, jobs, overview, releases, studies,
-    tokens, workers,
+    App, ServerConfig, auth, dashboard, demand, events, export, files, jobs, overview, releases,
+    studies, tokens, workers,
 };
 use crate::export::Target;
 use crate::model::Scope;
 use crate::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
+
+pub mod openapi;
 
 /// What an endpoint does (one handler each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,7 @@ pub enum Endpoint {
     Leave,
     Claim,
     ListWorkers,
+    QueueDemand,
     Status,
     Events,
     CreateToken,
@@ -63,6 +66,7 @@ pub enum Endpoint {
     PromoteRelease,
     YankRelease,
     UpdateReport,
+    OpenApi,
 }
 
 /// What a route's request body is, which sets its size limit. The router refuses a body
@@ -283,6 +287,13 @@ pub const ROUTES: &[Route] = &[
     ),
     r(
         "GET",
+        "/api/v1/queue/demand",
+        READ,
+        E::QueueDemand,
+        "queued jobs a worker with given capabilities could run (autoscaling)",
+    ),
+    r(
+        "GET",
         "/api/v1/status",
         READ,
         E::Status,
@@ -464,6 +475,34 @@ pub const ROUTES: &[Route] = &[
         E::UpdateReport,
         "a worker reports an update",
     ),
+    r(
+        "GET",
+        "/api/v1/jobs/{id}/export.arrow",
+        READ,
+        E::ExportJob,
+        "a job's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/studies/{name}/export.arrow",
+        READ,
+        E::ExportStudy,
+        "a study's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/export.arrow",
+        READ,
+        E::ExportAll,
+        "every job's rows as an Apache Arrow stream",
+    ),
+    r(
+        "GET",
+        "/api/v1/openapi.json",
+        READ,
+        E::OpenApi,
+        "this API described as OpenAPI 3.1",
+    ),
 ];
 
 /// Path parameters of a matched route, in order.
@@ -522,6 +561,25 @@ pub fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), S
     })
 }
 
+/// The methods the routes at `path` answer (HEAD wherever GET is), for a 405's `Allow` header.
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for route in ROUTES {
+        if match_path(route.path, path).is_some() {
+            let also_head = route.method == "GET";
+            for m in [Some(route.method), also_head.then_some("HEAD")]
+                .into_iter()
+                .flatten()
+            {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Handles one request; never panics on input, always answers.
 pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, _peer: SocketAddr) -> Res {
     match route(app, req).await {
@@ -536,10 +594,16 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
     let (route, params) = match find(method.as_str(), &path) {
         Ok(x) => x,
         Err(StatusCode::METHOD_NOT_ALLOWED) => {
-            return Err(HttpError::new(
+            let allowed = allowed_methods(&path).join(", ");
+            let mut res = error_response(HttpError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path}"),
+                format!("{method} is not allowed on {path} (it takes {allowed})"),
             ));
+            // RFC 9110 §15.5.6: a 405 names the methods the resource supports.
+            if let Ok(v) = allowed.parse() {
+                res.headers_mut().insert(hyper::header::ALLOW, v);
+            }
+            return Ok(res);
         }
         Err(_) => {
             return Err(HttpError::not_found(format!(
@@ -549,6 +613,19 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Res, HttpError> 
     };
     let params = Params(params);
     let query = Query(query_pairs(req.uri().query()));
+    // A parameter given twice has no one meaning (handlers read one value): refuse it rather
+    // than pick one silently.
+    if let Some(twice) = query
+        .0
+        .iter()
+        .enumerate()
+        .find(|(i, (k, _))| query.0[..*i].iter().any(|(seen, _)| seen == k))
+    {
+        return Err(HttpError::bad(format!(
+            "query parameter {} is given more than once",
+            twice.1.0
+        )));
+    }
 
     if let Some(v) = req.headers().get(PROTOCOL_HEADER) {
         let theirs = v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok());
@@ -661,7 +738,7 @@ async fn dispatch(
         E::ListJobs => jobs::list_jobs(&app, &query),
         E::GetJob => jobs::get_job(&app, params.id()),
         E::CancelJob => jobs::cancel(&app, params.id()).await,
-        E::GetRows => jobs::get_rows(&app, params.id(), &query).await,
+        E::GetRows => jobs::get_rows(&app, params.id(), &query, req.headers()).await,
         E::PostRows => jobs::post_rows(&app, params.id(), req).await,
         E::GetLogs => jobs::get_logs(&app, params.id(), &query),
         E::PostLogs => jobs::post_logs(&app, params.id(), req).await,
@@ -675,6 +752,7 @@ async fn dispatch(
         E::Leave => workers::leave(&app, params.name()).await,
         E::Claim => workers::claim(&app, req).await,
         E::ListWorkers => workers::list_workers(&app),
+        E::QueueDemand => demand::demand(&app, &query).await,
         E::Status => overview::status(&app),
         E::Events => events::events(&app, &req, &query),
         E::CreateToken => tokens::create_token(&app, req).await,
@@ -704,6 +782,7 @@ async fn dispatch(
         E::PromoteRelease => releases::promote(&app, params.first()).await,
         E::YankRelease => releases::yank(&app, params.first()).await,
         E::UpdateReport => releases::report(&app, params.first(), req).await,
+        E::OpenApi => Ok(openapi::answer()),
     }
 }
 
@@ -728,6 +807,12 @@ mod tests {
         assert_eq!(
             find("DELETE", "/api/v1/jobs/42").unwrap_err(),
             StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(allowed_methods("/api/v1/jobs/42"), ["GET", "HEAD"]);
+        assert_eq!(
+            allowed_methods("/api/v1/tokens"),
+            ["POST", "GET", "HEAD"],
+            "every method of the path, in table order"
         );
         assert_eq!(find("GET", "/app.js").unwrap().0.endpoint, E::Dashboard);
         let (r, p) = find("GET", "/api/v1/jobs/7/files/result.json").unwrap();

@@ -43,7 +43,9 @@ pub(crate) async fn revoke_token(app: &App, name: &str) -> HResult {
     if !removed {
         return Err(HttpError::not_found(format!("token {name:?} not found")));
     }
-    ok(&serde_json::json!({ "revoked": name }))
+    ok(&crate::protocol::Revoked {
+        revoked: name.to_string(),
+    })
 }
 
 pub(crate) fn whoami(app: &App, req: Request<Incoming>, q: &Query) -> HResult {

@@ -132,6 +132,39 @@ impl Tx<'_> {
         Ok(None)
     }
 
+    /// The first queued job (in claim order) that a slot with `caps` may run and `keep`
+    /// accepts; `keep` may read this transaction (a study's other jobs, say).
+    pub fn first_fitting_where(
+        &self,
+        caps: &Capabilities,
+        mut keep: impl FnMut(&Self, &Job) -> Result<bool, StoreError>,
+    ) -> Result<Option<Job>, StoreError> {
+        for entry in self.queue.iter()? {
+            let id = entry?.0.value().1;
+            if let Some(v) = self.jobs.get(id)? {
+                let Ok(job) = decode(v.value()) else { continue };
+                if caps.fits(&job.spec) && keep(self, &job)? {
+                    return Ok(Some(job));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every job of a study, in id order.
+    pub fn study_jobs(&self, study: &str) -> Result<Vec<Job>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.study_jobs.range((study, 0)..=(study, u64::MAX))? {
+            let id = entry?.0.value().1;
+            if let Some(v) = self.jobs.get(id)?
+                && let Ok(job) = decode(v.value())
+            {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
     /// Queued job ids in claim order (highest priority first, FIFO within a priority).
     pub fn queued_ids(&mut self) -> Result<Vec<JobId>, StoreError> {
         let mut out = Vec::new();
@@ -270,6 +303,23 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 impl Reader {
+    /// (queued jobs, those of them a slot with `caps` may run): the demand a scheduler's
+    /// autoscaler starts workers for. One pass over the queue index.
+    pub fn queued_fitting(&self, caps: &Capabilities) -> Result<(u64, u64), StoreError> {
+        let (mut queued, mut fitting) = (0, 0);
+        for entry in self.queue.iter()? {
+            let id = entry?.0.value().1;
+            queued += 1;
+            if let Some(v) = self.jobs.get(id)?
+                && let Ok(job) = decode(v.value())
+                && caps.fits(&job.spec)
+            {
+                fitting += 1;
+            }
+        }
+        Ok((queued, fitting))
+    }
+
     /// Calls `f` with a brief view of every job (of `study`, if given), ascending id, decoding
     /// only the fields a [`JobBrief`] holds (borrowed, no allocation per job): one pass over the
     /// jobs table. A job whose bytes do not decode as a brief is skipped.

@@ -23,6 +23,7 @@ pub mod events;
 pub mod jobs;
 pub mod logs;
 pub mod releases;
+pub mod repair;
 pub mod rows;
 pub mod studies;
 pub mod tokens;
@@ -215,11 +216,31 @@ impl Reader {
     }
 }
 
+/// How [`Store::open_with`] treats what it finds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    /// Take a 0-byte `gaia.redb` for a new database. Off by default: an existing empty file is
+    /// far more often a truncated copy or a failed restore than a wish to start over, and
+    /// opening it would look like every job and row was lost (`gaia serve --allow-empty-db`).
+    pub allow_empty: bool,
+}
+
 impl Store {
     /// Opens (or creates) the database in `data_dir`, checking and migrating its schema version.
+    /// A 0-byte database file is refused ([`OpenOptions::allow_empty`]).
     pub fn open(data_dir: &Path) -> Result<Store, Error> {
+        Self::open_with(data_dir, OpenOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(data_dir: &Path, options: OpenOptions) -> Result<Store, Error> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
         let path = data_dir.join(DB_FILE);
+        if !options.allow_empty
+            && std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0)
+        {
+            return Err(StoreError::Empty { path }.into());
+        }
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)

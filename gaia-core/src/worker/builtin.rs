@@ -55,7 +55,10 @@ pub fn run(
             let end = Instant::now() + Duration::from_secs_f64(secs.clamp(0.0, 86_400.0));
             let started = Instant::now();
             while Instant::now() < end {
-                if signals.cancel.load(Ordering::Relaxed) || signals.stale.load(Ordering::Relaxed) {
+                if signals.cancel.load(Ordering::Relaxed)
+                    || signals.stale.load(Ordering::Relaxed)
+                    || signals.give_back.load(Ordering::Relaxed)
+                {
                     return BuiltinEnd::Cancelled;
                 }
                 if timeout.is_some_and(|t| started.elapsed() >= t) {

@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use super::hardware::GpuChoice;
 use super::stream;
+use crate::cluster::allocation::{Allocation, EndPolicy};
 use crate::model::JobKind;
 
 /// How a worker is set up.
@@ -35,6 +36,13 @@ pub struct WorkerConfig {
     pub state_dir: PathBuf,
     /// Exit 0 after this long with nothing to do.
     pub exit_when_idle: Option<Duration>,
+    /// Exit 0 once this many jobs have been claimed and have ended (a pilot job's quota).
+    pub max_jobs: Option<u64>,
+    /// When this worker's allocation ends (`--deadline`, Slurm's time limit); see
+    /// [`crate::cluster::allocation`].
+    pub allocation: Allocation,
+    /// What the worker does as that end nears: stop claiming, then give jobs back.
+    pub end_policy: EndPolicy,
     /// Kill jobs that run longer (reported as timed_out).
     pub job_timeout: Option<Duration>,
     /// SIGTERM → SIGKILL grace when stopping a job.
@@ -54,6 +62,9 @@ pub struct WorkerConfig {
     pub update_now: bool,
     /// Public key (hex) every release file must be signed with.
     pub trust_key: Option<String>,
+    /// The most any job may use (`--max-limit`): a job's own limits are bounded by it, and a
+    /// job without one gets it ([`crate::model::Limits::within`]).
+    pub max_limits: crate::model::Limits,
 }
 
 impl WorkerConfig {
@@ -85,6 +96,9 @@ impl WorkerConfig {
             python: None,
             allow_commands: false,
             exit_when_idle: None,
+            max_jobs: None,
+            allocation: Allocation::Open,
+            end_policy: EndPolicy::for_kill_grace(Duration::from_secs(10)),
             job_timeout: None,
             kill_grace: Duration::from_secs(10),
             claim_wait: Duration::from_secs(30),
@@ -94,6 +108,7 @@ impl WorkerConfig {
             auto_update: false,
             update_now: false,
             trust_key: None,
+            max_limits: crate::model::Limits::default(),
         }
     }
 }
@@ -127,16 +142,56 @@ pub fn default_state_dir(name: &str) -> PathBuf {
 }
 
 /// Asks a running worker to stop: level 1 drains (stop claiming, finish running jobs), level 2
-/// gives running jobs back to the queue and exits at once.
+/// gives running jobs back to the queue and exits at once; [`Shutdown::preempt`] is level 2
+/// with the give-backs marked `preempted` (a scheduler took the allocation away).
+///
+/// Whatever the level, a job given back has its output sent first: the rows and log lines it
+/// printed are kept under its attempt.
 #[derive(Default)]
 pub struct Shutdown {
     level: AtomicU8,
+    preempted: AtomicBool,
+    /// Why it was preempted, for the jobs' attempts.
+    reason: std::sync::Mutex<Option<String>>,
+    /// When the level last rose.
+    raised_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
-static SIGNALS: AtomicU8 = AtomicU8::new(0);
+/// What SIGTERM means to a worker (SIGINT always drains; SIGUSR1 always preempts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnSigterm {
+    /// Finish running jobs, then exit (a second signal gives them back): right under systemd
+    /// or a terminal, where nothing follows the SIGTERM.
+    Drain,
+    /// Give running jobs back as preempted at once: right inside a batch scheduler or
+    /// Kubernetes, whose SIGTERM is followed by SIGKILL seconds later.
+    Preempt,
+}
 
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALS.fetch_add(1, Ordering::SeqCst);
+impl OnSigterm {
+    /// Preempt inside a scheduler that follows SIGTERM with SIGKILL (Slurm, Kubernetes, PBS,
+    /// LSF, HTCondor: see [`crate::cluster::allocation::scheduler`]), drain elsewhere; with
+    /// the scheduler's name when one was found.
+    pub fn detect() -> (OnSigterm, Option<&'static str>) {
+        match crate::cluster::allocation::scheduler(&crate::cluster::allocation::process_env) {
+            Some(s) => (OnSigterm::Preempt, Some(s)),
+            None => (OnSigterm::Drain, None),
+        }
+    }
+}
+
+/// Signals received, by kind, counted by the handler (async-signal-safe: one atomic add).
+static INTERRUPTS: AtomicU8 = AtomicU8::new(0);
+static TERMS: AtomicU8 = AtomicU8::new(0);
+static USR1S: AtomicU8 = AtomicU8::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let counter = match sig {
+        libc::SIGUSR1 => &USR1S,
+        libc::SIGTERM => &TERMS,
+        _ => &INTERRUPTS,
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
 }
 
 impl Shutdown {
@@ -147,12 +202,59 @@ impl Shutdown {
 
     /// Stop claiming; finish running jobs.
     pub fn drain(&self) {
-        self.level.fetch_max(1, Ordering::SeqCst);
+        self.raise(1);
     }
 
     /// Give running jobs back and exit now.
     pub fn now(&self) {
-        self.level.fetch_max(2, Ordering::SeqCst);
+        self.raise(2);
+    }
+
+    fn raise(&self, to: u8) {
+        if self.level.fetch_max(to, Ordering::SeqCst) < to {
+            *self.raised_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(std::time::Instant::now());
+        }
+    }
+
+    /// How long ago the worker was last told to stop (drain or now); None while it runs.
+    pub fn stopping_for(&self) -> Option<Duration> {
+        self.raised_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|t| t.elapsed())
+    }
+
+    /// The allocation is being taken away: stop every experiment, send its output, give its
+    /// job back as preempted (queued again at once, no attempt spent), exit.
+    pub fn preempt(&self) {
+        self.preempt_because("its worker was preempted");
+    }
+
+    /// [`Shutdown::preempt`], saying why (kept in each job's attempt: `preempted: <why>`). The
+    /// first reason given stays.
+    pub fn preempt_because(&self, why: &str) {
+        {
+            let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+            if r.is_none() {
+                *r = Some(why.to_string());
+            }
+        }
+        self.preempted.store(true, Ordering::SeqCst);
+        self.now();
+    }
+
+    /// Whether [`Shutdown::preempt`] was called.
+    pub fn preempted(&self) -> bool {
+        self.preempted.load(Ordering::SeqCst)
+    }
+
+    /// Why the worker was preempted, if it was.
+    pub fn preempt_reason(&self) -> Option<String> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// 0 running, 1 draining, 2 stopping now.
@@ -160,37 +262,64 @@ impl Shutdown {
         self.level.load(Ordering::SeqCst)
     }
 
-    /// SIGINT/SIGTERM: the first drains, the second stops now.
+    /// SIGINT/SIGTERM: the first drains, the second stops now; SIGUSR1 preempts. Inside a
+    /// scheduler (see [`OnSigterm::detect`]) SIGTERM preempts too.
     pub fn install_signal_handlers(self: &Arc<Self>) {
+        self.install_signal_handlers_for(OnSigterm::detect().0);
+    }
+
+    /// SIGINT: the first drains, the second stops now. SIGUSR1: preempt. SIGTERM: as `term`
+    /// says (a second one, after a drain, stops now).
+    pub fn install_signal_handlers_for(self: &Arc<Self>, term: OnSigterm) {
         #[cfg(unix)]
+        // SAFETY: the handler only adds to an atomic, which is async-signal-safe.
         unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
+                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+            }
         }
         let me = self.clone();
-        std::thread::spawn(move || {
-            let mut seen = 0;
-            loop {
-                let n = SIGNALS.load(Ordering::SeqCst);
-                if n != seen {
-                    seen = n;
-                    if n == 1 {
-                        eprintln!(
-                            "{} gaia work: stopping: no new jobs; running jobs finish (signal again to requeue them and exit now)",
-                            stamp()
-                        );
-                        me.drain();
-                    } else {
-                        eprintln!(
-                            "{} gaia work: stopping now: giving running jobs back to the queue",
-                            stamp()
-                        );
-                        me.now();
+        std::thread::Builder::new()
+            .name("gaia-signals".into())
+            .spawn(move || {
+                let (mut ints, mut terms, mut usr1s) = (0u8, 0u8, 0u8);
+                loop {
+                    let (i, t, u) = (
+                        INTERRUPTS.load(Ordering::SeqCst),
+                        TERMS.load(Ordering::SeqCst),
+                        USR1S.load(Ordering::SeqCst),
+                    );
+                    if u != usr1s {
+                        usr1s = u;
+                        if !me.preempted() {
+                            say("SIGUSR1: preempted: stopping every job, sending its output and giving it back to the queue");
+                        }
+                        me.preempt_because("SIGUSR1 from the scheduler");
                     }
+                    if t != terms && term == OnSigterm::Preempt {
+                        terms = t;
+                        if !me.preempted() {
+                            say("SIGTERM (inside a scheduler: taken as preemption): stopping every job, sending its output and giving it back to the queue");
+                        }
+                        me.preempt_because("SIGTERM from the scheduler");
+                    }
+                    let stops = i.wrapping_add(t);
+                    let seen = ints.wrapping_add(terms);
+                    if stops != seen {
+                        ints = i;
+                        terms = t;
+                        if me.level() == 0 {
+                            say("stopping: no new jobs; running jobs finish (signal again to requeue them and exit now)");
+                            me.drain();
+                        } else if me.level() == 1 {
+                            say("stopping now: giving running jobs back to the queue");
+                            me.now();
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
+            })
+            .expect("spawn the signal thread");
     }
 }
 
@@ -209,6 +338,31 @@ pub(super) fn say(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preempting_stops_now_and_keeps_the_first_reason() {
+        let s = Shutdown::new();
+        assert_eq!(
+            (s.level(), s.preempted(), s.stopping_for()),
+            (0, false, None)
+        );
+        s.drain();
+        assert_eq!(s.level(), 1);
+        assert!(s.stopping_for().is_some());
+        assert_eq!(s.preempt_reason(), None);
+        s.preempt_because("SIGUSR1 from the scheduler");
+        s.preempt_because("SIGTERM from the scheduler");
+        assert_eq!(s.level(), 2);
+        assert!(s.preempted());
+        assert_eq!(
+            s.preempt_reason().as_deref(),
+            Some("SIGUSR1 from the scheduler")
+        );
+        // A plain stop now is not a preemption.
+        let t = Shutdown::new();
+        t.now();
+        assert!(!t.preempted());
+    }
 
     #[test]
     fn host_names_become_worker_names() {

@@ -16,15 +16,21 @@ use super::{builtin, runner};
 use crate::model::{JobId, JobKind, Task};
 use crate::protocol::{Assignment, CompleteRequest, Finished, Outcome, RequeueRequest};
 
-/// Hands a claimed job back to the queue (no attempt spent).
+/// Longest a job given back waits for its output to reach the server: a preempted worker has
+/// only the scheduler's grace (SIGKILL follows), and one told twice to stop should stop.
+const GIVE_BACK_FLUSH: Duration = Duration::from_secs(10);
+
+/// Hands a claimed job back to the queue (no attempt spent): as preempted when the worker was
+/// (the attempt's outcome says `preempted: <why>`), else as requeued because `reason`.
 pub(super) fn give_back(shared: &Shared, a: &Assignment, reason: &str) {
+    let why = shared.shutdown.preempt_reason();
     let _ = shared.client.requeue(
         a.job.id,
         &RequeueRequest {
             attempt: a.attempt,
             lease: a.lease,
-            reason: Some(reason.into()),
-            preempted: false,
+            reason: Some(why.clone().unwrap_or_else(|| reason.to_string())),
+            preempted: shared.shutdown.preempted(),
         },
     );
 }
@@ -117,16 +123,25 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
     }
     complete.duration_ms = started.elapsed().as_millis() as u64;
 
+    if signals.give_back.load(Ordering::SeqCst) {
+        // Its output is sent (run_process waited for it): hand it over.
+        give_back(shared, &a, "the worker was stopped or is updating");
+        say(&format!(
+            "job {} given back to the queue{}",
+            job.id,
+            if shared.shutdown.preempted() {
+                " (preempted)"
+            } else {
+                ""
+            }
+        ));
+        return None;
+    }
     if signals.stale.load(Ordering::SeqCst) {
-        if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
-            give_back(shared, &a, "the worker was stopped or is updating");
-            say(&format!("job {} given back to the queue", job.id));
-        } else {
-            say(&format!(
-                "job {} attempt {} dropped: its lease is no longer ours",
-                job.id, a.attempt
-            ));
-        }
+        say(&format!(
+            "job {} attempt {} dropped: its lease is no longer ours",
+            job.id, a.attempt
+        ));
         return None;
     }
     if signals.cancel.load(Ordering::SeqCst) && complete.outcome != Outcome::Succeeded {
@@ -144,8 +159,8 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
     })
 }
 
-/// Watches for a second signal (or `--update-now`): marks the job stale so it stops and is
-/// given back. Set the returned flag once the job has ended.
+/// Watches for a stop now (a second signal, preemption, `--update-now`): tells the job to stop
+/// and be given back once its output is sent. Set the returned flag once the job has ended.
 fn watch_for_abandon(shared: &Arc<Shared>, signals: &Arc<Signals>) -> Arc<AtomicBool> {
     let signals = signals.clone();
     let shared = shared.clone();
@@ -154,7 +169,7 @@ fn watch_for_abandon(shared: &Arc<Shared>, signals: &Arc<Signals>) -> Arc<Atomic
     std::thread::spawn(move || {
         while !d.load(Ordering::SeqCst) {
             if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
-                signals.stale.store(true, Ordering::SeqCst);
+                signals.give_back.store(true, Ordering::SeqCst);
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -202,10 +217,48 @@ fn run_process(
         Arc::new(Mutex::new(|m: &str| say(m))),
     );
     let (ended, result) = runner::run(&spec, streamer.sender(), signals, &say);
+    if killed_from_outside(&ended) && !signals.give_back.load(Ordering::SeqCst) {
+        // A scheduler signals every process of the allocation at once (Slurm at the time
+        // limit, systemd's default KillMode): the experiment may die a moment before the
+        // worker hears its own signal. Then the job did not fail: it goes back.
+        // Told to stop just now, not long before (a job killed by the OOM killer while its
+        // worker drains after --max-jobs is that job's failure; a worker that has been draining
+        // since its allocation's end margin is preempted by the scheduler's SIGTERM all the same).
+        let recent = || {
+            shared
+                .shutdown
+                .stopping_for()
+                .is_some_and(|d| d < Duration::from_secs(3))
+        };
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until && !recent() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if recent() {
+            say(&format!(
+                "job {}: its process was killed while this worker is being stopped: giving it back",
+                job.id
+            ));
+            signals.give_back.store(true, Ordering::SeqCst);
+        }
+    }
     // The files the job left, checked while its log is still open: a file that cannot be
     // uploaded says why in the job's own log, where its owner looks.
     let mut files = Vec::new();
-    for (name, path, size) in runner::output_files(&out_dir) {
+    let listed = runner::output_files(&out_dir);
+    let total: u64 = listed.iter().map(|(_, _, size)| size).sum();
+    let over_output = spec
+        .limits
+        .output_bytes
+        .filter(|&max| total > max)
+        .map(|max| {
+            format!(
+                "over its output limit (output={}): its result files hold {}",
+                crate::human::bytes(max),
+                crate::human::bytes(total)
+            )
+        });
+    for (name, path, size) in listed {
         let refused = if size > cfg.max_upload {
             Some(format!(
                 "result file {name} ({size} bytes) is over this worker's upload limit of {} bytes (gaia work --max-file-mib); not uploaded",
@@ -229,13 +282,26 @@ fn run_process(
             None => files.push((name, path)),
         }
     }
+    if signals.give_back.load(Ordering::SeqCst) {
+        // Send what it printed, within a bound: past it the rest is dropped (stale) and the
+        // job goes back all the same.
+        let signals = signals.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(GIVE_BACK_FLUSH);
+            signals.stale.store(true, Ordering::SeqCst);
+        });
+    }
     streamer.finish();
-    if signals.stale.load(Ordering::SeqCst) {
+    if signals.stale.load(Ordering::SeqCst) || signals.give_back.load(Ordering::SeqCst) {
         let _ = std::fs::remove_dir_all(&work);
         return Ok(());
     }
     complete.result = result.result;
     complete.started_us = result.started_us;
+    let ended = match (ended, over_output) {
+        (runner::Ended::Exited(_), Some(why)) => runner::Ended::OverLimit(why),
+        (ended, _) => ended,
+    };
     report_end(ended, &result.stderr_tail.join("\n"), timeout, complete);
     // Upload the files the job left, whatever its outcome (a failed run's files help debug it).
     for (name, path) in files {
@@ -315,6 +381,25 @@ fn process_spec(
     } else if cfg.gpus == GpuChoice::None {
         env.push(("CUDA_VISIBLE_DEVICES".into(), String::new()));
     }
+    let limits = job.spec.limits.within(&cfg.max_limits);
+    let asked = &job.spec.limits;
+    let clamped = [
+        (asked.memory_bytes, limits.memory_bytes),
+        (asked.cpu_secs, limits.cpu_secs),
+        (asked.open_files, limits.open_files),
+        (asked.output_bytes, limits.output_bytes),
+    ]
+    .iter()
+    .any(|(a, b)| matches!((a, b), (Some(a), Some(b)) if b < a));
+    if clamped {
+        say(&format!(
+            "job {}: asked for limits {}, this worker allows at most {}: running with {}",
+            job.id,
+            job.spec.limits.describe(),
+            cfg.max_limits.describe(),
+            limits.describe()
+        ));
+    }
     let tracking = Tracking {
         dir: reaper::records_dir(&cfg.state_dir),
         // The job's own output folder: no process outside this job has it in its environment.
@@ -328,6 +413,8 @@ fn process_spec(
         timeout,
         grace: cfg.kill_grace,
         tracking: Some(tracking),
+        limits,
+        cgroup_name: format!("gaia-job-{}-{}", job.id, a.attempt),
     })
 }
 
@@ -377,12 +464,35 @@ fn report_end(
                 }
             ));
         }
-        runner::Ended::Stale => {}
+        runner::Ended::Stale | runner::Ended::GivenBack => {}
+        runner::Ended::OverLimit(why) => {
+            complete.outcome = Outcome::Failed;
+            complete.error = Some(if tail.is_empty() {
+                why
+            } else {
+                format!("{why}; last stderr lines:\n{tail}")
+            });
+        }
         runner::Ended::SpawnFailed(e) => {
             complete.outcome = Outcome::Failed;
             complete.error = Some(e);
         }
     }
+}
+
+/// Whether the process was ended by a signal nobody in the worker sent (SIGTERM, SIGKILL,
+/// SIGINT, SIGHUP).
+fn killed_from_outside(ended: &runner::Ended) -> bool {
+    #[cfg(unix)]
+    if let runner::Ended::Exited(status) = ended {
+        use std::os::unix::process::ExitStatusExt;
+        return matches!(
+            status.signal(),
+            Some(libc::SIGTERM | libc::SIGKILL | libc::SIGINT | libc::SIGHUP)
+        );
+    }
+    let _ = ended;
+    false
 }
 
 /// Uploads one result file, retrying through outages (not once the worker stops now).

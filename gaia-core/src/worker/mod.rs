@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `mod.rs` | [`run`]: check the setup, register, start the heartbeat and the slots, install an update between jobs |
 //! | `session` | the worker id (state file), registering, the heartbeat loop, updates |
+//! | `deadline` | the allocation's end: refreshed from `squeue`, drain near it, give jobs back before it |
 //! | `slot` | one slot's claim → run → report loop; GPUs split over slots |
 //! | `job` | one job: built-in or process, output files, the completion report |
 //! | `shared` | the state the heartbeat and the slots share |
@@ -24,6 +25,7 @@
 
 pub mod builtin;
 mod config;
+mod deadline;
 pub mod hardware;
 mod job;
 pub mod pyenv;
@@ -34,10 +36,10 @@ mod shared;
 mod slot;
 pub mod stream;
 
-pub use config::{Shutdown, WorkerConfig, default_state_dir, sanitize_name, stamp};
+pub use config::{OnSigterm, Shutdown, WorkerConfig, default_state_dir, sanitize_name, stamp};
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -188,8 +190,18 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         refused: Mutex::new(Default::default()),
         abandon_all: Default::default(),
         reaper: Mutex::new(reaper),
+        alloc_end: AtomicU64::new(0),
+        claims: AtomicU64::new(0),
         cfg,
     });
+    if shared.cfg.allocation != crate::cluster::allocation::Allocation::Open {
+        deadline::first_look(&shared);
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("gaia-deadline".into())
+            .spawn(move || deadline::watch(&shared))
+            .expect("spawn the deadline watcher");
+    }
 
     let hb = {
         let shared = shared.clone();
@@ -213,6 +225,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
                 gpus: g.len() as u32,
                 memory_mb,
                 tags: shared.cfg.tags.clone(),
+                max_job_secs: None,
             };
             slots.push(
                 std::thread::Builder::new()
@@ -245,6 +258,12 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
                 "updated to {tag} but could not restart: {err}"
             )));
         }
+    }
+    if let Some(max) = shared.cfg.max_jobs
+        && shared.claims.load(std::sync::atomic::Ordering::SeqCst) >= max
+        && shared.shutdown.level() < 2
+    {
+        say(&format!("claimed {max} job(s) (--max-jobs): exiting"));
     }
     shutdown.now();
     let _ = hb.join();

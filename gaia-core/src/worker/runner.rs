@@ -33,8 +33,12 @@ pub enum Ended {
     TimedOut,
     /// The lease is no longer ours: stopped, nothing to report.
     Stale,
+    /// The worker is stopping now: stopped, to be given back to the queue.
+    GivenBack,
     /// Could not start.
     SpawnFailed(String),
+    /// Ended over one of its limits (which one, and how it was seen).
+    OverLimit(String),
 }
 
 /// What a run produced besides rows and logs.
@@ -58,6 +62,10 @@ pub struct Spec {
     /// Record the process group while it runs, so it is killed if the worker dies (None:
     /// only the leader dies with the worker, on Linux).
     pub tracking: Option<Tracking>,
+    /// Resource limits of the job's processes (see [`Limiter`]).
+    pub limits: crate::model::Limits,
+    /// Where a job's cgroup may be made (the job's id and attempt name it).
+    pub cgroup_name: String,
 }
 
 /// Environment variables of the worker that no job (nor pip) sees: an experiment's log is
@@ -98,6 +106,11 @@ pub fn run(
         cmd.process_group(0);
     }
     reaper::die_with_parent(&mut cmd);
+    let limiter = Limiter::new(&spec.limits, &spec.cgroup_name);
+    if let Some(note) = &limiter.note {
+        say(note);
+    }
+    limiter.apply(&mut cmd);
     let spawned = cmd.spawn();
     // `spawn` returns once the exec has succeeded (or failed): the job's program is running.
     let started_us = crate::model::now_us();
@@ -151,6 +164,8 @@ pub fn run(
         }
         let why = if signals.stale.load(Ordering::Relaxed) {
             Some(Ended::Stale)
+        } else if signals.give_back.load(Ordering::Relaxed) {
+            Some(Ended::GivenBack)
         } else if signals.cancel.load(Ordering::Relaxed) {
             Some(Ended::Cancelled)
         } else if spec.timeout.is_some_and(|t| started.elapsed() >= t) {
@@ -161,6 +176,7 @@ pub fn run(
         if let Some(why) = why {
             let reason = match why {
                 Ended::Stale => "the job is no longer this worker's (given back or taken over)",
+                Ended::GivenBack => "the worker is stopping now; the job goes back to the queue",
                 Ended::Cancelled => "the job was cancelled",
                 Ended::TimedOut => "the job ran past its timeout",
                 _ => "stopping",
@@ -176,6 +192,7 @@ pub fn run(
     let (_child, status) = waiter.join().expect("waiter thread");
     // Whatever the job left running in its group goes with it.
     kill_group(pid, libc::SIGKILL);
+    let over = limiter.finish();
     if let Some((_, why)) = stopping {
         ended = Some(why);
     }
@@ -183,12 +200,290 @@ pub fn run(
     // could hold them open, so do not wait for ever.
     join_with_timeout(out_thread, Duration::from_secs(3));
     join_with_timeout(err_thread, Duration::from_secs(3));
+    let result = std::mem::take(&mut *result.lock().unwrap_or_else(|p| p.into_inner()));
     let ended = ended.unwrap_or_else(|| match status {
-        Ok(s) => Ended::Exited(s),
+        Ok(s) => match over.or_else(|| limit_hit(&spec.limits, &s, &result.stderr_tail)) {
+            Some(why) => Ended::OverLimit(why),
+            None => Ended::Exited(s),
+        },
         Err(e) => Ended::SpawnFailed(format!("waiting for the process failed: {e}")),
     });
-    let result = std::mem::take(&mut *result.lock().unwrap_or_else(|p| p.into_inner()));
     (ended, result)
+}
+
+/// Which limit a job that ended by itself ran into, judged from how it ended: the signal the
+/// kernel sends for a CPU-time or file-size limit, or what an allocation or `open` that a
+/// limit refused makes programs print.
+fn limit_hit(
+    limits: &crate::model::Limits,
+    status: &ExitStatus,
+    stderr_tail: &[String],
+) -> Option<String> {
+    if status.success() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        match status.signal() {
+            Some(libc::SIGXCPU) if limits.cpu_secs.is_some() => {
+                return Some(format!(
+                    "over its CPU time limit (cpu={}s): stopped by SIGXCPU",
+                    limits.cpu_secs.unwrap_or(0)
+                ));
+            }
+            Some(libc::SIGXFSZ) if limits.output_bytes.is_some() => {
+                return Some(format!(
+                    "over its output limit (output={}): a file grew past it (SIGXFSZ)",
+                    crate::human::bytes(limits.output_bytes.unwrap_or(0))
+                ));
+            }
+            _ => {}
+        }
+    }
+    let said = |needles: &[&str]| {
+        stderr_tail
+            .iter()
+            .any(|l| needles.iter().any(|n| l.contains(n)))
+    };
+    if let Some(b) = limits.memory_bytes
+        && said(&[
+            "MemoryError",
+            "Cannot allocate memory",
+            "memory allocation of",
+            "std::bad_alloc",
+            "out of memory",
+            "Out of memory",
+        ])
+    {
+        return Some(format!(
+            "over its memory limit (mem={}): an allocation past it failed",
+            crate::human::bytes(b)
+        ));
+    }
+    if let Some(n) = limits.open_files
+        && said(&["Too many open files", "EMFILE"])
+    {
+        return Some(format!("over its open files limit (files={n})"));
+    }
+    if let Some(b) = limits.output_bytes
+        && said(&["File too large", "EFBIG"])
+    {
+        return Some(format!(
+            "over its output limit (output={}): a file grew past it",
+            crate::human::bytes(b)
+        ));
+    }
+    if let Some(t) = limits.cpu_secs
+        && said(&["CPU time limit exceeded"])
+    {
+        return Some(format!("over its CPU time limit (cpu={t}s)"));
+    }
+    None
+}
+
+/// Puts a job's limits on its processes. Memory: a cgroup v2 of its own under the worker's
+/// cgroup (`memory.max`, the whole job together, swap off), where the worker may create one;
+/// else `RLIMIT_AS` on each process. CPU time, open files and file size: `RLIMIT_CPU`,
+/// `RLIMIT_NOFILE`, `RLIMIT_FSIZE` on each process (children inherit them). All of it is set
+/// between fork and exec, so the job never runs a moment unlimited.
+pub struct Limiter {
+    limits: crate::model::Limits,
+    /// The job's cgroup folder, if one was made.
+    cgroup: Option<PathBuf>,
+    /// `cgroup.procs` of it, opened before the fork (the child writes itself in).
+    procs: Option<std::fs::File>,
+    /// Said in the worker's log: how memory is limited.
+    pub note: Option<String>,
+}
+
+impl Limiter {
+    /// Prepares the limits; makes the job's cgroup when a memory limit is set and cgroups may
+    /// be made (named after `name` under the worker's own cgroup).
+    pub fn new(limits: &crate::model::Limits, name: &str) -> Limiter {
+        let mut l = Limiter {
+            limits: *limits,
+            cgroup: None,
+            procs: None,
+            note: None,
+        };
+        if let Some(bytes) = limits.memory_bytes {
+            match cgroup::make(name, bytes) {
+                Ok((dir, procs)) => {
+                    l.note = Some(format!(
+                        "memory limit {} on cgroup {}",
+                        crate::human::bytes(bytes),
+                        dir.display()
+                    ));
+                    l.cgroup = Some(dir);
+                    l.procs = Some(procs);
+                }
+                Err(why) => {
+                    l.note = Some(format!(
+                        "memory limit {} per process (RLIMIT_AS): {why}",
+                        crate::human::bytes(bytes)
+                    ));
+                }
+            }
+        }
+        l
+    }
+
+    /// Sets the limits in the child, between fork and exec.
+    pub fn apply(&self, cmd: &mut Command) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let lim = self.limits;
+            if lim.is_empty() {
+                return;
+            }
+            let procs = self.procs.as_ref().map(|f| f.as_raw_fd());
+            let rlimit_as = if procs.is_none() {
+                lim.memory_bytes
+            } else {
+                None
+            };
+            // SAFETY: only async-signal-safe calls (write, setrlimit) on values prepared
+            // before the fork; nothing is allocated.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if let Some(fd) = procs {
+                        // "0" moves the writing process: the child, before exec.
+                        if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    let set = |res, soft: u64, hard: u64| -> std::io::Result<()> {
+                        let r = libc::rlimit {
+                            rlim_cur: soft as libc::rlim_t,
+                            rlim_max: hard as libc::rlim_t,
+                        };
+                        if libc::setrlimit(res, &r) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    };
+                    if let Some(b) = rlimit_as {
+                        set(libc::RLIMIT_AS, b, b)?;
+                    }
+                    if let Some(t) = lim.cpu_secs {
+                        // SIGXCPU at the limit, SIGKILL 5 s of CPU later.
+                        set(libc::RLIMIT_CPU, t, t.saturating_add(5))?;
+                    }
+                    if let Some(n) = lim.open_files {
+                        set(libc::RLIMIT_NOFILE, n, n)?;
+                    }
+                    if let Some(b) = lim.output_bytes {
+                        set(libc::RLIMIT_FSIZE, b, b)?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+
+    /// After the job: the limit its cgroup enforced, if it did (the kernel's OOM killer ran in
+    /// it); kills what is left in the cgroup and removes it.
+    pub fn finish(mut self) -> Option<String> {
+        self.procs = None;
+        let dir = self.cgroup.take()?;
+        let over = cgroup::oom_kills(&dir).filter(|&n| n > 0).map(|n| {
+            format!(
+                "over its memory limit (mem={}): the kernel killed {n} of its processes (cgroup OOM)",
+                crate::human::bytes(self.limits.memory_bytes.unwrap_or(0))
+            )
+        });
+        cgroup::remove(&dir);
+        over
+    }
+}
+
+/// cgroup v2 for a job's memory limit.
+mod cgroup {
+    use std::path::{Path, PathBuf};
+
+    /// The cgroup v2 mount point and this process's cgroup under it.
+    fn own() -> Result<PathBuf, String> {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+        // Fields: ... mount point (5th) ... " - " fstype ...
+        let mount = mounts
+            .lines()
+            .find_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                (post.split_whitespace().next()? == "cgroup2")
+                    .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))?
+            })
+            .ok_or("no cgroup v2 file system is mounted")?;
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+        let rel = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or("this process is in no cgroup v2")?;
+        Ok(mount.join(rel.trim_start_matches('/')))
+    }
+
+    /// Makes `<own cgroup>/<name>` with `memory.max = bytes` (and no swap); returns it and its
+    /// `cgroup.procs`, open for writing.
+    pub fn make(name: &str, bytes: u64) -> Result<(PathBuf, std::fs::File), String> {
+        let base = own()?;
+        let controllers = std::fs::read_to_string(base.join("cgroup.subtree_control"))
+            .map_err(|e| format!("cannot read {}: {e}", base.display()))?;
+        if !controllers.split_whitespace().any(|c| c == "memory") {
+            // Enabling it fails while this cgroup holds processes (the worker itself), unless
+            // it is the root: cgroup v2 keeps processes in leaves only.
+            std::fs::write(base.join("cgroup.subtree_control"), "+memory").map_err(|e| {
+                format!(
+                    "the memory controller is not delegated to {} ({e})",
+                    base.display()
+                )
+            })?;
+        }
+        let dir = base.join(name);
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir)
+            .map_err(|e| format!("cannot create cgroup {}: {e}", dir.display()))?;
+        let setup = || -> Result<std::fs::File, String> {
+            std::fs::write(dir.join("memory.max"), bytes.to_string())
+                .map_err(|e| format!("cannot set memory.max: {e}"))?;
+            // Without swap off, a job over its limit swaps instead of ending.
+            let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))
+                .map_err(|e| format!("cannot open cgroup.procs: {e}"))
+        };
+        match setup() {
+            Ok(f) => Ok((dir, f)),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// How many processes the OOM killer ended in the cgroup.
+    pub fn oom_kills(dir: &Path) -> Option<u64> {
+        let events = std::fs::read_to_string(dir.join("memory.events")).ok()?;
+        events
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
+    /// Kills what is left in the cgroup and removes it.
+    pub fn remove(dir: &Path) {
+        let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+        for _ in 0..100 {
+            if std::fs::remove_dir(dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
 }
 
 fn join_with_timeout(h: std::thread::JoinHandle<()>, t: Duration) {

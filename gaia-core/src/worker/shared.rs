@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,10 @@ pub(super) struct Shared {
     pub abandon_all: AtomicBool,
     /// Kills the jobs' process groups if this process dies (None where it cannot run).
     pub reaper: Mutex<Option<Reaper>>,
+    /// When the allocation ends, in ms since the epoch (0: no known end).
+    pub alloc_end: AtomicU64,
+    /// Claims made or under way, counted against `--max-jobs`.
+    pub claims: AtomicU64,
 }
 
 impl Shared {
@@ -69,6 +73,36 @@ impl Shared {
     /// Whether a release waits to be installed (slots stop claiming for it).
     pub fn update_pending(&self) -> bool {
         lock(&self.update_target).is_some()
+    }
+
+    /// When the allocation ends, if it is known.
+    pub fn allocation_end(&self) -> Option<crate::model::Millis> {
+        match self.alloc_end.load(Ordering::SeqCst) {
+            0 => None,
+            end => Some(end),
+        }
+    }
+
+    /// Takes one claim of `--max-jobs` (true), or says that all are taken (false). A claim
+    /// that brings no job is handed back with [`Shared::unreserve_claim`].
+    pub fn reserve_claim(&self) -> bool {
+        let Some(max) = self.cfg.max_jobs else {
+            return true;
+        };
+        self.claims
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Hands back a claim that brought no job.
+    pub fn unreserve_claim(&self) {
+        if self.cfg.max_jobs.is_some() {
+            let _ = self
+                .claims
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::config::say;
 use super::job::{execute, give_back};
 use super::shared::{Shared, lock};
+use crate::cluster::allocation::Standing;
 use crate::error::ClientError;
 use crate::model::{Capabilities, Gpu, JobId};
 use crate::protocol::{ClaimRequest, CompleteRequest, Finished};
@@ -50,13 +51,40 @@ pub(super) fn slot_loop(shared: &Arc<Shared>, caps: Capabilities, gpus: Vec<u32>
         }
         // Claims come back at most every few seconds so a stop request is honoured promptly.
         wait = wait.min(Duration::from_secs(5));
+        let mut caps_now = caps.clone();
+        // Near the allocation's end: only jobs expected to finish in time, and none at all
+        // within the end margin (the allocation watcher drains the worker then).
+        if let Some(end) = shared.allocation_end() {
+            let now = crate::model::now_ms();
+            match shared.cfg.end_policy.standing(end, now) {
+                Standing::Claim { max_job_secs } => {
+                    caps_now.max_job_secs = Some(max_job_secs);
+                    let margin_at =
+                        end.saturating_sub(shared.cfg.end_policy.end_margin.as_millis() as u64);
+                    wait = wait.min(Duration::from_millis(margin_at.saturating_sub(now).max(50)));
+                }
+                Standing::StopClaiming { .. } | Standing::GiveBack { .. } => {
+                    flush(&mut pending);
+                    return ran;
+                }
+            }
+        }
+        // --max-jobs: this claim counts against it until it turns out empty.
+        if !shared.reserve_claim() {
+            flush(&mut pending);
+            return ran;
+        }
         let req = ClaimRequest {
             worker_id: shared.id(),
-            capabilities: caps.clone(),
+            capabilities: caps_now,
             wait_ms: wait.as_millis() as u64,
             finished: pending.clone(),
         };
-        match shared.client.claim_with(&req) {
+        let answer = shared.client.claim_with(&req);
+        if !matches!(&answer, Ok(r) if r.assignment.is_some()) {
+            shared.unreserve_claim();
+        }
+        match answer {
             Ok(resp) => {
                 backoff = Duration::from_millis(250);
                 if let (Some(e), Some(f)) = (&resp.finished_error, &pending) {

@@ -48,6 +48,9 @@ pub struct Signals {
     pub cancel: AtomicBool,
     /// The server said this attempt's lease is no longer current: stop, report nothing.
     pub stale: AtomicBool,
+    /// The worker is stopping now (preempted, or a second Ctrl-C): stop the job, send what it
+    /// printed, then give it back to the queue.
+    pub give_back: AtomicBool,
     /// The server has been unreachable on the last call.
     pub offline: AtomicBool,
 }
