@@ -219,6 +219,7 @@ fn fill_server(server: &BenchServer) -> (Vec<String>, Vec<Assignment>) {
                             duration_ms: 60_000,
                             error: failed.then(|| "RuntimeError: diverged".to_string()),
                             result: Some(serde_json::json!({"best_ever": score})),
+                            started_us: None,
                         },
                     )
                     .unwrap();

@@ -197,6 +197,7 @@ fn measure(data: &std::path::Path, mode: &str) {
             duration_ms: 1,
             error: None,
             result: None,
+            started_us: None,
         };
         client.complete(a.job.id, &req).unwrap();
     }
@@ -221,6 +222,7 @@ fn measure(data: &std::path::Path, mode: &str) {
                                 duration_ms: 1,
                                 error: None,
                                 result: None,
+                                started_us: None,
                             },
                         });
                         let t0 = Instant::now();

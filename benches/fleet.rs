@@ -332,6 +332,7 @@ async fn worker(
                     duration_ms: 0,
                     error: None,
                     result: None,
+                    started_us: None,
                 },
             });
             continue;

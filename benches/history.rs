@@ -2,7 +2,8 @@
 //! - server RSS idle (just started, empty database);
 //! - a 100,000-row job's history read whole (`GET /api/v1/jobs/{id}/rows`);
 //! - a 1,000,000-row job downsampled to 2,000 points (`?points=2000`);
-//! - server RSS after storing those 1.1 M rows.
+//! - server RSS after storing those 1.1 M rows;
+//! - server RSS idle again, restarted on that database once it also holds 10,000 jobs.
 //!
 //! Times are from sending the request until the whole JSON answer has arrived (what a
 //! dashboard waits for); parsing it on the client is reported apart.
@@ -15,6 +16,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use gaia_core::model::{Capabilities, JobKind, JobSpec};
+use gaia_core::protocol::{ClaimRequest, CompleteRequest, Finished, Outcome};
 
 fn fetch(server: &BenchServer, agent: &ureq::Agent, path: &str) -> (Duration, Vec<u8>) {
     let t0 = Instant::now();
@@ -68,7 +71,7 @@ fn measure(server: &BenchServer, what: &str, path: &str, runs: usize, expect_row
 }
 
 fn main() {
-    let server = BenchServer::start(&[]);
+    let mut server = BenchServer::start(&[]);
     let client = server.client();
     // Let the server settle (runtime threads, first allocations) before the idle figure.
     client.healthz().unwrap();
@@ -111,4 +114,57 @@ fn main() {
         2_000,
     );
     println!("server RSS after the reads: {:.1} MiB", server.rss_mib());
+
+    // A lab's database: the rows above and 10,000 jobs (9,000 of them ended).
+    let jobs = 10_000;
+    for chunk in 0..jobs / 1000 {
+        let specs = (0..1000)
+            .map(|i| JobSpec::experiment("cma_es", 100_000 + chunk * 1000 + i))
+            .collect();
+        client.submit_batch(specs).unwrap();
+    }
+    // Ended as a worker ends them: each report rides on the next claim.
+    let worker = register(&client, "bench-ender", &[JobKind::Experiment]);
+    let mut finished = None;
+    for _ in 0..9_000 {
+        let a = client
+            .claim(&ClaimRequest {
+                worker_id: worker.clone(),
+                capabilities: Capabilities {
+                    kinds: vec![JobKind::Experiment],
+                    ..Capabilities::default()
+                },
+                wait_ms: 0,
+                finished: finished.take(),
+                watch_study: None,
+            })
+            .unwrap()
+            .expect("a queued job");
+        finished = Some(Finished {
+            job: a.job.id,
+            report: CompleteRequest {
+                attempt: a.attempt,
+                lease: a.lease,
+                outcome: Outcome::Succeeded,
+                exit_code: Some(0),
+                duration_ms: 1000,
+                error: None,
+                result: None,
+                started_us: None,
+            },
+        });
+    }
+    let last = finished.take().unwrap();
+    client.complete(last.job, &last.report).unwrap();
+    server.restart();
+    let client = server.client();
+    client.healthz().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = server.rss_mib();
+    let list = client.status().unwrap();
+    println!(
+        "server RSS idle, restarted on 1.1 M rows and {} jobs ({} succeeded): {idle:.1} MiB (target <= 30)",
+        list.jobs.values().sum::<u64>(),
+        list.jobs["succeeded"]
+    );
 }

@@ -149,6 +149,7 @@ fn main() {
                     duration_ms: 1,
                     error: None,
                     result: None,
+                    started_us: None,
                 },
             )
             .unwrap();

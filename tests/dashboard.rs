@@ -87,6 +87,7 @@ fn complete(c: &Client, a: &Assignment) {
             duration_ms: 10,
             error: None,
             result: None,
+            started_us: None,
         },
     )
     .unwrap();
@@ -1442,6 +1443,7 @@ fn dashboard_worker_page_in_headless_chromium() {
                         .into(),
                 ),
                 result: None,
+                started_us: None,
             },
         )
         .unwrap();

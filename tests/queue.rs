@@ -307,6 +307,7 @@ fn a_silent_worker_loses_its_job_to_the_next_attempt() {
                 duration_ms: 1,
                 error: None,
                 result: Some(serde_json::json!(3)),
+                started_us: None,
             },
         )
         .unwrap_err();

@@ -168,6 +168,7 @@ fn write_schema_v1_fixture() {
                 duration_ms: 1234,
                 error: None,
                 result: Some(serde_json::json!({"best_ever": -12.25})),
+                started_us: None,
             },
         )
         .unwrap();
@@ -340,6 +341,7 @@ fn write_schema_v2_fixture() {
                 duration_ms: 250,
                 error: None,
                 result: None,
+                started_us: None,
             },
         )
         .unwrap();

@@ -20,6 +20,8 @@ pub const BATCH: u64 = 500;
 pub struct BenchServer {
     child: Child,
     _dir: Option<tempfile::TempDir>,
+    data_dir: std::path::PathBuf,
+    args: Vec<String>,
     pub port: u16,
     pub token: String,
 }
@@ -53,11 +55,46 @@ impl BenchServer {
     /// Starts the release server on a data dir; None if it exits before listening.
     pub fn try_start_in(data_dir: &std::path::Path, args: &[&str]) -> Option<BenchServer> {
         let token = "bench-admin-token-0123456789".to_string();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, port) = Self::spawn(data_dir, &args, &token)?;
+        Some(BenchServer {
+            child,
+            _dir: None,
+            data_dir: data_dir.to_path_buf(),
+            args,
+            port,
+            token,
+        })
+    }
+
+    /// Stops the server and starts it again on the same data (a fresh process: its memory is
+    /// what a server that opens this database needs).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let (child, port) = loop {
+            if let Some(started) = Self::spawn(&self.data_dir, &self.args, &self.token) {
+                break started;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gaia serve did not start again"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        self.child = child;
+        self.port = port;
+    }
+
+    /// Starts `gaia serve` on `data_dir`: the process and its port, None if it exits before
+    /// listening.
+    fn spawn(data_dir: &std::path::Path, args: &[String], token: &str) -> Option<(Child, u16)> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gaia"))
             .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--data-dir"])
             .arg(data_dir)
             .args(args)
-            .env("GAIA_TOKEN", &token)
+            .env("GAIA_TOKEN", token)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -73,12 +110,7 @@ impl BenchServer {
             }
         };
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Some(BenchServer {
-            child,
-            _dir: None,
-            port,
-            token,
-        })
+        Some((child, port))
     }
 
     /// SIGTERM, and waits for the clean stop (the database is closed when this returns).

@@ -78,6 +78,14 @@ pub fn now_ms() -> Millis {
         .unwrap_or(0)
 }
 
+/// Microseconds since the Unix epoch (wall clock): when a worker started a job's code.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 named_enum! {
     /// What a job runs.
     #[derive(PartialOrd, Ord, Default)]
@@ -872,6 +880,10 @@ pub struct Attempt {
     /// How the attempt ended (`succeeded`, `lease expired`, ...), once it has.
     #[serde(default)]
     pub outcome: Option<String>,
+    /// When its code started on the worker (µs since the Unix epoch, the worker's clock), as
+    /// the worker reported with its end; `started_at` is when the server leased it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_started_us: Option<u64>,
 }
 
 /// A result file a job uploaded.

@@ -365,6 +365,12 @@ pub struct CompleteRequest {
     pub error: Option<String>,
     #[serde(default)]
     pub result: Option<serde_json::Value>,
+    /// When the job's code started on the worker, in microseconds since the Unix epoch by the
+    /// worker's clock: a built-in's first instruction, or the moment its process was running
+    /// (exec done). Kept on the attempt (`worker_started_us`): claim → start is what the
+    /// worker took to begin (a Python environment to prepare, a slow disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_us: Option<u64>,
 }
 
 /// `POST /api/v1/jobs/{id}/requeue` request: a worker that shuts down gives a job back.

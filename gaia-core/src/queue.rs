@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, oneshot};
 
 use crate::cluster::fit;
 use crate::error::{Error, RequestError, StoreError};
@@ -115,6 +115,25 @@ struct Waiter {
     notify: Arc<Notify>,
     /// The job it was woken for, until it claims or waits again.
     woken_for: Option<(JobId, Spec)>,
+    worker_id: String,
+    worker_name: String,
+    /// Set once the waiter's own look at the queue found nothing (inside that write): from
+    /// then on a submit may hand it a job directly, in the submit's own transaction.
+    parked: bool,
+    /// Where such a hand-off is delivered; taken (with the waiter out of the list) by it.
+    handoff: Option<oneshot::Sender<HandOff>>,
+}
+
+/// A job handed to a parked claim by a submit, delivered once the submit's write is visible
+/// (`None`: that write was aborted, nothing was claimed).
+type HandOff = Option<(Job, u64)>;
+
+/// What a claim's own look at the queue found.
+enum Try {
+    Claimed(Box<Assignment>),
+    Nothing,
+    /// A submit ordered before this look has already handed the waiter a job.
+    Handed,
 }
 
 /// Wakes the first waiter (the one waiting longest) that `spec` fits and nothing has woken
@@ -385,6 +404,10 @@ impl Queue {
     /// Submits several jobs in one transaction (all or none), owned by `by`'s user; returns
     /// their ids in order. Refused whole (429) if it would take the user past their queued
     /// limit.
+    ///
+    /// A claim already waiting for a job the new ones fit gets its job in the same transaction,
+    /// and its answer leaves as soon as that transaction is visible, while its fsync is under
+    /// way; the submit itself is answered only once it is durable (see [`Tx::on_visible`]).
     pub async fn submit_many_as(
         &self,
         specs: Vec<JobSpec>,
@@ -392,11 +415,26 @@ impl Queue {
     ) -> Result<Vec<JobId>, Error> {
         let specs = normalize_specs(specs)?;
         let owner = by.user.clone();
-        let (jobs, events) = self
+        let fair = self.fair_share();
+        let (inner, live, timeout) = (
+            self.inner.clone(),
+            self.live.clone(),
+            self.config.lease_timeout,
+        );
+        let (jobs, events, handed) = self
             .store
-            .write(move |tx| insert_jobs(tx, specs, &owner))
+            .write(move |tx| {
+                let (jobs, events) = insert_jobs(tx, specs, &owner)?;
+                let (events, handed) = hand_off(tx, &inner, &live, &jobs, events, timeout, fair)?;
+                Ok((jobs, events, handed))
+            })
             .await?;
-        self.announce(&jobs, events);
+        // Events of a hand-off went out with it, before its `job_started` (`events` is then
+        // empty); a job handed to a claim wakes no other.
+        for e in events {
+            self.publish(Live::Event(e));
+        }
+        self.wake(jobs.iter().filter(|j| !handed.contains(&j.id)));
         Ok(jobs.iter().map(|j| j.id).collect())
     }
 
@@ -595,10 +633,11 @@ impl Queue {
 
     /// A claimer woken for a job it did not take (it took another, or left): wakes another
     /// claimer for that job. Called as the claimer stops waiting (`took`: the job it claimed).
-    fn pass_on(&self, waiter: u64, took: Option<JobId>) {
+    /// False if it was no longer listed (a submit's hand-off took it out).
+    fn pass_on(&self, waiter: u64, took: Option<JobId>) -> bool {
         let mut inner = self.lock();
         let Some(pos) = inner.waiters.iter().position(|w| w.id == waiter) else {
-            return;
+            return false;
         };
         let w = inner.waiters.remove(pos);
         if let Some((job, spec)) = w.woken_for
@@ -606,6 +645,7 @@ impl Queue {
         {
             wake_one(&mut inner.waiters, job, &spec, Some(waiter));
         }
+        true
     }
 
     /// The claimer goes back to waiting: whatever it was woken for is gone.
@@ -652,6 +692,7 @@ impl Queue {
             return Ok(None);
         }
         let notify = Arc::new(Notify::new());
+        let (handoff, mut handed) = oneshot::channel();
         let waiter_id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         // Registered before the first try, so a submit between the try and the wait still wakes us.
         self.lock().waiters.push(Waiter {
@@ -659,6 +700,10 @@ impl Queue {
             caps: caps.clone(),
             notify: notify.clone(),
             woken_for: None,
+            worker_id: worker_id.to_string(),
+            worker_name: worker_name.clone(),
+            parked: false,
+            handoff: Some(handoff),
         });
         let mut guard = WaiterGuard {
             queue: self,
@@ -666,14 +711,28 @@ impl Queue {
             took: None,
         };
         loop {
-            if let Some(a) = self.try_claim(worker_id, &worker_name, &caps).await? {
-                guard.took = Some(a.job.id);
-                return Ok(Some(a));
+            match self
+                .try_claim(worker_id, &worker_name, &caps, waiter_id)
+                .await?
+            {
+                Try::Claimed(a) => {
+                    guard.took = Some(a.job.id);
+                    return Ok(Some(*a));
+                }
+                Try::Handed => return self.handed(handed.await),
+                Try::Nothing => {}
             }
             self.rearm(waiter_id);
             tokio::select! {
                 _ = notify.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                h = &mut handed => return self.handed(h),
+                _ = tokio::time::sleep_until(deadline) => {
+                    // Out of the list now (a wake it got goes to another claimer), no hand-off
+                    // can come; if a submit took us out first, its hand-off is on its way
+                    // (its write is being committed).
+                    let listed = self.pass_on(waiter_id, None);
+                    return if listed { Ok(None) } else { self.handed(handed.await) };
+                }
             }
         }
     }
@@ -683,7 +742,8 @@ impl Queue {
         worker_id: &str,
         worker_name: &str,
         caps: &Capabilities,
-    ) -> Result<Option<Assignment>, Error> {
+        waiter_id: u64,
+    ) -> Result<Try, Error> {
         let caps = caps.clone();
         let wid = worker_id.to_string();
         let wname = worker_name.to_string();
@@ -692,15 +752,46 @@ impl Queue {
         let fair = self.fair_share();
         let claimed = self
             .store
-            .write_volatile(move |tx| claim_in(tx, &caps, &wid, &wname, &inner, timeout, fair))
+            .write_volatile(move |tx| {
+                // Writes run one at a time, so no hand-off can slip between this check, the
+                // look at the queue and parking.
+                let listed = |inner: &Mutex<Inner>, park: bool| {
+                    let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                    let w = inner.waiters.iter_mut().find(|w| w.id == waiter_id);
+                    w.map(|w| w.parked = park).is_some()
+                };
+                if !listed(&inner, false) {
+                    return Ok(Err(()));
+                }
+                let claimed = claim_in(tx, &caps, &wid, &wname, &inner, timeout, fair)?;
+                if claimed.is_none() {
+                    listed(&inner, true);
+                }
+                Ok(Ok(claimed))
+            })
             .await?;
-        let Some((job, lease, ev)) = claimed else {
-            return Ok(None);
-        };
-        self.metrics
-            .claim_seconds
-            .observe(began.elapsed().as_secs_f64());
-        Ok(Some(self.claimed(worker_id, job, lease, ev)))
+        Ok(match claimed {
+            Err(()) => Try::Handed,
+            Ok(None) => Try::Nothing,
+            Ok(Some((job, lease, ev))) => {
+                self.metrics
+                    .claim_seconds
+                    .observe(began.elapsed().as_secs_f64());
+                Try::Claimed(Box::new(self.claimed(worker_id, job, lease, ev)))
+            }
+        })
+    }
+
+    /// The job a submit's hand-off delivered to this claim (counted as a claim).
+    fn handed(
+        &self,
+        h: Result<HandOff, oneshot::error::RecvError>,
+    ) -> Result<Option<Assignment>, Error> {
+        let a = handed_job(h)?;
+        if a.is_some() {
+            self.metrics.claims.inc();
+        }
+        Ok(a)
     }
 
     /// Records a claim made in the store: the lease's deadline, the worker's running jobs.
@@ -2025,6 +2116,7 @@ fn complete_in(
     if let Some(a) = job.attempts.last_mut() {
         a.ended_at = job.finished_at;
         a.outcome = Some(job.state.as_str().to_string());
+        a.worker_started_us = req.started_us;
     }
     if outcome == Outcome::Succeeded {
         job.progress.fraction = Some(1.0);
@@ -2148,6 +2240,116 @@ fn absorb(
     Ok(out)
 }
 
+/// Inside a submit's write, after its jobs were inserted: leases a job to each parked claim
+/// that one of them fits (oldest claim first, at most one per new job) and delivers those
+/// claims, with the submit's events before them, as soon as the write is visible — before its
+/// fsync. Returns the events still to publish and the jobs handed out.
+///
+/// A crash before the fsync undoes the submit (never acknowledged) and these claims together;
+/// the worker that got one is refused at its first call (the lease counter jumps at every
+/// open, so its lease is never current again) and drops it.
+fn hand_off(
+    tx: &mut Tx<'_>,
+    inner: &Arc<Mutex<Inner>>,
+    live: &broadcast::Sender<Live>,
+    jobs: &[Job],
+    events: Vec<Event>,
+    lease_timeout: Duration,
+    fair_share: Option<Duration>,
+) -> Result<(Vec<Event>, Vec<JobId>), Error> {
+    let parked: Vec<(u64, Capabilities, String, String)> = {
+        let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .waiters
+            .iter()
+            .filter(|w| w.parked && jobs.iter().any(|j| w.caps.fits(&j.spec)))
+            .take(jobs.len())
+            .map(|w| {
+                let (wid, wname) = (w.worker_id.clone(), w.worker_name.clone());
+                (w.id, w.caps.clone(), wid, wname)
+            })
+            .collect()
+    };
+    let mut handed = Vec::new();
+    for (id, caps, wid, wname) in parked {
+        // Out of the list first: a claim that went away meanwhile is not served.
+        let taken = {
+            let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+            let pos = inner.waiters.iter().position(|w| w.id == id);
+            pos.map(|p| (p, inner.waiters.remove(p)))
+        };
+        let Some((pos, mut waiter)) = taken else {
+            continue;
+        };
+        match claim_in(tx, &caps, &wid, &wname, inner, lease_timeout, fair_share)? {
+            Some((job, lease, ev)) => {
+                // Woken meanwhile for a job it did not get (a requeue's): that wake goes on.
+                if let Some((woken, spec)) = waiter.woken_for.take()
+                    && woken != job.id
+                {
+                    let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                    wake_one(&mut inner.waiters, woken, &spec, None);
+                }
+                handed.push((waiter.handoff.take(), wid, job, lease, ev))
+            }
+            None => {
+                let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                let pos = pos.min(inner.waiters.len());
+                inner.waiters.insert(pos, waiter);
+            }
+        }
+    }
+    if handed.is_empty() {
+        return Ok((events, Vec::new()));
+    }
+    let ids = handed.iter().map(|h| h.2.id).collect();
+    let (inner, live) = (inner.clone(), live.clone());
+    tx.on_visible(move |visible| {
+        if visible {
+            for e in events {
+                let _ = live.send(Live::Event(e));
+            }
+        }
+        for (sender, wid, job, lease, ev) in handed {
+            if visible {
+                record_claim(&inner, &wid, job.id);
+                let _ = live.send(Live::Event(ev));
+                let _ = live.send(Live::Job(Box::new(job.clone())));
+            }
+            if let Some(s) = sender {
+                let _ = s.send(visible.then_some((job, lease)));
+            }
+        }
+    });
+    Ok((Vec::new(), ids))
+}
+
+/// The assignment a hand-off delivered.
+fn handed_job(h: Result<HandOff, oneshot::error::RecvError>) -> Result<Option<Assignment>, Error> {
+    match h {
+        Ok(Some((job, lease))) => Ok(Some(Assignment {
+            attempt: job.attempt,
+            lease,
+            job,
+        })),
+        _ => Err(Error::Store(StoreError::Redb(
+            "the write that claimed a job for this worker was aborted; claim again".into(),
+        ))),
+    }
+}
+
+/// Notes a claimed job among its worker's running jobs (the lease itself is recorded by
+/// [`claim_in`]).
+fn record_claim(inner: &Mutex<Inner>, worker_id: &str, job: JobId) {
+    let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(w) = inner.workers.get_mut(worker_id) {
+        if !w.worker.running.contains(&job) {
+            w.worker.running.push(job);
+        }
+        w.worker.state = WorkerState::Busy;
+    }
+}
+
 /// Leases the first fitting queued job to a worker slot inside a write transaction.
 fn claim_in(
     tx: &mut Tx<'_>,
@@ -2210,6 +2412,7 @@ fn claim_in(
         started_at: now,
         ended_at: None,
         outcome: None,
+        worker_started_us: None,
     });
     tx.save_job(Some(&prev), &job)?;
     let ev = tx.event(

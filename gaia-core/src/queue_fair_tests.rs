@@ -84,6 +84,7 @@ async fn finish(q: &Queue, a: &Assignment) {
             duration_ms: 1,
             error: None,
             result: None,
+            started_us: None,
         },
     )
     .await

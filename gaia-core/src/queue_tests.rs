@@ -104,6 +104,7 @@ fn complete(a: &Assignment, outcome: Outcome) -> CompleteRequest {
         duration_ms: 5,
         error: None,
         result: None,
+        started_us: None,
     }
 }
 
@@ -762,6 +763,200 @@ async fn a_lease_handed_out_before_a_crash_is_never_handed_out_again() {
     q.add_rows(id, batch(&new, rows(0, 3))).await.unwrap();
 }
 
+/// Waits until `n` claims have looked at the queue, found nothing and parked (a submit may
+/// then hand them a job in its own write).
+async fn wait_for_parked(q: &Queue, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while q.lock().waiters.iter().filter(|w| w.parked).count() < n {
+        assert!(Instant::now() < deadline, "claims never parked");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_parked_claim_is_handed_the_job_by_the_submits_own_write() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let mut live = q.subscribe();
+    let claim = |wait| {
+        let (q, w) = (q.clone(), w.clone());
+        tokio::spawn(async move { q.claim(&w, caps(&[JobKind::Hash]), wait).await.unwrap() })
+    };
+    let (a, b) = (
+        claim(Duration::from_secs(30)),
+        claim(Duration::from_millis(300)),
+    );
+    wait_for_parked(&q, 2).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    // The oldest parked claim gets it; the other is neither given it nor woken for nothing.
+    let got = a.await.unwrap().unwrap();
+    assert_eq!(
+        (got.job.id, got.attempt, got.job.state),
+        (id, 1, JobState::Running)
+    );
+    assert_eq!(job(&q, id).lease, Some(got.lease));
+    assert!(b.await.unwrap().is_none());
+    assert!(q.lock().waiters.is_empty());
+    assert_eq!(q.workers()[0].running, vec![id]);
+    assert_eq!(q.lease_of(id), Some((1, got.lease, w.clone())));
+    // Live events in their order: submitted, then started.
+    let mut kinds = Vec::new();
+    while let Ok(l) = live.try_recv() {
+        if let Live::Event(e) = l {
+            kinds.push(e.kind);
+        }
+    }
+    assert_eq!(kinds, ["job_submitted", "job_started"]);
+    // The job runs as any claimed job: its rows and report are taken.
+    q.add_rows(id, batch(&got, rows(0, 2))).await.unwrap();
+    q.complete(id, complete(&got, Outcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(job(&q, id).state, JobState::Succeeded);
+}
+
+#[tokio::test]
+async fn a_batch_hands_one_job_to_each_parked_claim_that_fits() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash, JobKind::Upper]).await;
+    let claim = |kinds: &'static [JobKind]| {
+        let (q, w) = (q.clone(), w.clone());
+        tokio::spawn(async move {
+            q.claim(&w, caps(kinds), Duration::from_millis(500))
+                .await
+                .unwrap()
+        })
+    };
+    let hash = [claim(&[JobKind::Hash]), claim(&[JobKind::Hash])];
+    let upper = claim(&[JobKind::Upper]);
+    wait_for_parked(&q, 3).await;
+    let ids = q
+        .submit_many(vec![hash_job("a"), JobSpec::builtin(JobKind::Upper, "b")])
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for h in hash {
+        got.extend(h.await.unwrap().map(|a| a.job.id));
+    }
+    assert_eq!(got, vec![ids[0]], "one hash job, to the oldest hash claim");
+    assert_eq!(upper.await.unwrap().unwrap().job.id, ids[1]);
+}
+
+/// Run as a child process by the test below: a claim is handed a job by a submit, and the
+/// process dies (`_exit`) after the claim was answered but before the submit's fsync.
+async fn hand_off_then_crash(dir: &std::path::Path) {
+    use std::io::Write;
+    let store = Store::open(dir).unwrap();
+    let q = Queue::new(store.clone(), QueueConfig::default()).unwrap();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    // Acknowledged: durable before its answer.
+    let acked = q
+        .submit(JobSpec::builtin(JobKind::Upper, "kept"))
+        .await
+        .unwrap();
+    let claimer = {
+        let (q, w) = (q.clone(), w.clone());
+        tokio::spawn(async move {
+            q.claim(&w, caps(&[JobKind::Hash]), Duration::from_secs(30))
+                .await
+        })
+    };
+    wait_for_parked(&q, 1).await;
+    // Hold the writer so the submit and a hook that never returns share the next group: the
+    // group's fsync comes only after that hook.
+    let slow = store.clone();
+    tokio::spawn(async move {
+        slow.write(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let submitter = q.clone();
+    tokio::spawn(async move { submitter.submit(hash_job("lost")).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::spawn(async move {
+        store
+            .write(|tx| {
+                tx.on_visible(|_| std::thread::sleep(Duration::from_secs(60)));
+                Ok(())
+            })
+            .await
+    });
+    let a = claimer.await.unwrap().unwrap().unwrap();
+    println!("ACKED {acked}");
+    println!("HANDED {} {} {}", a.job.id, a.attempt, a.lease);
+    let _ = std::io::stdout().flush();
+    // SAFETY: ends this (child) process at once, as a crash would.
+    unsafe { libc::_exit(0) }
+}
+
+/// A claim may be answered before the submit that made its job is durable (the hand-off goes
+/// out while the fsync runs). A crash in between must lose nothing acknowledged and must not
+/// let the worker holding that claim write into anything.
+#[tokio::test]
+async fn a_crash_after_a_hand_off_before_the_submits_fsync_loses_nothing_acknowledged() {
+    if let Some(dir) = std::env::var_os("GAIA_QUEUE_CRASH_DIR") {
+        hand_off_then_crash(std::path::Path::new(&dir)).await;
+        unreachable!("the child ends inside");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "queue::tests::a_crash_after_a_hand_off_before_the_submits_fsync_loses_nothing_acknowledged",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("GAIA_QUEUE_CRASH_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |tag: &str, i: usize| -> u64 {
+        let line = stdout
+            .lines()
+            .find_map(|l| l.find(tag).map(|i| &l[i + tag.len()..]))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {tag} in {stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        line.split_whitespace().nth(i).unwrap().parse().unwrap()
+    };
+    let acked = field("ACKED ", 0);
+    let (id, attempt, lease) = (
+        field("HANDED ", 0),
+        field("HANDED ", 1) as u32,
+        field("HANDED ", 2),
+    );
+    let q = Queue::new(Store::open(dir.path()).unwrap(), QueueConfig::default()).unwrap();
+    // The acknowledged submit survived; the one never answered is gone, with its claim.
+    assert_eq!(job(&q, acked).state, JobState::Queued);
+    assert!(q.store().read().unwrap().job(id).unwrap().is_none());
+    // Its id is given again, but never its lease: the worker that held it is refused.
+    assert_eq!(q.submit(hash_job("again")).await.unwrap(), id);
+    let w = register(&q, "w2", &[JobKind::Hash]).await;
+    let new = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    assert_eq!((new.job.id, new.attempt), (id, attempt));
+    assert_ne!(new.lease, lease);
+    let old = Assignment {
+        attempt,
+        lease,
+        job: new.job.clone(),
+    };
+    assert!(is_stale(
+        q.add_rows(id, batch(&old, rows(0, 1))).await.unwrap_err()
+    ));
+    assert!(is_stale(
+        q.complete(id, complete(&old, Outcome::Succeeded))
+            .await
+            .unwrap_err()
+    ));
+    q.add_rows(id, batch(&new, rows(0, 1))).await.unwrap();
+}
+
 #[tokio::test]
 async fn invalid_batches_are_refused_before_anything_is_written() {
     let (q, _dir) = queue();
@@ -800,6 +995,7 @@ fn done(a: &Assignment) -> crate::protocol::Finished {
             duration_ms: 1,
             error: None,
             result: Some(serde_json::json!("ok")),
+            started_us: None,
         },
     }
 }

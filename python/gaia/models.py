@@ -38,6 +38,8 @@ class Attempt(TypedDict):
     started_at: int
     worker: str
     worker_name: NotRequired[str]
+    worker_started_us: NotRequired[Optional[int]]
+    """When its code started on the worker (µs since the Unix epoch, the worker's clock), as the worker reported with its end; `started_at` is when the server leased it."""
 
 
 class AuditEntry(TypedDict):
@@ -154,6 +156,8 @@ class CompleteRequest(TypedDict):
     lease: int
     outcome: Outcome
     result: NotRequired[Any]
+    started_us: NotRequired[Optional[int]]
+    """When the job's code started on the worker, in microseconds since the Unix epoch by the worker's clock: a built-in's first instruction, or the moment its process was running (exec done). Kept on the attempt (`worker_started_us`): claim → start is what the worker took to begin (a Python environment to prepare, a slow disk)."""
 
 
 class ConfigReport(TypedDict):

@@ -477,6 +477,7 @@ fn sim_worker(sh: Arc<Shared>, i: usize, seed: u64) {
             duration_ms: 1,
             error: None,
             result: None,
+            started_us: None,
         };
         match retry(&sh, || c.complete(job, &done)) {
             Ok(_) => {}

@@ -6,6 +6,12 @@
 //! acknowledged after its single fsync. So each operation's writes are durable before it is
 //! answered, and throughput does not pay one fsync per operation.
 //!
+//! An operation may also ask to be told as soon as its writes are *visible* ([`Tx::on_visible`]),
+//! before they are durable: the queue hands a just-submitted job to a waiting worker while the
+//! submit's fsync is still under way. A group with such a request is committed in two steps,
+//! visible (redb `Durability::None`) then durable (an empty `Immediate` commit, which makes
+//! everything before it durable); its operations are still answered only after the second.
+//!
 //! Invariant: a write operation that returns a [`RequestError`] has written nothing (validate,
 //! then write). An operation that returns a storage error aborts its whole group: nothing of the
 //! group is committed and every operation in it is answered with the error.
@@ -65,6 +71,8 @@ const MAX_GROUP: usize = 4096;
 const CACHE_BYTES: usize = 32 << 20;
 
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// Told whether the group's commit became visible (true) or the group was aborted (false).
+type OnVisible = Box<dyn FnOnce(bool) + Send>;
 type RunOp = Box<dyn for<'a> FnOnce(&mut Tx<'a>) -> Finish + Send>;
 
 /// One queued write operation.
@@ -155,6 +163,8 @@ pub struct Tx<'a> {
     poisoned: Option<String>,
     /// A step of this group panicked: the rest of the group is not run on this transaction.
     panicked: bool,
+    /// Run once this group's writes are visible, before they are durable ([`Tx::on_visible`]).
+    on_visible: Vec<OnVisible>,
 }
 
 /// The tables of one read transaction (a consistent snapshot).
@@ -219,7 +229,21 @@ impl<'a> Tx<'a> {
             standings: txn.open_table(users::STANDINGS)?,
             poisoned: None,
             panicked: false,
+            on_visible: Vec::new(),
         })
+    }
+
+    /// Runs `f` on the writer thread as soon as this transaction's writes are committed and
+    /// visible to readers — for a durable group, *before* its fsync, while the callers of the
+    /// group still wait for it — with `true`; or with `false` if the group is aborted and
+    /// nothing of it was committed.
+    ///
+    /// What `f` releases may be lost in a crash even though it was seen: use it only for what
+    /// a crash may undo without harm (a claim: the job runs again as a new attempt, and a
+    /// worker holding a lease from before the crash is refused, see `init_schema`). `f` must
+    /// be quick and must not write to the store (it runs on the writer thread).
+    pub fn on_visible(&mut self, f: impl FnOnce(bool) + Send + 'static) {
+        self.on_visible.push(Box::new(f));
     }
 
     /// Takes the next value of a counter in `meta`, starting at 1.
@@ -525,41 +549,53 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>, metrics: &WriterMetri
         let mut finishers = Vec::with_capacity(ops.len());
         metrics.group_size.observe(ops.len() as f64);
         let began = Instant::now();
+        let mut on_visible = Vec::new();
+        let mut committed = false;
         let outcome = (|| -> Result<(), StoreError> {
             let mut txn = db.begin_write()?;
-            if !durable {
-                txn.set_durability(redb::Durability::None)
-                    .map_err(|e| StoreError::Redb(e.to_string()))?;
-            }
             let poisoned = {
                 let mut tx = Tx::open(&txn)?;
                 for op in ops.drain(..) {
                     finishers.push((op.run)(&mut tx));
                 }
+                on_visible = std::mem::take(&mut tx.on_visible);
                 tx.poisoned.take()
             };
-            match poisoned {
-                Some(reason) => {
-                    txn.abort()?;
-                    Err(StoreError::Redb(format!(
-                        "write group aborted after a storage error: {reason}"
-                    )))
-                }
-                None => {
-                    txn.commit()?;
-                    Ok(())
-                }
+            if let Some(reason) = poisoned {
+                txn.abort()?;
+                return Err(StoreError::Redb(format!(
+                    "write group aborted after a storage error: {reason}"
+                )));
             }
+            // Visible first when someone waits for visibility and the group is durable: the
+            // fsync then follows as an empty durable commit (which makes this one durable too).
+            let split = durable && !on_visible.is_empty();
+            if !durable || split {
+                txn.set_durability(redb::Durability::None)
+                    .map_err(|e| StoreError::Redb(e.to_string()))?;
+            }
+            txn.commit()?;
+            committed = true;
+            for f in on_visible.drain(..) {
+                run_hook(f, true);
+            }
+            if split {
+                db.begin_write()?.commit()?;
+            }
+            Ok(())
         })();
         metrics
             .commit_seconds
             .observe(began.elapsed().as_secs_f64());
-        if outcome.is_ok() {
-            if durable {
-                volatile_since = None;
-            } else {
-                volatile_since.get_or_insert_with(Instant::now);
-            }
+        // Aborted (or failed before its commit): nothing became visible.
+        for f in on_visible {
+            run_hook(f, false);
+        }
+        if outcome.is_ok() && durable {
+            volatile_since = None;
+        } else if committed {
+            // Volatile, or visible but its durable step failed: made durable later.
+            volatile_since.get_or_insert_with(Instant::now);
         }
         // Operations that never ran (opening the transaction failed) are dropped with their
         // reply channel, which their callers see as an error.
@@ -571,6 +607,11 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>, metrics: &WriterMetri
             }));
         }
     }
+}
+
+/// Runs an [`Tx::on_visible`] hook; a panicking one (a bug) must not take the writer down.
+fn run_hook(f: OnVisible, visible: bool) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(visible)));
 }
 
 /// Encodes a value stored as JSON.
@@ -672,6 +713,100 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    #[test]
+    fn a_hook_sees_its_write_before_the_write_is_answered_and_hears_of_an_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        store
+            .write_blocking(move |t| {
+                t.meta.insert("seen", 7).map_err(StoreError::from)?;
+                t.on_visible(move |visible| {
+                    // Runs on the writer thread, before the fsync and before the answer.
+                    let txn = reader.db.begin_read().unwrap();
+                    let meta = txn.open_table(META).unwrap();
+                    let v = meta.get("seen").unwrap().map(|v| v.value());
+                    tx.send((visible, v)).unwrap();
+                });
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            (true, Some(7)),
+            "run before the answer"
+        );
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = store
+            .write_blocking(move |t| -> Result<(), Error> {
+                t.on_visible(move |visible| tx.send(visible).unwrap());
+                Err(Error::Store(StoreError::Redb("disk on fire".into())))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        assert!(!rx.try_recv().unwrap(), "an aborted group is not visible");
+    }
+
+    /// Run as a child process by the test below: writes, and dies (`_exit`, no destructor, no
+    /// flush) inside an `on_visible` hook, that is after the write was visible and before it
+    /// was durable or answered.
+    fn die_between_visible_and_durable(dir: &Path) -> ! {
+        let store = Store::open(dir).unwrap();
+        store
+            .write_blocking(|t| {
+                t.meta.insert("acknowledged", 1).map_err(StoreError::from)?;
+                Ok(())
+            })
+            .unwrap();
+        println!("ACKNOWLEDGED");
+        let _ = store.write_blocking(|t| {
+            t.meta.insert("visible_only", 1).map_err(StoreError::from)?;
+            t.on_visible(|_| {
+                use std::io::Write;
+                println!("VISIBLE");
+                let _ = std::io::stdout().flush();
+                // SAFETY: ends this (child) process at once, as a crash would.
+                unsafe { libc::_exit(0) }
+            });
+            Ok(())
+        });
+        unreachable!("the hook ends the process");
+    }
+
+    #[test]
+    fn a_crash_after_a_hook_ran_keeps_what_was_acknowledged_and_loses_what_was_not() {
+        if let Some(dir) = std::env::var_os("GAIA_STORE_CRASH_DIR") {
+            die_between_visible_and_durable(Path::new(&dir));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "store::tests::a_crash_after_a_hook_ran_keeps_what_was_acknowledged_and_loses_what_was_not",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GAIA_STORE_CRASH_DIR", dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("ACKNOWLEDGED") && stdout.contains("VISIBLE"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store = Store::open(dir.path()).unwrap();
+        let txn = store.db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        assert_eq!(meta.get("acknowledged").unwrap().unwrap().value(), 1);
+        assert!(
+            meta.get("visible_only").unwrap().is_none(),
+            "a write that was never durable survived the crash"
+        );
     }
 
     #[test]

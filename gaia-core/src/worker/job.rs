@@ -13,7 +13,7 @@ use super::reaper::{self, Tracking};
 use super::shared::{RunningJob, Shared, lock};
 use super::stream::{self, Signals, Streamer, Target};
 use super::{builtin, runner};
-use crate::model::{JobId, Task};
+use crate::model::{JobId, JobKind, Task};
 use crate::protocol::{Assignment, CompleteRequest, Finished, Outcome, RequeueRequest};
 
 /// Longest a job given back waits for its output to reach the server: a preempted worker has
@@ -82,7 +82,10 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let abandon = watch_for_abandon(shared, &signals);
+    // Built-ins other than `wait` end at once: nothing to watch, and no thread to start
+    // before the job's first instruction.
+    let lasts = !matches!(&job.spec.task, Task::Builtin { kind, .. } if *kind != JobKind::Wait);
+    let abandon = lasts.then(|| watch_for_abandon(shared, &signals));
 
     let mut complete = CompleteRequest {
         attempt: a.attempt,
@@ -92,8 +95,10 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
         duration_ms: 0,
         error: None,
         result: None,
+        started_us: None,
     };
     if let Task::Builtin { kind, input, .. } = &job.spec.task {
+        complete.started_us = Some(crate::model::now_us());
         match builtin::run(*kind, input, &signals, timeout) {
             builtin::BuiltinEnd::Done(v) => complete.result = Some(v),
             builtin::BuiltinEnd::Failed(e) => {
@@ -113,7 +118,9 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
         complete.outcome = Outcome::Failed;
         complete.error = Some(e);
     }
-    abandon.store(true, Ordering::SeqCst);
+    if let Some(done) = abandon {
+        done.store(true, Ordering::SeqCst);
+    }
     complete.duration_ms = started.elapsed().as_millis() as u64;
 
     if signals.give_back.load(Ordering::SeqCst) {
@@ -290,6 +297,7 @@ fn run_process(
         return Ok(());
     }
     complete.result = result.result;
+    complete.started_us = result.started_us;
     let ended = match (ended, over_output) {
         (runner::Ended::Exited(_), Some(why)) => runner::Ended::OverLimit(why),
         (ended, _) => ended,

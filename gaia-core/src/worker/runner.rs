@@ -47,6 +47,8 @@ pub struct RunResult {
     pub stderr_tail: Vec<String>,
     /// The last `@gaia {"final": ...}` (or `{"result": ...}`) value.
     pub result: Option<serde_json::Value>,
+    /// When the process was running (its exec done), µs since the Unix epoch.
+    pub started_us: Option<u64>,
 }
 
 /// What to run.
@@ -109,7 +111,10 @@ pub fn run(
         say(note);
     }
     limiter.apply(&mut cmd);
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // `spawn` returns once the exec has succeeded (or failed): the job's program is running.
+    let started_us = crate::model::now_us();
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -121,7 +126,10 @@ pub fn run(
     let pid = child.id() as i32;
     // Dropped (the record removed) on return, after the last kill of the group below.
     let _tracked = spec.tracking.as_ref().and_then(|t| reaper::track(t, pid));
-    let result = Arc::new(Mutex::new(RunResult::default()));
+    let result = Arc::new(Mutex::new(RunResult {
+        started_us: Some(started_us),
+        ..RunResult::default()
+    }));
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let out_thread = {
