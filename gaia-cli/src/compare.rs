@@ -300,7 +300,7 @@ fn print_comparison(c: &Comparison) {
                     x.method.clone(),
                     x.env.clone(),
                     human::count(x.need.runs),
-                    human::score(Some(x.need.half_width)),
+                    human::score(x.need.half_width),
                     x.need
                         .more
                         .map_or("? (needs 2 runs)".into(), |m| format!("+{m}")),

@@ -29,7 +29,9 @@ pub struct SubmitArgs {
     /// Job kind: experiment, command, or a built-in (reverse, hash, sum, upper, wait).
     #[arg(long, default_value = "experiment")]
     kind: JobKind,
-    /// Optimisation method of an experiment (cma_es, openai_es, random_search, island_model).
+    /// Optimisation method of an experiment: cma_es, openai_es, random_search, island_model,
+    /// curriculum_cma_es, neuromod_cma_es, neuromod_island, hybrid_cma_ff, indirect_encoding,
+    /// ppo (`run_all.py --list` in experiments/ says each one's params)
     #[arg(long)]
     method: Option<String>,
     /// Environment of an experiment (default CartPole-v1).

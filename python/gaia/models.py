@@ -850,8 +850,8 @@ class Search(TypedDict):
 class SeedsCell(TypedDict):
     """One cell's seeds needed."""
     env: str
-    half_width: float
-    """The half-width of the bootstrap interval of the cell's mean now."""
+    half_width: NotRequired[Optional[float]]
+    """The half-width of the bootstrap interval of the cell's mean now; None without runs."""
     method: str
     more: NotRequired[Optional[int]]
     """Further runs needed; None when it cannot be estimated yet (fewer than 2 runs)."""

@@ -421,8 +421,8 @@ pub fn mean_interval(values: &[f64], boot: &Bootstrap, stream: &str) -> Option<I
 pub struct SeedsNeeded {
     /// Runs the cell has.
     pub runs: u64,
-    /// The half-width of the bootstrap interval of the cell's mean now.
-    pub half_width: f64,
+    /// The half-width of the bootstrap interval of the cell's mean now; None without runs.
+    pub half_width: Option<f64>,
     /// Further runs needed; None when it cannot be estimated yet (fewer than 2 runs).
     pub more: Option<u64>,
 }
@@ -440,7 +440,7 @@ pub fn seeds_needed(values: &[f64], target: f64, boot: &Bootstrap, stream: &str)
     });
     SeedsNeeded {
         runs: n,
-        half_width: half,
+        half_width: half.is_finite().then_some(half),
         more,
     }
 }
@@ -580,12 +580,14 @@ mod tests {
         let now = seeds_needed(&values, 1.0, &boot, "c");
         assert_eq!(now.runs, 5);
         assert_eq!(now.more, Some(0));
-        let half = now.half_width;
+        let half = now.half_width.unwrap();
         let target = half / 2.0;
         // Half the width needs four times the runs.
         let s = seeds_needed(&values, target, &boot, "c");
         assert_eq!(s.more, Some(15));
         assert_eq!(seeds_needed(&[0.5], 0.1, &boot, "c").more, None);
+        // No runs: no interval (null in JSON, as the OpenAPI document says).
+        assert_eq!(seeds_needed(&[], 0.1, &boot, "c").half_width, None);
     }
 
     #[test]

@@ -79,6 +79,8 @@ struct Op {
     query: Vec<Param>,
     /// The success status.
     ok: u16,
+    /// A second success status: a dry run's (200, nothing written) beside a write's 201.
+    dry_run_ok: bool,
     answer: Vec<Media>,
     /// Error statuses beyond those every route may answer (400 and 413; 408 with a body; 401
     /// and 403 with a scope; 404 with a path parameter).
@@ -93,6 +95,7 @@ impl Op {
             req,
             query: Vec::new(),
             ok,
+            dry_run_ok: false,
             answer,
             errors: &[],
             names: &[],
@@ -100,6 +103,10 @@ impl Op {
     }
     fn query(mut self, query: Vec<Param>) -> Op {
         self.query = query;
+        self
+    }
+    fn dry_run(mut self) -> Op {
+        self.dry_run_ok = true;
         self
     }
     fn errors(mut self, errors: &'static [u16]) -> Op {
@@ -341,7 +348,7 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
                 "stream: 1 adds log lines (the default with `job`)",
             ),
         ]),
-        E::CreateToken => post(schema::<TokenCreate>, 201, schema::<TokenCreated>).errors(&[409]),
+        E::CreateToken => post(schema::<TokenCreate>, 201, schema::<TokenCreated>).errors(&[404, 409]),
         E::ListTokens => ok_json(schema::<TokenList>),
         E::RevokeToken => ok_json(schema::<Revoked>),
         E::Whoami => ok_json(schema::<WhoAmI>),
@@ -364,10 +371,14 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
             .query(compare_query(false))
             .errors(&[404]),
         E::ExtendStudy => {
-            post(schema::<StudyExtend>, 201, schema::<StudySubmitted>).errors(&[404, 409])
+            post(schema::<StudyExtend>, 201, schema::<StudySubmitted>)
+                .dry_run()
+                .errors(&[404, 409])
         }
         E::RetryStudy => {
-            post(schema::<StudyRetry>, 201, schema::<StudySubmitted>).errors(&[404, 409])
+            post(schema::<StudyRetry>, 201, schema::<StudySubmitted>)
+                .dry_run()
+                .errors(&[404, 409])
         }
         E::ExportJob | E::ExportStudy | E::ExportAll => {
             let format = super::super::export::format_of(route.path);
@@ -621,6 +632,13 @@ fn path_item(g: &mut SchemaGenerator, route: &Route) -> (String, Value) {
         content.insert(k, v);
     }
     let mut responses = Map::new();
+    if op.dry_run_ok {
+        responses.insert(
+            "200".into(),
+            json!({"description": "a dry run: what would be added; nothing is written",
+                   "content": content.clone()}),
+        );
+    }
     responses.insert(
         op.ok.to_string(),
         json!({"description": route.doc, "content": content}),
