@@ -134,7 +134,9 @@ class Ends:
                     with self.cond:
                         self.seen[v["id"]] = time.perf_counter()
                         self.cond.notify_all()
-        except (OSError, ValueError, http.client.HTTPException):
+        except (OSError, ValueError, http.client.HTTPException, AttributeError):
+            # AttributeError: the stream was closed under the reader (http.client drops its
+            # file object on close), which is how a phase ends.
             return
 
     def wait(self, job_id, timeout):
