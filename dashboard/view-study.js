@@ -7,7 +7,7 @@
 import { api } from "./api.js";
 import { debounce, h, kv, put, section, toast } from "./dom.js";
 import { count, plural } from "./format.js";
-import { adminButton, badge, progressBar, statesText, studyEta } from "./parts.js";
+import { badge, progressBar, statesText, studyEta, submitButton } from "./parts.js";
 import { comparePanel } from "./view-compare.js";
 
 /**
@@ -59,8 +59,8 @@ export function studyView(name) {
       button.disabled = false;
     }
   }
-  const extendBtn = adminButton("Add seeds", { id: "extend-go", class: "btn small", title: "Every method × environment of the study gets these seeds (gaia study extend)" });
-  const retryBtn = adminButton("Retry failed", { id: "retry-go", class: "btn small", title: "Run again the runs that failed, were lost or timed out (gaia study retry)" });
+  const extendBtn = submitButton("Add seeds", { id: "extend-go", class: "btn small", title: "Every method × environment of the study gets these seeds (gaia study extend)" });
+  const retryBtn = submitButton("Retry failed", { id: "retry-go", class: "btn small", title: "Run again the runs that failed, were lost or timed out (gaia study retry)" });
   const btn = (b) => (b.tagName === "BUTTON" ? b : b.querySelector("button"));
   btn(extendBtn).addEventListener("click", () => more("extend", { seeds: seedsIn.value.trim() }, btn(extendBtn)));
   btn(retryBtn).addEventListener("click", () => more("retry", {}, btn(retryBtn)));
