@@ -533,11 +533,29 @@ fn gaia_top_runs_in_a_terminal_and_restores_it() {
         let socket = format!("gaia-top-{}", std::process::id());
         let tmux = |args: &[&str]| {
             Command::new("tmux")
-                .args(["-L", &socket])
+                .args(["-L", &socket, "-f", "/dev/null"])
                 .args(args)
                 .output()
                 .expect("run tmux")
         };
+        // The server first, told to stay without sessions: on a loaded machine a session's
+        // server could otherwise go away between starting and answering `new-session`
+        // ("server exited unexpectedly"). Stopped however the test ends.
+        struct KillServer(String);
+        impl Drop for KillServer {
+            fn drop(&mut self) {
+                let _ = Command::new("tmux")
+                    .args(["-L", &self.0, "kill-server"])
+                    .output();
+            }
+        }
+        let _server = KillServer(socket.clone());
+        let out = tmux(&["start-server", ";", "set-option", "-g", "exit-empty", "off"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = tmux(&[
             "new-session",
             "-d",
