@@ -319,10 +319,10 @@ pub struct GcArgs {
     #[command(flatten)]
     conn: Conn,
     /// Delete the rows of jobs that ended longer ago than this (180d, 12h, 90m).
-    #[arg(long, value_name = "AGE", value_parser = gaia_core::time::parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = gaia_core::human::parse_span_secs)]
     rows_older_than: Option<u64>,
     /// Delete the log lines of jobs that ended longer ago than this.
-    #[arg(long, value_name = "AGE", value_parser = gaia_core::time::parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = gaia_core::human::parse_span_secs)]
     logs_older_than: Option<u64>,
     /// Count what would go; delete nothing.
     #[arg(long)]

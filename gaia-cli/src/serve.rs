@@ -54,10 +54,10 @@ pub struct ServeArgs {
     pub quarantine_after: u32,
     /// Delete the rows of jobs that ended longer ago than this (180d, 12h), every hour in the
     /// background.
-    #[arg(long, value_name = "AGE", value_parser = gaia_core::time::parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = gaia_core::human::parse_span_secs)]
     pub gc_rows_older_than: Option<u64>,
     /// Delete the log lines of jobs that ended longer ago than this (30d), every hour.
-    #[arg(long, value_name = "AGE", value_parser = gaia_core::time::parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = gaia_core::human::parse_span_secs)]
     pub gc_logs_older_than: Option<u64>,
     /// Fair share: a free worker takes the next job of the user furthest below their share of
     /// recent usage (`on`, the default), or the highest-priority job whoever submitted it

@@ -209,6 +209,11 @@ pub fn parse_span(s: &str) -> Result<std::time::Duration, String> {
         })
 }
 
+/// [`parse_span`] in whole seconds (for settings kept as seconds: `gc --rows-older-than 180d`).
+pub fn parse_span_secs(s: &str) -> Result<u64, String> {
+    parse_span(s).map(|d| d.as_secs())
+}
+
 /// Hours of use from seconds: `0.25 h`, `12.5 h`, `1,234 h` (worker and GPU hours).
 pub fn hours(secs: f64) -> String {
     let h = secs / 3600.0;
@@ -234,6 +239,13 @@ mod tests {
         assert_eq!(parse_span("12h"), Ok(Duration::from_secs(12 * 3600)));
         assert_eq!(parse_span(" 30m "), Ok(Duration::from_secs(1800)));
         assert_eq!(parse_span("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_span_secs("180d"), Ok(180 * 86_400));
+        assert_eq!(parse_span_secs("2w"), Ok(14 * 86_400));
+        assert!(
+            parse_span_secs("3y")
+                .unwrap_err()
+                .contains("90s, 30m, 12h, 7d, 2w")
+        );
         assert_eq!(parse_span("2w"), Ok(Duration::from_secs(14 * 86_400)));
         assert_eq!(parse_span("3600"), Ok(Duration::from_secs(3600)));
         for bad in ["", "d", "7x", "-1d", "nan", "inf"] {

@@ -145,45 +145,9 @@ pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
         .map_err(|_| format!("{s:?} is before 1970"))
 }
 
-/// Reads an age as people write it: `180d`, `30d`, `12h`, `90m`, `45s`, `2w` (a plain number is
-/// seconds). Returns seconds.
-pub fn parse_age(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not an age: write it like 180d, 12h, 90m or 45s"))?;
-    let mult = match unit.trim() {
-        "" | "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        other => {
-            return Err(format!(
-                "{s:?}: unknown unit {other:?}; use s, m, h, d or w (180d, 12h)"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too long an age"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_read_as_people_write_them() {
-        assert_eq!(parse_age("180d"), Ok(180 * 86_400));
-        assert_eq!(parse_age("12h"), Ok(43_200));
-        assert_eq!(parse_age("90m"), Ok(5_400));
-        assert_eq!(parse_age("45"), Ok(45));
-        assert_eq!(parse_age("2w"), Ok(14 * 86_400));
-        assert!(parse_age("d").is_err());
-        assert!(parse_age("3y").unwrap_err().contains("unknown unit"));
-        assert!(parse_age("99999999999999999999d").is_err());
-    }
 
     #[test]
     fn known_instants() {
