@@ -18,42 +18,6 @@ use serde_json::{Value, json};
 
 use crate::helper::*;
 
-/// Width and height from a PNG's IHDR chunk (and that it is a PNG at all).
-fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
-    assert_eq!(&bytes[12..16], b"IHDR");
-    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
-    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
-    (w, h)
-}
-
-/// Runs the CLI in `dir`, asserting success; returns stdout.
-fn cli_in(server: &Server, dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(gaia_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("GAIA_SERVER", server.url())
-        .env("GAIA_TOKEN", &server.token)
-        .env_remove("GAIA_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gaia {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs the CLI expecting failure; returns stderr.
-fn cli_err(server: &Server, args: &[&str]) -> String {
-    let out = server.cli(args);
-    assert!(!out.status.success(), "gaia {args:?} succeeded");
-    String::from_utf8(out.stderr).unwrap()
-}
-
 fn experiments_python() -> PathBuf {
     repo_root().join("experiments/.venv/bin/python")
 }
@@ -561,7 +525,7 @@ fn extend_adds_exactly_the_new_seeds_and_retry_reruns_the_failed_cell() {
         ]
     );
     assert_eq!(added["total_jobs"], 10);
-    let err = cli_err(&server, &["study", "extend", "grow", "--seeds", "3..4"]);
+    let err = server.cli_err(&["study", "extend", "grow", "--seeds", "3..4"]);
     assert!(
         err.contains("already ran") && err.contains("seed 3"),
         "{err}"
@@ -575,7 +539,7 @@ fn extend_adds_exactly_the_new_seeds_and_retry_reruns_the_failed_cell() {
     assert_eq!(retried["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(retried["jobs"][0][1]["method"], "bad");
     assert_eq!(retried["jobs"][0][1]["seed"], 2);
-    let err = cli_err(&server, &["study", "retry", "grow"]);
+    let err = server.cli_err(&["study", "retry", "grow"]);
     assert!(err.contains("nothing to retry"), "{err}");
     let r = wait_study_done(&server, "grow", 11);
     let subs = r["record"]["submissions"].as_array().unwrap();
@@ -794,8 +758,7 @@ fn a_real_study_compared_end_to_end() {
     for f in ["aggregate", "profile", "improvement", "curves", "ecdf"] {
         let file = out.join(format!("study-cc-{f}.png"));
         let _ = std::fs::remove_file(&file);
-        cli_in(
-            &server,
+        server.cli_in(
             &out,
             &[
                 "export", "--study", "cc", "--png", "--figure", f, "--size", "1200x800",
@@ -806,8 +769,7 @@ fn a_real_study_compared_end_to_end() {
         assert!(bytes.len() > 20_000, "{f}: {} bytes", bytes.len());
     }
     let scores_file = out.join("study-cc-scores.json");
-    cli_in(
-        &server,
+    server.cli_in(
         &out,
         &["export", "--study", "cc", "--json", "--figure", "scores"],
     );
@@ -815,10 +777,7 @@ fn a_real_study_compared_end_to_end() {
     assert_eq!(s["records"].as_array().unwrap().len(), 30);
     assert_eq!(s["matrices"]["cma_es"].as_array().unwrap().len(), 5);
     assert_eq!(s["envs"], json!(["sphere", "CartPole-v1"]));
-    let err = cli_err(
-        &server,
-        &["export", "--study", "cc", "--csv", "--figure", "profile"],
-    );
+    let err = server.cli_err(&["export", "--study", "cc", "--csv", "--figure", "profile"]);
     assert!(err.contains("--png"), "{err}");
 
     // The dashboard: the studies list, the study's cells, its Compare view, a seed added.

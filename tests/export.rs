@@ -11,49 +11,6 @@ use gaia_core::protocol::{ClaimRequest, RegisterRequest, RowBatch};
 
 use crate::helper::*;
 
-/// Width and height from a PNG's IHDR chunk (and that it is a PNG at all).
-fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
-    assert_eq!(&bytes[12..16], b"IHDR");
-    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
-    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
-    (w, h)
-}
-
-/// Runs the CLI in `dir` (exports land there), asserting success; returns stdout.
-fn cli_in(server: &Server, dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(gaia_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("GAIA_SERVER", server.url())
-        .env("GAIA_TOKEN", &server.token)
-        .env_remove("GAIA_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gaia {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs the CLI expecting failure; returns stderr.
-fn cli_err(server: &Server, args: &[&str]) -> String {
-    let out = Command::new(gaia_bin())
-        .args(args)
-        .env("GAIA_SERVER", server.url())
-        .env("GAIA_TOKEN", &server.token)
-        .env_remove("GAIA_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "gaia {args:?} succeeded");
-    String::from_utf8(out.stderr).unwrap()
-}
-
 #[test]
 fn study_sweeps_expand_and_identical_resubmission_is_refused() {
     let server = Server::start();
@@ -78,7 +35,7 @@ fn study_sweeps_expand_and_identical_resubmission_is_refused() {
     assert!(lines[20].contains("openai_es") && lines[20].contains("Acrobot-v1"));
 
     // The same definition again is refused, and nothing is added...
-    let err = cli_err(&server, &sweep);
+    let err = server.cli_err(&sweep);
     assert!(err.contains("--again"), "{err}");
     let client = server.client();
     assert_eq!(client.study("classic-control").unwrap().jobs.len(), 20);
@@ -131,7 +88,7 @@ fn study_sweeps_expand_and_identical_resubmission_is_refused() {
     ] {
         let mut cmd = vec!["submit", "--study", "bad", "--method", "cma_es,openai_es"];
         cmd.extend(args);
-        let err = cli_err(&server, &cmd);
+        let err = server.cli_err(&cmd);
         assert!(err.contains(needle), "{cmd:?}: {err}");
     }
     assert!(
@@ -139,7 +96,7 @@ fn study_sweeps_expand_and_identical_resubmission_is_refused() {
         "a refused study left something behind"
     );
     // A sweep without --study says what is missing; the plain submit still works.
-    let err = cli_err(&server, &["submit", "--method", "cma_es,openai_es"]);
+    let err = server.cli_err(&["submit", "--method", "cma_es,openai_es"]);
     assert!(err.contains("--study"), "{err}");
     let id = server.cli_ok(&["submit", "--method", "cma_es", "--max-evals", "10"]);
     assert!(id.trim().parse::<u64>().is_ok(), "{id}");
@@ -223,7 +180,7 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
     let sid = id.to_string();
 
     // CSV → parsed back equal, with the union of metric columns.
-    let printed = cli_in(&server, dir.path(), &["export", "--job", &sid, "--csv"]);
+    let printed = server.cli_in(dir.path(), &["export", "--job", &sid, "--csv"]);
     assert_eq!(printed.trim(), format!("job-{id}.csv"));
     let text = std::fs::read_to_string(dir.path().join(format!("job-{id}.csv"))).unwrap();
     let recs = read_records(&text).unwrap();
@@ -246,7 +203,7 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
     }
 
     // JSON: full precision and nulls.
-    cli_in(&server, dir.path(), &["export", "--job", &sid, "--json"]);
+    server.cli_in(dir.path(), &["export", "--job", &sid, "--json"]);
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join(format!("job-{id}.json"))).unwrap())
             .unwrap();
@@ -262,11 +219,10 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
     assert!(shown.contains("3,000 rows, generation 3,000,"), "{shown}");
 
     // PNG of the requested size, default and custom; log-y of a metric.
-    cli_in(&server, dir.path(), &["export", "--job", &sid, "--png"]);
+    server.cli_in(dir.path(), &["export", "--job", &sid, "--png"]);
     let png = std::fs::read(dir.path().join(format!("job-{id}.png"))).unwrap();
     assert_eq!(png_size(&png), (1600, 1000));
-    cli_in(
-        &server,
+    server.cli_in(
         dir.path(),
         &[
             "export",
@@ -288,19 +244,16 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
     );
     // An unknown metric is a clear error and leaves no file.
     let _ = std::fs::remove_file("/tmp/never.png");
-    let err = cli_err(
-        &server,
-        &[
-            "export",
-            "--job",
-            &sid,
-            "--png",
-            "--metric",
-            "nope",
-            "--out",
-            "/tmp/never.png",
-        ],
-    );
+    let err = server.cli_err(&[
+        "export",
+        "--job",
+        &sid,
+        "--png",
+        "--metric",
+        "nope",
+        "--out",
+        "/tmp/never.png",
+    ]);
     assert!(
         err.contains("no metric \"nope\"") && err.contains("entropy"),
         "{err}"
@@ -310,17 +263,14 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
     let hash = server.cli_ok(&["submit", "--kind", "hash", "--input", "hello"]);
     let hash = hash.trim();
     let out = dir.path().join("hash.png");
-    let err = cli_err(
-        &server,
-        &[
-            "export",
-            "--job",
-            hash,
-            "--png",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let err = server.cli_err(&[
+        "export",
+        "--job",
+        hash,
+        "--png",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(
         err.contains("400")
             && err.contains(&format!(
@@ -329,7 +279,7 @@ fn export_round_trip_csv_json_png_through_server_and_cli() {
         "{err}"
     );
     assert!(!out.exists());
-    let err = cli_err(&server, &["export", "--job", "999", "--csv", "--out", "-"]);
+    let err = server.cli_err(&["export", "--job", "999", "--csv", "--out", "-"]);
     assert!(err.contains("404") && err.contains("job 999"), "{err}");
 
     // The same exports over HTTP, as the dashboard's buttons fetch them (token in the query).
@@ -565,7 +515,7 @@ fn a_small_study_through_server_and_worker_exports_every_format() {
         if file == "sigma.png" {
             cmd.extend(["--out", "sigma.png"]);
         }
-        cli_in(&server, dir.path(), &cmd);
+        server.cli_in(dir.path(), &cmd);
         let bytes = std::fs::read(dir.path().join(&file))
             .unwrap_or_else(|e| panic!("{cmd:?} wrote no {file}: {e}"));
         match file.rsplit('.').next().unwrap() {

@@ -140,25 +140,39 @@ impl Server {
 
     /// Runs the `gaia` CLI against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(gaia_bin())
-            .args(args)
+        self.cli_at(None, args)
+    }
+
+    /// Runs the CLI against this server in `dir` (if given), without stdin.
+    fn cli_at(&self, dir: Option<&Path>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(gaia_bin());
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        cmd.args(args)
             .env("GAIA_SERVER", self.url())
             .env("GAIA_TOKEN", &self.token)
             .env_remove("GAIA_DATA_DIR")
+            .stdin(Stdio::null())
             .output()
             .expect("run gaia")
     }
 
+    /// Runs the CLI in `dir` (exports land there), asserting success; returns stdout.
+    pub fn cli_in(&self, dir: &Path, args: &[&str]) -> String {
+        ok_stdout(args, self.cli_at(Some(dir), args))
+    }
+
+    /// Runs the CLI expecting failure; returns stderr.
+    pub fn cli_err(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(!out.status.success(), "gaia {args:?} succeeded");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
     /// Runs the CLI and returns stdout, asserting success.
     pub fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "gaia {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        ok_stdout(args, self.cli(args))
     }
 
     /// kill -9.
@@ -514,4 +528,24 @@ pub fn spawn_retrying(cmd: &mut Command) -> Child {
             Err(e) => panic!("start {cmd:?}: {e}"),
         }
     }
+}
+
+/// A CLI run's stdout, asserting it succeeded (its output in the message otherwise).
+fn ok_stdout(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "gaia {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Width and height from a PNG's IHDR chunk (and that it is a PNG at all).
+pub fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (w, h)
 }
