@@ -247,20 +247,7 @@ impl Tx<'_> {
     /// A user's live counts.
     pub fn user_counts(&mut self, user: &str) -> Result<UserCounts, StoreError> {
         let row = self.standing_row(user)?;
-        let get = |what: &str| -> Result<u64, StoreError> {
-            Ok(self
-                .user_counts
-                .get((user, what))?
-                .map(|v| v.value())
-                .unwrap_or(0))
-        };
-        Ok(UserCounts {
-            queued: get("queued")?,
-            running: row.running,
-            running_since: row.running_since,
-            running_gpus: get("running_gpus")?,
-            running_gpu_since: get("running_gpu_since")?,
-        })
+        counts_of(&self.user_counts, &row, user)
     }
 
     /// A user's usage: totals, and recent usage.
@@ -530,21 +517,7 @@ impl Reader {
 
     /// A user's live counts.
     pub fn user_counts(&self, user: &str) -> Result<UserCounts, StoreError> {
-        let row = self.standing_row(user)?;
-        let get = |what: &str| -> Result<u64, StoreError> {
-            Ok(self
-                .user_counts
-                .get((user, what))?
-                .map(|v| v.value())
-                .unwrap_or(0))
-        };
-        Ok(UserCounts {
-            queued: get("queued")?,
-            running: row.running,
-            running_since: row.running_since,
-            running_gpus: get("running_gpus")?,
-            running_gpu_since: get("running_gpu_since")?,
-        })
+        counts_of(&self.user_counts, &self.standing_row(user)?, user)
     }
 
     /// A user's usage: totals, and recent usage.
@@ -596,4 +569,23 @@ impl Reader {
         }
         Ok(names.into_iter().collect())
     }
+}
+
+/// A user's live counts from their standing row and their [`USER_COUNTS`] entries (the same
+/// for a write transaction and a snapshot).
+fn counts_of(
+    table: &impl ReadableTable<(&'static str, &'static str), u64>,
+    row: &StandingRow,
+    user: &str,
+) -> Result<UserCounts, StoreError> {
+    let get = |what: &str| -> Result<u64, StoreError> {
+        Ok(table.get((user, what))?.map(|v| v.value()).unwrap_or(0))
+    };
+    Ok(UserCounts {
+        queued: get("queued")?,
+        running: row.running,
+        running_since: row.running_since,
+        running_gpus: get("running_gpus")?,
+        running_gpu_since: get("running_gpu_since")?,
+    })
 }
