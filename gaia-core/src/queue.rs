@@ -423,7 +423,7 @@ impl Queue {
         );
         let (jobs, events, handed) = self
             .store
-            .write(move |tx| {
+            .write_dispatch(move |tx| {
                 let (jobs, events) = insert_jobs(tx, specs, &owner)?;
                 let (events, handed) = hand_off(tx, &inner, &live, &jobs, events, timeout, fair)?;
                 Ok((jobs, events, handed))

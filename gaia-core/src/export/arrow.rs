@@ -28,7 +28,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
 use super::{CONTEXT_COLUMNS, OWNER_COLUMN, Plan, each_row, write_err};
 use crate::error::Error;
-use crate::model::{CORE_METRICS, JobId, Row};
+use crate::model::{CORE_METRICS, JobId, Row, RowRef};
 use crate::store::Reader;
 
 /// The media type of an Arrow IPC stream (IANA: `application/vnd.apache.arrow.stream`).
@@ -99,18 +99,10 @@ impl MetricColumns {
         fields
     }
 
-    fn push(&mut self, row: &Row) -> Result<(), Error> {
+    fn push(&mut self, row: &RowRef) -> Result<(), Error> {
         self.seq.append_value(row.seq);
         self.generation.append_option(row.generation);
-        let core = [
-            row.evals,
-            row.best,
-            row.best_ever,
-            row.mean,
-            row.sigma,
-            row.elapsed,
-        ];
-        for (b, v) in self.core.iter_mut().zip(core) {
+        for (b, v) in self.core.iter_mut().zip(row.core()) {
             b.append_option(v);
         }
         // Rows of one run carry their metrics in the same (name) order: the k-th metric is
@@ -119,12 +111,15 @@ impl MetricColumns {
         for (name, v) in &row.metrics {
             let i = match self.names.get(hint) {
                 Some(n) if n == name => hint,
-                _ => self.names.binary_search(name).map_err(|_| {
-                    Error::Other(format!(
-                        "row {} has a metric {name:?} its table was not planned with",
-                        row.seq
-                    ))
-                })?,
+                _ => self
+                    .names
+                    .binary_search_by(|n| n.as_str().cmp(name))
+                    .map_err(|_| {
+                        Error::Other(format!(
+                            "row {} has a metric {name:?} its table was not planned with",
+                            row.seq
+                        ))
+                    })?,
             };
             if !self.set[i] {
                 self.extra[i].append_value(*v);
@@ -187,7 +182,7 @@ impl<W: Write> RowWriter<W> {
     }
 
     /// Adds a row, writing a batch when one is full.
-    pub fn push(&mut self, row: &Row) -> Result<(), Error> {
+    pub fn push(&mut self, row: &RowRef) -> Result<(), Error> {
         self.cols.push(row)?;
         self.rows += 1;
         if self.cols.len() >= BATCH_ROWS {
@@ -232,7 +227,7 @@ pub fn rows_to_vec(
     }
     let mut w = RowWriter::new(Vec::new(), &names, &row_meta(job, attempt, downsampled))?;
     for r in rows {
-        w.push(r)?;
+        w.push(&RowRef::from(r))?;
     }
     Ok(w.finish()?.1)
 }
@@ -373,7 +368,7 @@ impl ExportColumns {
     }
 
     /// Adds one row of `job` (whose context is `ctx`).
-    fn push(&mut self, ctx: &JobContext, attempt: u32, row: &Row) -> Result<(), Error> {
+    fn push(&mut self, ctx: &JobContext, attempt: u32, row: &RowRef) -> Result<(), Error> {
         self.study.keys.append_option(ctx.study);
         self.job.append_value(ctx.job);
         self.method.keys.append_option(ctx.method);

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use super::{Plan, columns, each_row, write_err};
 use crate::error::Error;
-use crate::model::{CORE_METRICS, Job, Row};
+use crate::model::{CORE_METRICS, Job, RowRef};
 use crate::store::Reader;
 
 /// Writes `plan`'s table; returns the number of rows written.
@@ -91,7 +91,7 @@ fn json_value_text(v: &serde_json::Value) -> String {
 fn record(
     line: &mut String,
     attempt: u32,
-    row: &Row,
+    row: &RowRef,
     metrics: &[String],
     extra: &mut [Option<f64>],
 ) {
@@ -112,7 +112,7 @@ fn record(
     }
     extra.iter_mut().for_each(|e| *e = None);
     for (k, v) in &row.metrics {
-        if let Ok(i) = metrics.binary_search(k) {
+        if let Ok(i) = metrics.binary_search_by(|m| m.as_str().cmp(k)) {
             extra[i] = Some(*v);
         }
     }
@@ -215,6 +215,7 @@ mod tests {
     use crate::export::testutil::Fixture;
     use crate::export::{Target, plan};
     use crate::model::JobSpec;
+    use crate::model::Row;
 
     fn row(seq: u64, extra: &[(&str, f64)]) -> Row {
         Row {

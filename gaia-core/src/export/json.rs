@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::{Plan, Target, each_row, row_columns, write_err};
 use crate::error::Error;
-use crate::model::{CORE_METRICS, Row};
+use crate::model::{CORE_METRICS, RowRef};
 use crate::store::Reader;
 
 /// Version of this document's layout.
@@ -94,7 +94,7 @@ pub fn write(reader: &Reader, plan: &Plan, out: &mut dyn Write) -> Result<u64, E
 fn row_object(
     buf: &mut Vec<u8>,
     attempt: u32,
-    row: &Row,
+    row: &RowRef,
     metrics: &[String],
     keys: &[String],
     extra: &mut [Option<f64>],
@@ -118,7 +118,7 @@ fn row_object(
     }
     extra.iter_mut().for_each(|e| *e = None);
     for (k, v) in &row.metrics {
-        if let Ok(i) = metrics.binary_search(k) {
+        if let Ok(i) = metrics.binary_search_by(|m| m.as_str().cmp(k)) {
             extra[i] = Some(*v);
         }
     }
@@ -160,6 +160,7 @@ mod tests {
     use crate::export::testutil::Fixture;
     use crate::export::{Target, plan};
     use crate::model::JobSpec;
+    use crate::model::Row;
 
     #[test]
     fn json_keeps_full_precision_and_nulls_for_missing_values() {

@@ -18,7 +18,7 @@ pub mod png;
 pub mod zip;
 
 use crate::error::{Error, RequestError};
-use crate::model::{CORE_METRICS, Job, JobId, Row, validate_name};
+use crate::model::{CORE_METRICS, Job, JobId, Row, RowRef, validate_name};
 use crate::store::Reader;
 use std::collections::BTreeSet;
 
@@ -155,8 +155,8 @@ pub fn plan(reader: &Reader, target: &Target) -> Result<Plan, Error> {
         each_row(reader, job.id, |_, row| {
             rows += 1;
             for (k, _) in &row.metrics {
-                if !metrics.contains(k) {
-                    metrics.insert(k.clone());
+                if !metrics.contains(*k) {
+                    metrics.insert(k.to_string());
                 }
             }
             Ok(())
@@ -176,7 +176,7 @@ pub fn plan(reader: &Reader, target: &Target) -> Result<Plan, Error> {
 pub fn each_row(
     reader: &Reader,
     job: JobId,
-    mut f: impl FnMut(u32, Row) -> Result<(), Error>,
+    mut f: impl FnMut(u32, RowRef<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     for entry in reader
         .rows
@@ -184,7 +184,7 @@ pub fn each_row(
         .map_err(crate::error::StoreError::from)?
     {
         let (k, v) = entry.map_err(crate::error::StoreError::from)?;
-        let row = crate::store::rows::decode(v.value())?;
+        let row = crate::store::rows::decode_ref(v.value())?;
         f(k.value().1, row)?;
     }
     Ok(())

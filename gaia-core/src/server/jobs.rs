@@ -244,7 +244,7 @@ async fn stream_rows_arrow(
         let result = (|| -> Result<(), crate::error::Error> {
             let mut w = crate::export::arrow::RowWriter::new(out, &names, &meta)?;
             let mut failed = None;
-            read.for_each_row(id, attempt, range, |row| {
+            read.for_each_row_ref(id, attempt, range, |row| {
                 if failed.is_none()
                     && let Err(e) = w.push(&row)
                 {

@@ -83,6 +83,11 @@ struct WriteOp {
     /// inside that window rolls back to the last durable commit, which only undoes claims and
     /// the completions reported with them: those jobs run again (a new attempt), none is lost.
     durable: bool,
+    /// Dispatch: a claim, or a submit that may hand its job to a waiting claim. Queued beside
+    /// other operations (row batches), it runs first, in a commit of its own made visible
+    /// before the others are written, so a worker waits for neither their writes nor their
+    /// fsync (see [`writer_loop`]).
+    urgent: bool,
 }
 
 /// The store. Cheap to clone; all clones share the database and its writer.
@@ -432,19 +437,33 @@ impl Store {
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx, true)?;
+        self.submit_op(op, tx, true, false)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// Like [`Store::write`], for changes that may be lost in a crash without harm (claims):
-    /// answered after the commit is visible, without waiting for an fsync of its own.
+    /// answered after the commit is visible, without waiting for an fsync of its own. They
+    /// run ahead of the durable writes queued beside them.
     pub async fn write_volatile<R, F>(&self, op: F) -> Result<R, Error>
     where
         R: Send + 'static,
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx, false)?;
+        self.submit_op(op, tx, false, true)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Like [`Store::write`] (answered once durable), for a write that dispatches work: it runs
+    /// ahead of the other writes queued beside it, and its [`Tx::on_visible`] hooks fire as
+    /// soon as its own commit is visible (a submit handing its job to a waiting claim).
+    pub async fn write_dispatch<R, F>(&self, op: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_op(op, tx, true, true)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -455,7 +474,7 @@ impl Store {
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx, true)?;
+        self.submit_op(op, tx, true, false)?;
         rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
     }
 
@@ -464,6 +483,7 @@ impl Store {
         op: F,
         reply: tokio::sync::oneshot::Sender<Result<R, Error>>,
         durable: bool,
+        urgent: bool,
     ) -> Result<(), Error>
     where
         R: Send + 'static,
@@ -500,7 +520,11 @@ impl Store {
             }) as Finish
         });
         self.writer
-            .send(WriteOp { run, durable })
+            .send(WriteOp {
+                run,
+                durable,
+                urgent,
+            })
             .map_err(|_| Error::Store(StoreError::WriterGone))
     }
 }
@@ -522,17 +546,13 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>, metrics: &WriterMetri
                 Ok(op) => op,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     // Nothing else came: make what was committed durable.
-                    if let Ok(txn) = db.begin_write()
-                        && txn.commit().is_ok()
-                    {
+                    if make_durable(db).is_ok() {
                         volatile_since = None;
                     }
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    if let Ok(txn) = db.begin_write() {
-                        let _ = txn.commit();
-                    }
+                    let _ = make_durable(db);
                     return;
                 }
             },
@@ -544,68 +564,149 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>, metrics: &WriterMetri
                 Err(_) => break,
             }
         }
-        let durable = ops.iter().any(|o| o.durable)
-            || volatile_since.is_some_and(|t| t.elapsed() >= VOLATILE_WINDOW);
-        let mut finishers = Vec::with_capacity(ops.len());
         metrics.group_size.observe(ops.len() as f64);
-        let began = Instant::now();
-        let mut on_visible = Vec::new();
-        let mut committed = false;
-        let outcome = (|| -> Result<(), StoreError> {
-            let mut txn = db.begin_write()?;
-            let poisoned = {
-                let mut tx = Tx::open(&txn)?;
-                for op in ops.drain(..) {
-                    finishers.push((op.run)(&mut tx));
-                }
-                on_visible = std::mem::take(&mut tx.on_visible);
-                tx.poisoned.take()
+        let expired = volatile_since.is_some_and(|t| t.elapsed() >= VOLATILE_WINDOW);
+        // Dispatch first: claims and submits queued beside other writes (the rows of hundreds
+        // of streaming jobs) are committed on their own and made visible before those are
+        // written, so a waiting worker gets its job after one small commit instead of after
+        // the whole group and its fsync. Operations of one group were queued concurrently
+        // (each caller waits for its answer before its next write), so running some of them
+        // first is an order they could have arrived in.
+        let (urgent, rest): (Vec<WriteOp>, Vec<WriteOp>) =
+            if ops.iter().any(|o| o.urgent) && ops.iter().any(|o| !o.urgent) {
+                ops.into_iter().partition(|o| o.urgent)
+            } else {
+                (Vec::new(), ops)
             };
-            if let Some(reason) = poisoned {
-                txn.abort()?;
-                return Err(StoreError::Redb(format!(
-                    "write group aborted after a storage error: {reason}"
-                )));
+        // The durable operations of the dispatch commit, answered once the next durable
+        // commit has made them durable.
+        let mut deferred = Vec::new();
+        if !urgent.is_empty() {
+            let group = commit_group(db, urgent, false, metrics);
+            if group.committed {
+                volatile_since.get_or_insert_with(Instant::now);
             }
-            // Visible first when someone waits for visibility and the group is durable: the
-            // fsync then follows as an empty durable commit (which makes this one durable too).
-            let split = durable && !on_visible.is_empty();
-            if !durable || split {
-                txn.set_durability(redb::Durability::None)
-                    .map_err(|e| StoreError::Redb(e.to_string()))?;
+            for (durable, finish) in group.finishers {
+                if durable && group.outcome.is_ok() {
+                    deferred.push(finish);
+                } else {
+                    finish(answer(&group.outcome));
+                }
             }
-            txn.commit()?;
-            committed = true;
-            for f in on_visible.drain(..) {
-                run_hook(f, true);
-            }
-            if split {
-                db.begin_write()?.commit()?;
-            }
-            Ok(())
-        })();
-        metrics
-            .commit_seconds
-            .observe(began.elapsed().as_secs_f64());
-        // Aborted (or failed before its commit): nothing became visible.
-        for f in on_visible {
-            run_hook(f, false);
         }
-        if outcome.is_ok() && durable {
+        let durable = !deferred.is_empty() || rest.iter().any(|o| o.durable) || expired;
+        let group = commit_group(db, rest, durable, metrics);
+        if group.outcome.is_ok() && durable {
             volatile_since = None;
-        } else if committed {
+        } else if group.committed {
             // Volatile, or visible but its durable step failed: made durable later.
             volatile_since.get_or_insert_with(Instant::now);
         }
-        // Operations that never ran (opening the transaction failed) are dropped with their
-        // reply channel, which their callers see as an error.
-        for finish in finishers {
-            finish(outcome.as_ref().map(|_| ()).map_err(|e| match e {
-                // Each caller gets the group's error (without a second "database:" prefix).
-                StoreError::Redb(m) => StoreError::Redb(m.clone()),
-                other => StoreError::Redb(other.to_string()),
-            }));
+        for (_, finish) in group.finishers {
+            finish(answer(&group.outcome));
         }
+        if !deferred.is_empty() {
+            // The rest's durable commit covered the dispatch commit before it; if the rest
+            // failed, an empty durable commit does.
+            let made = if group.outcome.is_ok() && durable {
+                Ok(())
+            } else {
+                let made = make_durable(db);
+                if made.is_ok() {
+                    volatile_since = None;
+                }
+                made
+            };
+            for finish in deferred {
+                finish(answer(&made));
+            }
+        }
+    }
+}
+
+/// An empty durable commit: everything committed before it is on disk after it.
+fn make_durable(db: &Database) -> Result<(), StoreError> {
+    db.begin_write()?.commit()?;
+    Ok(())
+}
+
+/// A group's outcome as each of its operations is told it (without a second "database:"
+/// prefix).
+fn answer(outcome: &Result<(), StoreError>) -> Result<(), StoreError> {
+    outcome.as_ref().map(|_| ()).map_err(|e| match e {
+        StoreError::Redb(m) => StoreError::Redb(m.clone()),
+        other => StoreError::Redb(other.to_string()),
+    })
+}
+
+/// What committing one group came to: its outcome, whether it became visible, and each
+/// operation's answer (with whether the operation asked for durability), not yet given.
+struct Group {
+    outcome: Result<(), StoreError>,
+    committed: bool,
+    finishers: Vec<(bool, Finish)>,
+}
+
+/// Runs `ops` in one write transaction and commits it, durably or not; runs the group's
+/// [`Tx::on_visible`] hooks as soon as it is visible (a durable group with hooks commits
+/// visible first, then makes that durable with an empty durable commit).
+fn commit_group(
+    db: &Database,
+    mut ops: Vec<WriteOp>,
+    durable: bool,
+    metrics: &WriterMetrics,
+) -> Group {
+    let mut finishers = Vec::with_capacity(ops.len());
+    let began = Instant::now();
+    let mut on_visible = Vec::new();
+    let mut committed = false;
+    let outcome = (|| -> Result<(), StoreError> {
+        let mut txn = db.begin_write()?;
+        let poisoned = {
+            let mut tx = Tx::open(&txn)?;
+            for op in ops.drain(..) {
+                let wants_durable = op.durable;
+                finishers.push((wants_durable, (op.run)(&mut tx)));
+            }
+            on_visible = std::mem::take(&mut tx.on_visible);
+            tx.poisoned.take()
+        };
+        if let Some(reason) = poisoned {
+            txn.abort()?;
+            return Err(StoreError::Redb(format!(
+                "write group aborted after a storage error: {reason}"
+            )));
+        }
+        // Visible first when someone waits for visibility and the group is durable: the
+        // fsync then follows as an empty durable commit (which makes this one durable too).
+        let split = durable && !on_visible.is_empty();
+        if !durable || split {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Redb(e.to_string()))?;
+        }
+        txn.commit()?;
+        committed = true;
+        for f in on_visible.drain(..) {
+            run_hook(f, true);
+        }
+        if split {
+            make_durable(db)?;
+        }
+        Ok(())
+    })();
+    metrics
+        .commit_seconds
+        .observe(began.elapsed().as_secs_f64());
+    // Aborted (or failed before its commit): nothing became visible.
+    for f in on_visible {
+        run_hook(f, false);
+    }
+    // Operations that never ran (opening the transaction failed) are dropped with their
+    // reply channel, which their callers see as an error.
+    Group {
+        outcome,
+        committed,
+        finishers,
     }
 }
 
@@ -713,6 +814,107 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    /// Queues `op` as [`Store::write_blocking`] does, urgent or not, without waiting.
+    fn queue_op(
+        store: &Store,
+        durable: bool,
+        urgent: bool,
+        op: impl for<'a> FnOnce(&mut Tx<'a>) -> Result<(), Error> + Send + 'static,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), Error>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        store.submit_op(op, tx, durable, urgent).unwrap();
+        rx
+    }
+
+    /// Run as a child process by the test below: queues row-like writes (one of them failing)
+    /// and two dispatch writes behind a slow one, prints what it saw, and ends at once (as a
+    /// crash would) when the durable dispatch write has been answered.
+    fn dispatch_then_die(dir: &Path) -> ! {
+        let store = Store::open(dir).unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // A slow write holds the writer while the next ones queue up as one group.
+        let slow = queue_op(&store, true, false, |_| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let note = |name: &'static str| {
+            let order = order.clone();
+            move |tx: &mut Tx<'_>| -> Result<(), Error> {
+                order.lock().unwrap().push(name);
+                tx.meta.insert(name, 1).map_err(StoreError::from)?;
+                Ok(())
+            }
+        };
+        let rows = queue_op(&store, true, false, note("rows"));
+        // A failing write beside them aborts the non-dispatch part only.
+        let broken = queue_op(&store, true, false, |_| {
+            Err(Error::Store(StoreError::Redb("disk on fire".into())))
+        });
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let submit = {
+            let note = note("submit");
+            let order = order.clone();
+            queue_op(&store, true, true, move |tx| {
+                note(tx)?;
+                tx.on_visible(move |v| seen_tx.send((v, order.lock().unwrap().clone())).unwrap());
+                Ok(())
+            })
+        };
+        let claim = queue_op(&store, false, true, note("claim"));
+        slow.blocking_recv().unwrap().unwrap();
+        claim.blocking_recv().unwrap().unwrap();
+        submit.blocking_recv().unwrap().unwrap();
+        // Visible before the rows queued ahead of it were even written.
+        println!("HOOK {:?}", seen_rx.recv().unwrap());
+        println!("ROWS {}", rows.blocking_recv().unwrap().is_err());
+        println!("BROKEN {}", broken.blocking_recv().unwrap().is_err());
+        println!("ORDER {:?}", order.lock().unwrap());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: ends this (child) process at once, as a crash would.
+        unsafe { libc::_exit(0) }
+    }
+
+    #[test]
+    fn dispatch_runs_ahead_of_the_writes_queued_beside_it_and_is_durable_when_answered() {
+        if let Some(dir) = std::env::var_os("GAIA_STORE_DISPATCH_DIR") {
+            dispatch_then_die(Path::new(&dir));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "store::tests::dispatch_runs_ahead_of_the_writes_queued_beside_it_and_is_durable_when_answered",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GAIA_STORE_DISPATCH_DIR", dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for line in [
+            r#"HOOK (true, ["submit", "claim"])"#,
+            "ROWS true",
+            "BROKEN true",
+            r#"ORDER ["submit", "claim", "rows"]"#,
+        ] {
+            assert!(
+                stdout.contains(line),
+                "{line} missing:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // The dispatch commit was durable when answered, although the group queued beside it
+        // failed; nothing of that group is there.
+        let store = Store::open(dir.path()).unwrap();
+        let txn = store.db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        assert!(meta.get("submit").unwrap().is_some());
+        assert!(meta.get("claim").unwrap().is_some());
+        assert!(meta.get("rows").unwrap().is_none());
     }
 
     #[test]

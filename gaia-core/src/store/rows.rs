@@ -4,7 +4,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::{Reader, Tx};
 use crate::error::StoreError;
-use crate::model::{JobId, Row, RowBin};
+use crate::model::{JobId, Row, RowBin, RowRef};
 use crate::study::compare::Curve;
 
 /// (job id, attempt, seq) → the row, postcard. A job's rows are one range scan, in seq order.
@@ -39,6 +39,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
             what: "row",
             detail: e.to_string(),
         })
+}
+
+/// A stored row with its metric names borrowed from `bytes` (no copy of them).
+pub(crate) fn decode_ref(bytes: &[u8]) -> Result<RowRef<'_>, StoreError> {
+    postcard::from_bytes::<RowRef>(bytes).map_err(|e| StoreError::Corrupt {
+        what: "row",
+        detail: e.to_string(),
+    })
 }
 
 impl Tx<'_> {
@@ -144,7 +152,7 @@ pub enum XAxis {
 }
 
 impl XAxis {
-    fn of(self, row: &Row) -> Option<f64> {
+    fn of(self, row: &RowRef) -> Option<f64> {
         match self {
             XAxis::Seq => Some(row.seq as f64),
             XAxis::Generation => row.generation.map(|g| g as f64),
@@ -161,6 +169,18 @@ impl Reader {
         attempt: u32,
         range: Option<(XAxis, f64, f64)>,
         mut f: impl FnMut(Row),
+    ) -> Result<u64, StoreError> {
+        self.for_each_row_ref(job, attempt, range, |r| f(Row::from(r)))
+    }
+
+    /// [`Reader::for_each_row`] with each row borrowed from the store ([`RowRef`]): no
+    /// allocation per metric, for readers that copy the values out (Arrow columns).
+    pub fn for_each_row_ref(
+        &self,
+        job: JobId,
+        attempt: u32,
+        range: Option<(XAxis, f64, f64)>,
+        mut f: impl FnMut(RowRef<'_>),
     ) -> Result<u64, StoreError> {
         let mut n = 0;
         // A range of row numbers is a range of keys: only those rows are read.
@@ -192,7 +212,7 @@ impl Reader {
             .range((job, attempt, first)..=(job, attempt, last))?
         {
             let (_, v) = entry?;
-            let row = decode(v.value())?;
+            let row = decode_ref(v.value())?;
             if let Some((axis, lo, hi)) = range {
                 match axis.of(&row) {
                     Some(x) if x >= lo && x <= hi => {}
@@ -708,6 +728,20 @@ mod tests {
         assert_eq!(back.seq, 7);
         assert!(back.sigma.unwrap().is_nan());
         assert_eq!(back.metrics, r.metrics);
+        // The borrowed reading of the same bytes is the same row, names pointing into them.
+        let borrowed = decode_ref(&reference).unwrap();
+        assert_eq!(
+            borrowed.metrics,
+            [("entropy", 7.0), ("loss", f64::INFINITY)]
+        );
+        assert!(borrowed.sigma.unwrap().is_nan());
+        let mut again = Row::from(borrowed.clone());
+        again.sigma = None;
+        r.sigma = None;
+        assert_eq!(again, r);
+        assert_eq!(borrowed.metric("loss"), Some(f64::INFINITY));
+        assert_eq!(borrowed.metric("best"), Some(-1.5));
+        assert_eq!(RowRef::from(&r).metrics, borrowed.metrics);
     }
 
     /// Stores `rows` for job 1 attempt 1 in batches of 500, the way workers send them.
