@@ -3,6 +3,8 @@
 //! `.ci/install`) — `job.rows()` and `study.rows()` end to end into pandas and polars, with
 //! their peak memory (`benches/python_rows.py`).
 //!
+//! Read twice: with the default page cache, then with `--cache-mib 512` (which holds the job).
+//!
 //! `cargo bench -p gaia-cli --bench rows`
 
 #[path = "common/mod.rs"]
@@ -53,7 +55,9 @@ fn measure(server: &BenchServer, what: &str, path: &str, runs: usize) {
 }
 
 fn main() {
-    let server = BenchServer::start(&[]);
+    let dir = bench_dir();
+    let data = dir.path().join("data");
+    let server = BenchServer::start_in(&data, &[]);
     let client = server.client();
     let jobs = running_jobs(&client, 1);
     let t0 = Instant::now();
@@ -77,30 +81,41 @@ fn main() {
         fill_job(&server, &a, 100_000, 2);
     }
     println!(
-        "stored 2,000,000 rows (a 1,000,000-row job, a study of 10 x 100,000) in {:.1} s",
-        t0.elapsed().as_secs_f64()
+        "stored 2,000,000 rows (a 1,000,000-row job, a study of 10 x 100,000) in {:.1} s; database {:.0} MiB",
+        t0.elapsed().as_secs_f64(),
+        std::fs::metadata(data.join("gaia.redb")).map_or(0, |m| m.len()) as f64 / 1048576.0
     );
+    // With the default page cache (the job's pages do not all fit: each read fetches them
+    // from the OS page cache again), then with one that holds them (`--cache-mib 512`).
+    read_all(&server, job);
+    drop(server);
+    let server = BenchServer::start_in(&data, &["--cache-mib", "512"]);
+    println!("-- gaia serve --cache-mib 512 (the job's pages stay in the cache between reads)");
+    read_all(&server, job);
+}
 
+/// The Rust client's reads, then the Python client's.
+fn read_all(server: &BenchServer, job: u64) {
     measure(
-        &server,
+        server,
         "1,000,000-row job as Arrow (rows?format=arrow)",
         &format!("/api/v1/jobs/{job}/rows?format=arrow"),
         7,
     );
     measure(
-        &server,
+        server,
         "1,000,000-row job as JSON (rows)",
         &format!("/api/v1/jobs/{job}/rows"),
         3,
     );
     measure(
-        &server,
+        server,
         "study of 1,000,000 rows as Arrow (export.arrow)",
         "/api/v1/studies/bench-study/export.arrow",
         5,
     );
     measure(
-        &server,
+        server,
         "study of 1,000,000 rows as CSV (export.csv)",
         "/api/v1/studies/bench-study/export.csv",
         3,

@@ -865,6 +865,42 @@ pub struct Progress {
     /// The last `@gaia {"status": ...}` message.
     #[serde(default)]
     pub status: Option<String>,
+    /// The names of the further metrics (beyond the core ones) that the current attempt's
+    /// rows carry, sorted: the columns of its table, known without reading its rows. Absent
+    /// for an attempt whose first rows were stored before GAIA kept this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<String>>,
+}
+
+impl Progress {
+    /// Notes the metric names of rows just stored for the current attempt; `first` when they
+    /// are its first rows (only then does the list start, so it is never partial).
+    pub fn note_metrics(&mut self, rows: &[Row], first: bool) {
+        if first {
+            self.metrics.get_or_insert_with(Vec::new);
+        }
+        let Some(names) = &mut self.metrics else {
+            return;
+        };
+        let mut last: Option<&Row> = None;
+        for row in rows {
+            // Consecutive rows almost always carry the same names.
+            if last.is_some_and(|l| {
+                l.metrics
+                    .iter()
+                    .map(|(k, _)| k)
+                    .eq(row.metrics.iter().map(|(k, _)| k))
+            }) {
+                continue;
+            }
+            for (k, _) in &row.metrics {
+                if let Err(at) = names.binary_search(k) {
+                    names.insert(at, k.clone());
+                }
+            }
+            last = Some(row);
+        }
+    }
 }
 
 /// One attempt of a job: who ran it and how it ended.

@@ -977,6 +977,10 @@ impl Queue {
                 let (stored, skipped) = tx.insert_rows(job_id, attempt, &stored_rows)?;
                 let before = prev.progress.evals.unwrap_or(0.0);
                 let mut job = prev.clone();
+                if stored > 0 {
+                    job.progress
+                        .note_metrics(&stored_rows, prev.progress.rows == 0);
+                }
                 job.progress.rows += stored;
                 if let Some(last) = stored_rows.iter().max_by_key(|r| r.seq)
                     && stored > 0

@@ -475,6 +475,42 @@ async fn a_row_batch_sent_twice_is_stored_once() {
 }
 
 #[tokio::test]
+async fn an_attempts_metric_names_are_kept_with_its_progress_as_its_rows_arrive() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let id = q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    let with = |seq: u64, names: &[&str]| Row {
+        seq,
+        metrics: names.iter().map(|n| (n.to_string(), 1.0)).collect(),
+        ..Row::default()
+    };
+    q.add_rows(id, batch(&a, vec![with(0, &["loss"]), with(1, &["loss"])]))
+        .await
+        .unwrap();
+    assert_eq!(job(&q, id).progress.metrics, Some(vec!["loss".to_string()]));
+    // A metric that appears later (and one sent again) joins the list, sorted, once.
+    q.add_rows(
+        id,
+        batch(&a, vec![with(2, &["entropy", "loss"]), with(3, &["loss"])]),
+    )
+    .await
+    .unwrap();
+    q.add_rows(id, batch(&a, vec![with(3, &["zeta"])]))
+        .await
+        .unwrap();
+    let names = job(&q, id).progress.metrics.unwrap();
+    assert_eq!(names, ["entropy", "loss"], "a skipped row adds nothing");
+    // They are the names a pass over the stored rows finds.
+    let read = q.store().read().unwrap();
+    assert_eq!(read.metric_names(id, a.attempt, None).unwrap(), names);
+    // A list that did not start with the attempt's first rows is never started later.
+    let mut p = Progress::default();
+    p.note_metrics(&[with(9, &["loss"])], false);
+    assert_eq!(p.metrics, None);
+}
+
+#[tokio::test]
 async fn row_and_log_numbers_out_of_range_are_refused_and_the_store_keeps_writing() {
     let (q, _dir) = queue();
     let w = register(&q, "w1", &[JobKind::Hash]).await;

@@ -645,6 +645,8 @@ class Progress(TypedDict):
     """True once the experiment reported its own progress (`@gaia {"progress": ...}`): then `fraction` is its word, not evals / budget."""
     generation: NotRequired[Optional[int]]
     mean: NotRequired[Optional[float]]
+    metrics: NotRequired[Optional[List[str]]]
+    """The names of the further metrics (beyond the core ones) that the current attempt's rows carry, sorted: the columns of its table, known without reading its rows. Absent for an attempt whose first rows were stored before GAIA kept this list."""
     rows: NotRequired[int]
     """Rows stored for the current attempt."""
     sigma: NotRequired[Optional[float]]

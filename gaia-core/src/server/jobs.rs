@@ -230,7 +230,12 @@ async fn stream_rows_arrow(
             .job(id)?
             .ok_or_else(|| HttpError::not_found(format!("job {id} not found")))?;
         let attempt = attempt.unwrap_or(job.attempt.max(1));
-        let names = read.metric_names(id, attempt, range)?;
+        // The current attempt's columns are kept with its progress; otherwise (an earlier
+        // attempt, a range, rows stored before the list was kept) a light pass finds them.
+        let names = match (&job.progress.metrics, range) {
+            (Some(names), None) if attempt == job.attempt => names.clone(),
+            _ => read.metric_names(id, attempt, range)?,
+        };
         Ok((read, attempt, names))
     })
     .await?;

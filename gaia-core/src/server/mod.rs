@@ -69,6 +69,8 @@ pub struct ServerConfig {
     /// Take a 0-byte `gaia.redb` for a new database instead of refusing it
     /// (`--allow-empty-db`; see [`crate::store::OpenOptions`]).
     pub allow_empty_db: bool,
+    /// The database's page cache in MiB (`--cache-mib`; see [`crate::store::OpenOptions`]).
+    pub cache_mib: u64,
 }
 
 impl ServerConfig {
@@ -85,6 +87,7 @@ impl ServerConfig {
             event_keepalive: Duration::from_secs(15),
             gc: None,
             allow_empty_db: false,
+            cache_mib: crate::store::DEFAULT_CACHE_MIB,
         }
     }
 
@@ -223,6 +226,7 @@ pub fn prepare(config: ServerConfig) -> Result<Prepared, Error> {
         &config.data_dir,
         crate::store::OpenOptions {
             allow_empty: config.allow_empty_db,
+            cache_mib: config.cache_mib,
         },
     )?;
     let queue = Queue::new(store.clone(), config.queue.clone())?;
