@@ -752,7 +752,7 @@ impl Queue {
         let fair = self.fair_share();
         let claimed = self
             .store
-            .write_volatile(move |tx| {
+            .write_claim(move |tx| {
                 // Writes run one at a time, so no hand-off can slip between this check, the
                 // look at the queue and parking.
                 let listed = |inner: &Mutex<Inner>, park: bool| {
@@ -872,7 +872,7 @@ impl Queue {
         // Volatile: durable within the store's window; a crash inside it re-runs the job.
         let (done, claimed) = self
             .store
-            .write_volatile(move |tx| {
+            .write_claim(move |tx| {
                 let done = match complete_in(tx, &inner, job_id, req) {
                     Ok((job, ev, fx)) => {
                         // Before the claim: a worker quarantined by this report claims nothing.

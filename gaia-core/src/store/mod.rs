@@ -381,7 +381,7 @@ impl Store {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
             }
-            // Claims commit without an fsync (`write_volatile`), so a crash can roll back the
+            // Claims commit without an fsync (`write_claim`), so a crash can roll back the
             // newest ones and the lease counter with them. Jump the counter at every open: a
             // lease handed out before a crash is never handed out again, and the worker still
             // holding it is refused as stale instead of writing into another worker's attempt.
@@ -455,10 +455,22 @@ impl Store {
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Like [`Store::write`], for changes that may be lost in a crash without harm (claims):
-    /// answered after the commit is visible, without waiting for an fsync of its own. They
-    /// run ahead of the durable writes queued beside them.
+    /// Like [`Store::write`], for changes that may be lost in a crash without harm (telemetry,
+    /// a gc batch): answered after the commit is visible, without waiting for an fsync of its
+    /// own.
     pub async fn write_volatile<R, F>(&self, op: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_op(op, tx, false, false)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// A claim (with the report that rides on it): volatile as [`Store::write_volatile`], and
+    /// run ahead of the writes queued beside it, as [`Store::write_dispatch`].
+    pub async fn write_claim<R, F>(&self, op: F) -> Result<R, Error>
     where
         R: Send + 'static,
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
