@@ -223,6 +223,8 @@ fn rows_as_arrow_are_the_rows_as_json() {
     rows[5].metrics.push(("loss".into(), 0.25));
     rows[6].best = Some(f64::NAN);
     rows[7].generation = None;
+    // A metric first reported in a later batch joins the columns too.
+    rows[45_000].metrics.push(("zeta".into(), -1.0));
     for chunk in rows.chunks(20_000) {
         client
             .post_rows(id, &row_batch(&a, chunk.to_vec()), true)
@@ -258,10 +260,15 @@ fn rows_as_arrow_are_the_rows_as_json() {
                 "sigma",
                 "elapsed",
                 "entropy",
-                "loss"
+                "loss",
+                "zeta"
             ],
             "{how}"
         );
+        // The row count comes first, so a client can size its columns (the Python client's
+        // pandas frame is filled batch by batch).
+        assert!(head.contains("x-gaia-rows: 70000"), "{how}: {head}");
+        assert_eq!(f64_col(&batches, "zeta")[45_000], Some(-1.0));
         assert_eq!(schema.metadata()["gaia.job"], id.to_string());
         assert_eq!(schema.metadata()["gaia.attempt"], "1");
         assert!(batches.len() >= 2, "{how}: streamed in batches");

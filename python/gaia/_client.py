@@ -24,6 +24,7 @@ import httpx
 from . import _sse, models
 from ._config import resolve
 from ._errors import ApiError, ConfigError, ConnectionFailed, GaiaError, api_error
+from ._frames import Backend, from_arrow, pandas_from_batches
 
 if TYPE_CHECKING:
     import pyarrow
@@ -154,6 +155,34 @@ class Client:
                 if not kind.startswith(ARROW_STREAM):
                     raise GaiaError(f"GET {path} answered {kind!r}, not an Arrow stream")
                 return pa.ipc.open_stream(_ResponseReader(r.iter_raw())).read_all()
+        except httpx.TransportError as e:
+            raise ConnectionFailed(self.server, str(e) or type(e).__name__) from e
+
+    def frame(
+        self, path: str, params: Optional[Mapping[str, Any]], backend: "Backend"
+    ) -> Any:
+        """Reads an Apache Arrow answer into ``backend``'s frame. For pandas, when the server
+        says how many rows are coming (``x-gaia-rows``), each batch is copied into columns
+        sized for all of them as it arrives and then dropped, so memory holds the frame and one
+        batch rather than the whole table beside the frame."""
+        pa = _pyarrow()
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            with self._http.stream(
+                "GET", path, params=clean, headers={"accept": ARROW_STREAM}
+            ) as r:
+                if r.status_code >= 400:
+                    raise self._fail(r, "GET", path)
+                kind = r.headers.get("content-type", "")
+                if not kind.startswith(ARROW_STREAM):
+                    raise GaiaError(f"GET {path} answered {kind!r}, not an Arrow stream")
+                reader = pa.ipc.open_stream(_ResponseReader(r.iter_raw()))
+                rows = r.headers.get("x-gaia-rows")
+                if backend == "pandas" and rows is not None and rows.isdigit():
+                    frame = pandas_from_batches(reader, int(rows))
+                    if frame is not None:
+                        return frame
+                return from_arrow(reader.read_all(), backend)
         except httpx.TransportError as e:
             raise ConnectionFailed(self.server, str(e) or type(e).__name__) from e
 

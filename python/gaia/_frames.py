@@ -32,6 +32,66 @@ def from_arrow(table: Any, backend: Backend) -> Any:
     raise ValueError(f"backend={backend!r}: use 'pandas', 'polars' or 'arrow'")
 
 
+def pandas_from_batches(reader: Any, rows: int) -> Any:
+    """A pandas DataFrame from an Arrow stream of ``rows`` rows, filled batch by batch into
+    columns allocated once: each batch is dropped once copied, so the peak is the frame plus
+    one batch (``Table.to_pandas`` holds the whole table beside the frame). The dtypes are
+    ``to_pandas``'s: numbers as they are, an integer column with a missing value as float64
+    with NaN, dictionary columns as categoricals (the stream's one dictionary). None, with
+    nothing read, when a column has another type (the caller reads the table instead)."""
+    import numpy as np
+    import pandas
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    schema = reader.schema
+    kinds: List[str] = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_dictionary(t) and pa.types.is_integer(t.index_type):
+            kinds.append("dict")
+        elif pa.types.is_floating(t):
+            kinds.append("float")
+        elif pa.types.is_integer(t):
+            kinds.append("int")
+        else:
+            return None
+    cols: List[Any] = [
+        np.empty(rows, dtype=np.int32 if kind == "dict" else f.type.to_pandas_dtype())
+        for f, kind in zip(schema, kinds)
+    ]
+    categories: List[Any] = [None] * len(kinds)
+    at = 0
+    for batch in reader:
+        n = batch.num_rows
+        if cols and at + n > len(cols[0]):
+            # More rows than announced (never expected): grow, a copy.
+            cols = [np.resize(c, max(at + n, 2 * len(c))) for c in cols]
+        for i, (kind, col) in enumerate(zip(kinds, batch.columns)):
+            if kind == "dict":
+                if categories[i] is None:
+                    categories[i] = col.dictionary.to_pandas()
+                codes = pc.fill_null(col.indices.cast(pa.int32()), -1)
+                cols[i][at : at + n] = codes.to_numpy(zero_copy_only=False)
+                continue
+            if kind == "int" and col.null_count and cols[i].dtype.kind in "iu":
+                cols[i] = cols[i].astype(np.float64)
+            cols[i][at : at + n] = col.to_numpy(zero_copy_only=False)
+        at += n
+        del batch
+    data: Dict[str, Any] = {}
+    for f, kind, c, cats in zip(schema, kinds, cols, categories):
+        c = c[:at]
+        if kind == "dict":
+            data[f.name] = pandas.Categorical.from_codes(
+                c, categories=pandas.Index(cats if cats is not None else [])
+            )
+        else:
+            data[f.name] = c
+    # copy=False: one block per column, as split_blocks=True gives, without a consolidating copy.
+    return pandas.DataFrame(data, copy=False)
+
+
 def flatten(rows: Iterable[Dict[str, Any]], attempt: int) -> List[Dict[str, Any]]:
     """JSON rows (``models.Row``) as flat records: ``attempt``, the row's fields, and each
     named metric as a field of its own (a metric named like a field gets ``metric_``)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, 
 
 from . import models
 from ._errors import ConfigError, ConnectionFailed, JobFailed
-from ._frames import Backend, flatten, from_arrow, from_records
+from ._frames import Backend, flatten, from_records
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -173,7 +173,7 @@ class Job:
         params = {"attempt": attempt, "points": points, "x": x, "from": lo, "to": hi}
         path = f"/api/v1/jobs/{self.id}/rows"
         if format == "arrow":
-            return from_arrow(self._client.arrow(path, {**params, "format": "arrow"}), backend)
+            return self._client.frame(path, {**params, "format": "arrow"}, backend)
         if format != "json":
             raise ValueError(f"format={format!r}: use 'arrow' or 'json'")
         answer = cast(models.RowsResponse, self._client.request("GET", path, params=params))
@@ -406,8 +406,7 @@ class Study:
         """Every row of every job of the study as one DataFrame: ``study``, ``job``,
         ``method``, ``env``, ``seed``, one ``param_*`` column per swept param, ``attempt``,
         then the row's columns (as :meth:`Job.rows`). Text columns are categoricals."""
-        table = self._client.arrow(f"/api/v1/studies/{self.name}/export.arrow")
-        return from_arrow(table, backend)
+        return self._client.frame(f"/api/v1/studies/{self.name}/export.arrow", None, backend)
 
 
 def _compare_query(

@@ -147,6 +147,11 @@ def test_rows_of_a_long_job_stream_in_batches(farm: gaia.Client, worker: object)
     table = job.rows(backend="arrow")
     assert table.num_rows == 70_000 and len(table.to_batches()) >= 2
     assert table.column("seq").to_pylist() == list(range(70_000))
+    # pandas is filled batch by batch into columns sized from the server's row count; the
+    # frame is the one Arrow's own conversion gives.
+    import pandas
+
+    pandas.testing.assert_frame_equal(job.rows(), table.to_pandas())
 
 
 # ---- studies ------------------------------------------------------------------------------

@@ -224,7 +224,7 @@ async fn stream_rows_arrow(
     range: Option<(XAxis, f64, f64)>,
 ) -> HResult {
     let store = app.store.clone();
-    let (read, attempt, names) = blocking(move || -> Result<_, HttpError> {
+    let (read, attempt, names, rows) = blocking(move || -> Result<_, HttpError> {
         let read = store.read()?;
         let job = read
             .job(id)?
@@ -232,17 +232,21 @@ async fn stream_rows_arrow(
         let attempt = attempt.unwrap_or(job.attempt.max(1));
         // The current attempt's columns are kept with its progress; otherwise (an earlier
         // attempt, a range, rows stored before the list was kept) a light pass finds them.
-        let names = match (&job.progress.metrics, range) {
-            (Some(names), None) if attempt == job.attempt => names.clone(),
-            _ => read.metric_names(id, attempt, range)?,
+        // Its row count too, so a client can size its columns before the first batch.
+        let (names, rows) = match (&job.progress.metrics, range) {
+            (Some(names), None) if attempt == job.attempt => {
+                (names.clone(), Some(job.progress.rows))
+            }
+            _ => (read.metric_names(id, attempt, range)?, None),
         };
-        Ok((read, attempt, names))
+        Ok((read, attempt, names, rows))
     })
     .await?;
-    let (res, tx) = stream_response(
-        ARROW_CONTENT_TYPE,
-        &[("x-gaia-attempt", attempt.to_string())],
-    );
+    let mut headers = vec![("x-gaia-attempt", attempt.to_string())];
+    if let Some(n) = rows {
+        headers.push((crate::export::ROWS_HEADER, n.to_string()));
+    }
+    let (res, tx) = stream_response(ARROW_CONTENT_TYPE, &headers);
     tokio::task::spawn_blocking(move || {
         let out = std::io::BufWriter::with_capacity(ROWS_CHUNK, ChannelWriter { tx: tx.clone() });
         let meta = crate::export::arrow::row_meta(id, attempt, false);
