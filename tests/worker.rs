@@ -1015,7 +1015,7 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
         }
         let at = said
             .iter()
-            .position(|l| l.contains("The demo study has finished: 7 jobs"))
+            .position(|l| l.contains("The demo study has finished: 10 jobs"))
             .unwrap_or_else(|| panic!("{said:#?}"));
         said.split_off(at)
     };
@@ -1031,7 +1031,7 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
     assert_eq!(status, 200);
     assert!(page.contains("GAIA"));
     let jobs = c.jobs(&Default::default()).unwrap();
-    assert_eq!(jobs.total, 7, "the demo study");
+    assert_eq!(jobs.total, 10, "the demo study");
     // The real experiments run on the local worker and report every generation.
     let done = wait_for("a demo job to succeed", Duration::from_secs(300), || {
         c.jobs(&Default::default())
@@ -1058,7 +1058,7 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
     assert!(text.contains("gaia study demo"), "{text}");
     assert!(text.contains("gaia export --study demo --png"), "{text}");
     // And it keeps serving.
-    assert_eq!(c.jobs(&Default::default()).unwrap().total, 7);
+    assert_eq!(c.jobs(&Default::default()).unwrap().total, 10);
     // What a newcomer sees through the one link: screenshots kept in test-artifacts/demo.
     if browser_tools_present(
         "the demo's dashboard in Chromium",
@@ -1092,13 +1092,15 @@ fn the_demo_runs_server_worker_and_the_real_experiments() {
     let (mut again, url, token2, printed, later, _) = start(&data);
     assert_eq!(token2, token, "the same admin token");
     assert!(
-        printed.iter().any(|l| l.contains("already there (7 jobs)")),
+        printed
+            .iter()
+            .any(|l| l.contains("already there (10 jobs)")),
         "{printed:#?}"
     );
     // Its study has ended already: it says so at once.
     finished(&later);
     let c = gaia_core::client::Client::new(&url, Some(token)).unwrap();
-    assert_eq!(c.jobs(&Default::default()).unwrap().total, 7);
+    assert_eq!(c.jobs(&Default::default()).unwrap().total, 10);
     let _ = again.kill();
     let _ = again.wait();
 }

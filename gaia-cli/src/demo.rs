@@ -53,33 +53,37 @@ fn shell_prefix(url: &str, data_dir: &Path) -> String {
     prefix
 }
 
-/// The demo study, a few minutes on a 2-core machine: the fast sphere objective first (results
-/// within seconds), then two methods on CartPole with two seeds each (each solves it in about a
-/// second of evaluation and stops), then a longer Pendulum run to watch a learning curve grow on
-/// the dashboard (a few minutes).
+/// The demo study, a few minutes on a 2-core machine: two methods on every environment, so
+/// its comparison (`gaia compare demo`, the dashboard's Compare view) has something to compare
+/// — the fast sphere objective first (results within seconds), then CartPole with two seeds
+/// each (each solves it in about a second of evaluation and stops), then a longer Pendulum run
+/// of each to watch learning curves grow on the dashboard (a few minutes).
 fn demo_jobs() -> Vec<JobSpec> {
-    let job = |method: &str, env: &str, evals: u64, priority: i32| {
+    let job = |method: &str, env: &str, evals: u64, seed: u64, priority: i32| {
         let mut s = JobSpec::experiment(method, evals);
         s.env = Some(env.into());
-        s.seed = Some(1);
+        s.seed = Some(seed);
         s.study = Some(DEMO_STUDY.into());
         s.priority = priority;
         s
     };
-    let mut jobs = vec![
-        job("cma_es", "sphere", 5_000, 3),
-        job("random_search", "sphere", 5_000, 3),
-    ];
-    for method in ["cma_es", "openai_es"] {
-        for seed in [1, 2] {
-            let mut s = job(method, "CartPole-v1", 20_000, 2);
-            s.seed = Some(seed);
-            jobs.push(s);
+    let mut jobs = Vec::new();
+    for (env, evals, seeds, priority) in [
+        ("sphere", 5_000, &[1, 2][..], 3),
+        ("CartPole-v1", 20_000, &[1, 2][..], 2),
+        ("Pendulum-v1", 10_000, &[1][..], 1),
+    ] {
+        for method in DEMO_METHODS {
+            for &seed in seeds {
+                jobs.push(job(method, env, evals, seed, priority));
+            }
         }
     }
-    jobs.push(job("openai_es", "Pendulum-v1", 10_000, 1));
     jobs
 }
+
+/// The demo's methods: each runs on every environment.
+const DEMO_METHODS: [&str; 2] = ["cma_es", "openai_es"];
 
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let (token, _) = load_or_create_admin_token(&a.data_dir)?;
@@ -190,4 +194,34 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
     });
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_demo_method_runs_on_every_demo_environment() {
+        // A comparison aggregates over the environments every method has runs on: with a gap
+        // in the grid, the demo's Compare view would have nothing to show.
+        let cells: Vec<(String, String)> = demo_jobs()
+            .into_iter()
+            .map(|j| {
+                let s = gaia_core::model::Spec::from(j);
+                (s.method().unwrap().into(), s.env().unwrap().into())
+            })
+            .collect();
+        let envs: std::collections::BTreeSet<_> = cells.iter().map(|c| &c.1).collect();
+        assert_eq!(envs.len(), 3);
+        for env in &envs {
+            for method in DEMO_METHODS {
+                assert!(
+                    cells.iter().any(|c| &&c.1 == env && c.0 == method),
+                    "{method} on {env}"
+                );
+            }
+        }
+        // tests/worker.rs counts them.
+        assert_eq!(cells.len(), 10);
+    }
 }
