@@ -131,32 +131,41 @@ fn run_study(
                         assert_eq!(ack.stored, BATCH);
                         sent += 1;
                         b += 1;
+                        // Pruned: the worker stops the run and reports it; at the end of the
+                        // quota the run ends as done, so no lease outlives the round.
+                        let outcome = match (ack.cancel, sent == quota) {
+                            (true, _) => Outcome::Cancelled,
+                            (false, true) => Outcome::Succeeded,
+                            (false, false) => continue,
+                        };
+                        let end = CompleteRequest {
+                            attempt: a.attempt,
+                            lease: a.lease,
+                            outcome,
+                            exit_code: None,
+                            duration_ms: 1,
+                            error: None,
+                            result: None,
+                            started_us: None,
+                        };
+                        client.complete(a.job.id, &end).unwrap();
                         if ack.cancel {
-                            // Pruned: the worker stops the run and reports it.
-                            client
-                                .complete(
-                                    a.job.id,
-                                    &CompleteRequest {
-                                        attempt: a.attempt,
-                                        lease: a.lease,
-                                        outcome: Outcome::Cancelled,
-                                        exit_code: None,
-                                        duration_ms: 1,
-                                        error: None,
-                                        result: None,
-                                        started_us: None,
-                                    },
-                                )
-                                .unwrap();
                             pruned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            break;
                         }
+                        break;
                     }
                 }
             });
         }
     });
     let rate = (quota * threads * BATCH) as f64 / t0.elapsed().as_secs_f64();
+    // The study's configurations not reached stay queued: cancel them, so that the next
+    // round's clients take that round's jobs.
+    for j in client.study(name).unwrap().jobs {
+        if j.state == gaia_core::model::JobState::Queued {
+            client.cancel(j.id).unwrap();
+        }
+    }
     (rate, pruned.into_inner())
 }
 
