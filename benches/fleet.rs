@@ -210,17 +210,35 @@ struct Shared {
     /// Streams go as fast as they can (closed loop) instead of paced.
     flat_out: AtomicBool,
     heartbeats: Samples,
-    wakeups: Samples,
     batches: Samples,
     rows_acked: AtomicU64,
     open_claims: AtomicUsize,
-    /// When each probe job was submitted (job id → instant), for the wake-up latency.
+    /// When each probe job was submitted and when a claim got it (job id → instant), for the
+    /// wake-up latency. Two maps, matched afterwards: with the hand-off a claim is often
+    /// answered before its submit call has returned.
     submitted: std::sync::Mutex<std::collections::HashMap<u64, Instant>>,
+    claimed: std::sync::Mutex<std::collections::HashMap<u64, Instant>>,
     rows_per_batch: usize,
     batch_every: Duration,
 }
 
 impl Shared {
+    /// The wake-ups of the jobs submitted and claimed so far (sorted); both records cleared.
+    fn take_wakeups(&self) -> Vec<Duration> {
+        let submitted = std::mem::take(&mut *self.submitted.lock().unwrap());
+        let mut claimed = std::mem::take(&mut *self.claimed.lock().unwrap());
+        let mut v: Vec<Duration> = submitted
+            .into_iter()
+            .filter_map(|(id, t)| {
+                claimed
+                    .remove(&id)
+                    .map(|got| got.saturating_duration_since(t))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     fn conn(&self) -> Conn {
         let i = self.next_addr.fetch_add(1, Ordering::Relaxed);
         Conn::new(
@@ -318,9 +336,7 @@ async fn worker(
         sh.open_claims.fetch_sub(1, Ordering::Relaxed);
         let got = Instant::now();
         let Some(a) = resp.assignment else { continue };
-        if let Some(t) = sh.submitted.lock().unwrap().remove(&a.job.id) {
-            sh.wakeups.add(got - t);
-        }
+        sh.claimed.lock().unwrap().insert(a.job.id, got);
         if a.job.spec.kind() == JobKind::Wait {
             finished = Some(Finished {
                 job: a.job.id,
@@ -490,7 +506,7 @@ fn main() {
         stop: AtomicBool::new(false),
         flat_out: AtomicBool::new(false),
         heartbeats: Samples::default(),
-        wakeups: Samples::default(),
+        claimed: Default::default(),
         batches: Samples::default(),
         rows_acked: AtomicU64::new(0),
         open_claims: AtomicUsize::new(0),
@@ -594,7 +610,7 @@ fn main() {
         })
         .await
         .unwrap();
-        let startup_wakeups = sh.wakeups.take();
+        let startup_wakeups = sh.take_wakeups();
         sh.heartbeats.take();
         sh.batches.take();
         sh.rows_acked.store(0, Ordering::Relaxed);
@@ -634,7 +650,7 @@ fn main() {
         let cpu = (cpu_secs(&pid.to_string()) - cpu0) / wall * 100.0;
         let own = (cpu_secs("self") - own0) / wall * 100.0;
         let hb = sh.heartbeats.take();
-        let wk = sh.wakeups.take();
+        let wk = sh.take_wakeups();
         let bt = sh.batches.take();
         let rows = sh.rows_acked.swap(0, Ordering::Relaxed);
         println!(
