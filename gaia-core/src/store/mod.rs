@@ -329,7 +329,10 @@ impl Store {
             return Err(StoreError::Empty { path }.into());
         }
         let db = Database::builder()
-            .set_cache_size(usize::try_from(options.cache_mib.max(1) << 20).unwrap_or(usize::MAX))
+            .set_cache_size(
+                usize::try_from(options.cache_mib.max(1).saturating_mul(1 << 20))
+                    .unwrap_or(usize::MAX),
+            )
             .create(&path)
             .map_err(|cause| StoreError::Open {
                 path: path.clone(),
