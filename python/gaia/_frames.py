@@ -38,13 +38,16 @@ def pandas_from_batches(reader: Any, rows: int) -> Any:
     one batch (``Table.to_pandas`` holds the whole table beside the frame). The dtypes are
     ``to_pandas``'s: numbers as they are, an integer column with a missing value as float64
     with NaN, dictionary columns as categoricals (the stream's one dictionary). None, with
-    nothing read, when a column has another type (the caller reads the table instead)."""
+    nothing read, when a column has another type or two columns share a name (the caller reads
+    the table instead)."""
     import numpy as np
     import pandas
     import pyarrow as pa
     import pyarrow.compute as pc
 
     schema = reader.schema
+    if len(set(schema.names)) != len(schema.names):
+        return None  # a frame built from a dict would keep one of two same-named columns
     kinds: List[str] = []
     for f in schema:
         t = f.type

@@ -51,8 +51,14 @@ def test_an_empty_stream_is_an_empty_frame_with_its_columns() -> None:
     assert len(df) == 0
 
 
-def test_other_column_types_are_left_to_arrow() -> None:
+def test_other_column_types_and_repeated_names_are_left_to_arrow() -> None:
     t = pa.table({"seq": pa.array([1, 2], pa.uint64()), "note": pa.array(["a", "b"])})
     reader = pa.ipc.open_stream(stream(t))
     assert pandas_from_batches(reader, 2) is None
     assert reader.read_all().num_rows == 2, "nothing was read"
+    twice = pa.Table.from_arrays(
+        [pa.array([1.0, 2.0]), pa.array([3.0, 4.0])], names=["loss", "loss"]
+    )
+    reader = pa.ipc.open_stream(stream(twice))
+    assert pandas_from_batches(reader, 2) is None
+    assert reader.read_all().num_columns == 2
