@@ -874,7 +874,10 @@ pub struct Progress {
 
 impl Progress {
     /// Notes the metric names of rows just stored for the current attempt; `first` when they
-    /// are its first rows (only then does the list start, so it is never partial).
+    /// are its first rows (only then does the list start, so it is never partial). An attempt
+    /// that reports more than [`MAX_KEPT_METRICS`] names (names made of steps or layers) stops
+    /// keeping the list: it rides on every save of the job, so it must stay small; its readers
+    /// then find the names with a pass over the rows.
     pub fn note_metrics(&mut self, rows: &[Row], first: bool) {
         if first {
             self.metrics.get_or_insert_with(Vec::new);
@@ -882,6 +885,10 @@ impl Progress {
         let Some(names) = &mut self.metrics else {
             return;
         };
+        if names.len() > MAX_KEPT_METRICS {
+            self.metrics = None;
+            return;
+        }
         let mut last: Option<&Row> = None;
         for row in rows {
             // Consecutive rows almost always carry the same names.
@@ -898,10 +905,17 @@ impl Progress {
                     names.insert(at, k.clone());
                 }
             }
+            if names.len() > MAX_KEPT_METRICS {
+                self.metrics = None;
+                return;
+            }
             last = Some(row);
         }
     }
 }
+
+/// Most metric names a job's progress keeps ([`Progress::note_metrics`]).
+pub const MAX_KEPT_METRICS: usize = 256;
 
 /// One attempt of a job: who ran it and how it ended.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

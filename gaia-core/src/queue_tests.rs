@@ -508,6 +508,25 @@ async fn an_attempts_metric_names_are_kept_with_its_progress_as_its_rows_arrive(
     let mut p = Progress::default();
     p.note_metrics(&[with(9, &["loss"])], false);
     assert_eq!(p.metrics, None);
+    // Names without end (a step in each name) are not kept: the list rides on every save.
+    let mut p = Progress::default();
+    let many: Vec<Row> = (0..300u64)
+        .map(|i| Row {
+            seq: i,
+            metrics: vec![(format!("loss_step_{i}"), 1.0)],
+            ..Row::default()
+        })
+        .collect();
+    p.note_metrics(&many[..10], true);
+    assert_eq!(p.metrics.as_ref().map(Vec::len), Some(10));
+    p.note_metrics(&many[10..], false);
+    assert_eq!(p.metrics, None, "given up past {}", gaia_core_max());
+    p.note_metrics(&many[..1], false);
+    assert_eq!(p.metrics, None, "and not started again");
+}
+
+fn gaia_core_max() -> usize {
+    crate::model::MAX_KEPT_METRICS
 }
 
 #[tokio::test]

@@ -22,14 +22,19 @@ def from_arrow(table: Any, backend: Backend) -> Any:
             raise ConfigError("backend='polars' needs polars: pip install 'gaia-farm[polars]'") from e
         return polars.from_arrow(table)
     if backend == "pandas":
-        try:
-            import pandas  # noqa: F401
-        except ImportError as e:
-            from ._errors import ConfigError
-
-            raise ConfigError("rows() needs pandas: pip install 'gaia-farm[pandas]'") from e
+        need_pandas()
         return table.to_pandas(split_blocks=True, self_destruct=True)
     raise ValueError(f"backend={backend!r}: use 'pandas', 'polars' or 'arrow'")
+
+
+def need_pandas() -> None:
+    """Raises a ConfigError saying how to install pandas when it is missing."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError as e:
+        from ._errors import ConfigError
+
+        raise ConfigError("rows() needs pandas: pip install 'gaia-farm[pandas]'") from e
 
 
 def pandas_from_batches(reader: Any, rows: int) -> Any:
@@ -40,6 +45,7 @@ def pandas_from_batches(reader: Any, rows: int) -> Any:
     with NaN, dictionary columns as categoricals (the stream's one dictionary). None, with
     nothing read, when a column has another type or two columns share a name (the caller reads
     the table instead)."""
+    need_pandas()
     import numpy as np
     import pandas
     import pyarrow as pa

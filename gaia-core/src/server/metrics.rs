@@ -177,7 +177,7 @@ pub(crate) fn registry(queue: &Arc<Queue>, http: &Arc<HttpMetrics>) -> Registry 
     );
     r.register(
         "gaia_writer_commit_seconds",
-        "Time of one group commit (fsync included when durable)",
+        "Time of one write transaction, opened to committed (fsync included when durable)",
         w.commit_seconds.clone(),
     );
     r.register(

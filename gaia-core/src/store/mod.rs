@@ -109,10 +109,10 @@ pub struct Store {
 /// commit, and how long a commit takes. Recording costs two histogram updates per group.
 #[derive(Debug)]
 pub struct WriterMetrics {
-    /// Operations per group commit.
+    /// Operations per write transaction (a group whose dispatch went first is two).
     pub group_size: prometheus_client::metrics::histogram::Histogram,
-    /// Seconds from opening a group's transaction to its commit returning (fsync included
-    /// for durable groups).
+    /// Seconds from opening a write transaction to its commit returning (fsync included for
+    /// durable ones).
     pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
@@ -593,7 +593,6 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>, metrics: &WriterMetri
                 Err(_) => break,
             }
         }
-        metrics.group_size.observe(ops.len() as f64);
         let expired = volatile_since.is_some_and(|t| t.elapsed() >= VOLATILE_WINDOW);
         // Dispatch first: claims and submits queued beside other writes (the rows of hundreds
         // of streaming jobs) are committed on their own and made visible before those are
@@ -686,6 +685,7 @@ fn commit_group(
     metrics: &WriterMetrics,
 ) -> Group {
     let mut finishers = Vec::with_capacity(ops.len());
+    metrics.group_size.observe(ops.len() as f64);
     let began = Instant::now();
     let mut on_visible = Vec::new();
     let mut committed = false;
