@@ -8,21 +8,6 @@ use gaia_core::protocol::{JobQuery, UserAdd};
 
 use crate::helper::*;
 
-fn ok_out(out: std::process::Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn err_out(out: std::process::Output, what: &str) -> String {
-    assert!(!out.status.success(), "{what} succeeded");
-    String::from_utf8(out.stderr).unwrap()
-}
-
 #[test]
 fn a_researcher_with_a_submit_token_works_on_their_own_and_only_their_own() {
     let server = Server::start();

@@ -1464,20 +1464,12 @@ pub struct RowRef<'a> {
 impl<'a> RowRef<'a> {
     /// The value of a metric by name (core or extra), as [`Row::metric`].
     pub fn metric(&self, name: &str) -> Option<f64> {
-        match name {
-            "generation" => self.generation.map(|g| g as f64),
-            "evals" => self.evals,
-            "best" => self.best,
-            "best_ever" => self.best_ever,
-            "mean" => self.mean,
-            "sigma" => self.sigma,
-            "elapsed" => self.elapsed,
-            other => self
-                .metrics
+        core_metric(name, self.generation, self.core()).unwrap_or_else(|| {
+            self.metrics
                 .iter()
-                .find(|(k, _)| *k == other)
-                .map(|(_, v)| *v),
-        }
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
+        })
     }
 
     /// The six float core metrics in [`CORE_METRICS`] order after `generation`.
@@ -1536,23 +1528,35 @@ pub const CORE_METRICS: [&str; 7] = [
     "elapsed",
 ];
 
+/// A core metric's value by name (`generation`, then the six float ones in [`CORE_METRICS`]
+/// order), None when `name` is not a core metric.
+fn core_metric(name: &str, generation: Option<u64>, core: [Option<f64>; 6]) -> Option<Option<f64>> {
+    if name == "generation" {
+        return Some(generation.map(|g| g as f64));
+    }
+    CORE_METRICS[1..]
+        .iter()
+        .position(|m| *m == name)
+        .map(|i| core[i])
+}
+
 impl Row {
     /// The value of a metric by name (core or extra).
     pub fn metric(&self, name: &str) -> Option<f64> {
-        match name {
-            "generation" => self.generation.map(|g| g as f64),
-            "evals" => self.evals,
-            "best" => self.best,
-            "best_ever" => self.best_ever,
-            "mean" => self.mean,
-            "sigma" => self.sigma,
-            "elapsed" => self.elapsed,
-            other => self
-                .metrics
+        let core = [
+            self.evals,
+            self.best,
+            self.best_ever,
+            self.mean,
+            self.sigma,
+            self.elapsed,
+        ];
+        core_metric(name, self.generation, core).unwrap_or_else(|| {
+            self.metrics
                 .iter()
-                .find(|(k, _)| k == other)
-                .map(|(_, v)| *v),
-        }
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| *v)
+        })
     }
 
     /// Sets a metric by its normalised name.

@@ -520,13 +520,14 @@ async fn an_attempts_metric_names_are_kept_with_its_progress_as_its_rows_arrive(
     p.note_metrics(&many[..10], true);
     assert_eq!(p.metrics.as_ref().map(Vec::len), Some(10));
     p.note_metrics(&many[10..], false);
-    assert_eq!(p.metrics, None, "given up past {}", gaia_core_max());
+    assert_eq!(
+        p.metrics,
+        None,
+        "given up past {}",
+        crate::model::MAX_KEPT_METRICS
+    );
     p.note_metrics(&many[..1], false);
     assert_eq!(p.metrics, None, "and not started again");
-}
-
-fn gaia_core_max() -> usize {
-    crate::model::MAX_KEPT_METRICS
 }
 
 #[tokio::test]

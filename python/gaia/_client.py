@@ -143,20 +143,7 @@ class Client:
     def arrow(self, path: str, params: Optional[Mapping[str, Any]] = None) -> "pyarrow.Table":
         """Reads an Apache Arrow answer into a ``pyarrow.Table``, batch by batch as it
         arrives (no copy of the whole answer is held beside the table)."""
-        pa = _pyarrow()
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            with self._http.stream(
-                "GET", path, params=clean, headers={"accept": ARROW_STREAM}
-            ) as r:
-                if r.status_code >= 400:
-                    raise self._fail(r, "GET", path)
-                kind = r.headers.get("content-type", "")
-                if not kind.startswith(ARROW_STREAM):
-                    raise GaiaError(f"GET {path} answered {kind!r}, not an Arrow stream")
-                return pa.ipc.open_stream(_ResponseReader(r.iter_raw())).read_all()
-        except httpx.TransportError as e:
-            raise ConnectionFailed(self.server, str(e) or type(e).__name__) from e
+        return self.frame(path, params, "arrow")
 
     def frame(
         self, path: str, params: Optional[Mapping[str, Any]], backend: "Backend"

@@ -160,19 +160,17 @@ impl Server {
 
     /// Runs the CLI in `dir` (exports land there), asserting success; returns stdout.
     pub fn cli_in(&self, dir: &Path, args: &[&str]) -> String {
-        ok_stdout(args, self.cli_at(Some(dir), args))
+        ok_out(self.cli_at(Some(dir), args), &format!("gaia {args:?}"))
     }
 
     /// Runs the CLI expecting failure; returns stderr.
     pub fn cli_err(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(!out.status.success(), "gaia {args:?} succeeded");
-        String::from_utf8(out.stderr).unwrap()
+        err_out(self.cli(args), &format!("gaia {args:?}"))
     }
 
     /// Runs the CLI and returns stdout, asserting success.
     pub fn cli_ok(&self, args: &[&str]) -> String {
-        ok_stdout(args, self.cli(args))
+        ok_out(self.cli(args), &format!("gaia {args:?}"))
     }
 
     /// kill -9.
@@ -530,15 +528,22 @@ pub fn spawn_retrying(cmd: &mut Command) -> Child {
     }
 }
 
-/// A CLI run's stdout, asserting it succeeded (its output in the message otherwise).
-fn ok_stdout(args: &[&str], out: Output) -> String {
+/// A CLI run's stdout, asserting it succeeded (its output in the message otherwise); `what`
+/// names the run.
+pub fn ok_out(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
-        "gaia {args:?} failed: {}\n{}",
+        "{what} failed: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A CLI run's stderr, asserting it failed.
+pub fn err_out(out: Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what} succeeded");
+    String::from_utf8(out.stderr).unwrap()
 }
 
 /// Width and height from a PNG's IHDR chunk (and that it is a PNG at all).

@@ -453,9 +453,7 @@ impl Store {
         R: Send + 'static,
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx, true, false)?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        self.queued(op, true, false).await
     }
 
     /// Like [`Store::write`], for changes that may be lost in a crash without harm (telemetry,
@@ -466,9 +464,7 @@ impl Store {
         R: Send + 'static,
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx, false, false)?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        self.queued(op, false, false).await
     }
 
     /// A claim (with the report that rides on it): volatile as [`Store::write_volatile`], and
@@ -478,9 +474,7 @@ impl Store {
         R: Send + 'static,
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx, false, true)?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        self.queued(op, false, true).await
     }
 
     /// Like [`Store::write`] (answered once durable), for a write that dispatches work: it runs
@@ -491,9 +485,7 @@ impl Store {
         R: Send + 'static,
         F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_op(op, tx, true, true)?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        self.queued(op, true, true).await
     }
 
     /// Like [`Store::write`], for callers outside an async runtime.
@@ -505,6 +497,17 @@ impl Store {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit_op(op, tx, true, false)?;
         rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Queues `op` for the writer and waits for its answer.
+    async fn queued<R, F>(&self, op: F, durable: bool, urgent: bool) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&mut Tx<'a>) -> Result<R, Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_op(op, tx, durable, urgent)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     fn submit_op<R, F>(

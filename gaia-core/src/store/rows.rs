@@ -33,12 +33,7 @@ pub(crate) fn encode(row: &Row) -> Vec<u8> {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
-    postcard::from_bytes::<RowBin>(bytes)
-        .map(Row::from)
-        .map_err(|e| StoreError::Corrupt {
-            what: "row",
-            detail: e.to_string(),
-        })
+    decode_ref(bytes).map(Row::from)
 }
 
 /// A stored row with its metric names borrowed from `bytes` (no copy of them).
@@ -226,9 +221,8 @@ impl Reader {
     }
 
     /// The names of the extra metrics (beyond the core ones) that any row of one attempt
-    /// carries, sorted: the columns of a table of those rows. Without a range the names are
-    /// read from the stored rows without decoding their values into `Row`s (no allocation per
-    /// name), several times faster than [`Reader::for_each_row`].
+    /// (with x in `range`, or all) carries, sorted: the columns of a table of those rows. The
+    /// rows are read borrowed ([`RowRef`]): no allocation per name.
     pub fn metric_names(
         &self,
         job: JobId,
@@ -236,46 +230,25 @@ impl Reader {
         range: Option<(XAxis, f64, f64)>,
     ) -> Result<Vec<String>, StoreError> {
         let mut names: Vec<String> = Vec::new();
-        let mut note = |name: &str| {
-            if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
-                names.insert(at, name.to_string());
-            }
-        };
-        if range.is_some() {
-            self.for_each_row(job, attempt, range, |r| {
-                r.metrics.iter().for_each(|(k, _)| note(k))
-            })?;
-            return Ok(names);
-        }
-        /// A stored row's metric names, borrowed ([`RowBin`]'s layout, values skipped).
-        #[derive(serde::Deserialize)]
-        struct Names<'a> {
-            _head: (u64, Option<u64>, [Option<f64>; 6]),
-            #[serde(borrow)]
-            metrics: Vec<(&'a str, f64)>,
-        }
         let mut last: Vec<String> = Vec::new();
-        for entry in self
-            .rows
-            .range((job, attempt, 0)..=(job, attempt, u64::MAX))?
-        {
-            let (_, v) = entry?;
-            let row: Names = postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt {
-                what: "row",
-                detail: e.to_string(),
-            })?;
+        self.for_each_row_ref(job, attempt, range, |row| {
             // Consecutive rows almost always carry the same names: compare with the last row's
             // before touching the sorted list.
-            if !row
+            if row
                 .metrics
                 .iter()
                 .map(|(k, _)| *k)
                 .eq(last.iter().map(String::as_str))
             {
-                row.metrics.iter().for_each(|(k, _)| note(k));
-                last = row.metrics.iter().map(|(k, _)| k.to_string()).collect();
+                return;
             }
-        }
+            for (k, _) in &row.metrics {
+                if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(k)) {
+                    names.insert(at, k.to_string());
+                }
+            }
+            last = row.metrics.iter().map(|(k, _)| k.to_string()).collect();
+        })?;
         Ok(names)
     }
 
