@@ -32,16 +32,24 @@ pub(crate) fn encode(row: &Row) -> Vec<u8> {
     encode_into(row, Vec::with_capacity(128))
 }
 
+/// A stored row, owned (decoded straight into its owned form: one allocation fewer per row
+/// than through [`decode_ref`]).
 pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
-    decode_ref(bytes).map(Row::from)
+    postcard::from_bytes::<RowBin>(bytes)
+        .map(Row::from)
+        .map_err(corrupt)
 }
 
 /// A stored row with its metric names borrowed from `bytes` (no copy of them).
 pub(crate) fn decode_ref(bytes: &[u8]) -> Result<RowRef<'_>, StoreError> {
-    postcard::from_bytes::<RowRef>(bytes).map_err(|e| StoreError::Corrupt {
+    postcard::from_bytes::<RowRef>(bytes).map_err(corrupt)
+}
+
+fn corrupt(e: postcard::Error) -> StoreError {
+    StoreError::Corrupt {
         what: "row",
         detail: e.to_string(),
-    })
+    }
 }
 
 impl Tx<'_> {
