@@ -400,6 +400,7 @@ async fn usage_is_charged_when_an_attempt_ends_and_outlives_the_queue() {
     store
         .write(move |tx| {
             tx.usage_hours
+                .open_mut()?
                 .insert(("alice", old_hour), (3_600_000, 0))
                 .map_err(StoreError::from)?;
             Ok(())

@@ -796,6 +796,7 @@ async fn a_lease_handed_out_before_a_crash_is_never_handed_out_again() {
                 job.attempts.clear();
                 tx.save_job(Some(&prev), &job)?;
                 tx.meta
+                    .open_mut()?
                     .insert("next_lease_id", old.lease)
                     .map_err(StoreError::from)?;
                 Ok(())

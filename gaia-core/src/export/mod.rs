@@ -180,6 +180,7 @@ pub fn each_row(
 ) -> Result<(), Error> {
     for entry in reader
         .rows
+        .open()?
         .range((job, 0, 0)..=(job, u32::MAX, u64::MAX))
         .map_err(crate::error::StoreError::from)?
     {
@@ -199,6 +200,7 @@ pub fn each_row_of_attempt(
 ) -> Result<(), Error> {
     for entry in reader
         .rows
+        .open()?
         .range((job, attempt, 0)..=(job, attempt, u64::MAX))
         .map_err(crate::error::StoreError::from)?
     {
@@ -217,6 +219,7 @@ pub fn first_and_last_row(
 ) -> Result<Option<(Row, Row)>, Error> {
     let mut range = reader
         .rows
+        .open()?
         .range((job, attempt, 0)..=(job, attempt, u64::MAX))
         .map_err(crate::error::StoreError::from)?;
     let Some(entry) = range.next() else {

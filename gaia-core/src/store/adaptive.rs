@@ -27,6 +27,7 @@ impl Tx<'_> {
     /// A study's rules, if it has any.
     pub fn study_rules(&mut self, study: &str) -> Result<Option<StudyRules>, StoreError> {
         self.study_rules
+            .open()?
             .get(study)?
             .map(|v| from_json("study rules", v.value()))
             .transpose()
@@ -34,13 +35,16 @@ impl Tx<'_> {
 
     /// Stores a study's rules.
     pub fn save_study_rules(&mut self, study: &str, r: &StudyRules) -> Result<(), StoreError> {
-        self.study_rules.insert(study, to_json(r).as_slice())?;
+        self.study_rules
+            .open_mut()?
+            .insert(study, to_json(r).as_slice())?;
         Ok(())
     }
 
     /// A cell of a study.
     pub fn cell(&mut self, study: &str, key: &str) -> Result<Option<CellRecord>, StoreError> {
         self.study_cells
+            .open()?
             .get((study, key))?
             .map(|v| from_json("study cell", v.value()))
             .transpose()
@@ -49,9 +53,10 @@ impl Tx<'_> {
     /// Stores a cell (and maps its jobs to it).
     pub fn save_cell(&mut self, study: &str, key: &str, c: &CellRecord) -> Result<(), StoreError> {
         self.study_cells
+            .open_mut()?
             .insert((study, key), to_json(c).as_slice())?;
         for &j in &c.jobs {
-            self.job_cells.insert(j, key)?;
+            self.job_cells.open_mut()?.insert(j, key)?;
         }
         Ok(())
     }
@@ -59,7 +64,7 @@ impl Tx<'_> {
     /// Every cell of a study, by key.
     pub fn cells(&mut self, study: &str) -> Result<Vec<(String, CellRecord)>, StoreError> {
         let mut out = Vec::new();
-        for e in self.study_cells.range((study, "")..)? {
+        for e in self.study_cells.open()?.range((study, "")..)? {
             let (k, v) = e?;
             let (s, key) = k.value();
             if s != study {
@@ -72,18 +77,22 @@ impl Tx<'_> {
 
     /// The cell key of a job, if it belongs to an adaptive study's cell.
     pub fn job_cell(&mut self, job: JobId) -> Result<Option<String>, StoreError> {
-        Ok(self.job_cells.get(job)?.map(|v| v.value().to_string()))
+        Ok(self
+            .job_cells
+            .open()?
+            .get(job)?
+            .map(|v| v.value().to_string()))
     }
 
     /// Records a job's value at a rung.
     pub fn set_job_rung(&mut self, job: JobId, rung: u32, value: f64) -> Result<(), StoreError> {
-        self.job_rungs.insert((job, rung), value)?;
+        self.job_rungs.open_mut()?.insert((job, rung), value)?;
         Ok(())
     }
 
     /// A job's value at a rung, if it reached it.
     pub fn job_rung(&mut self, job: JobId, rung: u32) -> Result<Option<f64>, StoreError> {
-        Ok(self.job_rungs.get((job, rung))?.map(|v| v.value()))
+        Ok(self.job_rungs.open()?.get((job, rung))?.map(|v| v.value()))
     }
 
     /// Records a cell's value at a rung.
@@ -94,7 +103,9 @@ impl Tx<'_> {
         key: &str,
         value: f64,
     ) -> Result<(), StoreError> {
-        self.rung_values.insert((study, rung, key), value)?;
+        self.rung_values
+            .open_mut()?
+            .insert((study, rung, key), value)?;
         Ok(())
     }
 
@@ -105,7 +116,7 @@ impl Tx<'_> {
         rung: u32,
     ) -> Result<Vec<(String, f64)>, StoreError> {
         let mut out = Vec::new();
-        for e in self.rung_values.range((study, rung, "")..)? {
+        for e in self.rung_values.open()?.range((study, rung, "")..)? {
             let (k, v) = e?;
             let (s, r, key) = k.value();
             if s != study || r != rung {
@@ -121,7 +132,7 @@ impl Reader {
     /// Every cell of a study, in order of appearance.
     pub fn cells(&self, study: &str) -> Result<Vec<CellRecord>, StoreError> {
         let mut out: Vec<CellRecord> = Vec::new();
-        for e in self.study_cells.range((study, "")..)? {
+        for e in self.study_cells.open()?.range((study, "")..)? {
             let (k, v) = e?;
             if k.value().0 != study {
                 break;
@@ -135,6 +146,7 @@ impl Reader {
     /// A study's rules, if it has any.
     pub fn study_rules(&self, study: &str) -> Result<Option<StudyRules>, StoreError> {
         self.study_rules
+            .open()?
             .get(study)?
             .map(|v| from_json("study rules", v.value()))
             .transpose()

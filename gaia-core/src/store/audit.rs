@@ -32,9 +32,9 @@ impl Tx<'_> {
             target: target.to_string(),
             detail,
         };
-        self.audit.insert(id, to_json(&e).as_slice())?;
+        self.audit.open_mut()?.insert(id, to_json(&e).as_slice())?;
         if id > MAX_AUDIT {
-            self.audit.remove(id - MAX_AUDIT)?;
+            self.audit.open_mut()?.remove(id - MAX_AUDIT)?;
         }
         Ok(e)
     }
@@ -46,7 +46,7 @@ impl Reader {
         let mut out = Vec::new();
         match after {
             Some(a) => {
-                for entry in self.audit.range(a.saturating_add(1)..)? {
+                for entry in self.audit.open()?.range(a.saturating_add(1)..)? {
                     out.push(from_json("audit entry", entry?.1.value())?);
                     if out.len() >= limit {
                         break;
@@ -54,7 +54,7 @@ impl Reader {
                 }
             }
             None => {
-                for entry in self.audit.iter()?.rev() {
+                for entry in self.audit.open()?.iter()?.rev() {
                     out.push(from_json("audit entry", entry?.1.value())?);
                     if out.len() >= limit {
                         break;

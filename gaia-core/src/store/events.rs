@@ -30,9 +30,11 @@ impl Tx<'_> {
             worker: worker.map(str::to_string),
             message,
         };
-        self.events.insert(id, to_json(&ev).as_slice())?;
+        self.events
+            .open_mut()?
+            .insert(id, to_json(&ev).as_slice())?;
         if id > MAX_EVENTS {
-            self.events.remove(id - MAX_EVENTS)?;
+            self.events.open_mut()?.remove(id - MAX_EVENTS)?;
         }
         Ok(ev)
     }
@@ -42,7 +44,7 @@ impl Reader {
     /// Up to `limit` events with id > `after`, oldest first.
     pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.events.range(after.saturating_add(1)..)? {
+        for entry in self.events.open()?.range(after.saturating_add(1)..)? {
             let (_, v) = entry?;
             out.push(from_json("event", v.value())?);
             if out.len() >= limit {
@@ -55,7 +57,7 @@ impl Reader {
     /// The newest `n` events, oldest first.
     pub fn recent_events(&self, n: usize) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.events.iter()?.rev() {
+        for entry in self.events.open()?.iter()?.rev() {
             let (_, v) = entry?;
             out.push(from_json("event", v.value())?);
             if out.len() >= n {

@@ -58,33 +58,49 @@ fn decode(bytes: &[u8]) -> Result<Job, StoreError> {
 impl Tx<'_> {
     /// A job, inside the write transaction.
     pub fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        self.jobs.get(id)?.map(|v| decode(v.value())).transpose()
+        self.jobs
+            .open()?
+            .get(id)?
+            .map(|v| decode(v.value()))
+            .transpose()
     }
 
     /// Stores a job and keeps the queue index, the per-state counts and the study index in step
     /// with it. `prev` is the job as stored before (None for a new job).
     pub fn save_job(&mut self, prev: Option<&Job>, job: &Job) -> Result<(), StoreError> {
-        self.jobs.insert(job.id, to_json(job).as_slice())?;
+        self.jobs
+            .open_mut()?
+            .insert(job.id, to_json(job).as_slice())?;
         let prev_state = prev.map(|p| p.state);
         if prev_state != Some(job.state) {
             if let Some(p) = prev {
                 let key = p.state.as_str();
-                let n = self.counts.get(key)?.map(|v| v.value()).unwrap_or(0);
-                self.counts.insert(key, n.saturating_sub(1))?;
+                let n = self
+                    .counts
+                    .open()?
+                    .get(key)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                self.counts.open_mut()?.insert(key, n.saturating_sub(1))?;
             }
             let key = job.state.as_str();
-            let n = self.counts.get(key)?.map(|v| v.value()).unwrap_or(0);
-            self.counts.insert(key, n + 1)?;
+            let n = self
+                .counts
+                .open()?
+                .get(key)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            self.counts.open_mut()?.insert(key, n + 1)?;
         }
         if let Some(p) = prev
             && p.state == JobState::Queued
         {
-            self.queue.remove(queue_key(p))?;
+            self.queue.open_mut()?.remove(queue_key(p))?;
             self.count_queue_class(&p.spec, false)?;
             self.unindex_queued(p)?;
         }
         if job.state == JobState::Queued {
-            self.queue.insert(queue_key(job), ())?;
+            self.queue.open_mut()?.insert(queue_key(job), ())?;
             self.count_queue_class(&job.spec, true)?;
             self.index_queued(job)?;
         }
@@ -104,9 +120,13 @@ impl Tx<'_> {
     /// The indexes every job is in from its submission on (its study's, its owner's).
     pub(crate) fn index_new_job(&mut self, job: &Job) -> Result<(), StoreError> {
         if let Some(study) = &job.spec.study {
-            self.study_jobs.insert((study.as_str(), job.id), ())?;
+            self.study_jobs
+                .open_mut()?
+                .insert((study.as_str(), job.id), ())?;
         }
-        self.owner_jobs.insert((job.owner.as_str(), job.id), ())?;
+        self.owner_jobs
+            .open_mut()?
+            .insert((job.owner.as_str(), job.id), ())?;
         Ok(())
     }
 
@@ -115,10 +135,16 @@ impl Tx<'_> {
         let class = fit_class(job);
         let (p, id) = queue_key(job);
         self.fair_queue
+            .open_mut()?
             .insert((job.owner.as_str(), class.as_str(), p, id), ())?;
         let key = (job.owner.as_str(), class.as_str());
-        let n = self.pending.get(key)?.map(|v| v.value()).unwrap_or(0);
-        self.pending.insert(key, n + 1)?;
+        let n = self
+            .pending
+            .open()?
+            .get(key)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        self.pending.open_mut()?.insert(key, n + 1)?;
         Ok(())
     }
 
@@ -126,20 +152,26 @@ impl Tx<'_> {
         let class = fit_class(job);
         let (p, id) = queue_key(job);
         self.fair_queue
+            .open_mut()?
             .remove((job.owner.as_str(), class.as_str(), p, id))?;
         let key = (job.owner.as_str(), class.as_str());
-        let n = self.pending.get(key)?.map(|v| v.value()).unwrap_or(0);
+        let n = self
+            .pending
+            .open()?
+            .get(key)?
+            .map(|v| v.value())
+            .unwrap_or(0);
         if n <= 1 {
-            self.pending.remove(key)?;
+            self.pending.open_mut()?.remove(key)?;
         } else {
-            self.pending.insert(key, n - 1)?;
+            self.pending.open_mut()?.insert(key, n - 1)?;
         }
         Ok(())
     }
 
     /// How many jobs of `study` have not ended (0: every one has).
     pub fn study_open(&mut self, study: &str) -> Result<u64, StoreError> {
-        let known = self.study_open.get(study)?.map(|v| v.value());
+        let known = self.study_open.open()?.get(study)?.map(|v| v.value());
         match known {
             Some(n) => Ok(n),
             None => self.count_study_open(study, None),
@@ -147,7 +179,7 @@ impl Tx<'_> {
     }
 
     fn add_study_open(&mut self, study: &str, job: &Job, delta: i64) -> Result<(), StoreError> {
-        let known = self.study_open.get(study)?.map(|v| v.value());
+        let known = self.study_open.open()?.get(study)?.map(|v| v.value());
         let n = match known {
             Some(n) => n,
             // A database from before this count: count once, leaving out the job being saved
@@ -159,14 +191,18 @@ impl Tx<'_> {
         } else {
             n.saturating_sub(delta.unsigned_abs())
         };
-        self.study_open.insert(study, n)?;
+        self.study_open.open_mut()?.insert(study, n)?;
         Ok(())
     }
 
     /// Counts the open jobs of a study from its index (all but `except`), and stores the count.
     fn count_study_open(&mut self, study: &str, except: Option<JobId>) -> Result<u64, StoreError> {
         let mut ids = Vec::new();
-        for e in self.study_jobs.range((study, 0)..=(study, u64::MAX))? {
+        for e in self
+            .study_jobs
+            .open()?
+            .range((study, 0)..=(study, u64::MAX))?
+        {
             ids.push(e?.0.value().1);
         }
         let mut n = 0;
@@ -180,7 +216,7 @@ impl Tx<'_> {
                 n += 1;
             }
         }
-        self.study_open.insert(study, n)?;
+        self.study_open.open_mut()?.insert(study, n)?;
         Ok(n)
     }
 
@@ -226,8 +262,8 @@ impl Tx<'_> {
             // Read in small runs: the first fitting job is usually at the head.
             let mut ids = Vec::with_capacity(64);
             let range = match after {
-                None => self.queue.range::<(i64, u64)>(..)?,
-                Some(k) => self.queue.range::<(i64, u64)>((
+                None => self.queue.open()?.range::<(i64, u64)>(..)?,
+                Some(k) => self.queue.open()?.range::<(i64, u64)>((
                     std::ops::Bound::Excluded(k),
                     std::ops::Bound::Unbounded,
                 ))?,
@@ -255,7 +291,7 @@ impl Tx<'_> {
     ) -> Result<Option<Job>, StoreError> {
         for &id in ids {
             // A job this build cannot read (written by a newer one) is left for others.
-            let Some(Ok(job)) = self.jobs.get(id)?.map(|v| decode(v.value())) else {
+            let Some(Ok(job)) = self.jobs.open()?.get(id)?.map(|v| decode(v.value())) else {
                 continue;
             };
             if !caps.fits(&job.spec) {
@@ -294,7 +330,7 @@ impl Tx<'_> {
         // Users with fitting work queued, with their fitting classes (keys sort by owner).
         let mut fits: HashMap<String, bool> = HashMap::new();
         let mut users: Vec<(String, Vec<String>)> = Vec::new();
-        for entry in self.pending.iter()? {
+        for entry in self.pending.open()?.iter()? {
             let (k, n) = entry?;
             let (owner, class) = k.value();
             if n.value() == 0 {
@@ -360,6 +396,7 @@ impl Tx<'_> {
         let range = (user, class, i64::MIN, 0)..=(user, class, i64::MAX, u64::MAX);
         Ok(self
             .fair_queue
+            .open()?
             .range(range)?
             .next()
             .transpose()?
@@ -382,9 +419,9 @@ impl Tx<'_> {
         for class in classes {
             let range =
                 (user, class.as_str(), i64::MIN, 0)..=(user, class.as_str(), i64::MAX, u64::MAX);
-            for entry in self.fair_queue.range(range)? {
+            for entry in self.fair_queue.open()?.range(range)? {
                 let id = entry?.0.value().3;
-                let Some(v) = self.jobs.get(id)? else {
+                let Some(v) = self.jobs.open()?.get(id)? else {
                     continue;
                 };
                 // A job this build cannot read (written by a newer one) is left for others.
@@ -404,7 +441,7 @@ impl Tx<'_> {
     /// Queued job ids in claim order (highest priority first, FIFO within a priority).
     pub fn queued_ids(&mut self) -> Result<Vec<JobId>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.queue.iter()? {
+        for entry in self.queue.open()?.iter()? {
             let (k, _) = entry?;
             out.push(k.value().1);
         }
@@ -415,7 +452,11 @@ impl Tx<'_> {
 impl Reader {
     /// One job.
     pub fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        self.jobs.get(id)?.map(|v| decode(v.value())).transpose()
+        self.jobs
+            .open()?
+            .get(id)?
+            .map(|v| decode(v.value()))
+            .transpose()
     }
 
     /// Number of jobs in each state.
@@ -425,7 +466,11 @@ impl Reader {
             .map(|s| {
                 Ok((
                     s,
-                    self.counts.get(s.as_str())?.map(|v| v.value()).unwrap_or(0),
+                    self.counts
+                        .open()?
+                        .get(s.as_str())?
+                        .map(|v| v.value())
+                        .unwrap_or(0),
                 ))
             })
             .collect()
@@ -433,7 +478,7 @@ impl Reader {
 
     /// Number of jobs ever submitted.
     pub fn job_total(&self) -> Result<u64, StoreError> {
-        Ok(self.jobs.len()?)
+        Ok(self.jobs.open()?.len()?)
     }
 
     /// Jobs newest first, filtered (by state, study, owner), one page. Returns the page and the
@@ -452,8 +497,8 @@ impl Reader {
         // A study or an owner has its own index: walk that (the study's, the smaller one
         // usually) and filter the rest.
         let indexed = match (study, owner) {
-            (Some(s), _) => Some(self.study_jobs.range((s, 0)..(s, upper))?),
-            (None, Some(o)) => Some(self.owner_jobs.range((o, 0)..(o, upper))?),
+            (Some(s), _) => Some(self.study_jobs.open()?.range((s, 0)..(s, upper))?),
+            (None, Some(o)) => Some(self.owner_jobs.open()?.range((o, 0)..(o, upper))?),
             (None, None) => None,
         };
         if let Some(range) = indexed {
@@ -475,7 +520,7 @@ impl Reader {
         if state == Some(JobState::Queued) {
             // The queue index holds exactly the queued jobs: no need to scan the others.
             let mut ids: Vec<JobId> = Vec::new();
-            for entry in self.queue.iter()? {
+            for entry in self.queue.open()?.iter()? {
                 let id = entry?.0.value().1;
                 if id < upper {
                     ids.push(id);
@@ -493,7 +538,7 @@ impl Reader {
             }
             return Ok((out, next));
         }
-        for entry in self.jobs.range(..upper)?.rev() {
+        for entry in self.jobs.open()?.range(..upper)?.rev() {
             let (k, v) = entry?;
             if let Some(s) = state {
                 // Cheap pre-filter on the JSON before decoding the whole job.
@@ -518,7 +563,11 @@ impl Reader {
     /// Number of jobs of a user.
     pub fn owner_len(&self, owner: &str) -> Result<u64, StoreError> {
         let mut n = 0;
-        for entry in self.owner_jobs.range((owner, 0)..=(owner, u64::MAX))? {
+        for entry in self
+            .owner_jobs
+            .open()?
+            .range((owner, 0)..=(owner, u64::MAX))?
+        {
             entry?;
             n += 1;
         }
@@ -528,7 +577,11 @@ impl Reader {
     /// Number of jobs in a study.
     pub fn study_len(&self, study: &str) -> Result<u64, StoreError> {
         let mut n = 0;
-        for entry in self.study_jobs.range((study, 0)..=(study, u64::MAX))? {
+        for entry in self
+            .study_jobs
+            .open()?
+            .range((study, 0)..=(study, u64::MAX))?
+        {
             entry?;
             n += 1;
         }
@@ -539,7 +592,7 @@ impl Reader {
     pub fn running_jobs(&self) -> Result<Vec<Job>, StoreError> {
         let needle = b"\"state\":\"running\"";
         let mut out = Vec::new();
-        for entry in self.jobs.iter()? {
+        for entry in self.jobs.open()?.iter()? {
             let (_, v) = entry?;
             if contains(v.value(), needle) {
                 let job = decode(v.value())?;
@@ -561,10 +614,10 @@ impl Reader {
     /// autoscaler starts workers for. One pass over the queue index.
     pub fn queued_fitting(&self, caps: &Capabilities) -> Result<(u64, u64), StoreError> {
         let (mut queued, mut fitting) = (0, 0);
-        for entry in self.queue.iter()? {
+        for entry in self.queue.open()?.iter()? {
             let id = entry?.0.value().1;
             queued += 1;
-            if let Some(v) = self.jobs.get(id)?
+            if let Some(v) = self.jobs.open()?.get(id)?
                 && let Ok(job) = decode(v.value())
                 && caps.fits(&job.spec)
             {
@@ -582,7 +635,7 @@ impl Reader {
         study: Option<&str>,
         mut f: impl FnMut(JobBrief<'_>),
     ) -> Result<(), StoreError> {
-        for entry in self.jobs.iter()? {
+        for entry in self.jobs.open()?.iter()? {
             let (_, v) = entry?;
             let Ok(job) = serde_json::from_slice::<JobBrief<'_>>(v.value()) else {
                 continue;
@@ -600,7 +653,7 @@ impl Reader {
         &self,
         mut f: impl FnMut(Job) -> Result<(), E>,
     ) -> Result<(), E> {
-        for entry in self.jobs.iter().map_err(StoreError::from)? {
+        for entry in self.jobs.open()?.iter().map_err(StoreError::from)? {
             let (_, v) = entry.map_err(StoreError::from)?;
             f(decode(v.value())?)?;
         }
@@ -638,11 +691,12 @@ impl Tx<'_> {
         let key = queue_class_key(spec);
         let n = self
             .counts
+            .open()?
             .get(key.as_str())?
             .map(|v| v.value())
             .unwrap_or(0);
         let n = if entering { n + 1 } else { n.saturating_sub(1) };
-        self.counts.insert(key.as_str(), n)?;
+        self.counts.open_mut()?.insert(key.as_str(), n)?;
         Ok(())
     }
 
@@ -656,7 +710,7 @@ impl Tx<'_> {
             }
         }
         for (k, n) in counts {
-            self.counts.insert(k.as_str(), n)?;
+            self.counts.open_mut()?.insert(k.as_str(), n)?;
         }
         Ok(())
     }
@@ -666,7 +720,7 @@ impl Reader {
     /// Queued jobs per (kind, requirement class), from counts kept with every save.
     pub fn queue_depths(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.counts.range(QUEUE_CLASS_PREFIX..)? {
+        for entry in self.counts.open()?.range(QUEUE_CLASS_PREFIX..)? {
             let (k, v) = entry?;
             let Some(rest) = k.value().strip_prefix(QUEUE_CLASS_PREFIX) else {
                 break;

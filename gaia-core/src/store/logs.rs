@@ -33,6 +33,7 @@ impl Tx<'_> {
     pub fn log_seen(&mut self, job: JobId, attempt: u32) -> Result<u64, StoreError> {
         Ok(self
             .log_seen
+            .open()?
             .get((job, attempt))?
             .map(|v| v.value())
             .unwrap_or(0))
@@ -50,15 +51,16 @@ impl Tx<'_> {
         let mut dropped = 0;
         for line in lines {
             self.logs
+                .open_mut()?
                 .insert((job, line.seq), to_json(line).as_slice())?;
             if line.seq >= MAX_LINES_PER_JOB {
                 let old = line.seq - MAX_LINES_PER_JOB;
-                if self.logs.remove((job, old))?.is_some() {
+                if self.logs.open_mut()?.remove((job, old))?.is_some() {
                     dropped += 1;
                 }
             }
         }
-        self.log_seen.insert((job, attempt), seen)?;
+        self.log_seen.open_mut()?.insert((job, attempt), seen)?;
         Ok(dropped)
     }
 
@@ -67,7 +69,7 @@ impl Tx<'_> {
     /// lines changed level. Reads back from the newest line while they are this attempt's.
     pub fn mark_stderr_as_errors(&mut self, job: JobId, attempt: u32) -> Result<u64, StoreError> {
         let mut changed = Vec::new();
-        for entry in self.logs.range((job, 0)..=(job, u64::MAX))?.rev() {
+        for entry in self.logs.open()?.range((job, 0)..=(job, u64::MAX))?.rev() {
             let (_, v) = entry?;
             let mut line: LogLine = from_json("log line", v.value())?;
             if line.attempt != attempt {
@@ -80,6 +82,7 @@ impl Tx<'_> {
         }
         for line in &changed {
             self.logs
+                .open_mut()?
                 .insert((job, line.seq), to_json(line).as_slice())?;
         }
         Ok(changed.len() as u64)
@@ -90,7 +93,7 @@ impl Reader {
     /// Up to `limit` lines of a job with seq ≥ `after`.
     pub fn logs(&self, job: JobId, after: u64, limit: usize) -> Result<Vec<LogLine>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.logs.range((job, after)..=(job, u64::MAX))? {
+        for entry in self.logs.open()?.range((job, after)..=(job, u64::MAX))? {
             let (_, v) = entry?;
             out.push(from_json("log line", v.value())?);
             if out.len() >= limit {
@@ -103,7 +106,7 @@ impl Reader {
     /// The last `n` lines of a job.
     pub fn log_tail(&self, job: JobId, n: usize) -> Result<Vec<LogLine>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.logs.range((job, 0)..=(job, u64::MAX))?.rev() {
+        for entry in self.logs.open()?.range((job, 0)..=(job, u64::MAX))?.rev() {
             let (_, v) = entry?;
             out.push(from_json("log line", v.value())?);
             if out.len() >= n {

@@ -299,26 +299,30 @@ impl Tx<'_> {
         let lo = (job, 0u32, 0u64);
         let hi = (job, u32::MAX, u64::MAX);
         let mut keys = Vec::with_capacity(max.min(4096));
-        for entry in self.rows.range(lo..=hi).map_err(StoreError::from)? {
+        for entry in self.rows.open()?.range(lo..=hi).map_err(StoreError::from)? {
             keys.push(entry.map_err(StoreError::from)?.0.value());
             if keys.len() >= max {
                 break;
             }
         }
         for k in &keys {
-            self.rows.remove(*k).map_err(StoreError::from)?;
+            self.rows.open_mut()?.remove(*k).map_err(StoreError::from)?;
         }
         let done = keys.len() < max;
         if done {
             let blocks: Vec<_> = self
                 .row_blocks
+                .open()?
                 .range(lo..=hi)
                 .map_err(StoreError::from)?
                 .map(|e| e.map(|(k, _)| k.value()))
                 .collect::<Result<_, _>>()
                 .map_err(StoreError::from)?;
             for k in blocks {
-                self.row_blocks.remove(k).map_err(StoreError::from)?;
+                self.row_blocks
+                    .open_mut()?
+                    .remove(k)
+                    .map_err(StoreError::from)?;
             }
             if let Some(prev) = self.job(job)? {
                 let mut j = prev.clone();
@@ -334,6 +338,7 @@ impl Tx<'_> {
         let mut keys = Vec::with_capacity(max.min(4096));
         for entry in self
             .logs
+            .open()?
             .range((job, 0)..=(job, u64::MAX))
             .map_err(StoreError::from)?
         {
@@ -343,7 +348,7 @@ impl Tx<'_> {
             }
         }
         for k in &keys {
-            self.logs.remove(*k).map_err(StoreError::from)?;
+            self.logs.open_mut()?.remove(*k).map_err(StoreError::from)?;
         }
         let done = keys.len() < max;
         if done && let Some(prev) = self.job(job)? {
@@ -378,7 +383,7 @@ impl Store {
             let read = self.read()?;
             let mut r = Vec::new();
             let mut l = Vec::new();
-            for entry in read.jobs.iter().map_err(StoreError::from)? {
+            for entry in read.jobs.open()?.iter().map_err(StoreError::from)? {
                 let (_, v) = entry.map_err(StoreError::from)?;
                 let Ok(b) = serde_json::from_slice::<GcBrief>(v.value()) else {
                     continue;
@@ -401,6 +406,7 @@ impl Store {
             for &job in &row_jobs {
                 let n = read
                     .rows
+                    .open()?
                     .range((job, 0u32, 0u64)..=(job, u32::MAX, u64::MAX))
                     .map_err(StoreError::from)?
                     .count() as u64;
@@ -410,6 +416,7 @@ impl Store {
             for &job in &log_jobs {
                 let n = read
                     .logs
+                    .open()?
                     .range((job, 0)..=(job, u64::MAX))
                     .map_err(StoreError::from)?
                     .count() as u64;
@@ -572,35 +579,37 @@ mod tests {
             .write_blocking(|tx| {
                 let fill = |tx: &mut Tx<'_>| -> Result<(), StoreError> {
                     let b: &[u8] = b"{}";
-                    tx.jobs.insert(1, b)?;
-                    tx.queue.insert((0, 1), ())?;
-                    tx.counts.insert("queued", 1)?;
-                    tx.study_jobs.insert(("s", 1), ())?;
-                    tx.study_open.insert("s", 1)?;
-                    tx.studies.insert("s", b)?;
-                    tx.study_rules.insert("s", b)?;
-                    tx.study_cells.insert(("s", "c"), b)?;
-                    tx.job_cells.insert(1, "c")?;
-                    tx.rung_values.insert(("s", 1, "c"), 0.5)?;
-                    tx.job_rungs.insert((1, 1), 0.5)?;
-                    tx.rows.insert((1, 1, 0), b)?;
-                    tx.row_blocks.insert((1, 1, 0), b)?;
-                    tx.logs.insert((1, 0), b)?;
-                    tx.log_seen.insert((1, 1), 0)?;
-                    tx.workers.insert("w", b)?;
-                    tx.events.insert(1, b)?;
-                    tx.tokens.insert("t", b)?;
-                    tx.releases.insert("r", b)?;
-                    tx.telemetry.insert(("w", 0, 0), b)?;
-                    tx.audit.insert(1, b)?;
-                    tx.fair_queue.insert(("u", "c", 0, 1), ())?;
-                    tx.pending.insert(("u", "c"), 1)?;
-                    tx.owner_jobs.insert(("u", 1), ())?;
-                    tx.users.insert("u", b)?;
-                    tx.usage.insert("u", b)?;
-                    tx.usage_hours.insert(("u", 1), (1, 1))?;
-                    tx.user_counts.insert(("u", "queued"), 1)?;
-                    tx.standings.insert("u", (1.0, 0, 0.0, 0.0, 0, 0, 0))?;
+                    tx.jobs.open_mut()?.insert(1, b)?;
+                    tx.queue.open_mut()?.insert((0, 1), ())?;
+                    tx.counts.open_mut()?.insert("queued", 1)?;
+                    tx.study_jobs.open_mut()?.insert(("s", 1), ())?;
+                    tx.study_open.open_mut()?.insert("s", 1)?;
+                    tx.studies.open_mut()?.insert("s", b)?;
+                    tx.study_rules.open_mut()?.insert("s", b)?;
+                    tx.study_cells.open_mut()?.insert(("s", "c"), b)?;
+                    tx.job_cells.open_mut()?.insert(1, "c")?;
+                    tx.rung_values.open_mut()?.insert(("s", 1, "c"), 0.5)?;
+                    tx.job_rungs.open_mut()?.insert((1, 1), 0.5)?;
+                    tx.rows.open_mut()?.insert((1, 1, 0), b)?;
+                    tx.row_blocks.open_mut()?.insert((1, 1, 0), b)?;
+                    tx.logs.open_mut()?.insert((1, 0), b)?;
+                    tx.log_seen.open_mut()?.insert((1, 1), 0)?;
+                    tx.workers.open_mut()?.insert("w", b)?;
+                    tx.events.open_mut()?.insert(1, b)?;
+                    tx.tokens.open_mut()?.insert("t", b)?;
+                    tx.releases.open_mut()?.insert("r", b)?;
+                    tx.telemetry.open_mut()?.insert(("w", 0, 0), b)?;
+                    tx.audit.open_mut()?.insert(1, b)?;
+                    tx.fair_queue.open_mut()?.insert(("u", "c", 0, 1), ())?;
+                    tx.pending.open_mut()?.insert(("u", "c"), 1)?;
+                    tx.owner_jobs.open_mut()?.insert(("u", 1), ())?;
+                    tx.users.open_mut()?.insert("u", b)?;
+                    tx.usage.open_mut()?.insert("u", b)?;
+                    tx.usage_hours.open_mut()?.insert(("u", 1), (1, 1))?;
+                    tx.user_counts.open_mut()?.insert(("u", "queued"), 1)?;
+                    tx.standings
+                        .open_mut()?
+                        .insert("u", (1.0, 0, 0.0, 0.0, 0, 0, 0))?;
                     Ok(())
                 };
                 fill(tx).map_err(Error::from)

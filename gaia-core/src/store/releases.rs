@@ -13,6 +13,7 @@ impl Tx<'_> {
     /// A release by tag.
     pub fn release(&mut self, tag: &str) -> Result<Option<Release>, StoreError> {
         self.releases
+            .open()?
             .get(tag)?
             .map(|v| from_json::<Release>("release", v.value()))
             .transpose()
@@ -21,6 +22,7 @@ impl Tx<'_> {
     /// Stores a release.
     pub fn save_release(&mut self, r: &Release) -> Result<(), StoreError> {
         self.releases
+            .open_mut()?
             .insert(r.tag.as_str(), to_json(r).as_slice())?;
         Ok(())
     }
@@ -30,7 +32,7 @@ impl Reader {
     /// Every release (any order).
     pub fn releases(&self) -> Result<Vec<Release>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.releases.iter()? {
+        for entry in self.releases.open()?.iter()? {
             let (_, v) = entry?;
             out.push(from_json("release", v.value())?);
         }
@@ -40,6 +42,7 @@ impl Reader {
     /// A release by tag.
     pub fn release(&self, tag: &str) -> Result<Option<Release>, StoreError> {
         self.releases
+            .open()?
             .get(tag)?
             .map(|v| from_json::<Release>("release", v.value()))
             .transpose()

@@ -940,7 +940,10 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
     store.write_blocking(move |tx| {
         for (k, v) in &meta {
             if k != "schema_version" {
-                tx.meta.insert(k.as_str(), *v).map_err(StoreError::from)?;
+                tx.meta
+                    .open_mut()?
+                    .insert(k.as_str(), *v)
+                    .map_err(StoreError::from)?;
             }
         }
         for (name, floor) in [
@@ -952,11 +955,15 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
         ] {
             let now = tx
                 .meta
+                .open()?
                 .get(name)
                 .map_err(StoreError::from)?
                 .map(|v| v.value());
             if now.is_none_or(|v| v < floor) {
-                tx.meta.insert(name, floor).map_err(StoreError::from)?;
+                tx.meta
+                    .open_mut()?
+                    .insert(name, floor)
+                    .map_err(StoreError::from)?;
             }
         }
         Ok(())
@@ -988,6 +995,7 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
         store.write_blocking(move |tx| {
             for (k, v) in &chunk {
                 tx.usage
+                    .open_mut()?
                     .insert(k.as_str(), v.as_slice())
                     .map_err(StoreError::from)?;
             }
@@ -1000,6 +1008,7 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
         store.write_blocking(move |tx| {
             for ((user, hour), v) in &chunk {
                 tx.usage_hours
+                    .open_mut()?
                     .insert((user.as_str(), *hour), *v)
                     .map_err(StoreError::from)?;
             }
@@ -1037,38 +1046,46 @@ fn rebuild(data_dir: &Path, old: &Opened) -> Result<(Vec<TableReport>, Written),
     }
     copy!("studies", studies, n_studies, |tx, k, v| tx
         .studies
+        .open_mut()?
         .insert(k.as_str(), v.as_slice()));
     copy!("logs", logs, n_logs, |tx, k, v| tx
         .logs
+        .open_mut()?
         .insert(*k, v.as_slice()));
     copy!("log_seen", log_seen, n_seen, |tx, k, v| tx
         .log_seen
+        .open_mut()?
         .insert(*k, *v));
     copy!("workers", workers, n_workers, |tx, k, v| tx
         .workers
+        .open_mut()?
         .insert(k.as_str(), v.as_slice()));
     copy!("events", events, n_events, |tx, k, v| tx
         .events
+        .open_mut()?
         .insert(*k, v.as_slice()));
     copy!("tokens", tokens, n_tokens, |tx, k, v| tx
         .tokens
+        .open_mut()?
         .insert(k.as_str(), v.as_slice()));
     copy!("releases", releases, n_releases, |tx, k, v| tx
         .releases
+        .open_mut()?
         .insert(k.as_str(), v.as_slice()));
     copy!("audit", audit, n_audit, |tx, k, v| tx
         .audit
+        .open_mut()?
         .insert(*k, v.as_slice()));
     // What the derived tables hold now, rebuilt.
     let r = store.read()?;
     use redb::ReadableTableMetadata;
     for (name, n) in [
-        ("queue", r.queue.len()),
-        ("job_counts", r.counts.len()),
-        ("study_jobs", r.study_jobs.len()),
-        ("row_blocks", r.row_blocks.len()),
-        ("owner_jobs", r.owner_jobs.len()),
-        ("standings", r.standings.len()),
+        ("queue", r.queue.open()?.len()),
+        ("job_counts", r.counts.open()?.len()),
+        ("study_jobs", r.study_jobs.open()?.len()),
+        ("row_blocks", r.row_blocks.open()?.len()),
+        ("owner_jobs", r.owner_jobs.open()?.len()),
+        ("standings", r.standings.open()?.len()),
     ] {
         written.push((name, n.map_err(StoreError::from)?));
     }

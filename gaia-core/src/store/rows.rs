@@ -72,10 +72,10 @@ impl Tx<'_> {
             let mut blocks = Blocks::default();
             for row in rows {
                 let key = (job, attempt, row.seq);
-                if self.rows.get(key)?.is_some() {
+                if self.rows.open()?.get(key)?.is_some() {
                     skipped += 1;
                 } else {
-                    self.rows.insert(key, encode(row).as_slice())?;
+                    self.rows.open_mut()?.insert(key, encode(row).as_slice())?;
                     self.add_to_block(&mut blocks, job, attempt, row)?;
                     stored += 1;
                 }
@@ -86,6 +86,7 @@ impl Tx<'_> {
         let mut present = Vec::new();
         for entry in self
             .rows
+            .open()?
             .range((job, attempt, first.seq)..=(job, attempt, last.seq))?
         {
             present.push(entry?.0.value().2);
@@ -100,7 +101,9 @@ impl Tx<'_> {
                 skipped += 1;
             } else {
                 buf = encode_into(row, buf);
-                self.rows.insert((job, attempt, row.seq), buf.as_slice())?;
+                self.rows
+                    .open_mut()?
+                    .insert((job, attempt, row.seq), buf.as_slice())?;
                 self.add_to_block(&mut blocks, job, attempt, row)?;
                 stored += 1;
             }
@@ -121,7 +124,7 @@ impl Tx<'_> {
         let at = match blocks.0.iter().rposition(|(i, _)| *i == index) {
             Some(at) => at,
             None => {
-                let stored = self.row_blocks.get((job, attempt, index))?;
+                let stored = self.row_blocks.open()?.get((job, attempt, index))?;
                 let bucket = stored.map(|v| decode_block(v.value())).transpose()?;
                 blocks.0.push((index, bucket));
                 blocks.0.len() - 1
@@ -139,6 +142,7 @@ impl Tx<'_> {
             if let Some(b) = bucket {
                 let bytes = postcard::to_stdvec(&b).expect("postcard encoding of plain data");
                 self.row_blocks
+                    .open_mut()?
                     .insert((job, attempt, index), bytes.as_slice())?;
             }
         }
@@ -212,6 +216,7 @@ impl Reader {
         }
         for entry in self
             .rows
+            .open()?
             .range((job, attempt, first)..=(job, attempt, last))?
         {
             let (_, v) = entry?;
@@ -279,7 +284,7 @@ impl Reader {
         // attempt: count the blocks (without decoding them), then merge bucket by bucket.
         let range = (job, attempt, 0)..=(job, attempt, u64::MAX);
         let mut count = 0usize;
-        for entry in self.row_blocks.range(range.clone())? {
+        for entry in self.row_blocks.open()?.range(range.clone())? {
             entry?;
             count += 1;
         }
@@ -294,7 +299,7 @@ impl Reader {
         };
         let mut covered = 0;
         let mut merged: Option<Bucket> = None;
-        for (i, entry) in self.row_blocks.range(range)?.enumerate() {
+        for (i, entry) in self.row_blocks.open()?.range(range)?.enumerate() {
             let b = decode_block(entry?.1.value())?;
             covered += b.rows;
             match &mut merged {
@@ -355,6 +360,7 @@ impl Reader {
         let mut covered = 0u64;
         for entry in self
             .row_blocks
+            .open()?
             .range((job, attempt, 0)..=(job, attempt, u64::MAX))?
         {
             let (k, v) = entry?;
@@ -398,6 +404,7 @@ impl Reader {
         loop {
             let mut range = self
                 .rows
+                .open()?
                 .range((job, attempt, 0)..=(job, u32::MAX, u64::MAX))?;
             match range.next() {
                 Some(entry) => {
@@ -839,6 +846,7 @@ mod tests {
             .write_blocking(|tx| {
                 for i in 0..10_000 / BLOCK_ROWS + 1 {
                     tx.row_blocks
+                        .open_mut()?
                         .remove((1, 1, i))
                         .map_err(crate::error::StoreError::from)?;
                 }

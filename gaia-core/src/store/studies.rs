@@ -22,6 +22,7 @@ impl Tx<'_> {
     /// A study's record, inside the write transaction.
     pub fn study(&mut self, name: &str) -> Result<Option<StudyRecord>, StoreError> {
         self.studies
+            .open()?
             .get(name)?
             .map(|v| decode(v.value()))
             .transpose()
@@ -30,7 +31,11 @@ impl Tx<'_> {
     /// The jobs of a study, ascending id, inside the write transaction.
     pub fn study_jobs(&self, name: &str) -> Result<Vec<Job>, StoreError> {
         let mut ids = Vec::new();
-        for entry in self.study_jobs.range((name, 0)..=(name, u64::MAX))? {
+        for entry in self
+            .study_jobs
+            .open()?
+            .range((name, 0)..=(name, u64::MAX))?
+        {
             ids.push(entry?.0.value().1);
         }
         let mut out = Vec::with_capacity(ids.len());
@@ -45,6 +50,7 @@ impl Tx<'_> {
     /// Stores a study's record (replacing the previous one).
     pub fn save_study(&mut self, record: &StudyRecord) -> Result<(), StoreError> {
         self.studies
+            .open_mut()?
             .insert(record.name.as_str(), to_json(record).as_slice())?;
         Ok(())
     }
@@ -54,6 +60,7 @@ impl Reader {
     /// A study's record.
     pub fn study(&self, name: &str) -> Result<Option<StudyRecord>, StoreError> {
         self.studies
+            .open()?
             .get(name)?
             .map(|v| decode(v.value()))
             .transpose()
@@ -62,17 +69,18 @@ impl Reader {
     /// Every study name: those with a record and those only named by jobs, sorted.
     pub fn study_names(&self) -> Result<Vec<String>, StoreError> {
         let mut names = Vec::new();
-        for entry in self.studies.iter()? {
+        for entry in self.studies.open()?.iter()? {
             names.push(entry?.0.value().to_string());
         }
         // Distinct names of the (study, job) index: jump past each name's keys.
         let mut next = self
             .study_jobs
+            .open()?
             .first()?
             .map(|(k, _)| k.value().0.to_string());
         while let Some(name) = next {
             let after = (Bound::Excluded((name.as_str(), u64::MAX)), Bound::Unbounded);
-            next = match self.study_jobs.range::<(&str, u64)>(after)?.next() {
+            next = match self.study_jobs.open()?.range::<(&str, u64)>(after)?.next() {
                 Some(e) => Some(e?.0.value().0.to_string()),
                 None => None,
             };
@@ -88,6 +96,7 @@ impl Reader {
         Ok(self.study(name)?.is_some()
             || self
                 .study_jobs
+                .open()?
                 .range((name, 0)..=(name, u64::MAX))?
                 .next()
                 .is_some())
@@ -100,10 +109,14 @@ impl Reader {
         if !self.has_study(name)? {
             return Ok(false);
         }
-        if let Some(open) = self.study_open.get(name)? {
+        if let Some(open) = self.study_open.open()?.get(name)? {
             return Ok(open.value() == 0);
         }
-        for entry in self.study_jobs.range((name, 0)..=(name, u64::MAX))? {
+        for entry in self
+            .study_jobs
+            .open()?
+            .range((name, 0)..=(name, u64::MAX))?
+        {
             let id = entry?.0.value().1;
             if let Some(job) = self.job(id)?
                 && !job.state.is_terminal()
@@ -117,7 +130,11 @@ impl Reader {
     /// The jobs of a study, ascending id.
     pub fn study_jobs(&self, name: &str) -> Result<Vec<Job>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.study_jobs.range((name, 0)..=(name, u64::MAX))? {
+        for entry in self
+            .study_jobs
+            .open()?
+            .range((name, 0)..=(name, u64::MAX))?
+        {
             let id = entry?.0.value().1;
             if let Some(job) = self.job(id)? {
                 out.push(job);

@@ -29,7 +29,7 @@ impl Tx<'_> {
             buf.clear();
             buf = postcard::to_extend(&c.point, buf).expect("points encode");
             let key = (c.worker.as_str(), c.tier as u8, slot(c.tier, c.point.at));
-            self.telemetry.insert(key, buf.as_slice())?;
+            self.telemetry.open_mut()?.insert(key, buf.as_slice())?;
         }
         Ok(())
     }
@@ -40,6 +40,7 @@ impl Tx<'_> {
         for t in 0..TIERS.len() as u8 {
             let gone = self
                 .telemetry
+                .open_mut()?
                 .extract_from_if((worker, t, 0)..=(worker, t, u32::MAX), |_, _| true)?;
             for entry in gone {
                 entry?;
@@ -63,6 +64,7 @@ impl Reader {
         let mut out = Vec::new();
         for entry in self
             .telemetry
+            .open()?
             .range((worker, t, 0)..=(worker, t, u32::MAX))?
         {
             let (_, v) = entry?;
@@ -82,6 +84,7 @@ impl Reader {
             let t = t as u8;
             for entry in self
                 .telemetry
+                .open()?
                 .range((worker, t, 0)..=(worker, t, u32::MAX))?
             {
                 entry?;

@@ -26,13 +26,14 @@ impl Tx<'_> {
         }
         let hash = token_hash(token);
         self.tokens
+            .open_mut()?
             .insert(hash.as_str(), to_json(info).as_slice())
             .map_err(StoreError::from)?;
         Ok(())
     }
 
     fn token_by_name(&mut self, name: &str) -> Result<Option<String>, StoreError> {
-        for entry in self.tokens.iter()? {
+        for entry in self.tokens.open()?.iter()? {
             let (k, v) = entry?;
             let info: TokenInfo = from_json("token", v.value())?;
             if info.name == name {
@@ -45,7 +46,7 @@ impl Tx<'_> {
     /// The names of every token acting for `user`.
     pub fn tokens_of(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.tokens.iter()? {
+        for entry in self.tokens.open()?.iter()? {
             let (_, v) = entry?;
             let info: TokenInfo = from_json("token", v.value())?;
             if info.user == user {
@@ -61,6 +62,7 @@ impl Tx<'_> {
             None => Ok(false),
             Some(hash) => {
                 self.tokens
+                    .open_mut()?
                     .remove(hash.as_str())
                     .map_err(StoreError::from)?;
                 Ok(true)
@@ -73,6 +75,7 @@ impl Reader {
     /// The token with this SHA-256, if any.
     pub fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {
         self.tokens
+            .open()?
             .get(hash)?
             .map(|v| from_json("token", v.value()))
             .transpose()
@@ -81,7 +84,7 @@ impl Reader {
     /// Every stored token (without secrets).
     pub fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.tokens.iter()? {
+        for entry in self.tokens.open()?.iter()? {
             let (_, v) = entry?;
             out.push(from_json("token", v.value())?);
         }

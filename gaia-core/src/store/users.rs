@@ -156,6 +156,7 @@ impl Tx<'_> {
     /// A user's record (None for a user without one: share 1, no limits).
     pub fn user(&mut self, name: &str) -> Result<Option<UserInfo>, StoreError> {
         self.users
+            .open()?
             .get(name)?
             .map(|v| decode_user(v.value()))
             .transpose()
@@ -165,6 +166,7 @@ impl Tx<'_> {
     pub fn save_user(&mut self, user: &UserInfo) -> Result<(), Error> {
         user.validate()?;
         self.users
+            .open_mut()?
             .insert(user.name.as_str(), to_json(user).as_slice())
             .map_err(StoreError::from)?;
         let (share, max) = (user.share, user.max_running);
@@ -178,7 +180,7 @@ impl Tx<'_> {
     /// Removes a user's record; false if there was none. Their jobs keep their owner (with the
     /// defaults: share 1, no limits).
     pub fn delete_user(&mut self, name: &str) -> Result<bool, StoreError> {
-        let removed = self.users.remove(name)?.is_some();
+        let removed = self.users.open_mut()?.remove(name)?.is_some();
         self.with_standing(name, |row| {
             row.share = 1.0;
             row.max_running = None;
@@ -188,7 +190,7 @@ impl Tx<'_> {
 
     /// A user's row of [`STANDINGS`] (the defaults of their record if they have none yet).
     pub fn standing_row(&mut self, user: &str) -> Result<StandingRow, StoreError> {
-        let stored = self.standings.get(user)?.map(|v| v.value());
+        let stored = self.standings.open()?.get(user)?.map(|v| v.value());
         match stored {
             Some(t) => Ok(StandingRow::from_tuple(t)),
             None => Ok(StandingRow::new(self.user(user)?.as_ref())),
@@ -200,7 +202,7 @@ impl Tx<'_> {
     pub(crate) fn standing_rows(&mut self, users: &[&str]) -> Result<Vec<StandingRow>, StoreError> {
         let mut found: Vec<Option<StandingRow>> = Vec::with_capacity(users.len());
         if let (Some(&first), Some(&last)) = (users.first(), users.last()) {
-            let mut it = self.standings.range(first..=last)?;
+            let mut it = self.standings.open()?.range(first..=last)?;
             let mut next = it.next().transpose()?;
             for &user in users {
                 while next.as_ref().is_some_and(|(k, _)| k.value() < user) {
@@ -231,7 +233,7 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         let mut row = self.standing_row(user)?;
         f(&mut row);
-        self.standings.insert(user, row.tuple())?;
+        self.standings.open_mut()?.insert(user, row.tuple())?;
         Ok(())
     }
 
@@ -247,13 +249,14 @@ impl Tx<'_> {
     /// A user's live counts.
     pub fn user_counts(&mut self, user: &str) -> Result<UserCounts, StoreError> {
         let row = self.standing_row(user)?;
-        counts_of(&self.user_counts, &row, user)
+        counts_of(self.user_counts.open()?, &row, user)
     }
 
     /// A user's usage: totals, and recent usage.
     pub fn usage_record(&mut self, user: &str) -> Result<UsageRecord, StoreError> {
         let mut rec: UsageRecord = self
             .usage
+            .open()?
             .get(user)?
             .map(|v| decode_usage(v.value()))
             .transpose()?
@@ -290,6 +293,7 @@ impl Tx<'_> {
     fn add_count(&mut self, user: &str, what: &'static str, delta: i128) -> Result<(), StoreError> {
         let n = self
             .user_counts
+            .open()?
             .get((user, what))?
             .map(|v| v.value())
             .unwrap_or(0);
@@ -297,9 +301,9 @@ impl Tx<'_> {
         // modulo 2^64 whatever order that happens in.
         let next = (n as i128 + delta).rem_euclid(1 << 64) as u64;
         if next == 0 {
-            self.user_counts.remove((user, what))?;
+            self.user_counts.open_mut()?.remove((user, what))?;
         } else {
-            self.user_counts.insert((user, what), next)?;
+            self.user_counts.open_mut()?.insert((user, what), next)?;
         }
         Ok(())
     }
@@ -362,7 +366,7 @@ impl Tx<'_> {
     /// The half-life recent usage is decayed with (stored, so that every write agrees).
     pub fn usage_half_life(&mut self) -> Result<Duration, StoreError> {
         Ok(half_life_of(
-            self.meta.get(HALF_LIFE_KEY)?.map(|v| v.value()),
+            self.meta.open()?.get(HALF_LIFE_KEY)?.map(|v| v.value()),
         ))
     }
 
@@ -389,7 +393,9 @@ impl Tx<'_> {
         rec.total_worker_ms += ms;
         rec.total_gpu_ms += ms * gpus;
         rec.attempts += 1;
-        self.usage.insert(user, to_json(&rec).as_slice())?;
+        self.usage
+            .open_mut()?
+            .insert(user, to_json(&rec).as_slice())?;
         self.add_hours(user, start, end, gpus)
     }
 
@@ -403,10 +409,12 @@ impl Tx<'_> {
         for (hour, ms) in fairshare::hour_spans(start, end) {
             let (w, g) = self
                 .usage_hours
+                .open()?
                 .get((user, hour))?
                 .map(|v| v.value())
                 .unwrap_or((0, 0));
             self.usage_hours
+                .open_mut()?
                 .insert((user, hour), (w + ms, g + ms * gpus))?;
         }
         Ok(())
@@ -417,10 +425,10 @@ impl Tx<'_> {
     /// setting takes effect on the past too.
     pub fn set_usage_half_life(&mut self, half_life: Duration) -> Result<(), StoreError> {
         let ms = half_life.as_millis().max(1) as u64;
-        if self.meta.get(HALF_LIFE_KEY)?.map(|v| v.value()) == Some(ms) {
+        if self.meta.open()?.get(HALF_LIFE_KEY)?.map(|v| v.value()) == Some(ms) {
             return Ok(());
         }
-        self.meta.insert(HALF_LIFE_KEY, ms)?;
+        self.meta.open_mut()?.insert(HALF_LIFE_KEY, ms)?;
         self.rebuild_recent_usage()
     }
 
@@ -431,7 +439,7 @@ impl Tx<'_> {
         // (hour, worker ms, GPU ms) of each user, in key order.
         type Hours = Vec<(u64, u64, u64)>;
         let mut per_user: Vec<(String, Hours)> = Vec::new();
-        for entry in self.usage_hours.iter()? {
+        for entry in self.usage_hours.open()?.iter()? {
             let (k, v) = entry?;
             let (user, hour) = k.value();
             let (w, g) = v.value();
@@ -451,7 +459,7 @@ impl Tx<'_> {
     /// history, so fair share and `gaia usage` know the past.
     pub(crate) fn migrate_to_v2(&mut self) -> Result<(), StoreError> {
         let mut ids = Vec::new();
-        for entry in self.jobs.iter()? {
+        for entry in self.jobs.open()?.iter()? {
             ids.push(entry?.0.value());
         }
         for id in ids {
@@ -476,6 +484,7 @@ impl Tx<'_> {
             }
             if rec.attempts > 0 {
                 self.usage
+                    .open_mut()?
                     .insert(job.owner.as_str(), to_json(&rec).as_slice())?;
             }
         }
@@ -487,6 +496,7 @@ impl Reader {
     /// A user's record.
     pub fn user(&self, name: &str) -> Result<Option<UserInfo>, StoreError> {
         self.users
+            .open()?
             .get(name)?
             .map(|v| decode_user(v.value()))
             .transpose()
@@ -495,7 +505,7 @@ impl Reader {
     /// Every stored user, by name. The admin user is listed only once it has a record.
     pub fn users(&self) -> Result<Vec<UserInfo>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.users.iter()? {
+        for entry in self.users.open()?.iter()? {
             out.push(decode_user(entry?.1.value())?);
         }
         Ok(out)
@@ -509,7 +519,7 @@ impl Reader {
 
     /// A user's row of [`STANDINGS`] (the defaults of their record if they have none yet).
     pub fn standing_row(&self, user: &str) -> Result<StandingRow, StoreError> {
-        match self.standings.get(user)?.map(|v| v.value()) {
+        match self.standings.open()?.get(user)?.map(|v| v.value()) {
             Some(t) => Ok(StandingRow::from_tuple(t)),
             None => Ok(StandingRow::new(self.user(user)?.as_ref())),
         }
@@ -517,13 +527,14 @@ impl Reader {
 
     /// A user's live counts.
     pub fn user_counts(&self, user: &str) -> Result<UserCounts, StoreError> {
-        counts_of(&self.user_counts, &self.standing_row(user)?, user)
+        counts_of(self.user_counts.open()?, &self.standing_row(user)?, user)
     }
 
     /// A user's usage: totals, and recent usage.
     pub fn usage_record(&self, user: &str) -> Result<UsageRecord, StoreError> {
         let mut rec: UsageRecord = self
             .usage
+            .open()?
             .get(user)?
             .map(|v| decode_usage(v.value()))
             .transpose()?
@@ -537,7 +548,11 @@ impl Reader {
     pub fn usage_since(&self, user: &str, since: Millis) -> Result<(u64, u64), StoreError> {
         let from = since / fairshare::HOUR_MS;
         let (mut w, mut g) = (0, 0);
-        for entry in self.usage_hours.range((user, from)..=(user, u64::MAX))? {
+        for entry in self
+            .usage_hours
+            .open()?
+            .range((user, from)..=(user, u64::MAX))?
+        {
             let (dw, dg) = entry?.1.value();
             w += dw;
             g += dg;
@@ -548,16 +563,16 @@ impl Reader {
     /// Every user who has a record, jobs, or usage: sorted, the admin included when it has any.
     pub fn known_users(&self) -> Result<Vec<String>, StoreError> {
         let mut names = std::collections::BTreeSet::new();
-        for entry in self.users.iter()? {
+        for entry in self.users.open()?.iter()? {
             names.insert(entry?.0.value().to_string());
         }
-        for entry in self.usage.iter()? {
+        for entry in self.usage.open()?.iter()? {
             names.insert(entry?.0.value().to_string());
         }
-        for entry in self.user_counts.iter()? {
+        for entry in self.user_counts.open()?.iter()? {
             names.insert(entry?.0.value().0.to_string());
         }
-        for entry in self.standings.iter()? {
+        for entry in self.standings.open()?.iter()? {
             let (k, v) = entry?;
             // A row only ever touched by a share: a user without jobs has their record.
             if v.value().5 > 0 || v.value().2 > 0.0 {

@@ -14,19 +14,22 @@ pub(crate) const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("w
 impl Tx<'_> {
     /// Stores a worker.
     pub fn save_worker(&mut self, w: &Worker) -> Result<(), StoreError> {
-        self.workers.insert(w.id.as_str(), to_json(w).as_slice())?;
+        self.workers
+            .open_mut()?
+            .insert(w.id.as_str(), to_json(w).as_slice())?;
         Ok(())
     }
 
     /// Forgets a worker.
     pub fn delete_worker(&mut self, id: &str) -> Result<(), StoreError> {
-        self.workers.remove(id)?;
+        self.workers.open_mut()?.remove(id)?;
         Ok(())
     }
 
     /// A worker by id.
     pub fn worker(&mut self, id: &str) -> Result<Option<Worker>, StoreError> {
         self.workers
+            .open()?
             .get(id)?
             .map(|v| from_json::<Worker>("worker", v.value()))
             .transpose()
@@ -37,7 +40,7 @@ impl Reader {
     /// Every registered worker.
     pub fn workers(&self) -> Result<Vec<Worker>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.workers.iter()? {
+        for entry in self.workers.open()?.iter()? {
             let (_, v) = entry?;
             out.push(from_json("worker", v.value())?);
         }
