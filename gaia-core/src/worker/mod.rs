@@ -14,6 +14,7 @@
 //! | `shared` | the state the heartbeat and the slots share |
 //! | [`pyenv`] | the experiments' virtualenv |
 //! | [`runner`] | child processes in their own process group; kill on cancel/timeout/exit |
+//! | `spawn` | starting a job's leader without forking the worker (Linux): signal, group, cgroup and limits set before its exec |
 //! | [`reaper`] | jobs do not outlive the worker: parent-death signal, the reaper process, records of running groups, the restart cleanup |
 //! | `config` | [`WorkerConfig`], [`Shutdown`] (signals), console lines |
 //! | [`builtin`] | the in-process kinds (reverse, hash, sum, upper, wait) |
@@ -34,6 +35,8 @@ pub mod runner;
 mod session;
 mod shared;
 mod slot;
+#[cfg(target_os = "linux")]
+mod spawn;
 pub mod stream;
 
 pub use config::{OnSigterm, Shutdown, WorkerConfig, default_state_dir, sanitize_name, stamp};

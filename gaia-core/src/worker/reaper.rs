@@ -6,8 +6,9 @@
 //!    builds, get `PR_SET_PDEATHSIG = SIGKILL` (`die_with_parent`). The kernel sends it when
 //!    the *thread* that started the process ends, not the process: the job runner starts the
 //!    leader on the slot thread, which waits for it, so that thread ends only with the job (or
-//!    the worker). Setting it takes a `pre_exec` hook, so the standard library forks instead of
-//!    using `posix_spawn`: a few hundred microseconds more per job start.
+//!    the worker). A job's leader is started by [`super::spawn`], which sets it between a
+//!    vfork-style clone and the exec; the pip and venv builds set it in a `pre_exec` hook, so
+//!    the standard library forks for those.
 //! 2. **The reaper** reaches the rest of the group, which the leader's signal does not. It is
 //!    this very program started again in a hidden mode ([`run_if_asked`]), in its own process
 //!    group, reading a pipe only the worker holds: the pipe ends when the worker process does,

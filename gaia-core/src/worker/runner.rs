@@ -6,8 +6,11 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+#[cfg(not(target_os = "linux"))]
+use std::process::Stdio;
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -17,6 +20,12 @@ use super::reaper::{self, Tracking};
 use super::stream::{Item, ItemSender, Signals};
 use crate::grammar::{Line, OutputParser};
 use crate::model::{Row, Stream};
+
+#[cfg(target_os = "linux")]
+use super::spawn::Resource;
+/// The type `setrlimit` takes for a resource.
+#[cfg(not(target_os = "linux"))]
+type Resource = libc::c_int;
 
 /// Longest stdout/stderr line kept whole; the rest of a longer line is dropped (and said).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -90,31 +99,14 @@ pub fn run(
     signals: &Arc<Signals>,
     say: &dyn Fn(&str),
 ) -> (Ended, RunResult) {
-    let mut cmd = Command::new(&spec.program);
-    without_private_env(&mut cmd)
-        .args(&spec.args)
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    reaper::die_with_parent(&mut cmd);
     let limiter = Limiter::new(&spec.limits, &spec.cgroup_name);
     if let Some(note) = &limiter.note {
         say(note);
     }
-    limiter.apply(&mut cmd);
-    let spawned = cmd.spawn();
-    // `spawn` returns once the exec has succeeded (or failed): the job's program is running.
+    let spawned = start(spec, &limiter);
+    // `start` returns once the exec has succeeded (or failed): the job's program is running.
     let started_us = crate::model::now_us();
-    let mut child = match spawned {
+    let child = match spawned {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -123,15 +115,14 @@ pub fn run(
             );
         }
     };
-    let pid = child.id() as i32;
+    let pid = child.pid;
     // Dropped (the record removed) on return, after the last kill of the group below.
     let _tracked = spec.tracking.as_ref().and_then(|t| reaper::track(t, pid));
     let result = Arc::new(Mutex::new(RunResult {
         started_us: Some(started_us),
         ..RunResult::default()
     }));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
+    let (stdout, stderr) = (child.stdout, child.stderr);
     let out_thread = {
         let items = items.clone();
         let result = result.clone();
@@ -143,10 +134,11 @@ pub fn run(
     };
 
     let (done_tx, done_rx) = mpsc::channel();
+    let reap = child.wait;
     let waiter = std::thread::spawn(move || {
-        let status = child.wait();
+        let status = reap();
         let _ = done_tx.send(());
-        (child, status)
+        status
     });
     let started = Instant::now();
     let mut ended = None;
@@ -189,7 +181,7 @@ pub fn run(
             stopping = Some((Instant::now(), why));
         }
     }
-    let (_child, status) = waiter.join().expect("waiter thread");
+    let status = waiter.join().expect("waiter thread");
     // Whatever the job left running in its group goes with it.
     kill_group(pid, libc::SIGKILL);
     let over = limiter.finish();
@@ -209,6 +201,81 @@ pub fn run(
         Err(e) => Ended::SpawnFailed(format!("waiting for the process failed: {e}")),
     });
     (ended, result)
+}
+
+/// A job's leader once started: its pid (also its process group's id), its output, and how
+/// to wait for its end.
+struct Started {
+    pid: i32,
+    stdout: Box<dyn Read + Send>,
+    stderr: Box<dyn Read + Send>,
+    wait: Box<dyn FnOnce() -> std::io::Result<ExitStatus> + Send>,
+}
+
+/// Starts `spec`'s program as the leader of its own process group, its parent-death signal
+/// and its limits set before its exec. On Linux without forking the worker
+/// ([`super::spawn`]); elsewhere through the standard library.
+#[cfg(target_os = "linux")]
+fn start(spec: &Spec, limiter: &Limiter) -> std::io::Result<Started> {
+    let (cgroup_procs, rlimits) = limiter.for_child();
+    let child = super::spawn::spawn(&super::spawn::Command {
+        program: &spec.program,
+        args: &spec.args,
+        cwd: &spec.cwd,
+        env: child_env(&spec.env),
+        cgroup_procs,
+        rlimits,
+    })?;
+    let pid = child.pid;
+    Ok(Started {
+        pid,
+        stdout: Box::new(child.stdout),
+        stderr: Box::new(child.stderr),
+        wait: Box::new(move || super::spawn::wait(pid)),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start(spec: &Spec, limiter: &Limiter) -> std::io::Result<Started> {
+    let mut cmd = Command::new(&spec.program);
+    without_private_env(&mut cmd)
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    reaper::die_with_parent(&mut cmd);
+    limiter.apply(&mut cmd);
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    Ok(Started {
+        pid: child.id() as i32,
+        stdout: Box::new(stdout),
+        stderr: Box::new(stderr),
+        wait: Box::new(move || child.wait()),
+    })
+}
+
+/// The environment a job's process gets: the worker's, less [`PRIVATE_ENV`], with `extra`
+/// set over it.
+#[cfg(target_os = "linux")]
+fn child_env(extra: &[(String, String)]) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            !PRIVATE_ENV.iter().any(|p| k == p) && !extra.iter().any(|(e, _)| k == e.as_str())
+        })
+        .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.into(), v.into())));
+    env
 }
 
 /// Which limit a job that ended by itself ran into, judged from how it ended: the signal the
@@ -329,58 +396,61 @@ impl Limiter {
         l
     }
 
-    /// Sets the limits in the child, between fork and exec.
-    pub fn apply(&self, cmd: &mut Command) {
-        #[cfg(unix)]
+    /// What the child sets on itself before its exec: the cgroup to write itself into, and
+    /// `(resource, soft, hard)` limits.
+    pub(crate) fn for_child(&self) -> (Option<RawFd>, Vec<(Resource, u64, u64)>) {
+        use std::os::fd::AsRawFd;
+        let lim = self.limits;
+        let procs = self.procs.as_ref().map(|f| f.as_raw_fd());
+        let mut rlimits = Vec::new();
+        if procs.is_none()
+            && let Some(b) = lim.memory_bytes
         {
-            use std::os::fd::AsRawFd;
-            use std::os::unix::process::CommandExt;
-            let lim = self.limits;
-            if lim.is_empty() {
-                return;
-            }
-            let procs = self.procs.as_ref().map(|f| f.as_raw_fd());
-            let rlimit_as = if procs.is_none() {
-                lim.memory_bytes
-            } else {
-                None
-            };
-            // SAFETY: only async-signal-safe calls (write, setrlimit) on values prepared
-            // before the fork; nothing is allocated.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if let Some(fd) = procs {
-                        // "0" moves the writing process: the child, before exec.
-                        if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                            return Err(std::io::Error::last_os_error());
-                        }
+            rlimits.push((libc::RLIMIT_AS as Resource, b, b));
+        }
+        if let Some(t) = lim.cpu_secs {
+            // SIGXCPU at the limit, SIGKILL 5 s of CPU later.
+            rlimits.push((libc::RLIMIT_CPU as Resource, t, t.saturating_add(5)));
+        }
+        if let Some(n) = lim.open_files {
+            rlimits.push((libc::RLIMIT_NOFILE as Resource, n, n));
+        }
+        if let Some(b) = lim.output_bytes {
+            rlimits.push((libc::RLIMIT_FSIZE as Resource, b, b));
+        }
+        (procs, rlimits)
+    }
+
+    /// Sets the limits in the child, between fork and exec (where [`super::spawn`] is not
+    /// used).
+    #[cfg(not(target_os = "linux"))]
+    pub fn apply(&self, cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        let (procs, rlimits) = self.for_child();
+        if procs.is_none() && rlimits.is_empty() {
+            return;
+        }
+        // SAFETY: only async-signal-safe calls (write, setrlimit) on values prepared before
+        // the fork; nothing is allocated.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = procs {
+                    // "0" moves the writing process: the child, before exec.
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
                     }
-                    let set = |res, soft: u64, hard: u64| -> std::io::Result<()> {
-                        let r = libc::rlimit {
-                            rlim_cur: soft as libc::rlim_t,
-                            rlim_max: hard as libc::rlim_t,
-                        };
-                        if libc::setrlimit(res, &r) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
+                }
+                for &(res, soft, hard) in &rlimits {
+                    let r = libc::rlimit {
+                        rlim_cur: soft as libc::rlim_t,
+                        rlim_max: hard as libc::rlim_t,
                     };
-                    if let Some(b) = rlimit_as {
-                        set(libc::RLIMIT_AS, b, b)?;
+                    if libc::setrlimit(res, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
                     }
-                    if let Some(t) = lim.cpu_secs {
-                        // SIGXCPU at the limit, SIGKILL 5 s of CPU later.
-                        set(libc::RLIMIT_CPU, t, t.saturating_add(5))?;
-                    }
-                    if let Some(n) = lim.open_files {
-                        set(libc::RLIMIT_NOFILE, n, n)?;
-                    }
-                    if let Some(b) = lim.output_bytes {
-                        set(libc::RLIMIT_FSIZE, b, b)?;
-                    }
-                    Ok(())
-                });
-            }
+                }
+                Ok(())
+            });
         }
     }
 
