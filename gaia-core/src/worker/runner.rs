@@ -353,12 +353,12 @@ fn limit_hit(
 /// cgroup (`memory.max`, the whole job together, swap off), where the worker may create one;
 /// else `RLIMIT_AS` on each process. CPU time, open files and file size: `RLIMIT_CPU`,
 /// `RLIMIT_NOFILE`, `RLIMIT_FSIZE` on each process (children inherit them). All of it is set
-/// between fork and exec, so the job never runs a moment unlimited.
+/// between the process's start and its exec, so the job never runs a moment unlimited.
 pub struct Limiter {
     limits: crate::model::Limits,
     /// The job's cgroup folder, if one was made.
     cgroup: Option<PathBuf>,
-    /// `cgroup.procs` of it, opened before the fork (the child writes itself in).
+    /// `cgroup.procs` of it, opened before the child starts (the child writes itself in).
     procs: Option<std::fs::File>,
     /// Said in the worker's log: how memory is limited.
     pub note: Option<String>,

@@ -11,16 +11,17 @@
 //! running on a stack of its own in the parent's memory while the parent thread waits, until
 //! the child's `exec` (or its `_exit` if a step failed) releases it. The child only makes
 //! system calls on values prepared before the clone — it allocates nothing and takes no lock —
-//! and reports a failed step's `errno` through a close-on-exec pipe. All signals are blocked
-//! around the clone, and the child sets every caught signal back to its default before it
-//! unblocks them, so no handler of the worker ever runs in it.
+//! and reports a failed step's `errno` through a close-on-exec pipe. Signals are blocked around
+//! the clone (all but glibc's two internal ones, which the worker never uses), and the child
+//! sets every caught signal back to its default before it unblocks them, so no handler of the
+//! worker runs in it. As `execvp` does, a bare program name is looked up in the child's `PATH`,
+//! and a file the kernel cannot execute (no `#!` line) is run by `/bin/sh`.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -56,6 +57,8 @@ pub(crate) struct Child {
 struct Plan {
     path: CString,
     argv: Vec<*const libc::c_char>,
+    /// `/bin/sh path args…`, for a program the kernel cannot execute (ENOEXEC).
+    sh_argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
     cwd: CString,
     stdin: RawFd,
@@ -74,10 +77,14 @@ const STACK: usize = 64 * 1024;
 /// signal (the calling thread must outlive it), stdin from `/dev/null`, and stdout and stderr
 /// piped. Returns once the program runs (its `exec` done), or the failed step's error.
 pub(crate) fn spawn(cmd: &Command) -> io::Result<Child> {
-    let path = cstring(resolve(cmd.program, &cmd.env)?.as_os_str())?;
+    let path = cstring(resolve(cmd.program, cmd.cwd, &cmd.env)?.as_os_str())?;
     let args: Vec<CString> = std::iter::once(Ok(cstring(cmd.program.as_os_str())?))
         .chain(cmd.args.iter().map(|a| cstring(OsStr::new(a))))
         .collect::<io::Result<_>>()?;
+    let sh_args: Vec<CString> = [c"/bin/sh".to_owned(), path.clone()]
+        .into_iter()
+        .chain(args[1..].iter().cloned())
+        .collect();
     let env: Vec<CString> = cmd
         .env
         .iter()
@@ -92,7 +99,7 @@ pub(crate) fn spawn(cmd: &Command) -> io::Result<Child> {
     let (err_r, err_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
     // SAFETY: a NUL-terminated path; the result is checked.
-    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if null < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -101,6 +108,7 @@ pub(crate) fn spawn(cmd: &Command) -> io::Result<Child> {
     let plan = Plan {
         path,
         argv: pointers(&args),
+        sh_argv: pointers(&sh_args),
         envp: pointers(&env),
         cwd: cstring(cmd.cwd.as_os_str())?,
         stdin: null.as_raw_fd(),
@@ -141,7 +149,16 @@ pub(crate) fn spawn(cmd: &Command) -> io::Result<Child> {
     // errno before the child's exit.
     let mut report = File::from(report_r);
     let mut errno = [0u8; 4];
-    let n = read_full(&mut report, &mut errno)?;
+    let n = match read_full(&mut report, &mut errno) {
+        Ok(n) => n,
+        Err(e) => {
+            // Whether it runs is unknown: it must not run untracked.
+            // SAFETY: signalling and reaping the child started above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = wait(pid);
+            return Err(e);
+        }
+    };
     if n == errno.len() {
         let _ = wait(pid);
         return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
@@ -204,6 +221,14 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::getppid() != p.parent {
             fail_with(p, libc::ESRCH);
         }
+        // Descriptors and directory first: a limit on open files below 3 must not stop them.
+        if libc::dup2(p.stdin, 0) < 0 || libc::dup2(p.stdout, 1) < 0 || libc::dup2(p.stderr, 2) < 0
+        {
+            fail(p);
+        }
+        if libc::chdir(p.cwd.as_ptr()) != 0 {
+            fail(p);
+        }
         if let Some(fd) = p.cgroup_procs {
             // "0" moves the writing process: this child, before exec.
             if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
@@ -219,17 +244,13 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 fail(p);
             }
         }
-        if libc::dup2(p.stdin, 0) < 0 || libc::dup2(p.stdout, 1) < 0 || libc::dup2(p.stderr, 2) < 0
-        {
-            fail(p);
-        }
-        if libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(p);
-        }
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::execve(p.path.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
+        if *libc::__errno_location() == libc::ENOEXEC {
+            libc::execve(c"/bin/sh".as_ptr(), p.sh_argv.as_ptr(), p.envp.as_ptr());
+        }
         fail(p)
     }
 }
@@ -237,7 +258,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 /// Reports the last error to the parent and ends the child.
 unsafe fn fail(p: &Plan) -> ! {
     // SAFETY: reading this thread's errno.
-    unsafe { fail_with(p, *libc::__errno_location()) }
+    let errno = unsafe { *libc::__errno_location() };
+    // A step that failed without saying why (a short write) must not read as success.
+    // SAFETY: as `fail_with`.
+    unsafe { fail_with(p, if errno == 0 { libc::EIO } else { errno }) }
 }
 
 unsafe fn fail_with(p: &Plan, errno: libc::c_int) -> ! {
@@ -250,9 +274,10 @@ unsafe fn fail_with(p: &Plan, errno: libc::c_int) -> ! {
     }
 }
 
-/// Where `program` is: itself if it names a path (a `/` in it), else the first executable of
-/// that name in the child's `PATH`, as `execvp` would find it.
-fn resolve(program: &Path, env: &[(OsString, OsString)]) -> io::Result<PathBuf> {
+/// Where `program` is: itself if it names a path (a `/` in it), else the first file of that
+/// name in the child's `PATH` that may be executed, as `execvp` finds it (a relative entry is
+/// taken from the job's directory, where the exec happens).
+fn resolve(program: &Path, cwd: &Path, env: &[(OsString, OsString)]) -> io::Result<PathBuf> {
     if program.as_os_str().as_bytes().contains(&b'/') {
         return Ok(program.to_path_buf());
     }
@@ -260,17 +285,28 @@ fn resolve(program: &Path, env: &[(OsString, OsString)]) -> io::Result<PathBuf> 
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        .unwrap_or_else(|| "/bin:/usr/bin".into());
+    let mut denied = false;
     for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(program);
-        if let Ok(meta) = std::fs::metadata(&candidate)
-            && meta.is_file()
-            && meta.permissions().mode() & 0o111 != 0
-        {
-            return Ok(candidate);
+        let candidate = cwd.join(dir).join(program);
+        let Ok(c) = cstring(candidate.as_os_str()) else {
+            continue;
+        };
+        // SAFETY: a NUL-terminated path.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+            if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
+                return Ok(candidate);
+            }
+            denied = true;
+        } else if io::Error::last_os_error().raw_os_error() == Some(libc::EACCES) {
+            denied = true;
         }
     }
-    Err(io::Error::from_raw_os_error(libc::ENOENT))
+    Err(io::Error::from_raw_os_error(if denied {
+        libc::EACCES
+    } else {
+        libc::ENOENT
+    }))
 }
 
 fn cstring(s: &OsStr) -> io::Result<CString> {
@@ -321,6 +357,7 @@ fn read_full(r: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
 
     fn env() -> Vec<(OsString, OsString)> {
         vec![
@@ -396,5 +433,27 @@ mod tests {
         };
         let e = spawn(&denied).err().unwrap();
         assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+    }
+
+    #[test]
+    fn a_script_without_an_interpreter_line_runs_under_sh_as_with_execvp() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "echo \"plain $1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let args = ["script".to_string()];
+        let cmd = Command {
+            program: Path::new("./run.sh"),
+            args: &args,
+            cwd: dir.path(),
+            env: env(),
+            cgroup_procs: None,
+            rlimits: Vec::new(),
+        };
+        let mut child = spawn(&cmd).unwrap();
+        let mut out = String::new();
+        child.stdout.read_to_string(&mut out).unwrap();
+        assert!(wait(child.pid).unwrap().success());
+        assert_eq!(out, "plain script\n");
     }
 }
