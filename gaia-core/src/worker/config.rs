@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::time::Duration;
 
 use super::hardware::GpuChoice;
@@ -189,6 +189,10 @@ static INTERRUPTS: AtomicU8 = AtomicU8::new(0);
 static TERMS: AtomicU8 = AtomicU8::new(0);
 static USR1S: AtomicU8 = AtomicU8::new(0);
 
+/// The write end of the pipe through which the handler wakes the signal thread (-1: none, the
+/// thread then looks every 20 ms).
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+
 extern "C" fn on_signal(sig: libc::c_int) {
     let counter = match sig {
         libc::SIGUSR1 => &USR1S,
@@ -196,6 +200,49 @@ extern "C" fn on_signal(sig: libc::c_int) {
         _ => &INTERRUPTS,
     };
     counter.fetch_add(1, Ordering::SeqCst);
+    let fd = WAKE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: write is async-signal-safe; the pipe is non-blocking (a full pipe already
+        // holds a wake-up), and errno is put back for the interrupted code.
+        unsafe {
+            let errno = errno_location();
+            let saved = *errno;
+            libc::write(fd, [1u8].as_ptr().cast(), 1);
+            *errno = saved;
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe fn errno_location() -> *mut libc::c_int {
+    // SAFETY: the calling thread's errno.
+    unsafe { libc::__errno_location() }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+unsafe fn errno_location() -> *mut libc::c_int {
+    // SAFETY: the calling thread's errno.
+    unsafe { libc::__error() }
+}
+
+/// A pipe for the signal handler to wake the signal thread through: its read end, with the
+/// write end in [`WAKE`]. None if it cannot be made (the thread then polls).
+fn wake_pipe() -> Option<libc::c_int> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors; every result is checked. The descriptors
+    // live as long as the process (the handler may run at any time).
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            return None;
+        }
+        for fd in fds {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        let flags = libc::fcntl(fds[1], libc::F_GETFL);
+        libc::fcntl(fds[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    WAKE.store(fds[1], Ordering::SeqCst);
+    Some(fds[0])
 }
 
 impl Shutdown {
@@ -275,8 +322,15 @@ impl Shutdown {
     /// SIGINT: the first drains, the second stops now. SIGUSR1: preempt. SIGTERM: as `term`
     /// says (a second one, after a drain, stops now).
     pub fn install_signal_handlers_for(self: &Arc<Self>, term: OnSigterm) {
+        // A second install (tests) keeps the first pipe.
+        let wake = if WAKE.load(Ordering::SeqCst) < 0 {
+            wake_pipe()
+        } else {
+            None
+        };
         #[cfg(unix)]
-        // SAFETY: the handler only adds to an atomic, which is async-signal-safe.
+        // SAFETY: the handler only adds to an atomic and writes a byte to a pipe, both
+        // async-signal-safe.
         unsafe {
             for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
                 libc::signal(sig, on_signal as *const () as libc::sighandler_t);
@@ -320,7 +374,15 @@ impl Shutdown {
                             me.now();
                         }
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    match wake {
+                        // Blocks until a handler writes (or a signal interrupts the read).
+                        // SAFETY: reading into a local buffer from our own pipe.
+                        Some(fd) => unsafe {
+                            let mut buf = [0u8; 64];
+                            libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                        },
+                        None => std::thread::sleep(Duration::from_millis(20)),
+                    }
                 }
             })
             .expect("spawn the signal thread");
