@@ -75,21 +75,11 @@ impl Tx<'_> {
         if prev_state != Some(job.state) {
             if let Some(p) = prev {
                 let key = p.state.as_str();
-                let n = self
-                    .counts
-                    .open()?
-                    .get(key)?
-                    .map(|v| v.value())
-                    .unwrap_or(0);
+                let n = self.counts.count(key)?;
                 self.counts.open_mut()?.insert(key, n.saturating_sub(1))?;
             }
             let key = job.state.as_str();
-            let n = self
-                .counts
-                .open()?
-                .get(key)?
-                .map(|v| v.value())
-                .unwrap_or(0);
+            let n = self.counts.count(key)?;
             self.counts.open_mut()?.insert(key, n + 1)?;
         }
         if let Some(p) = prev
@@ -138,12 +128,7 @@ impl Tx<'_> {
             .open_mut()?
             .insert((job.owner.as_str(), class.as_str(), p, id), ())?;
         let key = (job.owner.as_str(), class.as_str());
-        let n = self
-            .pending
-            .open()?
-            .get(key)?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let n = self.pending.count(key)?;
         self.pending.open_mut()?.insert(key, n + 1)?;
         Ok(())
     }
@@ -155,12 +140,7 @@ impl Tx<'_> {
             .open_mut()?
             .remove((job.owner.as_str(), class.as_str(), p, id))?;
         let key = (job.owner.as_str(), class.as_str());
-        let n = self
-            .pending
-            .open()?
-            .get(key)?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let n = self.pending.count(key)?;
         if n <= 1 {
             self.pending.open_mut()?.remove(key)?;
         } else {
@@ -463,16 +443,7 @@ impl Reader {
     pub fn job_counts(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
         JobState::ALL
             .into_iter()
-            .map(|s| {
-                Ok((
-                    s,
-                    self.counts
-                        .open()?
-                        .get(s.as_str())?
-                        .map(|v| v.value())
-                        .unwrap_or(0),
-                ))
-            })
+            .map(|s| Ok((s, self.counts.count(s.as_str())?)))
             .collect()
     }
 
@@ -689,12 +660,7 @@ impl Tx<'_> {
         entering: bool,
     ) -> Result<(), StoreError> {
         let key = queue_class_key(spec);
-        let n = self
-            .counts
-            .open()?
-            .get(key.as_str())?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let n = self.counts.count(key.as_str())?;
         let n = if entering { n + 1 } else { n.saturating_sub(1) };
         self.counts.open_mut()?.insert(key.as_str(), n)?;
         Ok(())

@@ -31,12 +31,7 @@ pub fn clip_line(text: &str) -> String {
 impl Tx<'_> {
     /// How many lines of this attempt were already received.
     pub fn log_seen(&mut self, job: JobId, attempt: u32) -> Result<u64, StoreError> {
-        Ok(self
-            .log_seen
-            .open()?
-            .get((job, attempt))?
-            .map(|v| v.value())
-            .unwrap_or(0))
+        self.log_seen.count((job, attempt))
     }
 
     /// Appends lines at `next_seq..`, records `seen` for the attempt, and drops the oldest lines

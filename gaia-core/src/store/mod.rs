@@ -33,6 +33,7 @@ pub mod tokens;
 pub mod users;
 pub mod workers;
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -231,6 +232,13 @@ impl<K: Key + 'static, V: Value + 'static> ReadTable<K, V> {
     }
 }
 
+impl<K: Key + 'static> ReadTable<K, u64> {
+    /// The counter stored at `key`, 0 where there is none.
+    pub(crate) fn count<'k>(&self, key: impl Borrow<K::SelfType<'k>>) -> Result<u64, StoreError> {
+        Ok(self.open()?.get(key)?.map(|v| v.value()).unwrap_or(0))
+    }
+}
+
 /// One table of a write transaction, opened when first used and kept open for the rest of the
 /// group.
 pub(crate) struct TxTable<'a, K: Key + 'static, V: Value + 'static> {
@@ -261,6 +269,13 @@ impl<'a, K: Key + 'static, V: Value + 'static> TxTable<'a, K, V> {
     pub(crate) fn open_mut(&mut self) -> Result<&mut Table<'a, K, V>, StoreError> {
         self.open()?;
         Ok(self.table.get_mut().expect("opened just above"))
+    }
+}
+
+impl<K: Key + 'static> TxTable<'_, K, u64> {
+    /// The counter stored at `key`, 0 where there is none.
+    pub(crate) fn count<'k>(&self, key: impl Borrow<K::SelfType<'k>>) -> Result<u64, StoreError> {
+        Ok(self.open()?.get(key)?.map(|v| v.value()).unwrap_or(0))
     }
 }
 

@@ -291,12 +291,7 @@ impl Tx<'_> {
     }
 
     fn add_count(&mut self, user: &str, what: &'static str, delta: i128) -> Result<(), StoreError> {
-        let n = self
-            .user_counts
-            .open()?
-            .get((user, what))?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let n = self.user_counts.count((user, what))?;
         // Sums of start times are added and taken away exactly; wrapping keeps them exact
         // modulo 2^64 whatever order that happens in.
         let next = (n as i128 + delta).rem_euclid(1 << 64) as u64;
