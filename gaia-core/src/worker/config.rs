@@ -159,6 +159,8 @@ pub struct Shutdown {
     reason: std::sync::Mutex<Option<String>>,
     /// When the level last rose.
     raised_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Notified (under `raised_at`'s lock) when the level rises.
+    rose: std::sync::Condvar,
 }
 
 /// What SIGTERM means to a worker (SIGINT always drains; SIGUSR1 always preempts).
@@ -265,7 +267,19 @@ impl Shutdown {
         if self.level.fetch_max(to, Ordering::SeqCst) < to {
             *self.raised_at.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(std::time::Instant::now());
+            self.rose.notify_all();
         }
+    }
+
+    /// Waits up to `timeout` for the level to rise above `seen`; returns at once if it already
+    /// has.
+    pub(super) fn wait_for_rise(&self, seen: u8, timeout: Duration) {
+        let guard = self.raised_at.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the lock `raise` takes before it notifies: no rise is missed.
+        if self.level() != seen {
+            return;
+        }
+        let _ = self.rose.wait_timeout(guard, timeout);
     }
 
     /// How long ago the worker was last told to stop (drain or now); None while it runs.

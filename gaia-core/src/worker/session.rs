@@ -119,7 +119,8 @@ pub(super) fn heartbeat_loop(shared: &Shared) {
     let mut warned = false;
     let mut sent_level = 0;
     loop {
-        // Sleep in small steps so shutdown is prompt; a stop request is told at once.
+        // A stop request is told at once: while running, sleep to the next beat unless the
+        // worker is told to stop; once stopping, look every 50 ms for the last job's end.
         while Instant::now() < next {
             if shared.shutdown.level() >= 2 && shared.active.load(Ordering::SeqCst) == 0 {
                 return;
@@ -127,9 +128,12 @@ pub(super) fn heartbeat_loop(shared: &Shared) {
             if shared.shutdown.level() != sent_level {
                 break;
             }
-            std::thread::sleep(
-                Duration::from_millis(50).min(next.saturating_duration_since(Instant::now())),
-            );
+            let left = next.saturating_duration_since(Instant::now());
+            if sent_level == 0 {
+                shared.shutdown.wait_for_rise(0, left);
+            } else {
+                std::thread::sleep(Duration::from_millis(50).min(left));
+            }
         }
         next = Instant::now() + shared.heartbeat;
         sent_level = shared.shutdown.level();
