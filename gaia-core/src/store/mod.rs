@@ -279,79 +279,60 @@ impl<K: Key + 'static> TxTable<'_, K, u64> {
     }
 }
 
-impl<'a> Tx<'a> {
-    fn new(txn: &'a WriteTransaction) -> Tx<'a> {
-        Tx {
-            meta: TxTable::new(txn, META),
-            jobs: TxTable::new(txn, jobs::JOBS),
-            queue: TxTable::new(txn, jobs::QUEUE),
-            counts: TxTable::new(txn, jobs::COUNTS),
-            study_jobs: TxTable::new(txn, jobs::STUDY_JOBS),
-            studies: TxTable::new(txn, studies::STUDIES),
-            study_open: TxTable::new(txn, jobs::STUDY_OPEN),
-            study_rules: TxTable::new(txn, adaptive::STUDY_RULES),
-            study_cells: TxTable::new(txn, adaptive::STUDY_CELLS),
-            job_cells: TxTable::new(txn, adaptive::JOB_CELLS),
-            rung_values: TxTable::new(txn, adaptive::RUNG_VALUES),
-            job_rungs: TxTable::new(txn, adaptive::JOB_RUNGS),
-            rows: TxTable::new(txn, rows::ROWS),
-            row_blocks: TxTable::new(txn, rows::ROW_BLOCKS),
-            logs: TxTable::new(txn, logs::LOGS),
-            log_seen: TxTable::new(txn, logs::LOG_SEEN),
-            workers: TxTable::new(txn, workers::WORKERS),
-            events: TxTable::new(txn, events::EVENTS),
-            tokens: TxTable::new(txn, tokens::TOKENS),
-            releases: TxTable::new(txn, releases::RELEASES),
-            telemetry: TxTable::new(txn, telemetry::TELEMETRY),
-            audit: TxTable::new(txn, audit::AUDIT),
-            fair_queue: TxTable::new(txn, jobs::FAIR_QUEUE),
-            pending: TxTable::new(txn, jobs::PENDING),
-            owner_jobs: TxTable::new(txn, jobs::OWNER_JOBS),
-            users: TxTable::new(txn, users::USERS),
-            usage: TxTable::new(txn, users::USAGE),
-            usage_hours: TxTable::new(txn, users::USAGE_HOURS),
-            user_counts: TxTable::new(txn, users::USER_COUNTS),
-            standings: TxTable::new(txn, users::STANDINGS),
-            poisoned: None,
-            panicked: false,
-            on_visible: Vec::new(),
+/// `Tx::new` and `Tx::create_all` from one list of the write transaction's tables, so a table
+/// added to one cannot be missing from the other.
+macro_rules! tx_tables {
+    ($($field:ident: $def:expr),* $(,)?) => {
+        fn new(txn: &'a WriteTransaction) -> Tx<'a> {
+            Tx {
+                $($field: TxTable::new(txn, $def),)*
+                poisoned: None,
+                panicked: false,
+                on_visible: Vec::new(),
+            }
         }
-    }
 
-    /// Opens every table, creating those not in the file yet, so that read transactions can
-    /// open them all.
-    fn create_all(&self) -> Result<(), StoreError> {
-        self.meta.open()?;
-        self.jobs.open()?;
-        self.queue.open()?;
-        self.counts.open()?;
-        self.study_jobs.open()?;
-        self.studies.open()?;
-        self.study_open.open()?;
-        self.study_rules.open()?;
-        self.study_cells.open()?;
-        self.job_cells.open()?;
-        self.rung_values.open()?;
-        self.job_rungs.open()?;
-        self.rows.open()?;
-        self.row_blocks.open()?;
-        self.logs.open()?;
-        self.log_seen.open()?;
-        self.workers.open()?;
-        self.events.open()?;
-        self.tokens.open()?;
-        self.releases.open()?;
-        self.telemetry.open()?;
-        self.audit.open()?;
-        self.fair_queue.open()?;
-        self.pending.open()?;
-        self.owner_jobs.open()?;
-        self.users.open()?;
-        self.usage.open()?;
-        self.usage_hours.open()?;
-        self.user_counts.open()?;
-        self.standings.open()?;
-        Ok(())
+        /// Opens every table, creating those not in the file yet, so that read transactions
+        /// can open them all.
+        fn create_all(&self) -> Result<(), StoreError> {
+            $(self.$field.open()?;)*
+            Ok(())
+        }
+    };
+}
+
+impl<'a> Tx<'a> {
+    tx_tables! {
+        meta: META,
+        jobs: jobs::JOBS,
+        queue: jobs::QUEUE,
+        counts: jobs::COUNTS,
+        study_jobs: jobs::STUDY_JOBS,
+        studies: studies::STUDIES,
+        study_open: jobs::STUDY_OPEN,
+        study_rules: adaptive::STUDY_RULES,
+        study_cells: adaptive::STUDY_CELLS,
+        job_cells: adaptive::JOB_CELLS,
+        rung_values: adaptive::RUNG_VALUES,
+        job_rungs: adaptive::JOB_RUNGS,
+        rows: rows::ROWS,
+        row_blocks: rows::ROW_BLOCKS,
+        logs: logs::LOGS,
+        log_seen: logs::LOG_SEEN,
+        workers: workers::WORKERS,
+        events: events::EVENTS,
+        tokens: tokens::TOKENS,
+        releases: releases::RELEASES,
+        telemetry: telemetry::TELEMETRY,
+        audit: audit::AUDIT,
+        fair_queue: jobs::FAIR_QUEUE,
+        pending: jobs::PENDING,
+        owner_jobs: jobs::OWNER_JOBS,
+        users: users::USERS,
+        usage: users::USAGE,
+        usage_hours: users::USAGE_HOURS,
+        user_counts: users::USER_COUNTS,
+        standings: users::STANDINGS,
     }
 
     /// Runs `f` on the writer thread as soon as this transaction's writes are committed and
