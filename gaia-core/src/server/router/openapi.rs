@@ -151,7 +151,7 @@ fn compare_query(figure: bool) -> Vec<Param> {
         q("with", s(), "further studies, comma-separated"),
         q(
             "score",
-            json!({"type": "string", "enum": ["final", "best_ever", "auc"]}),
+            json!({"type": "string", "enum": ["final", "best_ever", "auc", ""]}),
             "a run's score (default final)",
         ),
         q(
@@ -161,7 +161,7 @@ fn compare_query(figure: bool) -> Vec<Param> {
         ),
         q(
             "by",
-            json!({"type": "string", "enum": ["env"]}),
+            json!({"type": "string", "enum": ["env", ""]}),
             "env: also each environment's aggregates",
         ),
         q(
@@ -210,7 +210,7 @@ fn operation(endpoint: Endpoint, route: &Route) -> Op {
             ),
             q(
                 "x",
-                json!({"enum": ["seq", "generation", "evals"]}),
+                json!({"enum": ["seq", "generation", "evals", ""]}),
                 "the column `from` and `to` filter on (default seq)",
             ),
             q("from", json!({"type": "number"}), "keep rows with x ≥ from"),
