@@ -69,8 +69,8 @@ const MAX_GROUP: usize = 4096;
 
 /// redb's page cache by default (`gaia serve --cache-mib`). It fills as pages are read and
 /// written, so an idle server holds little of it; a history read again is served from it
-/// (a 1,000,000-row job, ≈ 270 MiB of pages, into Arrow: ≈ 0.3 s of server CPU from the
-/// cache, ≈ 0.55 s when its pages must be fetched from the OS page cache again). Bounded so
+/// (a 1,000,000-row job, ≈ 136 MiB of pages, into Arrow: ≈ 0.3 s of server CPU, most of it
+/// decoding, whether its pages come from the cache or from the OS page cache). Bounded so
 /// the memory of a busy server stays predictable: under a steady stream of rows it fills.
 pub const DEFAULT_CACHE_MIB: u64 = 128;
 
