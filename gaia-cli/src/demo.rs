@@ -92,7 +92,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         .build()?;
     let addr = SocketAddr::new(a.bind, a.port);
     let listener = rt
-        .block_on(tokio::net::TcpListener::bind(addr))
+        .block_on(server::listen(addr))
         .with_context(|| format!("cannot listen on {addr} (try --port)"))?;
     let local = listener.local_addr()?;
     // A link for this machine's browser: loopback, even when listening on every interface.

@@ -145,7 +145,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<i32> {
     };
     rt.block_on(async move {
         let addr = SocketAddr::new(a.bind, a.port);
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        let listener = server::listen(addr).await.with_context(|| {
             format!("cannot listen on {addr} (is another gaia serve running? try --port)")
         })?;
         let local = listener.local_addr()?;

@@ -509,9 +509,33 @@ fn max_connections() -> usize {
     }
 }
 
+/// How many connections the kernel may hold for the server before it accepts them: as many as
+/// it allows (Linux caps the number at `net.core.somaxconn`, 4096 by default since 5.4).
+///
+/// A fleet connects in bursts: every worker at once when the server restarts, thousands of
+/// long polls and heartbeats when a bench or a cluster starts. `TcpListener::bind` listens
+/// with 128, as the standard library does; past that the kernel drops the connection's SYN or
+/// its handshake's last ACK, and the worker's request waits for a retransmission — 1 s, then
+/// 3 s, 7 s — which showed as the 1–2 s heartbeat stalls of `--bench fleet`.
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds `addr` for [`run`] (address reuse on, as `TcpListener::bind` has it) and listens with
+/// [`LISTEN_BACKLOG`].
+pub async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds `addr` and runs until ctrl-c / SIGTERM; for embedders who want one call.
 pub async fn serve(addr: SocketAddr, config: ServerConfig) -> Result<(), Error> {
-    let listener = TcpListener::bind(addr)
+    let listener = listen(addr)
         .await
         .map_err(|e| Error::Other(format!("bind {addr}: {e}")))?;
     run(listener, config, shutdown_signal()).await
@@ -567,6 +591,53 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A burst of connections larger than the standard library's backlog of 128 is held by the
+    /// kernel until the server gets to accept them: none waits for a SYN retransmission.
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_backlog_not_for_a_retransmission() {
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        let burst = 600.min(somaxconn);
+        if burst <= 200 {
+            eprintln!("net.core.somaxconn is {somaxconn}: too small to tell backlogs apart");
+            return;
+        }
+        let listener = listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Nothing accepts while the burst connects. A connection the backlog cannot hold has
+        // its SYN dropped and is retried after 1 s, so it misses the 500 ms deadline.
+        let connects: Vec<_> = (0..burst)
+            .map(|_| {
+                tokio::spawn(async move {
+                    tokio::time::timeout(
+                        Duration::from_millis(500),
+                        tokio::net::TcpStream::connect(addr),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut held = Vec::new();
+        for c in connects {
+            if let Ok(Ok(stream)) = c.await.unwrap() {
+                held.push(stream);
+            }
+        }
+        assert_eq!(
+            held.len(),
+            burst,
+            "connections left waiting for a retransmission"
+        );
+        for _ in 0..burst {
+            tokio::time::timeout(Duration::from_secs(5), listener.accept())
+                .await
+                .expect("every held connection is accepted")
+                .unwrap();
+        }
+    }
 
     /// A server on a free port with a short request timeout; stopped when the sender drops.
     async fn start(dir: &Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
