@@ -211,7 +211,8 @@ pub struct ClaimRequest {
     pub worker_id: String,
     pub capabilities: Capabilities,
     /// How long to wait for a fitting job: 30 s when absent, 0 answers at once; the server caps
-    /// it at 60 s.
+    /// it at 60 s, and answers a wait of a second or more that finds no job up to a fifth
+    /// early (spread per claim, so polls opened together do not all end together).
     #[serde(default = "default_claim_wait_ms")]
     pub wait_ms: u64,
     /// The job this slot just ended, reported with the request for the next one (one round

@@ -665,7 +665,8 @@ impl Queue {
         caps: Capabilities,
         wait: Duration,
     ) -> Result<Option<Assignment>, Error> {
-        let wait = wait.min(self.config.max_claim_wait);
+        let waiter_id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let wait = spread_wait(wait.min(self.config.max_claim_wait), waiter_id);
         let deadline = tokio::time::Instant::now() + wait;
         let (worker_name, draining) = {
             let mut inner = self.lock();
@@ -693,7 +694,6 @@ impl Queue {
         }
         let notify = Arc::new(Notify::new());
         let (handoff, mut handed) = oneshot::channel();
-        let waiter_id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         // Registered before the first try, so a submit between the try and the wait still wakes us.
         self.lock().waiters.push(Waiter {
             id: waiter_id,
@@ -2525,6 +2525,27 @@ impl Drop for WaiterGuard<'_> {
 
 /// Lines kept per job in the log store.
 pub const LOG_LINES_KEPT: u64 = MAX_LINES_PER_JOB;
+
+/// The wait of a long poll that finds no job: somewhere in the last fifth of what was asked
+/// (waits of a second or more), spread evenly by the claim's number.
+///
+/// Polls opened together would otherwise end together, and, each worker asking again at once,
+/// stay in step for good: a fleet that connected in the same second (a server restart, a
+/// cluster's workers starting) answered and took back all its polls at the same instant every
+/// 30 s. With 5,000 workers that burst held heartbeats and row batches for up to half a second
+/// (`--bench fleet`); spread, the polls drift apart within a few rounds.
+fn spread_wait(wait: Duration, claim: u64) -> Duration {
+    if wait < Duration::from_secs(1) {
+        return wait;
+    }
+    // splitmix64: consecutive claim numbers map to values spread over [0, 1).
+    let mut z = claim.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+    wait.mul_f64(1.0 - unit / 5.0)
+}
 
 #[cfg(test)]
 #[path = "queue_tests.rs"]

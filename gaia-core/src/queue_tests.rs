@@ -1722,3 +1722,61 @@ async fn a_wake_the_claim_did_not_use_goes_to_another_claim() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     b.abort();
 }
+
+/// Polls opened at the same instant that find no job end spread over the last fifth of their
+/// wait, not together: a fleet that connected at once would otherwise answer and re-open every
+/// poll at the same instant, round after round.
+#[tokio::test]
+async fn polls_opened_together_do_not_all_end_together() {
+    let (q, _dir) = queue_with(Duration::from_secs(60));
+    let mut polls = Vec::new();
+    for i in 0..40 {
+        let w = register(&q, &format!("w{i}"), &[JobKind::Hash]).await;
+        let q = q.clone();
+        polls.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let got = q
+                .claim(&w, caps(&[JobKind::Hash]), Duration::from_secs(1))
+                .await
+                .unwrap();
+            assert!(got.is_none());
+            t.elapsed()
+        }));
+    }
+    let mut ends = Vec::new();
+    for p in polls {
+        ends.push(p.await.unwrap());
+    }
+    ends.sort();
+    let (first, last) = (ends[0], ends[ends.len() - 1]);
+    assert!(
+        first >= Duration::from_millis(790),
+        "ended early: {first:?}"
+    );
+    assert!(last <= Duration::from_millis(1500), "ended late: {last:?}");
+    assert!(
+        last - first >= Duration::from_millis(100),
+        "40 polls ended within {:?} of each other",
+        last - first
+    );
+    // Short waits are kept as asked.
+    assert_eq!(
+        spread_wait(Duration::from_millis(999), 7),
+        Duration::from_millis(999)
+    );
+    let spread: Vec<Duration> = (0..1000)
+        .map(|n| spread_wait(Duration::from_secs(30), n))
+        .collect();
+    assert!(
+        spread
+            .iter()
+            .all(|w| *w > Duration::from_secs(24) && *w <= Duration::from_secs(30))
+    );
+    for second in 24..30 {
+        let n = spread.iter().filter(|w| w.as_secs() == second).count();
+        assert!(
+            (120..=220).contains(&n),
+            "{n} of 1000 polls end in second {second}"
+        );
+    }
+}

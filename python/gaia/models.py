@@ -94,7 +94,7 @@ class ClaimRequest(TypedDict):
     finished: NotRequired[Optional[Finished]]
     """The job this slot just ended, reported with the request for the next one (one round trip per job instead of two). Stored before the claim is looked at."""
     wait_ms: NotRequired[int]
-    """How long to wait for a fitting job: 30 s when absent, 0 answers at once; the server caps it at 60 s."""
+    """How long to wait for a fitting job: 30 s when absent, 0 answers at once; the server caps it at 60 s, and answers a wait of a second or more that finds no job up to a fifth early (spread per claim, so polls opened together do not all end together)."""
     watch_study: NotRequired[Optional[str]]
     """A study this worker stops for (`gaia work --exit-when-study-done NAME`): an answer without a job says whether it is done."""
     worker_id: str
