@@ -517,7 +517,7 @@ fn max_connections() -> usize {
 /// with 128, as the standard library does; past that the kernel drops the connection's SYN or
 /// its handshake's last ACK, and the worker's request waits for a retransmission — 1 s, then
 /// 3 s, 7 s — which showed as the 1–2 s heartbeat stalls of `--bench fleet`.
-pub const LISTEN_BACKLOG: u32 = 65_535;
+pub const LISTEN_BACKLOG: u32 = i32::MAX as u32;
 
 /// Binds `addr` for [`run`] (address reuse on, as `TcpListener::bind` has it) and listens with
 /// [`LISTEN_BACKLOG`].
@@ -594,12 +594,13 @@ mod tests {
 
     /// A burst of connections larger than the standard library's backlog of 128 is held by the
     /// kernel until the server gets to accept them: none waits for a SYN retransmission.
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_burst_of_connections_waits_in_the_backlog_not_for_a_retransmission() {
         let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(4096);
+            .unwrap_or(0);
         let burst = 600.min(somaxconn);
         if burst <= 200 {
             eprintln!("net.core.somaxconn is {somaxconn}: too small to tell backlogs apart");

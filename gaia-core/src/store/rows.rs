@@ -71,18 +71,18 @@ impl Tx<'_> {
             // Unordered (or empty) batches: look each row up, which also catches a seq that
             // occurs twice in the batch.
             let (mut stored, mut skipped) = (0, 0);
-            let mut blocks = Blocks::default();
+            let blocks = &mut self.load_blocks(job, attempt, rows)?;
             for row in rows {
                 let key = (job, attempt, row.seq);
                 if self.rows.open()?.get(key)?.is_some() {
                     skipped += 1;
                 } else {
                     self.rows.open_mut()?.insert(key, encode(row).as_slice())?;
-                    self.add_to_block(&mut blocks, job, attempt, row)?;
+                    add_to_block(blocks, row);
                     stored += 1;
                 }
             }
-            self.save_blocks(job, attempt, blocks)?;
+            self.save_blocks(job, attempt, std::mem::take(blocks))?;
             return Ok((stored, skipped));
         };
         // One pass with a cursor at the gap where the batch begins: each row either matches the
@@ -91,26 +91,24 @@ impl Tx<'_> {
         // pack their pages fully wherever its range sits in the table — `Table::insert`, used
         // per row, splits a full leaf in half unless the key is the table's largest, which left
         // every job but the newest one streaming with half-empty pages (twice the pages to
-        // read for its history). It also descends the tree once per batch, not once per row.
+        // read for its history). The stored key after the gap is looked up again only when the
+        // cursor moves past it: while inserts are buffered it cannot change, and a peek then
+        // descends the tree from its root.
+        let mut blocks = self.load_blocks(job, attempt, rows)?;
         let mut fresh = Vec::with_capacity(rows.len());
         let mut skipped = 0;
         {
             let mut buf = Vec::with_capacity(128);
             let table = self.rows.open_mut()?;
             let mut gap = table.lower_bound_mut(Bound::Included((job, attempt, first.seq)))?;
+            let mut next = gap.peek_next()?.map(|(k, _)| k.value());
             for row in rows {
                 let key = (job, attempt, row.seq);
-                let stored = loop {
-                    let next = gap.peek_next()?.map(|(k, _)| k.value());
-                    match next {
-                        Some(k) if k < key => {
-                            gap.next()?;
-                        }
-                        Some(k) => break k == key,
-                        None => break false,
-                    }
-                };
-                if stored {
+                while next.is_some_and(|k| k < key) {
+                    gap.next()?;
+                    next = gap.peek_next()?.map(|(k, _)| k.value());
+                }
+                if next == Some(key) {
                     skipped += 1;
                     continue;
                 }
@@ -121,37 +119,33 @@ impl Tx<'_> {
             }
             gap.close()?;
         }
-        let mut blocks = Blocks::default();
         for row in &fresh {
-            self.add_to_block(&mut blocks, job, attempt, row)?;
+            add_to_block(&mut blocks, row);
         }
         self.save_blocks(job, attempt, blocks)?;
         Ok((fresh.len() as u64, skipped))
     }
 
-    /// Adds a newly stored row to its block's summary (loaded on first touch).
-    fn add_to_block(
+    /// The stored summaries of the blocks `rows` fall in, read before any row is written: a
+    /// summary that does not decode fails the batch whole instead of after its rows went in
+    /// (a `Corrupt` error does not abort the write group).
+    fn load_blocks(
         &mut self,
-        blocks: &mut Blocks,
         job: JobId,
         attempt: u32,
-        row: &Row,
-    ) -> Result<(), StoreError> {
-        let index = row.seq / BLOCK_ROWS;
-        let at = match blocks.0.iter().rposition(|(i, _)| *i == index) {
-            Some(at) => at,
-            None => {
-                let stored = self.row_blocks.open()?.get((job, attempt, index))?;
-                let bucket = stored.map(|v| decode_block(v.value())).transpose()?;
-                blocks.0.push((index, bucket));
-                blocks.0.len() - 1
+        rows: &[Row],
+    ) -> Result<Blocks, StoreError> {
+        let mut blocks = Blocks::default();
+        for row in rows {
+            let index = row.seq / BLOCK_ROWS;
+            if blocks.0.iter().rev().any(|(i, _)| *i == index) {
+                continue;
             }
-        };
-        match &mut blocks.0[at].1 {
-            Some(b) => b.add(row),
-            slot => *slot = Some(Bucket::of(row)),
+            let stored = self.row_blocks.open()?.get((job, attempt, index))?;
+            let bucket = stored.map(|v| decode_block(v.value())).transpose()?;
+            blocks.0.push((index, bucket));
         }
-        Ok(())
+        Ok(blocks)
     }
 
     fn save_blocks(&mut self, job: JobId, attempt: u32, blocks: Blocks) -> Result<(), StoreError> {
@@ -495,6 +489,19 @@ pub struct Downsampler {
 #[derive(Default)]
 struct Blocks(Vec<(u64, Option<Bucket>)>);
 
+/// Adds a newly stored row to its block's summary (loaded by [`Tx::load_blocks`]).
+fn add_to_block(blocks: &mut Blocks, row: &Row) {
+    let index = row.seq / BLOCK_ROWS;
+    let Some(at) = blocks.0.iter().rposition(|(i, _)| *i == index) else {
+        debug_assert!(false, "block {index} was not loaded");
+        return;
+    };
+    match &mut blocks.0[at].1 {
+        Some(b) => b.add(row),
+        slot => *slot = Some(Bucket::of(row)),
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug)]
 struct Extreme {
     min: (f64, u64),
@@ -822,6 +829,18 @@ mod tests {
         let want: Vec<u64> = (0..total + 300).chain(total + 999..total + 1004).collect();
         assert_eq!(seqs, want);
         assert_eq!(read.rows(2, 1).unwrap().len() as u64, total);
+        // The block summaries count exactly the rows stored, merges included.
+        let stored = seqs.len() as u64;
+        assert!(
+            read.downsample_from_blocks(1, 1, stored, 100)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            read.downsample_from_blocks(2, 1, total, 100)
+                .unwrap()
+                .is_some()
+        );
         let stats = read.rows.open().unwrap().stats().unwrap();
         assert!(
             stats.fragmented_bytes() * 5 < stats.stored_bytes(),
@@ -829,6 +848,31 @@ mod tests {
             stats.stored_bytes(),
             stats.fragmented_bytes(),
             stats.leaf_pages()
+        );
+    }
+
+    /// A batch whose block summary does not decode is refused before any of its rows is
+    /// written (a `Corrupt` error does not abort the write group, so nothing may be half done).
+    #[test]
+    fn a_damaged_block_summary_refuses_the_batch_whole() {
+        let (store, _dir) = store_with(&spiky(100));
+        let batch: Vec<Row> = (100..200).map(|i| row(i, 0.0)).collect();
+        let err = store
+            .write_blocking(move |tx| {
+                let garbage: &[u8] = &[0xff; 3];
+                tx.row_blocks
+                    .open_mut()?
+                    .insert((1, 1, 150 / BLOCK_ROWS), garbage)
+                    .map_err(StoreError::from)?;
+                Ok(tx.insert_rows(1, 1, &batch)?)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("row block"), "{err}");
+        let read = store.read().unwrap();
+        assert_eq!(
+            read.rows(1, 1).unwrap().len(),
+            100,
+            "rows of the refused batch went in"
         );
     }
 
