@@ -75,6 +75,36 @@ fn sigterm_stops_the_server_promptly_with_a_claim_and_an_event_stream_open() {
 
 /// Regression: the SIGTERM handler was installed only when the shutdown future was first
 /// polled, so a SIGTERM right after "listening" killed the server uncleanly.
+/// `gaia serve` listens with the backlog the kernel allows, not the standard library's 128 (a
+/// fleet's burst of connects would be dropped and retried a second later). `ss` shows a
+/// listening socket's backlog as its Send-Q.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_listens_with_a_fleet_sized_backlog() {
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let server = Server::start();
+    let out = match std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{}", server.port)])
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).to_string(),
+        _ => {
+            eprintln!("ss (iproute2) is missing: .ci/install installs it");
+            return;
+        }
+    };
+    // State Recv-Q Send-Q Local Peer: for a listening socket Send-Q is its backlog.
+    let backlog: u64 = out
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket on {} in {out:?}", server.port));
+    assert_eq!(backlog, somaxconn.min(i32::MAX as u64), "ss says: {out}");
+}
+
 #[test]
 fn sigterm_right_after_start_is_a_clean_stop() {
     for _ in 0..5 {

@@ -71,18 +71,18 @@ impl Tx<'_> {
             // Unordered (or empty) batches: look each row up, which also catches a seq that
             // occurs twice in the batch.
             let (mut stored, mut skipped) = (0, 0);
-            let blocks = &mut self.load_blocks(job, attempt, rows)?;
+            let mut blocks = self.load_blocks(job, attempt, rows)?;
             for row in rows {
                 let key = (job, attempt, row.seq);
                 if self.rows.open()?.get(key)?.is_some() {
                     skipped += 1;
                 } else {
                     self.rows.open_mut()?.insert(key, encode(row).as_slice())?;
-                    add_to_block(blocks, row);
+                    add_to_block(&mut blocks, row);
                     stored += 1;
                 }
             }
-            self.save_blocks(job, attempt, std::mem::take(blocks))?;
+            self.save_blocks(job, attempt, blocks)?;
             return Ok((stored, skipped));
         };
         // One pass with a cursor at the gap where the batch begins: each row either matches the
