@@ -928,6 +928,41 @@ fn a_result_file_over_the_upload_limit_is_named_in_the_job_log_and_kept_off_the_
     );
 }
 
+/// A demo whose worker cannot start (no experiments where it looks) ends with the worker's
+/// error and a failing exit code, instead of serving jobs nobody will run.
+#[test]
+fn a_demo_whose_worker_cannot_start_says_why_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(gaia_bin())
+        .args(["demo", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("gaia-data"))
+        .arg("--experiments-dir")
+        .arg(dir.path().join("nowhere"))
+        .env_remove("GAIA_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the demo still runs a minute after its worker could not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "exit {status:?}; stderr: {err}");
+    assert!(
+        err.contains("the demo's worker stopped") && err.contains("has no run_all.py"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_demo_runs_server_worker_and_the_real_experiments() {
     use std::io::BufRead;

@@ -118,7 +118,14 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     wcfg.gpus = GpuChoice::Auto;
     wcfg.python = a.python;
     let w_shutdown = shutdown.clone();
-    let worker = std::thread::spawn(move || worker::run(wcfg, w_shutdown));
+    // The worker ending on its own (it cannot start: no experiments, a bad Python) ends the
+    // demo with its error, instead of leaving a server whose jobs nobody runs.
+    let (worker_ended, worker_end) = tokio::sync::oneshot::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        let result = worker::run(wcfg, w_shutdown);
+        let _ = worker_ended.send(());
+        result
+    });
 
     let client = Client::new(&url, Some(token.clone()))?;
     let mut watch = false;
@@ -186,14 +193,23 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     }
 
     // Ctrl-C: stop the worker (give its job back) and the server.
-    rt.block_on(server::shutdown_signal());
+    rt.block_on(async {
+        tokio::select! {
+            _ = server::shutdown_signal() => {}
+            _ = worker_end => {}
+        }
+    });
     shutdown.now();
-    let _ = worker.join();
+    let worker = worker.join();
     let _ = stop_tx.send(());
     rt.block_on(async {
         let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
     });
-    Ok(exit::OK)
+    match worker {
+        Ok(Err(e)) => Err(anyhow::anyhow!("the demo's worker stopped: {e}")),
+        Err(_) => Err(anyhow::anyhow!("the demo's worker panicked")),
+        Ok(Ok(_)) => Ok(exit::OK),
+    }
 }
 
 #[cfg(test)]
