@@ -30,6 +30,18 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long an export may take (a whole farm's rows, or a study's result files).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
+/// Each pooled connection's read buffer. ureq's default is 128 KiB each way, zero-filled when a
+/// connection first carries a request: 264 KiB of resident memory per connection, which was a
+/// quarter of an idle worker's anonymous memory (a heartbeat connection and one per slot). Our
+/// requests and answers are small; a large download or upload streams through the buffer in
+/// more, smaller reads and writes.
+const INPUT_BUFFER: usize = 32 * 1024;
+/// Each pooled connection's write buffer (request head and body chunks).
+const OUTPUT_BUFFER: usize = 16 * 1024;
+/// An answer's head must fit in the read buffer with room to spare, so that an oversized one is
+/// refused by its size (ureq's `LargeResponseHeader`) rather than stalling a full buffer.
+const MAX_RESPONSE_HEAD: usize = INPUT_BUFFER / 2;
+
 /// A client of one server with one token.
 #[derive(Clone)]
 pub struct Client {
@@ -133,6 +145,9 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(Duration::from_secs(120)))
             .max_idle_connections_per_host(16)
+            .input_buffer_size(INPUT_BUFFER)
+            .output_buffer_size(OUTPUT_BUFFER)
+            .max_response_header_size(MAX_RESPONSE_HEAD)
             .user_agent(format!("gaia/{}", crate::VERSION))
             .build()
             .into();
