@@ -8,10 +8,13 @@
 #
 #   STUDY=lunar-more METHODS=cma_es,neuromod_island,hybrid_cma_ff PORT=7601 docs/results/run.sh
 #                                    # the second study (the two methods the first left out)
+#   STUDY=lunar-orig METHODS=cma_es,curriculum_cma_es PARAMS='hidden=[64,32]' MAX_EVALS=15000 \
+#     PORT=7602 docs/results/run.sh  # the third: the original's network (2,788 parameters)
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
-# each run's budget.
+# each run's budget; PARAMS, if set, is one more `--param` for every job (e.g. 'hidden=[64,32]');
+# NICE (10) is the worker's niceness.
 set -euo pipefail
 STUDY=${STUDY:-lunar}
 METHODS=${METHODS:-cma_es,curriculum_cma_es,neuromod_cma_es,openai_es,island_model,indirect_encoding}
@@ -31,10 +34,10 @@ if [ "${1:-run}" = export ]; then
 fi
 nohup gaia serve --port "${PORT:-7600}" --data-dir "$DIR/data" > "$DIR/serve.log" 2>&1 &
 sleep 2
-nohup gaia work --token-file "$DIR/data/admin.token" --experiments-dir experiments \
+nohup nice -n "${NICE:-10}" gaia work --token-file "$DIR/data/admin.token" --experiments-dir experiments \
   --state-dir "$DIR/worker" --slots 1 --name "repro-$STUDY" > "$DIR/work.log" 2>&1 &
 for seed in 1 2 3 4 5 6 7 8 9 10; do
   gaia submit --study "$STUDY" --env LunarLander-v3 --seeds "$seed" --max-evals "${MAX_EVALS:-3000}" \
-    --method "$METHODS" >/dev/null
+    --method "$METHODS" ${PARAMS:+--param "$PARAMS"} >/dev/null
 done
 gaia study "$STUDY" | head -8
