@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p gaia-cli --bench worker` (BENCH_QUICK=1 for a short run; BUSY_SECS sets the
 //! overhead experiment's length, default 60; BENCH_ONLY=overhead runs only that part,
-//! BENCH_ONLY=dispatch the dispatch figures; SUBMITTERS the concurrent one-job submitters).
+//! BENCH_ONLY=dispatch the dispatch figures, BENCH_ONLY=rss the idle worker's memory; SUBMITTERS the
+//! concurrent one-job submitters).
 
 #[path = "../tests/helper/mod.rs"]
 mod helper;
@@ -325,6 +326,10 @@ fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only == "overhead" {
         overhead(&server);
+        return;
+    }
+    if only == "rss" {
+        idle_rss(&server);
         return;
     }
     {
