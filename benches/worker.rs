@@ -243,9 +243,11 @@ fn idle_rss(server: &Server) {
     std::thread::sleep(Duration::from_secs(3));
     // RssAnon is the worker's own memory; the rest of its RSS is the binary's code and data
     // pages, mapped from the page cache and shared with every process of the same binary.
+    let rss = status_kib(w.pid(), "VmRSS");
     println!(
-        "worker idle RSS: {:.2} MiB, of it anonymous (its own) {:.2} MiB (target ≤ 10 MB)",
-        status_kib(w.pid(), "VmRSS") as f64 / 1024.0,
+        "worker idle RSS: {:.2} MiB = {:.2} MB, of it anonymous (its own) {:.2} MiB (target ≤ 10 MB)",
+        rss as f64 / 1024.0,
+        rss as f64 * 1024.0 / 1e6,
         status_kib(w.pid(), "RssAnon") as f64 / 1024.0
     );
 }

@@ -14,7 +14,7 @@
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
 # each run's budget; PARAMS, if set, is one more `--param` for every job (e.g. 'hidden=[64,32]');
-# NICE (10) is the worker's niceness.
+# NICE (10) is the worker's niceness, which its experiments (the CPU-heavy part) inherit.
 set -euo pipefail
 STUDY=${STUDY:-lunar}
 METHODS=${METHODS:-cma_es,curriculum_cma_es,neuromod_cma_es,openai_es,island_model,indirect_encoding}
@@ -30,6 +30,17 @@ if [ "${1:-run}" = export ]; then
   for f in aggregate profile improvement curves ecdf; do
     gaia export --study "$STUDY" --png --figure "$f" -o "$out/$STUDY-$f.png"
   done
+  # Each run's own verdict (the experiment's final record): "reached" above counts a run whose
+  # training best touched the threshold; "solved" here also needs the validation and final test.
+  gaia jobs --study "$STUDY" --limit 100000 --json | python3 -c '
+import json, sys
+print("job\tmethod\tparams\tseed\tsolved\tevals\tbest_ever\tfinal_mean\tverdict")
+for j in sorted(json.load(sys.stdin)["jobs"], key=lambda j: j["id"]):
+    s, r = j["spec"], j.get("result") or {}
+    print("\t".join(str(v) for v in (j["id"], s.get("method"), json.dumps(s.get("params") or {}),
+          s.get("seed"), r.get("solved"), r.get("evals"), round(r.get("best_ever", float("nan")), 1),
+          round(r.get("mean", float("nan")), 1), r.get("verdict"))))
+' > "$out/$STUDY-verdicts.tsv"
   exit 0
 fi
 nohup gaia serve --port "${PORT:-7600}" --data-dir "$DIR/data" > "$DIR/serve.log" 2>&1 &

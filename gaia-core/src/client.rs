@@ -31,15 +31,17 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 /// Each pooled connection's read buffer. ureq's default is 128 KiB each way, zero-filled when a
-/// connection first carries a request: 264 KiB of resident memory per connection, which was a
-/// quarter of an idle worker's anonymous memory (a heartbeat connection and one per slot). Our
-/// requests and answers are small; a large download or upload streams through the buffer in
-/// more, smaller reads and writes.
+/// connection first carries a request: 264 KiB of resident memory per connection (twice that
+/// over HTTPS, where the TCP and the TLS layer each have a pair), which was a third of an idle
+/// worker's anonymous memory (a heartbeat connection and one per slot). Our requests and
+/// answers are small; a large download or upload streams through the buffer in more, smaller
+/// reads and writes.
 const INPUT_BUFFER: usize = 32 * 1024;
 /// Each pooled connection's write buffer (request head and body chunks).
 const OUTPUT_BUFFER: usize = 16 * 1024;
 /// An answer's head must fit in the read buffer with room to spare, so that an oversized one is
-/// refused by its size (ureq's `LargeResponseHeader`) rather than stalling a full buffer.
+/// refused by its size (ureq's `LargeResponseHeader`) before it fills the buffer, where ureq
+/// would fail with a misleading "no progress" disconnect instead.
 const MAX_RESPONSE_HEAD: usize = INPUT_BUFFER / 2;
 
 /// A client of one server with one token.
