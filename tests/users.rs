@@ -255,6 +255,109 @@ fn a_submission_over_the_queued_limit_is_refused_with_429_and_a_study_whole() {
     assert!(line["max_queued"].is_null(), "{line}");
 }
 
+/// `gaia user add` with a token name already taken is refused whole: no user without a token.
+#[test]
+fn a_user_whose_token_name_is_taken_is_not_added() {
+    let server = Server::start();
+    let client = server.client();
+    let add = |name: &str, token_name: Option<&str>| UserAdd {
+        name: name.into(),
+        share: None,
+        max_running: None,
+        max_queued: None,
+        token_name: token_name.map(str::to_string),
+    };
+    client.add_user(&add("alice", None)).unwrap();
+    let err = client.add_user(&add("bob", Some("alice"))).unwrap_err();
+    assert!(
+        err.to_string().contains("a token named \"alice\" exists"),
+        "{err}"
+    );
+    assert!(
+        !client
+            .users()
+            .unwrap()
+            .users
+            .iter()
+            .any(|u| u.name == "bob"),
+        "bob was added without his token"
+    );
+    // Nothing half-made stands in the way of adding bob properly.
+    let bob = client.add_user(&add("bob", None)).unwrap();
+    assert_eq!(bob.token.name, "bob");
+}
+
+/// `gaia study extend` over a study of several submissions adds one plan per submission; the
+/// owner's queued limit is checked for them all before any is written.
+#[test]
+fn an_extension_over_the_queued_limit_adds_nothing() {
+    let server = Server::start();
+    let dave = server
+        .client()
+        .add_user(&UserAdd {
+            name: "dave".into(),
+            share: None,
+            max_running: None,
+            max_queued: Some(1),
+            token_name: None,
+        })
+        .unwrap()
+        .token
+        .token;
+    // Two submissions to one study (no worker runs: each is cancelled to make room).
+    for method in ["cma_es", "openai_es"] {
+        let out = cli_as(
+            &server,
+            &dave,
+            &[
+                "submit",
+                "--study",
+                "two",
+                "--method",
+                method,
+                "--seeds",
+                "1",
+                "--max-evals",
+                "100",
+                "--json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = json(&String::from_utf8_lossy(&out.stdout))["jobs"][0][0]
+            .as_u64()
+            .unwrap();
+        let out = cli_as(&server, &dave, &["cancel", &id.to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Seed 2 of both: 2 jobs, over a limit of 1 — the first plan alone would fit.
+    let out = cli_as(&server, &dave, &["study", "extend", "two", "--seeds", "+1"]);
+    let e = err_out(out, "an extension over the limit");
+    assert!(e.contains("429") && e.contains("at most 1"), "{e}");
+    let client = server.client();
+    let all = client.jobs(&JobQuery::default()).unwrap();
+    assert_eq!(
+        all.total, 2,
+        "the first plan of the refused extension was written"
+    );
+    // Raised, the same extension goes in whole.
+    server.cli_ok(&["user", "set", "dave", "--max-queued", "2"]);
+    let out = cli_as(&server, &dave, &["study", "extend", "two", "--seeds", "+1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(client.jobs(&JobQuery::default()).unwrap().total, 4);
+}
+
 #[test]
 fn fair_share_and_its_half_life_are_server_settings() {
     let server = Server::start_with(&["--fair-share", "off", "--fair-share-half-life", "2h"]);

@@ -560,9 +560,17 @@ impl Queue {
                 let existing = tx.study_jobs(&name)?;
                 let owner = study_owner(&name, record.as_ref(), &existing, &by)?;
                 let plan = study::more::plan(&name, record.as_ref(), &existing, &more)?;
+                // Every plan is checked before the first is written: a refusal (a spec that no
+                // longer passes, the owner's queued limit over the whole addition) leaves the
+                // study as it was, not with the plans before it added.
+                let specs = plan
+                    .iter()
+                    .map(|p| normalize_specs(p.specs.clone()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.check_queued_limit(&owner, specs.iter().map(|s| s.len() as u64).sum())?;
                 let (mut jobs, mut events) = (Vec::new(), Vec::new());
-                for p in plan {
-                    let (new, ev) = insert_jobs(tx, normalize_specs(p.specs.clone())?, &owner)?;
+                for (p, specs) in plan.into_iter().zip(specs) {
+                    let (new, ev) = insert_owned(tx, specs, &owner)?;
                     let ids = new.iter().map(|j| j.id).collect();
                     let at = now_ms();
                     record = Some(study::more::record_with(record, &name, &owner, p, ids, at));

@@ -65,9 +65,10 @@ pub(crate) async fn add(app: &App, req: Request<Incoming>) -> HResult {
                 ))
                 .into());
             }
-            // User and token together, or neither.
-            tx.save_user(&u)?;
-            tx.add_token(&t, &info)
+            // User and token together, or neither: the token first, as its name may be taken
+            // (refused before anything is written); the user's checks come before its write.
+            tx.add_token(&t, &info)?;
+            tx.save_user(&u)
         })
         .await?;
     refresh_limits(app)?;
