@@ -7,7 +7,8 @@ use anyhow::Context;
 use gaia_core::client::{Client, DEFAULT_SERVER};
 use gaia_core::server::ADMIN_TOKEN_FILE;
 
-/// Where the server is and how to authenticate.
+// Where the server is and how to authenticate (a plain comment: a doc comment would become the
+// about of every subcommand that flattens it, whose arguments are built deferred).
 #[derive(clap::Args, Clone, Debug)]
 pub struct Conn {
     /// Server URL.

@@ -41,7 +41,8 @@ pub const DEFINITIONS: &str = "Definitions (docs/COMPARE.md has them at length):
              mean normalised score over n runs, assuming h shrinks as 1/sqrt(n): a cell needs
              ceil(n (h / W)^2) runs.";
 
-/// Flags of how a comparison is computed, shared with `gaia export --figure`.
+// Flags of how a comparison is computed, shared with `gaia export --figure` (a plain comment,
+// as `Conn`'s).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct CompareFlags {
     /// How a run's score is taken: final, best_ever or auc.

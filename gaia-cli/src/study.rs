@@ -16,7 +16,7 @@ use gaia_core::human;
 use crate::common::{Conn, print_json, print_table};
 use crate::exit;
 
-/// The sweep flags of `gaia submit`.
+// The sweep flags of `gaia submit` (a plain comment, as `Conn`'s).
 #[derive(clap::Args, Debug, Default)]
 pub struct SweepArgs {
     /// Submit a study: every combination of --method a,b × --env x,y × --param k=v1,v2 ×
