@@ -172,9 +172,6 @@ pub struct Tx<'a> {
     pub(crate) standings: TxTable<'a, &'static str, users::StandingTuple>,
     /// Set when an operation hit a storage error: the group is aborted.
     poisoned: Option<String>,
-    /// How many times a table of this transaction was opened to write ([`TxTable::open_mut`],
-    /// the only way to change one): tells whether a failed step had already written.
-    writes: std::rc::Rc<std::cell::Cell<u64>>,
     /// A step of this group panicked: the rest of the group is not run on this transaction.
     panicked: bool,
     /// Run once this group's writes are visible, before they are durable ([`Tx::on_visible`]).
@@ -248,21 +245,14 @@ pub(crate) struct TxTable<'a, K: Key + 'static, V: Value + 'static> {
     txn: &'a WriteTransaction,
     def: TableDefinition<'static, K, V>,
     table: std::cell::OnceCell<Table<'a, K, V>>,
-    /// The transaction's count of opens to write ([`Tx`]'s `writes`).
-    writes: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
 impl<'a, K: Key + 'static, V: Value + 'static> TxTable<'a, K, V> {
-    fn new(
-        txn: &'a WriteTransaction,
-        def: TableDefinition<'static, K, V>,
-        writes: &std::rc::Rc<std::cell::Cell<u64>>,
-    ) -> Self {
+    fn new(txn: &'a WriteTransaction, def: TableDefinition<'static, K, V>) -> Self {
         TxTable {
             txn,
             def,
             table: std::cell::OnceCell::new(),
-            writes: writes.clone(),
         }
     }
 
@@ -275,10 +265,9 @@ impl<'a, K: Key + 'static, V: Value + 'static> TxTable<'a, K, V> {
         Ok(self.table.get_or_init(|| t))
     }
 
-    /// The open table, to write (counted: see [`Tx`]'s `writes`).
+    /// The open table, to write.
     pub(crate) fn open_mut(&mut self) -> Result<&mut Table<'a, K, V>, StoreError> {
         self.open()?;
-        self.writes.set(self.writes.get() + 1);
         Ok(self.table.get_mut().expect("opened just above"))
     }
 }
@@ -295,10 +284,8 @@ impl<K: Key + 'static> TxTable<'_, K, u64> {
 macro_rules! tx_tables {
     ($($field:ident: $def:expr),* $(,)?) => {
         fn new(txn: &'a WriteTransaction) -> Tx<'a> {
-            let writes = std::rc::Rc::default();
             Tx {
-                $($field: TxTable::new(txn, $def, &writes),)*
-                writes,
+                $($field: TxTable::new(txn, $def),)*
                 poisoned: None,
                 panicked: false,
                 on_visible: Vec::new(),
@@ -632,7 +619,6 @@ impl Store {
         let run: RunOp = Box::new(move |tx: &mut Tx<'_>| {
             // A panicking step (a bug) must not take the writer thread, and with it every later
             // write, down: it becomes an error that rolls back its group.
-            let writes_before = tx.writes.get();
             let result = if tx.panicked {
                 Err(Error::Store(StoreError::Panicked(
                     "not run: another write of its group failed; try again".into(),
@@ -650,11 +636,9 @@ impl Store {
                     },
                 )
             };
-            // A record that does not decode was only read: nothing to undo, and the rest of the
-            // group commits — unless the step had already written, when its half-done change
-            // must not commit: the group is aborted as for any other storage error.
+            // A record that does not decode was only read: nothing to undo.
             if let Err(Error::Store(e)) = &result
-                && (!matches!(e, StoreError::Corrupt { .. }) || tx.writes.get() != writes_before)
+                && !matches!(e, StoreError::Corrupt { .. })
             {
                 tx.poisoned.get_or_insert_with(|| e.to_string());
             }
@@ -877,103 +861,6 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Runs `a` and `b` in one write group: both are queued while a slow step holds the writer.
-    fn in_one_group<A, B>(store: &Arc<Store>, a: A, b: B) -> (Result<(), Error>, Result<(), Error>)
-    where
-        A: for<'t> FnOnce(&mut Tx<'t>) -> Result<(), Error> + Send + 'static,
-        B: for<'t> FnOnce(&mut Tx<'t>) -> Result<(), Error> + Send + 'static,
-    {
-        let slow = {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                store.write_blocking(|_| {
-                    std::thread::sleep(Duration::from_millis(300));
-                    Ok(())
-                })
-            })
-        };
-        std::thread::sleep(Duration::from_millis(100));
-        let (sa, sb) = (store.clone(), store.clone());
-        let ta = std::thread::spawn(move || sa.write_blocking(a));
-        let tb = std::thread::spawn(move || sb.write_blocking(b));
-        slow.join().unwrap().unwrap();
-        (ta.join().unwrap(), tb.join().unwrap())
-    }
-
-    fn corrupt() -> Error {
-        Error::Store(StoreError::Corrupt {
-            what: "test record",
-            detail: "does not decode".into(),
-        })
-    }
-
-    fn meta_value(store: &Store, key: &str) -> Option<u64> {
-        let txn = store.db.begin_read().unwrap();
-        let meta = txn.open_table(META).unwrap();
-        meta.get(key).unwrap().map(|v| v.value())
-    }
-
-    #[test]
-    fn a_step_that_fails_after_writing_commits_none_of_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        // A record that does not decode, met before the step wrote: only that step fails,
-        // the rest of its group commits.
-        let (a, b) = in_one_group(
-            &store,
-            |_| Err(corrupt()),
-            |tx| {
-                tx.meta
-                    .open_mut()?
-                    .insert("beside_a_read", 1)
-                    .map_err(StoreError::from)?;
-                Ok(())
-            },
-        );
-        assert!(a.unwrap_err().to_string().contains("test record"));
-        b.unwrap();
-        assert_eq!(meta_value(&store, "beside_a_read"), Some(1));
-        // Met after the step wrote: its half-done change must not commit, so the group is
-        // aborted (its other steps are told to try again).
-        let (a, b) = in_one_group(
-            &store,
-            |tx| {
-                tx.meta
-                    .open_mut()?
-                    .insert("half_written", 1)
-                    .map_err(StoreError::from)?;
-                Err(corrupt())
-            },
-            |tx| {
-                tx.meta
-                    .open_mut()?
-                    .insert("beside_a_write", 1)
-                    .map_err(StoreError::from)?;
-                Ok(())
-            },
-        );
-        let (a, b) = (a.unwrap_err().to_string(), b.unwrap_err().to_string());
-        assert!(a.contains("aborted") && a.contains("test record"), "{a}");
-        assert!(b.contains("aborted"), "{b}");
-        assert_eq!(
-            meta_value(&store, "half_written"),
-            None,
-            "half a step committed"
-        );
-        assert_eq!(meta_value(&store, "beside_a_write"), None);
-        // The writer carries on.
-        store
-            .write_blocking(|tx| {
-                tx.meta
-                    .open_mut()?
-                    .insert("after", 2)
-                    .map_err(StoreError::from)?;
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(meta_value(&store, "after"), Some(2));
-    }
 
     #[test]
     fn a_panicking_write_is_rolled_back_and_the_writer_carries_on() {
