@@ -567,7 +567,10 @@ impl Queue {
                     .iter()
                     .map(|p| normalize_specs(p.specs.clone()))
                     .collect::<Result<Vec<_>, _>>()?;
-                tx.check_queued_limit(&owner, specs.iter().map(|s| s.len() as u64).sum())?;
+                let adding: u64 = specs.iter().map(|s| s.len() as u64).sum();
+                if adding > 0 {
+                    tx.check_queued_limit(&owner, adding)?;
+                }
                 let (mut jobs, mut events) = (Vec::new(), Vec::new());
                 for (p, specs) in plan.into_iter().zip(specs) {
                     let (new, ev) = insert_owned(tx, specs, &owner)?;
