@@ -151,10 +151,7 @@ fn every_route_enforces_its_scope() {
         admin
             .add_user(&UserAdd {
                 name: name.into(),
-                share: None,
-                max_running: None,
-                max_queued: None,
-                token_name: None,
+                ..Default::default()
             })
             .unwrap()
             .token

@@ -177,10 +177,8 @@ fn a_submission_over_the_queued_limit_is_refused_with_429_and_a_study_whole() {
         .client()
         .add_user(&UserAdd {
             name: "carol".into(),
-            share: None,
-            max_running: None,
             max_queued: Some(3),
-            token_name: None,
+            ..Default::default()
         })
         .unwrap()
         .token
@@ -262,10 +260,8 @@ fn a_user_whose_token_name_is_taken_is_not_added() {
     let client = server.client();
     let add = |name: &str, token_name: Option<&str>| UserAdd {
         name: name.into(),
-        share: None,
-        max_running: None,
-        max_queued: None,
         token_name: token_name.map(str::to_string),
+        ..Default::default()
     };
     client.add_user(&add("alice", None)).unwrap();
     let err = client.add_user(&add("bob", Some("alice"))).unwrap_err();
@@ -296,10 +292,8 @@ fn an_extension_over_the_queued_limit_adds_nothing() {
         .client()
         .add_user(&UserAdd {
             name: "dave".into(),
-            share: None,
-            max_running: None,
             max_queued: Some(1),
-            token_name: None,
+            ..Default::default()
         })
         .unwrap()
         .token
@@ -404,9 +398,7 @@ fn fair_share_two_users_two_workers_and_usage_survives_a_restart() {
             .add_user(&UserAdd {
                 name: name.into(),
                 share: Some(share),
-                max_running: None,
-                max_queued: None,
-                token_name: None,
+                ..Default::default()
             })
             .unwrap()
             .token

@@ -508,7 +508,7 @@ pub struct FileList {
 // ---- users and usage ---------------------------------------------------------------------------
 
 /// `POST /api/v1/users` request: a new user, and the name of their first token.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserAdd {
     pub name: String,
