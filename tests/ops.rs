@@ -11,13 +11,6 @@ use gaia_core::store::maintenance::GcRequest;
 
 use crate::helper::*;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// The value of a sample in a Prometheus text answer (0 when absent).
 fn sample(text: &str, name_and_labels: &str) -> f64 {
     text.lines()

@@ -73,8 +73,6 @@ fn sigterm_stops_the_server_promptly_with_a_claim_and_an_event_stream_open() {
     assert_eq!(server.client().workers().unwrap().workers.len(), 1);
 }
 
-/// Regression: the SIGTERM handler was installed only when the shutdown future was first
-/// polled, so a SIGTERM right after "listening" killed the server uncleanly.
 /// `gaia serve` listens with the backlog the kernel allows, not the standard library's 128 (a
 /// fleet's burst of connects would be dropped and retried a second later). `ss` shows a
 /// listening socket's backlog as its Send-Q.
@@ -85,17 +83,25 @@ fn the_server_listens_with_a_fleet_sized_backlog() {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
+    let missing = if have("ss") {
+        vec![]
+    } else {
+        vec!["ss (iproute2)".to_string()]
+    };
+    if !prerequisites("the_server_listens_with_a_fleet_sized_backlog", &missing) {
+        return;
+    }
     let server = Server::start();
-    let out = match std::process::Command::new("ss")
+    let out = std::process::Command::new("ss")
         .args(["-ltnH", &format!("sport = :{}", server.port)])
         .output()
-    {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).to_string(),
-        _ => {
-            eprintln!("ss (iproute2) is missing: .ci/install installs it");
-            return;
-        }
-    };
+        .expect("run ss");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
     // State Recv-Q Send-Q Local Peer: for a listening socket Send-Q is its backlog.
     let backlog: u64 = out
         .split_whitespace()
@@ -105,6 +111,8 @@ fn the_server_listens_with_a_fleet_sized_backlog() {
     assert_eq!(backlog, somaxconn.min(i32::MAX as u64), "ss says: {out}");
 }
 
+/// Regression: the SIGTERM handler was installed only when the shutdown future was first
+/// polled, so a SIGTERM right after "listening" killed the server uncleanly.
 #[test]
 fn sigterm_right_after_start_is_a_clean_stop() {
     for _ in 0..5 {

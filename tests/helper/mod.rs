@@ -488,6 +488,14 @@ pub fn process_alive(pid: i32) -> bool {
     }
 }
 
+/// Whether `tool` is on PATH (for [`prerequisites`]).
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Whether a test's outside prerequisites are here. Missing ones skip the test loudly, except
 /// under `scripts/test` (`GAIA_TESTS_STRICT=1`) or CI, where they fail it: the README's test
 /// command must not pass without having run everything.
