@@ -274,10 +274,11 @@ impl Tx<'_> {
         let queued = self.user_counts(user)?.queued;
         if queued.saturating_add(adding) > max {
             return Err(RequestError::Quota(format!(
-                "user {user} may have at most {max} jobs queued and has {queued}; this \
-                 submission of {adding} job{} would make {} (nothing was submitted; wait for \
-                 some to start, or ask an admin: gaia user set {user} --max-queued N)",
-                if adding == 1 { "" } else { "s" },
+                "user {user} may have at most {} queued and has {queued}; this submission \
+                 of {} would make {} (nothing was submitted; wait for some to start, or ask an \
+                 admin: gaia user set {user} --max-queued N)",
+                crate::human::plural(max, "job"),
+                crate::human::plural(adding, "job"),
                 queued.saturating_add(adding)
             ))
             .into());
