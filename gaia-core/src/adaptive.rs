@@ -10,7 +10,7 @@
 //! on the [`Effects`] after the commit.
 
 use crate::early_stop::Decision;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::model::{
     CellRecord, CellState, EarlyStop, Event, Job, JobId, JobState, Row, Sampler, StudyRules, now_ms,
 };
@@ -108,21 +108,46 @@ pub(crate) fn add_cells(
     Ok(())
 }
 
+/// The rules of the study of the job an operation changes, read before the operation's first
+/// write, so that an operation never meets its study's rules undecodable after it has written.
+pub(crate) enum Rules {
+    /// The job has no study, or its study has no sampler nor rule: nothing to run.
+    None,
+    Read(StudyRules),
+    /// The record does not decode: why. The study's step is skipped (the queue says so in an
+    /// event); the job's own change goes on.
+    Damaged(String),
+}
+
+/// Reads [`Rules`] for an operation on `job`. Only a storage error fails.
+pub(crate) fn rules_of(tx: &mut Tx<'_>, job: &Job) -> Result<Rules, Error> {
+    let Some(study) = &job.spec.study else {
+        return Ok(Rules::None);
+    };
+    match tx.study_rules(study) {
+        Ok(Some(r)) => Ok(Rules::Read(r)),
+        Ok(None) => Ok(Rules::None),
+        Err(e @ StoreError::Corrupt { .. }) => Ok(Rules::Damaged(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// After a row batch of `job` was stored and its progress applied (evaluations went from
 /// `before` to the job's current ones): records the rungs its rows crossed and judges its
 /// configuration where every seed has. `job` is the job as it will be saved: when its own
-/// configuration is pruned, it is flagged here.
+/// configuration is pruned, it is flagged here. `rules` are its study's ([`rules_of`]).
 pub(crate) fn on_rows(
     tx: &mut Tx<'_>,
     job: &mut Job,
     before: f64,
     rows: &[Row],
+    rules: &StudyRules,
 ) -> Result<Effects, Error> {
     let mut fx = Effects::default();
     let Some(study) = job.spec.study.clone() else {
         return Ok(fx);
     };
-    let Some(rule) = tx.study_rules(&study)?.and_then(|r| r.early_stop) else {
+    let Some(rule) = rules.early_stop.clone() else {
         return Ok(fx);
     };
     let after = job.progress.evals.unwrap_or(before);
@@ -152,13 +177,11 @@ pub(crate) fn on_rows(
 
 /// After `job` of a study ended (it is saved as ended): its configuration's pending rungs are
 /// judged (an ended seed counts with its final value), the configuration is done once all its
-/// jobs ended, and `tpe` proposes the next configuration.
-pub(crate) fn on_end(tx: &mut Tx<'_>, job: &Job) -> Result<Effects, Error> {
+/// jobs ended, and `tpe` proposes the next configuration. `rules` are its study's
+/// ([`rules_of`]).
+pub(crate) fn on_end(tx: &mut Tx<'_>, job: &Job, mut rules: StudyRules) -> Result<Effects, Error> {
     let mut fx = Effects::default();
     let Some(study) = job.spec.study.clone() else {
-        return Ok(fx);
-    };
-    let Some(mut rules) = tx.study_rules(&study)? else {
         return Ok(fx);
     };
     let Some(key) = tx.job_cell(job.id)? else {

@@ -985,6 +985,7 @@ impl Queue {
             .store
             .write(move |tx| {
                 let prev = current(tx, job_id, attempt, lease)?;
+                let rules = crate::adaptive::rules_of(tx, &prev)?;
                 let (stored, skipped) = tx.insert_rows(job_id, attempt, &stored_rows)?;
                 let before = prev.progress.evals.unwrap_or(0.0);
                 let mut job = prev.clone();
@@ -1013,15 +1014,18 @@ impl Queue {
                 if let Some(s) = status {
                     job.progress.status = Some(clip(&s, 500));
                 }
-                // An adaptive study judges its configurations as their runs cross rungs.
-                let fx = if stored > 0 && job.spec.study.is_some() {
-                    crate::adaptive::on_rows(tx, &mut job, before, &stored_rows)?
-                } else {
-                    Default::default()
+                // An adaptive study judges its configurations as their runs cross rungs. A
+                // study that cannot (a record of it does not decode) does not stop the rows:
+                // its step is skipped, and the job's end says so in an event.
+                let fx = match (stored > 0, &rules) {
+                    (true, crate::adaptive::Rules::Read(r)) => skip_damaged(
+                        crate::adaptive::on_rows(tx, &mut job, before, &stored_rows, r),
+                    )?,
+                    _ => Default::default(),
                 };
                 tx.save_job(Some(&prev), &job)?;
                 let fx = match (&job.spec.study, fx.is_empty()) {
-                    (Some(study), false) => absorb(tx, &inner, &study.clone(), fx)?,
+                    (Some(study), false) => skip_damaged(absorb(tx, &inner, &study.clone(), fx))?,
                     _ => StudyEffects::default(),
                 };
                 Ok((
@@ -1181,6 +1185,7 @@ impl Queue {
             .store
             .write(move |tx| {
                 let prev = current(tx, job_id, req.attempt, req.lease)?;
+                let rules = crate::adaptive::rules_of(tx, &prev)?;
                 let mut job = prev.clone();
                 let outcome = if preempted {
                     format!("preempted: {}", clip(&reason, 200))
@@ -1230,7 +1235,7 @@ impl Queue {
                 tx.save_job(Some(&prev), &job)?;
                 let ev = tx.event(kind, Some(job_id), prev.worker.as_deref(), message)?;
                 let fx = if job.state.is_terminal() {
-                    after_end(tx, &inner, &job)?
+                    after_end(tx, &inner, &job, rules)?
                 } else {
                     StudyEffects::default()
                 };
@@ -1308,6 +1313,7 @@ impl Queue {
                 let Some(prev) = tx.job(job_id)? else {
                     return Err(not_found(format!("job {job_id}")));
                 };
+                let rules = crate::adaptive::rules_of(tx, &prev)?;
                 let mut job = prev.clone();
                 let ev = match prev.state {
                     JobState::Queued => {
@@ -1348,7 +1354,7 @@ impl Queue {
                         )?;
                     }
                     if job.state.is_terminal() {
-                        fx = after_end(tx, &cancels, &job)?;
+                        fx = after_end(tx, &cancels, &job, rules)?;
                     }
                 }
                 if job.state == JobState::Running {
@@ -1804,6 +1810,7 @@ impl Queue {
                 {
                     return Ok(None);
                 }
+                let rules = crate::adaptive::rules_of(tx, &prev)?;
                 let mut job = prev.clone();
                 if let Some(a) = job.attempts.last_mut() {
                     a.ended_at = Some(now_ms());
@@ -1844,7 +1851,7 @@ impl Queue {
                 tx.save_job(Some(&prev), &job)?;
                 let ev = tx.event(kind, Some(job_id), prev.worker.as_deref(), message)?;
                 let fx = if job.state.is_terminal() {
-                    after_end(tx, &inner, &job)?
+                    after_end(tx, &inner, &job, rules)?
                 } else {
                     StudyEffects::default()
                 };
@@ -2109,11 +2116,12 @@ fn insert_owned(
 /// checks it again here, before anything is written).
 fn complete_in(
     tx: &mut Tx<'_>,
-    inner: &Mutex<Inner>,
+    inner: &Arc<Mutex<Inner>>,
     job_id: JobId,
     req: CompleteRequest,
 ) -> Result<(Job, Event, StudyEffects), Error> {
     let prev = current(tx, job_id, req.attempt, req.lease)?;
+    let rules = crate::adaptive::rules_of(tx, &prev)?;
     let mut job = prev.clone();
     let outcome = req.outcome;
     job.state = outcome.state();
@@ -2138,11 +2146,16 @@ fn complete_in(
     }
     job.progress.eta_secs = None;
     job.progress.eta_bound = false;
-    if outcome == Outcome::Failed && req.exit_code.is_some_and(|c| c != 0) {
-        // Its stderr is its error output, whatever words it used.
-        job.errors += tx.mark_stderr_as_errors(job_id, req.attempt)?;
-    }
+    // Its stderr is its error output, whatever words it used (read now, written after the job).
+    let errors = if outcome == Outcome::Failed && req.exit_code.is_some_and(|c| c != 0) {
+        tx.stderr_as_errors(job_id, req.attempt)?
+    } else {
+        Vec::new()
+    };
+    job.errors += errors.len() as u64;
+    // The first write: everything above only read (save_job reads its accounting first).
     tx.save_job(Some(&prev), &job)?;
+    tx.save_log_lines(job_id, &errors)?;
     let secs = req.duration_ms as f64 / 1000.0;
     let message = match (&job.error, outcome) {
         (Some(e), Outcome::Failed | Outcome::TimedOut) => {
@@ -2165,7 +2178,7 @@ fn complete_in(
         job.worker.as_deref(),
         message,
     )?;
-    let fx = after_end(tx, inner, &job)?;
+    let fx = after_end(tx, inner, &job, rules)?;
     Ok((job, ev, fx))
 }
 
@@ -2178,31 +2191,84 @@ struct StudyEffects {
     inserted: Vec<Job>,
 }
 
-/// After `job` (saved) ended inside a write: its adaptive study's hooks run and their effects
-/// are absorbed ([`absorb`]).
-fn after_end(tx: &mut Tx<'_>, inner: &Mutex<Inner>, job: &Job) -> Result<StudyEffects, Error> {
+/// After `job` (saved) ended inside a write: its study's step runs with `rules`, read before
+/// the write's first change ([`crate::adaptive::rules_of`]), and its effects are absorbed
+/// ([`absorb`]). A study that cannot take its step — a record of it does not decode, or a
+/// stored definition no longer validates after an upgrade — does not stop its job from ending:
+/// the step is skipped (what it wrote before it failed stays) and an event says why. A storage
+/// error still fails the operation, and its group.
+fn after_end(
+    tx: &mut Tx<'_>,
+    inner: &Arc<Mutex<Inner>>,
+    job: &Job,
+    rules: crate::adaptive::Rules,
+) -> Result<StudyEffects, Error> {
+    use crate::adaptive::Rules;
     let Some(study) = job.spec.study.clone() else {
         return Ok(StudyEffects::default());
     };
-    let fx = crate::adaptive::on_end(tx, job)?;
-    absorb(tx, inner, &study, fx)
+    let (rules, damaged) = match rules {
+        Rules::None => (None, None),
+        Rules::Read(r) => (Some(r), None),
+        Rules::Damaged(why) => (None, Some(why)),
+    };
+    let step = (|| {
+        let fx = match rules {
+            Some(r) => crate::adaptive::on_end(tx, job, r)?,
+            None => Default::default(),
+        };
+        absorb(tx, inner, &study, fx)
+    })();
+    let why = match (step, damaged) {
+        (Err(e), _) if !is_damage(&e) => return Err(e),
+        (Ok(fx), None) => return Ok(fx),
+        (Ok(_), Some(why)) => why,
+        (Err(e), _) => e.to_string(),
+    };
+    let id = job.id;
+    let ev = tx.event(
+        "study_step_skipped",
+        Some(id),
+        None,
+        format!(
+            "study {study}: its step after job {id} ended was skipped: {why} (`gaia db check` \
+             lists the records that do not decode)"
+        ),
+    )?;
+    Ok(StudyEffects {
+        events: vec![ev],
+        ..StudyEffects::default()
+    })
 }
 
-/// Inside a write: records the jobs an adaptive study stops as cancels (in memory, with the
-/// write, as a cancel does), inserts the configurations `tpe` proposed, and records the study's
-/// end when none of its jobs is open any more.
+/// Whether a study's step failed on the study itself (a record that does not decode, a stored
+/// definition that no longer validates) rather than on storage.
+fn is_damage(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Store(StoreError::Corrupt { .. }) | Error::Request(_)
+    )
+}
+
+/// A study's step while its job streams rows: skipped where the study cannot take it
+/// ([`is_damage`]; the job's end reports it), so the rows still go in.
+fn skip_damaged<T: Default>(step: Result<T, Error>) -> Result<T, Error> {
+    match step {
+        Err(e) if is_damage(&e) => Ok(T::default()),
+        other => other,
+    }
+}
+
+/// Inside a write: inserts the configurations `tpe` proposed, records the study's end when none
+/// of its jobs is open any more, and records the jobs an adaptive study stops as cancels (in
+/// memory, once the write is visible, so a write that fails or aborts stops nothing).
 fn absorb(
     tx: &mut Tx<'_>,
-    inner: &Mutex<Inner>,
+    inner: &Arc<Mutex<Inner>>,
     study: &str,
     fx: crate::adaptive::Effects,
 ) -> Result<StudyEffects, Error> {
-    if !fx.stop.is_empty() {
-        let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
-        for &j in &fx.stop {
-            inner.cancels.insert(j, ());
-        }
-    }
+    let stop = fx.stop;
     let mut out = StudyEffects {
         changed: fx.changed,
         events: fx.events,
@@ -2251,6 +2317,17 @@ fn absorb(
             None,
             format!("study {study} is done: every job of it has ended"),
         )?);
+    }
+    if !stop.is_empty() {
+        let inner = inner.clone();
+        tx.on_visible(move |visible| {
+            if visible {
+                let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                for j in stop {
+                    inner.cancels.insert(j, ());
+                }
+            }
+        });
     }
     Ok(out)
 }

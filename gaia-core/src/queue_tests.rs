@@ -1780,3 +1780,103 @@ async fn polls_opened_together_do_not_all_end_together() {
         );
     }
 }
+
+/// Writes undecodable bytes over a record of a JSON table.
+async fn damage(q: &Queue, table: &'static str, key: &str) {
+    let key = key.to_string();
+    q.store()
+        .write(move |tx| {
+            let garbage: &[u8] = &[0xff, 0x00, 0x7b];
+            match table {
+                "study_rules" => tx.study_rules.open_mut()?.insert(key.as_str(), garbage),
+                "usage" => tx.usage.open_mut()?.insert(key.as_str(), garbage),
+                other => unreachable!("no table {other} here"),
+            }
+            .map_err(StoreError::from)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// A study whose rules record does not decode must not stop its jobs: their rows go in and
+/// they end; the study's step is skipped, and the end says so in an event. (Before, a row
+/// batch was refused after its rows were written, and a job's end answered an error after the
+/// end was written.)
+#[tokio::test]
+async fn a_damaged_study_rules_record_skips_the_study_step_not_the_job() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let sub = study_req(
+        "tune",
+        &["x=1,2"],
+        "",
+        None,
+        Some("asha(min_evals=100, eta=3)"),
+    );
+    q.submit_study(sub).await.unwrap();
+    let a = claim_all(&q, &w).await;
+    assert_eq!(a.len(), 2);
+    damage(&q, "study_rules", "tune").await;
+    let ack = q
+        .add_rows(a[0].job.id, batch(&a[0], evals_rows(0, 120.0, -10.0)))
+        .await
+        .unwrap();
+    assert_eq!(ack.stored, 1);
+    let read = q.store().read().unwrap();
+    assert_eq!(read.rows(a[0].job.id, a[0].attempt).unwrap().len(), 1);
+    drop(read);
+    let done = q
+        .complete(a[0].job.id, complete(&a[0], Outcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    let skipped = events_of(&q, "study_step_skipped");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(
+        skipped[0].message.contains("study rules") && skipped[0].message.contains("tune"),
+        "{}",
+        skipped[0].message
+    );
+    // The other job ends too (a second event: one per end).
+    q.complete(a[1].job.id, complete(&a[1], Outcome::Failed))
+        .await
+        .unwrap();
+    assert_eq!(job(&q, a[1].job.id).state, JobState::Failed);
+    assert_eq!(events_of(&q, "study_step_skipped").len(), 2);
+}
+
+/// An owner's usage record that does not decode must not stop their job from ending: the job
+/// ends, the owner's running count goes down, the record is left for `gaia db check`, and an
+/// event says the attempt was not added. (Before, the end was written and then answered an
+/// error, so the worker took it as refused.)
+#[tokio::test]
+async fn a_damaged_usage_record_does_not_stop_a_job_from_ending() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    q.submit(hash_job("x")).await.unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Hash])).await.unwrap();
+    let owner = a.job.owner.clone();
+    let running = |q: &Queue| {
+        q.store()
+            .read()
+            .unwrap()
+            .user_counts(&owner)
+            .unwrap()
+            .running
+    };
+    assert_eq!(running(&q), 1);
+    damage(&q, "usage", &owner).await;
+    let done = q
+        .complete(a.job.id, complete(&a, Outcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(job(&q, a.job.id).state, JobState::Succeeded);
+    assert_eq!(running(&q), 0);
+    let ev = events_of(&q, "usage_not_recorded");
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert!(ev[0].message.contains("usage"), "{}", ev[0].message);
+    let err = q.store().read().unwrap().usage_record(&owner).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+}

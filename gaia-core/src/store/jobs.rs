@@ -68,6 +68,8 @@ impl Tx<'_> {
     /// Stores a job and keeps the queue index, the per-state counts and the study index in step
     /// with it. `prev` is the job as stored before (None for a new job).
     pub fn save_job(&mut self, prev: Option<&Job>, job: &Job) -> Result<(), StoreError> {
+        // First: the owner's accounting reads what can fail to decode before it writes.
+        self.account_job(prev, job)?;
         self.jobs
             .open_mut()?
             .insert(job.id, to_json(job).as_slice())?;
@@ -104,7 +106,7 @@ impl Tx<'_> {
                 self.add_study_open(study, job, if open { 1 } else { -1 })?;
             }
         }
-        self.account_job(prev, job)
+        Ok(())
     }
 
     /// The indexes every job is in from its submission on (its study's, its owner's).

@@ -59,10 +59,15 @@ impl Tx<'_> {
         Ok(dropped)
     }
 
-    /// Marks this attempt's plain stderr lines as errors (what an experiment that exited
-    /// non-zero wrote to stderr is its error output, whatever words it used); returns how many
-    /// lines changed level. Reads back from the newest line while they are this attempt's.
-    pub fn mark_stderr_as_errors(&mut self, job: JobId, attempt: u32) -> Result<u64, StoreError> {
+    /// This attempt's plain stderr lines, marked as errors (what an experiment that exited
+    /// non-zero wrote to stderr is its error output, whatever words it used), for
+    /// [`Tx::save_log_lines`]. Only reads, back from the newest line while they are this
+    /// attempt's, so a caller reads them before its first write.
+    pub fn stderr_as_errors(
+        &mut self,
+        job: JobId,
+        attempt: u32,
+    ) -> Result<Vec<LogLine>, StoreError> {
         let mut changed = Vec::new();
         for entry in self.logs.open()?.range((job, 0)..=(job, u64::MAX))?.rev() {
             let (_, v) = entry?;
@@ -75,12 +80,17 @@ impl Tx<'_> {
                 changed.push(line);
             }
         }
-        for line in &changed {
+        Ok(changed)
+    }
+
+    /// Stores log lines of `job` over the ones with the same numbers.
+    pub fn save_log_lines(&mut self, job: JobId, lines: &[LogLine]) -> Result<(), StoreError> {
+        for line in lines {
             self.logs
                 .open_mut()?
                 .insert((job, line.seq), to_json(line).as_slice())?;
         }
-        Ok(changed.len() as u64)
+        Ok(())
     }
 }
 

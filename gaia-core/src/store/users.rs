@@ -254,15 +254,20 @@ impl Tx<'_> {
 
     /// A user's usage: totals, and recent usage.
     pub fn usage_record(&mut self, user: &str) -> Result<UsageRecord, StoreError> {
-        let mut rec: UsageRecord = self
+        let mut rec = self.stored_usage(user)?;
+        rec.recent = self.standing_row(user)?.recent;
+        Ok(rec)
+    }
+
+    /// A user's usage record as stored (its recent usage may be older than their standing's).
+    fn stored_usage(&mut self, user: &str) -> Result<UsageRecord, StoreError> {
+        Ok(self
             .usage
             .open()?
             .get(user)?
             .map(|v| decode_usage(v.value()))
             .transpose()?
-            .unwrap_or_default();
-        rec.recent = self.standing_row(user)?.recent;
-        Ok(rec)
+            .unwrap_or_default())
     }
 
     /// Refuses, with nothing written, a submission of `adding` jobs that would take `user`
@@ -305,40 +310,95 @@ impl Tx<'_> {
     }
 
     /// Keeps the owner's counts and usage in step with one job's change (`prev` as it was
-    /// stored, None for a new job); charges the attempt that ended, if one did.
+    /// stored, None for a new job); charges the attempt that ended, if one did. What it reads
+    /// that can fail to decode is read before its first write, so [`Tx::save_job`], which calls
+    /// it first, refuses a change whole. A usage record that does not decode (the owner's
+    /// totals, shown by `gaia usage`) does not stop a job from ending: it is left as it is for
+    /// `gaia db check` to report, this attempt is not added to it, and an event says so.
     pub(crate) fn account_job(&mut self, prev: Option<&Job>, job: &Job) -> Result<(), StoreError> {
-        let was_queued = prev.is_some_and(|p| p.state == JobState::Queued);
-        let queued = job.state == JobState::Queued;
-        if was_queued && !queued {
-            self.add_count(&job.owner, "queued", -1)?;
-        } else if queued && !was_queued {
-            self.add_count(&job.owner, "queued", 1)?;
-        }
         let was_running = prev.filter(|p| p.state == JobState::Running);
         let same_attempt = was_running.is_some_and(|p| p.attempt == job.attempt);
         let running = job.state == JobState::Running;
-        if let Some(p) = was_running
-            && !(running && same_attempt)
-        {
+        let ended = was_running.filter(|_| !(running && same_attempt));
+        let started = running && !same_attempt;
+        let user = job.owner.as_str();
+        let mut standing = if ended.is_some() || started {
+            Some(self.standing_row(user)?)
+        } else {
+            None
+        };
+        let usage = match ended.map(|_| self.stored_usage(user)) {
+            Some(Ok(rec)) => Some(Ok(rec)),
+            Some(Err(e @ StoreError::Corrupt { .. })) => Some(Err(e)),
+            Some(Err(e)) => return Err(e),
+            None => None,
+        };
+        // Writes from here on.
+        let was_queued = prev.is_some_and(|p| p.state == JobState::Queued);
+        let queued = job.state == JobState::Queued;
+        if was_queued && !queued {
+            self.add_count(user, "queued", -1)?;
+        } else if queued && !was_queued {
+            self.add_count(user, "queued", 1)?;
+        }
+        if let (Some(p), Some(row), Some(usage)) = (ended, standing.as_mut(), usage) {
             let now = now_ms();
             let start = p.started_at.unwrap_or(now);
-            self.stop_running(p, start)?;
             let gpus = p.spec.requirements.gpus as u64;
-            self.charge(&p.owner, start, now, gpus)?;
+            let half_life = self.usage_half_life()?;
+            self.stop_running(p, start, row)?;
+            // The attempt's charge: recent usage, totals and the hourly history.
+            let ms = now.saturating_sub(start);
+            row.recent = row.recent.charge(
+                ms as f64 / 1000.0,
+                (ms * gpus) as f64 / 1000.0,
+                now,
+                half_life,
+            );
+            match usage {
+                Ok(mut rec) => {
+                    rec.total_worker_ms += ms;
+                    rec.total_gpu_ms += ms * gpus;
+                    rec.attempts += 1;
+                    rec.recent = row.recent;
+                    self.usage
+                        .open_mut()?
+                        .insert(user, to_json(&rec).as_slice())?;
+                }
+                Err(e) => {
+                    self.event(
+                        "usage_not_recorded",
+                        Some(job.id),
+                        None,
+                        format!(
+                            "job {}: its attempt was not added to {user}'s usage totals: {e} \
+                             (`gaia db check` lists the records that do not decode)",
+                            job.id
+                        ),
+                    )?;
+                }
+            }
+            self.add_hours(user, start, now, gpus)?;
         }
-        if running && !same_attempt {
+        if let (true, Some(row)) = (started, standing.as_mut()) {
             let start = job.started_at.unwrap_or_else(now_ms);
-            self.start_running(job, start)?;
+            self.start_running(job, start, row)?;
+        }
+        if let Some(row) = standing {
+            self.standings.open_mut()?.insert(user, row.tuple())?;
         }
         Ok(())
     }
 
-    fn start_running(&mut self, job: &Job, start: Millis) -> Result<(), StoreError> {
+    fn start_running(
+        &mut self,
+        job: &Job,
+        start: Millis,
+        row: &mut StandingRow,
+    ) -> Result<(), StoreError> {
+        row.running += 1;
+        row.running_since = row.running_since.wrapping_add(start);
         let gpus = job.spec.requirements.gpus as i128;
-        self.with_standing(&job.owner, |row| {
-            row.running += 1;
-            row.running_since = row.running_since.wrapping_add(start);
-        })?;
         if gpus > 0 {
             self.add_count(&job.owner, "running_gpus", gpus)?;
             self.add_count(&job.owner, "running_gpu_since", start as i128 * gpus)?;
@@ -346,12 +406,15 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn stop_running(&mut self, job: &Job, start: Millis) -> Result<(), StoreError> {
+    fn stop_running(
+        &mut self,
+        job: &Job,
+        start: Millis,
+        row: &mut StandingRow,
+    ) -> Result<(), StoreError> {
+        row.running = row.running.saturating_sub(1);
+        row.running_since = row.running_since.wrapping_sub(start);
         let gpus = job.spec.requirements.gpus as i128;
-        self.with_standing(&job.owner, |row| {
-            row.running = row.running.saturating_sub(1);
-            row.running_since = row.running_since.wrapping_sub(start);
-        })?;
         if gpus > 0 {
             self.add_count(&job.owner, "running_gpus", -gpus)?;
             self.add_count(&job.owner, "running_gpu_since", -(start as i128 * gpus))?;
@@ -364,35 +427,6 @@ impl Tx<'_> {
         Ok(half_life_of(
             self.meta.open()?.get(HALF_LIFE_KEY)?.map(|v| v.value()),
         ))
-    }
-
-    /// Charges `user` for a slot held from `start` to `end` with `gpus` GPUs: recent usage,
-    /// totals and the hourly history.
-    fn charge(
-        &mut self,
-        user: &str,
-        start: Millis,
-        end: Millis,
-        gpus: u64,
-    ) -> Result<(), StoreError> {
-        let ms = end.saturating_sub(start);
-        let half_life = self.usage_half_life()?;
-        self.with_standing(user, |row| {
-            row.recent = row.recent.charge(
-                ms as f64 / 1000.0,
-                (ms * gpus) as f64 / 1000.0,
-                end,
-                half_life,
-            )
-        })?;
-        let mut rec = self.usage_record(user)?;
-        rec.total_worker_ms += ms;
-        rec.total_gpu_ms += ms * gpus;
-        rec.attempts += 1;
-        self.usage
-            .open_mut()?
-            .insert(user, to_json(&rec).as_slice())?;
-        self.add_hours(user, start, end, gpus)
     }
 
     fn add_hours(
