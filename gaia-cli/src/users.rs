@@ -78,6 +78,19 @@ fn limit(v: Option<u64>) -> String {
     v.map(human::count).unwrap_or_else(|| "-".into())
 }
 
+/// A user's limits in words: "at most 4 running, queued unlimited".
+fn limits(max_running: Option<u64>, max_queued: Option<u64>) -> String {
+    let one = |v: Option<u64>, what: &str| match v {
+        Some(n) => format!("at most {} {what}", human::count(n)),
+        None => format!("{what} unlimited"),
+    };
+    format!(
+        "{}, {}",
+        one(max_running, "running"),
+        one(max_queued, "queued")
+    )
+}
+
 pub fn user(a: UserArgs) -> anyhow::Result<i32> {
     match a.cmd {
         UserCmd::Add {
@@ -101,12 +114,10 @@ pub fn user(a: UserArgs) -> anyhow::Result<i32> {
             } else {
                 let u = &added.user;
                 eprintln!(
-                    "added user {} (share {}, at most {} running, {} queued); their submit \
-                     token {:?}, shown only now:",
+                    "added user {} (share {}, {}); their submit token {:?}, shown only now:",
                     u.name,
                     human::shortest(u.share),
-                    limit(u.max_running),
-                    limit(u.max_queued),
+                    limits(u.max_running, u.max_queued),
                     added.token.name
                 );
                 println!("{}", added.token.token);
@@ -131,11 +142,10 @@ pub fn user(a: UserArgs) -> anyhow::Result<i32> {
                 },
             )?;
             println!(
-                "user {}: share {}, at most {} running, {} queued",
+                "user {}: share {}, {}",
                 u.name,
                 human::shortest(u.share),
-                limit(u.max_running),
-                limit(u.max_queued)
+                limits(u.max_running, u.max_queued)
             );
         }
         UserCmd::List { conn, json } => {
@@ -245,4 +255,19 @@ pub fn usage(a: UsageArgs) -> anyhow::Result<i32> {
         human::seconds(r.half_life_secs)
     );
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_read_as_words() {
+        assert_eq!(limits(None, None), "running unlimited, queued unlimited");
+        assert_eq!(limits(Some(4), None), "at most 4 running, queued unlimited");
+        assert_eq!(
+            limits(Some(1), Some(1000)),
+            "at most 1 running, at most 1,000 queued"
+        );
+    }
 }
