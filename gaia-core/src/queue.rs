@@ -894,7 +894,12 @@ impl Queue {
                     Err(Error::Request(e)) => Err(e.to_string()),
                     Err(e) => return Err(e),
                 };
-                let claimed = claim_in(tx, &c, &wid, &worker_name, &inner, timeout, fair)?;
+                // Once the end is written, a claim that meets a damaged record claims nothing
+                // here (the worker claims again on its own) rather than fail the written end.
+                let claimed = match claim_in(tx, &c, &wid, &worker_name, &inner, timeout, fair) {
+                    Err(e) if done.is_ok() && is_damage(&e) => None,
+                    claimed => claimed?,
+                };
                 Ok((done, claimed))
             })
             .await?;
@@ -2219,26 +2224,20 @@ fn after_end(
         };
         absorb(tx, inner, &study, fx)
     })();
-    let why = match (step, damaged) {
+    let (mut fx, why) = match (step, damaged) {
         (Err(e), _) if !is_damage(&e) => return Err(e),
         (Ok(fx), None) => return Ok(fx),
-        (Ok(_), Some(why)) => why,
-        (Err(e), _) => e.to_string(),
+        (Ok(fx), Some(why)) => (fx, why),
+        (Err(e), _) => (StudyEffects::default(), e.to_string()),
     };
     let id = job.id;
-    let ev = tx.event(
+    fx.events.push(tx.event(
         "study_step_skipped",
         Some(id),
         None,
-        format!(
-            "study {study}: its step after job {id} ended was skipped: {why} (`gaia db check` \
-             lists the records that do not decode)"
-        ),
-    )?;
-    Ok(StudyEffects {
-        events: vec![ev],
-        ..StudyEffects::default()
-    })
+        format!("study {study}: its adaptive step after job {id} ended was skipped: {why}"),
+    )?);
+    Ok(fx)
 }
 
 /// Whether a study's step failed on the study itself (a record that does not decode, a stored
@@ -2268,7 +2267,18 @@ fn absorb(
     study: &str,
     fx: crate::adaptive::Effects,
 ) -> Result<StudyEffects, Error> {
-    let stop = fx.stop;
+    // First, so that a step skipped further down still stops the jobs it already flagged.
+    if !fx.stop.is_empty() {
+        let (inner, stop) = (inner.clone(), fx.stop);
+        tx.on_visible(move |visible| {
+            if visible {
+                let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                for j in stop {
+                    inner.cancels.insert(j, ());
+                }
+            }
+        });
+    }
     let mut out = StudyEffects {
         changed: fx.changed,
         events: fx.events,
@@ -2317,17 +2327,6 @@ fn absorb(
             None,
             format!("study {study} is done: every job of it has ended"),
         )?);
-    }
-    if !stop.is_empty() {
-        let inner = inner.clone();
-        tx.on_visible(move |visible| {
-            if visible {
-                let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
-                for j in stop {
-                    inner.cancels.insert(j, ());
-                }
-            }
-        });
     }
     Ok(out)
 }

@@ -1790,6 +1790,7 @@ async fn damage(q: &Queue, table: &'static str, key: &str) {
             match table {
                 "study_rules" => tx.study_rules.open_mut()?.insert(key.as_str(), garbage),
                 "usage" => tx.usage.open_mut()?.insert(key.as_str(), garbage),
+                "users" => tx.users.open_mut()?.insert(key.as_str(), garbage),
                 other => unreachable!("no table {other} here"),
             }
             .map_err(StoreError::from)?;
@@ -1879,4 +1880,29 @@ async fn a_damaged_usage_record_does_not_stop_a_job_from_ending() {
     assert!(ev[0].message.contains("usage"), "{}", ev[0].message);
     let err = q.store().read().unwrap().usage_record(&owner).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+}
+
+/// A report whose next claim meets a damaged record (the next job's owner's record, read for
+/// their limits) keeps its written end whole: the end is followed up in memory (its lease
+/// forgotten) and the claim alone fails, so the worker's retried report is answered as done.
+#[tokio::test]
+async fn a_claim_that_meets_a_damaged_record_does_not_fail_the_report_before_it() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let c = caps(&[JobKind::Hash]);
+    let first = q.submit(hash_job("1")).await.unwrap();
+    let a = claim_now(&q, &w, &c).await.unwrap();
+    assert_eq!(a.job.id, first);
+    let bob = crate::model::Actor {
+        user: "bob".into(),
+        admin: false,
+    };
+    q.submit_many_as(vec![hash_job("2")], &bob).await.unwrap();
+    damage(&q, "users", "bob").await;
+    let _ = q
+        .complete_and_claim(&w, done(&a), c.clone(), Duration::ZERO)
+        .await;
+    assert_eq!(job(&q, first).state, JobState::Succeeded);
+    assert!(q.lease_of(first).is_none(), "the end was not followed up");
+    q.complete(first, done(&a).report).await.unwrap();
 }

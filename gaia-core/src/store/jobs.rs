@@ -192,10 +192,12 @@ impl Tx<'_> {
             if Some(id) == except {
                 continue;
             }
-            if let Some(j) = self.job(id)?
-                && !j.state.is_terminal()
-            {
-                n += 1;
+            // A job that does not decode cannot run: not counted (and it does not fail the
+            // save that called this, whose job is already written).
+            match self.job(id) {
+                Ok(Some(j)) if !j.state.is_terminal() => n += 1,
+                Ok(_) | Err(StoreError::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         self.study_open.open_mut()?.insert(study, n)?;

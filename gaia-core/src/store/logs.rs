@@ -62,7 +62,8 @@ impl Tx<'_> {
     /// This attempt's plain stderr lines, marked as errors (what an experiment that exited
     /// non-zero wrote to stderr is its error output, whatever words it used), for
     /// [`Tx::save_log_lines`]. Only reads, back from the newest line while they are this
-    /// attempt's, so a caller reads them before its first write.
+    /// attempt's, so a caller reads them before its first write. A line that does not decode
+    /// is left as it is (a job's end must not wait on its log).
     pub fn stderr_as_errors(
         &mut self,
         job: JobId,
@@ -71,7 +72,9 @@ impl Tx<'_> {
         let mut changed = Vec::new();
         for entry in self.logs.open()?.range((job, 0)..=(job, u64::MAX))?.rev() {
             let (_, v) = entry?;
-            let mut line: LogLine = from_json("log line", v.value())?;
+            let Ok(mut line) = from_json::<LogLine>("log line", v.value()) else {
+                continue;
+            };
             if line.attempt != attempt {
                 break;
             }
