@@ -10,6 +10,8 @@
 #                                    # the second study (the two methods the first left out)
 #   STUDY=lunar-orig METHODS=cma_es,curriculum_cma_es PARAMS='hidden=[64,32]' MAX_EVALS=15000 \
 #     PORT=7602 docs/results/run.sh  # the third: the original's network (2,788 parameters)
+#   STUDY=lunar-orig-nm METHODS=neuromod_cma_es PARAMS='hidden=[64,32]' MAX_EVALS=10000 \
+#     PORT=7603 NICE=19 docs/results/run.sh  # the fourth: neuromodulated CMA-ES at that network
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
