@@ -380,7 +380,7 @@ impl Tx<'_> {
             }
             self.add_hours(user, start, now, gpus)?;
         }
-        if let (true, Some(row)) = (started, standing.as_mut()) {
+        if started && let Some(row) = standing.as_mut() {
             let start = job.started_at.unwrap_or_else(now_ms);
             self.start_running(job, start, row)?;
         }
