@@ -354,6 +354,13 @@ fn exit_when_idle_and_a_first_signal_drain() {
         JobState::Queued,
         "no new job was taken"
     );
+    // The job's folder is removed in the background; the worker waits for that before exiting.
+    let left: Vec<_> = std::fs::read_dir(w.state_dir.join("jobs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "job folders left behind: {left:?}");
 }
 
 #[test]

@@ -12,11 +12,16 @@
 #     PORT=7602 docs/results/run.sh  # the third: the original's network (2,788 parameters)
 #   STUDY=lunar-orig-nm METHODS=neuromod_cma_es PARAMS='hidden=[64,32]' MAX_EVALS=10000 \
 #     PORT=7603 NICE=19 docs/results/run.sh  # the fourth: neuromodulated CMA-ES at that network
+#   STUDY=lunar-ppo METHODS=ppo MAX_EVALS=1000 SLOTS=2 PORT=7604 NICE=19 PARAMS='hidden=[64,32]
+#     n_envs=16 n_steps=1024 batch_size=64 n_epochs=4 gamma=0.999 gae_lambda=0.98 ent_coef=0.01' \
+#     docs/results/run.sh           # the fifth: the PPO baseline (rl-baselines3-zoo's settings)
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
-# each run's budget; PARAMS, if set, is one more `--param` for every job (e.g. 'hidden=[64,32]');
-# NICE (10) is the worker's niceness, which its experiments (the CPU-heavy part) inherit.
+# each run's budget; PARAMS, if set, is one or more `--param`s for every job, separated by spaces
+# (e.g. 'hidden=[64,32]'); SLOTS (1) is the worker's slots (each evolution strategy's job uses
+# both cores through its process pool; a ppo job uses one); NICE (10) is the worker's niceness,
+# which its experiments (the CPU-heavy part) inherit.
 set -euo pipefail
 STUDY=${STUDY:-lunar}
 METHODS=${METHODS:-cma_es,curriculum_cma_es,neuromod_cma_es,openai_es,island_model,indirect_encoding}
@@ -48,9 +53,12 @@ fi
 nohup gaia serve --port "${PORT:-7600}" --data-dir "$DIR/data" > "$DIR/serve.log" 2>&1 &
 sleep 2
 nohup nice -n "${NICE:-10}" gaia work --token-file "$DIR/data/admin.token" --experiments-dir experiments \
-  --state-dir "$DIR/worker" --slots 1 --name "repro-$STUDY" > "$DIR/work.log" 2>&1 &
+  --state-dir "$DIR/worker" --slots "${SLOTS:-1}" --name "repro-$STUDY" > "$DIR/work.log" 2>&1 &
+params=()
+read -ra ps <<< "${PARAMS:-}"
+for p in "${ps[@]}"; do params+=(--param "$p"); done
 for seed in 1 2 3 4 5 6 7 8 9 10; do
   gaia submit --study "$STUDY" --env LunarLander-v3 --seeds "$seed" --max-evals "${MAX_EVALS:-3000}" \
-    --method "$METHODS" ${PARAMS:+--param "$PARAMS"} >/dev/null
+    --method "$METHODS" "${params[@]}" >/dev/null
 done
 gaia study "$STUDY" | head -8

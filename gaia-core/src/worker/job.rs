@@ -293,7 +293,7 @@ fn run_process(
     }
     streamer.finish();
     if signals.stale.load(Ordering::SeqCst) || signals.give_back.load(Ordering::SeqCst) {
-        let _ = std::fs::remove_dir_all(&work);
+        shared.tidy.remove(work);
         return Ok(());
     }
     complete.result = result.result;
@@ -307,7 +307,7 @@ fn run_process(
     for (name, path) in files {
         upload(shared, a, &name, &path);
     }
-    let _ = std::fs::remove_dir_all(&work);
+    shared.tidy.remove(work);
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! | `slot` | one slot's claim → run → report loop; GPUs split over slots |
 //! | `job` | one job: built-in or process, output files, the completion report |
 //! | `shared` | the state the heartbeat and the slots share |
+//! | `tidy` | finished jobs' folders removed by a background thread, off the slots' path |
 //! | [`pyenv`] | the experiments' virtualenv |
 //! | [`runner`] | child processes in their own process group; kill on cancel/timeout/exit |
 //! | `spawn` | starting a job's leader without forking the worker (Linux): signal, group, cgroup and limits set before its exec |
@@ -38,6 +39,7 @@ mod slot;
 #[cfg(target_os = "linux")]
 mod spawn;
 pub mod stream;
+mod tidy;
 
 pub use config::{OnSigterm, Shutdown, WorkerConfig, default_state_dir, sanitize_name, stamp};
 
@@ -193,6 +195,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         refused: Mutex::new(Default::default()),
         abandon_all: Default::default(),
         reaper: Mutex::new(reaper),
+        tidy: tidy::Tidy::start(),
         alloc_end: AtomicU64::new(0),
         claims: AtomicU64::new(0),
         hold: RwLock::new(None),
@@ -253,6 +256,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
             trust_key: shared.cfg.trust_key.clone(),
         };
         if session::install_update(&shared, &tag, &paths).is_ok() {
+            shared.tidy.finish();
             shutdown.now();
             let _ = hb.join();
             drop(lock(&shared.reaper).take());
@@ -269,6 +273,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
     {
         say(&format!("claimed {max} job(s) (--max-jobs): exiting"));
     }
+    shared.tidy.finish();
     shutdown.now();
     let _ = hb.join();
     // Shown offline at once rather than after the lease timeout (an old server: 404, ignored).

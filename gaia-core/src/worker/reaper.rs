@@ -226,14 +226,23 @@ impl Drop for Tracked {
 /// Records the process group led by `pgid`, just started; None where it cannot be (not
 /// Linux, the leader already gone, the folder not writable).
 pub(crate) fn track(t: &Tracking, pgid: i32) -> Option<Tracked> {
+    // This process's start time and the boot id do not change while it runs: read once.
+    static OWNER: std::sync::OnceLock<Option<(u64, String)>> = std::sync::OnceLock::new();
+    let (owner_start, boot) = OWNER
+        .get_or_init(|| {
+            Some((
+                proc::stat(std::process::id() as i32)?.start,
+                proc::boot_id()?,
+            ))
+        })
+        .clone()?;
     let leader = proc::stat(pgid)?;
-    let me = proc::stat(std::process::id() as i32)?;
     let rec = Record {
         pgid,
         leader_start: leader.start,
         owner: std::process::id() as i32,
-        owner_start: me.start,
-        boot: proc::boot_id()?,
+        owner_start,
+        boot,
         marker: t.marker.clone(),
     };
     std::fs::create_dir_all(&t.dir).ok()?;

@@ -48,6 +48,8 @@ pub(super) struct Shared {
     pub abandon_all: AtomicBool,
     /// Kills the jobs' process groups if this process dies (None where it cannot run).
     pub reaper: Mutex<Option<Reaper>>,
+    /// Removes finished jobs' folders in the background.
+    pub tidy: super::tidy::Tidy,
     /// When the allocation ends, in ms since the epoch (0: no known end).
     pub alloc_end: AtomicU64,
     /// Claims made or under way, counted against `--max-jobs`.
