@@ -1318,7 +1318,12 @@ impl Queue {
                 let Some(prev) = tx.job(job_id)? else {
                     return Err(not_found(format!("job {job_id}")));
                 };
-                let rules = crate::adaptive::rules_of(tx, &prev)?;
+                // Read before the first write, for the study step of a job that ends here; a
+                // running job is only flagged (its end, later, takes the step).
+                let rules = match prev.state {
+                    JobState::Queued => crate::adaptive::rules_of(tx, &prev)?,
+                    _ => crate::adaptive::Rules::None,
+                };
                 let mut job = prev.clone();
                 let ev = match prev.state {
                     JobState::Queued => {
