@@ -512,8 +512,16 @@ mod tests {
         let unmarked: i32 = out.next().unwrap().unwrap().trim().parse().unwrap();
         leader.wait().unwrap();
         // Until `env` has started `sleep`, that process still has the shell's environment.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while proc::has_env(unmarked, &marker) && std::time::Instant::now() < deadline {
+        // (Read in the middle of an exec, its environment can look empty: wait for `sleep`
+        // itself, under a loaded machine too.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let is_sleep = || {
+            std::fs::read_to_string(format!("/proc/{unmarked}/comm"))
+                .is_ok_and(|c| c.trim() == "sleep")
+        };
+        while !(is_sleep() && !proc::has_env(unmarked, &marker))
+            && std::time::Instant::now() < deadline
+        {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         left_by_dead_worker(&records, pgid, start, &marker);
