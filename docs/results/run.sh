@@ -15,6 +15,8 @@
 #   STUDY=lunar-ppo METHODS=ppo MAX_EVALS=1000 SLOTS=2 PORT=7604 NICE=19 PARAMS='hidden=[64,32]
 #     n_envs=16 n_steps=1024 batch_size=64 n_epochs=4 gamma=0.999 gae_lambda=0.98 ent_coef=0.01' \
 #     docs/results/run.sh           # the fifth: the PPO baseline (rl-baselines3-zoo's settings)
+#   STUDY=lunar-scaling METHODS=cma_es MAX_EVALS=15000 SLOTS=2 PORT=7605 NICE=19 \
+#     PARAMS='hidden=[64,64]' docs/results/run.sh   # the sixth: the "scaling" network (4,996)
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is

@@ -519,7 +519,7 @@ mod tests {
             std::fs::read_to_string(format!("/proc/{unmarked}/comm"))
                 .is_ok_and(|c| c.trim() == "sleep")
         };
-        while !(is_sleep() && !proc::has_env(unmarked, &marker))
+        while (!is_sleep() || proc::has_env(unmarked, &marker))
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(std::time::Duration::from_millis(5));
