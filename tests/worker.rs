@@ -354,11 +354,15 @@ fn exit_when_idle_and_a_first_signal_drain() {
         JobState::Queued,
         "no new job was taken"
     );
-    // The job's folder is removed in the background; the worker waits for that before exiting.
-    let left: Vec<_> = std::fs::read_dir(w.state_dir.join("jobs"))
+    // The job's folder goes to the trash at once and is deleted in the background; the worker
+    // waits for that before exiting.
+    let jobs = w.state_dir.join("jobs");
+    let left: Vec<_> = std::fs::read_dir(&jobs)
         .unwrap()
+        .chain(std::fs::read_dir(jobs.join(".trash")).unwrap())
         .flatten()
         .map(|e| e.file_name())
+        .filter(|n| n != ".trash")
         .collect();
     assert!(left.is_empty(), "job folders left behind: {left:?}");
 }

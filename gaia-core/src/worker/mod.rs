@@ -195,7 +195,7 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
         refused: Mutex::new(Default::default()),
         abandon_all: Default::default(),
         reaper: Mutex::new(reaper),
-        tidy: tidy::Tidy::start(),
+        tidy: tidy::Tidy::start(&cfg.state_dir.join("jobs")),
         alloc_end: AtomicU64::new(0),
         claims: AtomicU64::new(0),
         hold: RwLock::new(None),
@@ -273,11 +273,11 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
     {
         say(&format!("claimed {max} job(s) (--max-jobs): exiting"));
     }
-    shared.tidy.finish();
     shutdown.now();
     let _ = hb.join();
     // Shown offline at once rather than after the lease timeout (an old server: 404, ignored).
     let _ = shared.client.leave(&shared.id());
+    shared.tidy.finish();
     drop(lock(&shared.reaper).take());
     say(&format!("stopped after {jobs_run} job(s)"));
     Ok(Summary {

@@ -226,16 +226,19 @@ impl Drop for Tracked {
 /// Records the process group led by `pgid`, just started; None where it cannot be (not
 /// Linux, the leader already gone, the folder not writable).
 pub(crate) fn track(t: &Tracking, pgid: i32) -> Option<Tracked> {
-    // This process's start time and the boot id do not change while it runs: read once.
-    static OWNER: std::sync::OnceLock<Option<(u64, String)>> = std::sync::OnceLock::new();
-    let (owner_start, boot) = OWNER
-        .get_or_init(|| {
-            Some((
+    // This process's start time and the boot id do not change while it runs: read once
+    // (kept only once read: a read that failed is tried again at the next job).
+    static OWNER: std::sync::OnceLock<(u64, String)> = std::sync::OnceLock::new();
+    let (owner_start, boot) = match OWNER.get() {
+        Some(o) => o.clone(),
+        None => {
+            let o = (
                 proc::stat(std::process::id() as i32)?.start,
                 proc::boot_id()?,
-            ))
-        })
-        .clone()?;
+            );
+            OWNER.get_or_init(|| o).clone()
+        }
+    };
     let leader = proc::stat(pgid)?;
     let rec = Record {
         pgid,
