@@ -16,7 +16,8 @@
 #     n_envs=16 n_steps=1024 batch_size=64 n_epochs=4 gamma=0.999 gae_lambda=0.98 ent_coef=0.01' \
 #     docs/results/run.sh           # the fifth: the PPO baseline (rl-baselines3-zoo's settings)
 #   STUDY=lunar-scaling METHODS=cma_es MAX_EVALS=15000 SLOTS=2 PORT=7605 NICE=19 \
-#     PARAMS='hidden=[64,64]' docs/results/run.sh   # the sixth: the "scaling" network (4,996)
+#     PARAMS='hidden=[64,64]' docs/results/run.sh   # the sixth: the "scaling" network (4,996
+#                                    # parameters; seeds 6..10 cancelled for time)
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
