@@ -52,6 +52,9 @@ impl Tidy {
         let left: Vec<PathBuf> = std::fs::read_dir(&trash)
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
+        // Made once here, not per job; if it cannot be (or is removed later), folders are
+        // deleted where they are.
+        let _ = std::fs::create_dir_all(&trash);
         let tidy = Tidy {
             trash,
             seq: AtomicU64::new(0),
@@ -72,9 +75,7 @@ impl Tidy {
         let to = self
             .trash
             .join(format!("{}-{n}-{name}", std::process::id()));
-        let moved = std::fs::create_dir_all(&self.trash)
-            .and_then(|()| std::fs::rename(&dir, &to))
-            .is_ok();
+        let moved = std::fs::rename(&dir, &to).is_ok();
         // Not movable (another filesystem, or the folder is gone): deleted where it is.
         self.delete(if moved { to } else { dir });
     }
