@@ -18,13 +18,16 @@
 #   STUDY=lunar-scaling METHODS=cma_es MAX_EVALS=15000 SLOTS=2 PORT=7605 NICE=19 \
 #     PARAMS='hidden=[64,64]' docs/results/run.sh   # the sixth: the "scaling" network (4,996
 #                                    # parameters; seeds 6..10 cancelled for time)
+#   STUDY=lunar-scaling-b SEEDS='6 7 8 9 10' METHODS=cma_es MAX_EVALS=15000 SLOTS=2 PORT=7606 \
+#     NICE=19 PARAMS='hidden=[64,64]' docs/results/run.sh   # its seeds 6..10, a session later
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
 # each run's budget; PARAMS, if set, is one or more `--param`s for every job, separated by spaces
 # (e.g. 'hidden=[64,32]'); SLOTS (1) is the worker's slots (each evolution strategy's job uses
 # both cores through its process pool; a ppo job uses one); NICE (10) is the worker's niceness,
-# which its experiments (the CPU-heavy part) inherit.
+# which its experiments (the CPU-heavy part) inherit; SEEDS ('1 2 … 10') are the seeds, in the
+# order they are submitted.
 set -euo pipefail
 STUDY=${STUDY:-lunar}
 METHODS=${METHODS:-cma_es,curriculum_cma_es,neuromod_cma_es,openai_es,island_model,indirect_encoding}
@@ -60,7 +63,7 @@ nohup nice -n "${NICE:-10}" gaia work --token-file "$DIR/data/admin.token" --exp
 params=()
 read -ra ps <<< "${PARAMS:-}"
 for p in "${ps[@]}"; do params+=(--param "$p"); done
-for seed in 1 2 3 4 5 6 7 8 9 10; do
+for seed in ${SEEDS:-1 2 3 4 5 6 7 8 9 10}; do
   gaia submit --study "$STUDY" --env LunarLander-v3 --seeds "$seed" --max-evals "${MAX_EVALS:-3000}" \
     --method "$METHODS" "${params[@]}" >/dev/null
 done
