@@ -6,6 +6,7 @@
 //! `admin.token`.
 
 mod output;
+mod resolve;
 
 pub use output::{Output, OutputOptions};
 
@@ -142,7 +143,7 @@ impl Client {
         if let Some(roots) = roots {
             config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
         }
-        let agent: ureq::Agent = config
+        let config = config
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(Duration::from_secs(120)))
@@ -151,8 +152,12 @@ impl Client {
             .output_buffer_size(OUTPUT_BUFFER)
             .max_response_header_size(MAX_RESPONSE_HEAD)
             .user_agent(format!("gaia/{}", crate::VERSION))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            resolve::Resolve::default(),
+        );
         Ok(Client { base, token, agent })
     }
 

@@ -412,7 +412,10 @@ pub fn stamp() -> String {
 
 /// One console line of the worker, on stderr.
 pub(super) fn say(msg: &str) {
-    eprintln!("{} gaia work: {msg}", stamp());
+    // One write per line: stderr is unbuffered, and `eprintln!` writes each piece of its format
+    // on its own (four writes a line, two lines a job).
+    let line = format!("{} gaia work: {msg}\n", stamp());
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }
 
 #[cfg(test)]
