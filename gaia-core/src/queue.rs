@@ -856,12 +856,18 @@ impl Queue {
                 )
             })
         };
-        let repeated = self.store.read()?.job(job_id)?.is_some_and(|j| {
-            j.state.is_terminal() && j.attempt == req.attempt && j.lease == Some(req.lease)
-        });
+        let (attempt, lease) = (req.attempt, req.lease);
+        // The lease held in memory first: only a report it refuses costs a read of the job (to
+        // tell a report sent again, whose first answer was lost, from a stale one).
+        let fresh = self.check_lease(job_id, attempt, lease).is_ok();
+        let repeated = !fresh
+            && self
+                .store
+                .read()?
+                .job(job_id)?
+                .is_some_and(|j| ended_by(&j, attempt, lease));
         let mut req = req;
         cap_result(&mut req);
-        let fresh = !repeated && self.check_lease(job_id, req.attempt, req.lease).is_ok();
         let Some((worker_name, false)) = known.filter(|_| fresh) else {
             // Unknown or draining worker, a repeated or refused report: the plain paths say why.
             let refused = if repeated {
@@ -890,8 +896,12 @@ impl Queue {
                         let q = holds::note_outcome_in(tx, &inner, &job, duration, after)?;
                         Ok((job, ev, fx, q))
                     }
-                    // Refused before anything was written: still claim.
-                    Err(Error::Request(e)) => Err(e.to_string()),
+                    // Refused before anything was written: still claim. A report sent again
+                    // just after its first was written (the lease not yet forgotten) is no error.
+                    Err(Error::Request(e)) => match tx.job(job_id)? {
+                        Some(j) if ended_by(&j, attempt, lease) => Err(None),
+                        _ => Err(Some(e.to_string())),
+                    },
                     Err(e) => return Err(e),
                 };
                 // Once the end is written, a claim that meets a damaged record claims nothing
@@ -910,7 +920,7 @@ impl Queue {
                 self.after_study(fx);
                 None
             }
-            Err(e) => Some(e),
+            Err(e) => e,
         };
         match claimed {
             Some((job, lease, ev)) => {
@@ -2549,6 +2559,12 @@ fn cap_result(req: &mut CompleteRequest) {
 }
 
 /// The job if (attempt, lease) is its current running lease; refused otherwise.
+/// Whether `job` was ended by the report of this attempt and lease (so the same report again
+/// is a repeat, not a stale report).
+fn ended_by(job: &Job, attempt: u32, lease: u64) -> bool {
+    job.state.is_terminal() && job.attempt == attempt && job.lease == Some(lease)
+}
+
 fn current(tx: &mut Tx<'_>, job_id: JobId, attempt: u32, lease: u64) -> Result<Job, Error> {
     let Some(job) = tx.job(job_id)? else {
         return Err(not_found(format!("job {job_id}")));

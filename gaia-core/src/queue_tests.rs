@@ -1101,6 +1101,48 @@ async fn a_report_and_the_next_claim_share_one_call() {
 }
 
 #[tokio::test]
+async fn a_report_sent_again_before_its_lease_is_forgotten_is_no_error() {
+    // Between a report's commit and the queue dropping its lease from memory, the same report
+    // again passes the in-memory check and meets the ended job in the write: not "refused".
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Hash]).await;
+    let first = q.submit(hash_job("1")).await.unwrap();
+    let c = caps(&[JobKind::Hash]);
+    let a = claim_now(&q, &w, &c).await.unwrap();
+    let (attempt, lease, worker) = q.lease_of(first).unwrap();
+    let (refused, _) = q
+        .complete_and_claim(&w, done(&a), c.clone(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(refused, None);
+    q.lock().leases.insert(
+        first,
+        super::LeaseState {
+            lease,
+            attempt,
+            worker,
+            deadline: std::time::Instant::now() + Duration::from_secs(60),
+        },
+    );
+    let (refused, next) = q
+        .complete_and_claim(&w, done(&a), c.clone(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(refused, None, "a repeat is not refused");
+    assert!(next.is_none());
+    assert_eq!(job(&q, first).state, JobState::Succeeded);
+    // A report of another lease in that window is still refused.
+    q.lock().leases.get_mut(&first).unwrap().lease += 7;
+    let mut other = done(&a);
+    other.report.lease += 7;
+    let (refused, _) = q
+        .complete_and_claim(&w, other, c, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(refused.is_some_and(|e| e.contains("no longer current")));
+}
+
+#[tokio::test]
 async fn worker_reports_are_bounded_in_size() {
     let (q, _dir) = queue();
     let mut req = RegisterRequest {

@@ -733,10 +733,10 @@ impl Params {
     }
 }
 
-fn match_path(pattern: &str, path: &str) -> Option<Params> {
+fn match_path(pattern: &str, segs: &[&str]) -> Option<Params> {
     let mut params = Vec::new();
     let mut p = pattern.split('/');
-    let mut s = path.split('/');
+    let mut s = segs.iter();
     loop {
         match (p.next(), s.next()) {
             (None, None) => return Some(Params(params)),
@@ -747,7 +747,7 @@ fn match_path(pattern: &str, path: &str) -> Option<Params> {
             (Some("{name}"), Some(seg)) if !seg.is_empty() => {
                 params.push(super::http::percent_decode(seg));
             }
-            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) if a == *b => {}
             _ => return None,
         }
     }
@@ -758,9 +758,13 @@ fn match_path(pattern: &str, path: &str) -> Option<Params> {
 /// (`/api/v1/workers/{name}`) do not, so a path names one resource whatever the method, and a
 /// 405's `Allow` lists what that resource takes.
 fn matching(path: &str) -> Vec<(&'static Route, Params)> {
+    // The path is split once, and a pattern with another number of segments is passed over
+    // without being split (a request is matched against every route).
+    let segs: Vec<&str> = path.split('/').collect();
     let all: Vec<(&'static Route, Params)> = ROUTES
         .iter()
-        .filter_map(|r| match_path(r.path, path).map(|p| (r, p)))
+        .filter(|r| r.path.bytes().filter(|&b| b == b'/').count() + 1 == segs.len())
+        .filter_map(|r| match_path(r.path, &segs).map(|p| (r, p)))
         .collect();
     let fewest = all.iter().map(|(_, p)| p.0.len()).min().unwrap_or(0);
     all.into_iter()
