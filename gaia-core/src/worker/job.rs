@@ -3,7 +3,7 @@
 //! uploaded, and whose end becomes the completion the slot sends with its next claim.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use super::reaper::{self, Tracking};
 use super::shared::{RunningJob, Shared, lock};
 use super::stream::{self, Signals, Streamer, Target};
 use super::{builtin, runner};
-use crate::model::{JobId, JobKind, Task};
+use crate::model::{JobId, Task};
 use crate::protocol::{Assignment, CompleteRequest, Finished, Outcome, RequeueRequest};
 
 /// Longest a job given back waits for its output to reach the server: a preempted worker has
@@ -82,10 +82,6 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    // Built-ins other than `wait` end at once: nothing to watch, and no thread to start
-    // before the job's first instruction.
-    let lasts = !matches!(&job.spec.task, Task::Builtin { kind, .. } if *kind != JobKind::Wait);
-    let abandon = lasts.then(|| watch_for_abandon(shared, &signals));
 
     let mut complete = CompleteRequest {
         attempt: a.attempt,
@@ -117,9 +113,6 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
     } else if let Err(e) = run_process(shared, &a, gpus, &signals, timeout, &mut complete) {
         complete.outcome = Outcome::Failed;
         complete.error = Some(e);
-    }
-    if let Some(done) = abandon {
-        done.store(true, Ordering::SeqCst);
     }
     complete.duration_ms = started.elapsed().as_millis() as u64;
 
@@ -159,24 +152,24 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
     })
 }
 
-/// Watches for a stop now (a second signal, preemption, `--update-now`): tells the job to stop
-/// and be given back once its output is sent. Set the returned flag once the job has ended.
-fn watch_for_abandon(shared: &Arc<Shared>, signals: &Arc<Signals>) -> Arc<AtomicBool> {
-    let signals = signals.clone();
-    let shared = shared.clone();
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        while !d.load(Ordering::SeqCst) {
-            if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
-                signals.give_back.store(true, Ordering::SeqCst);
-                return true;
+/// Gives every running job back when the worker is told to stop now (a second signal,
+/// preemption) or to update now (`--update-now`): each job's runner or built-in sees its
+/// `give_back` and ends it, its output sent. One thread for the worker's life, looking every
+/// 50 ms (not one per job: a thread started per job cost more than a short job itself); it
+/// ends once the worker stops with nothing running.
+pub(super) fn give_back_when_asked(shared: &Shared) {
+    loop {
+        let level = shared.shutdown.level();
+        if level >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+            for r in lock(&shared.running).values() {
+                r.signals.give_back.store(true, Ordering::SeqCst);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if level >= 2 && shared.active.load(Ordering::SeqCst) == 0 {
+                return;
+            }
         }
-        false
-    });
-    done
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Runs an experiment or command job as a process group in `<state>/jobs/<id>-<attempt>`,

@@ -1,8 +1,9 @@
 //! The worker runtime: registers with the server (outbound only, so it works behind NAT),
 //! heartbeats, long-polls a claim for every free slot, runs each job and reports it.
 //!
-//! Threads, not async: one per slot (claim → run → report), one heartbeat, one streamer per
-//! running job, two pipe readers per process. Every call is a plain blocking HTTP request.
+//! Threads, not async: one per slot (claim → run → report), one heartbeat, one that gives the
+//! running jobs back on a stop now, one streamer per running job, two pipe readers and a waiter
+//! per process. Every call is a plain blocking HTTP request.
 //!
 //! | module | owns |
 //! |---|---|
@@ -210,6 +211,13 @@ pub fn run(mut cfg: WorkerConfig, shutdown: Arc<Shutdown>) -> Result<Summary, Wo
             .expect("spawn the deadline watcher");
     }
 
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("gaia-give-back".into())
+            .spawn(move || job::give_back_when_asked(&shared))
+            .expect("spawn the give-back watcher");
+    }
     let hb = {
         let shared = shared.clone();
         std::thread::Builder::new()
