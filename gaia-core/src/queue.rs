@@ -2558,13 +2558,13 @@ fn cap_result(req: &mut CompleteRequest) {
     }
 }
 
-/// The job if (attempt, lease) is its current running lease; refused otherwise.
 /// Whether `job` was ended by the report of this attempt and lease (so the same report again
 /// is a repeat, not a stale report).
 fn ended_by(job: &Job, attempt: u32, lease: u64) -> bool {
     job.state.is_terminal() && job.attempt == attempt && job.lease == Some(lease)
 }
 
+/// The job if (attempt, lease) is its current running lease; refused otherwise.
 fn current(tx: &mut Tx<'_>, job_id: JobId, attempt: u32, lease: u64) -> Result<Job, Error> {
     let Some(job) = tx.job(job_id)? else {
         return Err(not_found(format!("job {job_id}")));

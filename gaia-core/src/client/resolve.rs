@@ -91,6 +91,8 @@ impl Resolver for Resolve {
         self.lookups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let addrs = self.lookup.resolve(uri, config, timeout)?;
+        // Kept from when the answer came (a slow lookup does not shorten its stay).
+        let now = Instant::now();
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         if names.len() >= MAX_NAMES {
             names.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);

@@ -413,9 +413,10 @@ pub fn stamp() -> String {
 /// One console line of the worker, on stderr.
 pub(super) fn say(msg: &str) {
     // One write per line: stderr is unbuffered, and `eprintln!` writes each piece of its format
-    // on its own (four writes a line, two lines a job).
+    // on its own (four writes a line, two lines a job). A format of one argument is one write,
+    // and still goes through the test harness's capture.
     let line = format!("{} gaia work: {msg}\n", stamp());
-    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+    eprint!("{line}");
 }
 
 #[cfg(test)]

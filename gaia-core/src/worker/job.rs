@@ -13,7 +13,7 @@ use super::reaper::{self, Tracking};
 use super::shared::{RunningJob, Shared, lock};
 use super::stream::{self, Signals, Streamer, Target};
 use super::{builtin, runner};
-use crate::model::{JobId, Task};
+use crate::model::{JobId, JobKind, Task};
 use crate::protocol::{Assignment, CompleteRequest, Finished, Outcome, RequeueRequest};
 
 /// Longest a job given back waits for its output to reach the server: a preempted worker has
@@ -68,6 +68,11 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
     let job = &a.job;
     let signals = Arc::new(Signals::default());
     let _guard = ActiveGuard::enter(shared, &a, &signals);
+    // A stop now that came between the claim and here: the give-back thread may have looked
+    // before this job was counted active (and ended, with nothing running).
+    if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+        signals.give_back.store(true, Ordering::SeqCst);
+    }
     say(&format!(
         "job {} attempt {}: {}",
         job.id,
@@ -116,7 +121,9 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
     }
     complete.duration_ms = started.elapsed().as_millis() as u64;
 
-    if signals.give_back.load(Ordering::SeqCst) {
+    // A built-in other than `wait` has ended by now: its result is reported, not given back.
+    let lasts = !matches!(&job.spec.task, Task::Builtin { kind, .. } if *kind != JobKind::Wait);
+    if lasts && signals.give_back.load(Ordering::SeqCst) {
         // Its output is sent (run_process waited for it): hand it over.
         give_back(shared, &a, "the worker was stopped or is updating");
         say(&format!(
@@ -161,9 +168,15 @@ pub(super) fn give_back_when_asked(shared: &Shared) {
     loop {
         let level = shared.shutdown.level();
         if level >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
-            for r in lock(&shared.running).values() {
-                r.signals.give_back.store(true, Ordering::SeqCst);
+            let running = lock(&shared.running);
+            // Looked at again under the lock: a refused update clears `abandon_all` before its
+            // slots claim again.
+            if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+                for r in running.values() {
+                    r.signals.give_back.store(true, Ordering::SeqCst);
+                }
             }
+            drop(running);
             if level >= 2 && shared.active.load(Ordering::SeqCst) == 0 {
                 return;
             }
