@@ -8,8 +8,10 @@ target for those that reached it, their whole run for the others — over the nu
 reached it); standard library only, with Python's own random numbers, so an interval's ends can
 differ from `gaia compare`'s by a little.
 
-    python3 docs/results/pool.py cma_es docs/results/lunar-scaling docs/results/lunar-scaling-b
+    python3 docs/results/pool.py cma_es docs/results/lunar-scaling docs/results/lunar-scaling-b \
+        --vs docs/results/lunar-orig cma_es
 
+`--vs PREFIX METHOD` adds P(a run of that method > a pooled run), as `cross_poi.py` computes it.
 Each PREFIX names the files `run.sh export` wrote: PREFIX-scores.json,
 PREFIX-compare-solved.json and PREFIX-verdicts.tsv.
 """
@@ -20,6 +22,8 @@ import math
 import random
 import statistics
 import sys
+
+from cross_poi import poi
 
 
 def iqm(xs):
@@ -69,9 +73,14 @@ def interval(stat, runs, rng, n=2000):
 
 
 def main():
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    vs = None
+    if "--vs" in args:
+        i = args.index("--vs")
+        vs, args = args[i + 1:i + 3], args[:i] + args[i + 3:]
+    if len(args) < 2 or (vs is not None and len(vs) != 2):
         sys.exit(__doc__)
-    method, prefixes = sys.argv[1], sys.argv[2:]
+    method, prefixes = args[0], args[1:]
     runs = [r for p in prefixes for r in load(p, method)]
     rng = random.Random(0)
     q = iqm([r["score"] for r in runs])
@@ -86,6 +95,14 @@ def main():
     print(f"  reached the target in training {sum(r['reached'] for r in runs)}/{len(runs)}")
     print(f"  IQM {q:.2f} [{ql:.2f}, {qh:.2f}]")
     print(f"  ERT {e:,.0f} [{el:,.0f}, {eh:,.0f}] evaluations")
+    if vs:
+        other = [r["score"] for r in load(vs[0], vs[1])]
+        mine = [r["score"] for r in runs]
+        rng = random.Random(0)
+        boot = sorted(poi(rng.choices(other, k=len(other)), rng.choices(mine, k=len(mine)))
+                      for _ in range(2000))
+        print(f"  P({vs[1]} of {vs[0].rsplit('/', 1)[-1]} > pooled) = {poi(other, mine):.2f} "
+              f"[{boot[50]:.2f}, {boot[1949]:.2f}] ({len(other)} vs {len(mine)} runs)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
 //! | `session` | the worker id (state file), registering, the heartbeat loop, updates |
 //! | `deadline` | the allocation's end: refreshed from `squeue`, drain near it, give jobs back before it |
 //! | `slot` | one slot's claim → run → report loop; GPUs split over slots |
-//! | `job` | one job: built-in or process, output files, the completion report |
+//! | `job` | one job: built-in or process, output files, the completion report; giving running jobs back on a stop now |
 //! | `shared` | the state the heartbeat and the slots share |
 //! | `tidy` | finished jobs' folders removed by a background thread, off the slots' path |
 //! | [`pyenv`] | the experiments' virtualenv |
