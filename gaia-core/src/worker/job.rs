@@ -70,7 +70,7 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
     let _guard = ActiveGuard::enter(shared, &a, &signals);
     // A stop now that came between the claim and here: the give-back thread may have looked
     // before this job was counted active (and ended, with nothing running).
-    if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+    if shared.give_back_asked() {
         signals.give_back.store(true, Ordering::SeqCst);
     }
     say(&format!(
@@ -166,20 +166,18 @@ pub(super) fn execute(shared: &Arc<Shared>, a: Assignment, gpus: &[u32]) -> Opti
 /// ends once the worker stops with nothing running.
 pub(super) fn give_back_when_asked(shared: &Shared) {
     loop {
-        let level = shared.shutdown.level();
-        if level >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+        if shared.give_back_asked() {
             let running = lock(&shared.running);
-            // Looked at again under the lock: a refused update clears `abandon_all` before its
+            // Asked again under the lock: a refused update clears `abandon_all` before its
             // slots claim again.
-            if shared.shutdown.level() >= 2 || shared.abandon_all.load(Ordering::SeqCst) {
+            if shared.give_back_asked() {
                 for r in running.values() {
                     r.signals.give_back.store(true, Ordering::SeqCst);
                 }
             }
-            drop(running);
-            if level >= 2 && shared.active.load(Ordering::SeqCst) == 0 {
-                return;
-            }
+        }
+        if shared.shutdown.level() >= 2 && shared.active.load(Ordering::SeqCst) == 0 {
+            return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

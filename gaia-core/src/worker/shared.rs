@@ -88,6 +88,12 @@ impl Shared {
         lock(&self.update_target).is_some()
     }
 
+    /// Whether running jobs are to be given back now: a stop now (a second signal,
+    /// preemption) or `--update-now`.
+    pub fn give_back_asked(&self) -> bool {
+        self.shutdown.level() >= 2 || self.abandon_all.load(Ordering::SeqCst)
+    }
+
     /// When the allocation ends, if it is known.
     pub fn allocation_end(&self) -> Option<crate::model::Millis> {
         match self.alloc_end.load(Ordering::SeqCst) {

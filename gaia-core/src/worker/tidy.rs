@@ -8,8 +8,9 @@
 //! the job's own path is free at once) and hands it to one background thread per worker, which
 //! deletes it; those jobs drained 1–10 % faster (five interleaved pairs). The hand-off queue is
 //! bounded, so a worker whose jobs leave folders faster than they can be deleted slows down
-//! instead of filling the disk. The worker waits for the deletions still queued before it exits ([`Tidy::finish`]),
-//! and what a killed worker left in the trash is deleted when a worker next starts there.
+//! instead of filling the disk. The worker waits for the deletions still queued before it exits
+//! ([`Tidy::finish`]), and what a killed worker left in the trash is deleted when a worker next
+//! starts there.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
