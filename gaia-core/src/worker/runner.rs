@@ -60,6 +60,10 @@ pub struct RunResult {
     pub started_us: Option<u64>,
 }
 
+/// How long a job's pipe readers may go on after its leader has ended (a process that left
+/// the job's group may still hold a pipe open).
+const READERS_GRACE: Duration = Duration::from_secs(3);
+
 /// What to run.
 pub struct Spec {
     pub program: PathBuf,
@@ -123,15 +127,25 @@ pub fn run(
         ..RunResult::default()
     }));
     let (stdout, stderr) = (child.stdout, child.stderr);
-    let out_thread = {
+    // Each reader says when it has read its pipe to the end (and written what it found into
+    // `result`), so its end is waited for without polling.
+    let (read_tx, read_rx) = mpsc::channel::<()>();
+    {
         let items = items.clone();
         let result = result.clone();
-        std::thread::spawn(move || read_stdout(stdout, &items, &result))
-    };
-    let err_thread = {
+        let read_tx = read_tx.clone();
+        std::thread::spawn(move || {
+            read_stdout(stdout, &items, &result);
+            let _ = read_tx.send(());
+        });
+    }
+    {
         let result = result.clone();
-        std::thread::spawn(move || read_stderr(stderr, &items, &result))
-    };
+        std::thread::spawn(move || {
+            read_stderr(stderr, &items, &result);
+            let _ = read_tx.send(());
+        });
+    }
 
     let (done_tx, done_rx) = mpsc::channel();
     let reap = child.wait;
@@ -189,9 +203,17 @@ pub fn run(
         ended = Some(why);
     }
     // Readers end when every holder of the pipes has exited; a grandchild that left the group
-    // could hold them open, so do not wait for ever.
-    join_with_timeout(out_thread, Duration::from_secs(3));
-    join_with_timeout(err_thread, Duration::from_secs(3));
+    // could hold them open, so do not wait for ever (a reader still blocked then is left to end
+    // on its own, its output no longer taken).
+    let until = Instant::now() + READERS_GRACE;
+    for _ in 0..2 {
+        if read_rx
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            break;
+        }
+    }
     let result = std::mem::take(&mut *result.lock().unwrap_or_else(|p| p.into_inner()));
     let ended = ended.unwrap_or_else(|| match status {
         Ok(s) => match over.or_else(|| limit_hit(&spec.limits, &s, &result.stderr_tail)) {
@@ -556,16 +578,6 @@ mod cgroup {
     }
 }
 
-fn join_with_timeout(h: std::thread::JoinHandle<()>, t: Duration) {
-    let deadline = Instant::now() + t;
-    while !h.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if h.is_finished() {
-        let _ = h.join();
-    }
-}
-
 /// Sends `sig` to the whole process group `pgid`.
 pub fn kill_group(pgid: i32, sig: i32) {
     #[cfg(unix)]
@@ -715,6 +727,84 @@ pub fn output_files(dir: &Path) -> Vec<(String, PathBuf, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sh(script: &str, dir: &Path) -> Spec {
+        Spec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: dir.to_path_buf(),
+            env: Vec::new(),
+            timeout: None,
+            grace: Duration::from_secs(1),
+            tracking: None,
+            limits: Default::default(),
+            cgroup_name: "runner-test".into(),
+        }
+    }
+
+    fn logged(items: &[Item], stream: Stream) -> Vec<String> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Log(s, text) if *s == stream => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn everything_a_job_printed_is_read_before_its_end_is_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (items, sent) = ItemSender::collecting();
+        let script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done; exit 3";
+        let (ended, result) = run(
+            &sh(script, dir.path()),
+            items,
+            &Arc::new(Signals::default()),
+            &|_| {},
+        );
+        assert!(
+            matches!(&ended, Ended::Exited(s) if s.code() == Some(3)),
+            "{ended:?}"
+        );
+        assert_eq!(result.stderr_tail, ["err1", "err2", "err3"]);
+        let items = sent();
+        assert_eq!(logged(&items, Stream::Stdout), ["out1", "out2", "out3"]);
+        assert_eq!(logged(&items, Stream::Stderr), ["err1", "err2", "err3"]);
+    }
+
+    #[test]
+    fn a_process_that_left_the_job_s_group_holding_its_output_does_not_hold_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (items, sent) = ItemSender::collecting();
+        // The grandchild starts a session of its own (out of the group the job's end kills)
+        // and keeps the job's stdout open for 60 s.
+        let script = "setsid sleep 60 2>/dev/null & echo $!; echo done >&2";
+        let t = Instant::now();
+        let (ended, result) = run(
+            &sh(script, dir.path()),
+            items,
+            &Arc::new(Signals::default()),
+            &|_| {},
+        );
+        let took = t.elapsed();
+        let pid: i32 = logged(&sent(), Stream::Stdout)[0].parse().unwrap();
+        // SAFETY: kill(2) on a pid read from the job's own output.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert!(
+            matches!(&ended, Ended::Exited(s) if s.success()),
+            "{ended:?}"
+        );
+        assert_eq!(
+            result.stderr_tail,
+            ["done"],
+            "stderr, closed, was read to its end"
+        );
+        assert!(
+            took >= READERS_GRACE && took < Duration::from_secs(30),
+            "the end was returned after {took:?}: not at the readers' grace of {READERS_GRACE:?}"
+        );
+    }
 
     #[test]
     fn long_lines_are_capped_without_buffering_them() {

@@ -127,6 +127,21 @@ impl ItemSender {
     pub fn send(&self, item: Item) {
         let _ = self.0.send(Msg::Item(item));
     }
+
+    /// A sender with no streamer behind it, and what was sent to it so far (for tests).
+    #[cfg(test)]
+    pub(crate) fn collecting() -> (ItemSender, impl Fn() -> Vec<Item>) {
+        let (tx, rx) = channel();
+        let sent = move || {
+            rx.try_iter()
+                .filter_map(|m| match m {
+                    Msg::Item(i) => Some(i),
+                    Msg::Finish => None,
+                })
+                .collect()
+        };
+        (ItemSender(tx), sent)
+    }
 }
 
 struct State {
