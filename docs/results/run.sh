@@ -20,6 +20,9 @@
 #                                    # parameters; seeds 6..10 cancelled for time)
 #   STUDY=lunar-scaling-b SEEDS='6 7 8 9 10' METHODS=cma_es MAX_EVALS=15000 SLOTS=2 PORT=7606 \
 #     NICE=19 PARAMS='hidden=[64,64]' docs/results/run.sh   # its seeds 6..10, a session later
+#   STUDY=lunar-islands METHODS=island_model MAX_EVALS=10000 SLOTS=2 PORT=7607 NICE=19 \
+#     VARIANTS='n_islands=4 topology=ring;n_islands=6 topology=full' docs/results/run.sh
+#                                    # the seventh: the island models, ring and fully connected
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
@@ -27,7 +30,9 @@
 # (e.g. 'hidden=[64,32]'); SLOTS (1) is the worker's slots (each evolution strategy's job uses
 # both cores through its process pool; a ppo job uses one); NICE (10) is the worker's niceness,
 # which its experiments (the CPU-heavy part) inherit; SEEDS ('1 2 … 10') are the seeds, in the
-# order they are submitted.
+# order they are submitted; VARIANTS, if set, is param sets separated by `;`
+# (e.g. 'n_islands=4 topology=ring;n_islands=6 topology=full'): each seed gets one job per set,
+# each a method of its own in `gaia compare` (its label names the params that differ).
 set -euo pipefail
 STUDY=${STUDY:-lunar}
 METHODS=${METHODS:-cma_es,curriculum_cma_es,neuromod_cma_es,openai_es,island_model,indirect_encoding}
@@ -60,11 +65,16 @@ nohup gaia serve --port "${PORT:-7600}" --data-dir "$DIR/data" > "$DIR/serve.log
 sleep 2
 nohup nice -n "${NICE:-10}" gaia work --token-file "$DIR/data/admin.token" --experiments-dir experiments \
   --state-dir "$DIR/worker" --slots "${SLOTS:-1}" --name "repro-$STUDY" > "$DIR/work.log" 2>&1 &
-params=()
-read -ra ps <<< "${PARAMS:-}"
-for p in "${ps[@]}"; do params+=(--param "$p"); done
+# One `--param` list per variant: PARAMS for every job, then each of VARIANTS' sets in turn.
+IFS=';' read -ra variants <<< "${VARIANTS:-}"
+[ "${#variants[@]}" -gt 0 ] || variants=("")
 for seed in ${SEEDS:-1 2 3 4 5 6 7 8 9 10}; do
-  gaia submit --study "$STUDY" --env LunarLander-v3 --seeds "$seed" --max-evals "${MAX_EVALS:-3000}" \
-    --method "$METHODS" "${params[@]}" >/dev/null
+  for variant in "${variants[@]}"; do
+    params=()
+    read -ra ps <<< "${PARAMS:-} $variant"
+    for p in "${ps[@]}"; do params+=(--param "$p"); done
+    gaia submit --study "$STUDY" --env LunarLander-v3 --seeds "$seed" --max-evals "${MAX_EVALS:-3000}" \
+      --method "$METHODS" "${params[@]}" >/dev/null
+  done
 done
 gaia study "$STUDY" | head -8
