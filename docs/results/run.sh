@@ -70,6 +70,7 @@ IFS=';' read -ra variants <<< "${VARIANTS:-}"
 [ "${#variants[@]}" -gt 0 ] || variants=("")
 for seed in ${SEEDS:-1 2 3 4 5 6 7 8 9 10}; do
   for variant in "${variants[@]}"; do
+    [ "${#variants[@]}" -eq 1 ] || [ -n "${variant// }" ] || continue   # 'a;;b': no empty set
     params=()
     read -ra ps <<< "${PARAMS:-} $variant"
     for p in "${ps[@]}"; do params+=(--param "$p"); done

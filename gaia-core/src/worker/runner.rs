@@ -129,6 +129,8 @@ pub fn run(
     let (stdout, stderr) = (child.stdout, child.stderr);
     // Each reader says when it has read its pipe to the end (and written what it found into
     // `result`), so its end is waited for without polling.
+    // `run` keeps no sender: a reader that panics disconnects the channel rather than leaving
+    // its end to the grace below.
     let (read_tx, read_rx) = mpsc::channel::<()>();
     {
         let items = items.clone();
@@ -773,13 +775,29 @@ mod tests {
         assert_eq!(logged(&items, Stream::Stderr), ["err1", "err2", "err3"]);
     }
 
+    /// Kills a process when dropped (the test's stray grandchild, also when an assert fails).
+    struct KillOnDrop(i32);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if self.0 > 1 {
+                // SAFETY: kill(2) of the grandchild's own pid, read from the file it wrote.
+                unsafe { libc::kill(self.0, libc::SIGKILL) };
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_process_that_left_the_job_s_group_holding_its_output_does_not_hold_its_end() {
         let dir = tempfile::tempdir().unwrap();
         let (items, sent) = ItemSender::collecting();
-        // The grandchild starts a session of its own (out of the group the job's end kills)
-        // and keeps the job's stdout open for 60 s.
-        let script = "setsid sleep 60 2>/dev/null & echo $!; echo done >&2";
+        // The grandchild starts a session of its own (out of the group the job's end kills),
+        // writes its pid once it has, and keeps the job's stdout open for 60 s; the job waits
+        // for that pid (up to 5 s) before it ends, so its end finds the grandchild outside.
+        let script = "setsid sh -c 'echo $$ > pid; exec sleep 60' 2>/dev/null & \
+                      i=0; while [ ! -s pid ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; \
+                      cat pid; echo done >&2";
         let t = Instant::now();
         let (ended, result) = run(
             &sh(script, dir.path()),
@@ -788,9 +806,9 @@ mod tests {
             &|_| {},
         );
         let took = t.elapsed();
-        let pid: i32 = logged(&sent(), Stream::Stdout)[0].parse().unwrap();
-        // SAFETY: kill(2) on a pid read from the job's own output.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let printed = logged(&sent(), Stream::Stdout);
+        let grandchild = KillOnDrop(printed.first().and_then(|l| l.parse().ok()).unwrap_or(0));
+        assert!(grandchild.0 > 1, "the grandchild's pid: {printed:?}");
         assert!(
             matches!(&ended, Ended::Exited(s) if s.success()),
             "{ended:?}"

@@ -128,7 +128,8 @@ impl ItemSender {
         let _ = self.0.send(Msg::Item(item));
     }
 
-    /// A sender with no streamer behind it, and what was sent to it so far (for tests).
+    /// A sender with no streamer behind it, and a function that returns what was sent to it
+    /// since that function's last call (for tests).
     #[cfg(test)]
     pub(crate) fn collecting() -> (ItemSender, impl Fn() -> Vec<Item>) {
         let (tx, rx) = channel();
