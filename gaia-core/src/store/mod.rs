@@ -971,12 +971,18 @@ mod tests {
     fn dispatch_then_die(dir: &Path) -> ! {
         let store = Store::open(dir).unwrap();
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        // A slow write holds the writer while the next ones queue up as one group.
-        let slow = queue_op(&store, true, false, |_| {
-            std::thread::sleep(Duration::from_millis(200));
+        // A slow write holds the writer until the next ones have queued up as one group. They
+        // are queued once it runs (on a loaded machine the writer may take a while to pick it
+        // up, and a group holding it and the failing write below would fail it too), and it
+        // ends once they all are (however long the machine keeps this thread from queueing).
+        let (running_tx, running_rx) = std::sync::mpsc::channel();
+        let (queued_tx, queued_rx) = std::sync::mpsc::channel::<()>();
+        let slow = queue_op(&store, true, false, move |_| {
+            running_tx.send(()).unwrap();
+            let _ = queued_rx.recv_timeout(Duration::from_secs(30));
             Ok(())
         });
-        std::thread::sleep(Duration::from_millis(50));
+        running_rx.recv().unwrap();
         let note = |name: &'static str| {
             let order = order.clone();
             move |tx: &mut Tx<'_>| -> Result<(), Error> {
@@ -1004,6 +1010,7 @@ mod tests {
             })
         };
         let claim = queue_op(&store, false, true, note("claim"));
+        queued_tx.send(()).unwrap();
         slow.blocking_recv().unwrap().unwrap();
         claim.blocking_recv().unwrap().unwrap();
         submit.blocking_recv().unwrap().unwrap();
