@@ -23,7 +23,7 @@ import random
 import statistics
 import sys
 
-from cross_poi import poi
+from cross_poi import poi_interval
 
 
 def iqm(xs):
@@ -98,11 +98,9 @@ def main():
     if vs:
         other = [r["score"] for r in load(vs[0], vs[1])]
         mine = [r["score"] for r in runs]
-        rng = random.Random(0)
-        boot = sorted(poi(rng.choices(other, k=len(other)), rng.choices(mine, k=len(mine)))
-                      for _ in range(2000))
-        print(f"  P({vs[1]} of {vs[0].rsplit('/', 1)[-1]} > pooled) = {poi(other, mine):.2f} "
-              f"[{boot[50]:.2f}, {boot[1949]:.2f}] ({len(other)} vs {len(mine)} runs)")
+        p, lo, hi = poi_interval(other, mine)
+        print(f"  P({vs[1]} of {vs[0].rsplit('/', 1)[-1]} > pooled) = {p:.2f} "
+              f"[{lo:.2f}, {hi:.2f}] ({len(other)} vs {len(mine)} runs)")
 
 
 if __name__ == "__main__":

@@ -128,9 +128,8 @@ pub fn run(
     }));
     let (stdout, stderr) = (child.stdout, child.stderr);
     // Each reader says when it has read its pipe to the end (and written what it found into
-    // `result`), so its end is waited for without polling.
-    // `run` keeps no sender: a reader that panics disconnects the channel rather than leaving
-    // its end to the grace below.
+    // `result`), so its end is waited for without polling. `run` keeps no sender: a reader that
+    // panics disconnects the channel rather than leaving its end to the grace below.
     let (read_tx, read_rx) = mpsc::channel::<()>();
     {
         let items = items.clone();
