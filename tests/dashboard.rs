@@ -1118,7 +1118,10 @@ fn dashboard_in_headless_chromium() {
         }),
     );
     long.priority = 10;
-    long.name = Some("long cma_es run".into());
+    // A name as long as a lab's (it must give way in the queue, not push its columns out).
+    long.name = Some(
+        "long cma_es run on CartPole-v1, population 20, watched live by the browser test".into(),
+    );
     let long_id = c.submit(&long).unwrap();
     let mut done = Vec::new();
     let mut specs = Vec::new();

@@ -137,6 +137,10 @@ try {
   await page.waitForSelector("#conn.live");
   const tiles = await page.locator(".tiles").textContent();
   assert.match(tiles, /succeeded/);
+  // The queue fits its panel at this width: the job's name gives way, the last column (ETA and
+  // a running job's cancel button) is not cut off behind a scroll bar.
+  const fit = await page.$eval("#queue", (t) => ({ table: t.scrollWidth, box: t.parentElement.clientWidth }));
+  assert.ok(fit.table <= fit.box + 1, `the queue is ${fit.table}px wide in its ${fit.box}px panel`);
   // The probe worker's reported hardware (GPU name shown, hostname and CPU model in the tooltip)
   // and the built-in job's input in the activity log's event message: all text.
   step = "xss: overview";
