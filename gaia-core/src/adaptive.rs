@@ -158,6 +158,7 @@ pub(crate) fn on_rows(
     let Some(key) = tx.job_cell(job.id)? else {
         return Ok(fx);
     };
+    read_ahead(tx, &study, &key, false)?;
     for k in crossed {
         let Some(threshold) = rule.threshold(k) else {
             break;
@@ -187,6 +188,7 @@ pub(crate) fn on_end(tx: &mut Tx<'_>, job: &Job, mut rules: StudyRules) -> Resul
     let Some(key) = tx.job_cell(job.id)? else {
         return Ok(fx);
     };
+    read_ahead(tx, &study, &key, rules.tpe.is_some())?;
     if let Some(rule) = rules.early_stop.clone() {
         let mut k = 0;
         while let Some(_t) = rule.threshold(k) {
@@ -244,6 +246,25 @@ pub(crate) fn on_end(tx: &mut Tx<'_>, job: &Job, mut rules: StudyRules) -> Resul
         fx.propose.push((sub, config));
     }
     Ok(fx)
+}
+
+/// Decodes every record a step for configuration `key` may read after it has begun to write —
+/// the configuration's cell and its jobs, and with `tpe` the study's record and every
+/// cell of it — so that a record that does not decode fails the step *before* its first
+/// write (the store's rule: validate, then write). The queue skips a step that fails on such a
+/// record and keeps the rest of the operation; were it found half-way, the step's first writes
+/// would be committed without the rest.
+fn read_ahead(tx: &mut Tx<'_>, study: &str, key: &str, tpe: bool) -> Result<(), Error> {
+    if let Some(cell) = tx.cell(study, key)? {
+        for j in cell.jobs {
+            tx.job(j)?;
+        }
+    }
+    if tpe {
+        tx.study(study)?;
+        tx.cells(study)?;
+    }
+    Ok(())
 }
 
 /// The metric `tpe` scores configurations by: the early-stopping rule's, else best-ever.

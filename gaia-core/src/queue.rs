@@ -2282,7 +2282,7 @@ fn absorb(
     study: &str,
     fx: crate::adaptive::Effects,
 ) -> Result<StudyEffects, Error> {
-    // First, so that a step skipped further down still stops the jobs it already flagged.
+    // The cancels take effect in memory only once this write is visible (never if it aborts).
     if !fx.stop.is_empty() {
         let (inner, stop) = (inner.clone(), fx.stop);
         tx.on_visible(move |visible| {
@@ -2314,7 +2314,24 @@ fn absorb(
             search: submission.search.clone(),
             early_stop: submission.early_stop.clone(),
         };
-        let specs = normalize_specs(def.jobs_of(&config))?;
+        let specs = match normalize_specs(def.jobs_of(&config)) {
+            Ok(specs) => specs,
+            // The stored definition no longer makes valid jobs (a later server's checks): the
+            // sample is spent without jobs, and the study says so, rather than failing a step
+            // whose judgements and score are already written.
+            Err(e) => {
+                out.events.push(tx.event(
+                    "study_step_skipped",
+                    None,
+                    None,
+                    format!(
+                        "study {study}: tpe's configuration {} was not submitted: {e}",
+                        crate::search::config_key(&config)
+                    ),
+                )?);
+                continue;
+            }
+        };
         let owner = record.owner.clone();
         let (jobs, events) = insert_owned(tx, specs, &owner)?;
         crate::adaptive::add_cells(tx, study, sub, &jobs)?;

@@ -1833,6 +1833,11 @@ async fn damage(q: &Queue, table: &'static str, key: &str) {
                 "study_rules" => tx.study_rules.open_mut()?.insert(key.as_str(), garbage),
                 "usage" => tx.usage.open_mut()?.insert(key.as_str(), garbage),
                 "users" => tx.users.open_mut()?.insert(key.as_str(), garbage),
+                // `key` is "study/configuration".
+                "study_cells" => {
+                    let (study, cell) = key.split_once('/').unwrap();
+                    tx.study_cells.open_mut()?.insert((study, cell), garbage)
+                }
                 other => unreachable!("no table {other} here"),
             }
             .map_err(StoreError::from)?;
@@ -1887,6 +1892,145 @@ async fn a_damaged_study_rules_record_skips_the_study_step_not_the_job() {
         .unwrap();
     assert_eq!(job(&q, a[1].job.id).state, JobState::Failed);
     assert_eq!(events_of(&q, "study_step_skipped").len(), 2);
+}
+
+/// The cell (configuration record) a job belongs to, and its value at rung `k`, read inside a
+/// write (where the study tables' accessors are).
+async fn cell_of(q: &Queue, job: JobId, k: u32) -> (String, Option<f64>) {
+    q.store()
+        .write(move |tx| {
+            let key = tx
+                .job_cell(job)?
+                .expect("a job of an adaptive study has a cell");
+            Ok((key, tx.job_rung(job, k)?))
+        })
+        .await
+        .unwrap()
+}
+
+/// A row batch whose study step meets a damaged cell record keeps its rows and writes nothing
+/// of the step: the record is read before the step's first write. (Before, the job's value at
+/// the rung it crossed was written, then the step was skipped half-done.)
+#[tokio::test]
+async fn a_damaged_cell_record_skips_the_whole_step_of_a_row_batch() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let sub = study_req(
+        "tune",
+        &["x=1,2"],
+        "",
+        None,
+        Some("asha(min_evals=100, eta=3)"),
+    );
+    q.submit_study(sub).await.unwrap();
+    let a = claim_all(&q, &w).await;
+    let (key, rung) = cell_of(&q, a[0].job.id, 0).await;
+    assert_eq!(rung, None);
+    damage(&q, "study_cells", &format!("tune/{key}")).await;
+    let ack = q
+        .add_rows(a[0].job.id, batch(&a[0], evals_rows(0, 120.0, -10.0)))
+        .await
+        .unwrap();
+    assert_eq!(ack.stored, 1, "the rows go in");
+    assert_eq!(
+        cell_of(&q, a[0].job.id, 0).await.1,
+        None,
+        "nothing of the skipped step is written"
+    );
+    // The job ends, and its end says the step was skipped.
+    q.complete(a[0].job.id, complete(&a[0], Outcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(job(&q, a[0].job.id).state, JobState::Succeeded);
+    assert_eq!(events_of(&q, "study_step_skipped").len(), 1);
+}
+
+/// A job's end whose `tpe` step would meet another configuration's damaged cell (read to
+/// propose the next one) writes nothing of the step: not its own configuration's score, not a
+/// spent sample. (Before, the score was written and then the step skipped half-done.)
+#[tokio::test]
+async fn a_damaged_cell_record_skips_the_whole_step_of_a_tpe_study_s_end() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let sub = study_req("tpe", &["x=int(1,50)"], "", Some(("tpe", 5, Some(2))), None);
+    let done = q.submit_study(sub).await.unwrap();
+    assert_eq!(done.jobs.len(), 2);
+    let a = claim_now(&q, &w, &caps(&[JobKind::Experiment]))
+        .await
+        .unwrap();
+    let other = done
+        .jobs
+        .iter()
+        .map(|(id, _)| *id)
+        .find(|&id| id != a.job.id)
+        .unwrap();
+    let (mine, _) = cell_of(&q, a.job.id, 0).await;
+    let (theirs, _) = cell_of(&q, other, 0).await;
+    damage(&q, "study_cells", &format!("tpe/{theirs}")).await;
+    q.add_rows(a.job.id, batch(&a, evals_rows(0, 1000.0, -3.0)))
+        .await
+        .unwrap();
+    let ended = q
+        .complete(a.job.id, complete(&a, Outcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(ended.state, JobState::Succeeded);
+    assert_eq!(events_of(&q, "study_step_skipped").len(), 1);
+    assert!(events_of(&q, "config_proposed").is_empty());
+    let (cell, rules) = q
+        .store()
+        .write(move |tx| Ok((tx.cell("tpe", &mine)?, tx.study_rules("tpe")?)))
+        .await
+        .unwrap();
+    assert_eq!(cell.unwrap().score, None, "its score is not written");
+    assert_eq!(rules.unwrap().tpe, Some((0, 2)), "no sample is spent");
+}
+
+/// A `tpe` proposal that the study's stored definition no longer makes valid jobs of (a later
+/// server's checks) is dropped with an event saying why; the end, the configuration's score and
+/// the spent sample stand. (Before, the step failed after writing them, as if the study were
+/// damaged.)
+#[tokio::test]
+async fn a_tpe_proposal_that_no_longer_validates_is_dropped_with_an_event() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let sub = study_req("tpe", &["x=int(1,50)"], "", Some(("tpe", 5, Some(2))), None);
+    q.submit_study(sub).await.unwrap();
+    q.store()
+        .write(|tx| {
+            let mut r = tx.study("tpe")?.unwrap();
+            r.submissions[0].template.max_attempts = 0;
+            tx.save_study(&r)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let a = claim_now(&q, &w, &caps(&[JobKind::Experiment]))
+        .await
+        .unwrap();
+    let (mine, _) = cell_of(&q, a.job.id, 0).await;
+    q.add_rows(a.job.id, batch(&a, evals_rows(0, 1000.0, -3.0)))
+        .await
+        .unwrap();
+    q.complete(a.job.id, complete(&a, Outcome::Succeeded))
+        .await
+        .unwrap();
+    let skipped = events_of(&q, "study_step_skipped");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(
+        skipped[0].message.contains("was not submitted")
+            && skipped[0].message.contains("max_attempts"),
+        "{}",
+        skipped[0].message
+    );
+    assert!(events_of(&q, "config_proposed").is_empty());
+    let (cell, rules) = q
+        .store()
+        .write(move |tx| Ok((tx.cell("tpe", &mine)?, tx.study_rules("tpe")?)))
+        .await
+        .unwrap();
+    assert_eq!(cell.unwrap().score, Some(-3.0));
+    assert_eq!(rules.unwrap().tpe, Some((0, 3)), "the sample is spent");
 }
 
 /// An owner's usage record that does not decode must not stop their job from ending: the job
