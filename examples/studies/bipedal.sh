@@ -4,7 +4,9 @@
 # generations without improvement; GAIA's cma_es restarts from its best point when pycma's own
 # criteria fire and runs to the budget or to a validated solve.)
 # BipedalWalker is ~25x slower per eval than LunarLander (up to 1,600 steps an episode, lidar):
-# budget about 4 CPU-hours per 10,000 evals on a 2 GHz core.
+# budget about 4 CPU-hours per 10,000 evals on a 2 GHz core. CMA-ES keeps the full covariance
+# of the network's 11,588 parameters: about 3.2 GB of memory per job (give each worker slot
+# ~3.5 GB), and ~2 s of a core per generation for its own update (experiments/README.md).
 #
 #   examples/studies/bipedal.sh && gaia compare bipedal --target solved
 #
