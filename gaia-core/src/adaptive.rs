@@ -248,6 +248,31 @@ pub(crate) fn on_end(tx: &mut Tx<'_>, job: &Job, mut rules: StudyRules) -> Resul
     Ok(fx)
 }
 
+/// `tpe`'s next configuration for submission `sub` after the one it proposed in this step could
+/// not be made into jobs: the next sample, if one is left, recorded as spent in the study's
+/// rules.
+pub(crate) fn propose_again(
+    tx: &mut Tx<'_>,
+    study: &str,
+    sub: u32,
+) -> Result<Option<Config>, Error> {
+    let Some(mut rules) = tx.study_rules(study)? else {
+        return Ok(None);
+    };
+    let Some((s, proposed)) = rules.tpe else {
+        return Ok(None);
+    };
+    if s != sub {
+        return Ok(None);
+    }
+    let Some(config) = propose_next(tx, study, sub, proposed)? else {
+        return Ok(None);
+    };
+    rules.tpe = Some((sub, proposed + 1));
+    tx.save_study_rules(study, &rules)?;
+    Ok(Some(config))
+}
+
 /// Decodes every record a step for configuration `key` may read after it has begun to write —
 /// the configuration's cell and its jobs, and with `tpe` the study's record and every
 /// cell of it — so that a record that does not decode fails the step *before* its first

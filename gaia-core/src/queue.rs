@@ -2213,10 +2213,10 @@ struct StudyEffects {
 
 /// After `job` (saved) ended inside a write: its study's step runs with `rules`, read before
 /// the write's first change ([`crate::adaptive::rules_of`]), and its effects are absorbed
-/// ([`absorb`]). A study that cannot take its step — a record of it does not decode, or a
-/// stored definition no longer validates after an upgrade — does not stop its job from ending:
-/// the step is skipped (what it wrote before it failed stays) and an event says why. A storage
-/// error still fails the operation, and its group.
+/// ([`absorb`]). A study that cannot take its step — a record of it does not decode — does not
+/// stop its job from ending: the step is skipped whole (the records it may read are decoded
+/// before it writes: [`crate::adaptive`]'s `read_ahead`) and an event says why. A storage error
+/// still fails the operation, and its group.
 fn after_end(
     tx: &mut Tx<'_>,
     inner: &Arc<Mutex<Inner>>,
@@ -2255,8 +2255,9 @@ fn after_end(
     Ok(fx)
 }
 
-/// Whether a study's step failed on the study itself (a record that does not decode, a stored
-/// definition that no longer validates) rather than on storage.
+/// Whether a study's step failed on the study itself (a record that does not decode; a
+/// refused request, which no step makes today: kept so that one would skip the step rather
+/// than fail the job's change) rather than on storage.
 fn is_damage(e: &Error) -> bool {
     matches!(
         e,
@@ -2272,6 +2273,9 @@ fn skip_damaged<T: Default>(step: Result<T, Error>) -> Result<T, Error> {
         other => other,
     }
 }
+
+/// How many configurations `tpe` may propose in one step when those before were not valid jobs.
+const PROPOSAL_TRIES: u32 = 10;
 
 /// Inside a write: inserts the configurations `tpe` proposed, records the study's end when none
 /// of its jobs is open any more, and records the jobs an adaptive study stops as cancels (in
@@ -2299,7 +2303,7 @@ fn absorb(
         events: fx.events,
         inserted: Vec::new(),
     };
-    for (sub, config) in fx.propose {
+    for (sub, first) in fx.propose {
         let Some(mut record) = tx.study(study)? else {
             continue;
         };
@@ -2314,23 +2318,37 @@ fn absorb(
             search: submission.search.clone(),
             early_stop: submission.early_stop.clone(),
         };
-        let specs = match normalize_specs(def.jobs_of(&config)) {
-            Ok(specs) => specs,
-            // The stored definition no longer makes valid jobs (a later server's checks): the
-            // sample is spent without jobs, and the study says so, rather than failing a step
-            // whose judgements and score are already written.
-            Err(e) => {
-                out.events.push(tx.event(
-                    "study_step_skipped",
-                    None,
-                    None,
-                    format!(
-                        "study {study}: tpe's configuration {} was not submitted: {e}",
-                        crate::search::config_key(&config)
-                    ),
-                )?);
-                continue;
+        // A configuration the stored definition does not make valid jobs of (a later server's
+        // checks) is dropped, its sample spent, and the study says so; `tpe` proposes the next
+        // in its place (up to `PROPOSAL_TRIES` in one step, so a definition that makes no valid
+        // job cannot flood the activity log), rather than failing a step whose judgements and
+        // score are already written.
+        let (mut config, mut tries) = (first, 0);
+        let specs = loop {
+            let refused = match normalize_specs(def.jobs_of(&config)) {
+                Ok(specs) => break Some(specs),
+                Err(e) => e,
+            };
+            out.events.push(tx.event(
+                "study_step_skipped",
+                None,
+                None,
+                format!(
+                    "study {study}: tpe's configuration {} was not submitted: {refused}",
+                    crate::search::config_key(&config)
+                ),
+            )?);
+            tries += 1;
+            if tries >= PROPOSAL_TRIES {
+                break None;
             }
+            match crate::adaptive::propose_again(tx, study, sub)? {
+                Some(next) => config = next,
+                None => break None,
+            }
+        };
+        let Some(specs) = specs else {
+            continue;
         };
         let owner = record.owner.clone();
         let (jobs, events) = insert_owned(tx, specs, &owner)?;
