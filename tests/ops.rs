@@ -208,9 +208,9 @@ fn pause_and_drain_survive_a_server_restart_and_drain_exit_ends_the_worker() {
 
     // Drain with --exit while a job runs: it finishes, then the worker process ends with 0.
     let long = admin.submit(&JobSpec::builtin(JobKind::Wait, "2")).unwrap();
-    wait_for("the wait job to start", Duration::from_secs(20), || {
-        (admin.job(long).unwrap().state == JobState::Running).then_some(())
-    });
+    // Started by the worker, not only claimed (an assignment that reaches a draining worker is
+    // given back).
+    w.wait_log(&format!("job {long} attempt 1:"));
     let out = server.cli_ok(&["worker", "drain", "pausew", "--exit"]);
     assert!(out.contains("then the worker process exits"), "{out}");
     let after = admin.submit(&JobSpec::builtin(JobKind::Hash, "c")).unwrap();

@@ -317,9 +317,9 @@ fn exit_when_idle_and_a_first_signal_drain() {
     let c = server.client();
     let mut w = Worker::start(&server, "drainer", &[]);
     let id = submit_fake(&c, json!({"gens": 20, "delay": 0.1}));
-    wait_for("the job to start", LONG, || {
-        (c.job(id).unwrap().state == JobState::Running).then_some(())
-    });
+    // Started by the worker, not only claimed: the server shows a job running from its claim's
+    // commit on, and an assignment that reaches a worker already draining is given back.
+    w.wait_log(&format!("job {id} attempt 1:"));
     w.signal(libc::SIGINT);
     // Shown as draining at once (heartbeats are 5 s apart here), and offline once it has gone.
     let state_of = |name: &str| {
