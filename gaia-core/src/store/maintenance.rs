@@ -11,10 +11,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{
-    META, Store, Tx, adaptive, audit, events, jobs, logs, releases, rows, studies, telemetry,
-};
-use super::{tokens, users, workers};
+use super::{Store, Tx};
 use crate::error::{Error, StoreError};
 use crate::model::{JobId, JobState, Millis, now_ms};
 
@@ -100,42 +97,13 @@ pub(crate) trait TableVisitor {
     ) -> Result<(), StoreError>;
 }
 
-/// Every table of the store, named in this one place: the backup copies exactly these, a
+/// Every table of the store, named in one place — the write transaction's list
+/// (`tx_tables!` in `store/mod.rs`, [`Tx::each_table`]): the backup copies exactly these, a
 /// backup refuses a snapshot holding any other, and a test checks this list against the
 /// tables a new store creates and every `TableDefinition` in `store/`, so a table added later
 /// cannot be left out of backups.
 pub(crate) fn each_table(v: &mut impl TableVisitor) -> Result<(), StoreError> {
-    v.table(META)?;
-    v.table(jobs::JOBS)?;
-    v.table(jobs::QUEUE)?;
-    v.table(jobs::COUNTS)?;
-    v.table(jobs::STUDY_JOBS)?;
-    v.table(jobs::STUDY_OPEN)?;
-    v.table(studies::STUDIES)?;
-    v.table(adaptive::STUDY_RULES)?;
-    v.table(adaptive::STUDY_CELLS)?;
-    v.table(adaptive::JOB_CELLS)?;
-    v.table(adaptive::RUNG_VALUES)?;
-    v.table(adaptive::JOB_RUNGS)?;
-    v.table(rows::ROWS)?;
-    v.table(rows::ROW_BLOCKS)?;
-    v.table(logs::LOGS)?;
-    v.table(logs::LOG_SEEN)?;
-    v.table(workers::WORKERS)?;
-    v.table(events::EVENTS)?;
-    v.table(tokens::TOKENS)?;
-    v.table(releases::RELEASES)?;
-    v.table(telemetry::TELEMETRY)?;
-    v.table(audit::AUDIT)?;
-    v.table(jobs::FAIR_QUEUE)?;
-    v.table(jobs::PENDING)?;
-    v.table(jobs::OWNER_JOBS)?;
-    v.table(users::USERS)?;
-    v.table(users::USAGE)?;
-    v.table(users::USAGE_HOURS)?;
-    v.table(users::USER_COUNTS)?;
-    v.table(users::STANDINGS)?;
-    Ok(())
+    Tx::each_table(v)
 }
 
 /// The name of every table a backup copies, in the order it copies them ([`each_table`]).

@@ -279,10 +279,18 @@ impl<K: Key + 'static> TxTable<'_, K, u64> {
     }
 }
 
-/// `Tx::new` and `Tx::create_all` from one list of the write transaction's tables, so a table
-/// added to one cannot be missing from the other.
+/// `Tx::new`, `Tx::create_all` and `Tx::each_table` (the backup's list) from one list of the
+/// store's tables, so a table added to one cannot be missing from the others.
 macro_rules! tx_tables {
     ($($field:ident: $def:expr),* $(,)?) => {
+        /// Every table of the store, in this list's order ([`maintenance::each_table`]).
+        pub(crate) fn each_table(
+            v: &mut impl maintenance::TableVisitor,
+        ) -> Result<(), StoreError> {
+            $(v.table($def)?;)*
+            Ok(())
+        }
+
         fn new(txn: &'a WriteTransaction) -> Tx<'a> {
             Tx {
                 $($field: TxTable::new(txn, $def),)*
