@@ -274,11 +274,11 @@ pub(crate) fn propose_again(
 }
 
 /// Decodes every record a step for configuration `key` may read after it has begun to write —
-/// the configuration's cell and its jobs, and with `tpe` the study's record and every
-/// cell of it — so that a record that does not decode fails the step *before* its first
-/// write (the store's rule: validate, then write). The queue skips a step that fails on such a
-/// record and keeps the rest of the operation; were it found half-way, the step's first writes
-/// would be committed without the rest.
+/// the configuration's cell and its jobs, and with `tpe` the study's record and all its cells —
+/// so that a record that does not decode fails the step *before* its first write (the store's
+/// rule: validate, then write). The queue skips a step that fails on such a record and keeps
+/// the rest of the operation; were it found half-way, the step's first writes would be
+/// committed without the rest.
 fn read_ahead(tx: &mut Tx<'_>, study: &str, key: &str, tpe: bool) -> Result<(), Error> {
     if let Some(cell) = tx.cell(study, key)? {
         for j in cell.jobs {
