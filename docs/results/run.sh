@@ -26,6 +26,9 @@
 #   STUDY=lunar-orig-oes SEEDS='1 2 3 4 5' METHODS=openai_es PARAMS='hidden=[64,32]' \
 #     MAX_EVALS=60000 SLOTS=2 PORT=7609 NICE=19 docs/results/run.sh   # the ninth: OpenAI-ES at
 #                                    # the original's network (seeds 6..10 submitted beside it)
+#   STUDY=lunar-orig-islands METHODS=island_model PARAMS='hidden=[64,32] n_islands=4 \
+#     topology=ring' MAX_EVALS=30000 SLOTS=2 PORT=7610 NICE=19 docs/results/run.sh
+#                                    # the tenth: four islands on a ring at that network
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
