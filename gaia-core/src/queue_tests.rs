@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::model::{CellState, JobKind, JobSpec, JobState, Stream};
+use crate::model::{CellRecord, CellState, JobKind, JobSpec, JobState, Stream, StudyRules};
 use crate::protocol::{
     CompleteRequest, HeartbeatRequest, LeaseRef, LogBatch, LogInput, Outcome, RegisterRequest,
     RequeueRequest, RowBatch,
@@ -1908,6 +1908,19 @@ async fn cell_of(q: &Queue, job: JobId, k: u32) -> (String, Option<f64>) {
         .unwrap()
 }
 
+/// A configuration's cell and its study's rules, read inside a write.
+async fn cell_and_rules(
+    q: &Queue,
+    study: &'static str,
+    key: &str,
+) -> (Option<CellRecord>, Option<StudyRules>) {
+    let key = key.to_string();
+    q.store()
+        .write(move |tx| Ok((tx.cell(study, &key)?, tx.study_rules(study)?)))
+        .await
+        .unwrap()
+}
+
 /// A row batch whose study step meets a damaged cell record keeps its rows and writes nothing
 /// of the step: the record is read before the step's first write. (Before, the job's value at
 /// the rung it crossed was written, then the step was skipped half-done.)
@@ -1977,11 +1990,7 @@ async fn a_damaged_cell_record_skips_the_whole_step_of_a_tpe_study_s_end() {
     assert_eq!(ended.state, JobState::Succeeded);
     assert_eq!(events_of(&q, "study_step_skipped").len(), 1);
     assert!(events_of(&q, "config_proposed").is_empty());
-    let (cell, rules) = q
-        .store()
-        .write(move |tx| Ok((tx.cell("tpe", &mine)?, tx.study_rules("tpe")?)))
-        .await
-        .unwrap();
+    let (cell, rules) = cell_and_rules(&q, "tpe", &mine).await;
     assert_eq!(cell.unwrap().score, None, "its score is not written");
     assert_eq!(rules.unwrap().tpe, Some((0, 2)), "no sample is spent");
 }
@@ -2027,11 +2036,7 @@ async fn a_tpe_proposal_that_no_longer_validates_is_dropped_with_an_event() {
         );
     }
     assert!(events_of(&q, "config_proposed").is_empty());
-    let (cell, rules) = q
-        .store()
-        .write(move |tx| Ok((tx.cell("tpe", &mine)?, tx.study_rules("tpe")?)))
-        .await
-        .unwrap();
+    let (cell, rules) = cell_and_rules(&q, "tpe", &mine).await;
     assert_eq!(cell.unwrap().score, Some(-3.0));
     assert_eq!(
         rules.unwrap().tpe,
