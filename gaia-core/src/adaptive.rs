@@ -274,18 +274,27 @@ pub(crate) fn propose_again(
 }
 
 /// Decodes every record a step for configuration `key` may read after it has begun to write —
-/// the configuration's cell and its jobs, and with `tpe` the study's record and all its cells —
-/// so that a record that does not decode fails the step *before* its first write (the store's
-/// rule: validate, then write). The queue skips a step that fails on such a record and keeps
-/// the rest of the operation; were it found half-way, the step's first writes would be
-/// committed without the rest.
+/// the configuration's cell and its jobs, and with `tpe`, when the step may end the
+/// configuration, the study's record and all its cells — so that a record that does not decode
+/// fails the step *before* its first write (the store's rule: validate, then write). The queue
+/// skips a step that fails on such a record and keeps the rest of the operation; were it found
+/// half-way, the step's first writes would be committed without the rest.
+///
+/// Only a configuration's end makes `tpe` propose (and read every cell), and a step cannot end
+/// one that has a job still running: its pruning ends queued jobs but only asks running ones to
+/// stop. So a job's end in a study of thousands of configurations decodes them all only when
+/// its configuration may end with it, not at every end.
 fn read_ahead(tx: &mut Tx<'_>, study: &str, key: &str, tpe: bool) -> Result<(), Error> {
+    let mut may_end = false;
     if let Some(cell) = tx.cell(study, key)? {
+        may_end = cell.score.is_none();
         for j in cell.jobs {
-            tx.job(j)?;
+            if tx.job(j)?.is_some_and(|o| o.state == JobState::Running) {
+                may_end = false;
+            }
         }
     }
-    if tpe {
+    if tpe && may_end {
         tx.study(study)?;
         tx.cells(study)?;
     }

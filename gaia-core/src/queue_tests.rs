@@ -1995,6 +1995,62 @@ async fn a_damaged_cell_record_skips_the_whole_step_of_a_tpe_study_s_end() {
     assert_eq!(rules.unwrap().tpe, Some((0, 2)), "no sample is spent");
 }
 
+/// A `tpe` study's job end reads every configuration only when its own configuration may end
+/// with it (that is when `tpe` proposes): with a seed of it still running, another
+/// configuration's damaged record does not touch the step; the last seed's end reads them all,
+/// finds it, and skips that step whole.
+#[tokio::test]
+async fn a_tpe_job_end_reads_the_other_configurations_only_when_its_own_may_end() {
+    let (q, _dir) = queue();
+    let w = register(&q, "w1", &[JobKind::Experiment]).await;
+    let sub = study_req(
+        "tpe",
+        &["x=int(1,50)"],
+        "1..2",
+        Some(("tpe", 5, Some(2))),
+        None,
+    );
+    let done = q.submit_study(sub).await.unwrap();
+    assert_eq!(done.jobs.len(), 4, "two configurations of two seeds");
+    let mut claimed = Vec::new();
+    while let Some(a) = claim_now(&q, &w, &caps(&[JobKind::Experiment])).await {
+        claimed.push(a);
+    }
+    assert_eq!(claimed.len(), 4);
+    let mut keys = Vec::new();
+    for a in &claimed {
+        keys.push(cell_of(&q, a.job.id, 0).await.0);
+    }
+    let mine = keys[0].clone();
+    let theirs = keys.iter().find(|k| **k != mine).unwrap().clone();
+    let seeds: Vec<&Assignment> = claimed
+        .iter()
+        .zip(&keys)
+        .filter(|(_, k)| **k == mine)
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(seeds.len(), 2);
+    damage(&q, "study_cells", &format!("tpe/{theirs}")).await;
+    let first = seeds[0];
+    q.complete(first.job.id, complete(first, Outcome::Succeeded))
+        .await
+        .unwrap();
+    assert!(
+        events_of(&q, "study_step_skipped").is_empty(),
+        "a seed still runs: the other configurations are not read"
+    );
+    let last = seeds[1];
+    let ended = q
+        .complete(last.job.id, complete(last, Outcome::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(ended.state, JobState::Succeeded);
+    assert_eq!(events_of(&q, "study_step_skipped").len(), 1);
+    let (cell, rules) = cell_and_rules(&q, "tpe", &mine).await;
+    assert_eq!(cell.unwrap().score, None, "its score is not written");
+    assert_eq!(rules.unwrap().tpe, Some((0, 2)), "no sample is spent");
+}
+
 /// A `tpe` proposal that the study's stored definition no longer makes valid jobs of (a later
 /// server's checks) is dropped with an event saying why, and the next sample is tried in its
 /// place, here until none is left (the definition makes no valid job); the end and the
