@@ -743,6 +743,7 @@ fn a_real_study_compared_end_to_end() {
         "SUCCESS RATE",
         "MORE SEEDS",
         "estimated from the half-width",
+        "success rate: Wilson score interval",
     ] {
         assert!(more.contains(needle), "{needle:?} not in\n{more}");
     }
@@ -752,6 +753,16 @@ fn a_real_study_compared_end_to_end() {
     let cma = &t["target"]["methods"][0];
     assert_eq!(cma["cells"].as_array().unwrap().len(), 2);
     assert!(cma["ecdf"].is_array());
+    // A success rate's interval keeps a width, even at none or all of the runs (Wilson's).
+    for cell in cma["cells"].as_array().unwrap() {
+        let i = &cell["success"];
+        let (e, lo, hi) = (
+            i["estimate"].as_f64().unwrap(),
+            i["low"].as_f64().unwrap(),
+            i["high"].as_f64().unwrap(),
+        );
+        assert!(lo <= e && e <= hi && lo < hi, "{cell}");
+    }
 
     // Every figure, as a PNG of the size asked; and the scores.
     let out = artifacts.clone();

@@ -352,13 +352,16 @@ fn print_target(t: &TargetResult) {
                 ert(x.ert),
             ]);
         }
-        rows.push(vec![
-            m.method.clone(),
-            "(all)".into(),
-            String::new(),
-            human::interval(m.success.estimate, m.success.low, m.success.high),
-            String::new(),
-        ]);
+        // Pooled over the environments: a row of its own only where there are several.
+        if m.cells.len() > 1 {
+            rows.push(vec![
+                m.method.clone(),
+                "(all)".into(),
+                String::new(),
+                human::interval(m.success.estimate, m.success.low, m.success.high),
+                String::new(),
+            ]);
+        }
     }
     print_table(
         &[
@@ -369,5 +372,9 @@ fn print_target(t: &TargetResult) {
             "ERT (evaluations)",
         ],
         &rows,
+    );
+    println!(
+        "success rate: Wilson score interval; ERT: bootstrap over the cell's runs (a bound is \
+         inf where resamples without a success are common)"
     );
 }

@@ -1129,6 +1129,7 @@ class TargetCell(TypedDict):
     """Per run, the evaluations it needed (null: never reached)."""
     runs: int
     success: Interval
+    """`successes / runs`, with Wilson's score interval."""
     successes: int
 
 
@@ -1139,7 +1140,7 @@ class TargetMethod(TypedDict):
     """ECDF of running times over (run, target level) pairs: (evaluations, fraction)."""
     method: str
     success: Interval
-    """Runs (of every environment) that reached their target."""
+    """The fraction of runs (of every environment) that reached their target, with Wilson's score interval."""
 
 
 class TargetResult(TypedDict):

@@ -212,7 +212,8 @@ pub struct EnvTarget {
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TargetMethod {
     pub method: String,
-    /// Runs (of every environment) that reached their target.
+    /// The fraction of runs (of every environment) that reached their target, with Wilson's
+    /// score interval.
     pub success: Interval,
     pub cells: Vec<TargetCell>,
     /// ECDF of running times over (run, target level) pairs: (evaluations, fraction).
@@ -225,6 +226,7 @@ pub struct TargetCell {
     pub env: String,
     pub runs: u64,
     pub successes: u64,
+    /// `successes / runs`, with Wilson's score interval.
     pub success: Interval,
     /// Expected running time in evaluations (`null` bounds: ∞).
     pub ert: Interval,

@@ -1201,7 +1201,7 @@ fn target(
         }
         TargetMethod {
             method: m.label.clone(),
-            success: pooled_success(&pooled, boot, &format!("success:{}", m.label)),
+            success: pooled_success(&pooled, boot),
             cells,
             ecdf: ecdf(&pairs),
         }
