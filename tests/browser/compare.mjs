@@ -96,6 +96,7 @@ try {
   await page.check("#compare-target");
   await page.waitForSelector("#compare-target-table");
   assert.match(await page.locator("#compare-target-table").textContent(), /success|\//);
+  assert.match(await page.locator("#compare-target-note").textContent(), /Wilson score interval/);
   await page.waitForFunction(() => [...document.querySelectorAll("img.compare-fig")].every((i) => i.complete && i.naturalWidth === 1200), null, { timeout: 120_000 });
   await shot("03-compare-by-env-target");
 
