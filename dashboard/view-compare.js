@@ -69,10 +69,12 @@ export function comparePanel(name) {
     if (c.improvement.length) parts.push(h("h3", { text: "Probability of improvement" }), table(["P(X > Y)", "estimate [95 % CI]"], c.improvement.map((p) => [`P(${p.x} > ${p.y})`, fmtInterval(p)]), "compare-improvement"));
     for (const e of c.by_env || []) parts.push(h("h3", { text: e.env }), table(["method", "runs", "IQM", "median", "mean", "optimality gap"], e.methods.map((m) => [m.method, count(m.runs), fmtInterval(m.iqm), fmtInterval(m.median), fmtInterval(m.mean), fmtInterval(m.optimality_gap)])));
     if (c.target) {
-      // The pooled row only where a method has several environments.
-      const rows = c.target.methods.flatMap((m) => [...m.cells.map((x) => [`${m.method} · ${x.env}`, `${x.successes} / ${x.runs}`, fmtInterval(x.success), fmtInterval(x.ert, "∞")]), ...(m.cells.length > 1 ? [[`${m.method} · all`, "", fmtInterval(m.success), ""]] : [])]);
+      // The pooled row (over the aggregated environments, c.envs) only where it pools several
+      // of the method's: else it repeats one row, or has nothing to pool.
+      const pooled = (m) => m.cells.filter((x) => c.envs.includes(x.env)).length > 1;
+      const rows = c.target.methods.flatMap((m) => [...m.cells.map((x) => [`${m.method} · ${x.env}`, `${x.successes} / ${x.runs}`, fmtInterval(x.success), fmtInterval(x.ert, "∞")]), ...(pooled(m) ? [[`${m.method} · all`, "", fmtInterval(m.success), ""]] : [])]);
       parts.push(h("h3", { text: `Target: ${c.target.target}` }), table(["method · env", "reached", "success rate", "ERT (evaluations)"], rows, "compare-target-table"));
-      parts.push(h("p", { class: "muted small", id: "compare-target-note", text: "Success rate: Wilson score interval. ERT: bootstrap over the cell's runs (∞ where resamples without a success are common)." }));
+      parts.push(h("p", { class: "muted small", id: "compare-target-note", text: `${Math.round(c.confidence * 100)} % intervals. Success rate: Wilson score interval. ERT: bootstrap over the cell's runs (∞ where resamples without a success are common).` }));
     }
     for (const n of c.notes.slice(c.provisional ? 1 : 0)) parts.push(h("p", { class: "muted small", text: `Note: ${n}` }));
     put(body, ...parts);

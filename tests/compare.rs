@@ -743,7 +743,7 @@ fn a_real_study_compared_end_to_end() {
         "SUCCESS RATE",
         "MORE SEEDS",
         "estimated from the half-width",
-        "success rate: Wilson score interval",
+        "CIs: success rate: Wilson score interval",
     ] {
         assert!(more.contains(needle), "{needle:?} not in\n{more}");
     }

@@ -284,7 +284,7 @@ fn print_comparison(c: &Comparison) {
     }
 
     if let Some(t) = &c.target {
-        print_target(t);
+        print_target(t, &c.envs, c.confidence);
     }
 
     if let Some(s) = &c.seeds_needed {
@@ -323,7 +323,9 @@ fn print_comparison(c: &Comparison) {
     }
 }
 
-fn print_target(t: &TargetResult) {
+/// The fixed-target table; `pooled` are the environments the aggregates (and so a method's
+/// pooled success rate) are over, `confidence` the intervals' coverage.
+fn print_target(t: &TargetResult, pooled: &[String], confidence: f64) {
     println!();
     let targets: Vec<String> = t
         .envs
@@ -352,8 +354,9 @@ fn print_target(t: &TargetResult) {
                 ert(x.ert),
             ]);
         }
-        // Pooled over the environments: a row of its own only where there are several.
-        if m.cells.len() > 1 {
+        // Pooled over the aggregated environments: a row of its own only where it pools
+        // several of the method's (else it repeats one row, or has nothing to pool).
+        if m.cells.iter().filter(|x| pooled.contains(&x.env)).count() > 1 {
             rows.push(vec![
                 m.method.clone(),
                 "(all)".into(),
@@ -374,7 +377,8 @@ fn print_target(t: &TargetResult) {
         &rows,
     );
     println!(
-        "success rate: Wilson score interval; ERT: bootstrap over the cell's runs (a bound is \
-         inf where resamples without a success are common)"
+        "{:.0} % CIs: success rate: Wilson score interval; ERT: bootstrap over the cell's runs \
+         (a bound is inf where resamples without a success are common)",
+        confidence * 100.0
     );
 }

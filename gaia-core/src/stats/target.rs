@@ -70,7 +70,16 @@ pub fn wilson(hits: u64, runs: u64, confidence: f64) -> Interval {
     if runs == 0 {
         return Interval::exact(f64::NAN);
     }
-    let z = super::normal_quantile(1.0 - (1.0 - confidence) / 2.0);
+    // The two-sided interval's z, from the lower tail (which keeps its precision).
+    let z = -super::normal_quantile((1.0 - confidence) / 2.0);
+    if !z.is_finite() {
+        // A coverage of 1 (or not a coverage): every proportion.
+        return Interval {
+            estimate: hits as f64 / runs as f64,
+            low: 0.0,
+            high: 1.0,
+        };
+    }
     let (n, p) = (runs as f64, hits as f64 / runs as f64);
     let z2n = z * z / n;
     let centre = (p + z2n / 2.0) / (1.0 + z2n);
