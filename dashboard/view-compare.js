@@ -20,8 +20,9 @@ const FIGURES = [
   ["ecdf", "Evaluations to reach the target (ECDF)"],
 ];
 
+// A table that scrolls inside its panel where it is wider (a phone), as every view's tables.
 function table(head, rows, id) {
-  return h("table", { class: "grid compact", id }, h("thead", {}, h("tr", {}, ...head.map((t) => h("th", { text: t })))), h("tbody", {}, ...rows.map((r) => h("tr", {}, ...r.map((c, i) => h("td", { class: i ? "num" : "", text: c }))))));
+  return h("div", { class: "scroll-x" }, h("table", { class: "grid compact", id }, h("thead", {}, h("tr", {}, ...head.map((t) => h("th", { text: t })))), h("tbody", {}, ...rows.map((r) => h("tr", {}, ...r.map((c, i) => h("td", { class: i ? "num" : "", text: c })))))));
 }
 
 export function comparePanel(name) {

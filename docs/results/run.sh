@@ -28,7 +28,11 @@
 #                                    # the original's network (seeds 6..10 submitted beside it)
 #   STUDY=lunar-orig-islands METHODS=island_model PARAMS='hidden=[64,32] n_islands=4 \
 #     topology=ring' MAX_EVALS=30000 SLOTS=2 PORT=7610 NICE=19 docs/results/run.sh
-#                                    # the tenth: four islands on a ring at that network
+#                                    # the tenth: four islands on a ring at that network (seeds
+#                                    # 8..10: `gaia study retry lunar-orig-islands --cancelled`)
+#   STUDY=lunar-orig-full METHODS=island_model PARAMS='hidden=[64,32] n_islands=6 \
+#     topology=full' MAX_EVALS=30000 SLOTS=2 PORT=7612 NICE=19 docs/results/run.sh
+#                                    # the eleventh: six fully connected islands at that network
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is

@@ -100,6 +100,16 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll("img.compare-fig")].every((i) => i.complete && i.naturalWidth === 1200), null, { timeout: 120_000 });
   await shot("03-compare-by-env-target");
 
+  step = "on a phone";
+  // The comparison's tables scroll inside their panel; the page itself never gets wider than
+  // the screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(wide <= 392, `the study page with its comparison is ${wide}px wide on a 390px screen`);
+  await shot("03b-compare-phone");
+  await page.setViewportSize({ width: 1400, height: 900 });
+
   step = "add a seed";
   await page.fill("#extend-seeds", "+1");
   await page.click("#extend-go");
