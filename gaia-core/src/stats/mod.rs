@@ -8,7 +8,8 @@
 //!   profile and the probability of improvement, exactly as `rliable` 1.2 defines them;
 //! - [`bootstrap`]: their 95 % percentile stratified bootstrap intervals, sample-efficiency
 //!   curves ([`CurveMatrix`]), seeds needed for a target interval width;
-//! - [`target`]: fixed-target views — evaluations to reach a target, success rate, ERT, ECDF;
+//! - [`target`]: fixed-target views — evaluations to reach a target, success rate (with
+//!   Wilson's interval, not a bootstrap), ERT, ECDF;
 //! - [`rng`]: the seeded generator (PCG64) that makes every interval reproducible.
 //!
 //! `docs/COMPARE.md` states each definition for readers of a paper.
