@@ -33,6 +33,8 @@
 #   STUDY=lunar-orig-full METHODS=island_model PARAMS='hidden=[64,32] n_islands=6 \
 #     topology=full' MAX_EVALS=30000 SLOTS=2 PORT=7612 NICE=19 docs/results/run.sh
 #                                    # the eleventh: six fully connected islands at that network
+#   STUDY=lunar-orig-hybrid METHODS=hybrid_cma_ff PARAMS='hidden=[64,32]' MAX_EVALS=15000 \
+#     SLOTS=2 PORT=7613 NICE=19 docs/results/run.sh   # the twelfth: the hybrid at that network
 #
 # STUDY (lunar) names the study and the exported files; METHODS (the first study's six);
 # DIR (./$STUDY-run) holds the server's data and the logs; PORT (7600); MAX_EVALS (3000) is
