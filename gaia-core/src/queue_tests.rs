@@ -1908,6 +1908,15 @@ async fn cell_of(q: &Queue, job: JobId, k: u32) -> (String, Option<f64>) {
         .unwrap()
 }
 
+/// What a `tpe` end's step skipped whole leaves: one `study_step_skipped` event, the
+/// configuration's score not written, no sample spent (of the two the study began with).
+async fn assert_tpe_end_skipped_whole(q: &Queue, key: &str) {
+    assert_eq!(events_of(q, "study_step_skipped").len(), 1);
+    let (cell, rules) = cell_and_rules(q, "tpe", key).await;
+    assert_eq!(cell.unwrap().score, None, "its score is not written");
+    assert_eq!(rules.unwrap().tpe, Some((0, 2)), "no sample is spent");
+}
+
 /// A configuration's cell and its study's rules, read inside a write.
 async fn cell_and_rules(
     q: &Queue,
@@ -1988,11 +1997,8 @@ async fn a_damaged_cell_record_skips_the_whole_step_of_a_tpe_study_s_end() {
         .await
         .unwrap();
     assert_eq!(ended.state, JobState::Succeeded);
-    assert_eq!(events_of(&q, "study_step_skipped").len(), 1);
     assert!(events_of(&q, "config_proposed").is_empty());
-    let (cell, rules) = cell_and_rules(&q, "tpe", &mine).await;
-    assert_eq!(cell.unwrap().score, None, "its score is not written");
-    assert_eq!(rules.unwrap().tpe, Some((0, 2)), "no sample is spent");
+    assert_tpe_end_skipped_whole(&q, &mine).await;
 }
 
 /// A `tpe` study's job end reads every configuration only when its own configuration may end
@@ -2045,10 +2051,7 @@ async fn a_tpe_job_end_reads_the_other_configurations_only_when_its_own_may_end(
         .await
         .unwrap();
     assert_eq!(ended.state, JobState::Succeeded);
-    assert_eq!(events_of(&q, "study_step_skipped").len(), 1);
-    let (cell, rules) = cell_and_rules(&q, "tpe", &mine).await;
-    assert_eq!(cell.unwrap().score, None, "its score is not written");
-    assert_eq!(rules.unwrap().tpe, Some((0, 2)), "no sample is spent");
+    assert_tpe_end_skipped_whole(&q, &mine).await;
 }
 
 /// A `tpe` proposal that the study's stored definition no longer makes valid jobs of (a later

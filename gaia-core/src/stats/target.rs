@@ -104,7 +104,7 @@ pub fn wilson(hits: u64, runs: u64, confidence: f64) -> Interval {
 /// with replacement; it reaches ∞ when resamples without a success are common) of one cell's
 /// runs.
 pub fn cell_intervals(runs: &[TargetRun], boot: &Bootstrap, stream: &str) -> (Interval, Interval) {
-    let (_, e) = rate_and_ert(runs.iter().map(|r| (r, 1)));
+    let e = ert(runs);
     let hits = runs.iter().filter(|r| r.hit.is_some()).count() as u64;
     let success = wilson(hits, runs.len() as u64, boot.confidence);
     if runs.is_empty() {
